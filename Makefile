@@ -1,0 +1,48 @@
+# Grove — developer entry points. `make test` is what CI runs.
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+COUNT     ?= 1
+TEST_TIMEOUT ?= 14m
+
+.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+# fmt-check fails when any file is not gofmt-clean.
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: fmt-check vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKGS)
+
+# fuzz runs every fuzz target in the module for FUZZTIME each (go test allows
+# one -fuzz target per invocation, so we list them first).
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# vectors verifies every official MLS test vector file with the CLI tool.
+vectors:
+	$(GO) run ./cmd/mlsvectors $${MLS_TEST_VECTORS:-../shared/mls-vectors}/*.json
+
+clean:
+	$(GO) clean -testcache
