@@ -1,0 +1,19 @@
+// Package mls implements the Messaging Layer Security protocol, RFC 9420.
+//
+// The package is pure and deterministic: it never touches the network, the
+// disk, the clock or goroutines. Randomness is injected as an io.Reader, so a
+// test can replay any operation from a seed, and every official test vector
+// can be checked byte for byte.
+//
+// Map of the package to the RFC, one file per area:
+//
+//	codec.go         Section 2.1: TLS presentation language, variable-size vector headers
+//	suite.go         Section 5.1: cipher suites, hash, KDF (ExpandWithLabel, DeriveSecret), AEAD
+//	hpke.go          Section 5.1.3: HPKE, DeriveKeyPair (RFC 9180, Section 7.1.3), EncryptWithLabel
+//	signature.go     Section 5.1.2: signature schemes, SignWithLabel / VerifyWithLabel
+//	treemath.go      Appendix C: array-based tree arithmetic
+//	vectors*.go      the official interoperability test vectors (Section 2 of the test-vector spec)
+//
+// What this package is not for: transport, storage, ordering of concurrent
+// commits (see package commitorder) or any policy beyond what RFC 9420 says.
+package mls
