@@ -35,7 +35,7 @@ func (t ExtensionType) IsDefault() bool { return t >= 1 && t <= extensionTypeDef
 
 // IsGREASE reports whether t is a GREASE value (RFC 9420, Section 13.5).
 func (t ExtensionType) IsGREASE() bool {
-	return t&extensionTypeGreaseMask == extensionTypeGreasePatternValue
+	return t&extensionTypeGreaseMask == extensionTypeGreasePatternValue && t>>8 == t&0xff
 }
 
 // Extension is RFC 9420, Section 13: { ExtensionType extension_type;
