@@ -1,0 +1,88 @@
+// Command interop serves the official MLS interop harness's MLSClient gRPC
+// service (mlswg/mls-implementations) backed by Grove's mls package, so that
+// Grove's MLS can be tested live against other implementations.
+//
+//	go run . --port 50051
+//
+// It listens on the loopback interface only. RPCs that the mls package cannot
+// serve yet answer codes.Unimplemented naming the method, never a fake
+// success.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"google.golang.org/grpc"
+
+	pb "grove/interop/proto"
+	"grove/mls"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "interop: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("interop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	port := fs.Int("port", 50051, "loopback TCP port to serve MLSClient on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log.Info("serving MLSClient", "addr", lis.Addr().String())
+	return serve(ctx, lis)
+}
+
+// serve answers MLSClient on lis until ctx is done.
+func serve(ctx context.Context, lis net.Listener) error {
+	srv := grpc.NewServer()
+	pb.RegisterMLSClientServer(srv, newServer())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		srv.GracefulStop()
+	}()
+	err := srv.Serve(lis)
+	<-done
+	return err
+}
+
+// server implements MLSClient. Embedding the generated Unimplemented type
+// makes every RPC without a real implementation fail with
+// codes.Unimplemented and the method's name.
+type server struct {
+	pb.UnimplementedMLSClientServer
+}
+
+func newServer() *server { return &server{} }
+
+func (s *server) Name(context.Context, *pb.NameRequest) (*pb.NameResponse, error) {
+	return &pb.NameResponse{Name: "grove"}, nil
+}
+
+func (s *server) SupportedCiphersuites(context.Context, *pb.SupportedCiphersuitesRequest) (*pb.SupportedCiphersuitesResponse, error) {
+	var out []uint32
+	for _, cs := range mls.CipherSuites() {
+		out = append(out, uint32(cs))
+	}
+	return &pb.SupportedCiphersuitesResponse{Ciphersuites: out}, nil
+}

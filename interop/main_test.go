@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "grove/interop/proto"
+)
+
+func dial(t *testing.T) pb.MLSClientClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return pb.NewMLSClientClient(conn)
+}
+
+func TestNameAndSuites(t *testing.T) {
+	c := dial(t)
+	ctx := context.Background()
+	name, err := c.Name(ctx, &pb.NameRequest{})
+	if err != nil || name.Name != "grove" {
+		t.Fatalf("Name = %v, %v", name, err)
+	}
+	suites, err := c.SupportedCiphersuites(ctx, &pb.SupportedCiphersuitesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint32{1, 2, 3, 4, 5, 6, 7}
+	if len(suites.Ciphersuites) != len(want) {
+		t.Fatalf("suites = %v, want %v", suites.Ciphersuites, want)
+	}
+	for i := range want {
+		if suites.Ciphersuites[i] != want[i] {
+			t.Fatalf("suites = %v, want %v", suites.Ciphersuites, want)
+		}
+	}
+}
+
+func TestUnservedRPCIsAnErrorNotAFakeSuccess(t *testing.T) {
+	c := dial(t)
+	_, err := c.CreateGroup(context.Background(), &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("CreateGroup: got %v, want Unimplemented", err)
+	}
+}
