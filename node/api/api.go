@@ -1,0 +1,250 @@
+// Package api defines Grove's local API: the operations a device's daemon
+// offers to the grove CLI and to any user interface on the same machine, the
+// types they exchange, and (in server.go and client.go) their transport over
+// a Unix socket.
+//
+// The daemon (package node) implements Service; the CLI talks to it through
+// Client, which implements Service too, so a UI can be tested against an
+// in-process node and run against a daemon unchanged.
+//
+// Groups and members are named by strings: a group by its name or its hex
+// id, a member by display name, peer ID or fingerprint prefix. Ambiguous
+// names are an error (CodeInvalidArgument), never a guess.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Service is the local API of one Grove device.
+type Service interface {
+	// Status reports the device's identity, addresses and counters.
+	Status(ctx context.Context) (Status, error)
+	// CreateGroup creates a group with the caller as its only member and admin.
+	CreateGroup(ctx context.Context, name string) (Group, error)
+	// Groups lists the groups this device is a member of.
+	Groups(ctx context.Context) ([]Group, error)
+	// Invite creates a one-time invite code for group.
+	Invite(ctx context.Context, group string) (Invite, error)
+	// Join redeems an invite code and waits until this device is welcomed
+	// into the group, or ctx ends.
+	Join(ctx context.Context, code string) (Group, error)
+	// Send sends text to group. It returns once the message is durably in
+	// the outbox; delivery continues in the background.
+	Send(ctx context.Context, group, text string) (Message, error)
+	// Log returns the newest messages of group, oldest first; limit <= 0
+	// means a default page.
+	Log(ctx context.Context, group string, limit int) ([]Message, error)
+	// Search searches the decrypted history on this device.
+	Search(ctx context.Context, req SearchRequest) (SearchResult, error)
+	// Members lists the members of group with their safety fingerprints.
+	Members(ctx context.Context, group string) ([]Member, error)
+	// Remove removes member from group (admins only).
+	Remove(ctx context.Context, group, member string) error
+	// Rotate updates this device's keys in group (post-compromise security).
+	Rotate(ctx context.Context, group string) error
+	// Leave leaves group and deletes everything of it on this device.
+	Leave(ctx context.Context, group string) error
+	// Peers lists connected peers.
+	Peers(ctx context.Context) ([]Peer, error)
+	// Export streams the decrypted history of group since the given time,
+	// oldest first, calling fn for each message.
+	Export(ctx context.Context, group string, since time.Time, fn func(Message) error) error
+	// Subscribe streams events until ctx ends; the channel is then closed.
+	Subscribe(ctx context.Context) (<-chan Event, error)
+}
+
+// Status describes the device.
+type Status struct {
+	Name        string    `json:"name"`
+	PeerID      string    `json:"peer_id"`
+	Fingerprint string    `json:"fingerprint"`
+	Addrs       []string  `json:"addrs"`
+	Groups      int       `json:"groups"`
+	Peers       int       `json:"peers"`
+	StartedAt   time.Time `json:"started_at"`
+	Version     string    `json:"version"`
+}
+
+// Group describes one group as this device sees it.
+type Group struct {
+	ID      string `json:"id"` // hex group id
+	Name    string `json:"name"`
+	Epoch   uint64 `json:"epoch"`
+	EpochID string `json:"epoch_id"` // hex, the canonical epoch this device is on
+	Members int    `json:"members"`
+	Admin   bool   `json:"admin"` // whether this device may add and remove
+	Unread  int    `json:"unread"`
+	// Sync reports catch-up progress; zero values mean up to date.
+	Sync SyncState `json:"sync"`
+}
+
+// SyncState is the progress of catching up with the group.
+type SyncState struct {
+	CatchingUp bool `json:"catching_up"`
+	Done       int  `json:"done"`
+	Total      int  `json:"total"`
+}
+
+// Invite is a one-time code that lets one device join a group.
+type Invite struct {
+	Code    string    `json:"code"`
+	Group   string    `json:"group"`
+	Expires time.Time `json:"expires"`
+}
+
+// Message is one decrypted message in the local view.
+type Message struct {
+	Group      string    `json:"group"`
+	ID         string    `json:"id"` // hex 128-bit application message id
+	Sender     string    `json:"sender"`
+	SenderPeer string    `json:"sender_peer"`
+	Text       string    `json:"text"`
+	Time       time.Time `json:"time"`
+	Epoch      uint64    `json:"epoch"`
+	Own        bool      `json:"own,omitempty"`
+	// Orphaned marks a message sent on a branch that lost fork choice and
+	// was shown from it; Resent marks one re-sent after a fork.
+	Orphaned bool `json:"orphaned,omitempty"`
+	Resent   bool `json:"resent,omitempty"`
+	// Pending marks an own message not yet confirmed published.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// Member is one member of a group.
+type Member struct {
+	Name   string `json:"name"`
+	PeerID string `json:"peer_id"`
+	// Fingerprint is a safety number over the member's signature key and
+	// identity, for out-of-band verification.
+	Fingerprint string `json:"fingerprint"`
+	Leaf        uint32 `json:"leaf"`
+	Admin       bool   `json:"admin"`
+	Self        bool   `json:"self"`
+}
+
+// Peer is a connected libp2p peer.
+type Peer struct {
+	ID     string   `json:"id"`
+	Addrs  []string `json:"addrs"`
+	Name   string   `json:"name,omitempty"`   // when the peer is a known member
+	Groups []string `json:"groups,omitempty"` // shared groups, by name
+}
+
+// SearchRequest is a full-text query over the local view. Query supports
+// several terms (AND), prefixes (depl*) and quoted phrases.
+type SearchRequest struct {
+	Query     string    `json:"query"`
+	Group     string    `json:"group,omitempty"`
+	Sender    string    `json:"sender,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Until     time.Time `json:"until,omitzero"`
+	Limit     int       `json:"limit,omitempty"`
+	Cursor    string    `json:"cursor,omitempty"`
+	ByRecency bool      `json:"by_recency,omitempty"`
+}
+
+// SearchResult is one page of search hits.
+type SearchResult struct {
+	Hits []SearchHit `json:"hits"`
+	// Next is the cursor for the following page, empty at the end.
+	Next string `json:"next,omitempty"`
+}
+
+// SearchHit is one matching message.
+type SearchHit struct {
+	Message Message `json:"message"`
+	Score   float64 `json:"score"`
+}
+
+// EventKind names what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	EventMessage       EventKind = "message"        // a message was added to the view
+	EventMemberAdded   EventKind = "member_added"   // Member joined Group
+	EventMemberRemoved EventKind = "member_removed" // Member left or was removed
+	EventRemoved       EventKind = "removed"        // this device was removed from Group
+	EventEpoch         EventKind = "epoch"          // Group moved to a new canonical epoch
+	EventForkResolved  EventKind = "fork_resolved"  // concurrent commits were settled
+	EventSync          EventKind = "sync"           // catch-up progress changed
+	EventGroupJoined   EventKind = "group_joined"   // this device joined Group
+	EventPeers         EventKind = "peers"          // the set of connected peers changed
+)
+
+// Event is one change streamed to subscribers.
+type Event struct {
+	Kind    EventKind  `json:"kind"`
+	Group   string     `json:"group,omitempty"` // hex id
+	Time    time.Time  `json:"time"`
+	Message *Message   `json:"message,omitempty"`
+	Member  *Member    `json:"member,omitempty"`
+	Epoch   uint64     `json:"epoch,omitempty"`
+	Sync    *SyncState `json:"sync,omitempty"`
+	// Detail is a short human-readable note, e.g. which change a fork undid.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Code classifies API errors so that clients can act on them.
+type Code string
+
+// Error codes.
+const (
+	CodeInvalidArgument Code = "invalid_argument"
+	CodeNotFound        Code = "not_found"
+	CodeForbidden       Code = "forbidden"
+	CodeConflict        Code = "conflict"
+	CodeUnavailable     Code = "unavailable"
+	CodeTimeout         Code = "timeout"
+	CodeInternal        Code = "internal"
+)
+
+// Error is an API error with a code. Errors cross the socket as
+// {code, message} and come back as *Error.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is(err, &Error{Code: c}) match by code.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code && t.Message == ""
+}
+
+// Errorf builds an *Error.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Sentinels for errors.Is checks by code.
+var (
+	ErrInvalidArgument = &Error{Code: CodeInvalidArgument}
+	ErrNotFound        = &Error{Code: CodeNotFound}
+	ErrForbidden       = &Error{Code: CodeForbidden}
+	ErrConflict        = &Error{Code: CodeConflict}
+	ErrUnavailable     = &Error{Code: CodeUnavailable}
+	ErrTimeout         = &Error{Code: CodeTimeout}
+	ErrInternal        = &Error{Code: CodeInternal}
+)
+
+// CodeOf returns the code of err, CodeInternal for errors without one.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeTimeout
+	case errors.Is(err, context.Canceled):
+		return CodeUnavailable
+	}
+	return CodeInternal
+}
