@@ -39,6 +39,8 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"tree-math":       verifyTreeMathVectors,
 	"crypto-basics":   verifyCryptoBasicsVectors,
 	"deserialization": verifyDeserializationVectors,
+	"key-schedule":    verifyKeyScheduleVectors,
+	"psk-secret":      verifyPSKSecretVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.
