@@ -41,6 +41,7 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"deserialization": verifyDeserializationVectors,
 	"key-schedule":    verifyKeyScheduleVectors,
 	"psk-secret":      verifyPSKSecretVectors,
+	"secret-tree":     verifySecretTreeVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.
