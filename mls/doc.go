@@ -12,6 +12,10 @@
 //	hpke.go          Section 5.1.3: HPKE, DeriveKeyPair (RFC 9180, Section 7.1.3), EncryptWithLabel
 //	signature.go     Section 5.1.2: signature schemes, SignWithLabel / VerifyWithLabel
 //	treemath.go      Appendix C: array-based tree arithmetic
+//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types
+//	leafnode.go      Sections 7.2, 7.3: LeafNode, LeafNodeTBS, leaf validation
+//	tree.go          Sections 4, 7.1, 7.7-7.9, 12.4.3: the ratchet tree, tree and parent hashes, import validation
+//	treekem.go       Sections 7.4-7.6: UpdatePath creation and processing
 //	vectors*.go      the official interoperability test vectors (Section 2 of the test-vector spec)
 //
 // What this package is not for: transport, storage, ordering of concurrent
