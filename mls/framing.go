@@ -226,30 +226,46 @@ func UnmarshalAuthenticatedContent(data []byte) (*AuthenticatedContent, error) {
 	return ac, nil
 }
 
-// marshalTBS writes FramedContentTBS (RFC 9420, Section 6.1). The group
-// context is included for member and new_member_commit senders; gc may be
-// nil for the others.
-func (ac *AuthenticatedContent) marshalTBS(b *cryptobyte.Builder, gc *GroupContext) {
+// marshalTBS writes FramedContentTBS (RFC 9420, Section 6.1). The encoded
+// group context is included for member and new_member_commit senders; it may
+// be nil for the others.
+func (ac *AuthenticatedContent) marshalTBS(b *cryptobyte.Builder, groupContext []byte) {
 	b.AddUint16(uint16(ProtocolVersionMLS10))
 	b.AddUint16(uint16(ac.WireFormat))
 	ac.Content.marshal(b)
 	switch ac.Content.Sender.Type {
 	case SenderTypeMember, SenderTypeNewMemberCommit:
-		if gc == nil {
+		if groupContext == nil {
 			b.SetError(fmt.Errorf("mls: FramedContentTBS of a %d sender needs the group context: %w", ac.Content.Sender.Type, ErrInvalidMessage))
 			return
 		}
-		gc.marshal(b)
+		b.AddBytes(groupContext)
 	}
 }
 
 const framedContentTBSLabel = "FramedContentTBS"
 
+// encodeGroupContext encodes gc, or returns nil for a nil gc.
+func encodeGroupContext(gc *GroupContext) ([]byte, error) {
+	if gc == nil {
+		return nil, nil
+	}
+	return gc.MarshalBinary()
+}
+
 // Sign sets Auth.Signature: SignWithLabel(., "FramedContentTBS",
 // FramedContentTBS) (RFC 9420, Section 6.1). gc is the current epoch's
 // GroupContext (required for member and new_member_commit senders).
 func (ac *AuthenticatedContent) Sign(key *SigningKey, gc *GroupContext) error {
-	tbs, err := marshal(func(b *cryptobyte.Builder) { ac.marshalTBS(b, gc) })
+	gcBytes, err := encodeGroupContext(gc)
+	if err != nil {
+		return fmt.Errorf("mls: signing framed content: %w", err)
+	}
+	return ac.sign(key, gcBytes)
+}
+
+func (ac *AuthenticatedContent) sign(key *SigningKey, groupContext []byte) error {
+	tbs, err := marshal(func(b *cryptobyte.Builder) { ac.marshalTBS(b, groupContext) })
 	if err != nil {
 		return fmt.Errorf("mls: signing framed content: %w", err)
 	}
@@ -264,7 +280,15 @@ func (ac *AuthenticatedContent) Sign(key *SigningKey, gc *GroupContext) error {
 // VerifySignature checks Auth.Signature with the sender's key (RFC 9420,
 // Section 6.1); the caller selects the key by sender type.
 func (ac *AuthenticatedContent) VerifySignature(key *VerifyingKey, gc *GroupContext) error {
-	tbs, err := marshal(func(b *cryptobyte.Builder) { ac.marshalTBS(b, gc) })
+	gcBytes, err := encodeGroupContext(gc)
+	if err != nil {
+		return fmt.Errorf("mls: verifying framed content: %w", err)
+	}
+	return ac.verifySignature(key, gcBytes)
+}
+
+func (ac *AuthenticatedContent) verifySignature(key *VerifyingKey, groupContext []byte) error {
+	tbs, err := marshal(func(b *cryptobyte.Builder) { ac.marshalTBS(b, groupContext) })
 	if err != nil {
 		return fmt.Errorf("mls: verifying framed content: %w", err)
 	}
@@ -273,9 +297,9 @@ func (ac *AuthenticatedContent) VerifySignature(key *VerifyingKey, gc *GroupCont
 
 // membershipTag is MAC(membership_key, AuthenticatedContentTBM)
 // (RFC 9420, Section 6.2).
-func (ac *AuthenticatedContent) membershipTag(s *Suite, membershipKey []byte, gc *GroupContext) ([]byte, error) {
+func (ac *AuthenticatedContent) membershipTag(s *Suite, membershipKey, groupContext []byte) ([]byte, error) {
 	tbm, err := marshal(func(b *cryptobyte.Builder) {
-		ac.marshalTBS(b, gc)
+		ac.marshalTBS(b, groupContext)
 		ac.Auth.marshal(b, ac.Content.ContentType)
 	})
 	if err != nil {
@@ -352,8 +376,6 @@ type SenderData struct {
 	Generation uint32
 	ReuseGuard [4]byte
 }
-
-const senderDataSize = 12
 
 func (sd *SenderData) marshal(b *cryptobyte.Builder) {
 	b.AddUint32(uint32(sd.LeafIndex))

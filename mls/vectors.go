@@ -36,14 +36,15 @@ type vectorVerifier func(data []byte) ([]error, error)
 
 // vectorVerifiers maps a vector type, named as its file is, to its verifier.
 var vectorVerifiers = map[string]vectorVerifier{
-	"tree-math":         verifyTreeMathVectors,
-	"crypto-basics":     verifyCryptoBasicsVectors,
-	"deserialization":   verifyDeserializationVectors,
-	"key-schedule":      verifyKeyScheduleVectors,
-	"psk-secret":        verifyPSKSecretVectors,
-	"secret-tree":       verifySecretTreeVectors,
-	"transcript-hashes": verifyTranscriptHashesVectors,
-	"messages":          verifyMessagesVectors,
+	"tree-math":          verifyTreeMathVectors,
+	"crypto-basics":      verifyCryptoBasicsVectors,
+	"deserialization":    verifyDeserializationVectors,
+	"key-schedule":       verifyKeyScheduleVectors,
+	"psk-secret":         verifyPSKSecretVectors,
+	"secret-tree":        verifySecretTreeVectors,
+	"transcript-hashes":  verifyTranscriptHashesVectors,
+	"messages":           verifyMessagesVectors,
+	"message-protection": verifyMessageProtectionVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.
