@@ -45,6 +45,7 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"transcript-hashes":  verifyTranscriptHashesVectors,
 	"messages":           verifyMessagesVectors,
 	"message-protection": verifyMessageProtectionVectors,
+	"welcome":            verifyWelcomeVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.

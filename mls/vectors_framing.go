@@ -181,3 +181,78 @@ func verifyMessagesVectors(data []byte) ([]error, error) {
 		)
 	})
 }
+
+// --- welcome ---
+
+type welcomeVector struct {
+	CipherSuite CipherSuite `json:"cipher_suite"`
+	InitPriv    hexBytes    `json:"init_priv"`
+	SignerPub   hexBytes    `json:"signer_pub"`
+	KeyPackage  hexBytes    `json:"key_package"`
+	Welcome     hexBytes    `json:"welcome"`
+}
+
+func verifyWelcomeVectors(data []byte) ([]error, error) {
+	return runCases(data, func(v *welcomeVector) error {
+		s, err := v.CipherSuite.Suite()
+		if err != nil {
+			return err
+		}
+		kpMsg, err := UnmarshalMLSMessage(v.KeyPackage)
+		if err != nil || kpMsg.KeyPackage == nil {
+			return fmt.Errorf("key_package: %v", err)
+		}
+		wMsg, err := UnmarshalMLSMessage(v.Welcome)
+		if err != nil || wMsg.Welcome == nil {
+			return fmt.Errorf("welcome: %v", err)
+		}
+		w := wMsg.Welcome
+		if w.CipherSuite != v.CipherSuite || kpMsg.KeyPackage.CipherSuite != v.CipherSuite {
+			return fmt.Errorf("cipher suite mismatch")
+		}
+		ref, err := s.KeyPackageRef(kpMsg.KeyPackage)
+		if err != nil {
+			return err
+		}
+		entry := w.Find(ref)
+		if entry == nil {
+			return fmt.Errorf("no entry for key package %x", ref)
+		}
+		initPriv, err := s.ParseHPKEPrivateKey(v.InitPriv)
+		if err != nil {
+			return err
+		}
+		gs, err := s.DecryptGroupSecrets(initPriv, w.EncryptedGroupInfo, &entry.EncryptedGroupSecrets)
+		if err != nil {
+			return err
+		}
+		welcomeSecret, err := s.WelcomeSecret(gs.JoinerSecret, nil)
+		if err != nil {
+			return err
+		}
+		gi, err := s.DecryptGroupInfo(welcomeSecret, w.EncryptedGroupInfo)
+		if err != nil {
+			return err
+		}
+		if err := gi.VerifySignature(s, v.SignerPub); err != nil {
+			return err
+		}
+		gcEnc, err := gi.GroupContext.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		ep, err := s.EpochSecretsFromJoiner(gs.JoinerSecret, nil, gcEnc)
+		if err != nil {
+			return err
+		}
+		if err := s.VerifyConfirmationTag(ep.ConfirmationKey, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag); err != nil {
+			return err
+		}
+		// Re-encrypting reproduces a GroupInfo the joiner can read.
+		enc, err := s.EncryptGroupInfo(welcomeSecret, gi)
+		if err != nil {
+			return err
+		}
+		return expectEqual("re-encrypted group info", enc, w.EncryptedGroupInfo)
+	})
+}

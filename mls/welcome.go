@@ -1,7 +1,9 @@
 package mls
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -204,4 +206,84 @@ func UnmarshalWelcome(data []byte) (*Welcome, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// Find returns the entry of the Welcome addressed to the KeyPackage with the
+// given reference, or nil.
+func (w *Welcome) Find(keyPackageRef []byte) *EncryptedGroupSecrets {
+	for i := range w.Secrets {
+		if bytes.Equal(w.Secrets[i].NewMember, keyPackageRef) {
+			return &w.Secrets[i]
+		}
+	}
+	return nil
+}
+
+const welcomeLabel = "Welcome"
+
+// EncryptGroupSecrets encrypts GroupSecrets to a new member's init key
+// (RFC 9420, Section 12.4.3.1):
+//
+//	encrypted_group_secrets = EncryptWithLabel(init_key, "Welcome", encrypted_group_info, group_secrets)
+func (s *Suite) EncryptGroupSecrets(initKey, encryptedGroupInfo []byte, gs *GroupSecrets, rand io.Reader) (HPKECiphertext, error) {
+	plain, err := gs.MarshalBinary()
+	if err != nil {
+		return HPKECiphertext{}, err
+	}
+	defer clear(plain)
+	kemOut, ct, err := s.EncryptWithLabel(initKey, welcomeLabel, encryptedGroupInfo, plain, rand)
+	if err != nil {
+		return HPKECiphertext{}, err
+	}
+	return HPKECiphertext{KEMOutput: kemOut, Ciphertext: ct}, nil
+}
+
+// DecryptGroupSecrets is the new member's side of EncryptGroupSecrets. The
+// caller erases the result once it has joined.
+func (s *Suite) DecryptGroupSecrets(initPriv *HPKEPrivateKey, encryptedGroupInfo []byte, ct *HPKECiphertext) (*GroupSecrets, error) {
+	plain, err := s.DecryptWithLabel(initPriv, welcomeLabel, encryptedGroupInfo, ct.KEMOutput, ct.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("mls: group secrets: %w", err)
+	}
+	defer clear(plain)
+	return UnmarshalGroupSecrets(plain)
+}
+
+// EncryptGroupInfo encrypts a signed GroupInfo under welcome_key and
+// welcome_nonce with empty associated data (RFC 9420, Section 12.4.3.1).
+func (s *Suite) EncryptGroupInfo(welcomeSecret []byte, gi *GroupInfo) ([]byte, error) {
+	key, nonce, err := s.WelcomeKeyNonce(welcomeSecret)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	aead, err := s.NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := gi.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return aead.Seal(plain[:0], nonce, plain, nil), nil
+}
+
+// DecryptGroupInfo decrypts the encrypted_group_info of a Welcome. The
+// signature and confirmation tag are checked by the caller, which knows the
+// signer's key and the epoch's confirmation key.
+func (s *Suite) DecryptGroupInfo(welcomeSecret, encryptedGroupInfo []byte) (*GroupInfo, error) {
+	key, nonce, err := s.WelcomeKeyNonce(welcomeSecret)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	aead, err := s.NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := aead.Open(nil, nonce, encryptedGroupInfo, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mls: group info: %w", ErrDecrypt)
+	}
+	return UnmarshalGroupInfo(plain)
 }
