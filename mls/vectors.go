@@ -39,6 +39,9 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"tree-math":       verifyTreeMathVectors,
 	"crypto-basics":   verifyCryptoBasicsVectors,
 	"deserialization": verifyDeserializationVectors,
+	"tree-operations": verifyTreeOperationsVectors,
+	"tree-validation": verifyTreeValidationVectors,
+	"treekem":         verifyTreeKEMVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.
