@@ -200,3 +200,57 @@ func (l *Lifetime) unmarshal(s *cryptobyte.String) bool {
 
 // Contains reports whether the instant now (Unix seconds) lies in the lifetime.
 func (l *Lifetime) Contains(now uint64) bool { return l.NotBefore <= now && now <= l.NotAfter }
+
+// RequiredCapabilities is the required_capabilities GroupContext extension
+// (RFC 9420, Section 11.1): what every member's capabilities must list.
+type RequiredCapabilities struct {
+	ExtensionTypes  []ExtensionType
+	ProposalTypes   []ProposalType
+	CredentialTypes []CredentialType
+}
+
+func (r *RequiredCapabilities) marshal(b *cryptobyte.Builder) {
+	addUint16s(b, r.ExtensionTypes)
+	addUint16s(b, r.ProposalTypes)
+	addUint16s(b, r.CredentialTypes)
+}
+
+func (r *RequiredCapabilities) unmarshal(s *cryptobyte.String) bool {
+	*r = RequiredCapabilities{}
+	return readUint16s(s, &r.ExtensionTypes) &&
+		readUint16s(s, &r.ProposalTypes) &&
+		readUint16s(s, &r.CredentialTypes)
+}
+
+// MarshalBinary encodes the extension body.
+func (r *RequiredCapabilities) MarshalBinary() ([]byte, error) { return marshal(r.marshal) }
+
+// UnmarshalRequiredCapabilities decodes a required_capabilities extension body.
+func UnmarshalRequiredCapabilities(data []byte) (*RequiredCapabilities, error) {
+	r := new(RequiredCapabilities)
+	if err := unmarshalAll("RequiredCapabilities", data, r.unmarshal); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// checkRequired reports the first requirement of r that c does not list
+// (RFC 9420, Section 11.1).
+func (c *Capabilities) checkRequired(r *RequiredCapabilities) error {
+	for _, t := range r.ExtensionTypes {
+		if !c.SupportsExtension(t) {
+			return fmt.Errorf("required extension 0x%04x not supported", uint16(t))
+		}
+	}
+	for _, t := range r.ProposalTypes {
+		if !c.SupportsProposal(t) {
+			return fmt.Errorf("required proposal type 0x%04x not supported", uint16(t))
+		}
+	}
+	for _, t := range r.CredentialTypes {
+		if !c.SupportsCredential(t) {
+			return fmt.Errorf("required credential type 0x%04x not supported", uint16(t))
+		}
+	}
+	return nil
+}

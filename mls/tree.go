@@ -1,7 +1,9 @@
 package mls
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -101,4 +103,685 @@ func (n *Node) unmarshal(s *cryptobyte.String) bool {
 		return n.Parent.unmarshal(s)
 	}
 	return false
+}
+
+// RatchetTree is the public state of a group's ratchet tree (RFC 9420,
+// Sections 4 and 7) in the array representation of Appendix C. Its number of
+// leaves is always a power of two.
+//
+// Tree hashes are cached per node and invalidated only along the direct path
+// of a changed node, so a commit costs O(log n) hashes, not O(n). The
+// LeafNode and ParentNode values reachable from a tree are never mutated in
+// place: changes replace them, which is what lets Fork share them.
+//
+// A RatchetTree is not safe for concurrent use.
+type RatchetTree struct {
+	suite  *Suite
+	leaves uint32 // a power of two
+
+	// Storage: a root tree owns nodes; a fork reads through to base and
+	// keeps its changes in overlay (copy on write).
+	nodes   []treeNode
+	base    *RatchetTree
+	overlay map[NodeIndex]*treeNode
+
+	// Key indexes for the uniqueness checks of Sections 7.3 and 12.4.3.1.
+	// Entries are hints checked against node contents, so a stale entry is
+	// harmless and a fork needs only its own additions.
+	encKeys map[string]NodeIndex
+	sigKeys map[string]LeafIndex
+}
+
+type treeNode struct {
+	leaf   *LeafNode
+	parent *ParentNode
+	hash   []byte // cached tree hash; nil when stale
+}
+
+func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
+
+// NewRatchetTree returns a one-member tree holding leaf, as a group creator
+// starts with (RFC 9420, Section 11).
+func NewRatchetTree(suite *Suite, leaf *LeafNode) *RatchetTree {
+	t := &RatchetTree{suite: suite, leaves: 1, nodes: make([]treeNode, 1)}
+	t.initIndexes()
+	t.setLeaf(0, leaf)
+	return t
+}
+
+func (t *RatchetTree) initIndexes() {
+	t.encKeys = make(map[string]NodeIndex)
+	t.sigKeys = make(map[string]LeafIndex)
+}
+
+// Suite returns the tree's cipher suite.
+func (t *RatchetTree) Suite() *Suite { return t.suite }
+
+// LeafCount returns the number of leaves, blank or not (a power of two).
+func (t *RatchetTree) LeafCount() uint32 { return t.leaves }
+
+// width returns the number of nodes.
+func (t *RatchetTree) width() uint32 { return nodeWidth(t.leaves) }
+
+// Root returns the root's node index.
+func (t *RatchetTree) Root() NodeIndex { return root(t.leaves) }
+
+func (t *RatchetTree) get(x NodeIndex) *treeNode {
+	if t.overlay != nil {
+		if n, ok := t.overlay[x]; ok {
+			return n
+		}
+	}
+	if t.base != nil {
+		return t.base.get(x)
+	}
+	return &t.nodes[x]
+}
+
+// mut returns node x for writing, copying it into the overlay of a fork.
+func (t *RatchetTree) mut(x NodeIndex) *treeNode {
+	if t.base == nil {
+		return &t.nodes[x]
+	}
+	if n, ok := t.overlay[x]; ok {
+		return n
+	}
+	n := *t.base.get(x)
+	t.overlay[x] = &n
+	return &n
+}
+
+// LeafNode returns the leaf at l, or nil if it is blank or out of range.
+// The result must not be modified.
+func (t *RatchetTree) LeafNode(l LeafIndex) *LeafNode {
+	if uint32(l) >= t.leaves {
+		return nil
+	}
+	return t.get(l.NodeIndex()).leaf
+}
+
+// ParentNode returns the parent node at x, or nil if it is blank, a leaf or
+// out of range. The result must not be modified.
+func (t *RatchetTree) ParentNode(x NodeIndex) *ParentNode {
+	if uint32(x) >= t.width() || x.IsLeaf() {
+		return nil
+	}
+	return t.get(x).parent
+}
+
+// IsBlank reports whether node x is blank.
+func (t *RatchetTree) IsBlank(x NodeIndex) bool { return t.get(x).blank() }
+
+// encryptionKey returns the HPKE public key of a non-blank node.
+func (t *RatchetTree) encryptionKey(x NodeIndex) []byte {
+	n := t.get(x)
+	if n.leaf != nil {
+		return n.leaf.EncryptionKey
+	}
+	if n.parent != nil {
+		return n.parent.EncryptionKey
+	}
+	return nil
+}
+
+// invalidate marks the tree hash of x and all its ancestors stale.
+func (t *RatchetTree) invalidate(x NodeIndex) {
+	r := t.Root()
+	for {
+		t.mut(x).hash = nil
+		if x == r {
+			return
+		}
+		x = parent(x, t.leaves)
+	}
+}
+
+func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
+	x := l.NodeIndex()
+	n := t.mut(x)
+	n.leaf, n.parent = ln, nil
+	if ln != nil {
+		t.encKeys[string(ln.EncryptionKey)] = x
+		t.sigKeys[string(ln.SignatureKey)] = l
+	}
+	t.invalidate(x)
+}
+
+func (t *RatchetTree) setParent(x NodeIndex, p *ParentNode) {
+	n := t.mut(x)
+	n.leaf, n.parent = nil, p
+	if p != nil {
+		t.encKeys[string(p.EncryptionKey)] = x
+	}
+	t.invalidate(x)
+}
+
+// blankPath blanks the direct path of leaf l (RFC 9420, Sections 7.5, 12.1).
+func (t *RatchetTree) blankPath(l LeafIndex) {
+	for _, x := range directPath(l.NodeIndex(), t.leaves) {
+		if !t.get(x).blank() {
+			t.setParent(x, nil)
+		}
+	}
+}
+
+// HasEncryptionKey reports whether any node holds the HPKE public key.
+func (t *RatchetTree) HasEncryptionKey(key []byte) bool {
+	_, ok := t.findEncryptionKey(key)
+	return ok
+}
+
+func (t *RatchetTree) findEncryptionKey(key []byte) (NodeIndex, bool) {
+	for u := t; u != nil; u = u.base {
+		if x, ok := u.encKeys[string(key)]; ok && uint32(x) < t.width() && bytes.Equal(t.encryptionKey(x), key) {
+			return x, true
+		}
+	}
+	return 0, false
+}
+
+// FindSignatureKey returns the leaf holding the signature public key.
+func (t *RatchetTree) FindSignatureKey(key []byte) (LeafIndex, bool) {
+	for u := t; u != nil; u = u.base {
+		if l, ok := u.sigKeys[string(key)]; ok {
+			if ln := t.LeafNode(l); ln != nil && bytes.Equal(ln.SignatureKey, key) {
+				return l, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Fork returns a copy-on-write view of t for a pending change: reads fall
+// through to t, writes stay in the fork. Forking costs O(1) and a commit's
+// changes cost O(log n) memory. t must not be modified while the fork is in
+// use; discard the fork to abandon the change, or call Flatten to adopt it.
+func (t *RatchetTree) Fork() *RatchetTree {
+	return &RatchetTree{
+		suite:   t.suite,
+		leaves:  t.leaves,
+		base:    t,
+		overlay: make(map[NodeIndex]*treeNode),
+		encKeys: make(map[string]NodeIndex),
+		sigKeys: make(map[string]LeafIndex),
+	}
+}
+
+// Flatten turns a fork into a standalone tree by writing its changes into
+// the storage of the tree it was forked from, in O(changes). The trees the
+// fork was made from must not be used afterwards. Flatten on a tree that is
+// not a fork does nothing.
+func (t *RatchetTree) Flatten() {
+	if t.base == nil {
+		return
+	}
+	b := t.base
+	b.Flatten()
+	w := t.width()
+	if uint32(len(b.nodes)) < w {
+		b.nodes = append(b.nodes, make([]treeNode, int(w)-len(b.nodes))...)
+	}
+	for x, n := range t.overlay {
+		if uint32(x) < w {
+			b.nodes[x] = *n
+		}
+	}
+	for i := w; i < uint32(len(b.nodes)); i++ {
+		b.nodes[i] = treeNode{}
+	}
+	t.nodes = b.nodes[:w:w]
+	if uint32(cap(b.nodes)) > 2*w+64 {
+		t.nodes = append([]treeNode(nil), t.nodes...)
+	}
+	for k, v := range t.encKeys {
+		b.encKeys[k] = v
+	}
+	for k, v := range t.sigKeys {
+		b.sigKeys[k] = v
+	}
+	t.encKeys, t.sigKeys = b.encKeys, b.sigKeys
+	t.base, t.overlay = nil, nil
+	*b = RatchetTree{} // catch use after Flatten
+}
+
+// Clone returns an independent deep copy of the tree structure (node values
+// are shared, as they are immutable). It costs O(n); prefer Fork.
+func (t *RatchetTree) Clone() *RatchetTree {
+	c := &RatchetTree{suite: t.suite, leaves: t.leaves, nodes: make([]treeNode, t.width())}
+	c.initIndexes()
+	for x := range c.nodes {
+		c.nodes[x] = *t.get(NodeIndex(x))
+		if key := c.encryptionKeyAt(NodeIndex(x)); key != nil {
+			c.encKeys[string(key)] = NodeIndex(x)
+		}
+		if ln := c.nodes[x].leaf; ln != nil {
+			c.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
+		}
+	}
+	return c
+}
+
+func (t *RatchetTree) encryptionKeyAt(x NodeIndex) []byte { return t.encryptionKey(x) }
+
+// extend doubles the tree: the old tree becomes the left subtree of a new
+// blank root, beside a blank right subtree (RFC 9420, Section 7.7).
+func (t *RatchetTree) extend() {
+	oldWidth := t.width()
+	t.leaves *= 2
+	w := t.width()
+	if t.base == nil {
+		t.nodes = append(t.nodes, make([]treeNode, w-oldWidth)...)
+		return
+	}
+	for x := oldWidth; x < w; x++ {
+		t.overlay[NodeIndex(x)] = &treeNode{}
+	}
+}
+
+// truncate drops right subtrees without a non-blank leaf (RFC 9420, Section
+// 12.1.3): the tree keeps 2^d leaves for the smallest d with 2^d > L, L the
+// rightmost non-blank leaf. Parents above only blank leaves are blank in a
+// valid tree, because removing a leaf blanks its direct path.
+func (t *RatchetTree) truncate() {
+	last := int64(-1)
+	for l := int64(t.leaves) - 1; l >= 0; l-- {
+		if !t.get(LeafIndex(l).NodeIndex()).blank() {
+			last = l
+			break
+		}
+	}
+	n := uint32(1)
+	for int64(n) <= last {
+		n *= 2
+	}
+	if n >= t.leaves {
+		return
+	}
+	t.leaves = n
+	if t.base == nil {
+		w := t.width()
+		clear(t.nodes[w:])
+		t.nodes = t.nodes[:w]
+		if cap(t.nodes) > 4*int(w)+64 {
+			t.nodes = append([]treeNode(nil), t.nodes...)
+		}
+	}
+	// The new root's hash covers exactly its old subtree, so caches stay valid.
+}
+
+// AddLeaf places ln in the leftmost blank leaf, extending the tree if there
+// is none, and records it as unmerged at every non-blank ancestor (RFC 9420,
+// Section 12.1.1). The caller validates ln first (ValidateLeafNode).
+func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex {
+	l := LeafIndex(0)
+	for ; uint32(l) < t.leaves; l++ {
+		if t.get(l.NodeIndex()).blank() {
+			break
+		}
+	}
+	if uint32(l) == t.leaves {
+		t.extend()
+	}
+	for _, x := range directPath(l.NodeIndex(), t.leaves) {
+		if p := t.get(x).parent; p != nil {
+			np := p.Clone()
+			i, _ := slices.BinarySearch(np.UnmergedLeaves, l)
+			np.UnmergedLeaves = slices.Insert(np.UnmergedLeaves, i, l)
+			t.setParent(x, np)
+		}
+	}
+	t.setLeaf(l, ln)
+	return l
+}
+
+// RemoveLeaf blanks leaf l and its direct path, then truncates the tree
+// (RFC 9420, Section 12.1.3).
+func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
+	if t.LeafNode(l) == nil {
+		return fmt.Errorf("mls: removing leaf %d: %w", l, ErrBlankLeaf)
+	}
+	t.setLeaf(l, nil)
+	t.blankPath(l)
+	t.truncate()
+	return nil
+}
+
+// UpdateLeaf replaces the leaf at l and blanks its direct path, as an Update
+// proposal does (RFC 9420, Section 12.1.2).
+func (t *RatchetTree) UpdateLeaf(l LeafIndex, ln *LeafNode) error {
+	if t.LeafNode(l) == nil {
+		return fmt.Errorf("mls: updating leaf %d: %w", l, ErrBlankLeaf)
+	}
+	t.setLeaf(l, ln)
+	t.blankPath(l)
+	return nil
+}
+
+// Resolution returns the resolution of node x (RFC 9420, Section 4.1.1).
+func (t *RatchetTree) Resolution(x NodeIndex) []NodeIndex {
+	return t.resolution(x, nil, nil)
+}
+
+// resolution appends the resolution of x to out, leaving out the leaves in
+// exclude (leaves added by the commit being built, Section 7.6).
+func (t *RatchetTree) resolution(x NodeIndex, exclude []LeafIndex, out []NodeIndex) []NodeIndex {
+	n := t.get(x)
+	switch {
+	case n.leaf != nil:
+		if !slices.Contains(exclude, x.LeafIndex()) {
+			out = append(out, x)
+		}
+		return out
+	case n.parent != nil:
+		out = append(out, x)
+		for _, l := range n.parent.UnmergedLeaves {
+			if !slices.Contains(exclude, l) {
+				out = append(out, l.NodeIndex())
+			}
+		}
+		return out
+	case x.IsLeaf():
+		return out
+	}
+	out = t.resolution(left(x), exclude, out)
+	return t.resolution(right(x), exclude, out)
+}
+
+// resolutionEmpty reports whether x has an empty resolution, without
+// building it.
+func (t *RatchetTree) resolutionEmpty(x NodeIndex) bool {
+	if !t.get(x).blank() {
+		return false
+	}
+	if x.IsLeaf() {
+		return true
+	}
+	return t.resolutionEmpty(left(x)) && t.resolutionEmpty(right(x))
+}
+
+// filteredDirectPath returns the filtered direct path of leaf l and, for
+// each of its nodes, the child on l's copath (RFC 9420, Section 4.1.2).
+func (t *RatchetTree) filteredDirectPath(l LeafIndex) (path, copathChild []NodeIndex) {
+	x := l.NodeIndex()
+	r := t.Root()
+	for x != r {
+		p := parent(x, t.leaves)
+		s := sibling(x, t.leaves)
+		if !t.resolutionEmpty(s) {
+			path = append(path, p)
+			copathChild = append(copathChild, s)
+		}
+		x = p
+	}
+	return path, copathChild
+}
+
+// FilteredDirectPath returns the filtered direct path of leaf l.
+func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []NodeIndex {
+	p, _ := t.filteredDirectPath(l)
+	return p
+}
+
+// --- Tree hashes, RFC 9420, Section 7.8 ---
+
+func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
+	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
+	b.AddUint8(uint8(NodeTypeLeaf))
+	b.AddUint32(uint32(l))
+	addOptional(b, ln != nil)
+	if ln != nil {
+		ln.marshal(b)
+	}
+	out, err := b.Bytes()
+	if err != nil {
+		// Only unencodable values (unknown enum values) fail, and trees only
+		// hold decoded or validated nodes.
+		panic("mls: tree hash input: " + err.Error())
+	}
+	return out
+}
+
+func (t *RatchetTree) parentHashInputTH(p *ParentNode, leftHash, rightHash []byte) []byte {
+	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
+	b.AddUint8(uint8(NodeTypeParent))
+	addOptional(b, p != nil)
+	if p != nil {
+		p.marshal(b)
+	}
+	addVarBytes(b, leftHash)
+	addVarBytes(b, rightHash)
+	out, err := b.Bytes()
+	if err != nil {
+		panic("mls: tree hash input: " + err.Error())
+	}
+	return out
+}
+
+// TreeHash returns the tree hash of the root.
+func (t *RatchetTree) TreeHash() []byte { return t.treeHash(t.Root()) }
+
+// NodeTreeHash returns the tree hash of the subtree under x.
+func (t *RatchetTree) NodeTreeHash(x NodeIndex) []byte { return t.treeHash(x) }
+
+func (t *RatchetTree) treeHash(x NodeIndex) []byte {
+	// A node's cached hash is valid for a fork too: any node whose subtree
+	// the fork changed has its own overlay copy with the cache cleared.
+	n := t.get(x)
+	if n.hash != nil {
+		return n.hash
+	}
+	var h []byte
+	if x.IsLeaf() {
+		h = t.suite.Hash(t.leafHashInput(x.LeafIndex(), n.leaf))
+	} else {
+		lh, rh := t.treeHash(left(x)), t.treeHash(right(x))
+		h = t.suite.Hash(t.parentHashInputTH(n.parent, lh, rh))
+	}
+	n.hash = h
+	return h
+}
+
+// subtreeLeaves returns the range [lo, hi] of leaf indices under x.
+func subtreeLeaves(x NodeIndex) (lo, hi LeafIndex) {
+	span := uint32(1)<<level(x) - 1
+	return LeafIndex((uint32(x) - span) / 2), LeafIndex((uint32(x) + span) / 2)
+}
+
+// leavesUnder returns the entries of sorted that lie under x.
+func leavesUnder(x NodeIndex, sorted []LeafIndex) []LeafIndex {
+	lo, hi := subtreeLeaves(x)
+	i, _ := slices.BinarySearch(sorted, lo)
+	j, _ := slices.BinarySearch(sorted, hi+1)
+	return sorted[i:j]
+}
+
+// originalTreeHash returns the tree hash of x with the leaves in exclude
+// (sorted) blanked and dropped from all unmerged_leaves lists, as the
+// original_sibling_tree_hash of Section 7.9 requires. Subtrees without
+// excluded leaves reuse their cached hashes.
+func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte {
+	exclude = leavesUnder(x, exclude)
+	if len(exclude) == 0 {
+		return t.treeHash(x)
+	}
+	if x.IsLeaf() {
+		return t.suite.Hash(t.leafHashInput(x.LeafIndex(), nil))
+	}
+	lh := t.originalTreeHash(left(x), exclude)
+	rh := t.originalTreeHash(right(x), exclude)
+	p := t.get(x).parent
+	if p != nil {
+		q := *p
+		q.UnmergedLeaves = nil
+		for _, l := range p.UnmergedLeaves {
+			if _, found := slices.BinarySearch(exclude, l); !found {
+				q.UnmergedLeaves = append(q.UnmergedLeaves, l)
+			}
+		}
+		p = &q
+	}
+	return t.suite.Hash(t.parentHashInputTH(p, lh, rh))
+}
+
+// --- Parent hashes, RFC 9420, Section 7.9 ---
+
+// parentHash computes the hash of ParentHashInput for node p with the given
+// original sibling tree hash.
+func (t *RatchetTree) parentHash(p *ParentNode, originalSiblingTreeHash []byte) []byte {
+	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
+	addVarBytes(b, p.EncryptionKey)
+	addVarBytes(b, p.ParentHash)
+	addVarBytes(b, originalSiblingTreeHash)
+	in, err := b.Bytes()
+	if err != nil {
+		panic("mls: parent hash input: " + err.Error())
+	}
+	return t.suite.Hash(in)
+}
+
+func nodeParentHash(n *treeNode) []byte {
+	switch {
+	case n.parent != nil:
+		return n.parent.ParentHash
+	case n.leaf != nil && n.leaf.Source == LeafNodeSourceCommit:
+		return n.leaf.ParentHash
+	}
+	return nil
+}
+
+// verifyParentHash checks that exactly one descendant of the non-blank
+// parent x carries a valid parent-hash link to it (RFC 9420, Section 7.9.2,
+// "top down"). Since every non-blank parent is checked, each chain then
+// reaches down to a leaf.
+func (t *RatchetTree) verifyParentHash(x NodeIndex) error {
+	p := t.get(x).parent
+	found := 0
+	for _, side := range [2][2]NodeIndex{{left(x), right(x)}, {right(x), left(x)}} {
+		c, s := side[0], side[1]
+		ph := t.parentHash(p, t.originalTreeHash(s, p.UnmergedLeaves))
+		res := t.resolution(c, nil, nil)
+		unmergedUnderC := leavesUnder(c, p.UnmergedLeaves)
+		for _, d := range res {
+			if !bytes.Equal(nodeParentHash(t.get(d)), ph) {
+				continue
+			}
+			// The rest of the resolution must be exactly P's unmerged
+			// leaves under C: D and P were set by the same UpdatePath.
+			rest := make([]LeafIndex, 0, len(res))
+			ok := true
+			for _, e := range res {
+				if e == d {
+					continue
+				}
+				if !e.IsLeaf() {
+					ok = false
+					break
+				}
+				rest = append(rest, e.LeafIndex())
+			}
+			if ok && slices.Equal(rest, unmergedUnderC) {
+				found++
+			}
+		}
+	}
+	switch found {
+	case 1:
+		return nil
+	case 0:
+		return &TreeValidationError{Node: x, Kind: ErrParentHash, Reason: "no descendant links to this parent"}
+	default:
+		return &TreeValidationError{Node: x, Kind: ErrParentHash, Reason: "several descendants link to this parent"}
+	}
+}
+
+// --- The ratchet_tree extension, RFC 9420, Section 12.4.3.3 ---
+
+// MarshalBinary encodes the tree as optional<Node> ratchet_tree<V>, without
+// the blank nodes after the last non-blank one.
+func (t *RatchetTree) MarshalBinary() ([]byte, error) {
+	last := int64(t.width()) - 1
+	for last >= 0 && t.get(NodeIndex(last)).blank() {
+		last--
+	}
+	return marshal(func(b *cryptobyte.Builder) {
+		addVarVector(b, func(b *cryptobyte.Builder) {
+			for x := NodeIndex(0); int64(x) <= last; x++ {
+				n := t.get(x)
+				addOptional(b, !n.blank())
+				if !n.blank() {
+					(&Node{Leaf: n.leaf, Parent: n.parent}).marshal(b)
+				}
+			}
+		})
+	})
+}
+
+// Extension returns the tree as a ratchet_tree extension.
+func (t *RatchetTree) Extension() (Extension, error) {
+	data, err := t.MarshalBinary()
+	if err != nil {
+		return Extension{}, err
+	}
+	return Extension{Type: ExtensionRatchetTree, Data: data}, nil
+}
+
+// maxTreeLeaves bounds decoded trees; the varint length limit already caps
+// them near 2^30 bytes, this keeps the node array allocation sane.
+const maxTreeLeaves = 1 << 24
+
+// UnmarshalRatchetTree decodes a ratchet_tree extension body without
+// validating it beyond its shape: leaves at even and parents at odd
+// positions, a non-blank last node (RFC 9420, Section 12.4.3.3). Use
+// ImportRatchetTree for a tree received from a peer.
+func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
+	var nodes []treeNode
+	shapeErr := error(nil)
+	err := unmarshalAll("ratchet_tree", data, func(s *cryptobyte.String) bool {
+		return readVectorElems(s, func(s *cryptobyte.String) bool {
+			var present bool
+			if !readOptional(s, &present) {
+				return false
+			}
+			var tn treeNode
+			if present {
+				var n Node
+				if !n.unmarshal(s) {
+					return false
+				}
+				x := NodeIndex(len(nodes))
+				if x.IsLeaf() != (n.Leaf != nil) {
+					shapeErr = &TreeValidationError{Node: x, Kind: ErrDecode, Reason: "node type does not match its position"}
+					return false
+				}
+				tn = treeNode{leaf: n.Leaf, parent: n.Parent}
+			}
+			nodes = append(nodes, tn)
+			return len(nodes) <= 2*maxTreeLeaves
+		})
+	})
+	if shapeErr != nil {
+		return nil, shapeErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 || nodes[len(nodes)-1].blank() {
+		return nil, &TreeValidationError{Node: NodeIndex(max(len(nodes), 1) - 1), Kind: ErrDecode, Reason: "empty tree or trailing blank node"}
+	}
+	leaves := uint32(1)
+	for nodeWidth(leaves) < uint32(len(nodes)) {
+		leaves *= 2
+	}
+	t := &RatchetTree{suite: suite, leaves: leaves}
+	t.nodes = append(nodes, make([]treeNode, int(nodeWidth(leaves))-len(nodes))...)
+	t.initIndexes()
+	for x := range t.nodes {
+		if key := t.encryptionKey(NodeIndex(x)); key != nil {
+			t.encKeys[string(key)] = NodeIndex(x)
+		}
+		if ln := t.nodes[x].leaf; ln != nil {
+			t.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
+		}
+	}
+	return t, nil
 }

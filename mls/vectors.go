@@ -46,6 +46,9 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"messages":           verifyMessagesVectors,
 	"message-protection": verifyMessageProtectionVectors,
 	"welcome":            verifyWelcomeVectors,
+	"tree-operations":    verifyTreeOperationsVectors,
+	"tree-validation":    verifyTreeValidationVectors,
+	"treekem":            verifyTreeKEMVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.

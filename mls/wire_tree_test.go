@@ -172,3 +172,13 @@ func FuzzCapabilities(f *testing.F) {
 		roundTrip(t, "Capabilities", data, c.unmarshal, c.marshal)
 	})
 }
+
+func FuzzRequiredCapabilities(f *testing.F) {
+	r := RequiredCapabilities{ExtensionTypes: []ExtensionType{0xf000}, ProposalTypes: []ProposalType{8}, CredentialTypes: []CredentialType{1}}
+	enc, _ := r.MarshalBinary()
+	f.Add(enc)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r RequiredCapabilities
+		roundTrip(t, "RequiredCapabilities", data, r.unmarshal, r.marshal)
+	})
+}
