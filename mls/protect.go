@@ -101,6 +101,9 @@ func (p *MessageProtector) ProtectPublic(ac *AuthenticatedContent) (*PublicMessa
 	if err := p.checkEpoch(ac.Content.GroupID, ac.Content.Epoch); err != nil {
 		return nil, err
 	}
+	if err := checkSenderContent(&ac.Content); err != nil {
+		return nil, err
+	}
 	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
 	if ac.Content.Sender.Type == SenderTypeMember {
 		tag, err := ac.membershipTag(p.suite, p.membershipKey, p.groupContextEnc)
@@ -123,6 +126,9 @@ func (p *MessageProtector) UnprotectPublic(pm *PublicMessage, keyFor SenderKeyFu
 	if pm.Content.ContentType == ContentTypeApplication {
 		return nil, fmt.Errorf("mls: application data in a PublicMessage: %w", ErrInvalidMessage)
 	}
+	if err := checkSenderContent(&pm.Content); err != nil {
+		return nil, err
+	}
 	ac := pm.AuthenticatedContent()
 	if pm.Content.Sender.Type == SenderTypeMember {
 		if err := p.checkMemberLeaf(pm.Content.Sender.LeafIndex); err != nil {
@@ -144,6 +150,30 @@ func (p *MessageProtector) UnprotectPublic(pm *PublicMessage, keyFor SenderKeyFu
 		return nil, err
 	}
 	return ac, nil
+}
+
+// checkSenderContent enforces which content each non-member sender may
+// send (RFC 9420, Section 6.1): external senders and new members joining by
+// proposal send proposals (new members only Add), new members joining by
+// external commit send commits. Which proposal types an external sender may
+// use is group policy, checked by the group layer.
+func checkSenderContent(c *FramedContent) error {
+	ok := true
+	switch c.Sender.Type {
+	case SenderTypeMember:
+	case SenderTypeExternal:
+		ok = c.ContentType == ContentTypeProposal
+	case SenderTypeNewMemberProposal:
+		ok = c.ContentType == ContentTypeProposal && c.Proposal != nil && c.Proposal.Type == ProposalTypeAdd
+	case SenderTypeNewMemberCommit:
+		ok = c.ContentType == ContentTypeCommit
+	default:
+		ok = false
+	}
+	if !ok {
+		return fmt.Errorf("mls: %v content from a sender of type %d: %w", c.ContentType, c.Sender.Type, ErrInvalidMessage)
+	}
+	return nil
 }
 
 func (p *MessageProtector) checkMemberLeaf(leaf LeafIndex) error {
@@ -275,7 +305,8 @@ func (p *MessageProtector) ProtectPrivate(ac *AuthenticatedContent, padding int,
 // current epoch (RFC 9420, Section 6.3). The content key is consumed only
 // if the content decrypts, parses with all-zero padding and its signature
 // verifies with the key keyFor returns; otherwise the secret tree is left
-// unchanged. Errors: ErrWrongGroup, ErrWrongEpoch, ErrDecrypt,
+// unchanged. As for PublicMessage, a commit's confirmation tag is left to
+// the group layer. Errors: ErrWrongGroup, ErrWrongEpoch, ErrDecrypt,
 // ErrUnknownSender, ErrReplay, ErrGenerationTooFar, ErrInvalidMessage,
 // ErrInvalidSignature.
 func (p *MessageProtector) UnprotectPrivate(pm *PrivateMessage, keyFor SenderKeyFunc) (*AuthenticatedContent, error) {

@@ -246,6 +246,20 @@ func TestPublicMessageProtection(t *testing.T) {
 	if err != nil || pm.MembershipTag != nil {
 		t.Fatalf("external proposal: %v, tag %x", err, pm.MembershipTag)
 	}
+	for _, bad := range []FramedContent{
+		{Sender: Sender{Type: SenderTypeExternal}, ContentType: ContentTypeCommit, Commit: &Commit{}},
+		{Sender: Sender{Type: SenderTypeNewMemberCommit}, ContentType: ContentTypeProposal, Proposal: ext.Proposal},
+		{Sender: Sender{Type: SenderTypeNewMemberProposal}, ContentType: ContentTypeProposal, Proposal: ext.Proposal},
+	} {
+		ac, _ := f.sender.NewAuthenticatedContent(WireFormatPublicMessage, bad, f.signers[0])
+		if _, err := f.sender.ProtectPublic(ac); !errors.Is(err, ErrInvalidMessage) {
+			t.Errorf("sender %d with %v: got %v, want ErrInvalidMessage", bad.Sender.Type, bad.ContentType, err)
+		}
+		forged := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
+		if _, err := f.receiver.UnprotectPublic(forged, f.keyFor); !errors.Is(err, ErrInvalidMessage) {
+			t.Errorf("receiving sender %d with %v: got %v, want ErrInvalidMessage", bad.Sender.Type, bad.ContentType, err)
+		}
+	}
 	extKey, _ := f.suite.ParseVerifyingKey(f.signers[0].PublicKey())
 	if _, err := f.receiver.UnprotectPublic(pm, func(*AuthenticatedContent) (*VerifyingKey, error) { return extKey, nil }); err != nil {
 		t.Fatalf("external proposal: %v", err)
