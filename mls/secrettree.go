@@ -57,10 +57,20 @@ func (c SecretTreeConfig) withDefaults() SecretTreeConfig {
 	return c
 }
 
-// Validate reports settings that cannot work. Every value is currently
-// acceptable; the method exists so that configuration is checked in one place
-// as bounds are added.
-func (c SecretTreeConfig) Validate() error { return nil }
+// maxSecretTreeBound caps both settings: a forward window of 2^20
+// generations already lets one message cost seconds of key derivation.
+const maxSecretTreeBound = 1 << 20
+
+// Validate rejects bounds so large that they defeat their purpose.
+func (c SecretTreeConfig) Validate() error {
+	if c.MaxForwardGeneration > maxSecretTreeBound {
+		return fmt.Errorf("mls: MaxForwardGeneration %d above %d: %w", c.MaxForwardGeneration, maxSecretTreeBound, ErrTooLarge)
+	}
+	if c.MaxSkippedKeys > maxSecretTreeBound {
+		return fmt.Errorf("mls: MaxSkippedKeys %d above %d: %w", c.MaxSkippedKeys, maxSecretTreeBound, ErrTooLarge)
+	}
+	return nil
+}
 
 // RatchetKey is the key and nonce of one generation of a sender ratchet.
 // Whoever holds one must Erase it after use (RFC 9420, Section 9.2).
@@ -310,7 +320,7 @@ func (p *pendingOpen) discard() {
 		k.Erase()
 	}
 	clear(p.secret)
-	if !p.fromMap {
+	if !p.fromMap && p.key != nil {
 		p.key.Erase()
 	}
 }

@@ -227,6 +227,11 @@ func TestSecretTreeUnknownSender(t *testing.T) {
 	if _, err := s.NewSecretTree(make([]byte, 31), 2, SecretTreeConfig{}); !errors.Is(err, ErrInvalidKey) {
 		t.Fatalf("short encryption secret: got %v", err)
 	}
+	for _, cfg := range []SecretTreeConfig{{MaxForwardGeneration: 1<<20 + 1}, {MaxSkippedKeys: 1<<20 + 1}} {
+		if _, err := s.NewSecretTree(make([]byte, 32), 2, cfg); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("config %+v: got %v, want ErrTooLarge", cfg, err)
+		}
+	}
 }
 
 func TestSecretTreeOwnKeyConsumed(t *testing.T) {
