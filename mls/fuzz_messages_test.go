@@ -303,3 +303,34 @@ func FuzzUnprotectPrivate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnprotectPublic feeds hostile PublicMessages to a member: no panic,
+// and nothing but the genuine seed verifies.
+func FuzzUnprotectPublic(f *testing.F) {
+	fx := newProtectFixture(f, 1, 4)
+	content := FramedContent{Sender: MemberSender(1), ContentType: ContentTypeProposal,
+		Proposal: &Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: 2}}}
+	ac, err := fx.sender.NewAuthenticatedContent(WireFormatPublicMessage, content, fx.signers[1])
+	if err != nil {
+		f.Fatal(err)
+	}
+	pm, err := fx.sender.ProtectPublic(ac)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, _ := NewMLSMessage(pm)
+	genuine, _ := m.MarshalBinary()
+	f.Add(genuine)
+	for _, s := range testMLSMessages(f)[:3] {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := UnmarshalMLSMessage(data)
+		if err != nil || msg.PublicMessage == nil {
+			return
+		}
+		if _, err := fx.receiver.UnprotectPublic(msg.PublicMessage, fx.keyFor); err == nil && !bytes.Equal(data, genuine) {
+			t.Fatalf("forged PublicMessage verified: %x", data)
+		}
+	})
+}

@@ -282,3 +282,25 @@ func (s *Suite) VerifyConfirmationTag(confirmationKey, confirmedTranscriptHash, 
 	}
 	return nil
 }
+
+// ExternalPubExtension encodes the external_pub GroupInfo extension,
+// struct { HPKEPublicKey external_pub; } (RFC 9420, Section 12.4.3.2).
+func ExternalPubExtension(externalPub []byte) (Extension, error) {
+	data, err := marshal(func(b *cryptobyte.Builder) { addVarBytes(b, externalPub) })
+	if err != nil {
+		return Extension{}, err
+	}
+	return Extension{Type: ExtensionExternalPub, Data: data}, nil
+}
+
+// ParseExternalPub decodes the external_pub extension data.
+func ParseExternalPub(ext Extension) ([]byte, error) {
+	if ext.Type != ExtensionExternalPub {
+		return nil, fmt.Errorf("mls: extension 0x%04x is not external_pub: %w", uint16(ext.Type), ErrDecode)
+	}
+	var pub []byte
+	if err := unmarshalAll("ExternalPub", ext.Data, func(s *cryptobyte.String) bool { return readVarBytes(s, &pub) }); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}

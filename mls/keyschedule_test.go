@@ -127,3 +127,23 @@ func TestPSKSecretOrderMatters(t *testing.T) {
 		t.Fatalf("no PSKs: got %x, want zero vector", none)
 	}
 }
+
+func TestExternalPubExtension(t *testing.T) {
+	ext, err := ExternalPubExtension([]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ext.Data, []byte{3, 1, 2, 3}) || ext.Type != ExtensionExternalPub {
+		t.Fatalf("encoded %+v", ext)
+	}
+	pub, err := ParseExternalPub(ext)
+	if err != nil || !bytes.Equal(pub, []byte{1, 2, 3}) {
+		t.Fatalf("parsed %x, %v", pub, err)
+	}
+	if _, err := ParseExternalPub(Extension{Type: ExtensionExternalPub, Data: []byte{3, 1, 2}}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("truncated: %v", err)
+	}
+	if _, err := ParseExternalPub(Extension{Type: ExtensionRatchetTree, Data: []byte{0}}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("wrong type: %v", err)
+	}
+}
