@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -130,6 +131,15 @@ type RatchetTree struct {
 	// harmless and a fork needs only its own additions.
 	encKeys map[string]NodeIndex
 	sigKeys map[string]LeafIndex
+
+	// Credential bookkeeping for Section 7.3, so that checking a new leaf
+	// against all members costs O(credential types), not O(members):
+	// members counts non-blank leaves, credUse[T] the leaves whose
+	// credential is of type T, credSupport[T] those listing T in their
+	// capabilities. A fork gets its own copies (they are tiny).
+	members     int
+	credUse     map[CredentialType]int
+	credSupport map[CredentialType]int
 }
 
 type treeNode struct {
@@ -152,6 +162,35 @@ func NewRatchetTree(suite *Suite, leaf *LeafNode) *RatchetTree {
 func (t *RatchetTree) initIndexes() {
 	t.encKeys = make(map[string]NodeIndex)
 	t.sigKeys = make(map[string]LeafIndex)
+	t.credUse = make(map[CredentialType]int)
+	t.credSupport = make(map[CredentialType]int)
+	t.members = 0
+}
+
+// indexAll rebuilds the indexes from the nodes of a root tree.
+func (t *RatchetTree) indexAll() {
+	t.initIndexes()
+	for x := range t.nodes {
+		if key := t.encryptionKey(NodeIndex(x)); key != nil {
+			t.encKeys[string(key)] = NodeIndex(x)
+		}
+		if ln := t.nodes[x].leaf; ln != nil {
+			t.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
+			t.countLeaf(ln, 1)
+		}
+	}
+}
+
+// countLeaf adds (delta 1) or removes (delta -1) a leaf's credential
+// bookkeeping. Each listed type counts once, even if listed twice.
+func (t *RatchetTree) countLeaf(ln *LeafNode, delta int) {
+	t.members += delta
+	t.credUse[ln.Credential.Type] += delta
+	for i, ct := range ln.Capabilities.Credentials {
+		if !slices.Contains(ln.Capabilities.Credentials[:i], ct) {
+			t.credSupport[ct] += delta
+		}
+	}
 }
 
 // Suite returns the tree's cipher suite.
@@ -239,8 +278,12 @@ func (t *RatchetTree) invalidate(x NodeIndex) {
 func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
 	x := l.NodeIndex()
 	n := t.mut(x)
+	if n.leaf != nil {
+		t.countLeaf(n.leaf, -1)
+	}
 	n.leaf, n.parent = ln, nil
 	if ln != nil {
+		t.countLeaf(ln, 1)
 		t.encKeys[string(ln.EncryptionKey)] = x
 		t.sigKeys[string(ln.SignatureKey)] = l
 	}
@@ -304,6 +347,10 @@ func (t *RatchetTree) Fork() *RatchetTree {
 		overlay: make(map[NodeIndex]*treeNode),
 		encKeys: make(map[string]NodeIndex),
 		sigKeys: make(map[string]LeafIndex),
+
+		members:     t.members,
+		credUse:     maps.Clone(t.credUse),
+		credSupport: maps.Clone(t.credSupport),
 	}
 }
 
@@ -348,20 +395,12 @@ func (t *RatchetTree) Flatten() {
 // are shared, as they are immutable). It costs O(n); prefer Fork.
 func (t *RatchetTree) Clone() *RatchetTree {
 	c := &RatchetTree{suite: t.suite, leaves: t.leaves, nodes: make([]treeNode, t.width())}
-	c.initIndexes()
 	for x := range c.nodes {
 		c.nodes[x] = *t.get(NodeIndex(x))
-		if key := c.encryptionKeyAt(NodeIndex(x)); key != nil {
-			c.encKeys[string(key)] = NodeIndex(x)
-		}
-		if ln := c.nodes[x].leaf; ln != nil {
-			c.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
-		}
 	}
+	c.indexAll()
 	return c
 }
-
-func (t *RatchetTree) encryptionKeyAt(x NodeIndex) []byte { return t.encryptionKey(x) }
 
 // extend doubles the tree: the old tree becomes the left subtree of a new
 // blank root, beside a blank right subtree (RFC 9420, Section 7.7).
@@ -774,14 +813,6 @@ func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
 	}
 	t := &RatchetTree{suite: suite, leaves: leaves}
 	t.nodes = append(nodes, make([]treeNode, int(nodeWidth(leaves))-len(nodes))...)
-	t.initIndexes()
-	for x := range t.nodes {
-		if key := t.encryptionKey(NodeIndex(x)); key != nil {
-			t.encKeys[string(key)] = NodeIndex(x)
-		}
-		if ln := t.nodes[x].leaf; ln != nil {
-			t.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
-		}
-	}
+	t.indexAll()
 	return t, nil
 }
