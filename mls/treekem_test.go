@@ -389,3 +389,26 @@ func FuzzProcessUpdatePath(f *testing.F) {
 		}
 	})
 }
+
+func TestPathSecretsErase(t *testing.T) {
+	ft := buildFullTree(t, testSuite, 4)
+	_, secrets, err := ft.tree.Fork().CreateUpdatePath(&CreatePathParams{
+		Leaf: 2, GroupID: ft.groupID, SigningKey: ft.sigs[2], GroupContext: simContext(1), Rand: &seedRand{seed: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets.Secrets) != 2 || len(secrets.NodeKeys) != 2 || secrets.LeafKey == nil {
+		t.Fatalf("want secrets and keys for a two-node path and the leaf, got %d, %d", len(secrets.Secrets), len(secrets.NodeKeys))
+	}
+	held := [][]byte{secrets.CommitSecret, secrets.LeafKey.Bytes()}
+	for x, s := range secrets.Secrets {
+		held = append(held, s, secrets.NodeKeys[x].Bytes())
+	}
+	secrets.Erase()
+	for i, b := range held {
+		if !bytes.Equal(b, make([]byte, len(b))) {
+			t.Fatalf("secret %d not zeroed after Erase", i)
+		}
+	}
+}
