@@ -11,34 +11,34 @@ import (
 // or the one open, the one signature or verification), with the same
 // inputs, so that the overhead of the implementation is their ratio.
 
-var benchSizes = []int{2, 10, 100, 1000, 10000}
+var treeBenchSizes = []int{2, 10, 100, 1000, 10000}
 
-// benchTrees caches one synthetic tree per size for the whole test binary;
+// treeBenchTrees caches one synthetic tree per size for the whole test binary;
 // building the 10,000-member tree takes about a second.
-var benchTrees = map[int]*fullTree{}
+var treeBenchTrees = map[int]*fullTree{}
 
-func benchTree(b *testing.B, n int) *fullTree {
+func treeBenchTree(b *testing.B, n int) *fullTree {
 	b.Helper()
-	if ft, ok := benchTrees[n]; ok {
+	if ft, ok := treeBenchTrees[n]; ok {
 		return ft
 	}
 	ft := buildFullTree(b, testSuite, n)
-	benchTrees[n] = ft
+	treeBenchTrees[n] = ft
 	return ft
 }
 
-var benchContext = simContext(1)
+var treeBenchContext = simContext(1)
 
 func BenchmarkCreateUpdatePath(b *testing.B) {
-	for _, n := range benchSizes {
-		ft := benchTree(b, n)
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
 		s := ft.suite
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			rand := &seedRand{seed: 1}
 			for b.Loop() {
 				fork := ft.tree.Fork()
 				if _, _, err := fork.CreateUpdatePath(&CreatePathParams{
-					Leaf: 0, GroupID: ft.groupID, SigningKey: ft.sigs[0], GroupContext: benchContext, Rand: rand,
+					Leaf: 0, GroupID: ft.groupID, SigningKey: ft.sigs[0], GroupContext: treeBenchContext, Rand: rand,
 				}); err != nil {
 					b.Fatal(err)
 				}
@@ -52,7 +52,7 @@ func BenchmarkCreateUpdatePath(b *testing.B) {
 					targets = append(targets, ft.tree.encryptionKey(r))
 				}
 			}
-			ctx, _ := benchContext(ft.tree.TreeHash())
+			ctx, _ := treeBenchContext(ft.tree.TreeHash())
 			tbs, _ := ft.tree.LeafNode(0).tbs(ft.groupID, 0)
 			secret := make([]byte, s.HashSize())
 			rand := &seedRand{seed: 1}
@@ -80,13 +80,13 @@ func BenchmarkCreateUpdatePath(b *testing.B) {
 }
 
 func BenchmarkProcessUpdatePath(b *testing.B) {
-	for _, n := range benchSizes {
-		ft := benchTree(b, n)
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
 		s := ft.suite
 		// Leaf 1 decrypts at the lowest node and derives every key above.
 		sender, receiver := LeafIndex(0), LeafIndex(1)
 		path, _, err := ft.tree.Fork().CreateUpdatePath(&CreatePathParams{
-			Leaf: sender, GroupID: ft.groupID, SigningKey: ft.sigs[sender], GroupContext: benchContext, Rand: &seedRand{seed: 2},
+			Leaf: sender, GroupID: ft.groupID, SigningKey: ft.sigs[sender], GroupContext: treeBenchContext, Rand: &seedRand{seed: 2},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -97,7 +97,7 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 				fork := ft.tree.Fork()
 				if _, err := fork.ProcessUpdatePath(&ProcessPathParams{
 					Sender: sender, Path: path, Validation: &LeafValidation{GroupID: ft.groupID}, Receiver: receiver,
-					PrivateKey: priv, GroupContext: benchContext,
+					PrivateKey: priv, GroupContext: treeBenchContext,
 				}); err != nil {
 					b.Fatal(err)
 				}
@@ -108,12 +108,12 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 			fork := ft.tree.Fork()
 			res, err := fork.ProcessUpdatePath(&ProcessPathParams{
 				Sender: sender, Path: path, Validation: &LeafValidation{GroupID: ft.groupID}, Receiver: receiver,
-				PrivateKey: priv, GroupContext: benchContext,
+				PrivateKey: priv, GroupContext: treeBenchContext,
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx, _ := benchContext(fork.TreeHash())
+			ctx, _ := treeBenchContext(fork.TreeHash())
 			ct := path.Nodes[0].EncryptedPathSecret[0]
 			key := ft.keys[receiver.NodeIndex()]
 			tbs, _ := path.LeafNode.tbs(ft.groupID, sender)
@@ -143,8 +143,8 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 // cache. The "from scratch" variant rehashes a freshly decoded tree, the
 // O(n) cost the cache avoids.
 func BenchmarkTreeHashAfterPathChange(b *testing.B) {
-	for _, n := range benchSizes {
-		ft := benchTree(b, n)
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
 		path, copath := ft.tree.filteredDirectPath(0)
 		pubs := make([][]byte, len(path))
 		for i := range pubs {
@@ -173,8 +173,8 @@ func BenchmarkTreeHashAfterPathChange(b *testing.B) {
 }
 
 func BenchmarkImportRatchetTree(b *testing.B) {
-	for _, n := range benchSizes {
-		ft := benchTree(b, n)
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
 		th := ft.tree.TreeHash()
 		v := &LeafValidation{GroupID: ft.groupID}
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
