@@ -688,6 +688,27 @@ func nodeParentHash(n *treeNode) []byte {
 	return nil
 }
 
+// linkCandidate returns the only node D that can link to a parent P through
+// its child C (Section 7.9.2): the resolution of C with D removed must be
+// exactly P's unmerged leaves under C, so D is the one entry of res that is
+// not one of those leaves, found in one linear pass. This keeps a hostile
+// tree from forcing a quadratic search.
+func linkCandidate(res []NodeIndex, unmerged []LeafIndex) (NodeIndex, bool) {
+	if len(res) != len(unmerged)+1 {
+		return 0, false
+	}
+	i := 0
+	for i < len(unmerged) && res[i] == unmerged[i].NodeIndex() {
+		i++
+	}
+	for j := i; j < len(unmerged); j++ {
+		if res[j+1] != unmerged[j].NodeIndex() {
+			return 0, false
+		}
+	}
+	return res[i], true
+}
+
 // verifyParentHash checks that exactly one descendant of the non-blank
 // parent x carries a valid parent-hash link to it (RFC 9420, Section 7.9.2,
 // "top down"). Since every non-blank parent is checked, each chain then
@@ -699,28 +720,8 @@ func (t *RatchetTree) verifyParentHash(x NodeIndex) error {
 		c, s := side[0], side[1]
 		ph := t.parentHash(p, t.originalTreeHash(s, p.UnmergedLeaves))
 		res := t.resolution(c, nil, nil)
-		unmergedUnderC := leavesUnder(c, p.UnmergedLeaves)
-		for _, d := range res {
-			if !bytes.Equal(nodeParentHash(t.get(d)), ph) {
-				continue
-			}
-			// The rest of the resolution must be exactly P's unmerged
-			// leaves under C: D and P were set by the same UpdatePath.
-			rest := make([]LeafIndex, 0, len(res))
-			ok := true
-			for _, e := range res {
-				if e == d {
-					continue
-				}
-				if !e.IsLeaf() {
-					ok = false
-					break
-				}
-				rest = append(rest, e.LeafIndex())
-			}
-			if ok && slices.Equal(rest, unmergedUnderC) {
-				found++
-			}
+		if d, ok := linkCandidate(res, leavesUnder(c, p.UnmergedLeaves)); ok && bytes.Equal(nodeParentHash(t.get(d)), ph) {
+			found++
 		}
 	}
 	switch found {
