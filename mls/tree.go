@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -130,6 +131,15 @@ type RatchetTree struct {
 	// harmless and a fork needs only its own additions.
 	encKeys map[string]NodeIndex
 	sigKeys map[string]LeafIndex
+
+	// Credential bookkeeping for Section 7.3, so that checking a new leaf
+	// against all members costs O(credential types), not O(members):
+	// members counts non-blank leaves, credUse[T] the leaves whose
+	// credential is of type T, credSupport[T] those listing T in their
+	// capabilities. A fork gets its own copies (they are tiny).
+	members     int
+	credUse     map[CredentialType]int
+	credSupport map[CredentialType]int
 }
 
 type treeNode struct {
@@ -152,6 +162,35 @@ func NewRatchetTree(suite *Suite, leaf *LeafNode) *RatchetTree {
 func (t *RatchetTree) initIndexes() {
 	t.encKeys = make(map[string]NodeIndex)
 	t.sigKeys = make(map[string]LeafIndex)
+	t.credUse = make(map[CredentialType]int)
+	t.credSupport = make(map[CredentialType]int)
+	t.members = 0
+}
+
+// indexAll rebuilds the indexes from the nodes of a root tree.
+func (t *RatchetTree) indexAll() {
+	t.initIndexes()
+	for x := range t.nodes {
+		if key := t.encryptionKey(NodeIndex(x)); key != nil {
+			t.encKeys[string(key)] = NodeIndex(x)
+		}
+		if ln := t.nodes[x].leaf; ln != nil {
+			t.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
+			t.countLeaf(ln, 1)
+		}
+	}
+}
+
+// countLeaf adds (delta 1) or removes (delta -1) a leaf's credential
+// bookkeeping. Each listed type counts once, even if listed twice.
+func (t *RatchetTree) countLeaf(ln *LeafNode, delta int) {
+	t.members += delta
+	t.credUse[ln.Credential.Type] += delta
+	for i, ct := range ln.Capabilities.Credentials {
+		if !slices.Contains(ln.Capabilities.Credentials[:i], ct) {
+			t.credSupport[ct] += delta
+		}
+	}
 }
 
 // Suite returns the tree's cipher suite.
@@ -239,8 +278,12 @@ func (t *RatchetTree) invalidate(x NodeIndex) {
 func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
 	x := l.NodeIndex()
 	n := t.mut(x)
+	if n.leaf != nil {
+		t.countLeaf(n.leaf, -1)
+	}
 	n.leaf, n.parent = ln, nil
 	if ln != nil {
+		t.countLeaf(ln, 1)
 		t.encKeys[string(ln.EncryptionKey)] = x
 		t.sigKeys[string(ln.SignatureKey)] = l
 	}
@@ -304,6 +347,10 @@ func (t *RatchetTree) Fork() *RatchetTree {
 		overlay: make(map[NodeIndex]*treeNode),
 		encKeys: make(map[string]NodeIndex),
 		sigKeys: make(map[string]LeafIndex),
+
+		members:     t.members,
+		credUse:     maps.Clone(t.credUse),
+		credSupport: maps.Clone(t.credSupport),
 	}
 }
 
@@ -348,20 +395,12 @@ func (t *RatchetTree) Flatten() {
 // are shared, as they are immutable). It costs O(n); prefer Fork.
 func (t *RatchetTree) Clone() *RatchetTree {
 	c := &RatchetTree{suite: t.suite, leaves: t.leaves, nodes: make([]treeNode, t.width())}
-	c.initIndexes()
 	for x := range c.nodes {
 		c.nodes[x] = *t.get(NodeIndex(x))
-		if key := c.encryptionKeyAt(NodeIndex(x)); key != nil {
-			c.encKeys[string(key)] = NodeIndex(x)
-		}
-		if ln := c.nodes[x].leaf; ln != nil {
-			c.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
-		}
 	}
+	c.indexAll()
 	return c
 }
-
-func (t *RatchetTree) encryptionKeyAt(x NodeIndex) []byte { return t.encryptionKey(x) }
 
 // extend doubles the tree: the old tree becomes the left subtree of a new
 // blank root, beside a blank right subtree (RFC 9420, Section 7.7).
@@ -649,6 +688,27 @@ func nodeParentHash(n *treeNode) []byte {
 	return nil
 }
 
+// linkCandidate returns the only node D that can link to a parent P through
+// its child C (Section 7.9.2): the resolution of C with D removed must be
+// exactly P's unmerged leaves under C, so D is the one entry of res that is
+// not one of those leaves, found in one linear pass. This keeps a hostile
+// tree from forcing a quadratic search.
+func linkCandidate(res []NodeIndex, unmerged []LeafIndex) (NodeIndex, bool) {
+	if len(res) != len(unmerged)+1 {
+		return 0, false
+	}
+	i := 0
+	for i < len(unmerged) && res[i] == unmerged[i].NodeIndex() {
+		i++
+	}
+	for j := i; j < len(unmerged); j++ {
+		if res[j+1] != unmerged[j].NodeIndex() {
+			return 0, false
+		}
+	}
+	return res[i], true
+}
+
 // verifyParentHash checks that exactly one descendant of the non-blank
 // parent x carries a valid parent-hash link to it (RFC 9420, Section 7.9.2,
 // "top down"). Since every non-blank parent is checked, each chain then
@@ -660,28 +720,8 @@ func (t *RatchetTree) verifyParentHash(x NodeIndex) error {
 		c, s := side[0], side[1]
 		ph := t.parentHash(p, t.originalTreeHash(s, p.UnmergedLeaves))
 		res := t.resolution(c, nil, nil)
-		unmergedUnderC := leavesUnder(c, p.UnmergedLeaves)
-		for _, d := range res {
-			if !bytes.Equal(nodeParentHash(t.get(d)), ph) {
-				continue
-			}
-			// The rest of the resolution must be exactly P's unmerged
-			// leaves under C: D and P were set by the same UpdatePath.
-			rest := make([]LeafIndex, 0, len(res))
-			ok := true
-			for _, e := range res {
-				if e == d {
-					continue
-				}
-				if !e.IsLeaf() {
-					ok = false
-					break
-				}
-				rest = append(rest, e.LeafIndex())
-			}
-			if ok && slices.Equal(rest, unmergedUnderC) {
-				found++
-			}
+		if d, ok := linkCandidate(res, leavesUnder(c, p.UnmergedLeaves)); ok && bytes.Equal(nodeParentHash(t.get(d)), ph) {
+			found++
 		}
 	}
 	switch found {
@@ -774,14 +814,6 @@ func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
 	}
 	t := &RatchetTree{suite: suite, leaves: leaves}
 	t.nodes = append(nodes, make([]treeNode, int(nodeWidth(leaves))-len(nodes))...)
-	t.initIndexes()
-	for x := range t.nodes {
-		if key := t.encryptionKey(NodeIndex(x)); key != nil {
-			t.encKeys[string(key)] = NodeIndex(x)
-		}
-		if ln := t.nodes[x].leaf; ln != nil {
-			t.sigKeys[string(ln.SignatureKey)] = NodeIndex(x).LeafIndex()
-		}
-	}
+	t.indexAll()
 	return t, nil
 }

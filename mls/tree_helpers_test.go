@@ -98,7 +98,7 @@ func buildFullTree(t testing.TB, cs CipherSuite, n int) *fullTree {
 		leaves *= 2
 	}
 	tr := &RatchetTree{suite: s, leaves: leaves, nodes: make([]treeNode, nodeWidth(leaves))}
-	tr.initIndexes()
+	tr.indexAll()
 	ft.tree = tr
 	ft.sigs = make([]*SigningKey, n)
 	key := func(x NodeIndex) *HPKEPrivateKey {

@@ -246,3 +246,98 @@ func TestAddRemoveTruncate(t *testing.T) {
 		t.Fatal("cached tree hash differs from a fresh computation")
 	}
 }
+
+// FuzzRatchetTree decodes arbitrary ratchet_tree extensions: decoding,
+// hashing, resolving and validating never panic, and a tree that decodes
+// re-encodes byte for byte.
+func FuzzRatchetTree(f *testing.F) {
+	for _, n := range []int{1, 2, 3, 5} {
+		f.Add(buildFullTree(f, testSuite, n).data)
+	}
+	s, _ := testSuite.Suite()
+	// A tree with unmerged leaves and blanks.
+	ft := buildFullTree(f, testSuite, 4)
+	ln, _ := newTestLeaf(f, s, &seedRand{seed: 77}, "late")
+	ft.tree.AddLeaf(ln)
+	_ = ft.tree.RemoveLeaf(1)
+	enc, _ := ft.tree.MarshalBinary()
+	f.Add(enc)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := UnmarshalRatchetTree(s, data)
+		if err != nil {
+			return
+		}
+		out, err := tr.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded tree does not encode: %v", err)
+		}
+		if !bytes.Equal(out, data) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, out)
+		}
+		th := tr.TreeHash()
+		for x := range tr.width() {
+			tr.Resolution(NodeIndex(x))
+		}
+		err = tr.Validate(&LeafValidation{GroupID: []byte("g"), IgnoreLifetime: true})
+		if err != nil {
+			if _, ok := asTreeError(err); !ok {
+				t.Fatalf("validation error is not a TreeValidationError: %v", err)
+			}
+		}
+		// Operations on a decoded tree do not panic either, and leave the
+		// tree they forked from intact.
+		fork := tr.Fork()
+		for l := LeafIndex(0); uint32(l) < tr.LeafCount(); l++ {
+			if tr.LeafNode(l) != nil {
+				_ = fork.RemoveLeaf(l)
+				break
+			}
+		}
+		fork.TreeHash()
+		if !bytes.Equal(tr.TreeHash(), th) {
+			t.Fatal("fork changed its base")
+		}
+	})
+}
+
+func TestCredentialSupportAcrossMembers(t *testing.T) {
+	ft := buildFullTree(t, testSuite, 3)
+	s := ft.suite
+	v := &LeafValidation{GroupID: ft.groupID, IgnoreLifetime: true}
+	mk := func(ct CredentialType, supported ...CredentialType) *LeafNode {
+		ln, m := newTestLeaf(t, s, &seedRand{seed: uint64(100 + len(supported))}, "x")
+		ln.Credential = Credential{Type: ct, Identity: []byte("x")}
+		if ct == CredentialTypeX509 {
+			ln.Credential = Credential{Type: ct, Certificates: []Certificate{{Data: []byte{1}}}}
+		}
+		ln.Capabilities.Credentials = supported
+		if err := ln.Sign(m.sig, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	if err := ft.tree.ValidateLeafNode(mk(CredentialTypeBasic, CredentialTypeBasic, CredentialTypeX509), 3, LeafNodeSourceKeyPackage, v); err != nil {
+		t.Fatalf("compatible leaf rejected: %v", err)
+	}
+	if err := ft.tree.ValidateLeafNode(mk(CredentialTypeX509, CredentialTypeBasic, CredentialTypeX509), 3, LeafNodeSourceKeyPackage, v); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("x509 leaf accepted though members support only basic: %v", err)
+	}
+	if err := ft.tree.ValidateLeafNode(mk(CredentialTypeX509, CredentialTypeX509), 3, LeafNodeSourceKeyPackage, v); !errors.Is(err, ErrInvalidLeafNode) {
+		t.Fatalf("leaf not supporting the basic credentials in use accepted: %v", err)
+	}
+	// In a one-member tree, the member's own leaf does not count against
+	// its replacement.
+	one := NewRatchetTree(s, ft.tree.LeafNode(0))
+	ln := mk(CredentialTypeX509, CredentialTypeX509)
+	ln.Source = LeafNodeSourceUpdate
+	if err := ln.Sign(ft.sigs[0], ft.groupID, 0); err != nil {
+		t.Fatal(err)
+	}
+	ln.SignatureKey = ft.sigs[0].PublicKey()
+	if err := ln.Sign(ft.sigs[0], ft.groupID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := one.ValidateLeafNode(ln, 0, LeafNodeSourceUpdate, v); err != nil {
+		t.Fatalf("sole member switching credential type rejected: %v", err)
+	}
+}

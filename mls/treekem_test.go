@@ -359,3 +359,56 @@ func TestProcessUpdatePathRejects(t *testing.T) {
 		}
 	})
 }
+
+// FuzzProcessUpdatePath feeds arbitrary UpdatePaths to a member: no panic,
+// and on error the tree the fork was made from is unchanged.
+func FuzzProcessUpdatePath(f *testing.F) {
+	ft := buildFullTree(f, testSuite, 5)
+	ctx := simContext(1)
+	path, _, err := ft.tree.Fork().CreateUpdatePath(&CreatePathParams{
+		Leaf: 0, GroupID: ft.groupID, SigningKey: ft.sigs[0], GroupContext: ctx, Rand: &seedRand{seed: 3},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, _ := path.MarshalBinary()
+	f.Add(enc, uint8(0), uint8(4))
+	before := slices.Clone(ft.tree.TreeHash())
+	f.Fuzz(func(t *testing.T, data []byte, sender, receiver uint8) {
+		p, err := UnmarshalUpdatePath(data)
+		if err != nil {
+			return
+		}
+		fork := ft.tree.Fork()
+		_, _ = fork.ProcessUpdatePath(&ProcessPathParams{
+			Sender: LeafIndex(sender % 8), Path: p, Validation: &LeafValidation{GroupID: ft.groupID}, Receiver: LeafIndex(receiver % 8),
+			PrivateKey: func(x NodeIndex) *HPKEPrivateKey { return ft.keys[x] }, GroupContext: ctx,
+		})
+		if !bytes.Equal(ft.tree.TreeHash(), before) {
+			t.Fatal("processing a fork changed its base")
+		}
+	})
+}
+
+func TestPathSecretsErase(t *testing.T) {
+	ft := buildFullTree(t, testSuite, 4)
+	_, secrets, err := ft.tree.Fork().CreateUpdatePath(&CreatePathParams{
+		Leaf: 2, GroupID: ft.groupID, SigningKey: ft.sigs[2], GroupContext: simContext(1), Rand: &seedRand{seed: 4},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets.Secrets) != 2 || len(secrets.NodeKeys) != 2 || secrets.LeafKey == nil {
+		t.Fatalf("want secrets and keys for a two-node path and the leaf, got %d, %d", len(secrets.Secrets), len(secrets.NodeKeys))
+	}
+	held := [][]byte{secrets.CommitSecret, secrets.LeafKey.Bytes()}
+	for x, s := range secrets.Secrets {
+		held = append(held, s, secrets.NodeKeys[x].Bytes())
+	}
+	secrets.Erase()
+	for i, b := range held {
+		if !bytes.Equal(b, make([]byte, len(b))) {
+			t.Fatalf("secret %d not zeroed after Erase", i)
+		}
+	}
+}

@@ -100,18 +100,29 @@ func (t *RatchetTree) ValidateLeafNode(ln *LeafNode, l LeafIndex, source LeafNod
 		return fail(fmt.Errorf("signature key already used by leaf %d: %w", o, ErrDuplicateKey))
 	}
 	// RFC 9420, Section 7.3: the credential type must be supported by all
-	// members, and this leaf must support every type in use. This is
-	// O(members); the group layer calls it once per new leaf.
-	for m := LeafIndex(0); uint32(m) < t.leaves; m++ {
-		other := t.LeafNode(m)
-		if other == nil || m == l {
-			continue
+	// members, and this leaf must support every type in use. The counts
+	// make this O(credential types); the leaf being replaced at l, if
+	// any, is left out of them.
+	members, use, support := t.members, t.credUse, t.credSupport
+	supports := func(ln *LeafNode, ct CredentialType) int {
+		if ln != nil && ln.Capabilities.SupportsCredential(ct) {
+			return 1
 		}
-		if !other.Capabilities.SupportsCredential(ln.Credential.Type) {
-			return fail(fmt.Errorf("credential type %d not supported by leaf %d", ln.Credential.Type, m))
+		return 0
+	}
+	cur := t.LeafNode(l)
+	if cur != nil {
+		members--
+	}
+	if support[ln.Credential.Type]-supports(cur, ln.Credential.Type) != members {
+		return fail(fmt.Errorf("credential type %d not supported by every member", ln.Credential.Type))
+	}
+	for ct, n := range use {
+		if cur != nil && cur.Credential.Type == ct {
+			n--
 		}
-		if !ln.Capabilities.SupportsCredential(other.Credential.Type) {
-			return fail(fmt.Errorf("credential type %d of leaf %d not supported", other.Credential.Type, m))
+		if n > 0 && !ln.Capabilities.SupportsCredential(ct) {
+			return fail(fmt.Errorf("credential type %d in use but not supported", ct))
 		}
 	}
 	return nil
