@@ -819,3 +819,31 @@ func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
 	t.indexAll()
 	return t, nil
 }
+
+// FindLeaf returns the leaf holding exactly ln, as a joiner locates its own
+// leaf in an imported tree (RFC 9420, Section 12.4.3.1).
+func (t *RatchetTree) FindLeaf(ln *LeafNode) (LeafIndex, bool) {
+	l, ok := t.FindSignatureKey(ln.SignatureKey)
+	if !ok {
+		return 0, false
+	}
+	a, errA := t.LeafNode(l).MarshalBinary()
+	b, errB := ln.MarshalBinary()
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		return 0, false
+	}
+	return l, true
+}
+
+// Leaves calls f for every non-blank leaf in order, stopping if f returns
+// false.
+func (t *RatchetTree) Leaves(f func(l LeafIndex, ln *LeafNode) bool) {
+	for l := LeafIndex(0); uint32(l) < t.leaves; l++ {
+		if ln := t.LeafNode(l); ln != nil && !f(l, ln) {
+			return
+		}
+	}
+}
+
+// MemberCount returns the number of non-blank leaves.
+func (t *RatchetTree) MemberCount() int { return t.members }

@@ -422,3 +422,36 @@ func (t *RatchetTree) ProcessUpdatePath(p *ProcessPathParams) (*PathSecrets, err
 	}
 	return out, nil
 }
+
+// JoinPathSecrets derives the keys a new member learns from the
+// path_secret of its Welcome (RFC 9420, Section 12.4.3.1): pathSecret is
+// the secret of node x, the lowest node of the committer's filtered direct
+// path above the new member, and every node from x up to the root follows
+// by DeriveSecret(path_secret, "path"). Each derived public key must match
+// the tree. The result's CommitSecret is the commit_secret the committer
+// used.
+func (t *RatchetTree) JoinPathSecrets(committer LeafIndex, x NodeIndex, pathSecret []byte) (*PathSecrets, error) {
+	path := t.FilteredDirectPath(committer)
+	i := slices.Index(path, x)
+	if i < 0 {
+		return nil, fmt.Errorf("mls: path secret for node %d, not on the filtered direct path of leaf %d: %w", x, committer, ErrInvalidUpdatePath)
+	}
+	secrets, keys, commitSecret, err := t.suite.derivePath(clone(pathSecret), len(path)-i)
+	if err != nil {
+		return nil, fmt.Errorf("mls: deriving path keys: %w", err)
+	}
+	out := &PathSecrets{
+		CommitSecret: commitSecret,
+		NodeKeys:     make(map[NodeIndex]*HPKEPrivateKey, len(keys)),
+		Secrets:      make(map[NodeIndex][]byte, len(keys)),
+	}
+	for j, k := range keys {
+		y := path[i+j]
+		out.NodeKeys[y], out.Secrets[y] = k, secrets[j]
+		if !bytes.Equal(k.PublicKey(), t.encryptionKey(y)) {
+			out.Erase()
+			return nil, fmt.Errorf("mls: path secret does not match the public key of node %d: %w", y, ErrInvalidUpdatePath)
+		}
+	}
+	return out, nil
+}
