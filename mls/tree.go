@@ -565,7 +565,7 @@ func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []NodeIndex {
 
 // --- Tree hashes, RFC 9420, Section 7.8 ---
 
-func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
+func (t *RatchetTree) leafTreeHashInput(l LeafIndex, ln *LeafNode) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
 	b.AddUint8(uint8(NodeTypeLeaf))
 	b.AddUint32(uint32(l))
@@ -582,7 +582,7 @@ func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
 	return out
 }
 
-func (t *RatchetTree) parentHashInputTH(p *ParentNode, leftHash, rightHash []byte) []byte {
+func (t *RatchetTree) parentTreeHashInput(p *ParentNode, leftHash, rightHash []byte) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
 	b.AddUint8(uint8(NodeTypeParent))
 	addOptional(b, p != nil)
@@ -613,10 +613,10 @@ func (t *RatchetTree) treeHash(x NodeIndex) []byte {
 	}
 	var h []byte
 	if x.IsLeaf() {
-		h = t.suite.Hash(t.leafHashInput(x.LeafIndex(), n.leaf))
+		h = t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), n.leaf))
 	} else {
 		lh, rh := t.treeHash(left(x)), t.treeHash(right(x))
-		h = t.suite.Hash(t.parentHashInputTH(n.parent, lh, rh))
+		h = t.suite.Hash(t.parentTreeHashInput(n.parent, lh, rh))
 	}
 	n.hash = h
 	return h
@@ -646,7 +646,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		return t.treeHash(x)
 	}
 	if x.IsLeaf() {
-		return t.suite.Hash(t.leafHashInput(x.LeafIndex(), nil))
+		return t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), nil))
 	}
 	lh := t.originalTreeHash(left(x), exclude)
 	rh := t.originalTreeHash(right(x), exclude)
@@ -661,7 +661,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		}
 		p = &q
 	}
-	return t.suite.Hash(t.parentHashInputTH(p, lh, rh))
+	return t.suite.Hash(t.parentTreeHashInput(p, lh, rh))
 }
 
 // --- Parent hashes, RFC 9420, Section 7.9 ---

@@ -346,3 +346,10 @@ func TestCredentialSupportAcrossMembers(t *testing.T) {
 		t.Fatalf("sole member switching credential type rejected: %v", err)
 	}
 }
+
+// asTreeError extracts a *TreeValidationError from err.
+func asTreeError(err error) (*TreeValidationError, bool) {
+	var te *TreeValidationError
+	ok := errors.As(err, &te)
+	return te, ok
+}

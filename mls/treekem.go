@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -222,6 +223,9 @@ func (t *RatchetTree) mergePath(l LeafIndex, path, copathChild []NodeIndex, keys
 // pending state until the commit is confirmed, and discard it on error.
 func (t *RatchetTree) CreateUpdatePath(p *CreatePathParams) (*UpdatePath, *PathSecrets, error) {
 	s := t.suite
+	if p.SigningKey == nil || p.GroupContext == nil || p.Rand == nil {
+		return nil, nil, errors.New("mls: creating update path: SigningKey, GroupContext and Rand are required")
+	}
 	old := t.LeafNode(p.Leaf)
 	if old == nil {
 		return nil, nil, fmt.Errorf("mls: creating update path: leaf %d: %w", p.Leaf, ErrBlankLeaf)
@@ -331,6 +335,9 @@ func (t *RatchetTree) ProcessUpdatePath(p *ProcessPathParams) (*PathSecrets, err
 	s := t.suite
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("mls: processing update path from leaf %d: %w: %s", p.Sender, ErrInvalidUpdatePath, fmt.Sprintf(format, args...))
+	}
+	if p.Path == nil || p.Validation == nil || p.PrivateKey == nil || p.GroupContext == nil {
+		return nil, errors.New("mls: processing update path: Path, Validation, PrivateKey and GroupContext are required")
 	}
 	old := t.LeafNode(p.Sender)
 	if old == nil || t.LeafNode(p.Receiver) == nil || p.Sender == p.Receiver {
