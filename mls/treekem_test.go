@@ -191,6 +191,7 @@ func (g *simGroup) check() {
 	if err := g.tree.Validate(g.validation()); err != nil {
 		t.Fatalf("epoch %d: %v", g.epoch, err)
 	}
+	checkBlankCounts(t, g.tree)
 	if g.tree.MemberCount() != len(g.members) {
 		t.Fatalf("epoch %d: MemberCount %d, want %d", g.epoch, g.tree.MemberCount(), len(g.members))
 	}
