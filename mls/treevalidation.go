@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -56,6 +55,10 @@ func checkLeafContent(s *Suite, ln *LeafNode, l LeafIndex, v *LeafValidation) er
 		if err := caps.checkRequired(v.RequiredCapabilities); err != nil {
 			return err
 		}
+	}
+	// An unusable key would make every later commit fail to encrypt to it.
+	if err := s.ValidateHPKEPublicKey(ln.EncryptionKey); err != nil {
+		return err
 	}
 	if err := ln.Extensions.checkUnique(); err != nil {
 		return err
@@ -175,6 +178,9 @@ func (t *RatchetTree) Validate(v *LeafValidation) error {
 			}
 			continue
 		}
+		if err := t.suite.ValidateHPKEPublicKey(key); err != nil {
+			return &TreeValidationError{Node: x, Kind: ErrInvalidKey, Reason: "parent encryption key", Cause: err}
+		}
 		if err := t.checkUnmerged(x); err != nil {
 			return err
 		}
@@ -231,11 +237,4 @@ func (t *RatchetTree) checkUnmerged(x NodeIndex) error {
 		}
 	}
 	return nil
-}
-
-// asTreeError extracts a *TreeValidationError from err.
-func asTreeError(err error) (*TreeValidationError, bool) {
-	var te *TreeValidationError
-	ok := errors.As(err, &te)
-	return te, ok
 }
