@@ -143,6 +143,11 @@ func (c *Config) Validate() error {
 			return configErr("listen address %q: %v", s, err)
 		}
 	}
+	return c.validateRest()
+}
+
+// validateRest checks everything but Listen; MemNetwork uses it too.
+func (c *Config) validateRest() error {
 	for _, s := range c.BootstrapPeers {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
 			return configErr("bootstrap peer %q: %v", s, err)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -63,11 +65,25 @@ func topicScoreParams() *pubsub.TopicScoreParams {
 	}
 }
 
+// gossipWindow is the minimum age of messages still advertised in IHAVE.
+const gossipWindow = 3 * time.Second
+
+// peerOutboundQueue is the number of RPCs queued per peer before GossipSub
+// drops (default 32).
+const peerOutboundQueue = 4096
+
 func (n *Host) startPubSub() error {
 	gsp := pubsub.DefaultGossipSubParams()
 	gsp.HeartbeatInterval = n.cfg.HeartbeatInterval
 	if gsp.HeartbeatInitialDelay > n.cfg.HeartbeatInterval {
 		gsp.HeartbeatInitialDelay = n.cfg.HeartbeatInterval
+	}
+	// The message cache is counted in heartbeats. Keep at least gossipWindow
+	// of history for IWANT repair whatever the heartbeat, so a message lost
+	// to a full peer queue during a burst is still recovered.
+	if w := int((gossipWindow + n.cfg.HeartbeatInterval - 1) / n.cfg.HeartbeatInterval); w > gsp.HistoryGossip {
+		gsp.HistoryGossip = w
+		gsp.HistoryLength = w + 2
 	}
 	rpcMax := max(1<<20, 2*n.cfg.MaxMessageSize)
 	ps, err := pubsub.NewGossipSub(n.ctx, n.h,
@@ -77,6 +93,13 @@ func (n *Host) startPubSub() error {
 		pubsub.WithPeerScore(peerScoreParams(), &scoreThresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.recordScores), n.cfg.HeartbeatInterval),
 		pubsub.WithRawTracer(n.tracer),
+		pubsub.WithLogger(n.log.With("component", "gossipsub")),
+		// Bursts (a resync, a flurry of commits) should queue, not drop: in
+		// a small group every neighbour is in the mesh, so there is nobody
+		// to gossip IHAVE to and a dropped RPC is never repaired. Queued
+		// RPCs share their message bodies, so the cost is mostly pointers.
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
+		pubsub.WithValidateQueueSize(1024),
 	)
 	if err != nil {
 		return fmt.Errorf("p2p: start gossipsub: %w", err)
@@ -102,7 +125,13 @@ func (n *Host) PeerScore(p peer.ID) (float64, bool) {
 
 // MeshPeers returns the peers in this host's GossipSub mesh for the group.
 func (n *Host) MeshPeers(g GroupID) []peer.ID {
-	return n.tracer.mesh(TopicName(g))
+	var out []peer.ID
+	for _, p := range n.tracer.mesh(TopicName(g)) {
+		if n.h.Network().Connectedness(p) == network.Connected {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // hostTopic is a joined group topic.
@@ -112,8 +141,7 @@ type hostTopic struct {
 	name    string
 	topic   *pubsub.Topic
 	sub     *pubsub.Subscription
-	v       Validator
-	limiter *rateLimiter
+	check   topicCheck
 	stopRdv context.CancelFunc // stops rendezvous for this group
 
 	once sync.Once
@@ -131,11 +159,10 @@ func (n *Host) Subscribe(g GroupID, v Validator) (Subscription, error) {
 		return nil, ErrAlreadySubscribed
 	}
 	t := &hostTopic{
-		n:       n,
-		group:   append(GroupID(nil), g...),
-		name:    name,
-		v:       v,
-		limiter: newRateLimiter(n.cfg.PeerMessageRate, n.cfg.PeerMessageBurst),
+		n:     n,
+		group: append(GroupID(nil), g...),
+		name:  name,
+		check: newTopicCheck(n.cfg, v),
 	}
 	if err := n.ps.RegisterTopicValidator(name, t.validate, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("p2p: register validator: %w", err)
@@ -166,22 +193,44 @@ func (n *Host) Subscribe(g GroupID, v Validator) (Subscription, error) {
 // it is delivered or forwarded: size first (cheap), then the author's rate,
 // then the node's validator.
 func (t *hostTopic) validate(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	if len(m.Data) > t.n.cfg.MaxMessageSize {
-		return pubsub.ValidationReject
-	}
-	if author := m.GetFrom(); author != "" && !t.limiter.allow(peer.ID(author), time.Now()) {
-		return pubsub.ValidationReject
-	}
-	if t.v == nil {
-		return pubsub.ValidationAccept
-	}
-	switch t.v(ctx, from, m.Data) {
+	switch t.check.run(ctx, peer.ID(m.GetFrom()), from, m.Data) {
 	case Accept:
 		return pubsub.ValidationAccept
 	case Ignore:
 		return pubsub.ValidationIgnore
 	default:
 		return pubsub.ValidationReject
+	}
+}
+
+// topicCheck is the validation pipeline shared by Host and MemNetwork.
+type topicCheck struct {
+	maxSize int
+	limiter *rateLimiter
+	v       Validator
+}
+
+func newTopicCheck(cfg Config, v Validator) topicCheck {
+	return topicCheck{maxSize: cfg.MaxMessageSize, limiter: newRateLimiter(cfg.PeerMessageRate, cfg.PeerMessageBurst), v: v}
+}
+
+// run checks size first (cheap), then the author's rate, then the node's
+// validator. author is empty for unsigned messages.
+func (c topicCheck) run(ctx context.Context, author, from peer.ID, data []byte) ValidationResult {
+	if len(data) > c.maxSize {
+		return Reject
+	}
+	if author != "" && !c.limiter.allow(author, time.Now()) {
+		return Reject
+	}
+	if c.v == nil {
+		return Accept
+	}
+	switch r := c.v(ctx, from, data); r {
+	case Accept, Ignore:
+		return r
+	default:
+		return Reject
 	}
 }
 
@@ -306,6 +355,24 @@ func (l *rateLimiter) evictFull(now time.Time) {
 type meshTracer struct {
 	mu     sync.Mutex
 	meshes map[string]map[peer.ID]struct{}
+
+	droppedRPCs, throttled, rejected atomic.Int64
+}
+
+// GossipStats are counters for diagnostics and metrics.
+type GossipStats struct {
+	DroppedRPCs int64 // outbound RPCs dropped because a peer's queue was full
+	Throttled   int64 // inbound messages dropped by the validation throttle
+	Rejected    int64 // messages that failed validation
+}
+
+// GossipStats returns the host's gossip counters.
+func (n *Host) GossipStats() GossipStats {
+	return GossipStats{
+		DroppedRPCs: n.tracer.droppedRPCs.Load(),
+		Throttled:   n.tracer.throttled.Load(),
+		Rejected:    n.tracer.rejected.Load(),
+	}
 }
 
 var _ pubsub.RawTracer = (*meshTracer)(nil)
