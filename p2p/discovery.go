@@ -32,6 +32,11 @@ const dialParallelism = 8
 func (n *Host) goOwned(fn func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.goOwnedLocked(fn)
+}
+
+// goOwnedLocked is goOwned for callers holding n.mu.
+func (n *Host) goOwnedLocked(fn func()) bool {
 	if n.closed {
 		return false
 	}
@@ -106,16 +111,16 @@ func (n *Host) dialAsync(ai peer.AddrInfo) {
 	})
 }
 
-// startRendezvous advertises this host under the group's rendezvous key and
+// startRendezvousLocked advertises this host under the group's rendezvous key and
 // connects to the other members found there, every RendezvousInterval, until
-// the returned function is called or the host closes.
-func (n *Host) startRendezvous(g GroupID) context.CancelFunc {
+// the returned function is called or the host closes. n.mu must be held.
+func (n *Host) startRendezvousLocked(g GroupID) context.CancelFunc {
 	if n.rd == nil {
 		return func() {}
 	}
 	key := RendezvousKey(g)
 	ctx, cancel := context.WithCancel(n.ctx)
-	if !n.goOwned(func() { n.rendezvousLoop(ctx, key) }) {
+	if !n.goOwnedLocked(func() { n.rendezvousLoop(ctx, key) }) {
 		cancel()
 	}
 	return cancel
@@ -157,6 +162,28 @@ func (n *Host) rendezvousOnce(ctx context.Context, key string) {
 			n.log.Debug("rendezvous dial", "peer", ai.ID, "err", err)
 		}
 	}
+}
+
+// ErrNoDHT is returned by FindGroupPeers when Config.EnableDHT is off.
+var ErrNoDHT = errors.New("p2p: dht disabled")
+
+// FindGroupPeers looks up the peers advertising the group's rendezvous key,
+// without joining the group.
+func (n *Host) FindGroupPeers(ctx context.Context, g GroupID) ([]peer.AddrInfo, error) {
+	if n.rd == nil {
+		return nil, ErrNoDHT
+	}
+	found, err := n.rd.FindPeers(ctx, RendezvousKey(g))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: find group peers: %w", err)
+	}
+	var out []peer.AddrInfo
+	for ai := range found {
+		if ai.ID != n.h.ID() {
+			out = append(out, ai)
+		}
+	}
+	return out, nil
 }
 
 // The peer file records where known peers were last reachable, so that a

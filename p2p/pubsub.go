@@ -184,7 +184,7 @@ func (n *Host) Subscribe(g GroupID, v Validator) (Subscription, error) {
 		return nil, fmt.Errorf("p2p: subscribe: %w", err)
 	}
 	t.topic, t.sub = topic, sub
-	t.stopRdv = n.startRendezvous(g)
+	t.stopRdv = n.startRendezvousLocked(g)
 	n.topics[name] = t
 	return &hostSubscription{t: t}, nil
 }
