@@ -76,6 +76,11 @@ type Config struct {
 	// ForcePrivateReachability tells the host it is behind a NAT without
 	// waiting for AutoNAT, so it uses StaticRelays at once.
 	ForcePrivateReachability bool
+	// ForcePublicReachability tells the host it is publicly reachable
+	// without waiting for AutoNAT. libp2p runs the relay service only on a
+	// public host, so a relay on a known-public address (or on a LAN
+	// segment acting as one) sets this.
+	ForcePublicReachability bool
 	// NAT port mapping (UPnP, NAT-PMP) is deliberately not configurable: Grove
 	// never opens ports on the user's router.
 
@@ -157,6 +162,9 @@ func (c *Config) validateRest() error {
 		if _, err := peer.AddrInfoFromString(s); err != nil {
 			return configErr("static relay %q: %v", s, err)
 		}
+	}
+	if c.ForcePrivateReachability && c.ForcePublicReachability {
+		return configErr("reachability forced both private and public")
 	}
 	if c.ConnLowWater < 0 || c.ConnHighWater < 0 {
 		return configErr("negative connection water mark")

@@ -131,6 +131,9 @@ func (n *Host) start(key crypto.PrivKey) error {
 	if cfg.ForcePrivateReachability {
 		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
+	if cfg.ForcePublicReachability {
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	}
 	if len(cfg.StaticRelays) > 0 {
 		relays, err := parseAddrInfos(cfg.StaticRelays)
 		if err != nil {

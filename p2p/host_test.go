@@ -100,6 +100,7 @@ func TestConfigValidate(t *testing.T) {
 		"negative timeout":  func(c *Config) { c.StreamTimeout = -time.Second },
 		"frame over limit":  func(c *Config) { c.MaxFrameSize = MaxFrameSizeLimit + 1 },
 		"heartbeat too low": func(c *Config) { c.HeartbeatInterval = time.Millisecond },
+		"both reachability": func(c *Config) { c.ForcePrivateReachability, c.ForcePublicReachability = true, true },
 	}
 	for name, mod := range bad {
 		t.Run(name, func(t *testing.T) {
