@@ -22,15 +22,26 @@ import (
 // go-libp2p host, on the same sparse topology in the same run. Run with a
 // fixed count, e.g. -benchtime=1000x, so both see the same load.
 //
-// Publishing is windowed (at most benchWindow messages in flight) so the
+// Publishing is windowed (at most window messages in flight) so the
 // bare router's default 32-RPC peer queue does not drop messages; the
 // benchmark measures delivery, not loss.
+//
+// Two modes: "latency" publishes one message at a time (window 1), so p50 and
+// p99 are the cost of one message crossing the mesh; "throughput" keeps
+// benchWindow messages in flight, so msg/s is the sustained rate (its
+// latencies include queueing behind the window).
 func BenchmarkGossip(b *testing.B) {
 	for _, n := range []int{10, 30} {
-		for _, impl := range []string{"bare", "grove"} {
-			b.Run(fmt.Sprintf("hosts=%d/impl=%s", n, impl), func(b *testing.B) {
-				benchGossip(b, n, impl)
-			})
+		for _, mode := range []string{"latency", "throughput"} {
+			for _, impl := range []string{"bare", "grove"} {
+				b.Run(fmt.Sprintf("hosts=%d/mode=%s/impl=%s", n, mode, impl), func(b *testing.B) {
+					window := 1
+					if mode == "throughput" {
+						window = benchWindow
+					}
+					benchGossip(b, n, impl, window)
+				})
+			}
 		}
 	}
 }
@@ -152,7 +163,7 @@ type benchRun struct {
 	lat       []time.Duration
 }
 
-func benchGossip(b *testing.B, n int, impl string) {
+func benchGossip(b *testing.B, n int, impl string, window int) {
 	mk := newGroveBench
 	if impl == "bare" {
 		mk = newBareBench
@@ -255,7 +266,7 @@ func benchGossip(b *testing.B, n int, impl string) {
 	b.ResetTimer()
 	r.start = time.Now()
 	for seq := 0; seq < b.N; seq++ {
-		if w := seq - benchWindow; w >= 0 {
+		if w := seq - window; w >= 0 {
 			wait(w)
 		}
 		d := payload(r, seq)
@@ -264,7 +275,7 @@ func benchGossip(b *testing.B, n int, impl string) {
 			b.Fatal(err)
 		}
 	}
-	for seq := max(0, b.N-benchWindow); seq < b.N; seq++ {
+	for seq := max(0, b.N-window); seq < b.N; seq++ {
 		wait(seq)
 	}
 	elapsed := time.Since(r.start)
