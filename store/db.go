@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // SchemaVersion is the version of the key layout and record encodings this
@@ -46,6 +47,7 @@ type DB struct {
 	stats   indexStats // guarded by writeMu
 	logSeq  uint64     // last assigned arrival sequence; guarded by writeMu
 	docs    *docTable  // in-memory document table of the search index
+	present *presenceFilter
 
 	// purgeMu guards pendingPurge: key ranges holding deleted secrets that
 	// PurgeDeleted must still compact away.
@@ -75,6 +77,11 @@ func Open(opts Options) (*DB, error) {
 		Logger:             pebbleLogger{opts.Logger},
 		Cleaner:            noRecycleCleaner{},
 		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// Most point lookups miss (dedup checks of new messages and ciphertexts),
+	// so every level gets a Bloom filter.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	pdb, err := pebble.Open(opts.Dir, popts)
 	if err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 )
@@ -101,16 +102,22 @@ func FuzzMessageV1(f *testing.F) {
 	})
 }
 
-func FuzzPosting(f *testing.F) {
-	f.Add(encodePosting(nil, []uint32{0, 3, 9}, 12))
-	f.Add(encodePosting(nil, []uint32{5}, 6))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var pos []uint32
-		tf, dl, err := decodePosting(b, &pos)
-		if err == nil && int(tf) != len(pos) {
-			t.Fatalf("tf %d but %d positions", tf, len(pos))
+func FuzzPostingBlock(f *testing.F) {
+	f.Add(encodeBlock(10, []blockEntry{{doc: 10, dl: 12, tf: 3, pos: []uint32{0, 3, 9}}, {doc: 14, dl: 6, tf: 1, pos: []uint32{5}}}), uint64(10))
+	f.Add(encodeBlock(1, []blockEntry{{doc: 3, dl: 1, tf: 1, pos: []uint32{0}}}), uint64(1))
+	f.Fuzz(func(t *testing.T, b []byte, first uint64) {
+		var entries []blockEntry
+		err := decodeBlock(b, first, func(e blockEntry) error {
+			if int(e.tf) != len(e.pos) || e.doc < first {
+				t.Fatalf("bad entry %+v", e)
+			}
+			e.pos = slices.Clone(e.pos)
+			entries = append(entries, e)
+			return nil
+		})
+		if err == nil {
+			roundTrip(t, b, nil, encodeBlock(first, entries))
 		}
-		roundTrip(t, b, err, encodePosting(nil, pos, int(dl)))
 	})
 }
 
@@ -124,7 +131,8 @@ func FuzzIndexStats(f *testing.F) {
 
 func FuzzBlobAndDedup(f *testing.F) {
 	f.Add(encodeBlob([]byte("id")))
-	f.Add(encodeDedup(time.Unix(1, 2)))
+	f.Add(encodeDedup(dedupRecord{seen: time.Unix(1, 2)}))
+	f.Add(encodeDedup(dedupRecord{seen: time.Unix(1, 2), inView: true, ts: -5}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := decodeBlob(b)
 		roundTrip(t, b, err, encodeBlob(v))

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,12 +14,19 @@ import (
 // The full-text index lives in the same Pebble database as the view and is
 // written in the same batch as the view record it indexes.
 //
-// Each indexed message gets a local document number (doc), never reused.
-// Postings are keyed by term then doc:
+// Each indexed message gets a local document number (doc), never reused and
+// increasing in indexing order. Postings are stored in blocks: one key per
+// term per indexing batch, holding that batch's documents for the term:
 //
-//	spacePosting | term | 0x00 | doc (8, big-endian)  ->  tf, doc length, positions
+//	spacePosting | term | 0x00 | first doc (8, big-endian)  ->  posting block
 //
-// Terms never contain 0x00 (tokens are letters and digits), so all postings of
+// A block lists documents in increasing order, each with its term frequency,
+// document length and positions; blocks of a term never overlap. A bulk
+// batch of 1000 messages thus writes one key per distinct term instead of
+// one per (term, message), which is what makes indexing fast and the index
+// small. Removing a document rewrites the block that holds it.
+//
+// Terms never contain 0x00 (tokens are letters and digits), so all blocks of
 // a term are contiguous and a term prefix is a key prefix. A small in-memory
 // table maps doc numbers to (time, group, sender, id); it is rebuilt from the
 // view at Open and is what filters, recency ranking and result lookup use.
@@ -145,9 +154,18 @@ type indexer struct {
 	stats   indexStats
 	added   []pendingDoc
 	removed []uint64
+	blocks  map[string]*blockBuf // new postings by term
+	removes map[string][]uint64  // documents to remove by term
 	// scratch, reused across documents
 	terms map[string][]uint32
 	order []string
+}
+
+// blockBuf is a posting block being built: entries after the count.
+type blockBuf struct {
+	first, last uint64
+	n           uint64
+	buf         []byte
 }
 
 type pendingDoc struct {
@@ -157,7 +175,8 @@ type pendingDoc struct {
 }
 
 func (db *DB) newIndexer(b *pebble.Batch) *indexer {
-	return &indexer{db: db, b: b, stats: db.stats, terms: map[string][]uint32{}}
+	return &indexer{db: db, b: b, stats: db.stats, terms: map[string][]uint32{},
+		blocks: map[string]*blockBuf{}, removes: map[string][]uint64{}}
 }
 
 // analyse fills ix.terms with term -> positions and returns the doc length.
@@ -181,10 +200,15 @@ func (ix *indexer) add(m *Message, ts int64) uint64 {
 	doc := ix.stats.nextDoc
 	ix.stats.nextDoc++
 	dl := ix.analyse(m.Text)
-	var val []byte
 	for _, term := range ix.order {
-		val = encodePosting(val[:0], ix.terms[term], dl)
-		ix.b.Set(postingKey(term, doc), val, nil)
+		bb := ix.blocks[term]
+		if bb == nil {
+			bb = &blockBuf{first: doc, last: doc}
+			ix.blocks[term] = bb
+		}
+		bb.buf = appendBlockEntry(bb.buf, doc-bb.last, ix.terms[term], dl)
+		bb.last = doc
+		bb.n++
 	}
 	ix.stats.docs++
 	ix.stats.totalLen += uint64(dl)
@@ -192,20 +216,97 @@ func (ix *indexer) add(m *Message, ts int64) uint64 {
 	return doc
 }
 
-// remove deletes the postings of m (document doc), found by re-tokenising
-// its text.
+// remove schedules the postings of m (document doc) for removal; its terms
+// are found by re-tokenising its text.
 func (ix *indexer) remove(m *Message, doc uint64) {
 	dl := ix.analyse(m.Text)
 	for _, term := range ix.order {
-		ix.b.Delete(postingKey(term, doc), nil)
+		ix.removes[term] = append(ix.removes[term], doc)
 	}
 	ix.stats.docs--
 	ix.stats.totalLen -= uint64(dl)
 	ix.removed = append(ix.removed, doc)
 }
 
+// finish writes the new blocks, rewrites blocks that lose documents, and the
+// statistics, into the batch.
 func (ix *indexer) finish() error {
+	// Keys go into the batch in key order: the memtable's skiplist inserter
+	// reuses its search path between neighbouring keys, so sorted inserts
+	// are much cheaper than random ones.
+	terms := make([]string, 0, len(ix.blocks))
+	for term := range ix.blocks {
+		terms = append(terms, term)
+	}
+	slices.Sort(terms)
+	for _, term := range terms {
+		bb := ix.blocks[term]
+		val := binary.AppendUvarint(make([]byte, 0, len(bb.buf)+4), bb.n)
+		ix.b.Set(postingKey(term, bb.first), append(val, bb.buf...), nil)
+	}
+	for term, docs := range ix.removes {
+		if err := ix.removeFromBlocks(term, docs); err != nil {
+			return err
+		}
+	}
 	ix.b.Set(indexStatsKey, encodeIndexStats(ix.stats), nil)
+	return nil
+}
+
+// removeFromBlocks rewrites the blocks of term that hold any of docs.
+func (ix *indexer) removeFromBlocks(term string, docs []uint64) error {
+	slices.Sort(docs)
+	prefix := postingPrefix(term)
+	it, err := ix.db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	defer it.Close()
+	// Group the documents by the block that holds each: the last block
+	// starting at or before it.
+	type block struct {
+		key   []byte
+		first uint64
+		val   []byte
+		docs  []uint64
+	}
+	var blocks []*block
+	for _, doc := range docs {
+		if !it.SeekLT(postingKey(term, doc+1)) {
+			continue // no posting for this doc: nothing to remove
+		}
+		first, err := blockFirstDoc(it.Key(), len(prefix))
+		if err != nil {
+			return err
+		}
+		if n := len(blocks); n > 0 && blocks[n-1].first == first {
+			blocks[n-1].docs = append(blocks[n-1].docs, doc)
+			continue
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("store: index: %w", err)
+		}
+		blocks = append(blocks, &block{key: slices.Clone(it.Key()), first: first, val: slices.Clone(val), docs: []uint64{doc}})
+	}
+	for _, bl := range blocks {
+		var kept []blockEntry
+		err := decodeBlock(bl.val, bl.first, func(e blockEntry) error {
+			if _, gone := slices.BinarySearch(bl.docs, e.doc); !gone {
+				e.pos = slices.Clone(e.pos)
+				kept = append(kept, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: index: term %q: %w", term, err)
+		}
+		if len(kept) == 0 {
+			ix.b.Delete(bl.key, nil)
+		} else {
+			ix.b.Set(bl.key, encodeBlock(bl.first, kept), nil)
+		}
+	}
 	return nil
 }
 
@@ -226,12 +327,22 @@ func (ix *indexer) publish() {
 	ix.db.stats = ix.stats
 }
 
-// encodePosting appends a posting value: term frequency, document length,
-// then the positions as ascending deltas. Postings carry no version byte (they
-// are the bulk of the index); their format is fixed by SchemaVersion.
-func encodePosting(dst []byte, positions []uint32, dl int) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(positions)))
+// blockEntry is one document of a posting block.
+type blockEntry struct {
+	doc    uint64
+	tf, dl uint32
+	pos    []uint32 // valid only during the decodeBlock callback
+}
+
+// A posting block value is: entry count, then per entry the doc delta (from
+// the block's first doc for the first entry, from the previous entry after
+// that, so at least 1), the document length, the term frequency and the
+// positions as ascending deltas. It carries no version byte (it is the bulk
+// of the index); its format is fixed by SchemaVersion.
+func appendBlockEntry(dst []byte, delta uint64, positions []uint32, dl int) []byte {
+	dst = binary.AppendUvarint(dst, delta)
 	dst = binary.AppendUvarint(dst, uint64(dl))
+	dst = binary.AppendUvarint(dst, uint64(len(positions)))
 	prev := uint32(0)
 	for _, p := range positions {
 		dst = binary.AppendUvarint(dst, uint64(p-prev))
@@ -240,13 +351,34 @@ func encodePosting(dst []byte, positions []uint32, dl int) []byte {
 	return dst
 }
 
+func encodeBlock(first uint64, entries []blockEntry) []byte {
+	out := binary.AppendUvarint(nil, uint64(len(entries)))
+	prev := first
+	for _, e := range entries {
+		out = appendBlockEntry(out, e.doc-prev, e.pos, int(e.dl))
+		prev = e.doc
+	}
+	return out
+}
+
 // maxDocLen bounds the token count of a document (MaxTextLen bytes cannot
 // yield more tokens than bytes).
 const maxDocLen = MaxTextLen
 
-// decodePosting decodes a posting; positions are appended to pos only if pos
-// is non-nil (phrase queries need them, others skip the work).
-func decodePosting(val []byte, pos *[]uint32) (tf, dl uint32, err error) {
+// maxBlockEntries bounds the documents of one block (one indexing batch).
+const maxBlockEntries = 1 << 20
+
+func blockFirstDoc(key []byte, prefixLen int) (uint64, error) {
+	if len(key) != prefixLen+8 {
+		return 0, corruptf("posting key %x", key)
+	}
+	return binary.BigEndian.Uint64(key[prefixLen:]), nil
+}
+
+// decodeBlock decodes a posting block whose key names first, calling fn for
+// each entry in document order. It rejects anything malformed: wrong counts,
+// non-increasing documents, positions outside the document, trailing bytes.
+func decodeBlock(val []byte, first uint64, fn func(blockEntry) error) error {
 	readUvarint := func() (uint64, bool) {
 		v, n := binary.Uvarint(val)
 		if n <= 0 || (n > 1 && val[n-1] == 0) {
@@ -255,29 +387,42 @@ func decodePosting(val []byte, pos *[]uint32) (tf, dl uint32, err error) {
 		val = val[n:]
 		return v, true
 	}
-	t, ok1 := readUvarint()
-	l, ok2 := readUvarint()
-	if !ok1 || !ok2 || t == 0 || l == 0 || t > l || l > maxDocLen {
-		return 0, 0, corruptf("posting: bad header")
+	count, ok := readUvarint()
+	if !ok || count == 0 || count > maxBlockEntries {
+		return corruptf("posting block: bad count")
 	}
-	var p uint64
-	for i := uint64(0); i < t; i++ {
-		d, ok := readUvarint()
-		if !ok || (i > 0 && d == 0) {
-			return 0, 0, corruptf("posting: bad position")
+	var pos []uint32
+	doc := first
+	for i := uint64(0); i < count; i++ {
+		delta, ok1 := readUvarint()
+		dl, ok2 := readUvarint()
+		tf, ok3 := readUvarint()
+		if !ok1 || !ok2 || !ok3 || (i > 0 && delta == 0) || delta > math.MaxUint64-doc ||
+			tf == 0 || dl == 0 || tf > dl || dl > maxDocLen {
+			return corruptf("posting block: bad entry")
 		}
-		p += d
-		if p >= l {
-			return 0, 0, corruptf("posting: position beyond document")
+		doc += delta
+		pos = pos[:0]
+		var p uint64
+		for j := uint64(0); j < tf; j++ {
+			d, ok := readUvarint()
+			if !ok || (j > 0 && d == 0) {
+				return corruptf("posting block: bad position")
+			}
+			p += d
+			if p >= dl {
+				return corruptf("posting block: position beyond document")
+			}
+			pos = append(pos, uint32(p))
 		}
-		if pos != nil {
-			*pos = append(*pos, uint32(p))
+		if err := fn(blockEntry{doc: doc, tf: uint32(tf), dl: uint32(dl), pos: pos}); err != nil {
+			return err
 		}
 	}
 	if len(val) != 0 {
-		return 0, 0, corruptf("posting: %d trailing bytes", len(val))
+		return corruptf("posting block: %d trailing bytes", len(val))
 	}
-	return uint32(t), uint32(l), nil
+	return nil
 }
 
 // loadDocTable rebuilds the in-memory document table from the view.
@@ -320,12 +465,17 @@ func decodeMessageKeyed(k, v []byte) (Message, uint64, error) {
 	return m, doc, nil
 }
 
-// migrateBuildIndex upgrades schema 1 to 2: it rewrites every view record
-// with a document number and indexes its text. It commits in chunks; records
-// already rewritten (an interrupted earlier run) are skipped.
+// migrateBuildIndex upgrades schema 1 to 2: it rewrites dedup markers in
+// their new encoding, rewrites every view record with a document number,
+// indexes its text and records its time in its dedup marker (replacing the
+// schema-1 id index). It commits in chunks; records already rewritten (an
+// interrupted earlier run) are skipped.
 func (db *DB) migrateBuildIndex() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	if err := db.migrateDedupMarkers(); err != nil {
+		return err
+	}
 	st, err := db.loadIndexStats()
 	if err != nil {
 		return err
@@ -378,6 +528,14 @@ func (db *DB) migrateBuildIndex() error {
 				m := &todo[i].m
 				doc := ix.add(m, m.Time.UnixNano())
 				b.Set(todo[i].key, encodeMessage(m, doc), nil)
+				rec := dedupRecord{seen: m.Time, inView: true, ts: m.Time.UnixNano()}
+				dk := dedupKey(m.Group, m.ID)
+				if old, err := db.get(dk); err == nil {
+					if r, err := decodeDedup(old); err == nil {
+						rec.seen = r.seen
+					}
+				}
+				b.Set(dk, encodeDedup(rec), nil)
 			}
 			if err := ix.finish(); err != nil {
 				b.Close()
@@ -391,8 +549,43 @@ func (db *DB) migrateBuildIndex() error {
 			ix.publish()
 		}
 		if next == nil {
-			return nil
+			break
 		}
 		start = next
 	}
+	// The schema-1 id index is now redundant.
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	b.DeleteRange([]byte{spaceViewByID}, []byte{spaceViewByID + 1}, nil)
+	return db.commit(b)
+}
+
+// migrateDedupMarkers rewrites schema-1 dedup markers (time only) in the
+// schema-2 encoding.
+func (db *DB) migrateDedupMarkers() error {
+	b := db.pdb.NewBatch()
+	defer func() { b.Close() }()
+	n := 0
+	err := db.scan([]byte{spaceDedup}, func(k, v []byte) error {
+		if len(v) > 0 && v[0] == dedupRecordVersion {
+			return nil
+		}
+		seen, err := decodeDedupV1(v)
+		if err != nil {
+			return err
+		}
+		b.Set(k, encodeDedup(dedupRecord{seen: seen}), nil)
+		if n++; n%1000 == 0 {
+			if err := db.commit(b); err != nil {
+				return err
+			}
+			b.Close()
+			b = db.pdb.NewBatch()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.commit(b)
 }

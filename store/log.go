@@ -44,7 +44,7 @@ func (db *DB) AppendLog(group []byte, epoch uint64, hash MessageHash, msg []byte
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	k := logKey(group, epoch, hash)
-	exists, err := db.has(k)
+	exists, err := db.hasFiltered(k)
 	if err != nil || exists {
 		return false, err
 	}
@@ -61,6 +61,7 @@ func (db *DB) AppendLog(group []byte, epoch uint64, hash MessageHash, msg []byte
 		return false, err
 	}
 	db.logSeq = seq
+	db.present.add(k)
 	return true, nil
 }
 
@@ -276,5 +277,8 @@ func (db *DB) loadCounters() error {
 		return err
 	}
 	db.stats = st
+	if err := db.loadPresenceFilter(); err != nil {
+		return err
+	}
 	return db.loadDocTable()
 }

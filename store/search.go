@@ -326,36 +326,32 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 	s.table.mu.RLock()
 	defer s.table.mu.RUnlock()
 	for ok := it.First(); ok; ok = it.Next() {
-		df++
-		if df%1024 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				return nil, 0, err
-			}
+		if err := s.ctx.Err(); err != nil {
+			return nil, 0, err
 		}
-		k := it.Key()
-		if len(k) != len(prefix)+8 {
-			return nil, 0, corruptf("posting key %x", k)
+		first, err := blockFirstDoc(it.Key(), len(prefix))
+		if err != nil {
+			return nil, 0, err
 		}
-		doc := binary.BigEndian.Uint64(k[len(prefix):])
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: search: %w", err)
 		}
-		var p posting
-		var pos []uint32
-		var pp *[]uint32
-		if withPos {
-			pp = &pos
-		}
-		p.tf, p.dl, err = decodePosting(v, pp)
+		err = decodeBlock(v, first, func(e blockEntry) error {
+			df++
+			if !s.visible(e.doc) {
+				return nil
+			}
+			p := posting{doc: e.doc, tf: e.tf, dl: e.dl}
+			if withPos {
+				p.pos = slices.Clone(e.pos)
+			}
+			out = append(out, p)
+			return nil
+		})
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: search: term %q: %w", term, err)
 		}
-		if !s.visible(doc) {
-			continue
-		}
-		p.doc, p.pos = doc, pos
-		out = append(out, p)
 	}
 	if err := it.Error(); err != nil {
 		return nil, 0, fmt.Errorf("store: search: %w", err)
@@ -425,21 +421,23 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 			}
 			lastTerm = append(lastTerm[:0], term...)
 		}
-		doc := binary.BigEndian.Uint64(k[len(k)-8:])
+		first := binary.BigEndian.Uint64(k[len(k)-8:])
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
-		tf, dl, err := decodePosting(v, nil)
+		err = decodeBlock(v, first, func(e blockEntry) error {
+			a := docs[e.doc]
+			if a == nil {
+				a = &agg{dl: e.dl, visible: s.visible(e.doc)}
+				docs[e.doc] = a
+			}
+			a.tf += e.tf
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
-		a := docs[doc]
-		if a == nil {
-			a = &agg{dl: dl, visible: s.visible(doc)}
-			docs[doc] = a
-		}
-		a.tf += tf
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)

@@ -374,3 +374,35 @@ func runePrefix(s string, n int) string {
 	r := []rune(s)
 	return string(r[:min(len(r), n)])
 }
+
+// TestLatinFoldMatchesNormalise checks the rune-by-rune fast path against
+// normalising the whole text.
+func TestLatinFoldMatchesNormalise(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 3000; i++ {
+		var sb strings.Builder
+		for j := 0; j < 1+r.IntN(12); j++ {
+			if r.IntN(3) == 0 {
+				sb.WriteRune(rune(r.IntN(0x80)))
+			} else {
+				sb.WriteRune(rune(0x80 + r.IntN(latinFoldLimit-0x80)))
+			}
+		}
+		s := sb.String()
+		var fast, slow []string
+		tokenize(s, func(term string, _ int) { fast = append(fast, term) })
+		// The slow path: normalise everything, then tokenise (every rune is
+		// now a fixed point of the table).
+		tokenize(normalise(s)+"\u0250", func(term string, _ int) { slow = append(slow, term) })
+		if len(slow) > 0 && strings.HasSuffix(slow[len(slow)-1], "\u0250") {
+			last := strings.TrimSuffix(slow[len(slow)-1], "\u0250")
+			slow = slow[:len(slow)-1]
+			if last != "" {
+				slow = append(slow, last)
+			}
+		}
+		if !slices.Equal(fast, slow) {
+			t.Fatalf("%q: fast %q, full normalisation %q", s, fast, slow)
+		}
+	}
+}

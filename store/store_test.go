@@ -488,6 +488,13 @@ func TestMigrateFromSchema1(t *testing.T) {
 		if err := pdb.Set(viewByIDKey(g1, id), be64(uint64(ts)), nil); err != nil {
 			t.Fatal(err)
 		}
+		if i%2 == 0 { // schema-1 dedup marker: first-seen time only
+			d := newEncV(1, 10)
+			d.time(clock.t.Add(-time.Hour))
+			if err := pdb.Set(dedupKey(g1, id), d.b, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := pdb.Set(schemaKey, []byte{0, 0, 0, 1}, pebble.Sync); err != nil {
 		t.Fatal(err)
@@ -513,6 +520,24 @@ func TestMigrateFromSchema1(t *testing.T) {
 	ms, err := db.Messages(g1, time.Time{}, 3)
 	if err != nil || len(ms) != 3 || ms[0].Text != "plain words" {
 		t.Fatalf("Messages after migration = %+v, %v", ms, err)
+	}
+	var id7 MessageID
+	id7[1] = 7
+	if m, err := db.Message(g1, id7); err != nil || m.Text != "a rare needle here" {
+		t.Fatalf("Message by id after migration = %+v, %v", m, err)
+	}
+	if ok, err := db.AddMessage(Message{Group: g1, ID: id7, Time: clock.t, Sender: []byte("x"), Text: "dup"}); err != nil || ok {
+		t.Fatalf("migrated message not deduplicated: %v %v", ok, err)
+	}
+	if err := db.DeleteMessage(g1, id7); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.pdb.EstimateDiskUsage([]byte{spaceViewByID}, []byte{spaceViewByID + 1}); n != 0 {
+		it, _ := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceViewByID}, UpperBound: []byte{spaceViewByID + 1}})
+		if it.First() {
+			t.Fatal("schema-1 id index survived the migration")
+		}
+		it.Close()
 	}
 }
 
@@ -550,8 +575,8 @@ func TestCorruptRecords(t *testing.T) {
 		{"log", logKey(g1, 1, hash(1)), func() error { _, err := db.LogEntry(g1, 1, hash(1)); return err }},
 		{"outbox", outboxKey(g1, mid(1)), func() error { _, err := db.Outbox(g1, mid(1)); return err }},
 		{"view", viewKey(g1, clock.t.UnixNano(), mid(1)), func() error { _, err := db.Message(g1, mid(1)); return err }},
-		{"view by id", viewByIDKey(g1, mid(1)), func() error { _, err := db.Message(g1, mid(1)); return err }},
-		{"posting", postingKey("hello", 1), func() error { _, err := db.Search(t.Context(), Query{Text: "hello"}); return err }},
+		{"dedup marker", dedupKey(g1, mid(1)), func() error { _, err := db.Message(g1, mid(1)); return err }},
+		{"posting block", postingKey("hello", 1), func() error { _, err := db.Search(t.Context(), Query{Text: "hello"}); return err }},
 	}
 	for _, c := range cases {
 		old, err := db.get(c.key)

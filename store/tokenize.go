@@ -54,6 +54,29 @@ func isASCII(s string) bool {
 	return true
 }
 
+// latinFold maps every rune below latinFoldLimit (ASCII, Latin-1, Latin
+// Extended-A and B) to what normalise makes of it. None of these runes is a
+// combining mark and none composes with its neighbours under NFC, so folding
+// rune by rune equals folding the whole text (TestLatinFoldMatchesNormalise
+// checks this); it saves the x/text pipeline for most European text.
+const latinFoldLimit = 0x250
+
+var latinFold = func() (t [latinFoldLimit]string) {
+	for r := rune(0); r < latinFoldLimit; r++ {
+		t[r] = normalise(string(r))
+	}
+	return t
+}()
+
+func needsFullNormalise(s string) bool {
+	for _, r := range s {
+		if r >= latinFoldLimit {
+			return true
+		}
+	}
+	return false
+}
+
 // tokenize splits text into terms: runs of letters and digits, case-folded
 // and without diacritics; CJK runs become overlapping bigrams (a lone CJK
 // rune is its own term). fn is called for every token in order.
@@ -87,7 +110,9 @@ func tokenize(text string, fn func(term string, pos int)) {
 		flush()
 		return
 	}
-	text = normalise(text)
+	if needsFullNormalise(text) {
+		text = normalise(text)
+	}
 	word := make([]byte, 0, maxTokenLen)
 	flushWord := func() {
 		if len(word) > 0 {
@@ -111,7 +136,7 @@ func tokenize(text string, fn func(term string, pos int)) {
 		}
 		cjk = cjk[:0]
 	}
-	for _, r := range text {
+	letter := func(r rune) {
 		switch {
 		case isCJK(r):
 			flushWord()
@@ -125,6 +150,17 @@ func tokenize(text string, fn func(term string, pos int)) {
 			flushWord()
 			flushCJK()
 		}
+	}
+	for _, r := range text {
+		if r < latinFoldLimit {
+			// Already normalised if the text went through normalise (these
+			// runes map to themselves then); otherwise fold here.
+			for _, f := range latinFold[r] {
+				letter(f)
+			}
+			continue
+		}
+		letter(r)
 	}
 	flushWord()
 	flushCJK()
