@@ -2,11 +2,8 @@ package store
 
 import (
 	"io/fs"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,10 +18,9 @@ import (
 // or with the default benchtime (queries).
 
 const (
-	benchDocs      = 100_000
-	benchBatch     = 1000
-	benchSeed      = 20260101
-	benchQuerySeed = 7
+	benchDocs  = 100_000
+	benchBatch = 1000
+	benchSeed  = 20260101
 )
 
 var benchCorpus = sync.OnceValue(func() *searchcorpus.Corpus {
@@ -45,7 +41,7 @@ func dirSize(tb testing.TB, dir string) int64 {
 }
 
 func indexCorpus(tb testing.TB, dir string, msgs []Message) *DB {
-	db, err := Open(Options{Dir: dir, FS: vfs.Default, Logger: quietLogger(), MemTableSize: benchMemTable()})
+	db, err := Open(Options{Dir: dir, FS: vfs.Default, Logger: quietLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -102,7 +98,7 @@ func BenchmarkQuery(b *testing.B) {
 	c := benchCorpus()
 	for _, kind := range []string{"one-term", "two-term-and", "prefix"} {
 		b.Run(kind, func(b *testing.B) {
-			qs := BenchQueries(c, kind, 1000)
+			qs := searchcorpus.BenchQueries(c, kind, 1000)
 			lat := make([]time.Duration, 0, b.N)
 			hits := 0
 			b.ResetTimer()
@@ -122,28 +118,4 @@ func BenchmarkQuery(b *testing.B) {
 			b.ReportMetric(float64(hits)/float64(b.N), "hits/query")
 		})
 	}
-}
-
-// BenchQueries returns n queries of a kind, deterministic for the corpus; the
-// bleve benchmark builds the same ones from the same words.
-func BenchQueries(c *searchcorpus.Corpus, kind string, n int) []string {
-	r := rand.New(rand.NewPCG(benchQuerySeed, uint64(len(kind))))
-	out := make([]string, n)
-	for i := range out {
-		switch kind {
-		case "one-term":
-			out[i] = c.QueryWord(r, 50, 2000)
-		case "two-term-and":
-			out[i] = c.QueryWord(r, 10, 200) + " " + c.QueryWord(r, 50, 2000)
-		case "prefix":
-			w := []rune(c.QueryWord(r, 50, 2000))
-			out[i] = string(w[:min(3, len(w))]) + "*"
-		}
-	}
-	return out
-}
-
-func benchMemTable() uint64 {
-	n, _ := strconv.Atoi(os.Getenv("MEMTABLE_MB"))
-	return uint64(n) << 20
 }

@@ -150,3 +150,27 @@ func (c *Corpus) QueryWord(r *rand.Rand, lo, hi int) string {
 	hi = min(hi, len(c.Vocab))
 	return c.Vocab[lo+r.IntN(hi-lo)]
 }
+
+// BenchQueries returns n query strings of a kind, deterministic for the
+// corpus, in the store's query syntax: "one-term" (a word of rank 50..2000),
+// "two-term-and" (a word of rank 10..200 and one of rank 50..2000) and
+// "prefix" (the first three letters of a word of rank 50..2000, then *).
+// The bleve benchmark builds its queries from the same words.
+func BenchQueries(c *Corpus, kind string, n int) []string {
+	r := rand.New(rand.NewPCG(7, uint64(len(kind))))
+	out := make([]string, n)
+	for i := range out {
+		switch kind {
+		case "one-term":
+			out[i] = c.QueryWord(r, 50, 2000)
+		case "two-term-and":
+			out[i] = c.QueryWord(r, 10, 200) + " " + c.QueryWord(r, 50, 2000)
+		case "prefix":
+			w := []rune(c.QueryWord(r, 50, 2000))
+			out[i] = string(w[:min(3, len(w))]) + "*"
+		default:
+			panic("searchcorpus: unknown query kind " + kind)
+		}
+	}
+	return out
+}
