@@ -21,7 +21,7 @@ type Options struct {
 	// Now returns the current time; it stamps log arrivals and dedup markers.
 	// Nil means time.Now.
 	Now func() time.Time
-	// CacheSize is Pebble's block cache size in bytes. Zero means 8 MiB.
+	// CacheSize is Pebble's block cache size in bytes. Zero means 32 MiB.
 	CacheSize int64
 	// MemTableSize is Pebble's memtable size in bytes. Zero means 16 MiB:
 	// bulk indexing (resync, migrations) flushes and compacts much less than
@@ -41,7 +41,7 @@ func (o *Options) EnsureDefaults() {
 		o.Now = time.Now
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = 8 << 20
+		o.CacheSize = 32 << 20
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 16 << 20

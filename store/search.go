@@ -44,6 +44,10 @@ type Query struct {
 	Limit int
 	// Cursor continues a previous search: pass Result.Next.
 	Cursor []byte
+	// IDsOnly leaves Text, Epoch and Flags of the hits empty, saving one
+	// view lookup per hit (Group, ID, Time and Sender are always filled);
+	// fetch the messages shown with Message.
+	IDsOnly bool
 }
 
 // MaxSearchLimit bounds Query.Limit.
@@ -300,16 +304,18 @@ func intersect(a, b []scored) []scored {
 	return out
 }
 
-// visible applies the filters to a document.
-func (s *searcher) visible(doc uint64) bool {
+// visible applies the filters to a document; the caller holds table.mu.
+// Postings are read without filtering (a lookup per posting would cost more
+// than the scan); only the intersected candidates are checked here.
+func (s *searcher) visible(doc uint64) (docInfo, bool) {
 	d, ok := s.table.get(doc)
 	if !ok {
-		return false // deleted, or committed but not yet published
+		return d, false // deleted, or committed but not yet published
 	}
 	if s.group != 0 && d.group != s.group || s.send != 0 && d.sender != s.send {
-		return false
+		return d, false
 	}
-	return d.ts >= s.from && d.ts < s.to
+	return d, d.ts >= s.from && d.ts < s.to
 }
 
 // scanTerm reads a term's posting list; it returns the visible postings in
@@ -323,8 +329,6 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 	defer it.Close()
 	var out []posting
 	df := 0
-	s.table.mu.RLock()
-	defer s.table.mu.RUnlock()
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := s.ctx.Err(); err != nil {
 			return nil, 0, err
@@ -339,9 +343,6 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 		}
 		err = decodeBlock(v, first, func(e blockEntry) error {
 			df++
-			if !s.visible(e.doc) {
-				return nil
-			}
 			p := posting{doc: e.doc, tf: e.tf, dl: e.dl}
 			if withPos {
 				p.pos = slices.Clone(e.pos)
@@ -396,15 +397,10 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		return nil, fmt.Errorf("store: search: %w", err)
 	}
 	defer it.Close()
-	type agg struct {
-		tf, dl  uint32
-		visible bool
-	}
+	type agg struct{ tf, dl uint32 }
 	docs := map[uint64]*agg{}
 	terms := 0
 	var lastTerm []byte
-	s.table.mu.RLock()
-	defer s.table.mu.RUnlock()
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) < 1+8+1 || k[len(k)-9] != 0 || bytes.IndexByte(k[1:len(k)-9], 0) >= 0 {
@@ -429,7 +425,7 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		err = decodeBlock(v, first, func(e blockEntry) error {
 			a := docs[e.doc]
 			if a == nil {
-				a = &agg{dl: e.dl, visible: s.visible(e.doc)}
+				a = &agg{dl: e.dl}
 				docs[e.doc] = a
 			}
 			a.tf += e.tf
@@ -445,9 +441,7 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 	idf := bm25IDF(s.n, float64(len(docs)))
 	out := make([]scored, 0, len(docs))
 	for doc, a := range docs {
-		if a.visible {
-			out = append(out, scored{doc, s.termScore(a.tf, a.dl, idf)})
-		}
+		out = append(out, scored{doc, s.termScore(a.tf, a.dl, idf)})
 	}
 	slices.SortFunc(out, func(a, b scored) int { return cmpU64(a.doc, b.doc) })
 	return out, nil
@@ -544,7 +538,7 @@ func (s *searcher) page(acc []scored, after *cursor) (Result, error) {
 	s.table.mu.RLock()
 	rs := make([]ranked, 0, len(acc))
 	for _, a := range acc {
-		d, ok := s.table.get(a.doc)
+		d, ok := s.visible(a.doc)
 		if !ok {
 			continue
 		}
@@ -572,12 +566,17 @@ func (s *searcher) page(acc []scored, after *cursor) (Result, error) {
 	for _, r := range rs {
 		s.table.mu.RLock()
 		d, ok := s.table.get(r.doc)
-		var g []byte
+		var g, sender []byte
 		if ok {
-			g = s.table.groupIDs[d.group]
+			g, sender = s.table.groupIDs[d.group], s.table.senderIDs[d.sender]
 		}
 		s.table.mu.RUnlock()
 		if !ok {
+			continue
+		}
+		if s.q.IDsOnly {
+			m := Message{Group: slices.Clone(g), ID: d.id, Time: time.Unix(0, d.ts).UTC(), Sender: slices.Clone(sender)}
+			res.Hits = append(res.Hits, Hit{Message: m, Score: r.score})
 			continue
 		}
 		val, err := s.db.get(viewKey(g, d.ts, d.id))
