@@ -84,11 +84,15 @@ type docInfo struct {
 	id     MessageID
 }
 
-// docTable is the in-memory document table. Writers hold DB.writeMu and mu;
-// readers hold mu.RLock.
+// docTable is the in-memory document table, as parallel arrays indexed by
+// doc-1 so that the common checks (is the document live, its time) touch
+// few cache lines. Writers hold DB.writeMu and mu; readers hold mu.RLock.
 type docTable struct {
 	mu        sync.RWMutex
-	docs      []docInfo // docs[doc-1]
+	ts        []int64
+	group     []uint32 // 0 = no such document (deleted or never stored)
+	sender    []uint32
+	id        []MessageID
 	groups    map[string]uint32
 	groupIDs  [][]byte // groupIDs[0] unused
 	senders   map[string]uint32
@@ -116,23 +120,37 @@ func (t *docTable) intern(m map[string]uint32, ids *[][]byte, v []byte) uint32 {
 
 // set records doc; the caller holds mu.
 func (t *docTable) set(doc uint64, m *Message, ts int64) {
-	for uint64(len(t.docs)) < doc {
-		t.docs = append(t.docs, docInfo{})
+	for uint64(len(t.group)) < doc {
+		t.ts = append(t.ts, 0)
+		t.group = append(t.group, 0)
+		t.sender = append(t.sender, 0)
+		t.id = append(t.id, MessageID{})
 	}
-	t.docs[doc-1] = docInfo{
-		ts:     ts,
-		group:  t.intern(t.groups, &t.groupIDs, m.Group),
-		sender: t.intern(t.senders, &t.senderIDs, m.Sender),
-		id:     m.ID,
+	i := doc - 1
+	t.ts[i] = ts
+	t.group[i] = t.intern(t.groups, &t.groupIDs, m.Group)
+	t.sender[i] = t.intern(t.senders, &t.senderIDs, m.Sender)
+	t.id[i] = m.ID
+}
+
+// clear forgets doc; the caller holds mu.
+func (t *docTable) clear(doc uint64) {
+	if doc != 0 && doc <= uint64(len(t.group)) {
+		t.group[doc-1] = 0
 	}
 }
 
+// live reports whether doc is a stored, published document.
+func (t *docTable) live(doc uint64) bool {
+	return doc != 0 && doc <= uint64(len(t.group)) && t.group[doc-1] != 0
+}
+
 func (t *docTable) get(doc uint64) (docInfo, bool) {
-	if doc == 0 || doc > uint64(len(t.docs)) {
+	if !t.live(doc) {
 		return docInfo{}, false
 	}
-	d := t.docs[doc-1]
-	return d, d.group != 0
+	i := doc - 1
+	return docInfo{ts: t.ts[i], group: t.group[i], sender: t.sender[i], id: t.id[i]}, true
 }
 
 func postingPrefix(term string) []byte {
@@ -320,9 +338,7 @@ func (ix *indexer) publish() {
 		t.set(p.doc, p.m, p.ts)
 	}
 	for _, doc := range ix.removed {
-		if doc <= uint64(len(t.docs)) {
-			t.docs[doc-1] = docInfo{}
-		}
+		t.clear(doc)
 	}
 	ix.db.stats = ix.stats
 }

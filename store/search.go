@@ -18,9 +18,10 @@ import (
 type Order uint8
 
 const (
-	// OrderRelevance ranks by BM25 (k1 = 1.2, b = 0.75), ties newest first.
+	// OrderRelevance ranks by BM25 (k1 = 1.2, b = 0.75); ties go to the
+	// message stored last.
 	OrderRelevance Order = 0
-	// OrderRecency ranks newest first.
+	// OrderRecency ranks newest first (by message time).
 	OrderRecency Order = 1
 )
 
@@ -341,6 +342,9 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: search: %w", err)
 		}
+		if c, n := binary.Uvarint(v); n > 0 && c <= maxBlockEntries {
+			out = slices.Grow(out, int(c)) // decodeBlock checks the count
+		}
 		err = decodeBlock(v, first, func(e blockEntry) error {
 			df++
 			p := posting{doc: e.doc, tf: e.tf, dl: e.dl}
@@ -397,9 +401,9 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		return nil, fmt.Errorf("store: search: %w", err)
 	}
 	defer it.Close()
-	type agg struct{ tf, dl uint32 }
-	docs := map[uint64]*agg{}
-	terms := 0
+	// Each term's postings are sorted by doc; the lists are merged below.
+	var lists [][]posting
+	var cur []posting
 	var lastTerm []byte
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
@@ -408,13 +412,16 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		}
 		term := k[1 : len(k)-9]
 		if !bytes.Equal(term, lastTerm) {
-			terms++
-			if terms > maxPrefixTerms {
+			if len(lists) >= maxPrefixTerms {
 				return nil, fmt.Errorf("%w: %s* matches more than %d terms", ErrQueryTooBroad, prefix, maxPrefixTerms)
 			}
 			if err := s.ctx.Err(); err != nil {
 				return nil, err
 			}
+			if cur != nil {
+				lists = append(lists, cur)
+			}
+			cur = nil
 			lastTerm = append(lastTerm[:0], term...)
 		}
 		first := binary.BigEndian.Uint64(k[len(k)-8:])
@@ -423,12 +430,7 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
 		err = decodeBlock(v, first, func(e blockEntry) error {
-			a := docs[e.doc]
-			if a == nil {
-				a = &agg{dl: e.dl}
-				docs[e.doc] = a
-			}
-			a.tf += e.tf
+			cur = append(cur, posting{doc: e.doc, tf: e.tf, dl: e.dl})
 			return nil
 		})
 		if err != nil {
@@ -438,13 +440,54 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("store: search: %w", err)
 	}
-	idf := bm25IDF(s.n, float64(len(docs)))
-	out := make([]scored, 0, len(docs))
-	for doc, a := range docs {
-		out = append(out, scored{doc, s.termScore(a.tf, a.dl, idf)})
+	if cur != nil {
+		lists = append(lists, cur)
 	}
-	slices.SortFunc(out, func(a, b scored) int { return cmpU64(a.doc, b.doc) })
+	// Merge pairwise, summing the tfs of a document present in several
+	// terms' lists: O(n log k) for k terms.
+	for len(lists) > 1 {
+		next := lists[:0:0]
+		for i := 0; i+1 < len(lists); i += 2 {
+			next = append(next, mergePostings(lists[i], lists[i+1]))
+		}
+		if len(lists)%2 == 1 {
+			next = append(next, lists[len(lists)-1])
+		}
+		lists = next
+	}
+	if len(lists) == 0 {
+		return nil, nil
+	}
+	merged := lists[0]
+	idf := bm25IDF(s.n, float64(len(merged)))
+	out := make([]scored, len(merged))
+	for i, p := range merged {
+		out[i] = scored{p.doc, s.termScore(p.tf, p.dl, idf)}
+	}
 	return out, nil
+}
+
+func mergePostings(a, b []posting) []posting {
+	out := make([]posting, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i].doc < b[j].doc:
+			out = append(out, a[i])
+			i++
+		case a[i].doc > b[j].doc:
+			out = append(out, b[j])
+			j++
+		default:
+			p := a[i]
+			p.tf += b[j].tf
+			out = append(out, p)
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
 }
 
 // evalPhrase matches documents where the terms occur at consecutive
@@ -515,18 +558,23 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// ranked is a result in ranking order.
+// ranked is a candidate in ranking order.
 type ranked struct {
 	score float64
 	ts    int64
 	doc   uint64
 }
 
-// before reports whether a ranks ahead of b: higher score, then newer, then
-// higher doc number.
-func (a ranked) before(b ranked) bool {
-	if a.score != b.score {
-		return a.score > b.score
+// before reports whether a ranks ahead of b. Relevance: higher score, then
+// higher document number (stored later); recency: newer, then higher
+// document number. Relevance ties are not broken by time so that ranking
+// needs no per-candidate time lookup.
+func (a ranked) before(b ranked, order Order) bool {
+	if order == OrderRelevance {
+		if a.score != b.score {
+			return a.score > b.score
+		}
+		return a.doc > b.doc
 	}
 	if a.ts != b.ts {
 		return a.ts > b.ts
@@ -534,69 +582,135 @@ func (a ranked) before(b ranked) bool {
 	return a.doc > b.doc
 }
 
-func (s *searcher) page(acc []scored, after *cursor) (Result, error) {
-	s.table.mu.RLock()
-	rs := make([]ranked, 0, len(acc))
-	for _, a := range acc {
-		d, ok := s.visible(a.doc)
-		if !ok {
-			continue
-		}
-		r := ranked{score: a.score, ts: d.ts, doc: a.doc}
-		if after != nil && !after.ranked.before(r) {
-			continue
-		}
-		rs = append(rs, r)
+// topK keeps the k best candidates, best first.
+type topK struct {
+	k     int
+	order Order
+	best  []ranked
+}
+
+func (t *topK) offer(r ranked) {
+	n := len(t.best)
+	if n == t.k && !r.before(t.best[n-1], t.order) {
+		return
 	}
-	s.table.mu.RUnlock()
-	slices.SortFunc(rs, func(a, b ranked) int {
-		if a.before(b) {
+	i, _ := slices.BinarySearchFunc(t.best, r, func(x, r ranked) int {
+		if x.before(r, t.order) {
 			return -1
 		}
-		if b.before(a) {
-			return 1
-		}
-		return 0
+		return 1
 	})
+	if n < t.k {
+		t.best = append(t.best, ranked{})
+	}
+	copy(t.best[i+1:], t.best[i:])
+	t.best[i] = r
+}
+
+func (s *searcher) page(acc []scored, after *cursor) (Result, error) {
+	filtered := s.group != 0 || s.send != 0 || s.from != math.MinInt64 || s.to != math.MaxInt64
+	top := topK{k: s.q.Limit + 1, order: s.q.Order}
+	s.table.mu.RLock()
+	for _, a := range acc {
+		r := ranked{score: a.score, doc: a.doc}
+		if filtered {
+			d, ok := s.visible(a.doc)
+			if !ok {
+				continue
+			}
+			r.ts = d.ts
+		} else {
+			if !s.table.live(a.doc) {
+				continue
+			}
+			if s.q.Order == OrderRecency {
+				r.ts = s.table.ts[a.doc-1]
+			}
+		}
+		if after != nil && !after.ranked.before(r, s.q.Order) {
+			continue
+		}
+		top.offer(r)
+	}
+	s.table.mu.RUnlock()
+	rs := top.best
 	more := len(rs) > s.q.Limit
 	if more {
 		rs = rs[:s.q.Limit]
 	}
-	var res Result
+	hits := make([]Hit, 0, len(rs))
+	s.table.mu.RLock()
 	for _, r := range rs {
-		s.table.mu.RLock()
 		d, ok := s.table.get(r.doc)
-		var g, sender []byte
-		if ok {
-			g, sender = s.table.groupIDs[d.group], s.table.senderIDs[d.sender]
-		}
-		s.table.mu.RUnlock()
 		if !ok {
-			continue
-		}
-		if s.q.IDsOnly {
-			m := Message{Group: slices.Clone(g), ID: d.id, Time: time.Unix(0, d.ts).UTC(), Sender: slices.Clone(sender)}
-			res.Hits = append(res.Hits, Hit{Message: m, Score: r.score})
-			continue
-		}
-		val, err := s.db.get(viewKey(g, d.ts, d.id))
-		if err == ErrNotFound {
 			continue // deleted meanwhile
 		}
-		if err != nil {
+		m := Message{
+			Group:  slices.Clone(s.table.groupIDs[d.group]),
+			ID:     d.id,
+			Time:   time.Unix(0, d.ts).UTC(),
+			Sender: slices.Clone(s.table.senderIDs[d.sender]),
+		}
+		hits = append(hits, Hit{Message: m, Score: r.score})
+	}
+	s.table.mu.RUnlock()
+	if !s.q.IDsOnly {
+		var err error
+		if hits, err = s.db.fillMessages(hits); err != nil {
 			return Result{}, err
 		}
-		m, _, err := decodeMessage(val)
-		if err != nil {
-			return Result{}, fmt.Errorf("store: search: %w", err)
-		}
-		m.Group, m.ID, m.Time = append([]byte(nil), g...), d.id, time.Unix(0, d.ts).UTC()
-		res.Hits = append(res.Hits, Hit{Message: m, Score: r.score})
 	}
+	res := Result{Hits: hits}
 	if more && len(rs) > 0 {
 		res.Next = encodeCursor(cursor{order: s.q.Order, ranked: rs[len(rs)-1]})
 	}
 	return res, nil
+}
+
+// fillMessages reads the view records of hits (in key order through one
+// iterator, cheaper than a Get each) and drops hits deleted meanwhile.
+func (db *DB) fillMessages(hits []Hit) ([]Hit, error) {
+	type lookup struct {
+		key []byte
+		i   int
+	}
+	ls := make([]lookup, len(hits))
+	for i, h := range hits {
+		ls[i] = lookup{viewKey(h.Message.Group, h.Message.Time.UnixNano(), h.Message.ID), i}
+	}
+	slices.SortFunc(ls, func(a, b lookup) int { return bytes.Compare(a.key, b.key) })
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceView}, UpperBound: []byte{spaceView + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	defer it.Close()
+	found := make([]bool, len(hits))
+	for _, l := range ls {
+		if !it.SeekGE(l.key) || !bytes.Equal(it.Key(), l.key) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("store: search: %w", err)
+		}
+		m, _, err := decodeMessage(v)
+		if err != nil {
+			return nil, fmt.Errorf("store: search: %w", err)
+		}
+		h := &hits[l.i].Message
+		h.Sender, h.Text, h.Epoch, h.Flags = m.Sender, m.Text, m.Epoch, m.Flags
+		found[l.i] = true
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("store: search: %w", err)
+	}
+	out := hits[:0]
+	for i, h := range hits {
+		if found[i] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
 }
 
 // cursor is the position after which the next page starts.

@@ -196,10 +196,11 @@ func (ri *refIndex) search(q Query) []refHit {
 		}
 	}
 	slices.SortFunc(hits, func(a, b refHit) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.d.m.Time.UnixNano(), a.d.m.Time.UnixNano()); c != 0 {
+		if q.Order == OrderRelevance {
+			if c := cmp.Compare(b.score, a.score); c != 0 {
+				return c
+			}
+		} else if c := cmp.Compare(b.d.m.Time.UnixNano(), a.d.m.Time.UnixNano()); c != 0 {
 			return c
 		}
 		return cmp.Compare(b.d.doc, a.d.doc)
