@@ -384,6 +384,10 @@ const maxDocLen = MaxTextLen
 // maxBlockEntries bounds the documents of one block (one indexing batch).
 const maxBlockEntries = 1 << 20
 
+// uvarintPrefix reads the leading count of a block (validated later by
+// decodeBlock).
+func uvarintPrefix(v []byte) (uint64, int) { return binary.Uvarint(v) }
+
 func blockFirstDoc(key []byte, prefixLen int) (uint64, error) {
 	if len(key) != prefixLen+8 {
 		return 0, corruptf("posting key %x", key)

@@ -249,8 +249,15 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	msgs := corpusMessages(corpus)
 	db, fs, clock := openMem(t)
 	ref := &refIndex{}
-	for i := 0; i < len(msgs); i += 100 {
-		batch := msgs[i:min(i+100, len(msgs))]
+	for i := 0; i < len(msgs); {
+		// Most in batches of 100, the last 300 one by one, as live messages
+		// arrive (one small posting block per term each).
+		n := 100
+		if i >= len(msgs)-300 {
+			n = 1
+		}
+		batch := msgs[i:min(i+n, len(msgs))]
+		i += len(batch)
 		if _, err := db.AddMessages(batch); err != nil {
 			t.Fatal(err)
 		}
@@ -287,6 +294,26 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	// Incremental indexing survives restarts.
 	db = reopen(t, db, fs, clock)
 	check("after reopen", 100)
+
+	// Merging small posting blocks changes no result.
+	keysBefore := countKeys(t, db, spacePosting)
+	removed, err := db.OptimizeIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed == 0 || countKeys(t, db, spacePosting) != keysBefore-removed {
+		t.Fatalf("OptimizeIndex removed %d of %d posting keys", removed, keysBefore)
+	}
+	check("after optimize", 100)
+	for _, d := range ref.docs[len(ref.docs)-150:] {
+		if d.live {
+			if err := db.DeleteMessage(d.m.Group, d.m.ID); err != nil {
+				t.Fatal(err)
+			}
+			d.live = false
+		}
+	}
+	check("after deleting from merged blocks", 60)
 }
 
 func randomQuery(r *rand.Rand, c *searchcorpus.Corpus, ref *refIndex) Query {
@@ -411,4 +438,12 @@ func TestLatinFoldMatchesNormalise(t *testing.T) {
 			t.Fatalf("%q: fast %q, full normalisation %q", s, fast, slow)
 		}
 	}
+}
+
+func countKeys(t *testing.T, db *DB, space byte) int {
+	n := 0
+	if err := db.scan([]byte{space}, func(k, v []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -611,5 +612,28 @@ func TestClosed(t *testing.T) {
 	}
 	if err := db.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestDiskUsage(t *testing.T) {
+	db, _, clock := openMem(t)
+	var msgs []Message
+	for i := 0; i < 500; i++ {
+		var id MessageID
+		id[0], id[1] = byte(i>>8), byte(i)
+		msgs = append(msgs, Message{Group: g1, ID: id, Time: clock.t.Add(time.Duration(i) * time.Second), Sender: []byte("a"), Text: strings.Repeat("words and more words ", 10)})
+	}
+	if _, err := db.AddMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PurgeDeleted(t.Context()); err != nil { // flushes
+		t.Fatal(err)
+	}
+	u, err := db.DiskUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.View == 0 || u.Index == 0 || u.Total() < u.View+u.Index {
+		t.Fatalf("DiskUsage = %+v", u)
 	}
 }

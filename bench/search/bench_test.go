@@ -104,6 +104,11 @@ func BenchmarkGroveIndex(b *testing.B) {
 		if err := db.PurgeDeleted(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+		u, err := db.DiskUsage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(u.Index), "index-bytes")
 		db.Close()
 		b.ReportMetric(float64(dirSize(dir)), "disk-bytes")
 		b.StartTimer()
