@@ -342,8 +342,14 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: search: %w", err)
 		}
-		if c, n := binary.Uvarint(v); n > 0 && c <= maxBlockEntries {
-			out = slices.Grow(out, int(c)) // decodeBlock checks the count
+		if !withPos {
+			var n int
+			out, n, err = appendBlockPostings(out, v, first)
+			if err != nil {
+				return nil, 0, fmt.Errorf("store: search: term %q: %w", term, err)
+			}
+			df += n
+			continue
 		}
 		err = decodeBlock(v, first, func(e blockEntry) error {
 			df++
@@ -429,10 +435,7 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
-		err = decodeBlock(v, first, func(e blockEntry) error {
-			cur = append(cur, posting{doc: e.doc, tf: e.tf, dl: e.dl})
-			return nil
-		})
+		cur, _, err = appendBlockPostings(cur, v, first)
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
