@@ -488,7 +488,7 @@ func decodeBlock(val []byte, first uint64, fn func(blockEntry) error) error {
 // the fast path for term and prefix queries. It validates the entries
 // section fully and the positions section only by its length, since it does
 // not use it.
-func appendBlockPostings(out []posting, val []byte, first uint64) ([]posting, int, error) {
+func appendBlockPostings(out []termPosting, val []byte, first uint64) ([]termPosting, int, error) {
 	count, ent, _, err := splitBlock(val)
 	if err != nil {
 		return out, 0, err
@@ -501,7 +501,7 @@ func appendBlockPostings(out []posting, val []byte, first uint64) ([]posting, in
 		if err != nil {
 			return out, 0, err
 		}
-		out = append(out, posting{doc: doc, tf: tf, dl: dl})
+		out = append(out, termPosting{doc: doc, tf: tf, dl: dl})
 	}
 	if len(ent.b) != 0 {
 		return out, 0, corruptf("posting block: trailing bytes")
