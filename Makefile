@@ -21,8 +21,16 @@ fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Nested modules keep heavy dependencies (gRPC, bleve) out of the main
+# module; make test runs their suites too.
+SUBMODULES ?= interop bench/search
+
 test: fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@set -e; for m in $(SUBMODULES); do \
+		echo "== $$m"; \
+		(cd $$m && $(GO) vet ./... && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...); \
+	done
 
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
