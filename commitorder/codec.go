@@ -134,8 +134,9 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		w = append(w, g.prop.parent[:]...)
 		w = binary.BigEndian.AppendUint64(w, uint64(g.prop.at))
 		w = binary.AppendUvarint(w, uint64(len(g.prop.intents)))
-		for _, id := range g.prop.intents {
-			w = append(w, id[:]...)
+		for _, q := range g.prop.intents {
+			w = append(w, q.id[:]...)
+			w = append(w, byte(q.class))
 		}
 	}
 	w = binary.BigEndian.AppendUint64(w, uint64(g.lastRange))
@@ -498,11 +499,15 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		p := &proposal{}
 		p.parent = r.eid("proposal parent")
 		p.at = int64(r.u64("proposal time"))
-		np := r.count(16, "proposal intents")
+		np := r.count(17, "proposal intents")
 		for range np {
-			var id IntentID
-			copy(id[:], r.take(16, "proposal intent"))
-			p.intents = append(p.intents, id)
+			var q queuedIntent
+			copy(q.id[:], r.take(16, "proposal intent"))
+			q.class = Class(r.byte1("proposal class"))
+			if r.err == nil && !q.class.valid() {
+				r.fail("proposal class")
+			}
+			p.intents = append(p.intents, q)
 		}
 		g.prop = p
 	default:

@@ -59,7 +59,7 @@ type outEntry struct {
 
 type proposal struct {
 	parent  EpochID
-	intents []IntentID
+	intents []queuedIntent
 	at      int64
 }
 
@@ -273,6 +273,7 @@ func (g *Group) commitSeen(e CommitSeen) error {
 	}
 	if e.Own {
 		n.intents = slices.Clone(e.Intents)
+		g.queue = slices.DeleteFunc(g.queue, func(q queuedIntent) bool { return slices.Contains(n.intents, q.id) })
 		if g.prop != nil && g.prop.parent == e.Parent {
 			g.prop = nil
 		}
@@ -730,7 +731,7 @@ func (g *Group) finalise(r, c *node) {
 		for _, d := range dropped {
 			if d.own {
 				g.emit(CommitDiscarded{Cid: d.cid, Intents: d.intents})
-				g.requeue(d.intents)
+				g.requeue(carried(d))
 			}
 		}
 	}
@@ -851,17 +852,21 @@ func (g *Group) behind() bool {
 	return false
 }
 
-func (g *Group) requeue(ids []IntentID) {
-	if len(ids) == 0 {
+// requeue puts intents back in front of the queue, in their order.
+func (g *Group) requeue(qs []queuedIntent) {
+	if len(qs) == 0 {
 		return
 	}
-	// Put them back in front, in their order; classes are not known for
-	// intents carried by a commit, so they are treated as updates.
-	front := make([]queuedIntent, 0, len(ids)+len(g.queue))
-	for _, id := range ids {
-		front = append(front, queuedIntent{id: id, class: ClassUpdate})
+	g.queue = append(slices.Clone(qs), g.queue...)
+}
+
+// carried lists the intents of an own commit with the commit's class.
+func carried(n *node) []queuedIntent {
+	out := make([]queuedIntent, len(n.intents))
+	for i, id := range n.intents {
+		out[i] = queuedIntent{id: id, class: n.class}
 	}
-	g.queue = append(front, g.queue...)
+	return out
 }
 
 // maybePropose emits ProposeCommit once our avoidance delay on the head has
@@ -891,8 +896,8 @@ func (g *Group) maybePropose() {
 	for i, q := range g.queue {
 		ids[i] = q.id
 	}
+	g.prop = &proposal{parent: g.head.eid, intents: slices.Clone(g.queue), at: g.now}
 	g.queue = g.queue[:0]
-	g.prop = &proposal{parent: g.head.eid, intents: ids, at: g.now}
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
 }
 
@@ -936,7 +941,9 @@ func (g *Group) checkLost() {
 		}
 	}
 	if g.prop != nil {
-		intents = append(intents, g.prop.intents...)
+		for _, q := range g.prop.intents {
+			intents = append(intents, q.id)
+		}
 	}
 	g.emit(Rejoin{Outbox: ids, Intents: intents})
 	g.done = true
