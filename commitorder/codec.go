@@ -139,6 +139,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 			w = append(w, byte(q.class))
 		}
 	}
+	w = binary.BigEndian.AppendUint64(w, uint64(g.witnessedAt))
 	w = binary.BigEndian.AppendUint64(w, uint64(g.lastRange))
 	var flags byte
 	if g.lost {
@@ -513,6 +514,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	default:
 		r.fail("proposal flag")
 	}
+	g.witnessedAt = int64(r.u64("witnessed at"))
 	g.lastRange = int64(r.u64("last range"))
 	flags := r.byte1("flags")
 	g.lostEpoch = r.uvarint("lost epoch")

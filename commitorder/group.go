@@ -90,8 +90,12 @@ type Group struct {
 	queue   []queuedIntent
 	prop    *proposal
 
-	lastRange int64
-	lost      bool   // a sibling that beat our final branch was seen
+	// witnessedAt is when every member of the root was first seen on a
+	// descendant; witness finality waits Grace after it so messages sent
+	// just before those acts can still arrive.
+	witnessedAt int64
+	lastRange   int64
+	lost        bool   // a sibling that beat our final branch was seen
 	lostEpoch uint64 // epoch of that sibling's parent
 	done      bool
 
@@ -480,6 +484,7 @@ func (g *Group) outboxAdded(e OutboxAdded) error {
 // advances finality and proposes our commit when due.
 func (g *Group) settle() {
 	g.switchTo(g.canonicalTip())
+	g.noteWitnesses()
 	g.advanceFinality()
 	if g.done {
 		return
@@ -649,6 +654,8 @@ func (g *Group) advanceFinality() {
 			break
 		}
 		g.finalise(r, c)
+		g.witnessedAt = 0
+		g.noteWitnesses()
 		if g.done {
 			return
 		}
@@ -672,7 +679,26 @@ func (g *Group) rootFinal(r, c *node) bool {
 			return true
 		}
 	}
-	return g.witnessCount(r, len(r.members)) >= len(r.members)
+	if g.witnessedAt == 0 {
+		return false
+	}
+	return g.now >= g.witnessedAt+int64(g.cfg.Grace)
+}
+
+// noteWitnesses records when the root became fully witnessed.
+func (g *Group) noteWitnesses() {
+	if g.witnessedAt != 0 {
+		return
+	}
+	var c *node
+	for _, ch := range g.root.children {
+		if ch.canonical {
+			c = ch
+		}
+	}
+	if c != nil && g.witnessCount(g.root, len(g.root.members)) >= len(g.root.members) {
+		g.witnessedAt = max(g.now, 1)
+	}
 }
 
 // witnessCount counts members of r (up to limit) seen acting on a canonical
@@ -747,7 +773,12 @@ func (g *Group) finalise(r, c *node) {
 	g.pruneActs()
 	g.pruneHeld()
 	if !contains(c.members, g.self) {
-		g.emit(Removed{})
+		ids := make([]MsgID, 0, len(g.outbox))
+		for id := range g.outbox {
+			ids = append(ids, id)
+		}
+		sortMsgIDs(ids)
+		g.emit(Removed{Outbox: ids})
 		g.done = true
 	}
 }

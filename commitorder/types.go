@@ -368,8 +368,9 @@ type Rejoin struct {
 	Intents []IntentID
 }
 
-// Removed: our removal is final. The Group is finished.
-type Removed struct{}
+// Removed: our removal is final. The Group is finished. Outbox entries not
+// yet settled are handed back (they were sent on branches that lost).
+type Removed struct{ Outbox []MsgID }
 
 func (RollbackTo) isEffect()      {}
 func (Apply) isEffect()           {}
