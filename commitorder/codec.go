@@ -64,25 +64,21 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	}
 
-	members := make([]MemberID, 0, len(g.acts))
-	for m := range g.acts {
-		members = append(members, m)
+	w = putEvidence(w, g.acts)
+	w = putEvidence(w, g.proofs)
+
+	claimants := make([]MemberID, 0, len(g.claims))
+	for m := range g.claims {
+		claimants = append(claimants, m)
 	}
-	slices.Sort(members)
-	w = binary.AppendUvarint(w, uint64(len(members)))
-	for _, m := range members {
+	slices.Sort(claimants)
+	w = binary.AppendUvarint(w, uint64(len(claimants)))
+	for _, m := range claimants {
 		w = putBytes(w, []byte(m))
-		a := g.acts[m]
-		eids := make([]EpochID, 0, len(a))
-		for e := range a {
-			eids = append(eids, e)
-		}
-		slices.SortFunc(eids, func(x, y EpochID) int { return bytes.Compare(x[:], y[:]) })
-		w = binary.AppendUvarint(w, uint64(len(eids)))
-		for _, e := range eids {
-			w = append(w, e[:]...)
-			w = binary.AppendUvarint(w, a[e])
-		}
+		cl := g.claims[m]
+		w = append(w, cl.eid[:]...)
+		w = binary.AppendUvarint(w, cl.epoch)
+		w = binary.BigEndian.AppendUint64(w, uint64(cl.at))
 	}
 
 	held := make([]*heldCommit, 0, len(g.held))
@@ -148,9 +144,39 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if g.done {
 		flags |= 2
 	}
+	if g.won {
+		flags |= 4
+	}
+	if g.diverged {
+		flags |= 8
+	}
 	w = append(w, flags)
 	w = binary.AppendUvarint(w, g.lostEpoch)
 	return w, nil
+}
+
+func putEvidence(w []byte, ev map[MemberID]map[EpochID]uint64) []byte {
+	members := make([]MemberID, 0, len(ev))
+	for m := range ev {
+		members = append(members, m)
+	}
+	slices.Sort(members)
+	w = binary.AppendUvarint(w, uint64(len(members)))
+	for _, m := range members {
+		w = putBytes(w, []byte(m))
+		a := ev[m]
+		eids := make([]EpochID, 0, len(a))
+		for e := range a {
+			eids = append(eids, e)
+		}
+		slices.SortFunc(eids, func(x, y EpochID) int { return bytes.Compare(x[:], y[:]) })
+		w = binary.AppendUvarint(w, uint64(len(eids)))
+		for _, e := range eids {
+			w = append(w, e[:]...)
+			w = binary.AppendUvarint(w, a[e])
+		}
+	}
+	return w
 }
 
 func cmpEpochEid(ea uint64, a EpochID, eb uint64, b EpochID) int {
@@ -308,6 +334,47 @@ func (r *reader) members(sorted bool, what string) []MemberID {
 	return out
 }
 
+// evidence decodes an acts or proofs map; proofs may name retained epochs
+// only.
+func (r *reader) evidence(g *Group, into map[MemberID]map[EpochID]uint64, knownOnly bool) error {
+	na := r.count(2, "evidence")
+	var prevM MemberID
+	for i := range na {
+		m := MemberID(r.str("evidence member"))
+		if r.err != nil {
+			return r.err
+		}
+		if m == "" || (i > 0 && m <= prevM) {
+			return fmt.Errorf("evidence out of order")
+		}
+		prevM = m
+		ne := r.count(17, "evidence eids")
+		if ne == 0 {
+			return fmt.Errorf("empty evidence")
+		}
+		a := make(map[EpochID]uint64, ne)
+		var pe EpochID
+		for j := range ne {
+			e := r.eid("evidence eid")
+			ep := r.uvarint("evidence epoch")
+			if r.err != nil {
+				return r.err
+			}
+			if j > 0 && bytes.Compare(pe[:], e[:]) >= 0 {
+				return fmt.Errorf("evidence eids out of order")
+			}
+			n := g.nodes[e]
+			if (n != nil && n.epoch != ep) || (knownOnly && n == nil) {
+				return fmt.Errorf("evidence epoch mismatch")
+			}
+			pe = e
+			a[e] = ep
+		}
+		into[m] = a
+	}
+	return nil
+}
+
 func decode(cfg Config, data []byte) (*Group, error) {
 	r := &reader{b: data}
 	if string(r.take(3, "magic")) != codecMagic {
@@ -384,39 +451,31 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		p.children = append(p.children, n)
 	}
 
-	na := r.count(2, "acts")
+	if err := r.evidence(g, g.acts, false); err != nil {
+		return nil, err
+	}
+	if err := r.evidence(g, g.proofs, true); err != nil {
+		return nil, err
+	}
 	var prevM MemberID
-	for i := range na {
-		m := MemberID(r.str("act member"))
+	nc := r.count(2+16+1+8, "claims")
+	prevM = ""
+	for i := range nc {
+		m := MemberID(r.str("claimant"))
+		e := r.eid("claim eid")
+		ep := r.uvarint("claim epoch")
+		at := int64(r.u64("claim time"))
 		if r.err != nil {
 			return nil, r.err
 		}
-		if m == "" || (i > 0 && m <= prevM) {
-			return nil, fmt.Errorf("acts out of order")
+		if m == "" || (i > 0 && m <= prevM) || m == self {
+			return nil, fmt.Errorf("claims out of order")
+		}
+		if n := g.nodes[e]; n != nil && n.epoch != ep {
+			return nil, fmt.Errorf("claim epoch mismatch")
 		}
 		prevM = m
-		ne := r.count(17, "act eids")
-		if ne == 0 {
-			return nil, fmt.Errorf("empty acts")
-		}
-		a := make(map[EpochID]uint64, ne)
-		var pe EpochID
-		for j := range ne {
-			e := r.eid("act eid")
-			ep := r.uvarint("act epoch")
-			if r.err != nil {
-				return nil, r.err
-			}
-			if j > 0 && bytes.Compare(pe[:], e[:]) >= 0 {
-				return nil, fmt.Errorf("act eids out of order")
-			}
-			if n := g.nodes[e]; n != nil && n.epoch != ep {
-				return nil, fmt.Errorf("act epoch mismatch")
-			}
-			pe = e
-			a[e] = ep
-		}
-		g.acts[m] = a
+		g.claims[m] = claim{e, ep, at}
 	}
 
 	nh := r.count(32+16+1+8, "held")
@@ -521,10 +580,10 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if flags&^3 != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
+	if flags&^15 != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
 		return nil, fmt.Errorf("bad group flags")
 	}
-	g.lost, g.done = flags&1 != 0, flags&2 != 0
+	g.lost, g.done, g.won, g.diverged = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", len(r.b))
 	}
@@ -533,17 +592,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	}
 	// Rebuild the canonical marks; the stored head must be the fork-choice
 	// tip, and the structure must hold every invariant.
-	g.root.canonical = true
-	n := g.root
-	for {
-		c := g.bestChild(n)
-		if c == nil {
-			break
-		}
-		c.canonical = true
-		n = c
-	}
-	if n != g.head {
+	if n := g.canonicalTip(); n != g.head {
 		return nil, fmt.Errorf("stored head is not the fork-choice tip")
 	}
 	if err := g.checkStructure(); err != nil {

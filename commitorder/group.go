@@ -57,6 +57,12 @@ type outEntry struct {
 	copies []EpochID
 }
 
+type claim struct {
+	eid   EpochID
+	epoch uint64
+	at    int64 // when last heard
+}
+
 type proposal struct {
 	parent  EpochID
 	intents []queuedIntent
@@ -83,6 +89,14 @@ type Group struct {
 	// or committed on it): witnesses for finality and equivocation proofs.
 	// Epoch ids may be unknown to us (tips from members ahead).
 	acts map[MemberID]map[EpochID]uint64
+	// proofs is the part of that evidence that every member can obtain
+	// from the replicated log (commits and application messages, never
+	// tips), so validity computed from it is the same everywhere.
+	proofs map[MemberID]map[EpochID]uint64
+
+	// claims holds each member's latest claimed final epoch (from tips):
+	// a branch that others hold final wins over one we have not finalised.
+	claims map[MemberID]claim
 
 	held    map[CommitID]*heldCommit
 	history []histEntry // oldest first
@@ -96,8 +110,13 @@ type Group struct {
 	witnessedAt int64
 	lastRange   int64
 	lost        bool   // a sibling that beat our final branch was seen
-	lostEpoch uint64 // epoch of that sibling's parent
-	done      bool
+	lostEpoch   uint64 // epoch of that sibling's parent
+	// won: a sibling of our final branch was seen and ours is better.
+	// diverged: a commit on an epoch at or below our root that is not on
+	// our chain was seen (another final chain exists, fork unseen).
+	won      bool
+	diverged bool
+	done     bool
 
 	delayEid EpochID
 	delay    time.Duration
@@ -147,7 +166,9 @@ func newEmpty(cfg Config, self MemberID) *Group {
 		self:   self,
 		nodes:  make(map[EpochID]*node),
 		acts:   make(map[MemberID]map[EpochID]uint64),
+		proofs: make(map[MemberID]map[EpochID]uint64),
 		held:   make(map[CommitID]*heldCommit),
+		claims: make(map[MemberID]claim),
 		outbox: make(map[MsgID]*outEntry),
 	}
 }
@@ -214,7 +235,9 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 	case ParentMissing:
 		err = g.parentMissing(e)
 	case AppMessageSeen:
-		err = g.actEvent(e.Sender, e.Eid, e.Epoch)
+		if err = g.actEvent(e.Sender, e.Eid, e.Epoch); err == nil {
+			g.recordProof(e.Sender, e.Eid, e.Epoch)
+		}
 	case TipSeen:
 		err = g.tipSeen(e)
 	case Tick:
@@ -290,6 +313,7 @@ func (g *Group) commitSeen(e CommitSeen) error {
 		// Only authenticated commits are evidence: a forged one must not
 		// make its claimed author look like an equivocator.
 		g.recordAct(e.Committer, p.eid, p.epoch)
+		g.recordProof(e.Committer, p.eid, p.epoch)
 	}
 	g.releaseHeld(n.eid)
 	return nil
@@ -333,10 +357,19 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		// A sibling of a commit that is final for us. If it beats ours,
 		// our branch lost beyond the window.
 		d := tuple{e.Class, RankOf(e.Parent, e.Committer), e.Cid}
-		if d.cid != h.child.cid && d.less(h.child) && !g.lost {
-			g.lost, g.lostEpoch = true, h.epoch
+		switch {
+		case d.cid == h.child.cid:
+		case d.less(h.child):
+			if !g.lost {
+				g.lost, g.lostEpoch = true, h.epoch
+			}
+		default:
+			g.won = true
 		}
 		return nil
+	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
 	}
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
@@ -379,8 +412,19 @@ func (g *Group) actEvent(m MemberID, eid EpochID, epoch uint64) error {
 }
 
 func (g *Group) tipSeen(e TipSeen) error {
+	if e.Root != (EpochID{}) && e.RootEpoch > e.Epoch {
+		return fmt.Errorf("%w: tip root newer than tip", ErrInvalidEvent)
+	}
+	if n := g.nodes[e.Root]; e.Root != (EpochID{}) && n != nil && n.epoch != e.RootEpoch {
+		return fmt.Errorf("%w: tip root epoch", ErrInvalidEvent)
+	}
 	if err := g.actEvent(e.Member, e.Eid, e.Epoch); err != nil {
 		return err
+	}
+	if e.Root != (EpochID{}) && e.Member != g.self {
+		// The latest heartbeat wins (a member that rejoined may report an
+		// older epoch than before).
+		g.claims[e.Member] = claim{e.Root, e.RootEpoch, g.now}
 	}
 	if g.nodes[e.Eid] == nil && !g.inHistory(e.Eid) && g.recentUnknown(e.Epoch) {
 		g.maybeFetchRange()
@@ -423,6 +467,19 @@ func (g *Group) maybeFetchRange() {
 }
 
 const maxUnknownActs = 4
+
+// recordProof keeps replicated evidence about retained epochs only.
+func (g *Group) recordProof(m MemberID, eid EpochID, epoch uint64) {
+	if g.nodes[eid] == nil {
+		return
+	}
+	a := g.proofs[m]
+	if a == nil {
+		a = make(map[EpochID]uint64, 2)
+		g.proofs[m] = a
+	}
+	a[eid] = epoch
+}
 
 func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
 	if g.nodes[eid] == nil && epoch < g.root.epoch {
@@ -514,8 +571,13 @@ func (g *Group) valid(p, c *node) bool {
 			return false
 		}
 	}
-	// Committing on p after having acted on a rival branch below p.
-	for eid, ep := range g.acts[c.committer] {
+	// Committing on p after having acted on a rival branch below p, a
+	// rival that c would beat: the committer followed a worse branch while
+	// holding c, which is what withholding a better commit looks like.
+	// (If c loses to that rival anyway, invalidating it changes nothing;
+	// restricting the rule to better commits also means some child of p is
+	// always valid, so the rule can never stall the group.)
+	for eid, ep := range g.proofs[c.committer] {
 		if ep <= p.epoch {
 			continue
 		}
@@ -526,7 +588,7 @@ func (g *Group) valid(p, c *node) bool {
 		for n != nil && n.epoch > p.epoch+1 {
 			n = n.up
 		}
-		if n != nil && n.parent == p.eid && n != c {
+		if n != nil && n.parent == p.eid && n != c && c.key().less(n.key()) {
 			return false
 		}
 	}
@@ -548,16 +610,64 @@ func (g *Group) canonicalTip() *node {
 	for n := g.head; n != nil; n = n.up {
 		n.canonical = false
 	}
+	held := g.heldElsewhere()
 	n := g.root
 	n.canonical = true
 	for {
 		c := g.bestChild(n)
+		if h := held[n]; h != nil {
+			c = h
+		}
 		if c == nil {
 			return n
 		}
 		c.canonical = true
 		n = c
 	}
+}
+
+// claimQuorum is how many other members must hold a branch final before
+// we defer to it: two (one liar cannot move us), or one in a group of two.
+func claimQuorum(members int) int {
+	return max(1, min(2, members-1))
+}
+
+// heldElsewhere maps a retained epoch p to the child of p that other members
+// hold final. Fork choice never overrides finality: a member still inside
+// its window defers to a branch that a quorum of others finalised (they can
+// no longer switch; it still can). Claims supporting the current canonical
+// chain change nothing and cost nothing.
+func (g *Group) heldElsewhere() map[*node]*node {
+	var count map[*node]map[MemberID]bool
+	for m, cl := range g.claims {
+		n := g.nodes[cl.eid]
+		if n == nil || n == g.root || !contains(g.root.members, m) {
+			continue
+		}
+		if count == nil {
+			count = make(map[*node]map[MemberID]bool)
+		}
+		for ; n.up != nil; n = n.up {
+			if count[n] == nil {
+				count[n] = make(map[MemberID]bool)
+			}
+			count[n][m] = true
+		}
+	}
+	if count == nil {
+		return nil
+	}
+	out := make(map[*node]*node)
+	for n, ms := range count {
+		p := n.up
+		if len(ms) < claimQuorum(len(p.members)) || !g.valid(p, n) {
+			continue
+		}
+		if o := out[p]; o == nil || n.key().less(o.key()) {
+			out[p] = n
+		}
+	}
+	return out
 }
 
 func (g *Group) switchTo(tip *node) {
@@ -779,6 +889,7 @@ func (g *Group) finalise(r, c *node) {
 		}
 		sortMsgIDs(ids)
 		g.emit(Removed{Outbox: ids})
+		clear(g.outbox)
 		g.done = true
 	}
 }
@@ -792,6 +903,16 @@ func appendSubtree(out []*node, n *node) []*node {
 }
 
 func (g *Group) pruneActs() {
+	for m, a := range g.proofs {
+		for e := range a {
+			if g.nodes[e] == nil {
+				delete(a, e)
+			}
+		}
+		if len(a) == 0 {
+			delete(g.proofs, m)
+		}
+	}
 	for m, a := range g.acts {
 		for e, ep := range a {
 			if g.nodes[e] == nil && ep <= g.root.epoch {
@@ -932,31 +1053,53 @@ func (g *Group) maybePropose() {
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
 }
 
-// checkLost emits Rejoin once a sibling that beat our final branch has been
-// seen and other members are confirmed on epochs we do not know.
+// checkLost emits Rejoin when our final branch is known to have lost:
+// (A) a sibling that beats our final commit at its fork point was seen, and
+// a quorum of members holds final epochs past that fork that are not ours;
+// or (B) commits not on our chain were seen at or below our root, we never
+// saw the fork (it is older than our history, as for a joiner whose
+// Welcome came from a branch that later lost), no other member holds our
+// chain final and a quorum holds another chain final.
 func (g *Group) checkLost() {
-	if !g.lost {
+	if !g.lost && !(g.diverged && !g.won) {
 		return
 	}
-	need := min(2, len(g.head.members)-1)
-	if need < 1 {
-		need = 1
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
 	}
-	seen := 0
-	for m, a := range g.acts {
+	support := 0
+	var vouchers []MemberID
+	var target claim
+	for m, cl := range g.claims {
 		if m == g.self {
 			continue
 		}
-		for e, ep := range a {
-			if ep > g.lostEpoch && g.nodes[e] == nil {
-				seen++
-				break
+		recent := g.now-cl.at <= int64(g.cfg.MaxAge)
+		if g.nodes[cl.eid] != nil || g.inHistory(cl.eid) {
+			// Support must be current: a member silent for MaxAge (gone,
+			// or itself stranded) vouches for nothing.
+			if recent {
+				support++
 			}
+			continue
+		}
+		if g.lost {
+			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
+				continue // too old to judge
+			}
+		} else if !recent {
+			continue
+		}
+		vouchers = append(vouchers, m)
+		if cl.epoch > target.epoch || (cl.epoch == target.epoch && bytes.Compare(cl.eid[:], target.eid[:]) < 0) {
+			target = cl
 		}
 	}
-	if seen < need {
+	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support > 0) {
 		return
 	}
+	slices.Sort(vouchers)
 	ids := make([]MsgID, 0, len(g.outbox))
 	for id := range g.outbox {
 		ids = append(ids, id)
@@ -976,8 +1119,24 @@ func (g *Group) checkLost() {
 			intents = append(intents, q.id)
 		}
 	}
-	g.emit(Rejoin{Outbox: ids, Intents: intents})
+	fork := g.lostEpoch
+	if !g.lost {
+		fork = oldest
+	}
+	g.emit(Rejoin{Outbox: ids, Intents: intents, ForkEpoch: fork, Target: target.eid, Vouchers: vouchers})
+	clear(g.outbox)
 	g.done = true
+}
+
+// noSupport reports whether no other member's latest final claim is on our
+// chain.
+func (g *Group) noSupport() bool {
+	for m, cl := range g.claims {
+		if m != g.self && (g.nodes[cl.eid] != nil || g.inHistory(cl.eid)) {
+			return false
+		}
+	}
+	return true
 }
 
 // NextDeadline is the earliest time at which a Tick could change anything,

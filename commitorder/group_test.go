@@ -185,25 +185,52 @@ func TestDoubleCommitOnlyLowestCounts(t *testing.T) {
 func TestCommitAfterActingOnRivalIsInvalid(t *testing.T) {
 	g0 := genesisOf(abcd).Eid
 	a := mkCommit(g0, 2, "alice", ClassUpdate, abcd, 1)
-	// dave acts on alice's branch, then commits a sibling of it on g0.
+	// dave acts on alice's branch (a message, or a commit on it), then
+	// releases a better sibling of it: withheld, so invalid, in any order.
 	d := mkCommit(g0, 2, "dave", ClassRemove, ids("alice", "bob", "dave"), 1)
-	for _, order := range [][]Event{
+	onA := mkCommit(a.Eid, 3, "dave", ClassUpdate, abcd, 2)
+	for i, order := range [][]Event{
 		{a, AppMessageSeen{Eid: a.Eid, Epoch: 2, Sender: "dave"}, d},
-		{d, a, TipSeen{Member: "dave", Eid: a.Eid, Epoch: 2}},
-		{TipSeen{Member: "dave", Eid: a.Eid, Epoch: 2}, d, a},
+		{d, a, AppMessageSeen{Eid: a.Eid, Epoch: 2, Sender: "dave"}},
+		{d, a, onA},
+		{a, d, onA},
 	} {
 		g := newGroup(t, Config{}, "bob", abcd)
 		for _, ev := range order {
 			step(t, g, ev)
 		}
-		headIs(t, g, a.Eid)
+		if g.valid(g.root, g.nodes[d.Eid]) {
+			t.Fatalf("order %d: withheld better sibling counted", i)
+		}
+		if h, _ := g.Head(); h != a.Eid && h != onA.Eid {
+			t.Fatalf("order %d: head %v", i, h)
+		}
 	}
+	// A tip is not replicated evidence (not every member can obtain it), so
+	// it does not invalidate.
+	g := newGroup(t, Config{}, "bob", abcd)
+	step(t, g, a)
+	step(t, g, TipSeen{Member: "dave", Eid: a.Eid, Epoch: 2})
+	step(t, g, d)
+	headIs(t, g, d.Eid)
+	// Following a better rival is just following the fork choice: a losing
+	// commit whose author moved to the winner stays valid (and loses).
+	up := mkCommit(g0, 2, "dave", ClassUpdate, abcd, 3)
+	rm := mkCommit(g0, 2, "carol", ClassRemove, ids("carol", "dave", "bob"), 1)
+	g = newGroup(t, Config{}, "bob", abcd)
+	step(t, g, up)
+	step(t, g, rm)
+	step(t, g, AppMessageSeen{Eid: rm.Eid, Epoch: 2, Sender: "dave"})
+	if !g.valid(g.root, g.nodes[up.Eid]) {
+		t.Fatal("losing commit of a member that followed the winner made invalid")
+	}
+	headIs(t, g, rm.Eid)
 	// A forged (invalid) commit claiming alice's identity is no evidence
 	// against alice.
 	forged := mkCommit(a.Eid, 3, "alice", ClassUpdate, abcd, 5)
 	forged.Valid = false
 	alt := mkCommit(g0, 2, "alice", ClassRemove, ids("alice", "bob", "carol"), 1)
-	g := newGroup(t, Config{}, "bob", abcd)
+	g = newGroup(t, Config{}, "bob", abcd)
 	step(t, g, a)
 	step(t, g, forged)
 	step(t, g, alt)

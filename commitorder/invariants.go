@@ -78,8 +78,12 @@ func (g *Group) checkStructure() error {
 	if !n.canonical {
 		return fail("root not canonical")
 	}
+	held := g.heldElsewhere()
 	for {
 		c := g.bestChild(n)
+		if h := held[n]; h != nil {
+			c = h
+		}
 		if c == nil {
 			break
 		}

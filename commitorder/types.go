@@ -248,11 +248,14 @@ type AppMessageSeen struct {
 	Sender MemberID
 }
 
-// TipSeen: a member's signed heartbeat names the epoch it is on.
+// TipSeen: a member's signed heartbeat names the epoch it is on and the
+// newest epoch it holds final (Root; zero if not given).
 type TipSeen struct {
-	Member MemberID
-	Eid    EpochID
-	Epoch  uint64
+	Member    MemberID
+	Eid       EpochID
+	Epoch     uint64
+	Root      EpochID
+	RootEpoch uint64
 }
 
 // Tick: time passed. The state machine has no clock; this is its only
@@ -366,6 +369,15 @@ type Retry struct{ Cids []CommitID }
 type Rejoin struct {
 	Outbox  []MsgID
 	Intents []IntentID
+	// Target is an epoch other members hold final on the winning branch:
+	// the GroupInfo to rejoin from must descend from it (cross-check it
+	// with at least two of Vouchers).
+	Target   EpochID
+	Vouchers []MemberID
+	// ForkEpoch: our branch left the group's chain after this epoch number.
+	// What we sent in later epochs (settled for us, lost for the group) is
+	// to be re-sent from the node's own view, same membership rule.
+	ForkEpoch uint64
 }
 
 // Removed: our removal is final. The Group is finished. Outbox entries not
