@@ -545,11 +545,19 @@ func (g *Group) outboxAdded(e OutboxAdded) error {
 // settle recomputes the canonical chain, switches branch if needed,
 // advances finality and proposes our commit when due.
 func (g *Group) settle() {
-	g.switchTo(g.canonicalTip())
-	g.noteWitnesses()
-	g.advanceFinality()
-	if g.done {
-		return
+	// Finalising moves the root, which changes whose claims count; so
+	// recompute until the chain and the root agree.
+	for {
+		g.switchTo(g.canonicalTip())
+		g.noteWitnesses()
+		root := g.root
+		g.advanceFinality()
+		if g.done {
+			return
+		}
+		if g.root == root {
+			break
+		}
 	}
 	g.sweepOutbox()
 	g.retryFetches()
