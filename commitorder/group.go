@@ -29,9 +29,11 @@ type node struct {
 	welcome bool
 
 	// Derived, not serialised.
-	up        *node
-	children  []*node
-	canonical bool
+	up         *node
+	children   []*node
+	canonical  bool
+	claimStamp uint64
+	claimCount int
 }
 
 func (n *node) key() tuple { return tuple{n.class, n.rank, n.cid} }
@@ -119,6 +121,8 @@ type Group struct {
 	wonAt    int64
 	diverged bool
 	done     bool
+
+	claimStamp uint64
 
 	delayEid EpochID
 	delay    time.Duration
@@ -660,30 +664,31 @@ func claimQuorum(members int) int {
 // no longer switch; it still can). Claims supporting the current canonical
 // chain change nothing and cost nothing.
 func (g *Group) heldElsewhere() map[*node]*node {
-	var count map[*node]map[MemberID]bool
+	// Each member has one claim, so counting claims below a node counts
+	// distinct members. Marks avoid allocating per call.
+	g.claimStamp++
+	var touched []*node
 	for m, cl := range g.claims {
 		n := g.nodes[cl.eid]
 		if n == nil || n == g.root || !contains(g.root.members, m) {
 			continue
 		}
-		if count == nil {
-			count = make(map[*node]map[MemberID]bool)
-		}
 		for ; n.up != nil; n = n.up {
-			if count[n] == nil {
-				count[n] = make(map[MemberID]bool)
+			if n.claimStamp != g.claimStamp {
+				n.claimStamp, n.claimCount = g.claimStamp, 0
+				touched = append(touched, n)
 			}
-			count[n][m] = true
+			n.claimCount++
 		}
 	}
-	if count == nil {
-		return nil
-	}
-	out := make(map[*node]*node)
-	for n, ms := range count {
+	var out map[*node]*node
+	for _, n := range touched {
 		p := n.up
-		if len(ms) < claimQuorum(len(p.members)) || !g.valid(p, n) {
+		if n.claimCount < claimQuorum(len(p.members)) || !g.valid(p, n) {
 			continue
+		}
+		if out == nil {
+			out = make(map[*node]*node)
 		}
 		if o := out[p]; o == nil || n.key().less(o.key()) {
 			out[p] = n
