@@ -93,3 +93,19 @@ func BenchmarkRetainedBytes50(b *testing.B) {
 		runtime.KeepAlive(gs)
 	}
 }
+
+// BenchmarkFloorTick is the floor the others are compared with: one Tick
+// through an idle 50-member group (the cheapest full Step: settle runs).
+func BenchmarkFloorTick(b *testing.B) {
+	ms := benchMembers(50)
+	g, err := New(Config{}, ms[0], genesisOf(ms), t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := g.Step(Tick{Now: at(time.Duration(i))}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
