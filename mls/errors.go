@@ -76,7 +76,7 @@ var (
 // errors.Is.
 type TreeValidationError struct {
 	Node   NodeIndex
-	Kind   error // ErrTreeHash, ErrParentHash, ErrUnmergedLeaves, ErrDuplicateKey, ErrInvalidLeafNode or ErrDecode
+	Kind   error // ErrTreeHash, ErrParentHash, ErrUnmergedLeaves, ErrDuplicateKey, ErrInvalidLeafNode, ErrInvalidKey or ErrDecode
 	Reason string
 	Cause  error // optional underlying error
 }

@@ -450,7 +450,9 @@ func (t *RatchetTree) truncate() {
 
 // AddLeaf places ln in the leftmost blank leaf, extending the tree if there
 // is none, and records it as unmerged at every non-blank ancestor (RFC 9420,
-// Section 12.1.1). The caller validates ln first (ValidateLeafNode).
+// Section 12.1.1). The caller validates ln first (ValidateLeafNode); a leaf
+// that cannot be encoded breaks the tree hash. Finding the leftmost blank
+// leaf scans the leaves, O(n) pointer checks and no hashing.
 func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex {
 	l := LeafIndex(0)
 	for ; uint32(l) < t.leaves; l++ {

@@ -77,6 +77,11 @@ func TestImportRejectsBadTrees(t *testing.T) {
 			ln.Extensions = Extensions{{Type: 0xf0f0}}
 			tr.nodes[0].leaf = ln
 		}, ErrInvalidLeafNode, 0},
+		{"parent key not a curve point", func(tr *RatchetTree) {
+			p := tr.nodes[1].parent.Clone()
+			p.EncryptionKey = []byte{1, 2, 3}
+			tr.nodes[1].parent = p
+		}, ErrInvalidKey, 1},
 		{"duplicate encryption key", func(tr *RatchetTree) {
 			p := tr.nodes[1].parent.Clone()
 			p.EncryptionKey = tr.nodes[0].leaf.EncryptionKey

@@ -351,6 +351,9 @@ func (t *RatchetTree) ProcessUpdatePath(p *ProcessPathParams) (*PathSecrets, err
 	pubs := make([][]byte, len(path))
 	for i := range p.Path.Nodes {
 		pubs[i] = p.Path.Nodes[i].EncryptionKey
+		if err := s.ValidateHPKEPublicKey(pubs[i]); err != nil {
+			return nil, fmt.Errorf("mls: processing update path from leaf %d: %w: node %d: %w", p.Sender, ErrInvalidUpdatePath, path[i], err)
+		}
 		if t.HasEncryptionKey(pubs[i]) || bytes.Equal(pubs[i], leaf.EncryptionKey) || slices.ContainsFunc(pubs[:i], func(k []byte) bool { return bytes.Equal(k, pubs[i]) }) {
 			return nil, fail("node %d: encryption key not fresh", path[i])
 		}

@@ -57,6 +57,10 @@ func checkLeafContent(s *Suite, ln *LeafNode, l LeafIndex, v *LeafValidation) er
 			return err
 		}
 	}
+	// An unusable key would make every later commit fail to encrypt to it.
+	if err := s.ValidateHPKEPublicKey(ln.EncryptionKey); err != nil {
+		return err
+	}
 	if err := ln.Extensions.checkUnique(); err != nil {
 		return err
 	}
@@ -174,6 +178,9 @@ func (t *RatchetTree) Validate(v *LeafValidation) error {
 				credTypes = append(credTypes, n.leaf.Credential.Type)
 			}
 			continue
+		}
+		if err := t.suite.ValidateHPKEPublicKey(key); err != nil {
+			return &TreeValidationError{Node: x, Kind: ErrInvalidKey, Reason: "parent encryption key", Cause: err}
 		}
 		if err := t.checkUnmerged(x); err != nil {
 			return err
