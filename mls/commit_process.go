@@ -395,12 +395,17 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 			return nil, err
 		}
 		ps, err = tree.ProcessUpdatePath(&ProcessPathParams{
-			Sender:       sender,
-			Path:         commit.Path,
-			Validation:   v,
-			Exclude:      ap.added,
-			Receiver:     g.own,
-			PrivateKey:   func(x NodeIndex) *HPKEPrivateKey { return g.nodeKeys[x] },
+			Sender:     sender,
+			Path:       commit.Path,
+			Validation: v,
+			Exclude:    ap.added,
+			Receiver:   g.own,
+			PrivateKey: func(x NodeIndex) *HPKEPrivateKey {
+				if x == g.own.NodeIndex() && ap.ownUpdateKey != nil {
+					return ap.ownUpdateKey
+				}
+				return g.nodeKeys[x]
+			},
 			GroupContext: g.provisionalContext(ap.extensions),
 		})
 		if err != nil {

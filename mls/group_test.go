@@ -1,0 +1,42 @@
+package mls
+
+import (
+	"testing"
+)
+
+func TestGroupLifecycle(t *testing.T) {
+	for _, cs := range []CipherSuite{testSuite, MLS_128_DHKEMP256_AES128GCM_SHA256_P256} {
+		t.Run(cs.String(), func(t *testing.T) {
+			tg := newTestGroup(t, cs, 1, "alice")
+			tg.add("alice", "bob")
+			tg.sendApp("alice", "hello bob")
+			tg.sendApp("bob", "hi alice")
+			tg.add("bob", "carol", "dave", "eve")
+			tg.sendApp("carol", "hi all")
+			tg.commit("dave", &CommitOptions{}, nil) // empty commit: path
+			tg.sendApp("eve", "after empty commit")
+			tg.remove("carol", "bob")
+			tg.sendApp("alice", "bob is gone")
+			tg.commit("eve", &CommitOptions{Private: true, ForcePath: true}, nil)
+			tg.sendApp("dave", "after private commit")
+			// Update by proposal, committed by someone else.
+			msg, _, err := tg.members["dave"].ProposeUpdate(false, tg.rand)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, g := range tg.members {
+				if name == "dave" {
+					continue
+				}
+				if _, err := g.ProcessMessage(msg, ProcessOptions{Now: testNow}); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			tg.commit("alice", &CommitOptions{}, nil)
+			tg.sendApp("dave", "after update")
+			tg.add("alice", "frank")
+			tg.remove("frank", "alice", "dave")
+			tg.sendApp("eve", "end")
+		})
+	}
+}
