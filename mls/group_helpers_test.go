@@ -192,3 +192,34 @@ func memberNames(n int) []string {
 	}
 	return out
 }
+
+// groupRoundTrip serialises g, restores it, checks the encoding is byte-exact
+// and returns the restored Group.
+func groupRoundTrip(t testing.TB, g *Group) *Group {
+	t.Helper()
+	enc, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := UnmarshalGroup(enc)
+	if err != nil {
+		t.Fatalf("UnmarshalGroup: %v", err)
+	}
+	r.SetPSKStore(g.cfg.PSKs)
+	enc2, err := r.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, enc2) {
+		t.Fatalf("group state round trip differs (%d vs %d bytes)", len(enc), len(enc2))
+	}
+	return r
+}
+
+// restoreAll replaces every member's state by its serialised copy.
+func (tg *testGroup) restoreAll() {
+	tg.t.Helper()
+	for name, g := range tg.members {
+		tg.members[name] = groupRoundTrip(tg.t, g)
+	}
+}

@@ -109,4 +109,3 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		return nil
 	})
 }
-
