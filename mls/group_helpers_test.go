@@ -223,3 +223,44 @@ func (tg *testGroup) restoreAll() {
 		tg.members[name] = groupRoundTrip(tg.t, g)
 	}
 }
+
+// externalJoin has name join by external commit from member via's
+// GroupInfo; every member processes and merges the commit.
+func (tg *testGroup) externalJoin(via, name string, resync bool) {
+	tg.t.Helper()
+	gi, err := tg.members[via].GroupInfo(true)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	s, _ := tg.cs.Suite()
+	sig, err := s.GenerateSigningKey(tg.rand)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	j, msg, err := JoinExternal(&ExternalJoinParams{
+		GroupInfo: gi, Credential: NewBasicCredential([]byte(name)), SigningKey: sig,
+		Resync: resync, Now: testNow, Rand: tg.rand, Config: tg.cfg,
+	})
+	if err != nil {
+		tg.t.Fatalf("%s joins externally: %v", name, err)
+	}
+	next := map[string]*Group{}
+	for n, g := range tg.members {
+		pm, err := g.ProcessMessage(msg, ProcessOptions{Now: testNow})
+		if err != nil {
+			tg.t.Fatalf("%s processes %s's external commit: %v", n, name, err)
+		}
+		if pm.Commit.SelfRemoved {
+			if n != name {
+				tg.t.Fatalf("%s removed by %s's external commit", n, name)
+			}
+			continue
+		}
+		if next[n], err = pm.Commit.Merge(); err != nil {
+			tg.t.Fatal(err)
+		}
+	}
+	next[name] = j
+	tg.members = next
+	tg.checkAgreement()
+}

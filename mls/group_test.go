@@ -70,3 +70,23 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	tg.restoreAll()
 	tg.sendApp("carol", "four")
 }
+
+func TestExternalCommit(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 3, "alice")
+	tg.add("alice", "bob", "carol")
+	tg.externalJoin("bob", "dave", false)
+	tg.sendApp("dave", "joined externally")
+	tg.sendApp("alice", "welcome dave")
+	// carol lost her state: she rejoins, removing her old leaf.
+	old := tg.members["carol"].OwnLeaf()
+	tg.externalJoin("alice", "carol", true)
+	if m, err := tg.members["alice"].Member(old); err == nil && string(m.Identity) == "carol" && old != tg.members["carol"].OwnLeaf() {
+		t.Fatalf("carol's old leaf %d still present", old)
+	}
+	if n := len(tg.members["alice"].Members()); n != 4 {
+		t.Fatalf("%d members after resync, want 4", n)
+	}
+	tg.sendApp("carol", "back")
+	tg.add("carol", "eve")
+	tg.sendApp("eve", "hi")
+}
