@@ -108,6 +108,10 @@ type CommitOptions struct {
 	Rand io.Reader
 
 	ignoreLifetime bool
+	// resumption and resumptionUsage allow the first commit of a
+	// reinitialised or branched group to inject a resumption PSK of g.
+	resumption      *Group
+	resumptionUsage ResumptionPSKUsage
 }
 
 // Commit creates a Commit of this epoch's cached proposals and opts.Proposals
@@ -138,7 +142,7 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 		return nil, err
 	}
 	tree := g.tree.Fork()
-	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime)
+	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime, opts.resumptionUsage)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +184,10 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	psks, err := g.resolvePSKs(ap.psks)
+	psks, err := resolvePSKs(ap.psks, g.cfg.PSKs, g)
+	if opts.resumption != nil && err != nil {
+		psks, err = resolvePSKs(ap.psks, g.cfg.PSKs, opts.resumption)
+	}
 	if err != nil {
 		return nil, err
 	}

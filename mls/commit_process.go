@@ -353,7 +353,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		return nil, err
 	}
 	tree := g.tree.Fork()
-	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime)
+	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 		return nil, nil, err
 	}
 	fork := tree.Fork()
-	ap, err := base.validateAndApply(fork, resolved, committer, p.Now, false)
+	ap, err := base.validateAndApply(fork, resolved, committer, p.Now, false, 0)
 	if err != nil {
 		return nil, nil, err
 	}

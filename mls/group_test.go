@@ -1,6 +1,8 @@
 package mls
 
 import (
+	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -89,4 +91,93 @@ func TestExternalCommit(t *testing.T) {
 	tg.sendApp("carol", "back")
 	tg.add("carol", "eve")
 	tg.sendApp("eve", "hi")
+}
+
+func TestPSKProposals(t *testing.T) {
+	store := MapPSKStore{"shared": []byte("external secret value")}
+	tg := newTestGroup(t, testSuite, 4, "alice")
+	tg.cfg.PSKs = store
+	tg.members["alice"].SetPSKStore(store)
+	tg.add("alice", "bob")
+	for _, g := range tg.members {
+		g.SetPSKStore(store)
+	}
+	s, _ := testSuite.Suite()
+	nonce := func() []byte {
+		n := make([]byte, s.HashSize())
+		tg.rand.Read(n)
+		return n
+	}
+	ext := &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("shared"), PSKNonce: nonce()}}}
+	tg.commit("alice", &CommitOptions{Proposals: []*Proposal{ext}}, nil)
+	// Resumption PSK of the previous epoch.
+	g := tg.members["bob"]
+	res := &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{
+		PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageApplication, PSKGroupID: g.GroupID(), PSKEpoch: g.Epoch() - 1, PSKNonce: nonce()}}}
+	tg.commit("bob", &CommitOptions{Proposals: []*Proposal{res}}, nil)
+	// A PSK the members do not hold cannot be committed or processed.
+	unknown := &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("nope"), PSKNonce: nonce()}}}
+	if _, err := tg.members["alice"].Commit(&CommitOptions{Proposals: []*Proposal{unknown}, Rand: tg.rand, Now: testNow}); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("unknown PSK: %v", err)
+	}
+	// Joining with a PSK in the Welcome.
+	kp := newTestKeyPackage(t, testSuite, "carol", tg.rand)
+	sc, err := tg.members["alice"].Commit(&CommitOptions{Proposals: []*Proposal{
+		{Type: ProposalTypeAdd, Add: &Add{KeyPackage: kp.KeyPackage}},
+		{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{PSK: PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("shared"), PSKNonce: nonce()}}},
+	}, Rand: tg.rand, Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := JoinFromWelcome(&JoinParams{Welcome: sc.Welcome, KeyPackage: kp, Now: testNow}); !errors.Is(err, ErrUnknownPSK) {
+		t.Fatalf("join without the PSK: %v", err)
+	}
+	j, err := JoinFromWelcome(&JoinParams{Welcome: sc.Welcome, KeyPackage: kp, Now: testNow, PSKs: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := sc.Merge()
+	if !bytes.Equal(a.EpochAuthenticator(), j.EpochAuthenticator()) {
+		t.Fatal("joiner disagrees")
+	}
+}
+
+func TestReInit(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 5, "alice")
+	tg.add("alice", "bob", "carol")
+	tg.commit("bob", &CommitOptions{Proposals: []*Proposal{ReInitProposal([]byte("group v2"), testSuite, nil)}}, nil)
+	for name, g := range tg.members {
+		if g.ReInitProposal() == nil {
+			t.Fatalf("%s: no reinit", name)
+		}
+		if _, err := g.ProtectApplication([]byte("x"), nil, tg.rand); err == nil {
+			t.Fatalf("%s: application message after ReInit", name)
+		}
+	}
+	kps := map[string]*KeyPackageBundle{}
+	var others []*KeyPackage
+	for _, n := range []string{"bob", "carol"} {
+		kps[n] = newTestKeyPackage(t, testSuite, n, tg.rand)
+		others = append(others, &kps[n].KeyPackage)
+	}
+	own := newTestKeyPackage(t, testSuite, "alice", tg.rand)
+	ng, welcome, err := tg.members["alice"].ReInitGroup(&SuccessorParams{Own: own, KeyPackages: others, Now: testNow, Rand: tg.rand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ng.GroupID()) != "group v2" || ng.Epoch() != 1 {
+		t.Fatalf("successor %q epoch %d", ng.GroupID(), ng.Epoch())
+	}
+	for _, n := range []string{"bob", "carol"} {
+		if _, err := JoinFromWelcome(&JoinParams{Welcome: welcome, KeyPackage: kps[n], Now: testNow}); !errors.Is(err, ErrUnknownPSK) {
+			t.Fatalf("%s joins without the old group: %v", n, err)
+		}
+		j, err := JoinFromWelcome(&JoinParams{Welcome: welcome, KeyPackage: kps[n], Now: testNow, Resumption: tg.members[n]})
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if !bytes.Equal(j.EpochAuthenticator(), ng.EpochAuthenticator()) {
+			t.Fatalf("%s disagrees", n)
+		}
+	}
 }

@@ -71,7 +71,7 @@ type appliedProposals struct {
 // and 12.4.3.2 for external commits) and applies it to tree, a fork of the
 // epoch's tree, in the order of Section 12.3: GroupContextExtensions,
 // Update, Remove, Add; PSKs are collected for the key schedule.
-func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, committer Sender, now time.Time, ignoreLifetime bool) (*appliedProposals, error) {
+func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, committer Sender, now time.Time, ignoreLifetime bool, resumptionUsage ResumptionPSKUsage) (*appliedProposals, error) {
 	s := g.suite
 	ap := &appliedProposals{extensions: g.ctx.Extensions}
 	external := committer.Type == SenderTypeNewMemberCommit
@@ -146,7 +146,10 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 				return nil, &ProposalError{Index: i, Reason: "PSK proposed twice"}
 			}
 			pskIDs = append(pskIDs, enc)
-			if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication {
+			// Section 12.2: reinit and branch PSKs only in the first
+			// commit of the successor group.
+			if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication &&
+				!(id.Usage == resumptionUsage && g.ctx.Epoch == 0) {
 				return nil, &ProposalError{Index: i, Reason: fmt.Sprintf("resumption PSK of usage %d in a commit", id.Usage)}
 			}
 			if len(id.PSKNonce) != s.HashSize() {
