@@ -19,7 +19,8 @@ type StagedCommit struct {
 	// Welcome is the MLSMessage Welcome for the members the commit adds;
 	// nil when it adds none or the commit was received.
 	Welcome []byte
-	// GroupInfo is the signed GroupInfo of the new epoch (own commits only).
+	// GroupInfo is the signed GroupInfo of the new epoch, set for own
+	// commits that add members (it is inside the Welcome).
 	GroupInfo *GroupInfo
 	// Sender is the committer.
 	Sender Sender
@@ -233,13 +234,15 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 		Epoch:     next.ctx.Epoch,
 		Proposals: proposalsOf(resolved),
 	}
-	gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
-	if err != nil {
-		secrets.Erase()
-		return nil, err
-	}
-	sc.GroupInfo = gi
+	// The GroupInfo (with the tree, O(n) to encode and sign) is built only
+	// for a Welcome; Group.GroupInfo makes one on demand.
 	if len(ap.added) > 0 {
+		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
+		if err != nil {
+			secrets.Erase()
+			return nil, err
+		}
+		sc.GroupInfo = gi
 		w, err := next.welcome(gi, secrets, ap, path, opts.Rand)
 		if err != nil {
 			secrets.Erase()
