@@ -168,7 +168,7 @@ func benchCommitOps(b *testing.B, name string, props func(bg *benchGroups, rand 
 		if name == "remove" && n < 3 {
 			continue
 		}
-		rand := &seedRand{seed: 7}
+		rand := &seedRand{seed: 1<<40 + 7}
 		opts := func() *CommitOptions {
 			return &CommitOptions{Proposals: props(bg, rand), ForcePath: forcePath, OmitRatchetTree: true, Now: testNow, Rand: rand}
 		}
@@ -255,7 +255,7 @@ func BenchmarkCommitAdd(b *testing.B) {
 func BenchmarkJoinWelcome(b *testing.B) {
 	for _, n := range groupBenchSizes {
 		bg := benchGroup(b, n)
-		rand := &seedRand{seed: 8}
+		rand := &seedRand{seed: 1<<40 + 8}
 		kp := newTestKeyPackage(b, testSuite, "joiner", rand)
 		sc, err := bg.committer.Commit(&CommitOptions{Proposals: []*Proposal{{Type: ProposalTypeAdd, Add: &Add{KeyPackage: kp.KeyPackage}}}, OmitRatchetTree: true, Now: testNow, Rand: rand})
 		if err != nil {
@@ -277,7 +277,7 @@ func BenchmarkJoinWelcome(b *testing.B) {
 func BenchmarkApplication(b *testing.B) {
 	for _, n := range groupBenchSizes {
 		bg := benchGroup(b, n)
-		rand := &seedRand{seed: 9}
+		rand := &seedRand{seed: 1<<40 + 9}
 		data := make([]byte, 100)
 		b.Run(fmt.Sprintf("protect/n=%d", n), func(b *testing.B) {
 			g := benchGroupMember(b, bg.ft, 0)

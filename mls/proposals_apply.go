@@ -250,9 +250,7 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if r == g.own {
 			ap.selfRemoved = true
 		}
-		if err := tree.RemoveLeaf(r); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Remove", Cause: err}
-		}
+		tree.removeLeaf(r)
 	}
 	// 4. Adds.
 	for _, i := range adds {
@@ -263,28 +261,19 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if tree.HasEncryptionKey(kp.InitKey) {
 			return nil, &ProposalError{Index: i, Reason: "Add: init key already in the tree"}
 		}
-		l := tree.nextFreeLeaf()
-		if err := tree.ValidateLeafNode(&kp.LeafNode, l, LeafNodeSourceKeyPackage, v); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
-		}
 		if err := checkExtensionsSupported(&kp.LeafNode, ap.extensions); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add: group extensions not supported", Cause: err}
 		}
-		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
+		// Validated in place (the check treats the leaf at l as the one
+		// being replaced); on error the whole fork is discarded.
+		l := tree.AddLeaf(kp.LeafNode.Clone())
+		if err := tree.ValidateLeafNode(&kp.LeafNode, l, LeafNodeSourceKeyPackage, v); err != nil {
+			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
+		}
+		ap.added = append(ap.added, l)
 		ap.addedKPs = append(ap.addedKPs, kp)
 	}
 	return ap, nil
-}
-
-// nextFreeLeaf returns the leaf AddLeaf would use.
-func (t *RatchetTree) nextFreeLeaf() LeafIndex {
-	l := LeafIndex(0)
-	for ; uint32(l) < t.leaves; l++ {
-		if t.get(l.NodeIndex()).blank() {
-			return l
-		}
-	}
-	return l
 }
 
 // resolvePSKs looks up the secret of every PSK of a commit or Welcome:
@@ -326,4 +315,17 @@ func resolvePSKs(ids []PreSharedKeyID, store PSKStore, resumption *Group) ([]PSK
 		}
 	}
 	return out, nil
+}
+
+// removeLeaf is RatchetTree.RemoveLeaf for a leaf known to be non-blank,
+// truncating only when the leaf lies in the right half: the tree was
+// truncated before, so its right half held a member, and removing a leaf
+// of the left half cannot empty it. This keeps a Remove O(log n) instead
+// of scanning the blank tail of the tree.
+func (t *RatchetTree) removeLeaf(l LeafIndex) {
+	t.setLeaf(l, nil)
+	t.blankPath(l)
+	if t.leaves > 1 && uint32(l) >= t.leaves/2 {
+		t.truncate()
+	}
 }
