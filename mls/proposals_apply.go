@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -264,17 +265,20 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if err := checkExtensionsSupported(&kp.LeafNode, ap.extensions); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add: group extensions not supported", Cause: err}
 		}
-		// Validated in place (the check treats the leaf at l as the one
-		// being replaced); on error the whole fork is discarded.
-		l := tree.AddLeaf(kp.LeafNode.Clone())
-		if err := tree.ValidateLeafNode(&kp.LeafNode, l, LeafNodeSourceKeyPackage, v); err != nil {
+		// A new leaf's position does not enter its validation (key_package
+		// leaves are signed without one), so it is checked as an outsider
+		// before AddLeaf finds its place.
+		if err := tree.ValidateLeafNode(&kp.LeafNode, newLeafSentinel, LeafNodeSourceKeyPackage, v); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
 		}
-		ap.added = append(ap.added, l)
+		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
 		ap.addedKPs = append(ap.addedKPs, kp)
 	}
 	return ap, nil
 }
+
+// newLeafSentinel is a leaf index no tree holds.
+const newLeafSentinel = LeafIndex(math.MaxUint32 >> 1)
 
 // resolvePSKs looks up the secret of every PSK of a commit or Welcome:
 // external ones in the PSK store, resumption ones among the retained
