@@ -1,7 +1,11 @@
 package mls
 
 import (
+	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -174,4 +178,80 @@ func TestProposalsByReference(t *testing.T) {
 		t.Fatal("dave still present")
 	}
 	tg.sendApp("erin", "joined by reference")
+}
+
+func TestGroupContextExtensionsAndExternalSender(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 24, "alice")
+	tg.add("alice", "bob", "carol")
+	s, _ := testSuite.Suite()
+	server, _ := s.GenerateSigningKey(tg.rand)
+	ext, err := ExternalSendersExtension([]ExternalSender{{SignatureKey: server.PublicKey(), Credential: NewBasicCredential([]byte("server"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &RequiredCapabilities{CredentialTypes: []CredentialType{CredentialTypeBasic}}
+	rcData, _ := rc.MarshalBinary()
+	exts := Extensions{ext, {Type: ExtensionRequiredCapabilities, Data: rcData}}
+	tg.commit("bob", &CommitOptions{Proposals: []*Proposal{{Type: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensions{Extensions: exts}}}}, nil)
+	if !tg.members["carol"].GroupContext().Extensions.Equal(exts) {
+		t.Fatal("extensions not applied")
+	}
+	// A GCE requiring an extension nobody supports is invalid.
+	rc2, _ := (&RequiredCapabilities{ExtensionTypes: []ExtensionType{0xff00}}).MarshalBinary()
+	if _, err := tg.members["alice"].Commit(&CommitOptions{Proposals: []*Proposal{{Type: ProposalTypeGroupContextExtensions,
+		GroupContextExtensions: &GroupContextExtensions{Extensions: Extensions{{Type: ExtensionRequiredCapabilities, Data: rc2}}}}}, Now: testNow, Rand: tg.rand}); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("unsupported required capability: %v", err)
+	}
+	// The external sender proposes removing carol.
+	g := tg.members["alice"]
+	ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: FramedContent{
+		GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: Sender{Type: SenderTypeExternal, SenderIndex: 0},
+		ContentType: ContentTypeProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: tg.members["carol"].OwnLeaf()}},
+	}}
+	if err := ac.sign(server, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewMLSMessage(&PublicMessage{Content: ac.Content, Auth: ac.Auth})
+	msg, _ := m.MarshalBinary()
+	for name, g := range tg.members {
+		pm, err := g.ProcessMessage(msg, ProcessOptions{Now: testNow})
+		if err != nil || pm.Sender.Type != SenderTypeExternal {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	// A forged external proposal fails.
+	ac.Auth.Signature[0] ^= 1
+	m, _ = NewMLSMessage(&PublicMessage{Content: ac.Content, Auth: ac.Auth})
+	bad, _ := m.MarshalBinary()
+	expectRejected(t, "forged external proposal", tg.members["bob"], bad, ErrInvalidSignature)
+	tg.commit("alice", &CommitOptions{}, nil)
+	if _, ok := tg.members["carol"]; ok {
+		t.Fatal("carol not removed by the external proposal")
+	}
+}
+
+// TestPassiveClientRandomFormat runs the passive-client-random verifier,
+// which shares the passive-client format, on cases of the official
+// handling-commit file (the random file is generated per run upstream and
+// not shipped here).
+func TestPassiveClientRandomFormat(t *testing.T) {
+	dir := vectorDir(t)
+	data, err := os.ReadFile(filepath.Join(dir, "passive-client-handling-commit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []json.RawMessage
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	subset, _ := json.Marshal(cases[:4])
+	rep, err := VerifyVectors("passive-client-random", subset)
+	if err != nil || rep.Failed != 0 || rep.Passed != 4 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	// A corrupted epoch authenticator is caught.
+	bad := strings.Replace(string(subset), `"epoch_authenticator":"`, `"epoch_authenticator":"00`, 1)
+	if rep, err := VerifyVectors("passive-client-random", []byte(bad)); err != nil || rep.Failed == 0 {
+		t.Fatalf("corrupted vector passed: %+v %v", rep, err)
+	}
 }
