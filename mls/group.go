@@ -29,6 +29,9 @@ type Config struct {
 	// PastEpochs is how many previous epochs' message keys a new epoch
 	// keeps, so that messages sent just before a commit still decrypt
 	// (a grace period). Zero selects DefaultPastEpochs; negative keeps none.
+	// The new epoch shares those epochs' secret trees with their own
+	// Groups (a key consumed in one is consumed in both); erasing an
+	// epoch's Group ends the grace window for its messages.
 	PastEpochs int
 	// ResumptionPSKs is how many epochs' resumption_psk values (the
 	// current one included) are kept for resumption PSK proposals. Zero
