@@ -125,6 +125,9 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	if g.erased {
 		return nil, ErrErased
 	}
+	if opts == nil || opts.Rand == nil {
+		return nil, fmt.Errorf("mls: commit needs options with a random source: %w", ErrInvalidCommit)
+	}
 	if g.reinit != nil {
 		return nil, fmt.Errorf("mls: group was reinitialised: %w", ErrInvalidCommit)
 	}

@@ -257,3 +257,40 @@ func TestSiblingCommits(t *testing.T) {
 		t.Fatalf("own private commit: %v", err)
 	}
 }
+
+// TestEraseLosingSibling: erasing the epoch of a commit that lost the fork
+// choice leaves the parent and the winning sibling intact.
+func TestEraseLosingSibling(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 18, "alice")
+	tg.add("alice", "bob")
+	a, b := tg.members["alice"], tg.members["bob"]
+	early, _ := a.ProtectApplication([]byte("sent before the commits"), nil, tg.rand)
+	scA, _ := a.Commit(&CommitOptions{Rand: tg.rand, Now: testNow})
+	scB, _ := b.Commit(&CommitOptions{Rand: tg.rand, Now: testNow})
+	pa, err := b.ProcessMessage(scA.Message, ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loser, _ := scB.Merge()
+	winner, _ := pa.Commit.Merge()
+	loser.Erase()
+	if _, err := loser.ProtectApplication([]byte("x"), nil, tg.rand); !errors.Is(err, ErrErased) {
+		t.Fatalf("erased group: %v", err)
+	}
+	// The winner still reads the parent epoch's message in its grace window.
+	pm, err := winner.ProcessMessage(early, ProcessOptions{})
+	if err != nil || string(pm.ApplicationData) != "sent before the commits" {
+		t.Fatalf("winner after erasing the loser: %v", err)
+	}
+	winnerA, _ := scA.Merge()
+	msg, _ := winnerA.ProtectApplication([]byte("next epoch"), nil, tg.rand)
+	if pm, err := winner.ProcessMessage(msg, ProcessOptions{}); err != nil || string(pm.ApplicationData) != "next epoch" {
+		t.Fatalf("winning epoch: %v", err)
+	}
+	// Erasing the parent ends the grace window for its messages.
+	late, _ := a.ProtectApplication([]byte("late"), nil, tg.rand)
+	b.Erase()
+	if _, err := winner.ProcessMessage(late, ProcessOptions{}); err == nil {
+		t.Fatal("parent epoch message decrypted after the parent was erased")
+	}
+}
