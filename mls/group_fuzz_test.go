@@ -71,3 +71,43 @@ func FuzzProcessMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJoinFromWelcome feeds arbitrary Welcomes and trees to a joiner: no
+// panic, and only the genuine Welcome joins.
+func FuzzJoinFromWelcome(f *testing.F) {
+	rand := &seedRand{seed: 98}
+	tg := newTestGroup(f, testSuite, 97, "alice")
+	tg.add("alice", "bob")
+	kp := newTestKeyPackage(f, testSuite, "joiner", rand)
+	sc, err := tg.members["alice"].Commit(&CommitOptions{Proposals: []*Proposal{{Type: ProposalTypeAdd, Add: &Add{KeyPackage: kp.KeyPackage}}}, OmitRatchetTree: true, Rand: rand, Now: testNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	next, _ := sc.Merge()
+	tree, _ := next.tree.MarshalBinary()
+	f.Add(sc.Welcome, tree)
+	f.Add(sc.Welcome, []byte{})
+	f.Fuzz(func(t *testing.T, welcome, tree []byte) {
+		g, err := JoinFromWelcome(&JoinParams{Welcome: welcome, KeyPackage: kp, RatchetTree: tree, Now: testNow})
+		if err == nil && !bytes.Equal(g.EpochAuthenticator(), next.EpochAuthenticator()) {
+			t.Fatal("joined a different epoch")
+		}
+	})
+}
+
+// FuzzJoinExternal feeds arbitrary GroupInfos to an external joiner.
+func FuzzJoinExternal(f *testing.F) {
+	rand := &seedRand{seed: 96}
+	tg := newTestGroup(f, testSuite, 95, "alice")
+	tg.add("alice", "bob")
+	gi, err := tg.members["alice"].GroupInfo(true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, _ := testSuite.Suite()
+	sig, _ := s.GenerateSigningKey(rand)
+	f.Add(gi)
+	f.Fuzz(func(t *testing.T, gi []byte) {
+		JoinExternal(&ExternalJoinParams{GroupInfo: gi, Credential: NewBasicCredential([]byte("x")), SigningKey: sig, Now: testNow, Rand: &seedRand{seed: 1}})
+	})
+}
