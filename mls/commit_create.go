@@ -134,8 +134,8 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	committer := MemberSender(g.own)
 	var list []ProposalOrRef
 	if !opts.SkipCached {
-		for i := range g.proposals {
-			list = append(list, ProposalOrRef{Type: ProposalOrRefReference, Reference: g.proposals[i].ref})
+		for _, cp := range g.committableProposals() {
+			list = append(list, ProposalOrRef{Type: ProposalOrRefReference, Reference: cp.ref})
 		}
 	}
 	for _, p := range opts.Proposals {
@@ -471,4 +471,64 @@ func (g *Group) welcome(gi *GroupInfo, secrets *EpochSecrets, ap *appliedProposa
 		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: ct})
 	}
 	return NewMLSMessage(w)
+}
+
+// committableProposals picks the cached proposals this member can commit
+// together (RFC 9420, Section 12.2), in arrival order: its own Updates are
+// left out (its path replaces them), as are Removes of itself, a second
+// Update or Remove of one leaf, a second Add of one signature key, a
+// repeated PSK and a second GroupContextExtensions; a ReInit is committed
+// only alone.
+func (g *Group) committableProposals() []*cachedProposal {
+	var out []*cachedProposal
+	touched := map[LeafIndex]bool{}
+	seen := map[string]bool{}
+	gce, reinit := false, false
+	for i := range g.proposals {
+		cp := &g.proposals[i]
+		p := cp.proposal
+		switch p.Type {
+		case ProposalTypeUpdate:
+			l := cp.sender.LeafIndex
+			if cp.sender.Type != SenderTypeMember || l == g.own || touched[l] {
+				continue
+			}
+			touched[l] = true
+		case ProposalTypeRemove:
+			l := p.Remove.Removed
+			if l == g.own || touched[l] {
+				continue
+			}
+			touched[l] = true
+		case ProposalTypeAdd:
+			k := "add" + string(p.Add.KeyPackage.LeafNode.SignatureKey)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		case ProposalTypePSK:
+			enc, err := marshal(p.PreSharedKey.PSK.marshal)
+			if err != nil || seen["psk"+string(enc)] {
+				continue
+			}
+			seen["psk"+string(enc)] = true
+		case ProposalTypeGroupContextExtensions:
+			if gce {
+				continue
+			}
+			gce = true
+		case ProposalTypeReInit:
+			reinit = true
+		}
+		out = append(out, cp)
+	}
+	if reinit {
+		// A ReInit must stand alone: commit the first one only.
+		for _, cp := range out {
+			if cp.proposal.Type == ProposalTypeReInit {
+				return []*cachedProposal{cp}
+			}
+		}
+	}
+	return out
 }

@@ -61,7 +61,10 @@ const maxMessageSize = 1 << 26
 // ErrInvalidProposal, ErrInvalidCommit, ErrReplay, ...). The member's own
 // commit received back yields ErrOwnCommit (merge the StagedCommit that
 // Commit returned instead); its own proposals and application messages
-// yield ErrOwnMessage.
+// yield ErrOwnMessage. A handshake message that decrypts consumes its key
+// in the secret tree even if its commit then fails validation (it was
+// sent by a member; a second delivery is rejected with ErrReplay), so the
+// caller should deduplicate deliveries.
 func (g *Group) ProcessMessage(data []byte, opts ProcessOptions) (*ProcessedMessage, error) {
 	if g.erased {
 		return nil, ErrErased

@@ -255,3 +255,37 @@ func TestPassiveClientRandomFormat(t *testing.T) {
 		t.Fatalf("corrupted vector passed: %+v %v", rep, err)
 	}
 }
+
+// TestCommitSkipsConflictingCachedProposals: conflicting proposals in the
+// cache do not make Commit fail; the committable subset is committed.
+func TestCommitSkipsConflictingCachedProposals(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 25, "alice")
+	tg.add("alice", "bob", "carol", "dave")
+	deliver := func(from string, msg []byte) {
+		for n, g := range tg.members {
+			if n != from {
+				if _, err := g.ProcessMessage(msg, ProcessOptions{Now: testNow}); err != nil {
+					t.Fatalf("%s: %v", n, err)
+				}
+			}
+		}
+	}
+	rm := func(n string) *Proposal {
+		return &Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: tg.members[n].OwnLeaf()}}
+	}
+	m1, _, _ := tg.members["bob"].Propose(rm("dave"), false, tg.rand)
+	deliver("bob", m1)
+	m2, _, _ := tg.members["carol"].Propose(rm("dave"), false, tg.rand) // same leaf again
+	deliver("carol", m2)
+	m3, _, _ := tg.members["bob"].Propose(rm("alice"), false, tg.rand) // alice cannot commit this
+	deliver("bob", m3)
+	m4, _, _ := tg.members["alice"].ProposeUpdate(false, tg.rand) // alice's own update
+	deliver("alice", m4)
+	sc := tg.commit("alice", &CommitOptions{}, nil)
+	if len(sc.Proposals) != 1 || sc.Proposals[0].Type != ProposalTypeRemove {
+		t.Fatalf("committed %d proposals", len(sc.Proposals))
+	}
+	if _, ok := tg.members["dave"]; ok {
+		t.Fatal("dave not removed")
+	}
+}
