@@ -3,6 +3,7 @@ package mls
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Group-layer benchmarks on full groups of n members, built directly from a
@@ -162,6 +163,36 @@ func processFloor(b *testing.B, sender, receiver *Group, rand *seedRand) func() 
 	}
 }
 
+// pairedRun times op and floor alternately in each iteration and reports
+// both and their ratio, so that the ratio is measured under the same load
+// (the shared benchmark machine's load swings by several times within a
+// run, which makes separately timed sub-benchmarks hard to compare).
+func pairedRun(b *testing.B, op, floor func()) {
+	var opNs, floorNs time.Duration
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			t0 := time.Now()
+			op()
+			t1 := time.Now()
+			floor()
+			floorNs += time.Since(t1)
+			opNs += t1.Sub(t0)
+		} else {
+			t0 := time.Now()
+			floor()
+			t1 := time.Now()
+			op()
+			opNs += time.Since(t1)
+			floorNs += t1.Sub(t0)
+		}
+		i++
+	}
+	b.ReportMetric(float64(opNs.Nanoseconds())/float64(i), "op-ns")
+	b.ReportMetric(float64(floorNs.Nanoseconds())/float64(i), "floor-ns")
+	b.ReportMetric(float64(opNs)/float64(floorNs), "x-floor")
+}
+
 func benchCommitOps(b *testing.B, name string, props func(bg *benchGroups, rand *seedRand) []*Proposal, forcePath bool) {
 	for _, n := range groupBenchSizes {
 		bg := benchGroup(b, n)
@@ -190,44 +221,74 @@ func benchCommitOps(b *testing.B, name string, props func(bg *benchGroups, rand 
 				}
 			}
 		})
+		createOp := func() {
+			if _, err := bg.committer.Commit(opts()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		processOp := func() {
+			if _, err := bg.receiver.ProcessMessage(sc.Message, ProcessOptions{Now: testNow}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var createFloor, processFloorF func()
 		if name == "add" {
-			kp := newTestKeyPackage(b, testSuite, "bench joiner", rand)
-			b.Run(fmt.Sprintf("create/n=%d/floor", n), func(b *testing.B) {
-				g := bg.committer
-				s := g.suite
-				tbs := []byte("content")
-				for b.Loop() {
-					if err := ValidateKeyPackage(s, ProtocolVersionMLS10, &kp.KeyPackage, &LeafValidation{Now: testNow}); err != nil {
-						b.Fatal(err)
-					}
-					for range 2 { // FramedContent and GroupInfo
-						if _, err := g.sigKey.SignWithLabel(framedContentTBSLabel, tbs); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if _, _, err := s.EncryptWithLabel(kp.KeyPackage.InitKey, welcomeLabel, tbs, tbs, rand); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := s.DeriveEpochSecrets(g.secrets.InitSecret, nil, nil, g.ctxEnc); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			continue
+			createFloor, processFloorF = addFloors(b, bg, rand)
+		} else {
+			createFloor, processFloorF = commitFloor(b, bg.committer, rand), processFloor(b, bg.committer, bg.receiver, rand)
 		}
 		b.Run(fmt.Sprintf("create/n=%d/floor", n), func(b *testing.B) {
-			f := commitFloor(b, bg.committer, rand)
 			for b.Loop() {
-				f()
+				createFloor()
 			}
 		})
 		b.Run(fmt.Sprintf("process/n=%d/floor", n), func(b *testing.B) {
-			f := processFloor(b, bg.committer, bg.receiver, rand)
 			for b.Loop() {
-				f()
+				processFloorF()
 			}
 		})
+		b.Run(fmt.Sprintf("create/n=%d/paired", n), func(b *testing.B) { pairedRun(b, createOp, createFloor) })
+		b.Run(fmt.Sprintf("process/n=%d/paired", n), func(b *testing.B) { pairedRun(b, processOp, processFloorF) })
 	}
+}
+
+// addFloors are the primitives of creating and processing a pathless
+// commit adding one member (see the file comment).
+func addFloors(b *testing.B, bg *benchGroups, rand *seedRand) (create, process func()) {
+	kp := newTestKeyPackage(b, testSuite, "bench joiner", rand)
+	g := bg.committer
+	s := g.suite
+	tbs := []byte("content")
+	sig, _ := g.sigKey.SignWithLabel(framedContentTBSLabel, tbs)
+	vk, _ := s.ParseVerifyingKey(g.sigKey.PublicKey())
+	create = func() {
+		if err := ValidateKeyPackage(s, ProtocolVersionMLS10, &kp.KeyPackage, &LeafValidation{Now: testNow}); err != nil {
+			b.Fatal(err)
+		}
+		for range 2 { // FramedContent and GroupInfo
+			if _, err := g.sigKey.SignWithLabel(framedContentTBSLabel, tbs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, _, err := s.EncryptWithLabel(kp.KeyPackage.InitKey, welcomeLabel, tbs, tbs, rand); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.DeriveEpochSecrets(g.secrets.InitSecret, nil, nil, g.ctxEnc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	process = func() {
+		if err := ValidateKeyPackage(s, ProtocolVersionMLS10, &kp.KeyPackage, &LeafValidation{Now: testNow}); err != nil {
+			b.Fatal(err)
+		}
+		if err := vk.VerifyWithLabel(framedContentTBSLabel, tbs, sig); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.DeriveEpochSecrets(g.secrets.InitSecret, nil, nil, g.ctxEnc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return create, process
 }
 
 // BenchmarkCommitUpdate: a full-path commit (the committer's own update).
