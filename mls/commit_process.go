@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -452,16 +451,6 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	}
 	sc.next = next
 	return sc, nil
-}
-
-// errorsIsAny reports whether err matches any of the targets.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }
 
 // Propose creates a proposal message of this epoch, caches it (so a

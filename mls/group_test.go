@@ -208,3 +208,23 @@ func TestApplicationPadding(t *testing.T) {
 	}
 	tg.sendApp("alice", "unpadded still decrypts")
 }
+
+func TestBranch(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 6, "alice")
+	tg.add("alice", "bob", "carol")
+	bobKP := newTestKeyPackage(t, testSuite, "bob", tg.rand)
+	own := newTestKeyPackage(t, testSuite, "alice", tg.rand)
+	ng, welcome, err := tg.members["alice"].Branch(&SuccessorParams{Own: own, KeyPackages: []*KeyPackage{&bobKP.KeyPackage}, GroupID: []byte("sub"), Now: testNow, Rand: tg.rand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := JoinFromWelcome(&JoinParams{Welcome: welcome, KeyPackage: bobKP, Now: testNow, Resumption: tg.members["bob"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(j.EpochAuthenticator(), ng.EpochAuthenticator()) || len(j.Members()) != 2 {
+		t.Fatal("branch disagrees")
+	}
+	// The parent group goes on.
+	tg.sendApp("carol", "parent still alive")
+}
