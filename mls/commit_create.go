@@ -99,8 +99,10 @@ type CommitOptions struct {
 	// OmitRatchetTree leaves the ratchet_tree extension out of the GroupInfo
 	// (the joiners then need the tree from elsewhere).
 	OmitRatchetTree bool
-	// OmitExternalPub leaves the external_pub extension out of the GroupInfo.
-	OmitExternalPub bool
+	// WelcomeExternalPub adds the external_pub extension to the Welcome's
+	// GroupInfo (it costs a key derivation; joiners by Welcome do not need
+	// it, and Group.GroupInfo always includes it for external joins).
+	WelcomeExternalPub bool
 	// AuthenticatedData is sent in the clear, authenticated.
 	AuthenticatedData []byte
 	// Now is the time KeyPackage lifetimes are checked against.
@@ -240,7 +242,7 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	// The GroupInfo (with the tree, O(n) to encode and sign) is built only
 	// for a Welcome; Group.GroupInfo makes one on demand.
 	if len(ap.added) > 0 {
-		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
+		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, opts.WelcomeExternalPub)
 		if err != nil {
 			secrets.Erase()
 			return nil, err
@@ -350,6 +352,7 @@ func (g *Group) nextEpoch(tree *RatchetTree, ap *appliedProposals, ac *Authentic
 	next.interim = interim
 	next.confirmationTag = tag
 	next.reinit = ap.reinit
+	next.freeHint = ap.freeHint
 	if ap.ownUpdateKey != nil {
 		next.nodeKeys[g.own.NodeIndex()] = ap.ownUpdateKey.clone()
 	}

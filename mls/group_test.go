@@ -228,3 +228,24 @@ func TestBranch(t *testing.T) {
 	// The parent group goes on.
 	tg.sendApp("carol", "parent still alive")
 }
+
+// TestAddFillsLeftmostBlank: the free-leaf hint never skips a hole left by
+// a Remove, in this state or a restored one.
+func TestAddFillsLeftmostBlank(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 7, "alice")
+	tg.add("alice", "bob", "carol", "dave", "erin")
+	bobLeaf, daveLeaf := tg.members["bob"].OwnLeaf(), tg.members["dave"].OwnLeaf()
+	tg.remove("alice", "dave", "bob")
+	tg.restoreAll()
+	tg.add("carol", "frank")
+	if got := tg.members["frank"].OwnLeaf(); got != bobLeaf {
+		t.Fatalf("frank at leaf %d, want bob's old leaf %d", got, bobLeaf)
+	}
+	tg.add("erin", "gina", "hank")
+	if got := tg.members["gina"].OwnLeaf(); got != daveLeaf {
+		t.Fatalf("gina at leaf %d, want dave's old leaf %d", got, daveLeaf)
+	}
+	if got := tg.members["hank"].OwnLeaf(); got != 5 {
+		t.Fatalf("hank at leaf %d, want 5", got)
+	}
+}

@@ -66,6 +66,15 @@ type appliedProposals struct {
 	selfRemoved  bool
 	// ownUpdateKey is this member's new leaf key when its own Update was committed.
 	ownUpdateKey *HPKEPrivateKey
+	// freeHint is the next epoch's Group.freeHint.
+	freeHint LeafIndex
+}
+
+// addLeaf adds ln at the leftmost blank leaf, keeping the hint current.
+func (ap *appliedProposals) addLeaf(tree *RatchetTree, ln *LeafNode) LeafIndex {
+	l := tree.addLeafFrom(min(ap.freeHint, LeafIndex(tree.LeafCount())), ln)
+	ap.freeHint = l + 1
+	return l
 }
 
 // validateAndApply checks a commit's proposal list (RFC 9420, Section 12.2,
@@ -74,7 +83,7 @@ type appliedProposals struct {
 // Update, Remove, Add; PSKs are collected for the key schedule.
 func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, committer Sender, now time.Time, ignoreLifetime bool, resumptionUsage ResumptionPSKUsage) (*appliedProposals, error) {
 	s := g.suite
-	ap := &appliedProposals{extensions: g.ctx.Extensions}
+	ap := &appliedProposals{extensions: g.ctx.Extensions, freeHint: g.freeHint}
 	external := committer.Type == SenderTypeNewMemberCommit
 	var (
 		gce               *GroupContextExtensions
@@ -252,11 +261,13 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 			ap.selfRemoved = true
 		}
 		tree.removeLeaf(r)
+		ap.freeHint = min(ap.freeHint, r)
 	}
 	// 4. Adds.
 	for _, i := range adds {
 		kp := &list[i].proposal.Add.KeyPackage
-		if err := ValidateKeyPackage(s, g.ctx.Version, kp, v); err != nil {
+		// The leaf node itself is checked by ValidateLeafNode below.
+		if err := validateKeyPackage(s, g.ctx.Version, kp, v, false); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add", Cause: err}
 		}
 		if tree.HasEncryptionKey(kp.InitKey) {
@@ -269,9 +280,9 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		// leaves are signed without one), so it is checked as an outsider
 		// before AddLeaf finds its place.
 		if err := tree.ValidateLeafNode(&kp.LeafNode, newLeafSentinel, LeafNodeSourceKeyPackage, v); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
+			return nil, &ProposalError{Index: i, Reason: "Add", Cause: fmt.Errorf("%w: leaf node: %w", ErrInvalidKeyPackage, err)}
 		}
-		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
+		ap.added = append(ap.added, ap.addLeaf(tree, kp.LeafNode.Clone()))
 		ap.addedKPs = append(ap.addedKPs, kp)
 	}
 	return ap, nil

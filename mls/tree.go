@@ -453,8 +453,12 @@ func (t *RatchetTree) truncate() {
 // Section 12.1.1). The caller validates ln first (ValidateLeafNode); a leaf
 // that cannot be encoded breaks the tree hash. Finding the leftmost blank
 // leaf scans the leaves, O(n) pointer checks and no hashing.
-func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex {
-	l := LeafIndex(0)
+func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex { return t.addLeafFrom(0, ln) }
+
+// addLeafFrom is AddLeaf for a caller that knows every leaf below from to
+// be non-blank, so that the scan starts there.
+func (t *RatchetTree) addLeafFrom(from LeafIndex, ln *LeafNode) LeafIndex {
+	l := from
 	for ; uint32(l) < t.leaves; l++ {
 		if t.get(l.NodeIndex()).blank() {
 			break
