@@ -62,7 +62,6 @@ func benchGroupMember(b *testing.B, ft *fullTree, l LeafIndex) *Group {
 	g := &Group{
 		suite: s, ctx: ctx, ctxEnc: enc, tree: ft.tree, own: l, sigKey: ft.sigs[l], nodeKeys: keys,
 		interim: s.Hash([]byte("interim")), confirmationTag: s.Hash([]byte("tag")),
-		freeHint: firstFreeLeaf(ft.tree),
 	}
 	if err := g.setSecrets(secrets); err != nil {
 		b.Fatal(err)

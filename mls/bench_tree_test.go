@@ -2,6 +2,7 @@ package mls
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -201,6 +202,34 @@ func BenchmarkImportRatchetTree(b *testing.B) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkTreeMemory reports the heap an imported tree retains, in bytes
+// and per member, next to the size of its encoding: memory stays
+// proportional to the tree.
+func BenchmarkTreeMemory(b *testing.B) {
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			var retained uint64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				tr, err := ImportRatchetTree(ft.suite, ft.data, ft.tree.TreeHash(), &LeafValidation{GroupID: ft.groupID})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				retained = after.HeapAlloc - before.HeapAlloc
+				runtime.KeepAlive(tr)
+			}
+			b.ReportMetric(float64(retained), "retained-B")
+			b.ReportMetric(float64(retained)/float64(n), "retained-B/member")
+			b.ReportMetric(float64(len(ft.data))/float64(n), "encoded-B/member")
 		})
 	}
 }

@@ -352,7 +352,6 @@ func (g *Group) nextEpoch(tree *RatchetTree, ap *appliedProposals, ac *Authentic
 	next.interim = interim
 	next.confirmationTag = tag
 	next.reinit = ap.reinit
-	next.freeHint = ap.freeHint
 	if ap.ownUpdateKey != nil {
 		next.nodeKeys[g.own.NodeIndex()] = ap.ownUpdateKey.clone()
 	}

@@ -386,7 +386,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		}
 		placeholder := ln.Clone()
 		placeholder.EncryptionKey = nil
-		sender = ap.addLeaf(tree, placeholder)
+		sender = tree.AddLeaf(placeholder)
 		sc.Sender = Sender{Type: SenderTypeNewMemberCommit, LeafIndex: sender}
 	}
 	var commitSecret []byte

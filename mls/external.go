@@ -150,7 +150,7 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 	if err := checkExtensionsSupported(tmpl, ap.extensions); err != nil {
 		return nil, nil, fail("%v", err)
 	}
-	own := ap.addLeaf(fork, tmpl)
+	own := fork.AddLeaf(tmpl)
 	up, ps, err := fork.CreateUpdatePath(&CreatePathParams{
 		Leaf:         own,
 		GroupID:      ctx.GroupID,

@@ -133,10 +133,6 @@ type Group struct {
 	past      []*pastEpoch
 	// resumption holds resumption_psk of this and earlier epochs, newest first.
 	resumption []epochPSK
-	// freeHint is a leaf index below which every leaf is non-blank, so
-	// that finding the leftmost blank leaf for an Add costs O(1) in the
-	// common case instead of a scan of the tree.
-	freeHint LeafIndex
 	// reinit is set when this epoch was created by a commit with a ReInit
 	// proposal: the group must not be used for messages any more.
 	reinit *ReInit
@@ -410,7 +406,6 @@ func CreateGroup(p *CreateParams) (*Group, error) {
 		sigKey:   sig,
 		nodeKeys: map[NodeIndex]*HPKEPrivateKey{0: leafKey},
 		interim:  interim,
-		freeHint: 1,
 	}
 	if err := g.setSecrets(secrets); err != nil {
 		return nil, err
@@ -503,7 +498,6 @@ func (g *Group) child() *Group {
 		sigKey:     g.sigKey,
 		nodeKeys:   make(map[NodeIndex]*HPKEPrivateKey, len(g.nodeKeys)),
 		resumption: cloneResumption(g.resumption),
-		freeHint:   g.freeHint,
 	}
 	for x, k := range g.nodeKeys {
 		c.nodeKeys[x] = k.clone()
@@ -531,13 +525,4 @@ func cloneResumption(rs []epochPSK) []epochPSK {
 		out[i] = epochPSK{epoch: r.epoch, psk: bytes.Clone(r.psk)}
 	}
 	return out
-}
-
-// firstFreeLeaf scans for the leftmost blank leaf (or the leaf count).
-func firstFreeLeaf(t *RatchetTree) LeafIndex {
-	l := LeafIndex(0)
-	for uint32(l) < t.LeafCount() && t.LeafNode(l) != nil {
-		l++
-	}
-	return l
 }

@@ -386,6 +386,5 @@ func UnmarshalGroup(data []byte) (*Group, error) {
 	if !s.Empty() {
 		return nil, fail("trailing bytes: %v", ErrDecode)
 	}
-	g.freeHint = firstFreeLeaf(g.tree)
 	return g, nil
 }

@@ -66,15 +66,6 @@ type appliedProposals struct {
 	selfRemoved  bool
 	// ownUpdateKey is this member's new leaf key when its own Update was committed.
 	ownUpdateKey *HPKEPrivateKey
-	// freeHint is the next epoch's Group.freeHint.
-	freeHint LeafIndex
-}
-
-// addLeaf adds ln at the leftmost blank leaf, keeping the hint current.
-func (ap *appliedProposals) addLeaf(tree *RatchetTree, ln *LeafNode) LeafIndex {
-	l := tree.addLeafFrom(min(ap.freeHint, LeafIndex(tree.LeafCount())), ln)
-	ap.freeHint = l + 1
-	return l
 }
 
 // validateAndApply checks a commit's proposal list (RFC 9420, Section 12.2,
@@ -83,7 +74,7 @@ func (ap *appliedProposals) addLeaf(tree *RatchetTree, ln *LeafNode) LeafIndex {
 // Update, Remove, Add; PSKs are collected for the key schedule.
 func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, committer Sender, now time.Time, ignoreLifetime bool, resumptionUsage ResumptionPSKUsage) (*appliedProposals, error) {
 	s := g.suite
-	ap := &appliedProposals{extensions: g.ctx.Extensions, freeHint: g.freeHint}
+	ap := &appliedProposals{extensions: g.ctx.Extensions}
 	external := committer.Type == SenderTypeNewMemberCommit
 	var (
 		gce               *GroupContextExtensions
@@ -260,8 +251,9 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if r == g.own {
 			ap.selfRemoved = true
 		}
-		tree.removeLeaf(r)
-		ap.freeHint = min(ap.freeHint, r)
+		if err := tree.RemoveLeaf(r); err != nil {
+			return nil, &ProposalError{Index: i, Reason: "Remove", Cause: err}
+		}
 	}
 	// 4. Adds.
 	for _, i := range adds {
@@ -282,7 +274,7 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if err := tree.ValidateLeafNode(&kp.LeafNode, newLeafSentinel, LeafNodeSourceKeyPackage, v); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add", Cause: fmt.Errorf("%w: leaf node: %w", ErrInvalidKeyPackage, err)}
 		}
-		ap.added = append(ap.added, ap.addLeaf(tree, kp.LeafNode.Clone()))
+		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
 		ap.addedKPs = append(ap.addedKPs, kp)
 	}
 	return ap, nil
@@ -330,17 +322,4 @@ func resolvePSKs(ids []PreSharedKeyID, store PSKStore, resumption *Group) ([]PSK
 		}
 	}
 	return out, nil
-}
-
-// removeLeaf is RatchetTree.RemoveLeaf for a leaf known to be non-blank,
-// truncating only when the leaf lies in the right half: the tree was
-// truncated before, so its right half held a member, and removing a leaf
-// of the left half cannot empty it. This keeps a Remove O(log n) instead
-// of scanning the blank tail of the tree.
-func (t *RatchetTree) removeLeaf(l LeafIndex) {
-	t.setLeaf(l, nil)
-	t.blankPath(l)
-	if t.leaves > 1 && uint32(l) >= t.leaves/2 {
-		t.truncate()
-	}
 }

@@ -146,6 +146,10 @@ type treeNode struct {
 	leaf   *LeafNode
 	parent *ParentNode
 	hash   []byte // cached tree hash; nil when stale
+	// blankLeaves counts the blank leaves under the node (itself, for a
+	// leaf), so that finding the leftmost blank leaf (Add) and the
+	// rightmost non-blank one (truncation) takes O(log n).
+	blankLeaves uint32
 }
 
 func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
@@ -154,7 +158,7 @@ func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
 // starts with (RFC 9420, Section 11).
 func NewRatchetTree(suite *Suite, leaf *LeafNode) *RatchetTree {
 	t := &RatchetTree{suite: suite, leaves: 1, nodes: make([]treeNode, 1)}
-	t.initIndexes()
+	t.indexAll()
 	t.setLeaf(0, leaf)
 	return t
 }
@@ -167,9 +171,11 @@ func (t *RatchetTree) initIndexes() {
 	t.members = 0
 }
 
-// indexAll rebuilds the indexes from the nodes of a root tree.
+// indexAll rebuilds the indexes and blank-leaf counts from the nodes of a
+// root tree.
 func (t *RatchetTree) indexAll() {
 	t.initIndexes()
+	t.countBlanks(t.Root())
 	for x := range t.nodes {
 		if key := t.encryptionKey(NodeIndex(x)); key != nil {
 			t.encKeys[string(key)] = NodeIndex(x)
@@ -179,6 +185,19 @@ func (t *RatchetTree) indexAll() {
 			t.countLeaf(ln, 1)
 		}
 	}
+}
+
+func (t *RatchetTree) countBlanks(x NodeIndex) uint32 {
+	n := &t.nodes[x]
+	switch {
+	case !x.IsLeaf():
+		n.blankLeaves = t.countBlanks(left(x)) + t.countBlanks(right(x))
+	case n.leaf == nil:
+		n.blankLeaves = 1
+	default:
+		n.blankLeaves = 0
+	}
+	return n.blankLeaves
 }
 
 // countLeaf adds (delta 1) or removes (delta -1) a leaf's credential
@@ -264,10 +283,16 @@ func (t *RatchetTree) encryptionKey(x NodeIndex) []byte {
 }
 
 // invalidate marks the tree hash of x and all its ancestors stale.
-func (t *RatchetTree) invalidate(x NodeIndex) {
+func (t *RatchetTree) invalidate(x NodeIndex) { t.invalidateCounting(x, 0) }
+
+// invalidateCounting also adds blankDelta to the blank-leaf count of x and
+// its ancestors.
+func (t *RatchetTree) invalidateCounting(x NodeIndex, blankDelta int) {
 	r := t.Root()
 	for {
-		t.mut(x).hash = nil
+		n := t.mut(x)
+		n.hash = nil
+		n.blankLeaves = uint32(int(n.blankLeaves) + blankDelta)
 		if x == r {
 			return
 		}
@@ -278,16 +303,19 @@ func (t *RatchetTree) invalidate(x NodeIndex) {
 func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
 	x := l.NodeIndex()
 	n := t.mut(x)
+	delta := 0
 	if n.leaf != nil {
 		t.countLeaf(n.leaf, -1)
+		delta++
 	}
 	n.leaf, n.parent = ln, nil
 	if ln != nil {
 		t.countLeaf(ln, 1)
 		t.encKeys[string(ln.EncryptionKey)] = x
 		t.sigKeys[string(ln.SignatureKey)] = l
+		delta--
 	}
-	t.invalidate(x)
+	t.invalidateCounting(x, delta)
 }
 
 func (t *RatchetTree) setParent(x NodeIndex, p *ParentNode) {
@@ -405,15 +433,23 @@ func (t *RatchetTree) Clone() *RatchetTree {
 // extend doubles the tree: the old tree becomes the left subtree of a new
 // blank root, beside a blank right subtree (RFC 9420, Section 7.7).
 func (t *RatchetTree) extend() {
-	oldWidth := t.width()
+	oldWidth, oldBlanks, half := t.width(), t.get(t.Root()).blankLeaves, t.leaves
 	t.leaves *= 2
 	w := t.width()
 	if t.base == nil {
 		t.nodes = append(t.nodes, make([]treeNode, w-oldWidth)...)
-		return
 	}
-	for x := oldWidth; x < w; x++ {
-		t.overlay[NodeIndex(x)] = &treeNode{}
+	newRoot := t.Root() // == oldWidth
+	for x := NodeIndex(oldWidth); x < NodeIndex(w); x++ {
+		n := &treeNode{blankLeaves: 1 << level(x)}
+		if x == newRoot {
+			n.blankLeaves = oldBlanks + half
+		}
+		if t.base == nil {
+			t.nodes[x] = *n
+		} else {
+			t.overlay[x] = n
+		}
 	}
 }
 
@@ -423,11 +459,16 @@ func (t *RatchetTree) extend() {
 // valid tree, because removing a leaf blanks its direct path.
 func (t *RatchetTree) truncate() {
 	last := int64(-1)
-	for l := int64(t.leaves) - 1; l >= 0; l-- {
-		if !t.get(LeafIndex(l).NodeIndex()).blank() {
-			last = l
-			break
+	if x := t.Root(); t.get(x).blankLeaves < t.leaves {
+		// Descend towards the rightmost subtree holding a non-blank leaf.
+		for !x.IsLeaf() {
+			if r := right(x); t.get(r).blankLeaves < 1<<level(r) {
+				x = r
+			} else {
+				x = left(x)
+			}
 		}
+		last = int64(x.LeafIndex())
 	}
 	n := uint32(1)
 	for int64(n) <= last {
@@ -451,22 +492,20 @@ func (t *RatchetTree) truncate() {
 // AddLeaf places ln in the leftmost blank leaf, extending the tree if there
 // is none, and records it as unmerged at every non-blank ancestor (RFC 9420,
 // Section 12.1.1). The caller validates ln first (ValidateLeafNode); a leaf
-// that cannot be encoded breaks the tree hash. Finding the leftmost blank
-// leaf scans the leaves, O(n) pointer checks and no hashing.
-func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex { return t.addLeafFrom(0, ln) }
-
-// addLeafFrom is AddLeaf for a caller that knows every leaf below from to
-// be non-blank, so that the scan starts there.
-func (t *RatchetTree) addLeafFrom(from LeafIndex, ln *LeafNode) LeafIndex {
-	l := from
-	for ; uint32(l) < t.leaves; l++ {
-		if t.get(l.NodeIndex()).blank() {
-			break
-		}
-	}
-	if uint32(l) == t.leaves {
+// that cannot be encoded breaks the tree hash. It costs O(log n).
+func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex {
+	if t.get(t.Root()).blankLeaves == 0 {
 		t.extend()
 	}
+	x := t.Root()
+	for !x.IsLeaf() {
+		if t.get(left(x)).blankLeaves > 0 {
+			x = left(x)
+		} else {
+			x = right(x)
+		}
+	}
+	l := x.LeafIndex()
 	for _, x := range directPath(l.NodeIndex(), t.leaves) {
 		if p := t.get(x).parent; p != nil {
 			np := p.Clone()
@@ -569,7 +608,7 @@ func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []NodeIndex {
 
 // --- Tree hashes, RFC 9420, Section 7.8 ---
 
-func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
+func (t *RatchetTree) leafTreeHashInput(l LeafIndex, ln *LeafNode) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
 	b.AddUint8(uint8(NodeTypeLeaf))
 	b.AddUint32(uint32(l))
@@ -586,7 +625,7 @@ func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
 	return out
 }
 
-func (t *RatchetTree) parentHashInputTH(p *ParentNode, leftHash, rightHash []byte) []byte {
+func (t *RatchetTree) parentTreeHashInput(p *ParentNode, leftHash, rightHash []byte) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
 	b.AddUint8(uint8(NodeTypeParent))
 	addOptional(b, p != nil)
@@ -617,10 +656,10 @@ func (t *RatchetTree) treeHash(x NodeIndex) []byte {
 	}
 	var h []byte
 	if x.IsLeaf() {
-		h = t.suite.Hash(t.leafHashInput(x.LeafIndex(), n.leaf))
+		h = t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), n.leaf))
 	} else {
 		lh, rh := t.treeHash(left(x)), t.treeHash(right(x))
-		h = t.suite.Hash(t.parentHashInputTH(n.parent, lh, rh))
+		h = t.suite.Hash(t.parentTreeHashInput(n.parent, lh, rh))
 	}
 	n.hash = h
 	return h
@@ -650,7 +689,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		return t.treeHash(x)
 	}
 	if x.IsLeaf() {
-		return t.suite.Hash(t.leafHashInput(x.LeafIndex(), nil))
+		return t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), nil))
 	}
 	lh := t.originalTreeHash(left(x), exclude)
 	rh := t.originalTreeHash(right(x), exclude)
@@ -665,7 +704,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		}
 		p = &q
 	}
-	return t.suite.Hash(t.parentHashInputTH(p, lh, rh))
+	return t.suite.Hash(t.parentTreeHashInput(p, lh, rh))
 }
 
 // --- Parent hashes, RFC 9420, Section 7.9 ---
@@ -823,3 +862,31 @@ func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
 	t.indexAll()
 	return t, nil
 }
+
+// FindLeaf returns the leaf holding exactly ln, as a joiner locates its own
+// leaf in an imported tree (RFC 9420, Section 12.4.3.1).
+func (t *RatchetTree) FindLeaf(ln *LeafNode) (LeafIndex, bool) {
+	l, ok := t.FindSignatureKey(ln.SignatureKey)
+	if !ok {
+		return 0, false
+	}
+	a, errA := t.LeafNode(l).MarshalBinary()
+	b, errB := ln.MarshalBinary()
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		return 0, false
+	}
+	return l, true
+}
+
+// Leaves calls f for every non-blank leaf in order, stopping if f returns
+// false.
+func (t *RatchetTree) Leaves(f func(l LeafIndex, ln *LeafNode) bool) {
+	for l := LeafIndex(0); uint32(l) < t.leaves; l++ {
+		if ln := t.LeafNode(l); ln != nil && !f(l, ln) {
+			return
+		}
+	}
+}
+
+// MemberCount returns the number of non-blank leaves.
+func (t *RatchetTree) MemberCount() int { return t.members }

@@ -153,3 +153,25 @@ func buildFullTree(t testing.TB, cs CipherSuite, n int) *fullTree {
 	}
 	return ft
 }
+
+// checkBlankCounts compares the cached blank-leaf counts with a count from
+// scratch.
+func checkBlankCounts(t testing.TB, tr *RatchetTree) {
+	t.Helper()
+	var count func(x NodeIndex) uint32
+	count = func(x NodeIndex) uint32 {
+		var c uint32
+		if x.IsLeaf() {
+			if tr.LeafNode(x.LeafIndex()) == nil {
+				c = 1
+			}
+		} else {
+			c = count(left(x)) + count(right(x))
+		}
+		if got := tr.get(x).blankLeaves; got != c {
+			t.Fatalf("node %d: cached %d blank leaves, counted %d", x, got, c)
+		}
+		return c
+	}
+	count(tr.Root())
+}

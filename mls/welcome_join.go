@@ -179,7 +179,6 @@ func JoinFromWelcome(p *JoinParams) (*Group, error) {
 		nodeKeys:        nodeKeys,
 		interim:         interim,
 		confirmationTag: bytes.Clone(gi.ConfirmationTag),
-		freeHint:        firstFreeLeaf(tree),
 	}
 	g.cfg.PSKs = p.PSKs
 	if err := g.setSecrets(secrets); err != nil {
