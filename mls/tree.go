@@ -148,8 +148,11 @@ type treeNode struct {
 	hash   []byte // cached tree hash; nil when stale
 	// blankLeaves counts the blank leaves under the node (itself, for a
 	// leaf), so that finding the leftmost blank leaf (Add) and the
-	// rightmost non-blank one (truncation) takes O(log n).
+	// rightmost non-blank one (truncation) takes O(log n); parents counts
+	// the non-blank parents in the subtree, so that an empty resolution
+	// (filtered direct paths) is an O(1) test.
 	blankLeaves uint32
+	parents     uint32
 }
 
 func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
@@ -192,6 +195,10 @@ func (t *RatchetTree) countBlanks(x NodeIndex) uint32 {
 	switch {
 	case !x.IsLeaf():
 		n.blankLeaves = t.countBlanks(left(x)) + t.countBlanks(right(x))
+		n.parents = t.nodes[left(x)].parents + t.nodes[right(x)].parents
+		if n.parent != nil {
+			n.parents++
+		}
 	case n.leaf == nil:
 		n.blankLeaves = 1
 	default:
@@ -283,16 +290,17 @@ func (t *RatchetTree) encryptionKey(x NodeIndex) []byte {
 }
 
 // invalidate marks the tree hash of x and all its ancestors stale.
-func (t *RatchetTree) invalidate(x NodeIndex) { t.invalidateCounting(x, 0) }
+func (t *RatchetTree) invalidate(x NodeIndex) { t.invalidateCounting(x, 0, 0) }
 
-// invalidateCounting also adds blankDelta to the blank-leaf count of x and
-// its ancestors.
-func (t *RatchetTree) invalidateCounting(x NodeIndex, blankDelta int) {
+// invalidateCounting also adds blankDelta and parentDelta to the blank-leaf
+// and non-blank-parent counts of x and its ancestors.
+func (t *RatchetTree) invalidateCounting(x NodeIndex, blankDelta, parentDelta int) {
 	r := t.Root()
 	for {
 		n := t.mut(x)
 		n.hash = nil
 		n.blankLeaves = uint32(int(n.blankLeaves) + blankDelta)
+		n.parents = uint32(int(n.parents) + parentDelta)
 		if x == r {
 			return
 		}
@@ -315,16 +323,21 @@ func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
 		t.sigKeys[string(ln.SignatureKey)] = l
 		delta--
 	}
-	t.invalidateCounting(x, delta)
+	t.invalidateCounting(x, delta, 0)
 }
 
 func (t *RatchetTree) setParent(x NodeIndex, p *ParentNode) {
 	n := t.mut(x)
+	delta := 0
+	if n.parent != nil {
+		delta--
+	}
 	n.leaf, n.parent = nil, p
 	if p != nil {
 		t.encKeys[string(p.EncryptionKey)] = x
+		delta++
 	}
-	t.invalidate(x)
+	t.invalidateCounting(x, 0, delta)
 }
 
 // blankPath blanks the direct path of leaf l (RFC 9420, Sections 7.5, 12.1).
@@ -433,7 +446,8 @@ func (t *RatchetTree) Clone() *RatchetTree {
 // extend doubles the tree: the old tree becomes the left subtree of a new
 // blank root, beside a blank right subtree (RFC 9420, Section 7.7).
 func (t *RatchetTree) extend() {
-	oldWidth, oldBlanks, half := t.width(), t.get(t.Root()).blankLeaves, t.leaves
+	oldRoot := t.get(t.Root())
+	oldWidth, oldBlanks, oldParents, half := t.width(), oldRoot.blankLeaves, oldRoot.parents, t.leaves
 	t.leaves *= 2
 	w := t.width()
 	if t.base == nil {
@@ -444,6 +458,7 @@ func (t *RatchetTree) extend() {
 		n := &treeNode{blankLeaves: 1 << level(x)}
 		if x == newRoot {
 			n.blankLeaves = oldBlanks + half
+			n.parents = oldParents
 		}
 		if t.base == nil {
 			t.nodes[x] = *n
@@ -574,13 +589,8 @@ func (t *RatchetTree) resolution(x NodeIndex, exclude []LeafIndex, out []NodeInd
 // resolutionEmpty reports whether x has an empty resolution, without
 // building it.
 func (t *RatchetTree) resolutionEmpty(x NodeIndex) bool {
-	if !t.get(x).blank() {
-		return false
-	}
-	if x.IsLeaf() {
-		return true
-	}
-	return t.resolutionEmpty(left(x)) && t.resolutionEmpty(right(x))
+	n := t.get(x)
+	return n.parents == 0 && n.blankLeaves == 1<<level(x)
 }
 
 // filteredDirectPath returns the filtered direct path of leaf l and, for
