@@ -96,3 +96,89 @@ func (e *TreeValidationError) Unwrap() []error {
 	}
 	return errs
 }
+
+// Errors of the group layer (RFC 9420, Sections 10-14).
+var (
+	// ErrUnknownMember reports a leaf index, signature key or proposal
+	// sender that is not a current member.
+	ErrUnknownMember = errors.New("mls: unknown member")
+	// ErrInvalidProposal reports a proposal, or a list of proposals, that
+	// breaks RFC 9420, Section 12.2; the error is a *ProposalError.
+	ErrInvalidProposal = errors.New("mls: invalid proposal")
+	// ErrInvalidCommit reports a Commit that fails validation (Section
+	// 12.4.2); the error is a *CommitError.
+	ErrInvalidCommit = errors.New("mls: invalid commit")
+	// ErrInvalidKeyPackage reports a KeyPackage that fails Section 10.1.
+	ErrInvalidKeyPackage = errors.New("mls: invalid key package")
+	// ErrInvalidWelcome reports a Welcome or GroupInfo that cannot be used to join.
+	ErrInvalidWelcome = errors.New("mls: invalid welcome")
+	// ErrOwnCommit reports a Commit this member sent, received back: merge
+	// the PendingCommit instead of processing it.
+	ErrOwnCommit = errors.New("mls: own commit")
+	// ErrOwnMessage reports a proposal or application message this member
+	// sent, received back.
+	ErrOwnMessage = errors.New("mls: own message")
+	// ErrUnknownProposal reports a proposal reference that is not in the
+	// epoch's proposal cache.
+	ErrUnknownProposal = errors.New("mls: unknown proposal reference")
+	// ErrUnknownPSK reports a PSK the PSK store or the retained epochs do not hold.
+	ErrUnknownPSK = errors.New("mls: unknown pre-shared key")
+	// ErrRemoved reports that this member was removed by the commit; there
+	// is no next epoch to merge into.
+	ErrRemoved = errors.New("mls: removed from group")
+	// ErrAlreadyMerged reports a staged commit merged a second time.
+	ErrAlreadyMerged = errors.New("mls: commit already merged")
+	// ErrErased reports use of a Group after Erase.
+	ErrErased = errors.New("mls: group state erased")
+	// ErrInvalidState reports a serialised group state that does not decode
+	// or is inconsistent; it also wraps ErrDecode.
+	ErrInvalidState = errors.New("mls: invalid group state")
+)
+
+// ProposalError says why a proposal or proposal list is invalid. It
+// matches ErrInvalidProposal with errors.Is.
+type ProposalError struct {
+	Index  int // position in the commit's proposal list, or -1
+	Reason string
+	Cause  error
+}
+
+func (e *ProposalError) Error() string {
+	msg := "mls: invalid proposal"
+	if e.Index >= 0 {
+		msg += " " + strconv.Itoa(e.Index)
+	}
+	msg += ": " + e.Reason
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	return msg
+}
+
+func (e *ProposalError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{ErrInvalidProposal, e.Cause}
+	}
+	return []error{ErrInvalidProposal}
+}
+
+// CommitError says why a Commit is invalid. It matches ErrInvalidCommit.
+type CommitError struct {
+	Reason string
+	Cause  error
+}
+
+func (e *CommitError) Error() string {
+	msg := "mls: invalid commit: " + e.Reason
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	return msg
+}
+
+func (e *CommitError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{ErrInvalidCommit, e.Cause}
+	}
+	return []error{ErrInvalidCommit}
+}

@@ -49,6 +49,10 @@ var vectorVerifiers = map[string]vectorVerifier{
 	"tree-operations":    verifyTreeOperationsVectors,
 	"tree-validation":    verifyTreeValidationVectors,
 	"treekem":            verifyTreeKEMVectors,
+
+	"passive-client-welcome":         verifyPassiveClientVectors,
+	"passive-client-handling-commit": verifyPassiveClientVectors,
+	"passive-client-random":          verifyPassiveClientVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.
