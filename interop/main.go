@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc"
 
 	pb "grove/interop/proto"
-	"grove/mls"
 )
 
 func main() {
@@ -54,7 +53,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // serve answers MLSClient on lis until ctx is done.
 func serve(ctx context.Context, lis net.Listener) error {
 	srv := grpc.NewServer()
-	pb.RegisterMLSClientServer(srv, newServer())
+	impl := newServer()
+	defer impl.close()
+	pb.RegisterMLSClientServer(srv, impl)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -66,23 +67,3 @@ func serve(ctx context.Context, lis net.Listener) error {
 	return err
 }
 
-// server implements MLSClient. Embedding the generated Unimplemented type
-// makes every RPC without a real implementation fail with
-// codes.Unimplemented and the method's name.
-type server struct {
-	pb.UnimplementedMLSClientServer
-}
-
-func newServer() *server { return &server{} }
-
-func (s *server) Name(context.Context, *pb.NameRequest) (*pb.NameResponse, error) {
-	return &pb.NameResponse{Name: "grove"}, nil
-}
-
-func (s *server) SupportedCiphersuites(context.Context, *pb.SupportedCiphersuitesRequest) (*pb.SupportedCiphersuitesResponse, error) {
-	var out []uint32
-	for _, cs := range mls.CipherSuites() {
-		out = append(out, uint32(cs))
-	}
-	return &pb.SupportedCiphersuitesResponse{Ciphersuites: out}, nil
-}

@@ -60,8 +60,21 @@ func TestNameAndSuites(t *testing.T) {
 
 func TestUnservedRPCIsAnErrorNotAFakeSuccess(t *testing.T) {
 	c := dial(t)
-	_, err := c.CreateGroup(context.Background(), &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1})
+	ctx := context.Background()
+	g, err := c.CreateGroup(ctx, &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1, Identity: []byte("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := c.GroupInfo(ctx, &pb.GroupInfoRequest{StateId: g.StateId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: gi.GroupInfo, Identity: []byte("bob"),
+		Psks: []*pb.PreSharedKey{{PskId: []byte("id"), PskSecret: []byte("secret")}}})
 	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("CreateGroup: got %v, want Unimplemented", err)
+		t.Fatalf("ExternalJoin with PSKs: got %v, want Unimplemented", err)
+	}
+	if _, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: 999}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown state: got %v, want NotFound", err)
 	}
 }
