@@ -66,4 +66,3 @@ func serve(ctx context.Context, lis net.Listener) error {
 	<-done
 	return err
 }
-
