@@ -307,10 +307,18 @@ func (g *Group) provisionalContext(exts Extensions) GroupContextFunc {
 // it. The returned secrets still hold the joiner and welcome secrets; the
 // caller installs them with setSecrets.
 func (g *Group) nextEpoch(tree *RatchetTree, ap *appliedProposals, ac *AuthenticatedContent, commitSecret, initSecret []byte, psks []PSKWithSecret, wantTag []byte) (*Group, *EpochSecrets, error) {
+	return g.nextEpochWith(tree, ap, ac, commitSecret, initSecret, psks, wantTag, nil)
+}
+
+// nextEpochWith is nextEpoch with the confirmed transcript hash already
+// computed (from the received encoding), or nil to compute it from ac.
+func (g *Group) nextEpochWith(tree *RatchetTree, ap *appliedProposals, ac *AuthenticatedContent, commitSecret, initSecret []byte, psks []PSKWithSecret, wantTag, confirmed []byte) (*Group, *EpochSecrets, error) {
 	s := g.suite
-	confirmed, err := s.ConfirmedTranscriptHash(g.interim, ac)
-	if err != nil {
-		return nil, nil, err
+	if confirmed == nil {
+		var err error
+		if confirmed, err = s.ConfirmedTranscriptHash(g.interim, ac); err != nil {
+			return nil, nil, err
+		}
 	}
 	ctx := &GroupContext{
 		Version:                 g.ctx.Version,
