@@ -616,11 +616,7 @@ func (r *runner) branch(s *stepJSON) error {
 // they must fail with codes.Unimplemented (never a fake success), and
 // every other script must pass.
 var unsupported = map[string]string{
-	"external_join/with_psk":             "mls.JoinExternal takes no PSKs",
-	"reinit/force_path":                  "mls.Group.ReInitGroup has no ForcePath",
-	"branch/with_extensions":             "mls.Group.Branch keeps the group's extensions",
-	"branch/force_path":                  "mls.Group.Branch has no ForcePath",
-	"external_proposals/external_reinit": "mls.Group.ReInitGroup has no ForcePath",
+	"external_join/with_psk": "mls.JoinExternal takes no PSKs",
 }
 
 // playConfigs plays the named config files for every suite, with and

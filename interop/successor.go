@@ -73,8 +73,8 @@ func decodeKeyPackages(in [][]byte) ([]*mls.KeyPackage, error) {
 }
 
 // subgroupResponse registers a successor group and answers for it. With
-// externalTree the tree is also returned; the package always puts it in the
-// Welcome's GroupInfo as well, which joiners given both accept.
+// externalTree the Welcome's GroupInfo lacks the ratchet_tree extension and
+// the tree is returned for the joiners.
 func (s *server) subgroupResponse(g *mls.Group, welcome []byte, externalTree, encrypt bool, identity []byte, sig *mls.SigningKey, psks mls.MapPSKStore) (*pb.CreateSubgroupResponse, error) {
 	resp := &pb.CreateSubgroupResponse{Welcome: welcome, EpochAuthenticator: g.EpochAuthenticator()}
 	if externalTree {
@@ -94,14 +94,13 @@ func (s *server) ReInitWelcome(_ context.Context, req *pb.ReInitWelcomeRequest) 
 	if !ok {
 		return nil, errNotFound("reinit", req.ReinitId)
 	}
-	if req.ForcePath {
-		return nil, errUnsupported("ReInitWelcome with force_path: mls.Group.ReInitGroup has no ForcePath option")
-	}
 	kps, err := decodeKeyPackages(req.KeyPackage)
 	if err != nil {
 		return nil, err
 	}
-	g, welcome, err := r.closed.group.ReInitGroup(&mls.SuccessorParams{Own: r.bundle, KeyPackages: kps, Now: time.Now(), Rand: rand.Reader})
+	g, welcome, err := r.closed.group.ReInitGroup(&mls.SuccessorParams{
+		Own: r.bundle, KeyPackages: kps, ForcePath: req.ForcePath, OmitRatchetTree: req.ExternalTree, Now: time.Now(), Rand: rand.Reader,
+	})
 	if err != nil {
 		return nil, errMLS("reinit group", err)
 	}
@@ -139,12 +138,6 @@ func (s *server) CreateBranch(_ context.Context, req *pb.CreateBranchRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if req.ForcePath {
-		return nil, errUnsupported("CreateBranch with force_path: mls.Group.Branch has no ForcePath option")
-	}
-	if !extensionsFrom(req.Extensions).Equal(st.group.GroupContext().Extensions) {
-		return nil, errUnsupported("CreateBranch with new extensions: mls.Group.Branch keeps the group's GroupContext extensions")
-	}
 	kps, err := decodeKeyPackages(req.KeyPackages)
 	if err != nil {
 		return nil, err
@@ -153,7 +146,10 @@ func (s *server) CreateBranch(_ context.Context, req *pb.CreateBranchRequest) (*
 	if err != nil {
 		return nil, errMLS("branch key package", err)
 	}
-	g, welcome, err := st.group.Branch(&mls.SuccessorParams{Own: own, KeyPackages: kps, GroupID: req.GroupId, Now: time.Now(), Rand: rand.Reader})
+	g, welcome, err := st.group.Branch(&mls.SuccessorParams{
+		Own: own, KeyPackages: kps, GroupID: req.GroupId, Extensions: extensionsFrom(req.Extensions),
+		ForcePath: req.ForcePath, OmitRatchetTree: req.ExternalTree, Now: time.Now(), Rand: rand.Reader,
+	})
 	if err != nil {
 		return nil, errMLS("branch", err)
 	}
