@@ -620,12 +620,10 @@ func (r *runner) branch(s *stepJSON) error {
 	return r.verify(append([]string{s.Actor}, s.Members...))
 }
 
-// unsupported lists the scripts that need what the mls package lacks;
-// they must fail with codes.Unimplemented (never a fake success), and
-// every other script must pass.
-var unsupported = map[string]string{
-	"external_join/with_psk": "mls.JoinExternal takes no PSKs",
-}
+// unsupported lists the scripts that need what the mls package lacks
+// (none at present); they must fail with codes.Unimplemented (never a fake
+// success), and every other script must pass.
+var unsupported = map[string]string{}
 
 // playConfigs plays the named config files for every suite, with and
 // without handshake encryption, between two in-process clients.

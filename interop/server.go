@@ -160,8 +160,14 @@ func (s *server) JoinGroup(_ context.Context, req *pb.JoinGroupRequest) (*pb.Joi
 func (s *server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*pb.ExternalJoinResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(req.Psks) > 0 {
-		return nil, errUnsupported("ExternalJoin with PSKs: mls.JoinExternal cannot add PreSharedKey proposals to an external commit")
+	psks := mls.MapPSKStore{}
+	var pskIDs [][]byte
+	for _, p := range req.Psks {
+		if len(p.PskId) == 0 || len(p.PskSecret) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "interop: empty psk_id or psk_secret")
+		}
+		psks[string(p.PskId)] = bytes.Clone(p.PskSecret)
+		pskIDs = append(pskIDs, bytes.Clone(p.PskId))
 	}
 	gi, err := decodeGroupInfo(req.GroupInfo)
 	if err != nil {
@@ -183,13 +189,15 @@ func (s *server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*
 		Capabilities: mls.Capabilities{CipherSuites: mls.CipherSuites()},
 		SigningKey:   sig,
 		Resync:       req.RemovePrior,
+		PSKs:         pskIDs,
+		Config:       mls.Config{PSKs: psks},
 		Now:          time.Now(),
 		Rand:         rand.Reader,
 	})
 	if err != nil {
 		return nil, errMLS("external join", err)
 	}
-	id := s.addState(g, req.EncryptHandshake, req.Identity, sig, nil)
+	id := s.addState(g, req.EncryptHandshake, req.Identity, sig, psks)
 	return &pb.ExternalJoinResponse{StateId: id, Commit: commit, EpochAuthenticator: g.EpochAuthenticator()}, nil
 }
 

@@ -102,11 +102,6 @@ func errNotFound(kind string, id uint32) error {
 	return status.Errorf(codes.NotFound, "interop: no %s with id %d", kind, id)
 }
 
-// errUnsupported names what the mls package cannot do for an RPC.
-func errUnsupported(format string, args ...any) error {
-	return status.Errorf(codes.Unimplemented, "interop: "+format, args...)
-}
-
 // errMLS maps an mls error to a gRPC status. Nearly every mls failure is
 // a rejected input (a message, KeyPackage or proposal the harness passed),
 // so the code is InvalidArgument; the text carries the package's reason.
