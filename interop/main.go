@@ -4,9 +4,10 @@
 //
 //	go run . --port 50051
 //
-// It listens on the loopback interface only. RPCs that the mls package cannot
-// serve yet answer codes.Unimplemented naming the method, never a fake
-// success.
+// It listens on the loopback interface only. Every RPC of the service is
+// served by the mls package; inputs it rejects, and any RPC added to the
+// service later, answer a gRPC error saying why, never a fake success. It is
+// not a Grove node: no networking beyond the harness, no persistence.
 package main
 
 import (
