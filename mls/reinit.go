@@ -30,9 +30,9 @@ type SuccessorParams struct {
 	// ForcePath and OmitRatchetTree tune the new group's first commit as
 	// in CommitOptions.
 	ForcePath, OmitRatchetTree bool
-	Config  Config
-	Now     time.Time
-	Rand    io.Reader
+	Config                     Config
+	Now                        time.Time
+	Rand                       io.Reader
 }
 
 // ReInitGroup creates the successor of a group closed by a ReInit commit
