@@ -4,9 +4,10 @@
 //
 //	go run . --port 50051
 //
-// It listens on the loopback interface only. RPCs that the mls package cannot
-// serve yet answer codes.Unimplemented naming the method, never a fake
-// success.
+// It listens on the loopback interface only. Every RPC of the service is
+// served by the mls package; inputs it rejects, and any RPC added to the
+// service later, answer a gRPC error saying why, never a fake success. It is
+// not a Grove node: no networking beyond the harness, no persistence.
 package main
 
 import (
@@ -23,7 +24,6 @@ import (
 	"google.golang.org/grpc"
 
 	pb "grove/interop/proto"
-	"grove/mls"
 )
 
 func main() {
@@ -54,7 +54,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // serve answers MLSClient on lis until ctx is done.
 func serve(ctx context.Context, lis net.Listener) error {
 	srv := grpc.NewServer()
-	pb.RegisterMLSClientServer(srv, newServer())
+	impl := newServer()
+	defer impl.close()
+	pb.RegisterMLSClientServer(srv, impl)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -64,25 +66,4 @@ func serve(ctx context.Context, lis net.Listener) error {
 	err := srv.Serve(lis)
 	<-done
 	return err
-}
-
-// server implements MLSClient. Embedding the generated Unimplemented type
-// makes every RPC without a real implementation fail with
-// codes.Unimplemented and the method's name.
-type server struct {
-	pb.UnimplementedMLSClientServer
-}
-
-func newServer() *server { return &server{} }
-
-func (s *server) Name(context.Context, *pb.NameRequest) (*pb.NameResponse, error) {
-	return &pb.NameResponse{Name: "grove"}, nil
-}
-
-func (s *server) SupportedCiphersuites(context.Context, *pb.SupportedCiphersuitesRequest) (*pb.SupportedCiphersuitesResponse, error) {
-	var out []uint32
-	for _, cs := range mls.CipherSuites() {
-		out = append(out, uint32(cs))
-	}
-	return &pb.SupportedCiphersuitesResponse{Ciphersuites: out}, nil
 }

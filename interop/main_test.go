@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"testing"
@@ -58,10 +59,46 @@ func TestNameAndSuites(t *testing.T) {
 	}
 }
 
-func TestUnservedRPCIsAnErrorNotAFakeSuccess(t *testing.T) {
+// Hostile or wrong inputs are typed gRPC errors that leave the state as it
+// was.
+func TestBadInputsAreErrorsWithoutStateChange(t *testing.T) {
 	c := dial(t)
-	_, err := c.CreateGroup(context.Background(), &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1})
-	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("CreateGroup: got %v, want Unimplemented", err)
+	ctx := context.Background()
+	g, err := c.CreateGroup(ctx, &pb.CreateGroupRequest{GroupId: []byte("g"), CipherSuite: 1, Identity: []byte("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: g.StateId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]error{}
+	_, checks["garbage commit"] = c.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: g.StateId, Commit: []byte{0, 1, 0, 1, 0xff}})
+	_, checks["garbage proposal"] = c.HandleCommit(ctx, &pb.HandleCommitRequest{StateId: g.StateId, Proposal: [][]byte{{1, 2, 3}}, Commit: []byte{1}})
+	_, checks["garbage key package"] = c.AddProposal(ctx, &pb.AddProposalRequest{StateId: g.StateId, KeyPackage: []byte("nope")})
+	_, checks["garbage ciphertext"] = c.Unprotect(ctx, &pb.UnprotectRequest{StateId: g.StateId, Ciphertext: []byte{0, 1, 0, 2}})
+	_, checks["unknown member"] = c.RemoveProposal(ctx, &pb.RemoveProposalRequest{StateId: g.StateId, RemovedId: []byte("mallory")})
+	_, checks["unknown proposal type"] = c.Commit(ctx, &pb.CommitRequest{StateId: g.StateId, ByValue: []*pb.ProposalDescription{{ProposalType: []byte("bogus")}}})
+	_, checks["bad suite"] = c.CreateGroup(ctx, &pb.CreateGroupRequest{CipherSuite: 0x1234})
+	_, checks["huge export"] = c.Export(ctx, &pb.ExportRequest{StateId: g.StateId, KeyLength: 1 << 30})
+	_, checks["garbage group info"] = c.ExternalJoin(ctx, &pb.ExternalJoinRequest{GroupInfo: []byte{0, 1, 0, 4}})
+	_, checks["no pending commit"] = c.HandlePendingCommit(ctx, &pb.HandlePendingCommitRequest{StateId: g.StateId})
+	for what, err := range checks {
+		if code := status.Code(err); code != codes.InvalidArgument && code != codes.FailedPrecondition {
+			t.Errorf("%s: got %v, want InvalidArgument or FailedPrecondition", what, err)
+		}
+	}
+	after, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: g.StateId})
+	if err != nil || !bytes.Equal(before.StateAuthSecret, after.StateAuthSecret) {
+		t.Fatalf("state changed by bad inputs: %v", err)
+	}
+	if _, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: 999}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown state: got %v, want NotFound", err)
+	}
+	if _, err := c.Free(ctx, &pb.FreeRequest{StateId: g.StateId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StateAuth(ctx, &pb.StateAuthRequest{StateId: g.StateId}); status.Code(err) != codes.NotFound {
+		t.Fatalf("freed state: got %v, want NotFound", err)
 	}
 }

@@ -27,6 +27,10 @@ type ExternalJoinParams struct {
 	// Resync removes the joiner's old leaf, the leaf whose credential
 	// equals Credential (RFC 9420, Section 12.4.3.2), e.g. after state loss.
 	Resync bool
+	// PSKs are the ids of external PSKs the commit injects with
+	// PreSharedKey proposals (RFC 9420, Section 12.4.3.2 allows them);
+	// their secrets come from Config.PSKs.
+	PSKs [][]byte
 	// AuthenticatedData is sent with the commit.
 	AuthenticatedData []byte
 	Config            Config
@@ -129,6 +133,15 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 			return nil, nil, fail("resync: no leaf with the joiner's credential")
 		}
 	}
+	for _, id := range p.PSKs {
+		nonce := make([]byte, s.HashSize())
+		if _, err := io.ReadFull(p.Rand, nonce); err != nil {
+			return nil, nil, fmt.Errorf("mls: psk nonce: %w", err)
+		}
+		props = append(props, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKey{
+			PSK: PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: bytes.Clone(id), PSKNonce: nonce},
+		}}})
+	}
 	committer := Sender{Type: SenderTypeNewMemberCommit}
 	resolved, err := base.resolveProposals(props, committer)
 	if err != nil {
@@ -136,6 +149,10 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 	}
 	fork := tree.Fork()
 	ap, err := base.validateAndApply(fork, resolved, committer, p.Now, false, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	psks, err := resolvePSKs(ap.psks, p.Config.PSKs, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +195,7 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 		return nil, nil, err
 	}
 	base.own = own
-	next, secrets, err := base.nextEpoch(fork, ap, ac, ps.CommitSecret, initSecret, nil, nil)
+	next, secrets, err := base.nextEpoch(fork, ap, ac, ps.CommitSecret, initSecret, psks, nil)
 	if err != nil {
 		return nil, nil, err
 	}

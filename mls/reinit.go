@@ -24,9 +24,15 @@ type SuccessorParams struct {
 	KeyPackages []*KeyPackage
 	// GroupID is the new group's id (Branch only; ReInit takes it from the proposal).
 	GroupID []byte
-	Config  Config
-	Now     time.Time
-	Rand    io.Reader
+	// Extensions are the new group's GroupContext extensions (Branch
+	// only; nil keeps this group's; ReInit takes them from the proposal).
+	Extensions Extensions
+	// ForcePath and OmitRatchetTree tune the new group's first commit as
+	// in CommitOptions.
+	ForcePath, OmitRatchetTree bool
+	Config                     Config
+	Now                        time.Time
+	Rand                       io.Reader
 }
 
 // ReInitGroup creates the successor of a group closed by a ReInit commit
@@ -45,7 +51,11 @@ func (g *Group) ReInitGroup(p *SuccessorParams) (*Group, []byte, error) {
 // Branch creates a new group with a subset of this group's members,
 // linked to it by a resumption PSK of usage branch (RFC 9420, Section 11.3).
 func (g *Group) Branch(p *SuccessorParams) (*Group, []byte, error) {
-	return g.successor(p, p.GroupID, g.suite.ID(), g.ctx.Extensions, ResumptionPSKUsageBranch)
+	exts := g.ctx.Extensions
+	if p.Extensions != nil {
+		exts = p.Extensions
+	}
+	return g.successor(p, p.GroupID, g.suite.ID(), exts, ResumptionPSKUsageBranch)
 }
 
 func (g *Group) successor(p *SuccessorParams, groupID []byte, suite CipherSuite, exts Extensions, usage ResumptionPSKUsage) (*Group, []byte, error) {
@@ -67,7 +77,8 @@ func (g *Group) successor(p *SuccessorParams, groupID []byte, suite CipherSuite,
 	for _, kp := range p.KeyPackages {
 		props = append(props, &Proposal{Type: ProposalTypeAdd, Add: &Add{KeyPackage: *kp}})
 	}
-	sc, err := ng.Commit(&CommitOptions{Proposals: props, Now: p.Now, Rand: p.Rand, resumption: g, resumptionUsage: usage})
+	sc, err := ng.Commit(&CommitOptions{Proposals: props, ForcePath: p.ForcePath, OmitRatchetTree: p.OmitRatchetTree,
+		Now: p.Now, Rand: p.Rand, resumption: g, resumptionUsage: usage})
 	if err != nil {
 		return nil, nil, err
 	}
