@@ -295,10 +295,9 @@ type memSubscription struct {
 }
 
 func (s *memSubscription) Next(ctx context.Context) (*Message, error) {
-	// Drain delivered messages before reporting closure.
 	select {
-	case m := <-s.t.ch:
-		return m, nil
+	case <-s.t.done:
+		return nil, ErrClosed
 	default:
 	}
 	select {

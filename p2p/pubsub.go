@@ -144,7 +144,8 @@ type hostTopic struct {
 	check   topicCheck
 	stopRdv context.CancelFunc // stops rendezvous for this group
 
-	once sync.Once
+	once   sync.Once
+	closed atomic.Bool
 }
 
 // Subscribe joins the group's topic.
@@ -236,6 +237,7 @@ func (c topicCheck) run(ctx context.Context, author, from peer.ID, data []byte) 
 
 func (t *hostTopic) close() {
 	t.once.Do(func() {
+		t.closed.Store(true)
 		t.stopRdv()
 		t.sub.Cancel()
 		if err := t.topic.Close(); err != nil {
@@ -277,6 +279,9 @@ func (n *Host) Publish(ctx context.Context, g GroupID, data []byte) error {
 type hostSubscription struct{ t *hostTopic }
 
 func (s *hostSubscription) Next(ctx context.Context) (*Message, error) {
+	if s.t.closed.Load() {
+		return nil, ErrClosed
+	}
 	m, err := s.t.sub.Next(ctx)
 	if err != nil {
 		if errors.Is(err, pubsub.ErrSubscriptionCancelled) {
