@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"io"
 	"log/slog"
 	"os"
@@ -193,3 +195,7 @@ func checkLeaks(t *testing.T) {
 		}
 	})
 }
+
+func protocolID(s string) protocol.ID { return protocol.ID(s) }
+
+func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
