@@ -71,19 +71,31 @@ func TestInviteCodeErrors(t *testing.T) {
 }
 
 func TestInviteExpiresAtInviter(t *testing.T) {
+	checkLeaks(t)
 	mn := p2p.NewMemNetwork()
-	alice := memNode(t, mn, "alice")
+	aliceClock := &fakeClock{t: time.Now()}
+	alice := memNodeClock(t, mn, "alice", aliceClock)
 	bob := memNode(t, mn, "bob")
 	ctx := ctxT(t, 10*time.Second)
-	g, _ := alice.CreateGroup(ctx, "g")
-	inv, _ := alice.Invite(ctx, g.ID)
-	iv, _ := decodeInvite(inv.Code)
-	// The inviter's own record decides, not the date in the code.
-	alice.mu.Lock()
-	alice.invites[iv.Secret].expires = time.Now().Add(-time.Second)
-	alice.mu.Unlock()
+	g, err := alice.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := aliceClock.Now().Add(DefaultInviteExpiry).Truncate(time.Second); !inv.Expires.Equal(want) {
+		t.Fatalf("expires %v, want %v", inv.Expires, want)
+	}
+	// The code still looks valid to bob (his clock), but the inviter's
+	// record is what counts.
+	aliceClock.Advance(DefaultInviteExpiry + time.Second)
 	if _, err := bob.Join(ctx, inv.Code); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("expired at inviter: %v", err)
+	}
+	if memberCount(alice, g.ID) != 1 {
+		t.Fatal("expired code changed the group")
 	}
 }
 
