@@ -88,6 +88,7 @@ type groupActor struct {
 	syncs      int // sync requests in flight
 	tipCount   int
 	selfRemove map[commitorder.EpochID]bool
+	orderDirty bool // commitorder evidence not yet saved
 }
 
 func (n *Node) coConfig(rate int) commitorder.Config {
@@ -361,10 +362,21 @@ func (a *groupActor) step(ev commitorder.Event) {
 	for _, e := range effects {
 		a.effect(e)
 	}
+	// Evidence (tips, application messages, ticks) is re-learnt after a
+	// crash, so it is saved with the next flush; anything that changed the
+	// chain, the queue or produced effects is saved at once.
+	switch ev.(type) {
+	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded:
+		if len(effects) == 0 {
+			a.orderDirty = true
+			return
+		}
+	}
 	a.saveOrder()
 }
 
 func (a *groupActor) saveOrder() {
+	a.orderDirty = false
 	data, err := a.co.MarshalBinary()
 	if err != nil {
 		a.log.Error("marshal commit order", "err", err)
@@ -537,6 +549,9 @@ func (a *groupActor) flush() {
 			a.log.Warn("persist epoch", "err", err)
 		}
 	}
+	if a.orderDirty && !a.removed {
+		a.saveOrder()
+	}
 }
 
 // ---- receive path ----
@@ -662,8 +677,16 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 		return
 	}
 	it := &intent{id: id, kind: p.Intent, target: p.Target}
-	if p.Intent == intentLeave {
+	switch p.Intent {
+	case intentLeave:
 		it.target = sender // one may only ask to remove oneself
+	case intentRemove:
+		// Only an admin may have another member removed; a request from
+		// anyone else would let every member remove every other.
+		_, g := a.head()
+		if !slices.ContainsFunc(groupPolicy(g).Admins, func(b []byte) bool { return bytes.Equal(b, sender) }) {
+			return
+		}
 	}
 	if bytes.Equal(it.target, a.n.selfID) {
 		return // an admin cannot commit its own removal (RFC 9420, Section 12.2)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/node/api"
 	"grove/p2p"
 )
 
@@ -140,6 +141,7 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 		}
 	}
 	s.Close()
+	n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(), Sync: &api.SyncState{Done: got, Total: got}})
 	n.metrics.resyncs.Add(1)
 	n.metrics.lastResyncNanos.Store(int64(n.cfg.Clock.Now().Sub(start)))
 	n.log.Debug("synced", "group", a.hexID[:8], "peer", p, "messages", got)
