@@ -1066,6 +1066,23 @@ func (a *groupActor) members() []api.Member {
 	return out
 }
 
+// headMemberPeers lists the peer IDs of the members of the canonical epoch:
+// the only peers served the log (a member removed on the canonical chain
+// is refused at once, not after finality).
+func (a *groupActor) headMemberPeers() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	_, g := a.head()
+	if g == nil {
+		return out
+	}
+	for _, m := range g.Members() {
+		if id, err := parseIdentity(m.Identity); err == nil {
+			out[id.Peer] = true
+		}
+	}
+	return out
+}
+
 // memberPeers lists the peer IDs of the members of every retained epoch.
 func (a *groupActor) memberPeers() map[peer.ID]bool {
 	out := map[peer.ID]bool{}

@@ -23,7 +23,7 @@ const syncTimeout = 30 * time.Second
 
 // serveSync is the server side of /grove/sync/1: the log of the group from
 // the requested epoch on, in epoch order, to peers whose credential is in
-// the group (any retained epoch). Ciphertext costs the server no forward
+// the group's canonical epoch. Ciphertext costs the server no forward
 // secrecy; the membership check keeps outsiders from collecting it.
 func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	frame, err := s.Recv()
@@ -44,7 +44,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	var member bool
 	var head uint64
 	if err := a.do(ctx, func() error {
-		member = !a.removed && a.memberPeers()[s.RemotePeer()]
+		member = !a.removed && a.headMemberPeers()[s.RemotePeer()]
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
 		}
