@@ -466,7 +466,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		a.stale = true
 		a.log.Warn("this device's branch lost beyond the retention window; rejoin by a new invite", "fork_epoch", e.ForkEpoch)
 		n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(),
-			Detail: "this device fell behind beyond the retention window and must be invited again"})
+			Detail: "this device's branch lost beyond the retention window: leave the group and be invited again"})
 	case commitorder.Removed:
 		a.removed = true
 		for eid, g := range a.epochs {
@@ -840,6 +840,9 @@ func (a *groupActor) publish(data []byte) {
 func (a *groupActor) send(text string) (api.Message, error) {
 	if a.removed {
 		return api.Message{}, api.Errorf(api.CodeForbidden, "this device was removed from the group")
+	}
+	if a.stale {
+		return api.Message{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
 	p := &appPayload{Kind: kindText, Time: a.n.cfg.Clock.Now().UTC(), Text: text}
 	rand.Read(p.ID[:])
