@@ -612,9 +612,6 @@ func (a *groupActor) receive(data []byte) {
 			continue
 		}
 		a.markSeen(h)
-		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
-			a.log.Warn("log message", "err", err)
-		}
 		a.n.metrics.messagesIn.Add(1)
 		switch pm.Kind {
 		case mls.KindApplication:
@@ -622,6 +619,14 @@ func (a *groupActor) receive(data []byte) {
 			a.onApplication(eid, g, pm)
 		case mls.KindCommit:
 			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h))
+		}
+		// Logged only once handled: the log is also the "already
+		// processed" marker after a restart, so a crash between the two
+		// must leave the message unlogged (it is then processed again and
+		// deduplicated by its application id) rather than logged but
+		// never shown.
+		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
+			a.log.Warn("log message", "err", err)
 		}
 		return
 	}
