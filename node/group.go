@@ -89,7 +89,12 @@ type groupActor struct {
 	tipCount   int
 	selfRemove map[commitorder.EpochID]bool
 	orderDirty bool // commitorder evidence not yet saved
+	deepSync   bool // next sync starts below the root (a member is on another branch)
 }
+
+// deepSyncEpochs is how far below its root a member asks when a tip shows
+// a branch it does not hold.
+const deepSyncEpochs = 16
 
 func (n *Node) coConfig(rate int) commitorder.Config {
 	c := commitorder.Config{
@@ -584,6 +589,7 @@ func (a *groupActor) receive(data []byte) {
 		}
 	}
 	if len(cands) == 0 {
+		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
 			if len(a.held) >= defaultHeldMessages {
 				a.held = a.held[1:]
@@ -630,7 +636,54 @@ func (a *groupActor) receive(data []byte) {
 		}
 		return
 	}
+	a.parentMissing(data, epoch)
 	a.log.Debug("message not decryptable with any retained epoch", "epoch", epoch)
+}
+
+// parentAD is the authenticated_data of Grove's Commits: a version byte and
+// the parent's epoch id. It names the parent for members that no longer (or
+// never) held it, so commitorder can judge a sibling that arrives beyond
+// the window; it is an exporter output and reveals nothing else.
+func parentAD(eid commitorder.EpochID) []byte { return append([]byte{1}, eid[:]...) }
+
+// parentMissing tells commitorder about a Commit whose parent state we do
+// not hold, with the class and committer as claimed by its framing
+// (commitorder uses them only to judge our own final branch).
+func (a *groupActor) parentMissing(data []byte, epoch uint64) {
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
+		return
+	}
+	c := &m.PublicMessage.Content
+	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil || c.Sender.Type != mls.SenderTypeMember ||
+		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
+		return
+	}
+	var parent commitorder.EpochID
+	copy(parent[:], c.AuthenticatedData[1:])
+	var props []*mls.Proposal
+	for _, p := range c.Commit.Proposals {
+		if p.Proposal != nil {
+			props = append(props, p.Proposal)
+		}
+	}
+	// Leaf indices are stable across epochs unless a removal frees one;
+	// the oldest retained epoch is the best guess for an older commit.
+	var committer []byte
+	rootEid, _ := a.co.Root()
+	for _, g := range []*mls.Group{a.epochs[rootEid]} {
+		if g == nil {
+			continue
+		}
+		if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
+			committer = mem.Identity
+		}
+	}
+	if committer == nil {
+		return
+	}
+	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
+		Class: classOf(props), Committer: commitorder.MemberID(committer)})
 }
 
 func (a *groupActor) markSeen(h [32]byte) {
@@ -805,6 +858,15 @@ func (a *groupActor) onTip(data []byte) {
 		return
 	}
 	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
+	if a.removed {
+		return
+	}
+	if t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) {
+		// The member is on a branch we do not hold: fetch from before our
+		// root so that the sibling commits reach commitorder.
+		a.deepSync = true
+		a.requestSync("", false)
+	}
 	if t.Epoch > headG.Epoch() {
 		var p peer.ID
 		if id, err := parseIdentity(member); err == nil {
@@ -986,7 +1048,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		return
 	}
 	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
-		Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
+		AuthenticatedData: parentAD(parentEid), Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
 	if err != nil {
 		a.log.Warn("commit failed", "err", err)
 		for _, it := range joins {
@@ -1180,6 +1242,11 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	a.lastSync = now
 	_, from := a.co.Root()
+	if a.deepSync {
+		// A fork below our root: ask from before it (bounded).
+		a.deepSync = false
+		from -= min(from, deepSyncEpochs)
+	}
 	members := a.memberPeers()
 	delete(members, a.n.net.ID())
 	var peers []peer.ID
