@@ -90,6 +90,11 @@ type groupActor struct {
 	selfRemove map[commitorder.EpochID]bool
 	orderDirty bool // commitorder evidence not yet saved
 	deepSync   bool // next sync starts below the root (a member is on another branch)
+	rejoin     *rejoinState
+	// resent: ids re-sent by the last rejoin, kept until that rejoin's
+	// epoch is final (in memory: a duplicate re-send is harmless).
+	resent      map[[16]byte]bool
+	resentEpoch uint64
 }
 
 // deepSyncEpochs is how far below its root a member asks when a tip shows
@@ -286,6 +291,9 @@ func (a *groupActor) run() {
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
+			if a.rejoin != nil {
+				a.tryRejoin()
+			}
 			a.sendTip()
 			a.tipCount++
 			// Periodic anti-entropy with one member covers gossip that
@@ -431,6 +439,9 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			n.db.DeleteOutbox(a.id, store.MessageID(id))
 		}
 	case commitorder.FinaliseEpoch:
+		if g := a.epochs[e.Eid]; g != nil && a.resent != nil && g.Epoch() >= a.resentEpoch {
+			a.resent = nil
+		}
 		a.dropEpoch(e.Eid, true)
 	case commitorder.DropBranch:
 		for _, eid := range e.Eids {
@@ -468,7 +479,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		// Commits with unknown parents are not held by the node (they are
 		// fetched again by sync), so there is nothing to re-feed.
 	case commitorder.Rejoin:
-		a.stale = true
+		a.startRejoin(e)
 		a.log.Warn("this device's branch lost beyond the retention window; rejoin by a new invite", "fork_epoch", e.ForkEpoch)
 		n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(),
 			Detail: "this device's branch lost beyond the retention window: leave the group and be invited again"})
@@ -624,7 +635,7 @@ func (a *groupActor) receive(data []byte) {
 			a.dirty[eid] = true
 			a.onApplication(eid, g, pm)
 		case mls.KindCommit:
-			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h))
+			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h), data)
 		}
 		// Logged only once handled: the log is also the "already
 		// processed" marker after a restart, so a crash between the two
@@ -766,23 +777,43 @@ func classOf(props []*mls.Proposal) commitorder.Class {
 	return c
 }
 
-func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID) {
+func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID, data []byte) {
 	var committer []byte
-	if sc.Sender.Type == mls.SenderTypeMember {
+	class := classOf(sc.Proposals)
+	switch sc.Sender.Type {
+	case mls.SenderTypeMember:
 		m, err := parent.Member(sc.Sender.LeafIndex)
 		if err != nil {
 			sc.Discard()
 			return
 		}
 		committer = m.Identity
-	} else {
-		// External commits (rejoin) are not part of Grove's policy yet:
-		// they are never committed by this node, so they never win.
+	case mls.SenderTypeNewMemberCommit:
+		// An external Commit. A member that rejoins and only replaces its
+		// own old leaf (RFC 9420, Section 12.4.3.2, resync) is rotating its
+		// own keys, which the policy allows any member: class update.
+		// commitorder's doc counts leaf replacement as a removal, which
+		// with admins would make a non-admin's rejoin always invalid.
+		// Anything else (a stranger joining, removing others) stays a
+		// removal, and commitorder's checks (member of the parent, admin)
+		// make it invalid for outsiders.
+		id, selfOnly := externalCommitter(parent, data, sc)
+		if id == nil {
+			sc.Discard()
+			return
+		}
+		committer = id
+		if selfOnly {
+			class = commitorder.ClassUpdate
+		} else {
+			class = commitorder.ClassRemove
+		}
+	default:
 		sc.Discard()
 		return
 	}
 	ev := commitorder.CommitSeen{
-		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: classOf(sc.Proposals),
+		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: class,
 		Committer: commitorder.MemberID(committer), Valid: true,
 	}
 	if sc.SelfRemoved {

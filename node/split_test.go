@@ -11,8 +11,11 @@ import (
 // TestSplitBrainBeyondWindow: a 2/2 partition where both halves commit
 // and finalise. After the heal, fork choice picks one branch; the other
 // half's branch is final on its side, so it cannot switch: its members
-// learn that they lost (commitorder's Rejoin) and refuse to send into the
-// dead branch with a clear error, while the winning half keeps working.
+// learn that they lost (commitorder's Rejoin), rejoin by external Commit
+// removing their old leaves, and re-send what they wrote during the split.
+// What the winning half said during the split stays unreadable to the
+// losing half (they finalised the fork point: forward secrecy), which the
+// test records rather than hides.
 func TestSplitBrainBeyondWindow(t *testing.T) {
 	checkLeaks(t)
 	_, ns, g := memGroup(t, "alice", "bob", "carol", "dave")
@@ -41,13 +44,46 @@ func TestSplitBrainBeyondWindow(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(3 * time.Second)
+	all := []string{"split from alice", "split from bob", "split from carol", "split from dave"}
+	eventually(t, 20*time.Second, "one group again", func() error {
+		if err := sameEpoch(ns, g); err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if c := memberCount(n, g); c != 4 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		// The winning half shows everything: what the losing half wrote
+		// during the split was re-sent after its rejoin.
+		if hasTexts(ns[0], g, all...) != nil && hasTexts(ns[2], g, all...) != nil {
+			return fmt.Errorf("neither half has every message: %q / %q", texts(t, ns[0], g), texts(t, ns[2], g))
+		}
+		return nil
+	})
 	for _, n := range ns {
-		gs, _ := n.Groups(ctx)
 		a, _ := n.lookup(g)
 		var stale bool
 		a.do(ctx, func() error { stale = a.stale; return nil })
-		t.Logf("%s: epoch %d %s stale=%v texts=%q", n.self.Name, gs[0].Epoch, gs[0].EpochID[:8], stale, texts(t, n, g))
+		if stale {
+			t.Fatalf("%s still stale", n.self.Name)
+		}
+		t.Logf("%s: %q", n.self.Name, texts(t, n, g))
 	}
-	_ = fmt.Sprint()
+	// Each half still has its own messages, and the group works for all.
+	for i, n := range ns {
+		half := all[:2]
+		if i >= 2 {
+			half = all[2:]
+		}
+		if err := hasTexts(n, g, half...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ns[3].Send(ctx, g, "together again"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		eventually(t, 10*time.Second, "after rejoin", func() error { return hasTexts(n, g, "together again") })
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -52,6 +53,30 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	}); err != nil || !member {
 		n.log.Info("sync refused", "peer", s.RemotePeer(), "err", errNotMember)
 		s.Reset()
+		return
+	}
+	if req.Kind == syncGroupInfo {
+		var gi []byte
+		var eid [16]byte
+		err := a.do(ctx, func() error {
+			e, g := a.head()
+			if g == nil {
+				return errNotMember
+			}
+			eid = e
+			var err error
+			gi, err = g.GroupInfo(true)
+			return err
+		})
+		if err != nil {
+			s.Reset()
+			return
+		}
+		if err := s.Send((&syncBatch{Messages: [][]byte{gi, eid[:]}}).marshal()); err != nil {
+			s.Reset()
+			return
+		}
+		s.CloseWrite()
 		return
 	}
 	if req.From > head {
@@ -150,3 +175,23 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
 func bytesEqual(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// fetchGroupInfo asks p for a GroupInfo of its canonical epoch and that
+// epoch's id.
+func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi []byte, eid [16]byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	resp, err := n.net.Request(ctx, p, p2p.ProtocolSync, (&syncRequest{Kind: syncGroupInfo, Group: group}).marshal())
+	if err != nil {
+		return nil, eid, err
+	}
+	b, err := unmarshalSyncBatch(resp)
+	if err != nil {
+		return nil, eid, err
+	}
+	if len(b.Messages) != 2 || len(b.Messages[1]) != 16 {
+		return nil, eid, fmt.Errorf("%w: group info response", ErrMalformed)
+	}
+	copy(eid[:], b.Messages[1])
+	return b.Messages[0], eid, nil
+}

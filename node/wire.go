@@ -342,15 +342,24 @@ func unmarshalJoinResponse(data []byte) (*joinResponse, error) {
 
 const syncVersion = 1
 
-// syncRequest asks for the log of a group from epoch From on.
+// syncRequest asks for the log of a group from epoch From on, or (Kind
+// syncGroupInfo) for a signed GroupInfo of the canonical epoch followed by
+// its epoch id, for a rejoin by external Commit.
 type syncRequest struct {
+	Kind  uint8
 	Group []byte
 	From  uint64
 }
 
+const (
+	syncLog       = 0
+	syncGroupInfo = 1
+)
+
 func (s *syncRequest) marshal() []byte {
 	var w wbuf
 	w.u8(syncVersion)
+	w.u8(s.Kind)
 	w.vec(s.Group)
 	w.u64(s.From)
 	return w.b
@@ -361,8 +370,12 @@ func unmarshalSyncRequest(data []byte) (*syncRequest, error) {
 	if v := r.u8("version"); r.err == nil && v != syncVersion {
 		return nil, fmt.Errorf("%w: sync version %d", ErrMalformed, v)
 	}
-	s := &syncRequest{Group: r.vec(maxGroupID, "group")}
+	s := &syncRequest{Kind: r.u8("kind")}
+	s.Group = r.vec(maxGroupID, "group")
 	s.From = r.u64("from")
+	if r.err == nil && s.Kind != syncLog && s.Kind != syncGroupInfo {
+		return nil, fmt.Errorf("%w: sync kind %d", ErrMalformed, s.Kind)
+	}
 	if err := r.done("sync request"); err != nil {
 		return nil, err
 	}
