@@ -789,25 +789,22 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		}
 		committer = m.Identity
 	case mls.SenderTypeNewMemberCommit:
-		// An external Commit. A member that rejoins and only replaces its
-		// own old leaf (RFC 9420, Section 12.4.3.2, resync) is rotating its
-		// own keys, which the policy allows any member: class update.
-		// commitorder's doc counts leaf replacement as a removal, which
-		// with admins would make a non-admin's rejoin always invalid.
-		// Anything else (a stranger joining, removing others) stays a
-		// removal, and commitorder's checks (member of the parent, admin)
-		// make it invalid for outsiders.
+		// An external Commit. Grove uses them only for a member's rejoin
+		// that replaces its own old leaf (RFC 9420, Section 12.4.3.2,
+		// resync): that is a member rotating its own keys, which the policy
+		// allows any member, so it is classed as an update (commitorder's
+		// doc counts leaf replacement as a removal, which with admins would
+		// make a non-admin's rejoin always invalid). Any other external
+		// Commit (a stranger joining, or one claiming a member's identity
+		// under another key) is dropped: it must not reach the admin check
+		// under a borrowed identity.
 		id, selfOnly := externalCommitter(parent, data, sc)
-		if id == nil {
+		if id == nil || !selfOnly {
 			sc.Discard()
 			return
 		}
 		committer = id
-		if selfOnly {
-			class = commitorder.ClassUpdate
-		} else {
-			class = commitorder.ClassRemove
-		}
+		class = commitorder.ClassUpdate
 	default:
 		sc.Discard()
 		return

@@ -58,3 +58,53 @@ func TestPolicyRejectsNonAdminRemove(t *testing.T) {
 		t.Fatalf("alice moved from epoch %d to %d on a forged commit", before, e)
 	}
 }
+
+// TestExternalCommitImpersonationDropped: an outsider who got hold of a
+// GroupInfo joins by external Commit claiming bob's identity (a basic
+// credential is only bytes) and "resyncing" bob's leaf away. The key does
+// not match bob's, so members drop the commit.
+func TestExternalCommitImpersonationDropped(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 20*time.Second)
+	a, _ := alice.lookup(g)
+	var gi []byte
+	if err := a.do(ctx, func() error {
+		_, head := a.head()
+		var err error
+		gi, err = head.GroupInfo(true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := groupEpoch(t, alice, g)
+	fpBefore, _ := alice.Members(ctx, g)
+	s, _ := DefaultCipherSuite.Suite()
+	mallory, _ := s.GenerateSigningKey(rand.Reader)
+	_, commit, err := mls.JoinExternal(&mls.ExternalJoinParams{
+		GroupInfo: gi, Credential: mls.NewBasicCredential(bob.selfID), SigningKey: mallory,
+		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Resync:       true, Now: time.Now(), Rand: rand.Reader,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.do(ctx, func() error { return alice.net.Publish(ctx, p2p.GroupID(a.id), commit) }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := bob.Send(ctx, g, "bob is still bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "bob's message", func() error { return hasTexts(alice, g, "bob is still bob") })
+	if e := groupEpoch(t, alice, g); e != before {
+		t.Fatalf("alice moved from epoch %d to %d on an impersonating external commit", before, e)
+	}
+	fpAfter, _ := alice.Members(ctx, g)
+	for i := range fpBefore {
+		if fpBefore[i].Fingerprint != fpAfter[i].Fingerprint {
+			t.Fatalf("member %s changed key", fpBefore[i].Name)
+		}
+	}
+}

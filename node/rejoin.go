@@ -230,18 +230,25 @@ func externalCommitter(parent *mls.Group, data []byte, sc *mls.StagedCommit) ([]
 		return nil, false
 	}
 	id := c.Path.LeafNode.Credential.Identity
+	key := c.Path.LeafNode.SignatureKey
+	// A resync must remove exactly one leaf, with the same identity and the
+	// same signature key: a basic credential is only bytes, so the key (the
+	// device's long-term MLS key, proven by the commit's signature) is what
+	// shows that the old leaf's owner is the one rejoining.
+	removed := 0
 	selfOnly := true
 	for _, p := range sc.Proposals {
 		switch p.Type {
 		case mls.ProposalTypeExternalInit:
 		case mls.ProposalTypeRemove:
+			removed++
 			old, err := parent.Member(p.Remove.Removed)
-			if err != nil || !bytes.Equal(old.Identity, id) {
+			if err != nil || !bytes.Equal(old.Identity, id) || !bytes.Equal(old.SignatureKey, key) {
 				selfOnly = false
 			}
 		default:
 			selfOnly = false
 		}
 	}
-	return id, selfOnly
+	return id, selfOnly && removed == 1
 }
