@@ -136,6 +136,8 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		}
 	}
 	w = binary.BigEndian.AppendUint64(w, uint64(g.witnessedAt))
+	w = binary.BigEndian.AppendUint64(w, uint64(g.headSince))
+	w = binary.BigEndian.AppendUint64(w, uint64(g.wonAt))
 	w = binary.BigEndian.AppendUint64(w, uint64(g.lastRange))
 	var flags byte
 	if g.lost {
@@ -144,11 +146,8 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if g.done {
 		flags |= 2
 	}
-	if g.won {
-		flags |= 4
-	}
 	if g.diverged {
-		flags |= 8
+		flags |= 4
 	}
 	w = append(w, flags)
 	w = binary.AppendUvarint(w, g.lostEpoch)
@@ -574,16 +573,18 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		r.fail("proposal flag")
 	}
 	g.witnessedAt = int64(r.u64("witnessed at"))
+	g.headSince = int64(r.u64("head since"))
+	g.wonAt = int64(r.u64("won at"))
 	g.lastRange = int64(r.u64("last range"))
 	flags := r.byte1("flags")
 	g.lostEpoch = r.uvarint("lost epoch")
 	if r.err != nil {
 		return nil, r.err
 	}
-	if flags&^15 != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
+	if flags&^7 != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
 		return nil, fmt.Errorf("bad group flags")
 	}
-	g.lost, g.done, g.won, g.diverged = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+	g.lost, g.done, g.diverged = flags&1 != 0, flags&2 != 0, flags&4 != 0
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", len(r.b))
 	}

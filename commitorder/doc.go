@@ -1,7 +1,162 @@
 // Package commitorder decides, identically on every member and without a
 // server, which of several concurrent MLS Commits is canonical, and tells the
-// node what to do about the others (RFC 9420, Section 14).
+// node what to do about the others (RFC 9420, Section 14: "Applications MUST
+// have an established way to resolve conflicting Commit messages for the
+// same epoch", keep forked states briefly, deliver a Welcome only once its
+// Commit is accepted).
 //
-// Full rules, invariants and forward-secrecy costs are documented below the
-// API summary; this is a placeholder completed in a later commit.
+// It is a pure state machine in the etcd-raft shape: one Group per MLS group
+// per member, fed Events through Step, returning Effects for the node to
+// carry out in order. It does no IO, reads no clock (time arrives as Tick),
+// starts no goroutines and uses no randomness. It does not parse or verify
+// MLS: the node processes each Commit against its parent state and reports
+// the result (epoch id, validity by RFC 9420, resulting members). It is not
+// a transport, a store or a history server.
+//
+// # Inputs and outputs
+//
+// Events: CommitSeen (a processed Commit, ours or not), ParentMissing (a
+// Commit whose parent state we lack), AppMessageSeen, TipSeen (a member's
+// heartbeat: its head and the newest epoch it holds final), Tick,
+// IntentQueued, OutboxAdded. Effects: RollbackTo, Apply, Orphaned, Resend,
+// Surface, OutboxDone, FinaliseEpoch, DropBranch, ProposeCommit,
+// CommitSettled, CommitDiscarded, SendWelcome, FetchParent, FetchRange,
+// Retry, Rejoin, Removed. The node persists MarshalBinary output in the same
+// batch as the effects it carried out, and before publishing anything that
+// names an epoch (a tip, a message, a Commit), so a crash never makes it
+// forget an epoch it acted on.
+//
+// # Rules
+//
+// Identities. A state is an epoch id (16-byte exporter) with its number; a
+// Commit is SHA-256 of its bytes (cid); its parent is the epoch it was made
+// on.
+//
+// Fork choice. Among the valid children of an epoch P the canonical one is
+// the lowest (class, rank, cid): class 0 removes or re-initialises, 1 adds,
+// changes extensions or injects a PSK, 2 only updates keys; rank is
+// SHA-256("grove rank" || P || committer identity) (RankOf). The choice is
+// made at the first divergence; descendants never matter. Arrival order and
+// time never decide.
+//
+// Validity (deterministic, computed from the chain and replicated evidence):
+// the node's RFC 9420 verdict; the committer is a member of P; adds and
+// removals need an admin when P names admins; a member may author at most
+// RateLimit of the last RateWindow canonical commits (removals exempt, so
+// removing a spammer always works); of several commits by one member on P
+// only the lowest counts (equivocating never helps); a commit is invalid if
+// its author has been seen, by replicated evidence (a commit or an
+// application message, never a tip), acting on a rival branch below P that
+// it would beat — it followed a worse branch while holding a better one,
+// which is what withholding looks like. Better than the architecture's rule
+// ("a late sibling after sending on its rival is invalid"): restricting it to
+// rivals the commit beats, and to rivals valid by the other rules, means the
+// largest valid child of P can never be invalidated by it, so the rule cannot
+// stall a group (the unrestricted rule deadlocked the simulator after an
+// honest crash); and counting only evidence that every member can fetch keeps
+// validity identical everywhere (tips are point-to-point).
+//
+// Deferring to finality elsewhere. A branch that a quorum of other members
+// (two, or one in a two-member group) report final in their tips wins over
+// the fork choice for a member that has not finalised that fork: they can no
+// longer switch, it still can. Without this an isolated member whose lone
+// commit wins on rank would never converge with a majority that had already
+// finalised the other branch.
+//
+// Avoidance. Intents are committed by value. A member proposes only when its
+// delay on the head has elapsed: position in the rank order of the head's
+// members × Delta (CommitDelay). A valid commit arriving first moves the
+// head, so the delay restarts and nothing is proposed on the stale parent. No
+// proposal while a member's tip shows we are behind, or while we are rate
+// limited.
+//
+// Finality and retention. The newest final canonical epoch is the root; the
+// node keeps the states of the root and everything below it (canonical and
+// orphaned). The root R with canonical child C becomes final (FinaliseEpoch
+// R, DropBranch for every other subtree of R) at the first of:
+//   - witnesses: every member of R has been seen acting (message, commit or
+//     tip) on a canonical epoch below R, and Grace has passed since the last
+//     of them was seen (a message sent on R just before its sender moved on
+//     can still arrive);
+//   - depth: the head is Depth (W) epochs past R, Grace after C appeared;
+//   - age: C appeared MaxAge (T) ago;
+//   - hard depth: the head is HardDepth past R, regardless.
+//
+// Depth and age finalise only with a quorum: at least one other member seen
+// on our chain below R. An isolated member keeps its states (bounded by
+// HardDepth) instead of finalising a branch nobody else saw, so when it
+// reconnects it can still roll back.
+//
+// Defaults: W=8 covers a burst of concurrent commits (each round of a race
+// costs one epoch); T=2 min outlasts a phone's doze or a short network
+// outage yet bounds how long old keys live; Grace=5 s exceeds gossip latency
+// with a retransmission; Delta=150 ms exceeds one gossip hop; rate 10 of 16
+// lets two members alternate but stops one from monopolising. These were
+// chosen by argument and exercised by the simulator with a scaled
+// configuration, not measured on a real network (testnet should tune them).
+//
+// Nothing lost. Outbox entries stay until their epoch is settled
+// (OutboxDone). When an entry's epochs are all orphaned it is re-sent
+// (Resend) in the new head under the same message id only if every member
+// of the head was a member of the orphaned epoch; otherwise it is surfaced
+// (Surface) once the fork point is final — never leaked to someone the other
+// branch removed or has not vetted. Receivers deduplicate by message id.
+//
+// Welcome after acceptance. SendWelcome is emitted only when the commit's
+// parent is final and the commit canonical; a losing commit gets
+// CommitDiscarded (its intents go back to the queue, its Welcome is
+// discarded). A joiner whose genesis (from the Welcome) turns out orphaned
+// detects it like any member beyond the window and gets Rejoin.
+//
+// Catch-up. A tip naming an unknown newer epoch emits FetchRange with a
+// locator (head, retained chain, remembered final epochs); a Commit with an
+// unknown parent is held (bounded by MaxHeld) and FetchParent emitted, then
+// Retry when the parent becomes known.
+//
+// Beyond the window. Rejoin is emitted when (A) a sibling that beats our
+// final commit at a remembered fork point (History epochs are remembered)
+// is seen and a quorum of members hold final an epoch past that fork that is
+// not ours; or (B) commits off our chain were seen at or below our root, we
+// never saw the fork, we are not waiting for losers to rejoin us (MaxAge
+// after we saw ourselves win a fork), and more members currently hold
+// another chain final than ours. Rejoin names the vouching members and a
+// target epoch; the node rejoins by external Commit (RFC 9420, Section
+// 12.4.3.2) from an epoch the vouchers hold final, and reconciles what it
+// sent in the abandoned Group against the rejoined group's log.
+//
+// # Invariants (checked after every step in tests and the simulator)
+//
+// The root is an ancestor of every retained state; the head is the fork-
+// choice tip from the root; nothing retained is final by the rules at the
+// current time; the retained chain is shorter than HardDepth; outbox entries
+// reference retained epochs; decoded state satisfies the same structure.
+// Across members (simulator): members that finalised the same epoch number
+// finalised the same epoch; after healing all active members share a head
+// and, when all members are present, retain only it; every message is shown
+// to every member that held its epoch when it was sent, unless delivery
+// delay plus its sender's lag exceeded Grace or a partition held it back,
+// or it was surfaced to its sender; re-sends never reach a member the
+// orphaned epoch lacked; every Welcome is for a canonical commit whose
+// parent was final at the sender.
+//
+// # Forward-secrecy cost
+//
+// Epoch secrets live from the epoch's creation until it is final: normally
+// one gossip round plus Grace (5 s) after every member has moved on; at most
+// MaxAge (2 min) after it was superseded while some member is silent but one
+// other is reachable; at most HardDepth epochs for an isolated member.
+// Orphaned branch states live until their fork point is final (same bounds).
+// Outbox plaintext lives until its epoch is settled. Consumed message keys
+// are the mls package's concern (deleted at once).
+//
+// # Known weaknesses
+//
+// Witness finality trusts tips: a member that tips an epoch and then
+// releases a better sibling of it makes members disagree about finality
+// (tips are not replicated evidence). In the simulator about 0.3% of
+// within-window schedules (large groups, crashes, fast commits) still end
+// with a member stuck on a branch it finalised while others finalised a
+// sibling. Beyond the window, more than two final chains can cause rejoin
+// cascades, so TestSimulationBeyondWindow is opt-in (-sim.beyond). A member
+// removed on a side that later loses beyond the window is never told.
 package commitorder

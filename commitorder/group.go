@@ -29,9 +29,11 @@ type node struct {
 	welcome bool
 
 	// Derived, not serialised.
-	up        *node
-	children  []*node
-	canonical bool
+	up         *node
+	children   []*node
+	canonical  bool
+	claimStamp uint64
+	claimCount int
 }
 
 func (n *node) key() tuple { return tuple{n.class, n.rank, n.cid} }
@@ -108,15 +110,19 @@ type Group struct {
 	// descendant; witness finality waits Grace after it so messages sent
 	// just before those acts can still arrive.
 	witnessedAt int64
+	headSince   int64 // when the head last changed
 	lastRange   int64
 	lost        bool   // a sibling that beat our final branch was seen
 	lostEpoch   uint64 // epoch of that sibling's parent
-	// won: a sibling of our final branch was seen and ours is better.
+	// wonAt: when a sibling of our final branch was last seen that ours
+	// beats (the others should rejoin us; we wait MaxAge for them).
 	// diverged: a commit on an epoch at or below our root that is not on
 	// our chain was seen (another final chain exists, fork unseen).
-	won      bool
+	wonAt    int64
 	diverged bool
 	done     bool
+
+	claimStamp uint64
 
 	delayEid EpochID
 	delay    time.Duration
@@ -156,6 +162,7 @@ func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) 
 	}
 	g.nodes[root.eid] = root
 	g.root, g.head = root, root
+	g.headSince = g.now
 	root.canonical = true
 	return g, nil
 }
@@ -364,7 +371,9 @@ func (g *Group) parentMissing(e ParentMissing) error {
 				g.lost, g.lostEpoch = true, h.epoch
 			}
 		default:
-			g.won = true
+			if g.wonAt == 0 {
+				g.wonAt = max(g.now, 1)
+			}
 		}
 		return nil
 	}
@@ -540,11 +549,19 @@ func (g *Group) outboxAdded(e OutboxAdded) error {
 // settle recomputes the canonical chain, switches branch if needed,
 // advances finality and proposes our commit when due.
 func (g *Group) settle() {
-	g.switchTo(g.canonicalTip())
-	g.noteWitnesses()
-	g.advanceFinality()
-	if g.done {
-		return
+	// Finalising moves the root, which changes whose claims count; so
+	// recompute until the chain and the root agree.
+	for {
+		g.switchTo(g.canonicalTip())
+		g.noteWitnesses()
+		root := g.root
+		g.advanceFinality()
+		if g.done {
+			return
+		}
+		if g.root == root {
+			break
+		}
 	}
 	g.sweepOutbox()
 	g.retryFetches()
@@ -555,6 +572,36 @@ func (g *Group) settle() {
 // valid decides whether child c of p counts. It is a function of the
 // commits and the evidence known, never of arrival order.
 func (g *Group) valid(p, c *node) bool {
+	if !g.basicValid(p, c) {
+		return false
+	}
+	// Committing on p after having acted on a rival branch below p, a
+	// rival that c would beat: the committer followed a worse branch while
+	// holding c, which is what withholding a better commit looks like.
+	// (If c loses to that rival anyway, invalidating it changes nothing.
+	// Counting only rivals that are valid by the other rules means the
+	// largest such child can never be invalidated here, so some child of p
+	// is always valid and this rule can never stall the group.)
+	for eid, ep := range g.proofs[c.committer] {
+		if ep <= p.epoch {
+			continue
+		}
+		n := g.nodes[eid]
+		if n == nil {
+			continue
+		}
+		for n != nil && n.epoch > p.epoch+1 {
+			n = n.up
+		}
+		if n != nil && n.parent == p.eid && n != c && c.key().less(n.key()) && g.basicValid(p, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// basicValid applies every rule except the cross-branch one.
+func (g *Group) basicValid(p, c *node) bool {
 	if !c.mlsValid || !contains(p.members, c.committer) {
 		return false
 	}
@@ -568,27 +615,6 @@ func (g *Group) valid(p, c *node) bool {
 	// so equivocating never helps.
 	for _, s := range p.children {
 		if s != c && s.mlsValid && s.committer == c.committer && s.key().less(c.key()) {
-			return false
-		}
-	}
-	// Committing on p after having acted on a rival branch below p, a
-	// rival that c would beat: the committer followed a worse branch while
-	// holding c, which is what withholding a better commit looks like.
-	// (If c loses to that rival anyway, invalidating it changes nothing;
-	// restricting the rule to better commits also means some child of p is
-	// always valid, so the rule can never stall the group.)
-	for eid, ep := range g.proofs[c.committer] {
-		if ep <= p.epoch {
-			continue
-		}
-		n := g.nodes[eid]
-		if n == nil {
-			continue
-		}
-		for n != nil && n.epoch > p.epoch+1 {
-			n = n.up
-		}
-		if n != nil && n.parent == p.eid && n != c && c.key().less(n.key()) {
 			return false
 		}
 	}
@@ -638,30 +664,31 @@ func claimQuorum(members int) int {
 // no longer switch; it still can). Claims supporting the current canonical
 // chain change nothing and cost nothing.
 func (g *Group) heldElsewhere() map[*node]*node {
-	var count map[*node]map[MemberID]bool
+	// Each member has one claim, so counting claims below a node counts
+	// distinct members. Marks avoid allocating per call.
+	g.claimStamp++
+	var touched []*node
 	for m, cl := range g.claims {
 		n := g.nodes[cl.eid]
 		if n == nil || n == g.root || !contains(g.root.members, m) {
 			continue
 		}
-		if count == nil {
-			count = make(map[*node]map[MemberID]bool)
-		}
 		for ; n.up != nil; n = n.up {
-			if count[n] == nil {
-				count[n] = make(map[MemberID]bool)
+			if n.claimStamp != g.claimStamp {
+				n.claimStamp, n.claimCount = g.claimStamp, 0
+				touched = append(touched, n)
 			}
-			count[n][m] = true
+			n.claimCount++
 		}
 	}
-	if count == nil {
-		return nil
-	}
-	out := make(map[*node]*node)
-	for n, ms := range count {
+	var out map[*node]*node
+	for _, n := range touched {
 		p := n.up
-		if len(ms) < claimQuorum(len(p.members)) || !g.valid(p, n) {
+		if n.claimCount < claimQuorum(len(p.members)) || !g.valid(p, n) {
 			continue
+		}
+		if out == nil {
+			out = make(map[*node]*node)
 		}
 		if o := out[p]; o == nil || n.key().less(o.key()) {
 			out[p] = n
@@ -694,6 +721,7 @@ func (g *Group) switchTo(tip *node) {
 		g.emit(Apply{Parent: path[i].parent, Cid: path[i].cid, Eid: path[i].eid})
 	}
 	g.head = tip
+	g.headSince = g.now
 	if g.prop != nil && g.prop.parent != tip.eid {
 		g.requeue(g.prop.intents)
 		g.prop = nil
@@ -785,7 +813,7 @@ func (g *Group) rootFinal(r, c *node) bool {
 		// Depth and age finalise only with a quorum: at least one other
 		// member on our chain. An isolated member keeps its states (up to
 		// HardDepth) rather than finalising a branch nobody else saw.
-		if len(r.members) <= 1 || !contains(g.head.members, g.self) || g.witnessCount(r, 1) >= 1 {
+		if len(r.members) <= 1 || !contains(g.head.members, g.self) || g.otherOnChain(r) {
 			return true
 		}
 	}
@@ -793,6 +821,25 @@ func (g *Group) rootFinal(r, c *node) bool {
 		return false
 	}
 	return g.now >= g.witnessedAt+int64(g.cfg.Grace)
+}
+
+// otherOnChain: some member other than us (of any epoch: a joiner counts,
+// a member removed below r does not act) was seen on a canonical epoch
+// below r.
+func (g *Group) otherOnChain(r *node) bool {
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		for eid, ep := range a {
+			if ep > r.epoch {
+				if n := g.nodes[eid]; n != nil && n.canonical {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // noteWitnesses records when the root became fully witnessed.
@@ -1061,7 +1108,8 @@ func (g *Group) maybePropose() {
 // Welcome came from a branch that later lost), no other member holds our
 // chain final and a quorum holds another chain final.
 func (g *Group) checkLost() {
-	if !g.lost && !(g.diverged && !g.won) {
+	waiting := g.wonAt != 0 && g.now-g.wonAt <= int64(g.cfg.MaxAge)
+	if !g.lost && !(g.diverged && !waiting) {
 		return
 	}
 	oldest := g.root.epoch
@@ -1088,7 +1136,9 @@ func (g *Group) checkLost() {
 			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
 				continue // too old to judge
 			}
-		} else if !recent {
+		} else if !recent || (cl.epoch > g.head.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+			// A claim ahead of us may be our own future: we are behind,
+			// not stranded, unless we have made no progress for MaxAge.
 			continue
 		}
 		vouchers = append(vouchers, m)
@@ -1096,7 +1146,7 @@ func (g *Group) checkLost() {
 			target = cl
 		}
 	}
-	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support > 0) {
+	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support >= len(vouchers)) {
 		return
 	}
 	slices.Sort(vouchers)
@@ -1119,9 +1169,11 @@ func (g *Group) checkLost() {
 			intents = append(intents, q.id)
 		}
 	}
-	fork := g.lostEpoch
-	if !g.lost {
-		fork = oldest
+	// In case (B) we never saw the fork: everything we sent may be off the
+	// group's chain.
+	fork := uint64(0)
+	if g.lost {
+		fork = g.lostEpoch
 	}
 	g.emit(Rejoin{Outbox: ids, Intents: intents, ForkEpoch: fork, Target: target.eid, Vouchers: vouchers})
 	clear(g.outbox)

@@ -117,7 +117,7 @@ const (
 	DefaultMaxAge     = 2 * time.Minute
 	DefaultGrace      = 5 * time.Second
 	DefaultDelta      = 150 * time.Millisecond
-	DefaultRateLimit  = 8
+	DefaultRateLimit  = 10
 	DefaultRateWindow = 16
 	DefaultHardDepth  = 64
 	DefaultRetry      = 2 * time.Second

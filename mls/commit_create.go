@@ -99,8 +99,10 @@ type CommitOptions struct {
 	// OmitRatchetTree leaves the ratchet_tree extension out of the GroupInfo
 	// (the joiners then need the tree from elsewhere).
 	OmitRatchetTree bool
-	// OmitExternalPub leaves the external_pub extension out of the GroupInfo.
-	OmitExternalPub bool
+	// WelcomeExternalPub adds the external_pub extension to the Welcome's
+	// GroupInfo (it costs a key derivation; joiners by Welcome do not need
+	// it, and Group.GroupInfo always includes it for external joins).
+	WelcomeExternalPub bool
 	// AuthenticatedData is sent in the clear, authenticated.
 	AuthenticatedData []byte
 	// Now is the time KeyPackage lifetimes are checked against.
@@ -240,7 +242,7 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	// The GroupInfo (with the tree, O(n) to encode and sign) is built only
 	// for a Welcome; Group.GroupInfo makes one on demand.
 	if len(ap.added) > 0 {
-		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
+		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, opts.WelcomeExternalPub)
 		if err != nil {
 			secrets.Erase()
 			return nil, err
@@ -305,10 +307,18 @@ func (g *Group) provisionalContext(exts Extensions) GroupContextFunc {
 // it. The returned secrets still hold the joiner and welcome secrets; the
 // caller installs them with setSecrets.
 func (g *Group) nextEpoch(tree *RatchetTree, ap *appliedProposals, ac *AuthenticatedContent, commitSecret, initSecret []byte, psks []PSKWithSecret, wantTag []byte) (*Group, *EpochSecrets, error) {
+	return g.nextEpochWith(tree, ap, ac, commitSecret, initSecret, psks, wantTag, nil)
+}
+
+// nextEpochWith is nextEpoch with the confirmed transcript hash already
+// computed (from the received encoding), or nil to compute it from ac.
+func (g *Group) nextEpochWith(tree *RatchetTree, ap *appliedProposals, ac *AuthenticatedContent, commitSecret, initSecret []byte, psks []PSKWithSecret, wantTag, confirmed []byte) (*Group, *EpochSecrets, error) {
 	s := g.suite
-	confirmed, err := s.ConfirmedTranscriptHash(g.interim, ac)
-	if err != nil {
-		return nil, nil, err
+	if confirmed == nil {
+		var err error
+		if confirmed, err = s.ConfirmedTranscriptHash(g.interim, ac); err != nil {
+			return nil, nil, err
+		}
 	}
 	ctx := &GroupContext{
 		Version:                 g.ctx.Version,

@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -184,11 +183,85 @@ func (g *Group) processPublic(pm *PublicMessage, data []byte, opts *ProcessOptio
 	if g.reinit != nil {
 		return nil, fmt.Errorf("mls: group was reinitialised: %w", ErrWrongEpoch)
 	}
-	ac, err := g.msg.UnprotectPublic(pm, g.senderKey(g.tree))
+	raw, ok := splitPublicMessage(data, pm)
+	if !ok {
+		return nil, fmt.Errorf("mls: PublicMessage layout: %w", ErrDecode)
+	}
+	ac, err := g.msg.unprotectPublicRaw(pm, raw, g.senderKey(g.tree))
 	if err != nil {
 		return nil, err
 	}
-	return g.processContent(ac, data, opts)
+	return g.processContentRaw(ac, data, opts, raw)
+}
+
+// publicRaw holds encodings sliced from a PublicMessage as received, so
+// that the signature, the membership tag and the transcript hash need no
+// re-encoding of the (possibly large) content: prefix is
+// version || wire_format || FramedContent, which FramedContentTBS, the
+// AuthenticatedContentTBM and the ConfirmedTranscriptHashInput share, and
+// auth is the FramedContentAuthData. The sender signed the canonical
+// encoding, so non-canonical bytes simply fail to verify.
+type publicRaw struct {
+	prefix, auth []byte
+}
+
+func varLen(v []byte) int { return len(appendVarint(nil, uint32(len(v)))) + len(v) }
+
+// splitPublicMessage slices data, an MLSMessage that decoded to pm.
+func splitPublicMessage(data []byte, pm *PublicMessage) (publicRaw, bool) {
+	authLen := varLen(pm.Auth.Signature)
+	if pm.Content.ContentType == ContentTypeCommit {
+		authLen += varLen(pm.Auth.ConfirmationTag)
+	}
+	tagLen := 0
+	if pm.Content.Sender.Type == SenderTypeMember {
+		tagLen = varLen(pm.MembershipTag)
+	}
+	end := len(data) - authLen - tagLen
+	if end < 4 {
+		return publicRaw{}, false
+	}
+	return publicRaw{prefix: data[:end], auth: data[end : end+authLen]}, true
+}
+
+// unprotectPublicRaw is MessageProtector.UnprotectPublic (RFC 9420,
+// Section 6.2) over the received encodings.
+func (p *MessageProtector) unprotectPublicRaw(pm *PublicMessage, raw publicRaw, keyFor SenderKeyFunc) (*AuthenticatedContent, error) {
+	if err := p.checkEpoch(pm.Content.GroupID, pm.Content.Epoch); err != nil {
+		return nil, err
+	}
+	if pm.Content.ContentType == ContentTypeApplication {
+		return nil, fmt.Errorf("mls: application data in a PublicMessage: %w", ErrInvalidMessage)
+	}
+	if err := checkSenderContent(&pm.Content); err != nil {
+		return nil, err
+	}
+	ac := pm.AuthenticatedContent()
+	tbs := make([]byte, 0, len(raw.prefix)+len(p.groupContextEnc)+len(raw.auth))
+	tbs = append(append(tbs, raw.prefix...), p.groupContextEnc...)
+	if pm.Content.Sender.Type == SenderTypeMember {
+		if err := p.checkMemberLeaf(pm.Content.Sender.LeafIndex); err != nil {
+			return nil, err
+		}
+		tbm := append(tbs, raw.auth...)
+		if !equalConstantTime(p.suite.MAC(p.membershipKey, tbm), pm.MembershipTag) {
+			return nil, ErrInvalidMembershipTag
+		}
+	} else {
+		// FramedContentTBS carries the group context only for member and
+		// new_member_commit senders.
+		if pm.Content.Sender.Type != SenderTypeNewMemberCommit {
+			tbs = tbs[:len(raw.prefix)]
+		}
+	}
+	key, err := keyFor(ac)
+	if err != nil {
+		return nil, fmt.Errorf("mls: PublicMessage sender: %w", err)
+	}
+	if err := key.VerifyWithLabel(framedContentTBSLabel, tbs, ac.Auth.Signature); err != nil {
+		return nil, err
+	}
+	return ac, nil
 }
 
 func (g *Group) processPrivate(pm *PrivateMessage, data []byte, opts *ProcessOptions) (*ProcessedMessage, error) {
@@ -264,6 +337,10 @@ func (p *MessageProtector) peekSender(pm *PrivateMessage) (LeafIndex, error) {
 }
 
 func (g *Group) processContent(ac *AuthenticatedContent, data []byte, opts *ProcessOptions) (*ProcessedMessage, error) {
+	return g.processContentRaw(ac, data, opts, publicRaw{})
+}
+
+func (g *Group) processContentRaw(ac *AuthenticatedContent, data []byte, opts *ProcessOptions, raw publicRaw) (*ProcessedMessage, error) {
 	c := &ac.Content
 	switch c.ContentType {
 	case ContentTypeProposal:
@@ -279,7 +356,7 @@ func (g *Group) processContent(ac *AuthenticatedContent, data []byte, opts *Proc
 		}
 		return &ProcessedMessage{Kind: KindProposal, Epoch: c.Epoch, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData, Proposal: c.Proposal, ProposalRef: ref}, nil
 	case ContentTypeCommit:
-		sc, err := g.stageReceivedCommit(ac, opts)
+		sc, err := g.stageReceivedCommit(ac, opts, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -336,7 +413,7 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, opts *ProcessOptions) 
 // stageReceivedCommit validates a Commit from another member or an
 // external joiner and computes the next epoch (RFC 9420, Sections 12.4.2
 // and 12.4.3.2). Nothing of g changes.
-func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptions) (*StagedCommit, error) {
+func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptions, raw publicRaw) (*StagedCommit, error) {
 	s := g.suite
 	c := &ac.Content
 	commit := c.Commit
@@ -437,7 +514,16 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	if err != nil {
 		return nil, &CommitError{Reason: "PSK", Cause: err}
 	}
-	next, secrets, err := g.nextEpoch(tree, ap, ac, commitSecret, initSecret, psks, ac.Auth.ConfirmationTag)
+	var confirmed []byte
+	if raw.prefix != nil {
+		// ConfirmedTranscriptHashInput = wire_format || content || signature<V>.
+		h := s.newHash()
+		h.Write(g.interim)
+		h.Write(raw.prefix[2:])
+		h.Write(raw.auth[:varLen(ac.Auth.Signature)])
+		confirmed = h.Sum(nil)
+	}
+	next, secrets, err := g.nextEpochWith(tree, ap, ac, commitSecret, initSecret, psks, ac.Auth.ConfirmationTag, confirmed)
 	if err != nil {
 		return nil, err
 	}
@@ -452,16 +538,6 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	}
 	sc.next = next
 	return sc, nil
-}
-
-// errorsIsAny reports whether err matches any of the targets.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }
 
 // Propose creates a proposal message of this epoch, caches it (so a

@@ -273,7 +273,8 @@ func (g *Group) ExternalPub() ([]byte, error) {
 // left alone (unless this state was restored by UnmarshalGroup, which
 // made them its own). Children of this epoch that keep it for their grace
 // window share its secret tree, so erasing it also ends their window for
-// this epoch's messages; erasing a child never affects its parent.
+// this epoch's messages; erasing a child never affects its parent. The
+// signing key is shared by all epochs of the member and is not erased.
 func (g *Group) Erase() {
 	if g.erased {
 		return

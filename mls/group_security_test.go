@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // stateOf returns the serialised state, to compare before and after a
@@ -292,5 +294,45 @@ func TestEraseLosingSibling(t *testing.T) {
 	b.Erase()
 	if _, err := winner.ProcessMessage(late, ProcessOptions{}); err == nil {
 		t.Fatal("parent epoch message decrypted after the parent was erased")
+	}
+}
+
+// TestPublicMessageRawSlices: the encodings ProcessMessage slices from a
+// received PublicMessage equal the canonical re-encodings it replaces.
+func TestPublicMessageRawSlices(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 19, "alice")
+	tg.add("alice", "bob")
+	a := tg.members["alice"]
+	sc, _ := a.Commit(&CommitOptions{Rand: tg.rand, Now: testNow, ForcePath: true})
+	prop, _, _ := a.Propose(&Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: 1}}, false, tg.rand)
+	for _, msg := range [][]byte{sc.Message, prop} {
+		m, err := UnmarshalMLSMessage(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm := m.PublicMessage
+		raw, ok := splitPublicMessage(msg, pm)
+		if !ok {
+			t.Fatal("split failed")
+		}
+		ac := pm.AuthenticatedContent()
+		tbs, _ := marshal(func(b *cryptobyte.Builder) { ac.marshalTBS(b, a.ctxEnc) })
+		if !bytes.Equal(append(bytes.Clone(raw.prefix), a.ctxEnc...), tbs) {
+			t.Fatal("TBS prefix differs from the canonical encoding")
+		}
+		auth, _ := marshal(func(b *cryptobyte.Builder) { ac.Auth.marshal(b, ac.Content.ContentType) })
+		if !bytes.Equal(raw.auth, auth) {
+			t.Fatal("auth slice differs")
+		}
+	}
+	// The transcript hash from the received bytes matches the committer's.
+	pm, err := tg.members["bob"].ProcessMessage(sc.Message, ProcessOptions{Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := sc.Merge()
+	theirs, _ := pm.Commit.Merge()
+	if !bytes.Equal(mine.ctx.ConfirmedTranscriptHash, theirs.ctx.ConfirmedTranscriptHash) {
+		t.Fatal("transcript hashes differ")
 	}
 }

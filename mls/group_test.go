@@ -208,3 +208,44 @@ func TestApplicationPadding(t *testing.T) {
 	}
 	tg.sendApp("alice", "unpadded still decrypts")
 }
+
+func TestBranch(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 6, "alice")
+	tg.add("alice", "bob", "carol")
+	bobKP := newTestKeyPackage(t, testSuite, "bob", tg.rand)
+	own := newTestKeyPackage(t, testSuite, "alice", tg.rand)
+	ng, welcome, err := tg.members["alice"].Branch(&SuccessorParams{Own: own, KeyPackages: []*KeyPackage{&bobKP.KeyPackage}, GroupID: []byte("sub"), Now: testNow, Rand: tg.rand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := JoinFromWelcome(&JoinParams{Welcome: welcome, KeyPackage: bobKP, Now: testNow, Resumption: tg.members["bob"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(j.EpochAuthenticator(), ng.EpochAuthenticator()) || len(j.Members()) != 2 {
+		t.Fatal("branch disagrees")
+	}
+	// The parent group goes on.
+	tg.sendApp("carol", "parent still alive")
+}
+
+// TestAddFillsLeftmostBlank: the free-leaf hint never skips a hole left by
+// a Remove, in this state or a restored one.
+func TestAddFillsLeftmostBlank(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 7, "alice")
+	tg.add("alice", "bob", "carol", "dave", "erin")
+	bobLeaf, daveLeaf := tg.members["bob"].OwnLeaf(), tg.members["dave"].OwnLeaf()
+	tg.remove("alice", "dave", "bob")
+	tg.restoreAll()
+	tg.add("carol", "frank")
+	if got := tg.members["frank"].OwnLeaf(); got != bobLeaf {
+		t.Fatalf("frank at leaf %d, want bob's old leaf %d", got, bobLeaf)
+	}
+	tg.add("erin", "gina", "hank")
+	if got := tg.members["gina"].OwnLeaf(); got != daveLeaf {
+		t.Fatalf("gina at leaf %d, want dave's old leaf %d", got, daveLeaf)
+	}
+	if got := tg.members["hank"].OwnLeaf(); got != 5 {
+		t.Fatalf("hank at leaf %d, want 5", got)
+	}
+}

@@ -146,6 +146,13 @@ func (kp *KeyPackage) IsLastResort() bool {
 // encryption_key. Checks against the tree (unique keys, mutual credential
 // support) are done by RatchetTree.ValidateLeafNode when the leaf is added.
 func ValidateKeyPackage(s *Suite, version ProtocolVersion, kp *KeyPackage, v *LeafValidation) error {
+	return validateKeyPackage(s, version, kp, v, true)
+}
+
+// validateKeyPackage is ValidateKeyPackage; checkLeaf false skips the leaf
+// node checks for a caller that runs RatchetTree.ValidateLeafNode, which
+// repeats them (its signature verification is the expensive part).
+func validateKeyPackage(s *Suite, version ProtocolVersion, kp *KeyPackage, v *LeafValidation, checkLeaf bool) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidKeyPackage, fmt.Sprintf(format, args...))
 	}
@@ -166,6 +173,9 @@ func ValidateKeyPackage(s *Suite, version ProtocolVersion, kp *KeyPackage, v *Le
 	}
 	if kp.LeafNode.Source != LeafNodeSourceKeyPackage {
 		return fail("leaf node source %v", kp.LeafNode.Source)
+	}
+	if !checkLeaf {
+		return kp.Extensions.checkUnique()
 	}
 	if err := checkLeafContent(s, &kp.LeafNode, 0, v); err != nil {
 		return fmt.Errorf("%w: leaf node: %w", ErrInvalidKeyPackage, err)

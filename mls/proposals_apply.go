@@ -251,12 +251,15 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if r == g.own {
 			ap.selfRemoved = true
 		}
-		tree.removeLeaf(r)
+		if err := tree.RemoveLeaf(r); err != nil {
+			return nil, &ProposalError{Index: i, Reason: "Remove", Cause: err}
+		}
 	}
 	// 4. Adds.
 	for _, i := range adds {
 		kp := &list[i].proposal.Add.KeyPackage
-		if err := ValidateKeyPackage(s, g.ctx.Version, kp, v); err != nil {
+		// The leaf node itself is checked by ValidateLeafNode below.
+		if err := validateKeyPackage(s, g.ctx.Version, kp, v, false); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add", Cause: err}
 		}
 		if tree.HasEncryptionKey(kp.InitKey) {
@@ -269,7 +272,7 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		// leaves are signed without one), so it is checked as an outsider
 		// before AddLeaf finds its place.
 		if err := tree.ValidateLeafNode(&kp.LeafNode, newLeafSentinel, LeafNodeSourceKeyPackage, v); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
+			return nil, &ProposalError{Index: i, Reason: "Add", Cause: fmt.Errorf("%w: leaf node: %w", ErrInvalidKeyPackage, err)}
 		}
 		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
 		ap.addedKPs = append(ap.addedKPs, kp)
@@ -319,17 +322,4 @@ func resolvePSKs(ids []PreSharedKeyID, store PSKStore, resumption *Group) ([]PSK
 		}
 	}
 	return out, nil
-}
-
-// removeLeaf is RatchetTree.RemoveLeaf for a leaf known to be non-blank,
-// truncating only when the leaf lies in the right half: the tree was
-// truncated before, so its right half held a member, and removing a leaf
-// of the left half cannot empty it. This keeps a Remove O(log n) instead
-// of scanning the blank tail of the tree.
-func (t *RatchetTree) removeLeaf(l LeafIndex) {
-	t.setLeaf(l, nil)
-	t.blankPath(l)
-	if t.leaves > 1 && uint32(l) >= t.leaves/2 {
-		t.truncate()
-	}
 }
