@@ -21,7 +21,11 @@
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the
 // log since an epoch, served only to peers whose credential is in the group).
 // Members gossip signed tips (epoch, epoch id) on the group topic so that a
-// member that is behind notices and catches up.
+// member that is behind notices and catches up. A member whose branch lost
+// beyond the retention window (a split brain whose halves both finalised)
+// rejoins by an external Commit that replaces its own leaf (RFC 9420,
+// Section 12.4.3.2), from a GroupInfo two members agree on, and re-sends
+// what it wrote on the lost branch.
 //
 // The package is not a wire-level library: the formats in wire.go are
 // Grove's own and versioned; it is not a UI, and it never logs plaintext.
