@@ -185,8 +185,28 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: commit order state: %w", err)
 	}
-	a.removed = a.co.Done()
-	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed {
+	if a.co.Done() {
+		// Done is either Removed (every epoch state erased) or a Rejoin
+		// that had not finished before the restart (states kept).
+		if len(a.epochs) == 0 {
+			a.removed = true
+		} else {
+			_, root := a.co.Root()
+			rs := &rejoinState{members: map[string]bool{}, forkEpoch: root - min(root, deepSyncEpochs)}
+			if head, _ := a.co.Head(); a.epochs[head] != nil {
+				for _, m := range a.epochs[head].Members() {
+					rs.members[string(m.Identity)] = true
+				}
+			}
+			if ids, err := n.db.OutboxEntries(id, store.OutboxPending, store.OutboxSent); err == nil {
+				for _, e := range ids {
+					rs.outbox = append(rs.outbox, commitorder.MsgID(e.ID))
+				}
+			}
+			a.stale, a.rejoin = true, rs
+		}
+	}
+	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
 	return a, nil

@@ -27,13 +27,24 @@ type rejoinState struct {
 	outbox    []commitorder.MsgID
 	forkEpoch uint64
 	members   map[string]bool // members of our old head: the re-send rule
-	inFlight  bool
+	// vouchers are the members that hold the winning branch final: only
+	// their GroupInfos are used (nil after a restart: any member).
+	vouchers map[peer.ID]bool
+	inFlight bool
 }
 
 // startRejoin runs on the actor when commitorder emits Rejoin.
 func (a *groupActor) startRejoin(e commitorder.Rejoin) {
 	a.stale = true
-	rs := &rejoinState{outbox: e.Outbox, forkEpoch: e.ForkEpoch, members: map[string]bool{}}
+	rs := &rejoinState{outbox: e.Outbox, forkEpoch: e.ForkEpoch, members: map[string]bool{}, vouchers: map[peer.ID]bool{}}
+	for _, v := range e.Vouchers {
+		if id, err := parseIdentity([]byte(v)); err == nil {
+			rs.vouchers[id.Peer] = true
+		}
+	}
+	if len(rs.vouchers) == 0 {
+		rs.vouchers = nil
+	}
 	if _, g := a.head(); g != nil {
 		for _, m := range g.Members() {
 			rs.members[string(m.Identity)] = true
@@ -50,6 +61,9 @@ func (a *groupActor) tryRejoin() {
 		return
 	}
 	members := a.memberPeers()
+	if a.rejoin.vouchers != nil {
+		members = a.rejoin.vouchers
+	}
 	delete(members, a.n.net.ID())
 	var peers []peer.ID
 	for _, p := range a.n.net.Peers() {
