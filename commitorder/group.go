@@ -1136,9 +1136,13 @@ func (g *Group) checkLost() {
 			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
 				continue // too old to judge
 			}
-		} else if !recent || (cl.epoch > g.head.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
-			// A claim ahead of us may be our own future: we are behind,
-			// not stranded, unless we have made no progress for MaxAge.
+		} else if !recent || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+			// A claim newer than our root may be a descendant of it that
+			// we have not fetched yet (a sibling of our head inside the
+			// window, as for a joiner whose Welcome arrived late): we are
+			// behind, not stranded, unless we have made no progress for
+			// MaxAge. Only a foreign epoch at a number we hold final proves
+			// another final chain at once.
 			continue
 		}
 		vouchers = append(vouchers, m)

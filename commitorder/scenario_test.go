@@ -447,3 +447,43 @@ func TestScenarioWinnerReAddsRemovedNoResend(t *testing.T) {
 func TestScenarioForgedCommitterIdentity(t *testing.T) {
 	TestInvalidCommitsNeverWin(t)
 }
+
+// A joiner whose Welcome arrived late, having heard a commit on a branch
+// that forked below its genesis, sees two members claim final an epoch
+// numbered like its head that it has not fetched yet (a sibling of its head
+// inside the window). That is being behind, not being stranded: it must
+// fetch, not rejoin (simulator seed 2592 before the fix).
+func TestScenarioLateJoinerClaimNewerThanRootNoRejoin(t *testing.T) {
+	members := ids("a", "b", "c", "d")
+	gen := Genesis{Eid: EpochID{0x6e, 5}, Epoch: 5, Members: members}
+	g, err := New(Config{}, "d", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := mkCommit(gen.Eid, 6, "a", ClassUpdate, members, 1)
+	theirs := mkCommit(gen.Eid, 6, "b", ClassUpdate, members, 2)
+	step(t, g, Tick{Now: at(10 * time.Millisecond)})
+	step(t, g, mine)
+	headIs(t, g, mine.Eid)
+	// A loser below our genesis, from an orphaned branch we never saw.
+	step(t, g, ParentMissing{Parent: EpochID{0x0f, 4}, ParentEpoch: 4, Cid: CommitID{0xcc}, Class: ClassUpdate, Committer: "c"})
+	var fetched bool
+	for i, m := range []MemberID{"b", "c"} {
+		eff := step(t, g, TipSeen{Member: m, Eid: theirs.Eid, Epoch: 6, Root: theirs.Eid, RootEpoch: 6})
+		if _, ok := findEffect[Rejoin](eff); ok {
+			t.Fatalf("tip %d: rejoin while the claimed epoch may descend from our root: %s", i, effectNames(eff))
+		}
+		if _, ok := findEffect[FetchRange](eff); ok {
+			fetched = true
+		}
+	}
+	if !fetched {
+		t.Fatal("no FetchRange for an unknown epoch claimed final")
+	}
+	eff := step(t, g, theirs)
+	if _, ok := findEffect[Rejoin](eff); ok {
+		t.Fatalf("rejoin after fetching the sibling: %s", effectNames(eff))
+	}
+	// Two others hold the sibling final: we defer to it.
+	headIs(t, g, theirs.Eid)
+}
