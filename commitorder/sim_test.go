@@ -139,6 +139,7 @@ type simNode struct {
 }
 
 type sim struct {
+	persist bool // snapshots are taken only if the schedule crashes nodes
 	t       testing.TB
 	seed    uint64
 	rng     *rand.Rand
@@ -241,6 +242,9 @@ func (s *sim) start(n *simNode, gen Genesis) {
 func (s *sim) at() time.Time { return t0.Add(s.now) }
 
 func (s *sim) sync(n *simNode) {
+	if !s.persist {
+		return // no crash in this schedule: the snapshot is never read
+	}
 	b, err := n.g.MarshalBinary()
 	if err != nil {
 		s.fail("marshal: %v", err)
@@ -311,13 +315,18 @@ func (s *sim) stepNode(n *simNode, ev Event) {
 		return
 	}
 	s.stats.steps++
+	before := n.g.mut
 	eff, err := n.g.Step(ev)
 	if err != nil {
 		s.fail("%s step %T %+v: %v", n.id, ev, ev, err)
 	}
-	// Every step is checked in small groups; large ones are sampled (and
-	// fully checked at the end) to keep 10,000 schedules fast.
-	if len(s.nodes) <= 12 || s.stats.steps%8 == 0 {
+	// In small groups every step that changed the machine (an effect, or
+	// new evidence, commits, claims or outbox entries) is checked, and one
+	// in eight of the others (a tick can change what is final); large
+	// groups are sampled (and fully checked at the end) to keep 10,000
+	// schedules fast.
+	changed := len(eff) > 0 || n.g.mut != before
+	if (len(s.nodes) <= 12 && (changed || s.stats.steps%8 == 0)) || s.stats.steps%8 == 0 {
 		if err := n.g.checkInvariants(); err != nil {
 			s.fail("%s after %T: %v", n.id, ev, err)
 		}
@@ -894,6 +903,12 @@ func runSchedule(t testing.TB, seed uint64, verbose, beyond bool) (st simStats, 
 	sc := randomSchedule(rng, beyond)
 	s := newSim(t, seed, sc.members, sc.pool)
 	s.verbose = verbose
+	s.persist = sc.crashP > 0
+	for _, n := range s.nodes {
+		if n.g != nil {
+			s.sync(n) // newSim started them before persist was known
+		}
+	}
 	s.dropP = rng.Float64() * 0.1
 	s.dupP = rng.Float64() * 0.1
 	s.maxDelay = time.Duration(20+rng.IntN(250)) * time.Millisecond
