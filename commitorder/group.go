@@ -1219,7 +1219,10 @@ func (g *Group) checkLost() {
 			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
 				continue // too old to judge
 			}
-		} else if !recent || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+			// A claim older than anything we remember may be our own
+			// ancestor held by a laggard (a joiner knows only its
+			// genesis and its parent): it proves nothing.
 			// A claim newer than our root may be a descendant of it that
 			// we have not fetched yet (a sibling of our head inside the
 			// window, as for a joiner whose Welcome arrived late): we are
@@ -1301,6 +1304,24 @@ func (g *Group) NextDeadline() time.Time {
 	}
 	for _, h := range g.held {
 		consider(h.askedAt + int64(g.cfg.Retry))
+	}
+	if g.witnessedAt != 0 {
+		// Witness finality waits Grace after the last witness.
+		consider(g.witnessedAt + int64(g.cfg.Grace))
+	}
+	if g.lastRange != 0 && g.behind() {
+		consider(g.lastRange + int64(g.cfg.Retry))
+	}
+	if g.lost || g.diverged {
+		// checkLost's clocks: waiting for losers to rejoin us ends, no
+		// progress for MaxAge, support going stale.
+		if g.wonAt != 0 {
+			consider(g.wonAt + int64(g.cfg.MaxAge) + 1)
+		}
+		consider(g.headSince + int64(g.cfg.MaxAge) + 1)
+		for _, cl := range g.claims {
+			consider(cl.at + int64(g.cfg.MaxAge) + 1)
+		}
 	}
 	if best == 0 {
 		return time.Time{}
