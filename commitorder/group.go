@@ -1158,7 +1158,7 @@ func (g *Group) maybePropose() {
 		g.requeue(g.prop.intents)
 		g.prop = nil
 	}
-	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() {
+	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedGenesis() {
 		return
 	}
 	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
@@ -1181,6 +1181,31 @@ func (g *Group) maybePropose() {
 	g.prop = &proposal{parent: g.head.eid, intents: slices.Clone(g.queue), at: g.now}
 	g.queue = g.queue[:0]
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
+}
+
+// unconfirmedGenesis: our head is final (nothing else retained) and no
+// other member has been seen acting on it or later. That is a joiner whose
+// Welcome may be stale (delayed while the group moved on): committing on it
+// could beat a branch the group has already finalised past the window, so
+// it waits for one heartbeat. Everyone else's final head has been seen in
+// use by another member (witness, depth and age finality need one), so
+// this costs them nothing; a group of one has no one to wait for.
+func (g *Group) unconfirmedGenesis() bool {
+	h := g.head
+	if h != g.root || len(h.members) <= 1 {
+		return false
+	}
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		for _, ep := range a {
+			if ep >= h.epoch {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkLost emits Rejoin when our final branch is known to have lost:

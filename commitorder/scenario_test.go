@@ -487,3 +487,43 @@ func TestScenarioLateJoinerClaimNewerThanRootNoRejoin(t *testing.T) {
 	// Two others hold the sibling final: we defer to it.
 	headIs(t, g, theirs.Eid)
 }
+
+// A joiner's Welcome may arrive long after the group moved on. Committing
+// on its genesis at once could beat, at a fork the group has already
+// finalised past the window, the branch everyone is on (simulator seed
+// 15343: a stale joiner's removal rolled four epochs back and stranded a
+// member). It waits until another member is seen on its epoch or later.
+func TestScenarioStaleWelcomeJoinerWaitsForHeartbeat(t *testing.T) {
+	members := ids("a", "b", "c")
+	gen := Genesis{Eid: EpochID{0x77, 2}, Epoch: 2, Members: members, HasCommit: true,
+		Parent: EpochID{0x77, 1}, Class: ClassAdd, Committer: "a", Cid: CommitID{0x77}}
+	g, err := New(Config{}, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
+	eff := step(t, g, Tick{Now: at(time.Minute)})
+	if _, ok := findEffect[ProposeCommit](eff); ok {
+		t.Fatalf("joiner proposed on an unconfirmed genesis: %s", effectNames(eff))
+	}
+	// A heartbeat from a member on a newer epoch: we are behind, still no
+	// proposal, and we fetch.
+	eff = step(t, g, TipSeen{Member: "a", Eid: EpochID{0x77, 5}, Epoch: 5})
+	if _, ok := findEffect[ProposeCommit](eff); ok {
+		t.Fatalf("proposed while behind: %s", effectNames(eff))
+	}
+	if _, ok := findEffect[FetchRange](eff); !ok {
+		t.Fatalf("no range fetch when a member is ahead: %s", effectNames(eff))
+	}
+	// In a fresh group, a heartbeat on our genesis confirms it.
+	g, err = New(Config{}, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
+	step(t, g, Tick{Now: at(time.Minute)})
+	eff = step(t, g, TipSeen{Member: "b", Eid: gen.Eid, Epoch: 2})
+	if p, ok := findEffect[ProposeCommit](eff); !ok || p.Parent != gen.Eid {
+		t.Fatalf("no proposal after a member confirmed our genesis: %s", effectNames(eff))
+	}
+}

@@ -1377,3 +1377,13 @@ func TestSimulationRegressionLaggardClaimOlderThanGenesis(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSimulationRegressionStaleWelcomeCommit: a joiner committed a removal
+// on its genesis as soon as its (delayed) Welcome arrived, four epochs
+// behind the group; one member had finalised past that fork by depth and
+// had to rejoin inside the window (simulator seed 15343).
+func TestSimulationRegressionStaleWelcomeCommit(t *testing.T) {
+	if _, err := runSchedule(t, 15343, false, false); err != nil {
+		t.Fatal(err)
+	}
+}
