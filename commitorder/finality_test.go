@@ -225,3 +225,28 @@ func TestTipAheadFetchesRangeAndHoldsProposals(t *testing.T) {
 		t.Fatal("proposed while known to be behind")
 	}
 }
+
+// NextDeadline must report witness finality (Grace after the last witness):
+// a node that arms its timer from it would otherwise keep the old epoch's
+// secrets until some unrelated event arrives.
+func TestNextDeadlineCoversWitnessFinality(t *testing.T) {
+	cfg := Config{Grace: time.Second, MaxAge: time.Hour, Depth: 100, HardDepth: 200}
+	g0 := genesisOf(abc).Eid
+	g := newGroup(t, cfg, "alice", abc)
+	step(t, g, Tick{Now: at(10 * time.Second)})
+	c := mkCommit(g0, 2, "bob", ClassUpdate, abc, 1)
+	step(t, g, c)
+	step(t, g, Tick{Now: at(20 * time.Second)})
+	step(t, g, TipSeen{Member: "bob", Eid: c.Eid, Epoch: 2})
+	step(t, g, TipSeen{Member: "carol", Eid: c.Eid, Epoch: 2})
+	d := g.NextDeadline()
+	if want := at(21 * time.Second); !d.Equal(want) {
+		t.Fatalf("next deadline %v, want %v (witnessed at 20s, Grace 1s)", d.Sub(t0), want.Sub(t0))
+	}
+	if f := finalised(step(t, g, Tick{Now: d.Add(-time.Nanosecond)})); len(f) != 0 {
+		t.Fatalf("final before the deadline: %v", f)
+	}
+	if f := finalised(step(t, g, Tick{Now: d})); !slices.Equal(f, []EpochID{g0}) {
+		t.Fatalf("finalised %v at the deadline, want genesis", f)
+	}
+}

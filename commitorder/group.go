@@ -124,6 +124,30 @@ type Group struct {
 
 	claimStamp uint64
 
+	// mut counts changes to what behind and heldElsewhere read (evidence,
+	// claims, the tree, the head and the root), so settle reuses their
+	// results across events that changed none of it (most heartbeats).
+	// Derived, not serialised; caches are valid only when their stamp
+	// equals mut, and mut starts at 1.
+	mut       uint64
+	bmut      uint64 // like mut, for behind: acts, the tree and the head
+	behindMut uint64
+	behindVal bool
+	heldMut   uint64
+	heldVal   map[*node]*node
+	// witnessMut: noteWitnesses found the root not fully witnessed at
+	// this stamp.
+	witnessMut uint64
+	witnessLag MemberID // last member found not witnessing (a hint)
+	// histSet indexes history by epoch id; rebuilt when histKey changes.
+	histSet map[EpochID]struct{}
+	histKey histEntry
+	histLen int
+	// tipMut, sweepMut: the canonical chain and the outbox sweep are up
+	// to date at this stamp (neither depends on time).
+	tipMut   uint64
+	sweepMut uint64
+
 	delayEid EpochID
 	delay    time.Duration
 	delayOK  bool
@@ -169,6 +193,8 @@ func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) 
 
 func newEmpty(cfg Config, self MemberID) *Group {
 	return &Group{
+		mut:    1,
+		bmut:   1,
 		cfg:    cfg,
 		self:   self,
 		nodes:  make(map[EpochID]*node),
@@ -316,6 +342,8 @@ func (g *Group) commitSeen(e CommitSeen) error {
 	n.up = p
 	p.children = append(p.children, n)
 	g.nodes[n.eid] = n
+	g.mut++
+	g.bmut++
 	if e.Valid {
 		// Only authenticated commits are evidence: a forged one must not
 		// make its claimed author look like an equivocator.
@@ -433,6 +461,9 @@ func (g *Group) tipSeen(e TipSeen) error {
 	if e.Root != (EpochID{}) && e.Member != g.self {
 		// The latest heartbeat wins (a member that rejoined may report an
 		// older epoch than before).
+		if old, ok := g.claims[e.Member]; !ok || old.eid != e.Root {
+			g.mut++
+		}
 		g.claims[e.Member] = claim{e.Root, e.RootEpoch, g.now}
 	}
 	if g.nodes[e.Eid] == nil && !g.inHistory(e.Eid) && g.recentUnknown(e.Epoch) {
@@ -452,6 +483,18 @@ func (g *Group) recentUnknown(epoch uint64) bool {
 }
 
 func (g *Group) inHistory(eid EpochID) bool {
+	if len(g.history) > 8 {
+		last := g.history[len(g.history)-1]
+		if g.histSet == nil || g.histLen != len(g.history) || g.histKey != last {
+			g.histSet = make(map[EpochID]struct{}, len(g.history))
+			for _, h := range g.history {
+				g.histSet[h.eid] = struct{}{}
+			}
+			g.histLen, g.histKey = len(g.history), last
+		}
+		_, ok := g.histSet[eid]
+		return ok
+	}
 	for _, h := range g.history {
 		if h.eid == eid {
 			return true
@@ -487,6 +530,9 @@ func (g *Group) recordProof(m MemberID, eid EpochID, epoch uint64) {
 		a = make(map[EpochID]uint64, 2)
 		g.proofs[m] = a
 	}
+	if _, ok := a[eid]; !ok {
+		g.mut++
+	}
 	a[eid] = epoch
 }
 
@@ -503,6 +549,11 @@ func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
 		return
 	}
 	a[eid] = epoch
+	g.mut++
+	if g.nodes[eid] == nil || g.behindVal {
+		// An act on a known epoch can only clear being behind.
+		g.bmut++
+	}
 	if g.nodes[eid] != nil {
 		// A member acting on a known epoch at least as new as an unknown
 		// one it tipped before has moved on (it rejoined or we caught up).
@@ -534,6 +585,7 @@ func (g *Group) outboxAdded(e OutboxAdded) error {
 	if g.nodes[e.Eid] == nil {
 		return fmt.Errorf("%w: outbox entry in unknown epoch %v", ErrInvalidEvent, e.Eid)
 	}
+	g.mut++
 	if o := g.outbox[e.ID]; o != nil {
 		if !slices.Contains(o.copies, e.Eid) {
 			o.copies = append(o.copies, e.Eid)
@@ -552,7 +604,10 @@ func (g *Group) settle() {
 	// Finalising moves the root, which changes whose claims count; so
 	// recompute until the chain and the root agree.
 	for {
-		g.switchTo(g.canonicalTip())
+		if g.tipMut != g.mut {
+			g.switchTo(g.canonicalTip())
+			g.tipMut = g.mut
+		}
 		g.noteWitnesses()
 		root := g.root
 		g.advanceFinality()
@@ -563,7 +618,10 @@ func (g *Group) settle() {
 			break
 		}
 	}
-	g.sweepOutbox()
+	if g.sweepMut != g.mut {
+		g.sweepOutbox()
+		g.sweepMut = g.mut
+	}
 	g.retryFetches()
 	g.maybePropose()
 	g.checkLost()
@@ -664,6 +722,13 @@ func claimQuorum(members int) int {
 // no longer switch; it still can). Claims supporting the current canonical
 // chain change nothing and cost nothing.
 func (g *Group) heldElsewhere() map[*node]*node {
+	if g.heldMut != g.mut {
+		g.heldVal, g.heldMut = g.scanHeldElsewhere(), g.mut
+	}
+	return g.heldVal
+}
+
+func (g *Group) scanHeldElsewhere() map[*node]*node {
 	// Each member has one claim, so counting claims below a node counts
 	// distinct members. Marks avoid allocating per call.
 	g.claimStamp++
@@ -722,6 +787,8 @@ func (g *Group) switchTo(tip *node) {
 	}
 	g.head = tip
 	g.headSince = g.now
+	g.mut++
+	g.bmut++
 	if g.prop != nil && g.prop.parent != tip.eid {
 		g.requeue(g.prop.intents)
 		g.prop = nil
@@ -844,46 +911,51 @@ func (g *Group) otherOnChain(r *node) bool {
 
 // noteWitnesses records when the root became fully witnessed.
 func (g *Group) noteWitnesses() {
-	if g.witnessedAt != 0 {
+	if g.witnessedAt != 0 || g.witnessMut == g.mut {
 		return
 	}
+	g.witnessMut = g.mut
 	var c *node
 	for _, ch := range g.root.children {
 		if ch.canonical {
 			c = ch
 		}
 	}
-	if c != nil && g.witnessCount(g.root, len(g.root.members)) >= len(g.root.members) {
+	if c != nil && g.allWitnessed(g.root) {
 		g.witnessedAt = max(g.now, 1)
 	}
 }
 
-// witnessCount counts members of r (up to limit) seen acting on a canonical
-// epoch below r. We ourselves witness when our head is below r; when limit
-// is 1 only other members count (a quorum of at least one other).
-func (g *Group) witnessCount(r *node, limit int) int {
-	count := 0
+// allWitnessed reports whether every member of r has been seen acting on a
+// canonical epoch below r (we ourselves count when our head is below r).
+// The member that failed last time is checked first: it usually still
+// fails, which keeps this cheap in large groups.
+func (g *Group) allWitnessed(r *node) bool {
+	if g.witnessLag != "" && contains(r.members, g.witnessLag) && !g.witnessed(r, g.witnessLag) {
+		return false
+	}
 	for _, m := range r.members {
-		if m == g.self {
-			if limit > 1 && g.head.epoch > r.epoch {
-				count++
-			}
-			continue
-		}
-		for eid, ep := range g.acts[m] {
-			if ep <= r.epoch {
-				continue
-			}
-			if n := g.nodes[eid]; n != nil && n.canonical {
-				count++
-				break
-			}
-		}
-		if count >= limit {
-			return count
+		if !g.witnessed(r, m) {
+			g.witnessLag = m
+			return false
 		}
 	}
-	return count
+	return true
+}
+
+func (g *Group) witnessed(r *node, m MemberID) bool {
+	if m == g.self {
+		return len(r.members) > 1 && g.head.epoch > r.epoch
+	}
+	for eid, ep := range g.acts[m] {
+		if ep <= r.epoch {
+			continue
+		}
+		if n := g.nodes[eid]; n != nil && n.canonical {
+			return true
+		}
+	}
+	return false
 }
 
 // finalise deletes r (final) and every branch that forked at r other than c.
@@ -895,6 +967,8 @@ func (g *Group) finalise(r, c *node) {
 			dropped = appendSubtree(dropped, s)
 		}
 	}
+	g.mut++
+	g.bmut++
 	delete(g.nodes, r.eid)
 	for _, d := range dropped {
 		delete(g.nodes, d.eid)
@@ -950,6 +1024,8 @@ func appendSubtree(out []*node, n *node) []*node {
 }
 
 func (g *Group) pruneActs() {
+	g.mut++
+	g.bmut++
 	for m, a := range g.proofs {
 		for e := range a {
 			if g.nodes[e] == nil {
@@ -1041,6 +1117,13 @@ func (g *Group) retryFetches() {
 
 // behind: some member tipped an epoch we do not know, newer than our head.
 func (g *Group) behind() bool {
+	if g.behindMut != g.bmut {
+		g.behindVal, g.behindMut = g.scanBehind(), g.bmut
+	}
+	return g.behindVal
+}
+
+func (g *Group) scanBehind() bool {
 	for _, a := range g.acts {
 		for e, ep := range a {
 			if ep > g.head.epoch && g.nodes[e] == nil {
@@ -1075,7 +1158,7 @@ func (g *Group) maybePropose() {
 		g.requeue(g.prop.intents)
 		g.prop = nil
 	}
-	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() {
+	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedGenesis() {
 		return
 	}
 	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
@@ -1098,6 +1181,31 @@ func (g *Group) maybePropose() {
 	g.prop = &proposal{parent: g.head.eid, intents: slices.Clone(g.queue), at: g.now}
 	g.queue = g.queue[:0]
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
+}
+
+// unconfirmedGenesis: our head is final (nothing else retained) and no
+// other member has been seen acting on it or later. That is a joiner whose
+// Welcome may be stale (delayed while the group moved on): committing on it
+// could beat a branch the group has already finalised past the window, so
+// it waits for one heartbeat. Everyone else's final head has been seen in
+// use by another member (witness, depth and age finality need one), so
+// this costs them nothing; a group of one has no one to wait for.
+func (g *Group) unconfirmedGenesis() bool {
+	h := g.head
+	if h != g.root || len(h.members) <= 1 {
+		return false
+	}
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		for _, ep := range a {
+			if ep >= h.epoch {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkLost emits Rejoin when our final branch is known to have lost:
@@ -1136,9 +1244,16 @@ func (g *Group) checkLost() {
 			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
 				continue // too old to judge
 			}
-		} else if !recent || (cl.epoch > g.head.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
-			// A claim ahead of us may be our own future: we are behind,
-			// not stranded, unless we have made no progress for MaxAge.
+		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+			// A claim older than anything we remember may be our own
+			// ancestor held by a laggard (a joiner knows only its
+			// genesis and its parent): it proves nothing.
+			// A claim newer than our root may be a descendant of it that
+			// we have not fetched yet (a sibling of our head inside the
+			// window, as for a joiner whose Welcome arrived late): we are
+			// behind, not stranded, unless we have made no progress for
+			// MaxAge. Only a foreign epoch at a number we hold final proves
+			// another final chain at once.
 			continue
 		}
 		vouchers = append(vouchers, m)
@@ -1214,6 +1329,24 @@ func (g *Group) NextDeadline() time.Time {
 	}
 	for _, h := range g.held {
 		consider(h.askedAt + int64(g.cfg.Retry))
+	}
+	if g.witnessedAt != 0 {
+		// Witness finality waits Grace after the last witness.
+		consider(g.witnessedAt + int64(g.cfg.Grace))
+	}
+	if g.lastRange != 0 && g.behind() {
+		consider(g.lastRange + int64(g.cfg.Retry))
+	}
+	if g.lost || g.diverged {
+		// checkLost's clocks: waiting for losers to rejoin us ends, no
+		// progress for MaxAge, support going stale.
+		if g.wonAt != 0 {
+			consider(g.wonAt + int64(g.cfg.MaxAge) + 1)
+		}
+		consider(g.headSince + int64(g.cfg.MaxAge) + 1)
+		for _, cl := range g.claims {
+			consider(cl.at + int64(g.cfg.MaxAge) + 1)
+		}
 	}
 	if best == 0 {
 		return time.Time{}

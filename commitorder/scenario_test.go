@@ -447,3 +447,83 @@ func TestScenarioWinnerReAddsRemovedNoResend(t *testing.T) {
 func TestScenarioForgedCommitterIdentity(t *testing.T) {
 	TestInvalidCommitsNeverWin(t)
 }
+
+// A joiner whose Welcome arrived late, having heard a commit on a branch
+// that forked below its genesis, sees two members claim final an epoch
+// numbered like its head that it has not fetched yet (a sibling of its head
+// inside the window). That is being behind, not being stranded: it must
+// fetch, not rejoin (simulator seed 2592 before the fix).
+func TestScenarioLateJoinerClaimNewerThanRootNoRejoin(t *testing.T) {
+	members := ids("a", "b", "c", "d")
+	gen := Genesis{Eid: EpochID{0x6e, 5}, Epoch: 5, Members: members}
+	g, err := New(Config{}, "d", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := mkCommit(gen.Eid, 6, "a", ClassUpdate, members, 1)
+	theirs := mkCommit(gen.Eid, 6, "b", ClassUpdate, members, 2)
+	step(t, g, Tick{Now: at(10 * time.Millisecond)})
+	step(t, g, mine)
+	headIs(t, g, mine.Eid)
+	// A loser below our genesis, from an orphaned branch we never saw.
+	step(t, g, ParentMissing{Parent: EpochID{0x0f, 4}, ParentEpoch: 4, Cid: CommitID{0xcc}, Class: ClassUpdate, Committer: "c"})
+	var fetched bool
+	for i, m := range []MemberID{"b", "c"} {
+		eff := step(t, g, TipSeen{Member: m, Eid: theirs.Eid, Epoch: 6, Root: theirs.Eid, RootEpoch: 6})
+		if _, ok := findEffect[Rejoin](eff); ok {
+			t.Fatalf("tip %d: rejoin while the claimed epoch may descend from our root: %s", i, effectNames(eff))
+		}
+		if _, ok := findEffect[FetchRange](eff); ok {
+			fetched = true
+		}
+	}
+	if !fetched {
+		t.Fatal("no FetchRange for an unknown epoch claimed final")
+	}
+	eff := step(t, g, theirs)
+	if _, ok := findEffect[Rejoin](eff); ok {
+		t.Fatalf("rejoin after fetching the sibling: %s", effectNames(eff))
+	}
+	// Two others hold the sibling final: we defer to it.
+	headIs(t, g, theirs.Eid)
+}
+
+// A joiner's Welcome may arrive long after the group moved on. Committing
+// on its genesis at once could beat, at a fork the group has already
+// finalised past the window, the branch everyone is on (simulator seed
+// 15343: a stale joiner's removal rolled four epochs back and stranded a
+// member). It waits until another member is seen on its epoch or later.
+func TestScenarioStaleWelcomeJoinerWaitsForHeartbeat(t *testing.T) {
+	members := ids("a", "b", "c")
+	gen := Genesis{Eid: EpochID{0x77, 2}, Epoch: 2, Members: members, HasCommit: true,
+		Parent: EpochID{0x77, 1}, Class: ClassAdd, Committer: "a", Cid: CommitID{0x77}}
+	g, err := New(Config{}, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
+	eff := step(t, g, Tick{Now: at(time.Minute)})
+	if _, ok := findEffect[ProposeCommit](eff); ok {
+		t.Fatalf("joiner proposed on an unconfirmed genesis: %s", effectNames(eff))
+	}
+	// A heartbeat from a member on a newer epoch: we are behind, still no
+	// proposal, and we fetch.
+	eff = step(t, g, TipSeen{Member: "a", Eid: EpochID{0x77, 5}, Epoch: 5})
+	if _, ok := findEffect[ProposeCommit](eff); ok {
+		t.Fatalf("proposed while behind: %s", effectNames(eff))
+	}
+	if _, ok := findEffect[FetchRange](eff); !ok {
+		t.Fatalf("no range fetch when a member is ahead: %s", effectNames(eff))
+	}
+	// In a fresh group, a heartbeat on our genesis confirms it.
+	g, err = New(Config{}, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
+	step(t, g, Tick{Now: at(time.Minute)})
+	eff = step(t, g, TipSeen{Member: "b", Eid: gen.Eid, Epoch: 2})
+	if p, ok := findEffect[ProposeCommit](eff); !ok || p.Parent != gen.Eid {
+		t.Fatalf("no proposal after a member confirmed our genesis: %s", effectNames(eff))
+	}
+}
