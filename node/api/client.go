@@ -97,7 +97,8 @@ func (c *Client) read() {
 			break
 		}
 	}
-	c.conn.Close()
+	// Record why before closing, so that a write failing on the closed
+	// connection reports the cause, not just "closed pipe".
 	c.mu.Lock()
 	c.err = Errorf(CodeUnavailable, "api: connection to daemon closed: %v", err)
 	select {
@@ -110,6 +111,7 @@ func (c *Client) read() {
 		delete(c.calls, id)
 	}
 	c.mu.Unlock()
+	c.conn.Close()
 }
 
 // dispatch hands resp to its call. Frames for calls no longer registered
@@ -184,6 +186,11 @@ func (c *Client) write(req request) error {
 	defer c.writeMu.Unlock()
 	c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if err := c.enc.Encode(req); err != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.err != nil {
+			return c.err
+		}
 		return Errorf(CodeUnavailable, "api: sending to daemon: %v", err)
 	}
 	return nil
