@@ -55,7 +55,7 @@ func New(name string) *Fake {
 		self: api.Member{
 			Name:        name,
 			PeerID:      "12D3KooW" + strings.Repeat("A", 8) + name,
-			Fingerprint: fingerprint(name),
+			Fingerprint: Fingerprint(name),
 			Admin:       true,
 			Self:        true,
 		},
@@ -67,7 +67,8 @@ func New(name string) *Fake {
 	}
 }
 
-func fingerprint(name string) string {
+// Fingerprint is the fake safety fingerprint of a member called name.
+func Fingerprint(name string) string {
 	var sum uint32 = 2166136261
 	for _, b := range []byte(name) {
 		sum = (sum ^ uint32(b)) * 16777619
@@ -117,7 +118,7 @@ func (f *Fake) AddMember(group, name string, admin bool) error {
 	if err != nil {
 		return err
 	}
-	m := api.Member{Name: name, PeerID: "12D3KooW" + strings.Repeat("B", 8) + name, Fingerprint: fingerprint(name),
+	m := api.Member{Name: name, PeerID: "12D3KooW" + strings.Repeat("B", 8) + name, Fingerprint: Fingerprint(name),
 		Leaf: uint32(len(g.members)), Admin: admin}
 	g.members = append(g.members, m)
 	f.emit(api.Event{Kind: api.EventMemberAdded, Group: g.id, Member: &m})
@@ -286,7 +287,7 @@ func (f *Fake) Join(ctx context.Context, code string) (api.Group, error) {
 	delete(f.joinable, code)
 	f.seq++
 	g := &fakeGroup{id: fmt.Sprintf("%032x", 0xcd00+f.seq), name: name, epoch: 1,
-		members: []api.Member{{Name: "inviter", PeerID: "12D3KooWinviter", Fingerprint: fingerprint("inviter"), Admin: true}}}
+		members: []api.Member{{Name: "inviter", PeerID: "12D3KooWinviter", Fingerprint: Fingerprint("inviter"), Admin: true}}}
 	self := f.self
 	self.Admin = false
 	self.Leaf = 1
