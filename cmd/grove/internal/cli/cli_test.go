@@ -551,12 +551,12 @@ func TestHelp(t *testing.T) {
 
 func TestSanitize(t *testing.T) {
 	cases := map[string]string{
-		"plain":                 "plain",
-		"a\x1b[31mred":          `a\x1b[31mred`,
-		"new\nline":             `new\x0aline`,
-		"bidi \u202egnp.exe":    `bidi \u202egnp.exe`,
-		"bad \xff utf8":         "bad \uFFFD utf8",
-		"c1 \u009b control":     `c1 \x9b control`,
+		"plain":               "plain",
+		"a\x1b[31mred":        `a\x1b[31mred`,
+		"new\nline":           `new\x0aline`,
+		"bidi \u202egnp.exe":  `bidi \u202egnp.exe`,
+		"bad \xff utf8":       "bad \uFFFD utf8",
+		"c1 \u009b control":   `c1 \x9b control`,
 		"ünïcödé and emoji 🌳": "ünïcödé and emoji 🌳",
 	}
 	for in, want := range cases {
