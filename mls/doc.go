@@ -12,6 +12,21 @@
 //	hpke.go          Section 5.1.3: HPKE, DeriveKeyPair (RFC 9180, Section 7.1.3), EncryptWithLabel
 //	signature.go     Section 5.1.2: signature schemes, SignWithLabel / VerifyWithLabel
 //	treemath.go      Appendix C: array-based tree arithmetic
+//	framing.go       Section 6: Sender, FramedContent, AuthenticatedContent, PublicMessage, PrivateMessage, MLSMessage
+//	protect.go       Sections 6.2-6.3: MessageProtector (membership tag, content and sender-data encryption)
+//	keyschedule.go   Section 8: GroupContext, epoch secrets, exporter, external init, confirmation tag
+//	transcript.go    Section 8.2: confirmed and interim transcript hashes
+//	psk.go           Section 8.4: PreSharedKeyID, psk_secret
+//	secrettree.go    Section 9: secret tree, sender ratchets, deletion schedule
+//	keypackage.go    Section 10: KeyPackage, KeyPackageRef
+//	proposal.go      Section 12.1: proposals, ProposalOrRef, ProposalRef
+//	commit.go        Section 12.4: Commit
+//	welcome.go       Section 12.4.3: GroupInfo, GroupSecrets, Welcome
+//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types
+//	leafnode.go      Sections 7.2, 7.3: LeafNode, LeafNodeTBS, leaf validation
+//	tree.go          Sections 4, 7.1, 7.7-7.9, 12.4.3.3: the ratchet tree, forks, tree and parent hashes, ratchet_tree extension
+//	treevalidation.go Sections 7.3, 12.4.3.1: leaf node validation, validation of an imported tree
+//	treekem.go       Sections 7.4-7.6: UpdatePath creation and processing
 //	vectors*.go      the official interoperability test vectors (Section 2 of the test-vector spec)
 //
 // What this package is not for: transport, storage, ordering of concurrent

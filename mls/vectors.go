@@ -36,9 +36,23 @@ type vectorVerifier func(data []byte) ([]error, error)
 
 // vectorVerifiers maps a vector type, named as its file is, to its verifier.
 var vectorVerifiers = map[string]vectorVerifier{
-	"tree-math":       verifyTreeMathVectors,
-	"crypto-basics":   verifyCryptoBasicsVectors,
-	"deserialization": verifyDeserializationVectors,
+	"tree-math":          verifyTreeMathVectors,
+	"crypto-basics":      verifyCryptoBasicsVectors,
+	"deserialization":    verifyDeserializationVectors,
+	"key-schedule":       verifyKeyScheduleVectors,
+	"psk-secret":         verifyPSKSecretVectors,
+	"secret-tree":        verifySecretTreeVectors,
+	"transcript-hashes":  verifyTranscriptHashesVectors,
+	"messages":           verifyMessagesVectors,
+	"message-protection": verifyMessageProtectionVectors,
+	"welcome":            verifyWelcomeVectors,
+	"tree-operations":    verifyTreeOperationsVectors,
+	"tree-validation":    verifyTreeValidationVectors,
+	"treekem":            verifyTreeKEMVectors,
+
+	"passive-client-welcome":         verifyPassiveClientVectors,
+	"passive-client-handling-commit": verifyPassiveClientVectors,
+	"passive-client-random":          verifyPassiveClientVectors,
 }
 
 // VectorKinds lists the supported vector types in sorted order.

@@ -51,6 +51,9 @@ func TestOfficialVectors(t *testing.T) {
 				// psk_secret.json is named with an underscore upstream.
 				alt := filepath.Join(dir, underscored(kind)+".json")
 				if data, err = os.ReadFile(alt); err != nil {
+					if optionalVectorKinds[kind] {
+						t.Skipf("no %s vectors in %s", kind, dir)
+					}
 					t.Fatalf("vector file for %s: %v", kind, err)
 				}
 			}
@@ -68,6 +71,10 @@ func TestOfficialVectors(t *testing.T) {
 		})
 	}
 }
+
+// optionalVectorKinds are supported formats that the official set does not
+// always ship (passive-client-random is generated per run upstream).
+var optionalVectorKinds = map[string]bool{"passive-client-random": true}
 
 func underscored(kind string) string {
 	b := []byte(kind)

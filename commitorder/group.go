@@ -1,0 +1,1217 @@
+package commitorder
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// node is one known epoch: a retained state of the group.
+type node struct {
+	eid       EpochID
+	parent    EpochID // zero for the genesis root
+	epoch     uint64
+	cid       CommitID // commit that created it (zero for a bare genesis)
+	class     Class
+	committer MemberID
+	rank      Rank
+	members   []MemberID // sorted, unique
+	admins    []MemberID // sorted, unique
+	mlsValid  bool
+	// recent lists the committers of the last RateWindow commits up to and
+	// including this one: the rate limit is read from the chain itself.
+	recent []MemberID
+	seenAt int64 // unix nanoseconds at which the commit was first seen
+
+	own     bool
+	intents []IntentID
+	welcome bool
+
+	// Derived, not serialised.
+	up        *node
+	children  []*node
+	canonical bool
+}
+
+func (n *node) key() tuple { return tuple{n.class, n.rank, n.cid} }
+
+// histEntry remembers a final epoch and the commit that won on it, so a
+// sibling that arrives beyond the window can be judged.
+type histEntry struct {
+	eid   EpochID
+	epoch uint64
+	child tuple
+}
+
+// heldCommit waits for its parent state.
+type heldCommit struct {
+	cid         CommitID
+	parent      EpochID
+	parentEpoch uint64
+	askedAt     int64
+}
+
+// outEntry is an outbox entry: the epochs it has been encrypted in.
+type outEntry struct {
+	copies []EpochID
+}
+
+type claim struct {
+	eid   EpochID
+	epoch uint64
+	at    int64 // when last heard
+}
+
+type proposal struct {
+	parent  EpochID
+	intents []queuedIntent
+	at      int64
+}
+
+type queuedIntent struct {
+	id    IntentID
+	class Class
+}
+
+// Group is the commit-ordering state machine of one MLS group on one member.
+// It is not safe for concurrent use: one owner (the group's actor) calls it.
+type Group struct {
+	cfg  Config
+	self MemberID
+	now  int64
+
+	nodes map[EpochID]*node
+	root  *node // newest final canonical epoch
+	head  *node // tip of the canonical chain: the state the node is on
+
+	// acts records evidence that a member acted on an epoch (sent, tipped
+	// or committed on it): witnesses for finality and equivocation proofs.
+	// Epoch ids may be unknown to us (tips from members ahead).
+	acts map[MemberID]map[EpochID]uint64
+	// proofs is the part of that evidence that every member can obtain
+	// from the replicated log (commits and application messages, never
+	// tips), so validity computed from it is the same everywhere.
+	proofs map[MemberID]map[EpochID]uint64
+
+	// claims holds each member's latest claimed final epoch (from tips):
+	// a branch that others hold final wins over one we have not finalised.
+	claims map[MemberID]claim
+
+	held    map[CommitID]*heldCommit
+	history []histEntry // oldest first
+	outbox  map[MsgID]*outEntry
+	queue   []queuedIntent
+	prop    *proposal
+
+	// witnessedAt is when every member of the root was first seen on a
+	// descendant; witness finality waits Grace after it so messages sent
+	// just before those acts can still arrive.
+	witnessedAt int64
+	lastRange   int64
+	lost        bool   // a sibling that beat our final branch was seen
+	lostEpoch   uint64 // epoch of that sibling's parent
+	// won: a sibling of our final branch was seen and ours is better.
+	// diverged: a commit on an epoch at or below our root that is not on
+	// our chain was seen (another final chain exists, fork unseen).
+	won      bool
+	diverged bool
+	done     bool
+
+	delayEid EpochID
+	delay    time.Duration
+	delayOK  bool
+
+	out []Effect
+}
+
+// New starts the state machine of a group on genesis (creation, Welcome or
+// rejoin). now is the current time.
+func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) {
+	cfg = cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if self == "" {
+		return nil, fmt.Errorf("%w: empty self identity", ErrInvalidEvent)
+	}
+	members, ok := canonicalSet(gen.Members)
+	if !ok || len(members) == 0 {
+		return nil, fmt.Errorf("%w: genesis members", ErrInvalidEvent)
+	}
+	admins, ok := canonicalSet(gen.Admins)
+	if !ok {
+		return nil, fmt.Errorf("%w: genesis admins", ErrInvalidEvent)
+	}
+	g := newEmpty(cfg, self)
+	g.now = now.UnixNano()
+	root := &node{eid: gen.Eid, epoch: gen.Epoch, members: members, admins: admins, mlsValid: true, seenAt: g.now}
+	if gen.HasCommit {
+		if gen.Epoch == 0 || !gen.Class.valid() {
+			return nil, fmt.Errorf("%w: genesis commit", ErrInvalidEvent)
+		}
+		root.parent, root.cid, root.class, root.committer = gen.Parent, gen.Cid, gen.Class, gen.Committer
+		root.rank = RankOf(gen.Parent, gen.Committer)
+		g.history = append(g.history, histEntry{eid: gen.Parent, epoch: gen.Epoch - 1, child: root.key()})
+	}
+	g.nodes[root.eid] = root
+	g.root, g.head = root, root
+	root.canonical = true
+	return g, nil
+}
+
+func newEmpty(cfg Config, self MemberID) *Group {
+	return &Group{
+		cfg:    cfg,
+		self:   self,
+		nodes:  make(map[EpochID]*node),
+		acts:   make(map[MemberID]map[EpochID]uint64),
+		proofs: make(map[MemberID]map[EpochID]uint64),
+		held:   make(map[CommitID]*heldCommit),
+		claims: make(map[MemberID]claim),
+		outbox: make(map[MsgID]*outEntry),
+	}
+}
+
+// Head is the canonical epoch the node should be on.
+func (g *Group) Head() (EpochID, uint64) { return g.head.eid, g.head.epoch }
+
+// Root is the newest final epoch.
+func (g *Group) Root() (EpochID, uint64) { return g.root.eid, g.root.epoch }
+
+// Known reports whether the state of eid is retained.
+func (g *Group) Known(eid EpochID) bool { _, ok := g.nodes[eid]; return ok }
+
+// Retained lists the epochs whose states must be kept, sorted.
+func (g *Group) Retained() []EpochID {
+	out := make([]EpochID, 0, len(g.nodes))
+	for e := range g.nodes {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b EpochID) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// Members of the canonical head.
+func (g *Group) Members() []MemberID { return slices.Clone(g.head.members) }
+
+// Done reports whether Rejoin or Removed was emitted.
+func (g *Group) Done() bool { return g.done }
+
+// CommitDelay is how long after the head epoch appeared we wait before
+// committing on it: our position in the head's rank order times Delta.
+func (g *Group) CommitDelay() time.Duration {
+	if g.delayOK && g.delayEid == g.head.eid {
+		return g.delay
+	}
+	own := RankOf(g.head.eid, g.self)
+	pos := 0
+	for _, m := range g.head.members {
+		if m == g.self {
+			continue
+		}
+		r := RankOf(g.head.eid, m)
+		if bytes.Compare(r[:], own[:]) < 0 {
+			pos++
+		}
+	}
+	g.delayEid, g.delay, g.delayOK = g.head.eid, time.Duration(pos)*g.cfg.Delta, true
+	return g.delay
+}
+
+// Step feeds one event and returns the effects, in the order the node must
+// carry them out. On error the state is unchanged.
+func (g *Group) Step(ev Event) ([]Effect, error) {
+	if g.done {
+		return nil, ErrDone
+	}
+	g.out = g.out[:0]
+	var err error
+	switch e := ev.(type) {
+	case CommitSeen:
+		err = g.commitSeen(e)
+	case *CommitSeen:
+		err = g.commitSeen(*e)
+	case ParentMissing:
+		err = g.parentMissing(e)
+	case AppMessageSeen:
+		if err = g.actEvent(e.Sender, e.Eid, e.Epoch); err == nil {
+			g.recordProof(e.Sender, e.Eid, e.Epoch)
+		}
+	case TipSeen:
+		err = g.tipSeen(e)
+	case Tick:
+		if n := e.Now.UnixNano(); n > g.now {
+			g.now = n
+		}
+	case IntentQueued:
+		if !e.Class.valid() {
+			return nil, fmt.Errorf("%w: intent class %d", ErrInvalidEvent, e.Class)
+		}
+		g.queue = append(g.queue, queuedIntent{e.ID, e.Class})
+	case OutboxAdded:
+		err = g.outboxAdded(e)
+	default:
+		return nil, fmt.Errorf("%w: unknown event %T", ErrInvalidEvent, ev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.settle()
+	out := slices.Clone(g.out)
+	g.out = g.out[:0]
+	return out, nil
+}
+
+func (g *Group) emit(e Effect) { g.out = append(g.out, e) }
+
+func (g *Group) commitSeen(e CommitSeen) error {
+	p := g.nodes[e.Parent]
+	if p == nil {
+		return g.parentMissing(ParentMissing{Parent: e.Parent, ParentEpoch: e.Epoch - 1, Cid: e.Cid, Class: e.Class, Committer: e.Committer})
+	}
+	if old := g.nodes[e.Eid]; old != nil {
+		if old.cid == e.Cid && old.parent == e.Parent {
+			return nil // duplicate delivery
+		}
+		return fmt.Errorf("%w: epoch id %v reused", ErrInvalidEvent, e.Eid)
+	}
+	if e.Epoch != p.epoch+1 || !e.Class.valid() || e.Committer == "" || e.Eid == e.Parent {
+		return fmt.Errorf("%w: commit %v on %v", ErrInvalidEvent, e.Cid, e.Parent)
+	}
+	for _, c := range p.children {
+		if c.cid == e.Cid {
+			return fmt.Errorf("%w: commit %v seen with two epoch ids", ErrInvalidEvent, e.Cid)
+		}
+	}
+	members, ok := canonicalSet(e.Members)
+	if !ok || (e.Valid && len(members) == 0) {
+		return fmt.Errorf("%w: members of %v", ErrInvalidEvent, e.Eid)
+	}
+	admins, ok := canonicalSet(e.Admins)
+	if !ok {
+		return fmt.Errorf("%w: admins of %v", ErrInvalidEvent, e.Eid)
+	}
+	n := &node{
+		eid: e.Eid, parent: e.Parent, epoch: e.Epoch, cid: e.Cid, class: e.Class,
+		committer: e.Committer, rank: RankOf(e.Parent, e.Committer),
+		members: members, admins: admins, mlsValid: e.Valid, seenAt: g.now,
+		own: e.Own, welcome: e.Own && e.Welcome,
+	}
+	if e.Own {
+		n.intents = slices.Clone(e.Intents)
+		g.queue = slices.DeleteFunc(g.queue, func(q queuedIntent) bool { return slices.Contains(n.intents, q.id) })
+		if g.prop != nil && g.prop.parent == e.Parent {
+			g.prop = nil
+		}
+	}
+	n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
+	n.up = p
+	p.children = append(p.children, n)
+	g.nodes[n.eid] = n
+	if e.Valid {
+		// Only authenticated commits are evidence: a forged one must not
+		// make its claimed author look like an equivocator.
+		g.recordAct(e.Committer, p.eid, p.epoch)
+		g.recordProof(e.Committer, p.eid, p.epoch)
+	}
+	g.releaseHeld(n.eid)
+	return nil
+}
+
+func appendRecent(prev []MemberID, m MemberID, window int) []MemberID {
+	out := make([]MemberID, 0, min(len(prev)+1, window))
+	if len(prev)+1 > window {
+		prev = prev[len(prev)+1-window:]
+	}
+	out = append(out, prev...)
+	return append(out, m)
+}
+
+func (g *Group) releaseHeld(eid EpochID) {
+	var cids []CommitID
+	for cid, h := range g.held {
+		if h.parent == eid {
+			cids = append(cids, cid)
+			delete(g.held, cid)
+		}
+	}
+	if len(cids) > 0 {
+		sortCids(cids)
+		g.emit(Retry{Cids: cids})
+	}
+}
+
+func (g *Group) parentMissing(e ParentMissing) error {
+	if !e.Class.valid() {
+		return fmt.Errorf("%w: class %d", ErrInvalidEvent, e.Class)
+	}
+	if g.nodes[e.Parent] != nil {
+		g.emit(Retry{Cids: []CommitID{e.Cid}})
+		return nil
+	}
+	for _, h := range g.history {
+		if h.eid != e.Parent {
+			continue
+		}
+		// A sibling of a commit that is final for us. If it beats ours,
+		// our branch lost beyond the window.
+		d := tuple{e.Class, RankOf(e.Parent, e.Committer), e.Cid}
+		switch {
+		case d.cid == h.child.cid:
+		case d.less(h.child):
+			if !g.lost {
+				g.lost, g.lostEpoch = true, h.epoch
+			}
+		default:
+			g.won = true
+		}
+		return nil
+	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
+	}
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	if e.ParentEpoch < oldest {
+		return nil // older than anything we can still judge
+	}
+	if _, ok := g.held[e.Cid]; ok {
+		return nil
+	}
+	if len(g.held) >= g.cfg.MaxHeld {
+		return nil // bounded; the range fetch will bring it again
+	}
+	h := &heldCommit{cid: e.Cid, parent: e.Parent, parentEpoch: e.ParentEpoch, askedAt: g.now}
+	asked := false
+	for _, o := range g.held {
+		if o.parent == e.Parent {
+			asked = true
+			h.askedAt = o.askedAt
+			break
+		}
+	}
+	g.held[e.Cid] = h
+	if !asked {
+		g.emit(FetchParent{Eid: e.Parent})
+	}
+	return nil
+}
+
+func (g *Group) actEvent(m MemberID, eid EpochID, epoch uint64) error {
+	if m == "" {
+		return fmt.Errorf("%w: empty member", ErrInvalidEvent)
+	}
+	if n := g.nodes[eid]; n != nil && n.epoch != epoch {
+		return fmt.Errorf("%w: epoch number %d for %v (%d)", ErrInvalidEvent, epoch, eid, n.epoch)
+	}
+	g.recordAct(m, eid, epoch)
+	return nil
+}
+
+func (g *Group) tipSeen(e TipSeen) error {
+	if e.Root != (EpochID{}) && e.RootEpoch > e.Epoch {
+		return fmt.Errorf("%w: tip root newer than tip", ErrInvalidEvent)
+	}
+	if n := g.nodes[e.Root]; e.Root != (EpochID{}) && n != nil && n.epoch != e.RootEpoch {
+		return fmt.Errorf("%w: tip root epoch", ErrInvalidEvent)
+	}
+	if err := g.actEvent(e.Member, e.Eid, e.Epoch); err != nil {
+		return err
+	}
+	if e.Root != (EpochID{}) && e.Member != g.self {
+		// The latest heartbeat wins (a member that rejoined may report an
+		// older epoch than before).
+		g.claims[e.Member] = claim{e.Root, e.RootEpoch, g.now}
+	}
+	if g.nodes[e.Eid] == nil && !g.inHistory(e.Eid) && g.recentUnknown(e.Epoch) {
+		g.maybeFetchRange()
+	}
+	return nil
+}
+
+// recentUnknown: an unknown epoch at this number means we are behind or
+// diverged (not merely hearing an old tip from a laggard).
+func (g *Group) recentUnknown(epoch uint64) bool {
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	return epoch >= oldest
+}
+
+func (g *Group) inHistory(eid EpochID) bool {
+	for _, h := range g.history {
+		if h.eid == eid {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Group) maybeFetchRange() {
+	if g.lastRange != 0 && g.now < g.lastRange+int64(g.cfg.Retry) {
+		return
+	}
+	g.lastRange = g.now
+	loc := make([]EpochID, 0, 8)
+	for n := g.head; n != nil; n = n.up {
+		loc = append(loc, n.eid)
+	}
+	for i := len(g.history) - 1; i >= 0; i-- {
+		loc = append(loc, g.history[i].eid)
+	}
+	g.emit(FetchRange{Locator: loc})
+}
+
+const maxUnknownActs = 4
+
+// recordProof keeps replicated evidence about retained epochs only.
+func (g *Group) recordProof(m MemberID, eid EpochID, epoch uint64) {
+	if g.nodes[eid] == nil {
+		return
+	}
+	a := g.proofs[m]
+	if a == nil {
+		a = make(map[EpochID]uint64, 2)
+		g.proofs[m] = a
+	}
+	a[eid] = epoch
+}
+
+func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
+	if g.nodes[eid] == nil && epoch < g.root.epoch {
+		return
+	}
+	a := g.acts[m]
+	if a == nil {
+		a = make(map[EpochID]uint64, 2)
+		g.acts[m] = a
+	}
+	if _, ok := a[eid]; ok {
+		return
+	}
+	a[eid] = epoch
+	if g.nodes[eid] != nil {
+		// A member acting on a known epoch at least as new as an unknown
+		// one it tipped before has moved on (it rejoined or we caught up).
+		for e, ep := range a {
+			if ep <= epoch && g.nodes[e] == nil {
+				delete(a, e)
+			}
+		}
+		return
+	}
+	unknown := 0
+	var lowest EpochID
+	lowestEpoch := ^uint64(0)
+	for e, ep := range a {
+		if g.nodes[e] != nil {
+			continue
+		}
+		unknown++
+		if ep < lowestEpoch || (ep == lowestEpoch && bytes.Compare(e[:], lowest[:]) < 0) {
+			lowest, lowestEpoch = e, ep
+		}
+	}
+	if unknown > maxUnknownActs {
+		delete(a, lowest)
+	}
+}
+
+func (g *Group) outboxAdded(e OutboxAdded) error {
+	if g.nodes[e.Eid] == nil {
+		return fmt.Errorf("%w: outbox entry in unknown epoch %v", ErrInvalidEvent, e.Eid)
+	}
+	if o := g.outbox[e.ID]; o != nil {
+		if !slices.Contains(o.copies, e.Eid) {
+			o.copies = append(o.copies, e.Eid)
+		}
+		return nil
+	}
+	g.outbox[e.ID] = &outEntry{copies: []EpochID{e.Eid}}
+	return nil
+}
+
+// ---- the decision procedure ----
+
+// settle recomputes the canonical chain, switches branch if needed,
+// advances finality and proposes our commit when due.
+func (g *Group) settle() {
+	g.switchTo(g.canonicalTip())
+	g.noteWitnesses()
+	g.advanceFinality()
+	if g.done {
+		return
+	}
+	g.sweepOutbox()
+	g.retryFetches()
+	g.maybePropose()
+	g.checkLost()
+}
+
+// valid decides whether child c of p counts. It is a function of the
+// commits and the evidence known, never of arrival order.
+func (g *Group) valid(p, c *node) bool {
+	if !c.mlsValid || !contains(p.members, c.committer) {
+		return false
+	}
+	if c.class != ClassUpdate && len(p.admins) > 0 && !contains(p.admins, c.committer) {
+		return false
+	}
+	if c.class != ClassRemove && countOf(p.recent, c.committer) >= g.cfg.RateLimit {
+		return false
+	}
+	// Committing twice on one parent: only the lowest of them can count,
+	// so equivocating never helps.
+	for _, s := range p.children {
+		if s != c && s.mlsValid && s.committer == c.committer && s.key().less(c.key()) {
+			return false
+		}
+	}
+	// Committing on p after having acted on a rival branch below p, a
+	// rival that c would beat: the committer followed a worse branch while
+	// holding c, which is what withholding a better commit looks like.
+	// (If c loses to that rival anyway, invalidating it changes nothing;
+	// restricting the rule to better commits also means some child of p is
+	// always valid, so the rule can never stall the group.)
+	for eid, ep := range g.proofs[c.committer] {
+		if ep <= p.epoch {
+			continue
+		}
+		n := g.nodes[eid]
+		if n == nil {
+			continue
+		}
+		for n != nil && n.epoch > p.epoch+1 {
+			n = n.up
+		}
+		if n != nil && n.parent == p.eid && n != c && c.key().less(n.key()) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Group) bestChild(p *node) *node {
+	var best *node
+	for _, c := range p.children {
+		if g.valid(p, c) && (best == nil || c.key().less(best.key())) {
+			best = c
+		}
+	}
+	return best
+}
+
+// canonicalTip walks the fork choice from the root and marks the chain.
+func (g *Group) canonicalTip() *node {
+	for n := g.head; n != nil; n = n.up {
+		n.canonical = false
+	}
+	held := g.heldElsewhere()
+	n := g.root
+	n.canonical = true
+	for {
+		c := g.bestChild(n)
+		if h := held[n]; h != nil {
+			c = h
+		}
+		if c == nil {
+			return n
+		}
+		c.canonical = true
+		n = c
+	}
+}
+
+// claimQuorum is how many other members must hold a branch final before
+// we defer to it: two (one liar cannot move us), or one in a group of two.
+func claimQuorum(members int) int {
+	return max(1, min(2, members-1))
+}
+
+// heldElsewhere maps a retained epoch p to the child of p that other members
+// hold final. Fork choice never overrides finality: a member still inside
+// its window defers to a branch that a quorum of others finalised (they can
+// no longer switch; it still can). Claims supporting the current canonical
+// chain change nothing and cost nothing.
+func (g *Group) heldElsewhere() map[*node]*node {
+	var count map[*node]map[MemberID]bool
+	for m, cl := range g.claims {
+		n := g.nodes[cl.eid]
+		if n == nil || n == g.root || !contains(g.root.members, m) {
+			continue
+		}
+		if count == nil {
+			count = make(map[*node]map[MemberID]bool)
+		}
+		for ; n.up != nil; n = n.up {
+			if count[n] == nil {
+				count[n] = make(map[MemberID]bool)
+			}
+			count[n][m] = true
+		}
+	}
+	if count == nil {
+		return nil
+	}
+	out := make(map[*node]*node)
+	for n, ms := range count {
+		p := n.up
+		if len(ms) < claimQuorum(len(p.members)) || !g.valid(p, n) {
+			continue
+		}
+		if o := out[p]; o == nil || n.key().less(o.key()) {
+			out[p] = n
+		}
+	}
+	return out
+}
+
+func (g *Group) switchTo(tip *node) {
+	if tip == g.head {
+		return
+	}
+	// canonicalTip cleared flags along the old head path and set them along
+	// the new chain; nothing else was canonical.
+	old := g.head
+	f := commonAncestor(old, tip)
+	if f != old {
+		g.emit(RollbackTo{Eid: f.eid})
+		var orphaned []EpochID
+		for n := old; n != f; n = n.up {
+			orphaned = append(orphaned, n.eid)
+		}
+		g.emit(Orphaned{Eids: orphaned})
+	}
+	var path []*node
+	for n := tip; n != f; n = n.up {
+		path = append(path, n)
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		g.emit(Apply{Parent: path[i].parent, Cid: path[i].cid, Eid: path[i].eid})
+	}
+	g.head = tip
+	if g.prop != nil && g.prop.parent != tip.eid {
+		g.requeue(g.prop.intents)
+		g.prop = nil
+	}
+	if f != old {
+		g.resendOrphaned()
+	}
+}
+
+func commonAncestor(a, b *node) *node {
+	for a.epoch > b.epoch {
+		a = a.up
+	}
+	for b.epoch > a.epoch {
+		b = b.up
+	}
+	for a != b {
+		a, b = a.up, b.up
+	}
+	return a
+}
+
+// resendOrphaned re-sends outbox entries none of whose copies is canonical,
+// when the membership rule allows it.
+func (g *Group) resendOrphaned() {
+	var ids []MsgID
+	for id, o := range g.outbox {
+		if g.anyCanonical(o.copies) {
+			continue
+		}
+		last := g.nodes[o.copies[len(o.copies)-1]]
+		if last == nil || !contains(g.head.members, g.self) || !subset(g.head.members, last.members) {
+			continue // surfaced when its fork point becomes final
+		}
+		o.copies = append(o.copies, g.head.eid)
+		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		sortMsgIDs(ids)
+		g.emit(Resend{IDs: ids, To: g.head.eid})
+	}
+}
+
+func (g *Group) anyCanonical(eids []EpochID) bool {
+	for _, e := range eids {
+		if n := g.nodes[e]; n != nil && n.canonical {
+			return true
+		}
+	}
+	return false
+}
+
+// advanceFinality makes the root's canonical child the new root while the
+// root is final by the rules in the package doc.
+func (g *Group) advanceFinality() {
+	for {
+		r := g.root
+		var c *node
+		for _, ch := range r.children {
+			if ch.canonical {
+				c = ch
+			}
+		}
+		if c == nil {
+			break
+		}
+		if !g.rootFinal(r, c) {
+			break
+		}
+		g.finalise(r, c)
+		g.witnessedAt = 0
+		g.noteWitnesses()
+		if g.done {
+			return
+		}
+	}
+}
+
+// rootFinal applies the finality rules to the root r whose canonical child
+// is c.
+func (g *Group) rootFinal(r, c *node) bool {
+	if g.head.epoch >= r.epoch+uint64(g.cfg.HardDepth) {
+		return true
+	}
+	if g.now < c.seenAt+int64(g.cfg.Grace) {
+		return false
+	}
+	if g.head.epoch >= r.epoch+uint64(g.cfg.Depth) || g.now >= c.seenAt+int64(g.cfg.MaxAge) {
+		// Depth and age finalise only with a quorum: at least one other
+		// member on our chain. An isolated member keeps its states (up to
+		// HardDepth) rather than finalising a branch nobody else saw.
+		if len(r.members) <= 1 || !contains(g.head.members, g.self) || g.witnessCount(r, 1) >= 1 {
+			return true
+		}
+	}
+	if g.witnessedAt == 0 {
+		return false
+	}
+	return g.now >= g.witnessedAt+int64(g.cfg.Grace)
+}
+
+// noteWitnesses records when the root became fully witnessed.
+func (g *Group) noteWitnesses() {
+	if g.witnessedAt != 0 {
+		return
+	}
+	var c *node
+	for _, ch := range g.root.children {
+		if ch.canonical {
+			c = ch
+		}
+	}
+	if c != nil && g.witnessCount(g.root, len(g.root.members)) >= len(g.root.members) {
+		g.witnessedAt = max(g.now, 1)
+	}
+}
+
+// witnessCount counts members of r (up to limit) seen acting on a canonical
+// epoch below r. We ourselves witness when our head is below r; when limit
+// is 1 only other members count (a quorum of at least one other).
+func (g *Group) witnessCount(r *node, limit int) int {
+	count := 0
+	for _, m := range r.members {
+		if m == g.self {
+			if limit > 1 && g.head.epoch > r.epoch {
+				count++
+			}
+			continue
+		}
+		for eid, ep := range g.acts[m] {
+			if ep <= r.epoch {
+				continue
+			}
+			if n := g.nodes[eid]; n != nil && n.canonical {
+				count++
+				break
+			}
+		}
+		if count >= limit {
+			return count
+		}
+	}
+	return count
+}
+
+// finalise deletes r (final) and every branch that forked at r other than c.
+func (g *Group) finalise(r, c *node) {
+	g.emit(FinaliseEpoch{Eid: r.eid})
+	var dropped []*node
+	for _, s := range r.children {
+		if s != c {
+			dropped = appendSubtree(dropped, s)
+		}
+	}
+	delete(g.nodes, r.eid)
+	for _, d := range dropped {
+		delete(g.nodes, d.eid)
+	}
+	c.up = nil
+	g.root = c
+	g.history = append(g.history, histEntry{eid: r.eid, epoch: r.epoch, child: c.key()})
+	if len(g.history) > g.cfg.History {
+		g.history = slices.Delete(g.history, 0, len(g.history)-g.cfg.History)
+	}
+	if len(dropped) > 0 {
+		eids := make([]EpochID, len(dropped))
+		for i, d := range dropped {
+			eids[i] = d.eid
+		}
+		g.emit(DropBranch{Eids: eids})
+		for _, d := range dropped {
+			if d.own {
+				g.emit(CommitDiscarded{Cid: d.cid, Intents: d.intents})
+				g.requeue(carried(d))
+			}
+		}
+	}
+	if c.own {
+		g.emit(CommitSettled{Cid: c.cid, Intents: c.intents})
+		if c.welcome {
+			// RFC 9420, Section 14: a Welcome goes out only once its Commit
+			// is accepted.
+			g.emit(SendWelcome{Cid: c.cid})
+		}
+		c.own, c.intents, c.welcome = false, nil, false
+	}
+	g.pruneActs()
+	g.pruneHeld()
+	if !contains(c.members, g.self) {
+		ids := make([]MsgID, 0, len(g.outbox))
+		for id := range g.outbox {
+			ids = append(ids, id)
+		}
+		sortMsgIDs(ids)
+		g.emit(Removed{Outbox: ids})
+		clear(g.outbox)
+		g.done = true
+	}
+}
+
+func appendSubtree(out []*node, n *node) []*node {
+	out = append(out, n)
+	for _, c := range n.children {
+		out = appendSubtree(out, c)
+	}
+	return out
+}
+
+func (g *Group) pruneActs() {
+	for m, a := range g.proofs {
+		for e := range a {
+			if g.nodes[e] == nil {
+				delete(a, e)
+			}
+		}
+		if len(a) == 0 {
+			delete(g.proofs, m)
+		}
+	}
+	for m, a := range g.acts {
+		for e, ep := range a {
+			if g.nodes[e] == nil && ep <= g.root.epoch {
+				delete(a, e)
+			}
+		}
+		if len(a) == 0 {
+			delete(g.acts, m)
+		}
+	}
+}
+
+func (g *Group) pruneHeld() {
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	for cid, h := range g.held {
+		if h.parentEpoch < oldest {
+			delete(g.held, cid)
+		}
+	}
+}
+
+// sweepOutbox settles or surfaces outbox entries whose fate is decided.
+func (g *Group) sweepOutbox() {
+	var done, surfaced []MsgID
+	for id, o := range g.outbox {
+		live := o.copies[:0]
+		settled := false
+		for _, e := range o.copies {
+			if e == g.root.eid {
+				settled = true
+			}
+			if g.nodes[e] != nil {
+				live = append(live, e)
+			}
+		}
+		o.copies = live
+		switch {
+		case settled:
+			done = append(done, id)
+			delete(g.outbox, id)
+		case len(live) == 0:
+			surfaced = append(surfaced, id)
+			delete(g.outbox, id)
+		}
+	}
+	if len(surfaced) > 0 {
+		sortMsgIDs(surfaced)
+		g.emit(Surface{IDs: surfaced})
+	}
+	if len(done) > 0 {
+		sortMsgIDs(done)
+		g.emit(OutboxDone{IDs: done})
+	}
+}
+
+func (g *Group) retryFetches() {
+	parents := map[EpochID]bool{}
+	var ask []EpochID
+	for _, h := range g.held {
+		if g.now >= h.askedAt+int64(g.cfg.Retry) {
+			h.askedAt = g.now
+			if !parents[h.parent] {
+				parents[h.parent] = true
+				ask = append(ask, h.parent)
+			}
+		}
+	}
+	slices.SortFunc(ask, func(a, b EpochID) int { return bytes.Compare(a[:], b[:]) })
+	for _, p := range ask {
+		g.emit(FetchParent{Eid: p})
+	}
+	if g.behind() {
+		g.maybeFetchRange()
+	}
+}
+
+// behind: some member tipped an epoch we do not know, newer than our head.
+func (g *Group) behind() bool {
+	for _, a := range g.acts {
+		for e, ep := range a {
+			if ep > g.head.epoch && g.nodes[e] == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// requeue puts intents back in front of the queue, in their order.
+func (g *Group) requeue(qs []queuedIntent) {
+	if len(qs) == 0 {
+		return
+	}
+	g.queue = append(slices.Clone(qs), g.queue...)
+}
+
+// carried lists the intents of an own commit with the commit's class.
+func carried(n *node) []queuedIntent {
+	out := make([]queuedIntent, len(n.intents))
+	for i, id := range n.intents {
+		out[i] = queuedIntent{id: id, class: n.class}
+	}
+	return out
+}
+
+// maybePropose emits ProposeCommit once our avoidance delay on the head has
+// elapsed and nothing suggests the head is stale.
+func (g *Group) maybePropose() {
+	if g.prop != nil && g.now >= g.prop.at+int64(g.cfg.Retry) {
+		g.requeue(g.prop.intents)
+		g.prop = nil
+	}
+	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() {
+		return
+	}
+	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
+		// Our commit would be invalid, unless it only removes.
+		allRemove := true
+		for _, q := range g.queue {
+			allRemove = allRemove && q.class == ClassRemove
+		}
+		if !allRemove {
+			return
+		}
+	}
+	if g.now < g.head.seenAt+int64(g.CommitDelay()) {
+		return
+	}
+	ids := make([]IntentID, len(g.queue))
+	for i, q := range g.queue {
+		ids[i] = q.id
+	}
+	g.prop = &proposal{parent: g.head.eid, intents: slices.Clone(g.queue), at: g.now}
+	g.queue = g.queue[:0]
+	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
+}
+
+// checkLost emits Rejoin when our final branch is known to have lost:
+// (A) a sibling that beats our final commit at its fork point was seen, and
+// a quorum of members holds final epochs past that fork that are not ours;
+// or (B) commits not on our chain were seen at or below our root, we never
+// saw the fork (it is older than our history, as for a joiner whose
+// Welcome came from a branch that later lost), no other member holds our
+// chain final and a quorum holds another chain final.
+func (g *Group) checkLost() {
+	if !g.lost && !(g.diverged && !g.won) {
+		return
+	}
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	support := 0
+	var vouchers []MemberID
+	var target claim
+	for m, cl := range g.claims {
+		if m == g.self {
+			continue
+		}
+		recent := g.now-cl.at <= int64(g.cfg.MaxAge)
+		if g.nodes[cl.eid] != nil || g.inHistory(cl.eid) {
+			// Support must be current: a member silent for MaxAge (gone,
+			// or itself stranded) vouches for nothing.
+			if recent {
+				support++
+			}
+			continue
+		}
+		if g.lost {
+			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
+				continue // too old to judge
+			}
+		} else if !recent {
+			continue
+		}
+		vouchers = append(vouchers, m)
+		if cl.epoch > target.epoch || (cl.epoch == target.epoch && bytes.Compare(cl.eid[:], target.eid[:]) < 0) {
+			target = cl
+		}
+	}
+	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support > 0) {
+		return
+	}
+	slices.Sort(vouchers)
+	ids := make([]MsgID, 0, len(g.outbox))
+	for id := range g.outbox {
+		ids = append(ids, id)
+	}
+	sortMsgIDs(ids)
+	var intents []IntentID
+	for _, q := range g.queue {
+		intents = append(intents, q.id)
+	}
+	for _, n := range g.nodes {
+		if n.own {
+			intents = append(intents, n.intents...)
+		}
+	}
+	if g.prop != nil {
+		for _, q := range g.prop.intents {
+			intents = append(intents, q.id)
+		}
+	}
+	fork := g.lostEpoch
+	if !g.lost {
+		fork = oldest
+	}
+	g.emit(Rejoin{Outbox: ids, Intents: intents, ForkEpoch: fork, Target: target.eid, Vouchers: vouchers})
+	clear(g.outbox)
+	g.done = true
+}
+
+// noSupport reports whether no other member's latest final claim is on our
+// chain.
+func (g *Group) noSupport() bool {
+	for m, cl := range g.claims {
+		if m != g.self && (g.nodes[cl.eid] != nil || g.inHistory(cl.eid)) {
+			return false
+		}
+	}
+	return true
+}
+
+// NextDeadline is the earliest time at which a Tick could change anything,
+// or the zero time if none is pending. Drivers use it to arm a timer.
+func (g *Group) NextDeadline() time.Time {
+	best := int64(0)
+	consider := func(t int64) {
+		if t > g.now && (best == 0 || t < best) {
+			best = t
+		}
+	}
+	for _, c := range g.root.children {
+		if c.canonical {
+			consider(c.seenAt + int64(g.cfg.Grace))
+			consider(c.seenAt + int64(g.cfg.MaxAge))
+		}
+	}
+	if len(g.queue) > 0 && g.prop == nil {
+		consider(g.head.seenAt + int64(g.CommitDelay()))
+	}
+	if g.prop != nil {
+		consider(g.prop.at + int64(g.cfg.Retry))
+	}
+	for _, h := range g.held {
+		consider(h.askedAt + int64(g.cfg.Retry))
+	}
+	if best == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, best)
+}
+
+// ---- small helpers ----
+
+// canonicalSet sorts and checks for duplicates and empty identities.
+func canonicalSet(in []MemberID) ([]MemberID, bool) {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	for i, m := range out {
+		if m == "" || (i > 0 && out[i-1] == m) {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func contains(sorted []MemberID, m MemberID) bool {
+	_, ok := slices.BinarySearch(sorted, m)
+	return ok
+}
+
+// subset reports whether every element of a is in b (both sorted).
+func subset(a, b []MemberID) bool {
+	for _, m := range a {
+		if !contains(b, m) {
+			return false
+		}
+	}
+	return true
+}
+
+func countOf(s []MemberID, m MemberID) int {
+	n := 0
+	for _, x := range s {
+		if x == m {
+			n++
+		}
+	}
+	return n
+}
+
+func sortCids(c []CommitID) {
+	slices.SortFunc(c, func(a, b CommitID) int { return bytes.Compare(a[:], b[:]) })
+}
+
+func sortMsgIDs(c []MsgID) {
+	slices.SortFunc(c, func(a, b MsgID) int { return bytes.Compare(a[:], b[:]) })
+}

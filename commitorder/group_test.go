@@ -1,0 +1,338 @@
+package commitorder
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var abcd = ids("alice", "bob", "carol", "dave")
+
+// lowest returns the index of the commit the fork choice must pick.
+func lowest(cs []CommitSeen) int {
+	best := 0
+	for i, c := range cs {
+		ti := tuple{c.Class, RankOf(c.Parent, c.Committer), c.Cid}
+		tb := tuple{cs[best].Class, RankOf(cs[best].Parent, cs[best].Committer), cs[best].Cid}
+		if ti.less(tb) {
+			best = i
+		}
+	}
+	return best
+}
+
+func TestForkChoiceClassThenRankThenCid(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	cases := []struct {
+		name string
+		cs   []CommitSeen
+		want int
+	}{
+		{"remove beats update", []CommitSeen{
+			mkCommit(g0, 2, "alice", ClassUpdate, abcd, 1),
+			mkCommit(g0, 2, "bob", ClassRemove, ids("alice", "bob", "carol"), 1),
+		}, 1},
+		{"add beats update", []CommitSeen{
+			mkCommit(g0, 2, "carol", ClassUpdate, abcd, 1),
+			mkCommit(g0, 2, "dave", ClassAdd, append(ids("eve"), abcd...), 1),
+		}, 1},
+		{"remove beats add", []CommitSeen{
+			mkCommit(g0, 2, "carol", ClassAdd, append(ids("eve"), abcd...), 1),
+			mkCommit(g0, 2, "dave", ClassRemove, ids("alice", "bob", "dave"), 1),
+		}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lowest(tc.cs); got != tc.want {
+				t.Fatalf("reference order picks %d, want %d", got, tc.want)
+			}
+			permutations(len(tc.cs), func(p []int) {
+				g := newGroup(t, Config{}, "alice", abcd)
+				for _, i := range p {
+					step(t, g, tc.cs[i])
+				}
+				headIs(t, g, tc.cs[tc.want].Eid)
+			})
+		})
+	}
+}
+
+func TestForkChoiceSameClassRank(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	var cs []CommitSeen
+	for i, m := range abcd {
+		cs = append(cs, mkCommit(g0, 2, m, ClassUpdate, abcd, uint64(i)))
+	}
+	want := cs[lowest(cs)].Eid
+	// The winner is the lowest rank, which must not simply be the first
+	// member in name order for every parent (rank rotates).
+	permutations(len(cs), func(p []int) {
+		g := newGroup(t, Config{}, "bob", abcd)
+		for _, i := range p {
+			step(t, g, cs[i])
+		}
+		headIs(t, g, want)
+	})
+	winners := map[MemberID]bool{}
+	for salt := range uint64(16) {
+		p := EpochID{byte(salt), 7}
+		var sib []CommitSeen
+		for _, m := range abcd {
+			sib = append(sib, mkCommit(p, 2, m, ClassUpdate, abcd, 0))
+		}
+		winners[sib[lowest(sib)].Committer] = true
+	}
+	if len(winners) < 2 {
+		t.Fatalf("rank does not rotate across parents: winners %v", winners)
+	}
+}
+
+func TestDecidedAtFirstDivergence(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	a := mkCommit(g0, 2, "alice", ClassUpdate, abcd, 1)
+	b := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 1)
+	win, lose := a, b
+	if lowest([]CommitSeen{a, b}) == 1 {
+		win, lose = b, a
+	}
+	g := newGroup(t, Config{}, "carol", abcd)
+	step(t, g, lose)
+	// Pile three commits on the losing branch.
+	parent := lose
+	for i := range 3 {
+		c := mkCommit(parent.Eid, parent.Epoch+1, "dave", ClassRemove, abcd, uint64(i))
+		step(t, g, c)
+		parent = c
+	}
+	headIs(t, g, parent.Eid)
+	eff := step(t, g, win)
+	headIs(t, g, win.Eid)
+	rb, ok := findEffect[RollbackTo](eff)
+	if !ok || rb.Eid != g0 {
+		t.Fatalf("want rollback to genesis, got %s", effectNames(eff))
+	}
+	orph, _ := findEffect[Orphaned](eff)
+	if len(orph.Eids) != 4 || orph.Eids[0] != parent.Eid || orph.Eids[3] != lose.Eid {
+		t.Fatalf("orphaned %v", orph.Eids)
+	}
+	ap, _ := findEffect[Apply](eff)
+	if ap.Eid != win.Eid || ap.Parent != g0 {
+		t.Fatalf("apply %+v", ap)
+	}
+}
+
+func TestInvalidCommitsNeverWin(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	good := mkCommit(g0, 2, "carol", ClassUpdate, abcd, 1)
+	cases := map[string]func() CommitSeen{
+		"mls invalid": func() CommitSeen {
+			c := mkCommit(g0, 2, "bob", ClassRemove, ids("bob"), 1)
+			c.Valid = false
+			return c
+		},
+		"forged non-member identity": func() CommitSeen {
+			return mkCommit(g0, 2, "mallory", ClassRemove, ids("mallory"), 1)
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			bad := mk()
+			g := newGroup(t, Config{}, "alice", abcd)
+			step(t, g, bad)
+			headIs(t, g, g0)
+			step(t, g, good)
+			headIs(t, g, good.Eid)
+		})
+	}
+}
+
+func TestAdminsGateAddAndRemove(t *testing.T) {
+	gen := genesisOf(abcd)
+	gen.Admins = ids("alice")
+	g, err := New(Config{}, "carol", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := mkCommit(gen.Eid, 2, "bob", ClassRemove, ids("bob", "carol", "dave"), 1)
+	upd := mkCommit(gen.Eid, 2, "dave", ClassUpdate, abcd, 1)
+	step(t, g, rm)
+	step(t, g, upd)
+	headIs(t, g, upd.Eid)
+	adm := mkCommit(gen.Eid, 2, "alice", ClassRemove, ids("alice", "carol", "dave"), 1)
+	step(t, g, adm)
+	headIs(t, g, adm.Eid)
+}
+
+func TestDoubleCommitOnlyLowestCounts(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	e1 := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 1)
+	e2 := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 2)
+	lo, hi := e1, e2
+	if lowest([]CommitSeen{e1, e2}) == 1 {
+		lo, hi = e2, e1
+	}
+	for _, order := range [][]CommitSeen{{lo, hi}, {hi, lo}} {
+		g := newGroup(t, Config{}, "alice", abcd)
+		step(t, g, order[0])
+		step(t, g, order[1])
+		headIs(t, g, lo.Eid)
+		if g.valid(g.root, g.nodes[hi.Eid]) {
+			t.Fatal("higher equivocating sibling counted")
+		}
+	}
+}
+
+func TestCommitAfterActingOnRivalIsInvalid(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	a := mkCommit(g0, 2, "alice", ClassUpdate, abcd, 1)
+	// dave acts on alice's branch (a message, or a commit on it), then
+	// releases a better sibling of it: withheld, so invalid, in any order.
+	d := mkCommit(g0, 2, "dave", ClassRemove, ids("alice", "bob", "dave"), 1)
+	onA := mkCommit(a.Eid, 3, "dave", ClassUpdate, abcd, 2)
+	for i, order := range [][]Event{
+		{a, AppMessageSeen{Eid: a.Eid, Epoch: 2, Sender: "dave"}, d},
+		{d, a, AppMessageSeen{Eid: a.Eid, Epoch: 2, Sender: "dave"}},
+		{d, a, onA},
+		{a, d, onA},
+	} {
+		g := newGroup(t, Config{}, "bob", abcd)
+		for _, ev := range order {
+			step(t, g, ev)
+		}
+		if g.valid(g.root, g.nodes[d.Eid]) {
+			t.Fatalf("order %d: withheld better sibling counted", i)
+		}
+		if h, _ := g.Head(); h != a.Eid && h != onA.Eid {
+			t.Fatalf("order %d: head %v", i, h)
+		}
+	}
+	// A tip is not replicated evidence (not every member can obtain it), so
+	// it does not invalidate.
+	g := newGroup(t, Config{}, "bob", abcd)
+	step(t, g, a)
+	step(t, g, TipSeen{Member: "dave", Eid: a.Eid, Epoch: 2})
+	step(t, g, d)
+	headIs(t, g, d.Eid)
+	// Following a better rival is just following the fork choice: a losing
+	// commit whose author moved to the winner stays valid (and loses).
+	up := mkCommit(g0, 2, "dave", ClassUpdate, abcd, 3)
+	rm := mkCommit(g0, 2, "carol", ClassRemove, ids("carol", "dave", "bob"), 1)
+	g = newGroup(t, Config{}, "bob", abcd)
+	step(t, g, up)
+	step(t, g, rm)
+	step(t, g, AppMessageSeen{Eid: rm.Eid, Epoch: 2, Sender: "dave"})
+	if !g.valid(g.root, g.nodes[up.Eid]) {
+		t.Fatal("losing commit of a member that followed the winner made invalid")
+	}
+	headIs(t, g, rm.Eid)
+	// A forged (invalid) commit claiming alice's identity is no evidence
+	// against alice.
+	forged := mkCommit(a.Eid, 3, "alice", ClassUpdate, abcd, 5)
+	forged.Valid = false
+	alt := mkCommit(g0, 2, "alice", ClassRemove, ids("alice", "bob", "carol"), 1)
+	g = newGroup(t, Config{}, "bob", abcd)
+	step(t, g, a)
+	step(t, g, forged)
+	step(t, g, alt)
+	if !g.valid(g.root, g.nodes[alt.Eid]) {
+		t.Fatal("forged commit counted as equivocation evidence")
+	}
+}
+
+func TestRateLimitCapsUpdatesNotRemovals(t *testing.T) {
+	cfg := Config{RateLimit: 2, RateWindow: 4}
+	g := newGroup(t, cfg, "alice", abcd)
+	parent := genesisOf(abcd).Eid
+	epoch := uint64(1)
+	for i := range 2 {
+		c := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, uint64(i))
+		step(t, g, c)
+		headIs(t, g, c.Eid)
+		parent, epoch = c.Eid, epoch+1
+	}
+	spam := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, 9)
+	step(t, g, spam)
+	headIs(t, g, parent) // third update in the window does not count
+	rm := mkCommit(parent, epoch+1, "bob", ClassRemove, ids("alice", "bob", "carol"), 9)
+	step(t, g, rm)
+	headIs(t, g, rm.Eid)
+}
+
+func TestStepRejectsContradictions(t *testing.T) {
+	g0 := genesisOf(abcd).Eid
+	g := newGroup(t, Config{}, "alice", abcd)
+	c := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 1)
+	step(t, g, c)
+	bad := []Event{
+		func() CommitSeen { x := mkCommit(g0, 3, "bob", ClassUpdate, abcd, 2); return x }(),
+		func() CommitSeen { x := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 3); x.Eid = c.Eid; return x }(),
+		func() CommitSeen { x := mkCommit(g0, 2, "bob", 7, abcd, 3); return x }(),
+		func() CommitSeen { x := mkCommit(g0, 2, "bob", ClassUpdate, ids("a", "a"), 3); return x }(),
+		AppMessageSeen{Eid: c.Eid, Epoch: 9, Sender: "bob"},
+		OutboxAdded{ID: MsgID{1}, Eid: EpochID{9}},
+		IntentQueued{Class: 3},
+	}
+	for i, ev := range bad {
+		before, _ := g.MarshalBinary()
+		if _, err := g.Step(ev); !errors.Is(err, ErrInvalidEvent) {
+			t.Fatalf("%d: err %v", i, err)
+		}
+		after, _ := g.MarshalBinary()
+		if string(before) != string(after) {
+			t.Fatalf("%d: state changed on rejected event", i)
+		}
+	}
+	// Duplicates are harmless.
+	if eff := step(t, g, c); len(eff) != 0 {
+		t.Fatalf("duplicate produced %s", effectNames(eff))
+	}
+}
+
+func TestAvoidanceDelayByRank(t *testing.T) {
+	cfg := Config{Delta: 100 * time.Millisecond}
+	seen := map[time.Duration]bool{}
+	for _, m := range abcd {
+		g := newGroup(t, cfg, m, abcd)
+		d := g.CommitDelay()
+		if d%cfg.Delta != 0 || d >= time.Duration(len(abcd))*cfg.Delta {
+			t.Fatalf("%s delay %v", m, d)
+		}
+		seen[d] = true
+	}
+	if len(seen) != len(abcd) {
+		t.Fatalf("positions not distinct: %v", seen)
+	}
+	// The member with the largest delay proposes only after it elapses and
+	// not at all if a valid commit lands first.
+	var last MemberID
+	for _, m := range abcd {
+		g := newGroup(t, cfg, m, abcd)
+		if g.CommitDelay() == 3*cfg.Delta {
+			last = m
+		}
+	}
+	g := newGroup(t, cfg, last, abcd)
+	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassUpdate})
+	if eff := step(t, g, Tick{Now: at(250 * time.Millisecond)}); len(eff) != 0 {
+		t.Fatalf("proposed early: %s", effectNames(eff))
+	}
+	other := mkCommit(genesisOf(abcd).Eid, 2, "x", ClassUpdate, abcd, 1)
+	for _, m := range abcd {
+		if m != last {
+			other = mkCommit(genesisOf(abcd).Eid, 2, m, ClassUpdate, abcd, 1)
+			break
+		}
+	}
+	step(t, g, other)
+	eff := step(t, g, Tick{Now: at(310 * time.Millisecond)})
+	if p, ok := findEffect[ProposeCommit](eff); ok {
+		t.Fatalf("proposed on superseded parent: %+v", p)
+	}
+	// On the new head our delay restarts from when it was seen.
+	d := g.CommitDelay()
+	eff = step(t, g, Tick{Now: at(250*time.Millisecond + d)})
+	p, ok := findEffect[ProposeCommit](eff)
+	if !ok || p.Parent != other.Eid || len(p.Intents) != 1 {
+		t.Fatalf("want proposal on new head, got %s", effectNames(eff))
+	}
+}

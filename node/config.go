@@ -1,0 +1,147 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"grove/mls"
+	"grove/p2p"
+)
+
+// Clock is the node's source of time. commitorder takes time as a value; the
+// node reads it here so tests can substitute a fake.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Defaults of Config.
+const (
+	DefaultTipInterval    = 5 * time.Second
+	DefaultInviteExpiry   = 24 * time.Hour
+	DefaultSyncFanout     = 3
+	DefaultJoinTimeout    = 2 * time.Minute
+	DefaultPersistEvery   = time.Second
+	DefaultCipherSuite    = mls.CipherSuite(0x0001) // MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	DefaultCommitRate     = 8
+	defaultLogPage        = 50
+	defaultHeldMessages   = 4096
+	defaultSubscriberBuff = 256
+)
+
+// Config configures a Node. The zero value of every field except Home is a
+// usable default.
+type Config struct {
+	// Home is the device's data directory: the Pebble database (db/) and
+	// the libp2p key (peer.key). Required.
+	Home string
+	// Name is the display name bound into this device's credentials. It
+	// is required on first start and then remembered; a different non-empty
+	// Name later is an error (credentials already carry the old one).
+	Name string
+
+	// P2P configures the libp2p host (listen addresses, bootstrap peers,
+	// mDNS, limits). IdentityFile and PeerstoreFile default to files in Home.
+	P2P p2p.Config
+	// Network, if set, is used instead of a libp2p host (tests use a
+	// p2p.MemNode). The node does not close it.
+	Network p2p.Network
+
+	// Clock defaults to the system clock.
+	Clock Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// CipherSuite for new groups and key packages. Default 0x0001.
+	CipherSuite mls.CipherSuite
+
+	// CommitDelta is commitorder's avoidance delay step (position × delta
+	// before committing). Default commitorder.DefaultDelta.
+	CommitDelta time.Duration
+	// FinalityDepth (W) and FinalityAge (T): an epoch is final once the
+	// chain is W epochs past it or it has been superseded for T. Defaults
+	// commitorder.DefaultDepth and commitorder.DefaultMaxAge.
+	FinalityDepth int
+	FinalityAge   time.Duration
+	// FinalityGrace: no epoch is deleted sooner than this after its
+	// successor was seen. Default commitorder.DefaultGrace, capped at
+	// FinalityAge.
+	FinalityGrace time.Duration
+	// CommitRate is the per-member commit rate limit written into the
+	// policy of groups this device creates. Default DefaultCommitRate.
+	CommitRate int
+	// TipInterval is how often a member gossips its signed tip. Default
+	// DefaultTipInterval.
+	TipInterval time.Duration
+	// InviteExpiry is how long an invite code stays valid. Default
+	// DefaultInviteExpiry.
+	InviteExpiry time.Duration
+	// SyncFanout is how many members a node that is behind asks at once.
+	// Default DefaultSyncFanout.
+	SyncFanout int
+	// PersistEvery bounds how long a received message's key consumption
+	// stays unpersisted (own sends are persisted at once). Default
+	// DefaultPersistEvery.
+	PersistEvery time.Duration
+}
+
+// ErrInvalidConfig is wrapped by Validate's errors.
+var ErrInvalidConfig = errors.New("node: invalid config")
+
+// Validate reports whether the config is usable (after defaults).
+func (c *Config) Validate() error {
+	if c.Home == "" {
+		return fmt.Errorf("%w: Home is required", ErrInvalidConfig)
+	}
+	if c.Name != "" {
+		if err := validName(c.Name); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	if c.CommitDelta < 0 || c.FinalityAge < 0 || c.FinalityGrace < 0 || c.TipInterval < 0 ||
+		c.InviteExpiry < 0 || c.SyncFanout < 0 || c.FinalityDepth < 0 || c.PersistEvery < 0 {
+		return fmt.Errorf("%w: negative durations or counts", ErrInvalidConfig)
+	}
+	if c.CommitRate < 0 || c.CommitRate > 255 {
+		return fmt.Errorf("%w: commit rate %d", ErrInvalidConfig, c.CommitRate)
+	}
+	if c.CipherSuite != 0 {
+		if _, err := c.CipherSuite.Suite(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.CipherSuite == 0 {
+		c.CipherSuite = DefaultCipherSuite
+	}
+	if c.CommitRate == 0 {
+		c.CommitRate = DefaultCommitRate
+	}
+	if c.TipInterval == 0 {
+		c.TipInterval = DefaultTipInterval
+	}
+	if c.InviteExpiry == 0 {
+		c.InviteExpiry = DefaultInviteExpiry
+	}
+	if c.SyncFanout == 0 {
+		c.SyncFanout = DefaultSyncFanout
+	}
+	if c.PersistEvery == 0 {
+		c.PersistEvery = DefaultPersistEvery
+	}
+	return c
+}

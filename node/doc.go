@@ -1,0 +1,23 @@
+// Package node is Grove's application core: it wires mls (the RFC 9420 state
+// machine), commitorder (which concurrent Commit is canonical), store (the
+// device's Pebble database) and p2p (gossip, streams, peers) into a
+// serverless group messenger, and implements the local API (api.Service)
+// that the grove CLI and any UI use.
+//
+// Shape (ARCHITECTURE.md, sections 1, 3 and 6): one actor goroutine per
+// group owns that group's MLS states (one per retained epoch, keyed by epoch
+// id), its commitorder state machine and its outbox; everything else talks
+// to it through closures run on the actor. The send path is outbox first,
+// then encrypt in the canonical epoch, log, publish; the receive path is
+// validator, actor, dedup by hash, log, decrypt with the matching retained
+// epoch, commitorder for Commits, view and search index, events.
+//
+// Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
+// only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the
+// log since an epoch, served only to peers whose credential is in the group).
+// Members gossip signed tips (epoch, epoch id) on the group topic so that a
+// member that is behind notices and catches up.
+//
+// The package is not a wire-level library: the formats in wire.go are
+// Grove's own and versioned; it is not a UI, and it never logs plaintext.
+package node

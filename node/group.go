@@ -1,0 +1,1150 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/commitorder"
+	"grove/mls"
+	"grove/node/api"
+	"grove/p2p"
+	"grove/store"
+)
+
+// Local intent kinds beyond those carried in intent messages.
+const (
+	intentUpdate intentKind = 10 // rotate our own keys
+	intentAdd    intentKind = 11 // add the holder of a KeyPackage (invite)
+)
+
+// intent is a change this device will commit when commitorder says so.
+type intent struct {
+	id     commitorder.IntentID
+	kind   intentKind
+	target []byte          // remove/leave: credential identity
+	kp     *mls.KeyPackage // add
+	join   chan joinResult // add: where the Welcome goes once accepted
+}
+
+func (it *intent) class() commitorder.Class {
+	switch it.kind {
+	case intentAdd:
+		return commitorder.ClassAdd
+	case intentUpdate:
+		return commitorder.ClassUpdate
+	}
+	return commitorder.ClassRemove
+}
+
+type joinResult struct {
+	welcome []byte
+	err     error
+}
+
+// ownCommit is a Commit this device made and has not settled yet.
+type ownCommit struct {
+	welcome []byte
+	intents []commitorder.IntentID
+}
+
+// groupActor owns one group's state. Only its goroutine touches the fields
+// below quit; others reach it through do and deliver.
+type groupActor struct {
+	n       *Node
+	log     *slog.Logger
+	id      []byte
+	hexID   string
+	name    string
+	created time.Time
+
+	cmds    chan func()
+	inbound chan []byte
+	quit    chan struct{}
+	done    chan struct{}
+	sub     p2p.Subscription
+
+	co         *commitorder.Group
+	epochs     map[commitorder.EpochID]*mls.Group
+	own        map[commitorder.CommitID]*ownCommit
+	intents    map[commitorder.IntentID]*intent
+	held       [][]byte
+	seen       map[[32]byte]struct{}
+	dirty      map[commitorder.EpochID]bool
+	removed    bool
+	stale      bool // commitorder asked for a rejoin we do not do yet
+	lastSync   time.Time
+	syncs      int // sync requests in flight
+	tipCount   int
+	selfRemove map[commitorder.EpochID]bool
+}
+
+func (n *Node) coConfig(rate int) commitorder.Config {
+	c := commitorder.Config{
+		Depth: n.cfg.FinalityDepth, MaxAge: n.cfg.FinalityAge, Grace: n.cfg.FinalityGrace,
+		Delta: n.cfg.CommitDelta, RateLimit: rate,
+	}.EnsureDefaults()
+	if c.Grace > c.MaxAge {
+		c.Grace = c.MaxAge
+	}
+	if c.Retry > c.MaxAge {
+		c.Retry = max(c.MaxAge, 50*time.Millisecond)
+	}
+	if c.RateWindow < c.RateLimit {
+		c.RateWindow = c.RateLimit
+	}
+	return c
+}
+
+func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
+	hexID := hex.EncodeToString(id)
+	return &groupActor{
+		n: n, log: n.log.With("group", hexID[:8]), id: id, hexID: hexID, name: name, created: created,
+		cmds: make(chan func()), inbound: make(chan []byte, 256),
+		quit: make(chan struct{}), done: make(chan struct{}),
+		epochs:     make(map[commitorder.EpochID]*mls.Group),
+		own:        make(map[commitorder.CommitID]*ownCommit),
+		intents:    make(map[commitorder.IntentID]*intent),
+		seen:       make(map[[32]byte]struct{}),
+		dirty:      make(map[commitorder.EpochID]bool),
+		selfRemove: make(map[commitorder.EpochID]bool),
+	}
+}
+
+func epochID(g *mls.Group) (commitorder.EpochID, error) {
+	var e commitorder.EpochID
+	b, err := g.Export("grove epoch id", nil, 16)
+	if err != nil {
+		return e, fmt.Errorf("node: epoch id: %w", err)
+	}
+	copy(e[:], b)
+	return e, nil
+}
+
+func memberIDs(g *mls.Group) []commitorder.MemberID {
+	var out []commitorder.MemberID
+	for _, m := range g.Members() {
+		out = append(out, commitorder.MemberID(m.Identity))
+	}
+	return out
+}
+
+func adminIDs(g *mls.Group) []commitorder.MemberID {
+	var out []commitorder.MemberID
+	for _, a := range groupPolicy(g).Admins {
+		out = append(out, commitorder.MemberID(a))
+	}
+	return out
+}
+
+// loadGroup rebuilds a group's actor from the store.
+func (n *Node) loadGroup(id []byte) (*groupActor, error) {
+	meta, err := n.db.Group(id)
+	if err != nil {
+		return nil, err
+	}
+	a := newActor(n, id, meta.Name, meta.Created)
+	states, err := n.db.EpochStates(id)
+	if err != nil {
+		return nil, err
+	}
+	rate := DefaultCommitRate
+	for _, st := range states {
+		g, err := mls.UnmarshalGroup(st.State)
+		if err != nil {
+			return nil, fmt.Errorf("node: epoch state: %w", err)
+		}
+		a.epochs[commitorder.EpochID(st.EID)] = g
+		if p := groupPolicy(g); p.RateLimit > 0 {
+			rate = int(p.RateLimit)
+		}
+	}
+	a.co, err = commitorder.Unmarshal(n.coConfig(rate), meta.Data)
+	if err != nil {
+		return nil, fmt.Errorf("node: commit order state: %w", err)
+	}
+	a.removed = a.co.Done()
+	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed {
+		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
+	}
+	return a, nil
+}
+
+// startActor registers the actor, subscribes to the group topic and starts
+// the actor goroutine (and its subscription reader).
+func (n *Node) startActor(a *groupActor) {
+	n.mu.Lock()
+	n.groups[a.hexID] = a
+	n.mu.Unlock()
+	if !a.removed {
+		sub, err := n.net.Subscribe(p2p.GroupID(a.id), a.validate)
+		if err != nil {
+			a.log.Warn("subscribe failed", "err", err)
+		} else {
+			a.sub = sub
+		}
+	}
+	n.wg.Add(1)
+	go a.run()
+}
+
+// stop ends the actor and waits for it.
+func (a *groupActor) stop() {
+	select {
+	case <-a.quit:
+	default:
+		close(a.quit)
+	}
+	<-a.done
+}
+
+// do runs fn on the actor and returns its error.
+func (a *groupActor) do(ctx context.Context, fn func() error) error {
+	errc := make(chan error, 1)
+	f := func() { errc <- fn() }
+	select {
+	case a.cmds <- f:
+	case <-a.done:
+		return api.Errorf(api.CodeUnavailable, "group is closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// post runs fn on the actor without waiting; it is dropped if the actor
+// has stopped.
+func (a *groupActor) post(fn func()) {
+	select {
+	case a.cmds <- fn:
+	case <-a.done:
+	}
+}
+
+func (a *groupActor) run() {
+	defer a.n.wg.Done()
+	defer close(a.done)
+	readerDone := make(chan struct{})
+	if a.sub != nil {
+		go a.readSub(readerDone)
+	} else {
+		close(readerDone)
+	}
+	defer func() {
+		if a.sub != nil {
+			a.sub.Close()
+		}
+		<-readerDone
+		a.flush()
+	}()
+	tips := time.NewTicker(a.n.cfg.TipInterval)
+	defer tips.Stop()
+	persist := time.NewTicker(a.n.cfg.PersistEvery)
+	defer persist.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
+	a.replayOutbox()
+	for {
+		d := time.Hour
+		if !a.removed {
+			if dl := a.co.NextDeadline(); !dl.IsZero() {
+				d = max(dl.Sub(a.n.cfg.Clock.Now()), time.Millisecond)
+			}
+		}
+		timer.Reset(d)
+		select {
+		case <-a.quit:
+			return
+		case f := <-a.cmds:
+			f()
+		case data := <-a.inbound:
+			a.receive(data)
+		case <-timer.C:
+			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
+		case <-tips.C:
+			a.sendTip()
+			a.tipCount++
+			// Periodic anti-entropy with one member covers gossip that
+			// was lost while the mesh formed.
+			if a.tipCount%10 == 0 {
+				a.requestSync("", true)
+			}
+		case <-persist.C:
+			a.flush()
+		}
+	}
+}
+
+func (a *groupActor) readSub(done chan struct{}) {
+	defer close(done)
+	for {
+		m, err := a.sub.Next(a.n.ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case a.inbound <- m.Data:
+		case <-a.quit:
+			return
+		}
+	}
+}
+
+// validate is the gossip validator: cheap structural checks only (size,
+// MLSMessage parse, group id binding, tip parse). Runs on p2p's goroutines.
+func (a *groupActor) validate(_ context.Context, _ peer.ID, data []byte) p2p.ValidationResult {
+	if len(data) == 0 || len(data) > store.MaxMLSMessageLen {
+		return p2p.Reject
+	}
+	if isTip(data) {
+		t, err := unmarshalTip(data)
+		if err != nil || !bytes.Equal(t.Group, a.id) {
+			return p2p.Reject
+		}
+		return p2p.Accept
+	}
+	gid, _, _, err := frameInfo(data)
+	if err != nil || !bytes.Equal(gid, a.id) {
+		return p2p.Reject
+	}
+	return p2p.Accept
+}
+
+// frameInfo parses an MLSMessage and returns the group id, epoch and
+// whether it is a handshake (commit or proposal) message.
+func frameInfo(data []byte) (group []byte, epoch uint64, commit bool, err error) {
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	switch m.WireFormat {
+	case mls.WireFormatPublicMessage:
+		c := &m.PublicMessage.Content
+		return c.GroupID, c.Epoch, c.ContentType == mls.ContentTypeCommit, nil
+	case mls.WireFormatPrivateMessage:
+		p := m.PrivateMessage
+		return p.GroupID, p.Epoch, p.ContentType == mls.ContentTypeCommit, nil
+	}
+	return nil, 0, false, fmt.Errorf("%w: wire format %d on a group topic", ErrMalformed, m.WireFormat)
+}
+
+// ---- commitorder ----
+
+// step feeds commitorder and carries out its effects in order.
+func (a *groupActor) step(ev commitorder.Event) {
+	if a.removed {
+		return
+	}
+	effects, err := a.co.Step(ev)
+	if err != nil {
+		a.log.Debug("commitorder rejected event", "event", fmt.Sprintf("%T", ev), "err", err)
+		return
+	}
+	for _, e := range effects {
+		a.effect(e)
+	}
+	a.saveOrder()
+}
+
+func (a *groupActor) saveOrder() {
+	data, err := a.co.MarshalBinary()
+	if err != nil {
+		a.log.Error("marshal commit order", "err", err)
+		return
+	}
+	if err := a.n.db.PutGroup(a.id, store.GroupMeta{Name: a.name, Created: a.created, Data: data}); err != nil {
+		a.log.Error("save group", "err", err)
+	}
+}
+
+func (a *groupActor) head() (commitorder.EpochID, *mls.Group) {
+	eid, _ := a.co.Head()
+	return eid, a.epochs[eid]
+}
+
+func (a *groupActor) effect(e commitorder.Effect) {
+	n := a.n
+	switch e := e.(type) {
+	case commitorder.RollbackTo:
+		a.log.Info("rolling back to fork point", "eid", e.Eid)
+	case commitorder.Apply:
+		g := a.epochs[e.Eid]
+		n.metrics.epochs.Add(1)
+		if g != nil {
+			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
+			a.memberEvents(a.epochs[e.Parent], g)
+		}
+	case commitorder.Orphaned:
+		n.metrics.forks.Add(1)
+		for _, eid := range e.Eids {
+			if g := a.epochs[eid]; g != nil {
+				n.db.OrphanEpoch(a.id, store.EpochID(eid), g.Epoch())
+			}
+		}
+		n.emit(api.Event{Kind: api.EventForkResolved, Group: a.hexID, Time: n.cfg.Clock.Now(),
+			Detail: fmt.Sprintf("%d epoch(s) undone by a concurrent commit", len(e.Eids))})
+	case commitorder.Resend:
+		for _, id := range e.IDs {
+			a.resend(id)
+		}
+	case commitorder.Surface:
+		for _, id := range e.IDs {
+			n.db.SetMessageFlags(a.id, store.MessageID(id), store.FlagOrphanedBranch)
+		}
+	case commitorder.OutboxDone:
+		for _, id := range e.IDs {
+			n.db.DeleteOutbox(a.id, store.MessageID(id))
+		}
+	case commitorder.FinaliseEpoch:
+		a.dropEpoch(e.Eid, true)
+	case commitorder.DropBranch:
+		for _, eid := range e.Eids {
+			a.dropEpoch(eid, false)
+		}
+	case commitorder.ProposeCommit:
+		a.commit(e.Parent, e.Intents)
+	case commitorder.CommitSettled:
+		oc := a.own[e.Cid]
+		for _, id := range e.Intents {
+			if it := a.intents[id]; it != nil && it.join == nil {
+				delete(a.intents, id)
+			}
+		}
+		if oc != nil && oc.welcome == nil {
+			delete(a.own, e.Cid)
+		}
+	case commitorder.CommitDiscarded:
+		delete(a.own, e.Cid)
+	case commitorder.SendWelcome:
+		oc := a.own[e.Cid]
+		delete(a.own, e.Cid)
+		if oc == nil {
+			return
+		}
+		for _, id := range oc.intents {
+			if it := a.intents[id]; it != nil && it.join != nil {
+				it.join <- joinResult{welcome: oc.welcome}
+				delete(a.intents, id)
+			}
+		}
+	case commitorder.FetchParent, commitorder.FetchRange:
+		a.requestSync("", false)
+	case commitorder.Retry:
+		// Commits with unknown parents are not held by the node (they are
+		// fetched again by sync), so there is nothing to re-feed.
+	case commitorder.Rejoin:
+		a.stale = true
+		a.log.Warn("this device's branch lost beyond the retention window; rejoin by a new invite", "fork_epoch", e.ForkEpoch)
+		n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(),
+			Detail: "this device fell behind beyond the retention window and must be invited again"})
+	case commitorder.Removed:
+		a.removed = true
+		for eid, g := range a.epochs {
+			g.Erase()
+			delete(a.epochs, eid)
+			n.db.DeleteEpochState(a.id, store.EpochID(eid))
+		}
+		for id, it := range a.intents {
+			if it.join != nil {
+				it.join <- joinResult{err: api.Errorf(api.CodeUnavailable, "the inviter was removed from the group")}
+			}
+			delete(a.intents, id)
+		}
+		n.emit(api.Event{Kind: api.EventRemoved, Group: a.hexID, Time: n.cfg.Clock.Now(), Detail: "this device was removed from the group"})
+	}
+}
+
+func (a *groupActor) dropEpoch(eid commitorder.EpochID, final bool) {
+	g := a.epochs[eid]
+	delete(a.epochs, eid)
+	delete(a.dirty, eid)
+	if g == nil {
+		return
+	}
+	ep := g.Epoch()
+	g.Erase()
+	if final {
+		a.n.db.FinaliseEpoch(a.id, store.EpochID(eid), ep)
+	} else {
+		a.n.db.DeleteEpochState(a.id, store.EpochID(eid))
+	}
+}
+
+func (a *groupActor) memberEvents(parent, next *mls.Group) {
+	if parent == nil || next == nil {
+		return
+	}
+	before := map[string]bool{}
+	for _, m := range parent.Members() {
+		before[string(m.Identity)] = true
+	}
+	after := map[string]bool{}
+	for _, m := range next.Members() {
+		after[string(m.Identity)] = true
+		if !before[string(m.Identity)] {
+			mm := a.apiMember(next, m)
+			a.n.emit(api.Event{Kind: api.EventMemberAdded, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Member: &mm})
+		}
+	}
+	for _, m := range parent.Members() {
+		if !after[string(m.Identity)] {
+			mm := a.apiMember(parent, m)
+			a.n.emit(api.Event{Kind: api.EventMemberRemoved, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Member: &mm})
+		}
+	}
+}
+
+// persist writes an epoch's MLS state at once (own sends: a sending key
+// generation must never be reused after a crash).
+func (a *groupActor) persist(eid commitorder.EpochID) error {
+	g := a.epochs[eid]
+	if g == nil {
+		return nil
+	}
+	data, err := g.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("node: marshal epoch state: %w", err)
+	}
+	defer clear(data)
+	delete(a.dirty, eid)
+	return a.n.db.PutEpochState(a.id, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
+}
+
+// flush persists epochs whose receive keys were consumed since the last
+// write. Losing these on a crash only means a message could be decrypted
+// once more (and is then deduplicated by id).
+func (a *groupActor) flush() {
+	for eid := range a.dirty {
+		if err := a.persist(eid); err != nil {
+			a.log.Warn("persist epoch", "err", err)
+		}
+	}
+}
+
+// ---- receive path ----
+
+func (a *groupActor) receive(data []byte) {
+	if a.removed {
+		return
+	}
+	if isTip(data) {
+		a.onTip(data)
+		return
+	}
+	h := sha256.Sum256(data)
+	if _, dup := a.seen[h]; dup {
+		return
+	}
+	gid, epoch, _, err := frameInfo(data)
+	if err != nil || !bytes.Equal(gid, a.id) {
+		return
+	}
+	if _, err := a.n.db.LogEntry(a.id, epoch, store.MessageHash(h)); err == nil {
+		a.markSeen(h)
+		return
+	}
+	var cands []commitorder.EpochID
+	headEid, headG := a.head()
+	for eid, g := range a.epochs {
+		if g.Epoch() == epoch {
+			cands = append(cands, eid)
+		}
+	}
+	if len(cands) == 0 {
+		if headG != nil && epoch > headG.Epoch() {
+			if len(a.held) >= defaultHeldMessages {
+				a.held = a.held[1:]
+			}
+			a.held = append(a.held, data)
+			a.requestSync("", false)
+		}
+		return
+	}
+	// Try the canonical head first, then siblings, in a fixed order.
+	sort.Slice(cands, func(i, j int) bool {
+		if (cands[i] == headEid) != (cands[j] == headEid) {
+			return cands[i] == headEid
+		}
+		return bytes.Compare(cands[i][:], cands[j][:]) < 0
+	})
+	now := a.n.cfg.Clock.Now()
+	for _, eid := range cands {
+		g := a.epochs[eid]
+		pm, err := g.ProcessMessage(data, mls.ProcessOptions{Now: now})
+		if errors.Is(err, mls.ErrOwnCommit) || errors.Is(err, mls.ErrOwnMessage) {
+			a.markSeen(h)
+			return
+		}
+		if err != nil {
+			continue
+		}
+		a.markSeen(h)
+		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
+			a.log.Warn("log message", "err", err)
+		}
+		a.n.metrics.messagesIn.Add(1)
+		switch pm.Kind {
+		case mls.KindApplication:
+			a.dirty[eid] = true
+			a.onApplication(eid, g, pm)
+		case mls.KindCommit:
+			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h))
+		}
+		return
+	}
+	a.log.Debug("message not decryptable with any retained epoch", "epoch", epoch)
+}
+
+func (a *groupActor) markSeen(h [32]byte) {
+	if len(a.seen) > 1<<16 {
+		clear(a.seen) // the log check behind it still deduplicates
+	}
+	a.seen[h] = struct{}{}
+}
+
+func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *mls.ProcessedMessage) {
+	m, err := g.Member(pm.Sender.LeafIndex)
+	if err != nil {
+		return
+	}
+	a.step(commitorder.AppMessageSeen{Eid: eid, Epoch: g.Epoch(), Sender: commitorder.MemberID(m.Identity)})
+	p, err := unmarshalPayload(pm.ApplicationData)
+	if err != nil {
+		a.log.Debug("bad application payload", "err", err)
+		return
+	}
+	switch p.Kind {
+	case kindText:
+		a.addToView(p, m.Identity, g.Epoch(), 0)
+	case kindIntent:
+		a.onIntent(p, m.Identity)
+	}
+}
+
+func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags store.MessageFlags) {
+	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: sender, Text: p.Text, Epoch: epoch, Flags: flags}
+	added, err := a.n.db.AddMessage(sm)
+	if err != nil {
+		a.log.Warn("add message to view", "err", err)
+		return
+	}
+	if added {
+		m := a.n.apiMessage(a, sm)
+		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
+	}
+}
+
+// onIntent queues a member's request if this device may commit it.
+func (a *groupActor) onIntent(p *appPayload, sender []byte) {
+	if !a.isAdmin() {
+		return
+	}
+	id := commitorder.IntentID(p.ID)
+	if _, ok := a.intents[id]; ok {
+		return
+	}
+	it := &intent{id: id, kind: p.Intent, target: p.Target}
+	if p.Intent == intentLeave {
+		it.target = sender // one may only ask to remove oneself
+	}
+	if bytes.Equal(it.target, a.n.selfID) {
+		return // an admin cannot commit its own removal (RFC 9420, Section 12.2)
+	}
+	a.intents[id] = it
+	a.step(commitorder.IntentQueued{ID: id, Class: it.class()})
+}
+
+func classOf(props []*mls.Proposal) commitorder.Class {
+	c := commitorder.ClassUpdate
+	for _, p := range props {
+		switch p.Type {
+		case mls.ProposalTypeRemove, mls.ProposalTypeReInit, mls.ProposalTypeExternalInit:
+			return commitorder.ClassRemove
+		case mls.ProposalTypeAdd, mls.ProposalTypeGroupContextExtensions, mls.ProposalTypePSK:
+			c = commitorder.ClassAdd
+		}
+	}
+	return c
+}
+
+func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID) {
+	var committer []byte
+	if sc.Sender.Type == mls.SenderTypeMember {
+		m, err := parent.Member(sc.Sender.LeafIndex)
+		if err != nil {
+			sc.Discard()
+			return
+		}
+		committer = m.Identity
+	} else {
+		// External commits (rejoin) are not part of Grove's policy yet:
+		// they are never committed by this node, so they never win.
+		sc.Discard()
+		return
+	}
+	ev := commitorder.CommitSeen{
+		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: classOf(sc.Proposals),
+		Committer: commitorder.MemberID(committer), Valid: true,
+	}
+	if sc.SelfRemoved {
+		// We cannot compute the next epoch (we are not in it); name it by
+		// its commit so commitorder can still judge it and, once final,
+		// tell us we were removed.
+		s := sha256.Sum256(append([]byte("grove removed"), cid[:]...))
+		copy(ev.Eid[:], s[:16])
+		for _, m := range memberIDs(parent) {
+			if m != commitorder.MemberID(a.n.selfID) {
+				ev.Members = append(ev.Members, m)
+			}
+		}
+		ev.Admins = adminIDs(parent)
+		a.selfRemove[ev.Eid] = true
+		sc.Discard()
+	} else {
+		next, err := sc.Merge()
+		if err != nil {
+			return
+		}
+		eid, err := epochID(next)
+		if err != nil {
+			return
+		}
+		a.epochs[eid] = next
+		if err := a.persist(eid); err != nil {
+			a.log.Warn("persist epoch", "err", err)
+		}
+		ev.Eid, ev.Members, ev.Admins = eid, memberIDs(next), adminIDs(next)
+	}
+	a.step(ev)
+	a.retryHeld()
+}
+
+func (a *groupActor) retryHeld() {
+	held := a.held
+	a.held = nil
+	for _, d := range held {
+		a.receive(d)
+	}
+}
+
+func (a *groupActor) onTip(data []byte) {
+	t, err := unmarshalTip(data)
+	if err != nil || !bytes.Equal(t.Group, a.id) {
+		return
+	}
+	_, headG := a.head()
+	if headG == nil {
+		return
+	}
+	var member []byte
+	for _, g := range a.epochs {
+		for _, m := range g.Members() {
+			if bytes.Equal(m.SignatureKey, t.SigKey) {
+				member = m.Identity
+				break
+			}
+		}
+		if member != nil {
+			break
+		}
+	}
+	if member == nil || bytes.Equal(member, a.n.selfID) {
+		// Unknown signer: perhaps added in an epoch we have not seen yet.
+		if t.Epoch > headG.Epoch() {
+			a.requestSync("", false)
+		}
+		return
+	}
+	if err := a.n.suite.VerifyWithLabel(t.SigKey, "grove tip", t.tbs(), t.Signature); err != nil {
+		return
+	}
+	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
+	if t.Epoch > headG.Epoch() {
+		var p peer.ID
+		if id, err := parseIdentity(member); err == nil {
+			p = id.Peer
+		}
+		a.requestSync(p, false)
+	}
+}
+
+func (a *groupActor) sendTip() {
+	if a.removed || a.sub == nil {
+		return
+	}
+	eid, g := a.head()
+	if g == nil {
+		return
+	}
+	root, rootEpoch := a.co.Root()
+	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey()}
+	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
+	if err != nil {
+		return
+	}
+	t.Signature = sig
+	a.publish(t.marshal())
+}
+
+func (a *groupActor) publish(data []byte) {
+	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
+	defer cancel()
+	if err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data); err != nil {
+		a.log.Debug("publish", "err", err)
+	}
+}
+
+// ---- send path ----
+
+func (a *groupActor) send(text string) (api.Message, error) {
+	if a.removed {
+		return api.Message{}, api.Errorf(api.CodeForbidden, "this device was removed from the group")
+	}
+	p := &appPayload{Kind: kindText, Time: a.n.cfg.Clock.Now().UTC(), Text: text}
+	rand.Read(p.ID[:])
+	_, g := a.head()
+	if g == nil {
+		return api.Message{}, api.Errorf(api.CodeUnavailable, "group has no usable epoch")
+	}
+	plain := p.marshal()
+	// Durable first: once Send returns, a crash cannot lose the message.
+	if err := a.n.db.PutOutbox(store.OutboxEntry{Group: a.id, ID: store.MessageID(p.ID), State: store.OutboxPending,
+		Epoch: g.Epoch(), Plaintext: plain, Created: a.n.cfg.Clock.Now()}); err != nil {
+		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
+	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: a.n.selfID, Text: text, Epoch: g.Epoch()}
+	a.n.db.AddMessage(sm)
+	m := a.n.apiMessage(a, sm)
+	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
+	if err := a.encryptAndPublish(plain, p.ID); err != nil {
+		m.Pending = true
+		a.log.Warn("send deferred", "err", err)
+	}
+	return m, nil
+}
+
+// encryptAndPublish encrypts plaintext in the canonical epoch, persists the
+// consumed sending key, logs the ciphertext, publishes it and marks the
+// outbox entry sent.
+func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
+	eid, g := a.head()
+	if g == nil {
+		return errors.New("node: no head epoch")
+	}
+	ct, err := g.ProtectApplication(plain, nil, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("node: encrypt: %w", err)
+	}
+	if err := a.persist(eid); err != nil {
+		return err
+	}
+	h := sha256.Sum256(ct)
+	a.markSeen(h)
+	if _, err := a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct); err != nil {
+		return fmt.Errorf("node: log: %w", err)
+	}
+	a.publish(ct)
+	a.n.metrics.messagesOut.Add(1)
+	a.n.db.SetOutboxState(a.id, store.MessageID(id), store.OutboxSent, g.Epoch())
+	a.step(commitorder.OutboxAdded{ID: commitorder.MsgID(id), Eid: eid})
+	return nil
+}
+
+// resend re-encrypts an outbox entry in the canonical epoch under the same
+// message id (commitorder decided the membership rule allows it).
+func (a *groupActor) resend(id commitorder.MsgID) {
+	e, err := a.n.db.Outbox(a.id, store.MessageID(id))
+	if err != nil {
+		return
+	}
+	a.n.db.SetMessageFlags(a.id, store.MessageID(id), store.FlagResent)
+	if err := a.encryptAndPublish(e.Plaintext, id); err != nil {
+		a.log.Warn("resend", "err", err)
+	}
+}
+
+// replayOutbox re-sends, after a restart, every entry not yet settled:
+// receivers deduplicate by message id, so a message that did go out before
+// the crash is still shown once.
+func (a *groupActor) replayOutbox() {
+	if a.removed {
+		return
+	}
+	entries, err := a.n.db.OutboxEntries(a.id, store.OutboxPending, store.OutboxSent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if err := a.encryptAndPublish(e.Plaintext, e.ID); err != nil {
+			a.log.Warn("outbox replay", "err", err)
+		}
+	}
+}
+
+// ---- commits ----
+
+func (a *groupActor) queueIntent(it *intent) error {
+	if a.removed {
+		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+	}
+	if it.id == (commitorder.IntentID{}) {
+		rand.Read(it.id[:])
+	}
+	a.intents[it.id] = it
+	a.step(commitorder.IntentQueued{ID: it.id, Class: it.class()})
+	return nil
+}
+
+func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.IntentID) {
+	parent := a.epochs[parentEid]
+	if parent == nil {
+		return
+	}
+	var props []*mls.Proposal
+	var carried []commitorder.IntentID
+	var joins []*intent
+	forcePath := false
+	removed := map[mls.LeafIndex]bool{}
+	for _, id := range ids {
+		it := a.intents[id]
+		if it == nil {
+			continue
+		}
+		switch it.kind {
+		case intentUpdate:
+			forcePath = true
+		case intentAdd:
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
+			joins = append(joins, it)
+		case intentLeave, intentRemove:
+			leaf, ok := leafOf(parent, it.target)
+			if !ok || removed[leaf] {
+				delete(a.intents, id) // already gone: nothing to do
+				continue
+			}
+			removed[leaf] = true
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+		}
+		carried = append(carried, id)
+	}
+	if len(carried) == 0 {
+		return
+	}
+	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
+		Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
+	if err != nil {
+		a.log.Warn("commit failed", "err", err)
+		for _, it := range joins {
+			it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			delete(a.intents, it.id)
+		}
+		return
+	}
+	next, err := sc.Merge()
+	if err != nil {
+		return
+	}
+	eid, err := epochID(next)
+	if err != nil {
+		return
+	}
+	a.epochs[eid] = next
+	if err := a.persist(eid); err != nil {
+		a.log.Warn("persist epoch", "err", err)
+	}
+	cid := commitorder.CommitID(sha256.Sum256(sc.Message))
+	a.own[cid] = &ownCommit{welcome: sc.Welcome, intents: carried}
+	a.markSeen(cid)
+	a.n.db.AppendLog(a.id, parent.Epoch(), store.MessageHash(cid), sc.Message)
+	a.step(commitorder.CommitSeen{
+		Parent: parentEid, Eid: eid, Epoch: next.Epoch(), Cid: cid, Class: classOf(sc.Proposals),
+		Committer: commitorder.MemberID(a.n.selfID), Valid: true,
+		Members: memberIDs(next), Admins: adminIDs(next),
+		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
+	})
+	a.publish(sc.Message)
+	a.n.metrics.messagesOut.Add(1)
+}
+
+func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.Identity, identity) {
+			return m.Leaf, true
+		}
+	}
+	return 0, false
+}
+
+// ---- queries and commands ----
+
+func (a *groupActor) isAdmin() bool {
+	_, g := a.head()
+	if g == nil {
+		return false
+	}
+	admins := groupPolicy(g).Admins
+	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, a.n.selfID) })
+}
+
+func (a *groupActor) info() api.Group {
+	g := api.Group{ID: a.hexID, Name: a.name}
+	eid, hg := a.head()
+	if hg != nil && !a.removed {
+		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()
+	}
+	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
+	return g
+}
+
+func (a *groupActor) apiMember(g *mls.Group, m mls.Member) api.Member {
+	out := api.Member{Leaf: uint32(m.Leaf), Fingerprint: fingerprint(m.SignatureKey, m.Identity)}
+	if id, err := parseIdentity(m.Identity); err == nil {
+		out.Name, out.PeerID = id.Name, id.Peer.String()
+	}
+	out.Self = bytes.Equal(m.Identity, a.n.selfID)
+	admins := groupPolicy(g).Admins
+	out.Admin = len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, m.Identity) })
+	return out
+}
+
+func (a *groupActor) members() []api.Member {
+	_, g := a.head()
+	if g == nil || a.removed {
+		return nil
+	}
+	var out []api.Member
+	for _, m := range g.Members() {
+		out = append(out, a.apiMember(g, m))
+	}
+	return out
+}
+
+// memberPeers lists the peer IDs of the members of every retained epoch.
+func (a *groupActor) memberPeers() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	for _, g := range a.epochs {
+		for _, m := range g.Members() {
+			if id, err := parseIdentity(m.Identity); err == nil {
+				out[id.Peer] = true
+			}
+		}
+	}
+	return out
+}
+
+func (a *groupActor) remove(member string) error {
+	if a.removed {
+		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+	}
+	if !a.isAdmin() {
+		return api.Errorf(api.CodeForbidden, "only admins may remove members")
+	}
+	var match []api.Member
+	for _, m := range a.members() {
+		if m.Name == member || m.PeerID == member ||
+			(len(member) >= 4 && strings.HasPrefix(strings.ReplaceAll(m.Fingerprint, " ", ""), strings.ReplaceAll(member, " ", ""))) {
+			match = append(match, m)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return api.Errorf(api.CodeNotFound, "no member %q", member)
+	case len(match) > 1:
+		return api.Errorf(api.CodeInvalidArgument, "member %q is ambiguous: use the peer id", member)
+	case match[0].Self:
+		return api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
+	}
+	_, g := a.head()
+	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
+	return a.queueIntent(&intent{kind: intentRemove, target: m.Identity})
+}
+
+// leave asks the group to remove this device.
+func (a *groupActor) leave() error {
+	if a.removed {
+		return nil
+	}
+	p := &appPayload{Kind: kindIntent, Time: a.n.cfg.Clock.Now().UTC(), Intent: intentLeave, Target: a.n.selfID}
+	rand.Read(p.ID[:])
+	_, g := a.head()
+	if g == nil {
+		return nil
+	}
+	return a.encryptAndPublishIntent(p)
+}
+
+func (a *groupActor) encryptAndPublishIntent(p *appPayload) error {
+	eid, g := a.head()
+	ct, err := g.ProtectApplication(p.marshal(), nil, rand.Reader)
+	if err != nil {
+		return api.Errorf(api.CodeInternal, "encrypt: %v", err)
+	}
+	if err := a.persist(eid); err != nil {
+		return api.Errorf(api.CodeInternal, "persist: %v", err)
+	}
+	h := sha256.Sum256(ct)
+	a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct)
+	a.publish(ct)
+	return nil
+}
+
+func (a *groupActor) peerConnected(p peer.ID) {
+	a.post(func() {
+		if a.memberPeers()[p] {
+			a.requestSync(p, true)
+		}
+	})
+}
+
+// requestSync asks up to SyncFanout members for the log since our oldest
+// retained epoch. force skips the rate limit (a member just connected).
+func (a *groupActor) requestSync(prefer peer.ID, force bool) {
+	if a.removed {
+		return
+	}
+	now := a.n.cfg.Clock.Now()
+	if !force && (a.syncs > 0 || now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
+		return
+	}
+	a.lastSync = now
+	_, from := a.co.Root()
+	members := a.memberPeers()
+	delete(members, a.n.net.ID())
+	var peers []peer.ID
+	if prefer != "" && members[prefer] {
+		peers = append(peers, prefer)
+	}
+	connected := a.n.net.Peers()
+	sort.Slice(connected, func(i, j int) bool { return connected[i] < connected[j] })
+	for _, p := range connected {
+		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
+			break
+		}
+		if members[p] && p != prefer {
+			peers = append(peers, p)
+		}
+	}
+	for _, p := range peers {
+		a.syncs++
+		a.n.wg.Add(1)
+		go a.n.syncFrom(a, p, from)
+	}
+}

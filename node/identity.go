@@ -1,0 +1,152 @@
+package node
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/mls"
+)
+
+// identityVersion versions the credential identity encoding.
+const identityVersion = 1
+
+// memberIdentity is what a member's BasicCredential identity binds: the
+// display name and the libp2p peer ID of the device (ARCHITECTURE.md,
+// section 5), so members know how to reach each other and whom to serve
+// history. Encoding: "grove-id" || version || vec(name) || vec(peer ID).
+type memberIdentity struct {
+	Name string
+	Peer peer.ID
+}
+
+var identityMagic = []byte("grove-id")
+
+func (m memberIdentity) marshal() []byte {
+	w := wbuf{b: slices.Clone(identityMagic)}
+	w.u8(identityVersion)
+	w.vec([]byte(m.Name))
+	w.vec([]byte(m.Peer))
+	return w.b
+}
+
+func parseIdentity(b []byte) (memberIdentity, error) {
+	if !bytes.HasPrefix(b, identityMagic) {
+		return memberIdentity{}, fmt.Errorf("%w: not a grove identity", ErrMalformed)
+	}
+	r := rbuf{b: b[len(identityMagic):]}
+	if v := r.u8("identity version"); r.err == nil && v != identityVersion {
+		return memberIdentity{}, fmt.Errorf("%w: identity version %d", ErrMalformed, v)
+	}
+	name := r.vec(maxNameLen, "name")
+	p := r.vec(128, "peer")
+	if err := r.done("identity"); err != nil {
+		return memberIdentity{}, err
+	}
+	id, err := peer.IDFromBytes(p)
+	if err != nil {
+		return memberIdentity{}, fmt.Errorf("%w: peer id: %v", ErrMalformed, err)
+	}
+	if !utf8.Valid(name) {
+		return memberIdentity{}, fmt.Errorf("%w: name is not UTF-8", ErrMalformed)
+	}
+	return memberIdentity{Name: string(name), Peer: id}, nil
+}
+
+// maxNameLen bounds display names.
+const maxNameLen = 64
+
+func validName(name string) error {
+	if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) || strings.ContainsAny(name, "\n\r\t") {
+		return fmt.Errorf("node: display name must be 1..%d bytes of UTF-8 without control characters", maxNameLen)
+	}
+	return nil
+}
+
+// fingerprint is a member's safety number for out-of-band verification:
+// SHA-256("grove fingerprint" || vec(signature key) || vec(identity)),
+// first 20 bytes as ten groups of four hex digits. Two devices that show the
+// same fingerprint for a member hold the same key for the same identity.
+func fingerprint(sigKey, identity []byte) string {
+	h := sha256.New()
+	h.Write([]byte("grove fingerprint"))
+	var l [8]byte
+	h.Write(binary.AppendUvarint(l[:0], uint64(len(sigKey))))
+	h.Write(sigKey)
+	h.Write(binary.AppendUvarint(l[:0], uint64(len(identity))))
+	h.Write(identity)
+	sum := h.Sum(nil)
+	var sb strings.Builder
+	for i := 0; i < 20; i += 2 {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "%02x%02x", sum[i], sum[i+1])
+	}
+	return sb.String()
+}
+
+// ---- group policy ----
+
+// ExtensionPolicy is the private-range GroupContext extension (RFC 9420,
+// Section 13.3) that holds Grove's group policy, so that every member reads
+// the same policy from the state itself and commitorder judges Commits
+// deterministically.
+const ExtensionPolicy mls.ExtensionType = 0xF0A1
+
+const policyVersion = 1
+
+// policy: who may add and remove (admins, by credential identity) and how
+// many of the last RateWindow canonical commits one member may author.
+// Any member may leave and rotate its own keys.
+type policy struct {
+	Admins    [][]byte
+	RateLimit uint8
+}
+
+func (p *policy) marshal() []byte {
+	var w wbuf
+	w.u8(policyVersion)
+	w.u8(p.RateLimit)
+	w.u8(byte(len(p.Admins)))
+	for _, a := range p.Admins {
+		w.vec(a)
+	}
+	return w.b
+}
+
+func unmarshalPolicy(data []byte) (*policy, error) {
+	r := rbuf{b: data}
+	if v := r.u8("policy version"); r.err == nil && v != policyVersion {
+		return nil, fmt.Errorf("%w: policy version %d", ErrMalformed, v)
+	}
+	p := &policy{RateLimit: r.u8("rate limit")}
+	n := int(r.u8("admins"))
+	for i := 0; i < n && r.err == nil; i++ {
+		p.Admins = append(p.Admins, r.vec(maxIdentity, "admin"))
+	}
+	if err := r.done("policy"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// groupPolicy reads the policy of an epoch; a group without the extension
+// has no admins (everyone may add and remove) and the default rate limit.
+func groupPolicy(g *mls.Group) *policy {
+	ext, ok := g.GroupContext().Extensions.Find(ExtensionPolicy)
+	if !ok {
+		return &policy{}
+	}
+	p, err := unmarshalPolicy(ext.Data)
+	if err != nil {
+		return &policy{}
+	}
+	return p
+}

@@ -1,0 +1,309 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"grove/commitorder"
+	"grove/mls"
+	"grove/node/api"
+	"grove/p2p"
+	"grove/store"
+)
+
+// pendingInvite is an invite this device issued and not yet redeemed.
+type pendingInvite struct {
+	group   string // hex id
+	expires time.Time
+	used    bool
+}
+
+// joinKeepalive is how often an inviter tells a waiting joiner that its
+// Welcome is still coming (the Add's epoch is not final yet).
+const joinKeepalive = 5 * time.Second
+
+func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
+	now := n.cfg.Clock.Now()
+	return mls.NewKeyPackage(&mls.KeyPackageParams{
+		Suite: n.cfg.CipherSuite, Credential: mls.NewBasicCredential(n.selfID), SigningKey: n.sig,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour),
+		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Rand:         rand.Reader,
+	})
+}
+
+// CreateGroup implements api.Service.
+func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) {
+	if name == "" || len(name) > store.MaxSettingNameLen {
+		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "group name must be 1..%d bytes", store.MaxSettingNameLen)
+	}
+	kp, err := n.newKeyPackage()
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInternal, "key package: %v", err)
+	}
+	defer kp.Erase()
+	pol := &policy{Admins: [][]byte{n.selfID}, RateLimit: uint8(n.cfg.CommitRate)}
+	g, err := mls.CreateGroup(&mls.CreateParams{
+		Suite: n.cfg.CipherSuite, Own: kp, Rand: rand.Reader, Now: n.cfg.Clock.Now(),
+		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}},
+	})
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInternal, "create group: %v", err)
+	}
+	a, err := n.adoptGroup(g, name, commitorder.Genesis{})
+	if err != nil {
+		return api.Group{}, err
+	}
+	var out api.Group
+	err = a.do(ctx, func() error { out = a.info(); return nil })
+	return out, err
+}
+
+// adoptGroup persists a new group state (created or joined) and starts its
+// actor.
+func (n *Node) adoptGroup(g *mls.Group, name string, gen commitorder.Genesis) (*groupActor, error) {
+	eid, err := epochID(g)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInternal, "%v", err)
+	}
+	gen.Eid, gen.Epoch, gen.Members, gen.Admins = eid, g.Epoch(), memberIDs(g), adminIDs(g)
+	rate := DefaultCommitRate
+	if p := groupPolicy(g); p.RateLimit > 0 {
+		rate = int(p.RateLimit)
+	}
+	co, err := commitorder.New(n.coConfig(rate), commitorder.MemberID(n.selfID), gen, n.cfg.Clock.Now())
+	if err != nil {
+		return nil, api.Errorf(api.CodeInternal, "commit order: %v", err)
+	}
+	a := newActor(n, g.GroupID(), name, n.cfg.Clock.Now())
+	a.co = co
+	a.epochs[eid] = g
+	if err := a.persist(eid); err != nil {
+		return nil, api.Errorf(api.CodeInternal, "persist: %v", err)
+	}
+	a.saveOrder()
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return nil, api.Errorf(api.CodeUnavailable, "node is closed")
+	}
+	n.startActor(a)
+	return a, nil
+}
+
+// Invite implements api.Service.
+func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
+	a, err := n.lookup(group)
+	if err != nil {
+		return api.Invite{}, err
+	}
+	var admin, removed bool
+	if err := a.do(ctx, func() error { admin, removed = a.isAdmin(), a.removed; return nil }); err != nil {
+		return api.Invite{}, err
+	}
+	if removed || !admin {
+		return api.Invite{}, api.Errorf(api.CodeForbidden, "only admins may invite")
+	}
+	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(n.cfg.InviteExpiry).Truncate(time.Second), Peer: []byte(n.net.ID())}
+	rand.Read(iv.Secret[:])
+	for _, ad := range n.net.AddrInfo().Addrs {
+		if len(iv.Addrs) < maxAddrs {
+			iv.Addrs = append(iv.Addrs, ad.String())
+		}
+	}
+	n.mu.Lock()
+	n.invites[iv.Secret] = &pendingInvite{group: a.hexID, expires: iv.Expires}
+	n.mu.Unlock()
+	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires}, nil
+}
+
+// Join implements api.Service.
+func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
+	iv, err := decodeInvite(code)
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	if !n.cfg.Clock.Now().Before(iv.Expires) {
+		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code expired at %s", iv.Expires.Format(time.RFC3339))
+	}
+	if _, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
+		return api.Group{}, api.Errorf(api.CodeConflict, "already a member of this group")
+	}
+	pid, err := peer.IDFromBytes(iv.Peer)
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code: bad peer id")
+	}
+	ai := peer.AddrInfo{ID: pid}
+	for _, s := range iv.Addrs {
+		if m, err := ma.NewMultiaddr(s); err == nil {
+			ai.Addrs = append(ai.Addrs, m)
+		}
+	}
+	if err := n.net.Connect(ctx, ai); err != nil {
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "cannot reach the inviter: %v", err)
+	}
+	kp, err := n.newKeyPackage()
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInternal, "key package: %v", err)
+	}
+	defer kp.Erase()
+	msg, err := mls.NewMLSMessage(&kp.KeyPackage)
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInternal, "%v", err)
+	}
+	kpBytes, err := msg.MarshalBinary()
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeInternal, "%v", err)
+	}
+	s, err := n.net.OpenStream(ctx, pid, p2p.ProtocolJoin)
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "cannot reach the inviter: %v", err)
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if err := s.Send((&joinRequest{Secret: iv.Secret, KeyPackage: kpBytes}).marshal()); err != nil {
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "send join request: %v", err)
+	}
+	var resp *joinResponse
+	for {
+		frame, err := s.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline")
+			}
+			if errors.Is(err, io.EOF) {
+				err = errors.New("inviter closed the stream")
+			}
+			return api.Group{}, api.Errorf(api.CodeUnavailable, "join: %v", err)
+		}
+		resp, err = unmarshalJoinResponse(frame)
+		if err != nil {
+			return api.Group{}, api.Errorf(api.CodeUnavailable, "join: %v", err)
+		}
+		if resp.Status != joinWaiting {
+			break
+		}
+	}
+	switch resp.Status {
+	case joinRejected:
+		return api.Group{}, api.Errorf(api.CodeForbidden, "invite refused: %s", resp.Reason)
+	case joinFailed:
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "inviter could not add this device: %s", resp.Reason)
+	}
+	g, err := mls.JoinFromWelcome(&mls.JoinParams{Welcome: resp.Welcome, KeyPackage: kp, Now: n.cfg.Clock.Now()})
+	if err != nil {
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "welcome: %v", err)
+	}
+	if !bytes.Equal(g.GroupID(), iv.Group) {
+		g.Erase()
+		return api.Group{}, api.Errorf(api.CodeUnavailable, "welcome is for another group")
+	}
+	name := resp.Name
+	if name == "" {
+		name = hex.EncodeToString(iv.Group[:4])
+	}
+	a, err := n.adoptGroup(g, name, commitorder.Genesis{})
+	if err != nil {
+		return api.Group{}, err
+	}
+	n.emit(api.Event{Kind: api.EventGroupJoined, Group: a.hexID, Time: n.cfg.Clock.Now()})
+	var out api.Group
+	err = a.do(ctx, func() error { out = a.info(); return nil })
+	return out, err
+}
+
+// serveJoin is the inviter's side of /grove/join/1.
+func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
+	reject := func(st joinStatus, reason string) {
+		s.Send((&joinResponse{Status: st, Reason: reason}).marshal())
+		s.CloseWrite()
+	}
+	frame, err := s.Recv()
+	if err != nil {
+		s.Reset()
+		return
+	}
+	req, err := unmarshalJoinRequest(frame)
+	if err != nil {
+		reject(joinRejected, "malformed request")
+		return
+	}
+	n.mu.Lock()
+	pi := n.invites[req.Secret]
+	var why string
+	switch {
+	case pi == nil:
+		why = "unknown invite code"
+	case pi.used:
+		why = "invite code already used"
+	case !n.cfg.Clock.Now().Before(pi.expires):
+		why = "invite code expired"
+	default:
+		pi.used = true // one-time, whatever happens next
+	}
+	n.mu.Unlock()
+	if why != "" {
+		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
+		reject(joinRejected, why)
+		return
+	}
+	m, err := mls.UnmarshalMLSMessage(req.KeyPackage)
+	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
+		reject(joinFailed, "not a key package")
+		return
+	}
+	// The credential must name the peer that presents it: members serve
+	// history by peer ID.
+	id, err := parseIdentity(m.KeyPackage.LeafNode.Credential.Identity)
+	if err != nil || id.Peer != s.RemotePeer() {
+		reject(joinFailed, "credential does not match the connecting peer")
+		return
+	}
+	a, err := n.lookup(pi.group)
+	if err != nil {
+		reject(joinFailed, "group no longer here")
+		return
+	}
+	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
+	if err := a.do(ctx, func() error { return a.queueIntent(it) }); err != nil {
+		reject(joinFailed, "cannot add")
+		return
+	}
+	tick := time.NewTicker(joinKeepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case res := <-it.join:
+			if res.err != nil {
+				reject(joinFailed, res.err.Error())
+				return
+			}
+			s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal())
+			s.CloseWrite()
+			return
+		case <-tick.C:
+			if err := s.Send((&joinResponse{Status: joinWaiting}).marshal()); err != nil {
+				// The joiner gave up; the Add stays (it is harmless: the
+				// leaf is never used) and a later invite adds it afresh.
+				return
+			}
+		case <-ctx.Done():
+			s.Reset()
+			return
+		}
+	}
+}
+
+// errNotMember is returned to sync requesters outside the group.
+var errNotMember = fmt.Errorf("node: sync refused: not a member")

@@ -1,0 +1,573 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/mls"
+	"grove/node/api"
+	"grove/p2p"
+	"grove/store"
+)
+
+// Version is reported by Status.
+const Version = "grove/0.1"
+
+var _ api.Service = (*Node)(nil)
+
+// Node is one Grove device: its store, network, identity and group actors.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	db      *store.DB
+	net     p2p.Network
+	ownNet  bool
+	suite   *mls.Suite
+	sig     *mls.SigningKey
+	self    memberIdentity
+	selfID  []byte // encoded credential identity
+	started time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	groups  map[string]*groupActor // by hex group id
+	subs    map[chan api.Event]struct{}
+	invites map[[16]byte]*pendingInvite
+	closed  bool
+	metrics metrics
+}
+
+// New checks cfg and returns a Node that is not yet running.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "node"),
+		groups:  make(map[string]*groupActor),
+		subs:    make(map[chan api.Event]struct{}),
+		invites: make(map[[16]byte]*pendingInvite),
+	}, nil
+}
+
+// Setting names in the store.
+const (
+	settingName   = "node.name"
+	settingSigKey = "node.mls-signature-key"
+)
+
+// Start opens the store, the network and the identity, and starts one actor
+// per stored group. On failure everything opened is closed again.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	db, err := store.Open(store.Options{Dir: filepath.Join(n.cfg.Home, "db"), Logger: n.cfg.Logger, Now: n.cfg.Clock.Now})
+	if err != nil {
+		return fmt.Errorf("node: open store: %w", err)
+	}
+	n.db = db
+	if n.cfg.Network != nil {
+		n.net = n.cfg.Network
+	} else {
+		pc := n.cfg.P2P
+		if pc.IdentityFile == "" {
+			pc.IdentityFile = filepath.Join(n.cfg.Home, "peer.key")
+		}
+		if pc.PeerstoreFile == "" {
+			pc.PeerstoreFile = filepath.Join(n.cfg.Home, "peers")
+		}
+		if pc.Logger == nil {
+			pc.Logger = n.cfg.Logger
+		}
+		h, err := p2p.New(pc)
+		if err != nil {
+			return fmt.Errorf("node: start p2p: %w", err)
+		}
+		n.net, n.ownNet = h, true
+	}
+	if err := n.loadIdentity(); err != nil {
+		return err
+	}
+	n.started = n.cfg.Clock.Now()
+	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
+	n.net.Serve(p2p.ProtocolSync, n.serveSync)
+	n.net.Serve(p2p.ProtocolKeyPackage, func(ctx context.Context, s p2p.Stream) { s.Reset() })
+	ids, err := n.db.Groups()
+	if err != nil {
+		return fmt.Errorf("node: list groups: %w", err)
+	}
+	for _, id := range ids {
+		a, err := n.loadGroup(id)
+		if err != nil {
+			n.log.Warn("group not loaded", "group", hex.EncodeToString(id), "err", err)
+			continue
+		}
+		n.startActor(a)
+	}
+	n.wg.Add(1)
+	go n.peerLoop()
+	return nil
+}
+
+func (n *Node) loadIdentity() error {
+	name, err := n.db.Setting(settingName)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if n.cfg.Name == "" {
+			return fmt.Errorf("node: no display name: run init with a name first")
+		}
+		if err := n.db.SetSetting(settingName, []byte(n.cfg.Name)); err != nil {
+			return fmt.Errorf("node: save name: %w", err)
+		}
+		name = []byte(n.cfg.Name)
+	case err != nil:
+		return fmt.Errorf("node: read name: %w", err)
+	case n.cfg.Name != "" && n.cfg.Name != string(name):
+		return fmt.Errorf("%w: this device is already named %q", ErrInvalidConfig, name)
+	}
+	suite, err := n.cfg.CipherSuite.Suite()
+	if err != nil {
+		return err
+	}
+	n.suite = suite
+	raw, err := n.db.Setting(settingSigKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		k, err := suite.GenerateSigningKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("node: generate signature key: %w", err)
+		}
+		// The suite is stored with the key: groups created later must use it.
+		if err := n.db.SetSetting(settingSigKey, append([]byte{byte(n.cfg.CipherSuite >> 8), byte(n.cfg.CipherSuite)}, k.Bytes()...)); err != nil {
+			return fmt.Errorf("node: save signature key: %w", err)
+		}
+		n.sig = k
+	case err != nil:
+		return fmt.Errorf("node: read signature key: %w", err)
+	default:
+		if len(raw) < 3 {
+			return fmt.Errorf("node: stored signature key: %w", store.ErrCorrupt)
+		}
+		cs := mls.CipherSuite(uint16(raw[0])<<8 | uint16(raw[1]))
+		if n.suite, err = cs.Suite(); err != nil {
+			return fmt.Errorf("node: stored signature key suite: %w", err)
+		}
+		n.cfg.CipherSuite = cs
+		if n.sig, err = n.suite.ParseSigningKey(raw[2:]); err != nil {
+			return fmt.Errorf("node: stored signature key: %w", err)
+		}
+		clear(raw)
+	}
+	n.self = memberIdentity{Name: string(name), Peer: n.net.ID()}
+	n.selfID = n.self.marshal()
+	return nil
+}
+
+// Close stops every actor and background goroutine, then closes the
+// network (if the node opened it) and the store.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	actors := make([]*groupActor, 0, len(n.groups))
+	for _, a := range n.groups {
+		actors = append(actors, a)
+	}
+	n.mu.Unlock()
+	if n.cancel != nil {
+		n.cancel()
+	}
+	for _, a := range actors {
+		a.stop()
+	}
+	var errs []error
+	if n.net != nil && n.ownNet {
+		errs = append(errs, n.net.Close())
+	}
+	n.wg.Wait()
+	n.mu.Lock()
+	for ch := range n.subs {
+		close(ch)
+		delete(n.subs, ch)
+	}
+	n.mu.Unlock()
+	if n.sig != nil {
+		n.sig.Erase()
+	}
+	if n.db != nil {
+		errs = append(errs, n.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// PeerID is this device's libp2p peer ID.
+func (n *Node) PeerID() peer.ID { return n.net.ID() }
+
+// AddrInfo is how other devices reach this one.
+func (n *Node) AddrInfo() peer.AddrInfo { return n.net.AddrInfo() }
+
+// Connect dials a peer (tests and bootstrap without DHT).
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error { return n.net.Connect(ctx, ai) }
+
+func (n *Node) peerLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-n.net.Events():
+			if !ok {
+				return
+			}
+			n.emit(api.Event{Kind: api.EventPeers, Time: n.cfg.Clock.Now(), Detail: ev.Kind.String()})
+			if ev.Kind == p2p.PeerConnected {
+				// A (re)connected member may hold what we missed.
+				for _, a := range n.actorList() {
+					a.peerConnected(ev.Peer)
+				}
+			}
+		}
+	}
+}
+
+func (n *Node) actorList() []*groupActor {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*groupActor, 0, len(n.groups))
+	for _, a := range n.groups {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].hexID < out[j].hexID })
+	return out
+}
+
+// emit sends an event to every subscriber without blocking: a subscriber
+// that does not keep up loses events rather than stalling the node.
+func (n *Node) emit(ev api.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch := range n.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// lookup resolves a group by hex id, id prefix or name.
+func (n *Node) lookup(group string) (*groupActor, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if a, ok := n.groups[strings.ToLower(group)]; ok {
+		return a, nil
+	}
+	var found []*groupActor
+	for _, a := range n.groups {
+		if a.name == group {
+			found = append(found, a)
+		}
+	}
+	if len(found) == 0 && len(group) >= 6 {
+		for id, a := range n.groups {
+			if strings.HasPrefix(id, strings.ToLower(group)) {
+				found = append(found, a)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, api.Errorf(api.CodeNotFound, "no group %q", group)
+	case 1:
+		return found[0], nil
+	}
+	return nil, api.Errorf(api.CodeInvalidArgument, "group name %q is ambiguous: use its id", group)
+}
+
+// ---- api.Service ----
+
+// Status implements api.Service.
+func (n *Node) Status(ctx context.Context) (api.Status, error) {
+	ai := n.net.AddrInfo()
+	addrs := make([]string, 0, len(ai.Addrs))
+	for _, a := range ai.Addrs {
+		addrs = append(addrs, a.String()+"/p2p/"+ai.ID.String())
+	}
+	n.mu.Lock()
+	ng := len(n.groups)
+	n.mu.Unlock()
+	return api.Status{
+		Name: n.self.Name, PeerID: n.net.ID().String(),
+		Fingerprint: fingerprint(n.sig.PublicKey(), n.selfID),
+		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
+		StartedAt: n.started, Version: Version,
+	}, nil
+}
+
+// Groups implements api.Service.
+func (n *Node) Groups(ctx context.Context) ([]api.Group, error) {
+	var out []api.Group
+	for _, a := range n.actorList() {
+		var g api.Group
+		if err := a.do(ctx, func() error { g = a.info(); return nil }); err != nil {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// Send implements api.Service.
+func (n *Node) Send(ctx context.Context, group, text string) (api.Message, error) {
+	if text == "" || len(text) > maxText {
+		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "message must be 1..%d bytes", maxText)
+	}
+	a, err := n.lookup(group)
+	if err != nil {
+		return api.Message{}, err
+	}
+	var m api.Message
+	err = a.do(ctx, func() error {
+		var err error
+		m, err = a.send(text)
+		return err
+	})
+	return m, err
+}
+
+// Log implements api.Service.
+func (n *Node) Log(ctx context.Context, group string, limit int) ([]api.Message, error) {
+	a, err := n.lookup(group)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = defaultLogPage
+	}
+	all, err := n.db.Messages(a.id, time.Time{}, 1<<30)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInternal, "read log: %v", err)
+	}
+	if len(all) > limit {
+		all = all[len(all)-limit:]
+	}
+	out := make([]api.Message, len(all))
+	for i, m := range all {
+		out[i] = n.apiMessage(a, m)
+	}
+	return out, nil
+}
+
+func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
+	out := api.Message{
+		Group: a.hexID, ID: hex.EncodeToString(m.ID[:]), Text: m.Text, Time: m.Time, Epoch: m.Epoch,
+		Orphaned: m.Flags&store.FlagOrphanedBranch != 0, Resent: m.Flags&store.FlagResent != 0,
+	}
+	if id, err := parseIdentity(m.Sender); err == nil {
+		out.Sender, out.SenderPeer = id.Name, id.Peer.String()
+		out.Own = id.Peer == n.net.ID()
+	}
+	return out
+}
+
+// Search implements api.Service.
+func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {
+	q := store.Query{Text: req.Query, From: req.Since, To: req.Until, Limit: req.Limit}
+	if req.ByRecency {
+		q.Order = store.OrderRecency
+	}
+	var byID map[string]*groupActor
+	if req.Group != "" {
+		a, err := n.lookup(req.Group)
+		if err != nil {
+			return api.SearchResult{}, err
+		}
+		q.Group = a.id
+	}
+	if req.Cursor != "" {
+		c, err := hex.DecodeString(req.Cursor)
+		if err != nil {
+			return api.SearchResult{}, api.Errorf(api.CodeInvalidArgument, "bad cursor")
+		}
+		q.Cursor = c
+	}
+	byID = make(map[string]*groupActor)
+	for _, a := range n.actorList() {
+		byID[string(a.id)] = a
+	}
+	res, err := n.db.Search(ctx, q)
+	if err != nil {
+		if errors.Is(err, store.ErrEmptyQuery) {
+			return api.SearchResult{}, api.Errorf(api.CodeInvalidArgument, "query has no searchable words")
+		}
+		return api.SearchResult{}, api.Errorf(api.CodeInvalidArgument, "search: %v", err)
+	}
+	var out api.SearchResult
+	for _, h := range res.Hits {
+		a := byID[string(h.Message.Group)]
+		if a == nil {
+			continue
+		}
+		m := n.apiMessage(a, h.Message)
+		if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender {
+			continue
+		}
+		out.Hits = append(out.Hits, api.SearchHit{Message: m, Score: h.Score})
+	}
+	if len(res.Next) > 0 {
+		out.Next = hex.EncodeToString(res.Next)
+	}
+	return out, nil
+}
+
+// Members implements api.Service.
+func (n *Node) Members(ctx context.Context, group string) ([]api.Member, error) {
+	a, err := n.lookup(group)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Member
+	err = a.do(ctx, func() error { out = a.members(); return nil })
+	return out, err
+}
+
+// Remove implements api.Service.
+func (n *Node) Remove(ctx context.Context, group, member string) error {
+	a, err := n.lookup(group)
+	if err != nil {
+		return err
+	}
+	return a.do(ctx, func() error { return a.remove(member) })
+}
+
+// Rotate implements api.Service.
+func (n *Node) Rotate(ctx context.Context, group string) error {
+	a, err := n.lookup(group)
+	if err != nil {
+		return err
+	}
+	return a.do(ctx, func() error { return a.queueIntent(&intent{kind: intentUpdate}) })
+}
+
+// Leave implements api.Service: it asks the group to remove this device (an
+// intent a member allowed to commits), then deletes the group's data here.
+func (n *Node) Leave(ctx context.Context, group string) error {
+	a, err := n.lookup(group)
+	if err != nil {
+		return err
+	}
+	if err := a.do(ctx, func() error { return a.leave() }); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	delete(n.groups, a.hexID)
+	n.mu.Unlock()
+	a.stop()
+	if err := n.db.DeleteGroup(a.id); err != nil {
+		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
+	}
+	return nil
+}
+
+// Peers implements api.Service.
+func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
+	known := make(map[peer.ID]api.Peer)
+	for _, a := range n.actorList() {
+		var ms []api.Member
+		if a.do(ctx, func() error { ms = a.members(); return nil }) != nil {
+			continue
+		}
+		for _, m := range ms {
+			id, err := peer.Decode(m.PeerID)
+			if err != nil {
+				continue
+			}
+			p := known[id]
+			p.Name = m.Name
+			p.Groups = append(p.Groups, a.name)
+			known[id] = p
+		}
+	}
+	var out []api.Peer
+	for _, id := range n.net.Peers() {
+		p := known[id]
+		p.ID = id.String()
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Export implements api.Service.
+func (n *Node) Export(ctx context.Context, group string, since time.Time, fn func(api.Message) error) error {
+	a, err := n.lookup(group)
+	if err != nil {
+		return err
+	}
+	// The view is read in one pass: history export is rare and bounded by
+	// what this device holds.
+	ms, err := n.db.Messages(a.id, since, 1<<30)
+	if err != nil {
+		return api.Errorf(api.CodeInternal, "read history: %v", err)
+	}
+	for _, m := range ms {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(n.apiMessage(a, m)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Subscribe implements api.Service.
+func (n *Node) Subscribe(ctx context.Context) (<-chan api.Event, error) {
+	ch := make(chan api.Event, defaultSubscriberBuff)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, api.Errorf(api.CodeUnavailable, "node is closed")
+	}
+	n.subs[ch] = struct{}{}
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+			return // Close closes the channel.
+		}
+		n.mu.Lock()
+		if _, ok := n.subs[ch]; ok {
+			delete(n.subs, ch)
+			close(ch)
+		}
+		n.mu.Unlock()
+	}()
+	return ch, nil
+}

@@ -1,0 +1,305 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// eventBuffer is the capacity of the Events channel.
+const eventBuffer = 256
+
+// Host is the libp2p implementation of Network.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+	h   host.Host
+	ps  *pubsub.PubSub
+	dht *dht.IpfsDHT // nil unless Config.EnableDHT
+	rd  *drouting.RoutingDiscovery
+	mdn mdns.Service // nil unless Config.EnableMDNS
+
+	tracer *meshTracer
+
+	ctx      context.Context // ends at Close; parent of every goroutine's context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // owned goroutines
+	handlers sync.WaitGroup // inbound stream handlers (Serve)
+
+	events chan PeerEvent
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	topics map[string]*hostTopic // by topic name
+	scores map[peer.ID]float64   // latest peer-score snapshot
+}
+
+var _ Network = (*Host)(nil)
+
+// New starts a host. The caller must Close it.
+func New(cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+
+	var key crypto.PrivKey
+	var err error
+	if cfg.IdentityFile != "" {
+		key, err = LoadOrCreateIdentity(cfg.IdentityFile)
+	} else {
+		key, _, err = crypto.GenerateEd25519Key(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Host{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "p2p"),
+		tracer: newMeshTracer(),
+		ctx:    ctx,
+		cancel: cancel,
+		events: make(chan PeerEvent, eventBuffer),
+		topics: make(map[string]*hostTopic),
+		scores: make(map[peer.ID]float64),
+	}
+	if err := n.start(key); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Host) start(key crypto.PrivKey) error {
+	cfg := n.cfg
+	rm, err := newResourceManager(cfg)
+	if err != nil {
+		return err
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnLowWater, cfg.ConnHighWater, connmgr.WithGracePeriod(cfg.ConnGracePeriod))
+	if err != nil {
+		rm.Close()
+		return fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.EnableRelay(), // the client side: dial through relays
+		libp2p.DisableMetrics(),
+		// No libp2p.NATPortMap(): Grove never asks the router to open ports.
+	}
+	if cfg.EnableRelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if cfg.EnableHolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if cfg.EnableAutoNAT {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	if cfg.ForcePrivateReachability {
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if cfg.ForcePublicReachability {
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	}
+	if len(cfg.StaticRelays) > 0 {
+		relays, err := parseAddrInfos(cfg.StaticRelays)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return fmt.Errorf("p2p: start libp2p: %w", err)
+	}
+	n.h = h
+
+	// Subscribe to connectivity before anything can connect.
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return fmt.Errorf("p2p: event bus: %w", err)
+	}
+	n.wg.Add(1)
+	go n.forwardEvents(sub)
+
+	if err := n.startPubSub(); err != nil {
+		return err
+	}
+	if err := n.startDiscovery(); err != nil {
+		return err
+	}
+	n.startPeerstore()
+	return nil
+}
+
+// newResourceManager sizes libp2p's resource manager for a device with
+// cfg.MaxMemory bytes and cfg.MaxFileDescriptors descriptors to spare, not
+// for a server.
+func newResourceManager(cfg Config) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	scaled := limits.Scale(cfg.MaxMemory, cfg.MaxFileDescriptors)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaled))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	return rm, nil
+}
+
+func parseAddrInfos(ss []string) ([]peer.AddrInfo, error) {
+	out := make([]peer.AddrInfo, 0, len(ss))
+	for _, s := range ss {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: peer address %q: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// forwardEvents turns libp2p connectedness events into PeerEvents.
+func (n *Host) forwardEvents(sub event.Subscription) {
+	defer n.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			var kind PeerEventKind
+			switch ev.Connectedness {
+			case network.Connected, network.Limited:
+				kind = PeerConnected
+			case network.NotConnected:
+				kind = PeerDisconnected
+			default:
+				continue
+			}
+			select {
+			case n.events <- PeerEvent{Peer: ev.Peer, Kind: kind, Time: time.Now()}:
+			default:
+				n.log.Warn("peer event dropped: consumer too slow", "peer", ev.Peer, "kind", kind)
+			}
+		}
+	}
+}
+
+// ID returns this host's peer ID.
+func (n *Host) ID() peer.ID { return n.h.ID() }
+
+// AddrInfo returns the peer ID and listen addresses.
+func (n *Host) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()}
+}
+
+// Libp2pHost exposes the underlying libp2p host for diagnostics and tests.
+// Callers must not close it.
+func (n *Host) Libp2pHost() host.Host { return n.h }
+
+// Connect dials a peer and records its addresses for later restarts.
+func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if err := n.h.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
+	}
+	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+	return nil
+}
+
+// Peers lists connected peers.
+func (n *Host) Peers() []peer.ID { return n.h.Network().Peers() }
+
+// Events returns the peer event channel.
+func (n *Host) Events() <-chan PeerEvent { return n.events }
+
+func (n *Host) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// Close leaves every topic, stops discovery, saves known peers, closes the
+// libp2p host and waits for every goroutine this Host started.
+func (n *Host) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	topics := make([]*hostTopic, 0, len(n.topics))
+	for _, t := range n.topics {
+		topics = append(topics, t)
+	}
+	n.mu.Unlock()
+
+	var errs []error
+	for _, t := range topics {
+		t.close()
+	}
+	if n.h != nil && n.cfg.PeerstoreFile != "" {
+		if err := n.savePeers(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.cancel()
+	if n.mdn != nil {
+		if err := n.mdn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("p2p: close mdns: %w", err))
+		}
+	}
+	if n.dht != nil {
+		if err := n.dht.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("p2p: close dht: %w", err))
+		}
+	}
+	if n.h != nil {
+		if err := n.h.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("p2p: close host: %w", err))
+		}
+	}
+	n.wg.Wait()
+	n.handlers.Wait()
+	close(n.events)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,434 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Peer-score thresholds (gossipsub v1.1). A peer that keeps sending invalid
+// payloads goes below zero (pruned from the mesh at the next heartbeat), then
+// below GossipThreshold (no gossip exchanged), PublishThreshold (our own
+// messages are not sent to it) and GraylistThreshold (its RPCs are ignored).
+var scoreThresholds = pubsub.PeerScoreThresholds{
+	GossipThreshold:             -10,
+	PublishThreshold:            -50,
+	GraylistThreshold:           -80,
+	AcceptPXThreshold:           10,
+	OpportunisticGraftThreshold: 3,
+}
+
+// peerScoreParams are the router-wide scoring parameters. IP colocation is
+// not penalised: a family's phones behind one home NAT share an address, as
+// do all test hosts on loopback.
+func peerScoreParams() *pubsub.PeerScoreParams {
+	return &pubsub.PeerScoreParams{
+		SkipAtomicValidation:      true,
+		Topics:                    map[string]*pubsub.TopicScoreParams{},
+		AppSpecificScore:          func(peer.ID) float64 { return 0 },
+		BehaviourPenaltyWeight:    -10,
+		BehaviourPenaltyThreshold: 6,
+		BehaviourPenaltyDecay:     0.9,
+		DecayInterval:             time.Second,
+		DecayToZero:               0.01,
+		RetainScore:               10 * time.Minute,
+	}
+}
+
+// topicScoreParams reward time in the mesh and first deliveries a little and
+// punish invalid messages (P4, which grows with the square of the count). A
+// payload the validator rejects, including one over the size limit or over
+// the author's rate limit, counts as invalid. Mesh-delivery deficits (P3) are
+// not scored: group topics are quiet most of the time, and P3 would punish
+// honest peers for silence.
+func topicScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		SkipAtomicValidation:           true,
+		TopicWeight:                    1,
+		TimeInMeshWeight:               0.01,
+		TimeInMeshQuantum:              time.Second,
+		TimeInMeshCap:                  100,
+		FirstMessageDeliveriesWeight:   1,
+		FirstMessageDeliveriesDecay:    0.5,
+		FirstMessageDeliveriesCap:      10,
+		InvalidMessageDeliveriesWeight: -10,
+		InvalidMessageDeliveriesDecay:  0.99,
+	}
+}
+
+// gossipWindow is the minimum age of messages still advertised in IHAVE.
+const gossipWindow = 3 * time.Second
+
+// peerOutboundQueue is the number of RPCs queued per peer before GossipSub
+// drops (default 32).
+const peerOutboundQueue = 4096
+
+func (n *Host) startPubSub() error {
+	gsp := pubsub.DefaultGossipSubParams()
+	gsp.HeartbeatInterval = n.cfg.HeartbeatInterval
+	if gsp.HeartbeatInitialDelay > n.cfg.HeartbeatInterval {
+		gsp.HeartbeatInitialDelay = n.cfg.HeartbeatInterval
+	}
+	// The message cache is counted in heartbeats. Keep at least gossipWindow
+	// of history for IWANT repair whatever the heartbeat, so a message lost
+	// to a full peer queue during a burst is still recovered.
+	if w := int((gossipWindow + n.cfg.HeartbeatInterval - 1) / n.cfg.HeartbeatInterval); w > gsp.HistoryGossip {
+		gsp.HistoryGossip = w
+		gsp.HistoryLength = w + 2
+	}
+	rpcMax := max(1<<20, 2*n.cfg.MaxMessageSize)
+	ps, err := pubsub.NewGossipSub(n.ctx, n.h,
+		pubsub.WithGossipSubParams(gsp),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return MessageID(m.Data) }),
+		pubsub.WithMaxMessageSize(rpcMax),
+		pubsub.WithPeerScore(peerScoreParams(), &scoreThresholds),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.recordScores), n.cfg.HeartbeatInterval),
+		pubsub.WithRawTracer(n.tracer),
+		pubsub.WithLogger(n.log.With("component", "gossipsub")),
+		// Bursts (a resync, a flurry of commits) should queue, not drop: in
+		// a small group every neighbour is in the mesh, so there is nobody
+		// to gossip IHAVE to and a dropped RPC is never repaired. Queued
+		// RPCs share their message bodies, so the cost is mostly pointers.
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
+		pubsub.WithValidateQueueSize(1024),
+	)
+	if err != nil {
+		return fmt.Errorf("p2p: start gossipsub: %w", err)
+	}
+	n.ps = ps
+	return nil
+}
+
+func (n *Host) recordScores(m map[peer.ID]float64) {
+	n.mu.Lock()
+	n.scores = m
+	n.mu.Unlock()
+}
+
+// PeerScore returns the latest GossipSub score of p (sampled every
+// heartbeat) and whether p was scored.
+func (n *Host) PeerScore(p peer.ID) (float64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.scores[p]
+	return s, ok
+}
+
+// MeshPeers returns the peers in this host's GossipSub mesh for the group.
+func (n *Host) MeshPeers(g GroupID) []peer.ID {
+	var out []peer.ID
+	for _, p := range n.tracer.mesh(TopicName(g)) {
+		if n.h.Network().Connectedness(p) == network.Connected {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// hostTopic is a joined group topic.
+type hostTopic struct {
+	n       *Host
+	group   GroupID
+	name    string
+	topic   *pubsub.Topic
+	sub     *pubsub.Subscription
+	check   topicCheck
+	stopRdv context.CancelFunc // stops rendezvous for this group
+
+	once   sync.Once
+	closed atomic.Bool
+}
+
+// Subscribe joins the group's topic.
+func (n *Host) Subscribe(g GroupID, v Validator) (Subscription, error) {
+	name := TopicName(g)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := n.topics[name]; ok {
+		return nil, ErrAlreadySubscribed
+	}
+	t := &hostTopic{
+		n:     n,
+		group: append(GroupID(nil), g...),
+		name:  name,
+		check: newTopicCheck(n.cfg, v),
+	}
+	if err := n.ps.RegisterTopicValidator(name, t.validate, pubsub.WithValidatorInline(true)); err != nil {
+		return nil, fmt.Errorf("p2p: register validator: %w", err)
+	}
+	topic, err := n.ps.Join(name)
+	if err != nil {
+		n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("p2p: join topic: %w", err)
+	}
+	if err := topic.SetScoreParams(topicScoreParams()); err != nil {
+		topic.Close()
+		n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("p2p: topic score params: %w", err)
+	}
+	sub, err := topic.Subscribe(pubsub.WithBufferSize(n.cfg.SubscriptionBuffer))
+	if err != nil {
+		topic.Close()
+		n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("p2p: subscribe: %w", err)
+	}
+	t.topic, t.sub = topic, sub
+	t.stopRdv = n.startRendezvousLocked(g)
+	n.topics[name] = t
+	return &hostSubscription{t: t}, nil
+}
+
+// validate runs on every message for the topic, including our own, before
+// it is delivered or forwarded: size first (cheap), then the author's rate,
+// then the node's validator.
+func (t *hostTopic) validate(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	switch t.check.run(ctx, peer.ID(m.GetFrom()), from, m.Data) {
+	case Accept:
+		return pubsub.ValidationAccept
+	case Ignore:
+		return pubsub.ValidationIgnore
+	default:
+		return pubsub.ValidationReject
+	}
+}
+
+// topicCheck is the validation pipeline shared by Host and MemNetwork.
+type topicCheck struct {
+	maxSize int
+	limiter *rateLimiter
+	v       Validator
+}
+
+func newTopicCheck(cfg Config, v Validator) topicCheck {
+	return topicCheck{maxSize: cfg.MaxMessageSize, limiter: newRateLimiter(cfg.PeerMessageRate, cfg.PeerMessageBurst), v: v}
+}
+
+// run checks size first (cheap), then the author's rate, then the node's
+// validator. author is empty for unsigned messages.
+func (c topicCheck) run(ctx context.Context, author, from peer.ID, data []byte) ValidationResult {
+	if len(data) > c.maxSize {
+		return Reject
+	}
+	if author != "" && !c.limiter.allow(author, time.Now()) {
+		return Reject
+	}
+	if c.v == nil {
+		return Accept
+	}
+	switch r := c.v(ctx, from, data); r {
+	case Accept, Ignore:
+		return r
+	default:
+		return Reject
+	}
+}
+
+func (t *hostTopic) close() {
+	t.once.Do(func() {
+		t.closed.Store(true)
+		t.stopRdv()
+		t.sub.Cancel()
+		if err := t.topic.Close(); err != nil {
+			t.n.log.Warn("close topic", "topic", t.name, "err", err)
+		}
+		if err := t.n.ps.UnregisterTopicValidator(t.name); err != nil {
+			t.n.log.Debug("unregister validator", "topic", t.name, "err", err)
+		}
+		t.n.mu.Lock()
+		if t.n.topics[t.name] == t {
+			delete(t.n.topics, t.name)
+		}
+		t.n.mu.Unlock()
+	})
+}
+
+// Publish sends data to the group's topic. The payload passes the same
+// validation as a received one before it leaves this host.
+func (n *Host) Publish(ctx context.Context, g GroupID, data []byte) error {
+	if len(data) > n.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d > %d bytes", ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
+	}
+	n.mu.Lock()
+	t, ok := n.topics[TopicName(g)]
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if !ok {
+		return ErrNotSubscribed
+	}
+	if err := t.topic.Publish(ctx, data); err != nil {
+		return fmt.Errorf("p2p: publish: %w", err)
+	}
+	return nil
+}
+
+type hostSubscription struct{ t *hostTopic }
+
+func (s *hostSubscription) Next(ctx context.Context) (*Message, error) {
+	if s.t.closed.Load() {
+		return nil, ErrClosed
+	}
+	m, err := s.t.sub.Next(ctx)
+	if err != nil {
+		if errors.Is(err, pubsub.ErrSubscriptionCancelled) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("p2p: next message: %w", err)
+	}
+	return &Message{
+		Group:        s.t.group,
+		Data:         m.Data,
+		ReceivedFrom: m.ReceivedFrom,
+		ID:           m.ID,
+	}, nil
+}
+
+func (s *hostSubscription) Close() error {
+	s.t.close()
+	return nil
+}
+
+// rateLimiter is a token bucket per message author. It is bounded: when it
+// tracks too many authors, full buckets (authors who have been quiet long
+// enough to refill) are forgotten.
+type rateLimiter struct {
+	rate  float64
+	burst float64
+
+	mu      sync.Mutex
+	buckets map[peer.ID]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const maxRateBuckets = 4096
+
+func newRateLimiter(rate float64, burst int) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), buckets: make(map[peer.ID]*bucket)}
+}
+
+func (l *rateLimiter) allow(p peer.ID, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[p]
+	if !ok {
+		if len(l.buckets) >= maxRateBuckets {
+			l.evictFull(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[p] = b
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(l.burst, b.tokens+dt*l.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func (l *rateLimiter) evictFull(now time.Time) {
+	for p, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, p)
+		}
+	}
+}
+
+// meshTracer follows GRAFT and PRUNE to know each topic's mesh; the pubsub
+// API does not expose it. Tracer methods are called synchronously from the
+// pubsub event loop, so they only take a short lock.
+type meshTracer struct {
+	mu     sync.Mutex
+	meshes map[string]map[peer.ID]struct{}
+
+	droppedRPCs, throttled, rejected atomic.Int64
+}
+
+// GossipStats are counters for diagnostics and metrics.
+type GossipStats struct {
+	DroppedRPCs int64 // outbound RPCs dropped because a peer's queue was full
+	Throttled   int64 // inbound messages dropped by the validation throttle
+	Rejected    int64 // messages that failed validation
+}
+
+// GossipStats returns the host's gossip counters.
+func (n *Host) GossipStats() GossipStats {
+	return GossipStats{
+		DroppedRPCs: n.tracer.droppedRPCs.Load(),
+		Throttled:   n.tracer.throttled.Load(),
+		Rejected:    n.tracer.rejected.Load(),
+	}
+}
+
+var _ pubsub.RawTracer = (*meshTracer)(nil)
+
+func newMeshTracer() *meshTracer {
+	return &meshTracer{meshes: make(map[string]map[peer.ID]struct{})}
+}
+
+func (t *meshTracer) mesh(topic string) []peer.ID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]peer.ID, 0, len(t.meshes[topic]))
+	for p := range t.meshes[topic] {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (t *meshTracer) Graft(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.meshes[topic]
+	if m == nil {
+		m = make(map[peer.ID]struct{})
+		t.meshes[topic] = m
+	}
+	m[p] = struct{}{}
+}
+
+func (t *meshTracer) Prune(p peer.ID, topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.meshes[topic], p)
+}
+
+func (t *meshTracer) Leave(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.meshes, topic)
+}
+
+func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (t *meshTracer) OnClosedOutboundStream(peer.ID)                       {}
+func (t *meshTracer) Join(string)                                          {}
+func (t *meshTracer) ValidateMessage(*pubsub.Message)                      {}
+func (t *meshTracer) DeliverMessage(*pubsub.Message)                       {}
+func (t *meshTracer) RejectMessage(*pubsub.Message, string)                {}
+func (t *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (t *meshTracer) ThrottlePeer(peer.ID)                                 {}
+func (t *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (t *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *meshTracer) UndeliverableMessage(*pubsub.Message)                 {}

@@ -1,0 +1,32 @@
+// Package store keeps everything a Grove device knows in one Pebble database:
+// the device identity and settings, per-group metadata and retained MLS epoch
+// states, the ciphertext log served to peers that resync, the outbox of
+// plaintext waiting to be (re)sent, the local view of decrypted messages, the
+// full-text search index over that view, and dedup markers.
+//
+// There is no server to fall back on, so this database is the only copy of a
+// device's history. Every write that belongs together is one Pebble batch, and
+// every batch is synced before the call returns, so an acknowledged write
+// survives a crash and no group of records is ever half-applied.
+//
+// Every record read back from disk is decoded by a versioned, length-checked
+// decoder; a record that does not decode yields an error wrapping ErrCorrupt,
+// never a panic.
+//
+// Deleted secrets (epoch states) are made unrecoverable from the database
+// directory by PurgeDeleted, which flushes the memtable, compacts the deleted
+// key ranges to the bottom level so the shadowed values are dropped, and lets
+// Pebble delete the old WAL and sstables (WAL recycling is disabled so no old
+// log survives inside a reused file). Removed files are unlinked, not
+// overwritten: what a filesystem or SSD keeps in freed blocks is outside the
+// store's reach.
+//
+// The store is not an MLS implementation: epoch states and MLS messages are
+// opaque bytes chosen by the caller. It does not decide what is final or
+// canonical (that is commitorder's job) and it runs no goroutines of its own
+// beyond Pebble's.
+//
+// Key layout: one prefix byte per key space, then fixed-size or
+// length-prefixed fields, numbers big-endian so that scans are ordered. See
+// keys.go.
+package store

@@ -1,0 +1,180 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// filesContaining returns the files under dir whose bytes contain secret.
+func filesContaining(t *testing.T, dir string, secret []byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed by Pebble between listing and reading
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, secret) {
+			hits = append(hits, filepath.Base(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+func randomSecret(t *testing.T) []byte {
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeletedSecretsLeaveNoTrace plants random secrets in epoch states on a
+// real directory, deletes them through every deleting API, runs the deletion
+// schedule (PurgeDeleted) and scans every file in the directory for them.
+func TestDeletedSecretsLeaveNoTrace(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := testOptions(vfs.Default, dir, clock)
+	opts.MemTableSize = 256 << 10 // several flushes and compactions during the fill
+	db, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { db.Close() }()
+
+	type planted struct {
+		name   string
+		group  []byte
+		eid    EpochID
+		secret []byte
+	}
+	var ps []planted
+	plant := func(name string, g []byte, e byte) planted {
+		p := planted{name: name, group: g, eid: eid(e), secret: randomSecret(t)}
+		state := append(append([]byte("state-prefix:"), p.secret...), []byte(":suffix")...)
+		if err := db.PutEpochState(g, EpochState{EID: p.eid, Epoch: uint64(e), State: state}); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+		return p
+	}
+	filler := func(n int) {
+		var batch []Message
+		for i := 0; i < n; i++ {
+			m := Message{Group: g2, Time: clock.t.Add(time.Duration(len(ps)*10000+i) * time.Second), Sender: []byte("s"), Text: "filler text to push data through flushes and compactions " + string(rune('a'+i%26))}
+			rand.Read(m.ID[:])
+			batch = append(batch, m)
+			if len(batch) == 100 || i == n-1 {
+				if _, err := db.AddMessages(batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+
+	finalised := plant("finalised", g1, 1)
+	filler(5000) // pushes it into sstables, then lower levels
+	deleted := plant("deleted", g1, 2)
+	if err := db.pdb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	kept := plant("kept", g1, 3)
+	inGroup := plant("left group", []byte("group-left"), 4)
+	walOnly := plant("wal only", g1, 5) // still only in the memtable and WAL
+
+	for _, p := range ps {
+		if hits := filesContaining(t, dir, p.secret); len(hits) == 0 {
+			t.Fatalf("scan does not find %s secret before deletion: the scan proves nothing", p.name)
+		}
+	}
+
+	if err := db.FinaliseEpoch(g1, finalised.eid, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteEpochState(g1, deleted.eid); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteEpochState(g1, walOnly.eid); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteGroup(inGroup.group); err != nil {
+		t.Fatal(err)
+	}
+	filler(500)
+	if err := db.PurgeDeleted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(phase string) {
+		t.Helper()
+		for _, p := range ps {
+			hits := filesContaining(t, dir, p.secret)
+			if p.name == kept.name {
+				if len(hits) == 0 {
+					t.Fatalf("%s: the kept secret is gone too: the scan or the test is broken", phase)
+				}
+				continue
+			}
+			if len(hits) != 0 {
+				t.Errorf("%s: deleted %s secret still in %v", phase, p.name, hits)
+			}
+		}
+	}
+	m := db.pdb.Metrics()
+	t.Logf("flushes %d, compactions %d", m.Flush.Count, m.Compact.Count)
+	// Only the live WAL may remain: an obsolete WAL kept for recycling would
+	// hold old records in its tail.
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	if len(logs) != 1 {
+		t.Errorf("after purge: %d WAL files %v, want only the live one", len(logs), logs)
+	}
+	check("after purge")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("after close")
+	db, err = Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EpochState(g1, finalised.eid); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("finalised state readable after reopen: %v", err)
+	}
+	if st, err := db.EpochState(g1, kept.eid); err != nil || !bytes.Contains(st.State, kept.secret) {
+		t.Fatalf("kept state: %v", err)
+	}
+	check("after reopen")
+}
+
+func TestMergeRanges(t *testing.T) {
+	got := mergeRanges([]keyRange{{[]byte("c"), []byte("d")}, {[]byte("a"), []byte("b")}, {[]byte("b"), []byte("bb")}, {[]byte("c0"), []byte("c1")}})
+	want := []keyRange{{[]byte("a"), []byte("bb")}, {[]byte("c"), []byte("d")}}
+	if len(got) != len(want) {
+		t.Fatalf("mergeRanges = %q", got)
+	}
+	for i := range want {
+		if !bytes.Equal(got[i].start, want[i].start) || !bytes.Equal(got[i].end, want[i].end) {
+			t.Fatalf("mergeRanges = %q, want %q", got, want)
+		}
+	}
+}

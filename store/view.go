@@ -1,0 +1,437 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// MessageFlags qualify a message in the local view.
+type MessageFlags uint32
+
+const (
+	// FlagOrphanedBranch: the message was sent in an epoch that lost fork
+	// choice (it was decrypted with that branch's state).
+	FlagOrphanedBranch MessageFlags = 1 << 0
+	// FlagResent: the sender re-sent the message in the canonical epoch.
+	FlagResent MessageFlags = 1 << 1
+)
+
+// Message is a decrypted message in the local view.
+type Message struct {
+	Group  []byte
+	ID     MessageID
+	Time   time.Time
+	Sender []byte
+	Text   string
+	Epoch  uint64
+	Flags  MessageFlags
+}
+
+// viewRecordVersion is the encoding of view records. Version 1 (schema 1)
+// had no document number; see migrateBuildIndex.
+const viewRecordVersion = 2
+
+func viewKey(g []byte, ts int64, id MessageID) []byte {
+	return newKey(spaceView, 1+len(g)+8+MessageIDLen).group(g).nanos(ts).raw(id[:])
+}
+
+// viewByIDKey is the schema-1 id index, replaced in schema 2 by the time
+// held in the dedup marker. Only the migration uses it.
+func viewByIDKey(g []byte, id MessageID) []byte {
+	return newKey(spaceViewByID, 1+len(g)+MessageIDLen).group(g).raw(id[:])
+}
+
+func dedupKey(g []byte, id MessageID) []byte {
+	return newKey(spaceDedup, 1+len(g)+MessageIDLen).group(g).raw(id[:])
+}
+
+func checkMessage(m *Message) error {
+	if err := checkGroup(m.Group); err != nil {
+		return err
+	}
+	if len(m.Sender) == 0 || len(m.Sender) > MaxSenderLen {
+		return invalidf("sender of %d bytes, want 1..%d", len(m.Sender), MaxSenderLen)
+	}
+	if len(m.Text) > MaxTextLen {
+		return invalidf("text of %d bytes exceeds %d", len(m.Text), MaxTextLen)
+	}
+	if m.Time.IsZero() {
+		return invalidf("message without time")
+	}
+	return nil
+}
+
+// AddMessage adds a decrypted message to the local view and the search index
+// in one synced batch. A message whose id was already seen in the group (even
+// if since deleted) is not added again and added is false: that is the dedup
+// by application message id.
+func (db *DB) AddMessage(m Message) (added bool, err error) {
+	res, err := db.AddMessages([]Message{m})
+	if err != nil {
+		return false, err
+	}
+	return res[0], nil
+}
+
+// AddMessages adds several messages in one synced batch; added[i] reports
+// whether msgs[i] was new. Either all new messages are stored or none.
+func (db *DB) AddMessages(msgs []Message) (added []bool, err error) {
+	for i := range msgs {
+		if err := checkMessage(&msgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	release, err := db.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+
+	added = make([]bool, len(msgs))
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	ix := db.newIndexer(b)
+	inBatch := make(map[string]bool, len(msgs))
+	var newKeys [][]byte
+	writes := make([]kv, 0, 2*len(msgs))
+	now := db.opts.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		dk := dedupKey(m.Group, m.ID)
+		if inBatch[string(dk)] {
+			continue
+		}
+		seen, err := db.hasFiltered(dk)
+		if err != nil {
+			return nil, err
+		}
+		if seen {
+			continue
+		}
+		inBatch[string(dk)] = true
+		added[i] = true
+		ts := m.Time.UnixNano()
+		doc := ix.add(m, ts)
+		writes = append(writes,
+			kv{viewKey(m.Group, ts, m.ID), encodeMessage(m, doc)},
+			kv{dk, encodeDedup(dedupRecord{seen: now, inView: true, ts: ts})})
+		newKeys = append(newKeys, dk)
+	}
+	// Sorted inserts are cheaper for the memtable (see indexer.finish).
+	slices.SortFunc(writes, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	for _, w := range writes {
+		b.Set(w.k, w.v, nil)
+	}
+	if err := ix.finish(); err != nil {
+		return nil, err
+	}
+	if err := db.commit(b); err != nil {
+		return nil, err
+	}
+	ix.publish()
+	db.present.add(newKeys...)
+	return added, nil
+}
+
+type kv struct{ k, v []byte }
+
+// Seen reports whether a message id has been recorded in the group's dedup
+// markers (by AddMessage or MarkSeen).
+func (db *DB) Seen(group []byte, id MessageID) (bool, error) {
+	if err := checkGroup(group); err != nil {
+		return false, err
+	}
+	release, err := db.use()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	val, err := db.get(dedupKey(group, id))
+	if err == ErrNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := decodeDedup(val); err != nil {
+		return false, fmt.Errorf("store: dedup marker: %w", err)
+	}
+	return true, nil
+}
+
+// MarkSeen records a dedup marker without adding a message (e.g. for
+// messages the node drops on purpose). It reports whether the id was new.
+func (db *DB) MarkSeen(group []byte, id MessageID) (bool, error) {
+	if err := checkGroup(group); err != nil {
+		return false, err
+	}
+	release, err := db.use()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	k := dedupKey(group, id)
+	seen, err := db.hasFiltered(k)
+	if err != nil || seen {
+		return false, err
+	}
+	if err := db.pdb.Set(k, encodeDedup(dedupRecord{seen: db.opts.Now()}), pebble.Sync); err != nil {
+		return false, fmt.Errorf("store: write: %w", err)
+	}
+	db.present.add(k)
+	return true, nil
+}
+
+// lookupMessage finds a message by id; the caller holds use().
+func (db *DB) lookupMessage(group []byte, id MessageID) (Message, uint64, error) {
+	dv, err := db.get(dedupKey(group, id))
+	if err != nil {
+		return Message{}, 0, err
+	}
+	rec, err := decodeDedup(dv)
+	if err != nil {
+		return Message{}, 0, fmt.Errorf("store: dedup marker: %w", err)
+	}
+	if !rec.inView {
+		return Message{}, 0, ErrNotFound
+	}
+	ts := rec.ts
+	val, err := db.get(viewKey(group, ts, id))
+	if err == ErrNotFound {
+		return Message{}, 0, corruptf("view id index points at missing message")
+	}
+	if err != nil {
+		return Message{}, 0, err
+	}
+	m, doc, err := decodeMessage(val)
+	if err != nil {
+		return Message{}, 0, fmt.Errorf("store: view: %w", err)
+	}
+	m.Group, m.ID, m.Time = group, id, time.Unix(0, ts).UTC()
+	return m, doc, nil
+}
+
+// Message returns a message of the local view by id, or ErrNotFound.
+func (db *DB) Message(group []byte, id MessageID) (Message, error) {
+	if err := checkGroup(group); err != nil {
+		return Message{}, err
+	}
+	release, err := db.use()
+	if err != nil {
+		return Message{}, err
+	}
+	defer release()
+	m, _, err := db.lookupMessage(group, id)
+	return m, err
+}
+
+// Messages returns up to limit messages of a group with Time >= since, in
+// time order (ties by id).
+func (db *DB) Messages(group []byte, since time.Time, limit int) ([]Message, error) {
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, invalidf("limit %d", limit)
+	}
+	release, err := db.use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	prefix := newKey(spaceView, 1+len(group)).group(group)
+	var start []byte
+	if since.IsZero() {
+		start = prefix
+	} else {
+		start = newKey(spaceView, 1+len(group)+8).group(group).nanos(since.UnixNano())
+	}
+	var out []Message
+	err = db.scanRange(start, prefixEnd(prefix), func(k, v []byte) error {
+		if len(out) >= limit {
+			return errStopScan
+		}
+		m, err := decodeViewEntry(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err == errStopScan {
+		err = nil
+	}
+	return out, err
+}
+
+func decodeViewEntry(k, v []byte) (Message, error) {
+	r := keyReader{b: k}
+	r.space(spaceView)
+	g := r.group()
+	ts := r.nanos()
+	id := r.fixed(MessageIDLen)
+	if err := r.done(); err != nil {
+		return Message{}, fmt.Errorf("store: view: %w", err)
+	}
+	m, _, err := decodeMessage(v)
+	if err != nil {
+		return Message{}, fmt.Errorf("store: view: %w", err)
+	}
+	m.Group, m.Time = g, time.Unix(0, ts).UTC()
+	copy(m.ID[:], id)
+	return m, nil
+}
+
+// SetMessageFlags replaces the flags of a message in the view.
+func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	release, err := db.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	m, doc, err := db.lookupMessage(group, id)
+	if err != nil {
+		return err
+	}
+	m.Flags = flags
+	if err := db.pdb.Set(viewKey(group, m.Time.UnixNano(), id), encodeMessage(&m, doc), pebble.Sync); err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	return nil
+}
+
+// DeleteMessage removes a message from the view and its postings from the
+// search index. Its dedup marker stays, so a late copy is not shown again.
+func (db *DB) DeleteMessage(group []byte, id MessageID) error {
+	if err := checkGroup(group); err != nil {
+		return err
+	}
+	release, err := db.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	m, doc, err := db.lookupMessage(group, id)
+	if err != nil {
+		return err
+	}
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	ix := db.newIndexer(b)
+	ix.remove(&m, doc)
+	b.Delete(viewKey(group, m.Time.UnixNano(), id), nil)
+	b.Set(dedupKey(group, id), encodeDedup(dedupRecord{seen: db.opts.Now()}), nil)
+	if err := ix.finish(); err != nil {
+		return err
+	}
+	if err := db.commit(b); err != nil {
+		return err
+	}
+	ix.publish()
+	return nil
+}
+
+func encodeMessage(m *Message, doc uint64) []byte {
+	e := newEncV(viewRecordVersion, len(m.Sender)+len(m.Text)+24)
+	e.bytes(m.Sender)
+	e.bytes([]byte(m.Text))
+	e.uvarint(m.Epoch)
+	e.uvarint(uint64(m.Flags))
+	e.uvarint(doc)
+	return e.b
+}
+
+// decodeMessage decodes a view record (without the fields held in its key).
+func decodeMessage(val []byte) (Message, uint64, error) {
+	d := newDecV(val, "message", viewRecordVersion)
+	var m Message
+	m.Sender = d.bytes(MaxSenderLen)
+	m.Text = string(d.bytes(MaxTextLen))
+	m.Epoch = d.uvarint()
+	flags := d.uvarint()
+	doc := d.uvarint()
+	if d.err == nil && (flags > 0xffffffff || len(m.Sender) == 0 || doc == 0) {
+		d.fail("bad flags, sender or document number")
+	}
+	m.Flags = MessageFlags(flags)
+	return m, doc, d.finish()
+}
+
+// decodeMessageV1 decodes a schema-1 view record, which had no document
+// number. Only the migration reads these.
+func decodeMessageV1(val []byte) (Message, error) {
+	d := newDecV(val, "message v1", 1)
+	var m Message
+	m.Sender = d.bytes(MaxSenderLen)
+	m.Text = string(d.bytes(MaxTextLen))
+	m.Epoch = d.uvarint()
+	flags := d.uvarint()
+	if d.err == nil && (flags > 0xffffffff || len(m.Sender) == 0) {
+		d.fail("bad flags or sender")
+	}
+	m.Flags = MessageFlags(flags)
+	return m, d.finish()
+}
+
+// dedupRecord is the dedup marker of an application message id. While the
+// message is in the view it also holds the message time, which locates the
+// view record (view keys are ordered by time).
+type dedupRecord struct {
+	seen   time.Time
+	inView bool
+	ts     int64 // message time in Unix nanoseconds, when inView
+}
+
+// dedupRecordVersion is the encoding of dedup markers; version 1 (schema 1)
+// held only the first-seen time.
+const dedupRecordVersion = 2
+
+// decodeDedupV1 decodes a schema-1 dedup marker. Only the migration reads
+// these.
+func decodeDedupV1(val []byte) (time.Time, error) {
+	d := newDecV(val, "dedup marker v1", 1)
+	t := d.time()
+	return t, d.finish()
+}
+
+func encodeDedup(r dedupRecord) []byte {
+	e := newEncV(dedupRecordVersion, 20)
+	e.time(r.seen)
+	if r.inView {
+		e.u8(1)
+		e.varint(r.ts)
+	} else {
+		e.u8(0)
+	}
+	return e.b
+}
+
+func decodeDedup(val []byte) (dedupRecord, error) {
+	d := newDecV(val, "dedup marker", dedupRecordVersion)
+	var r dedupRecord
+	r.seen = d.time()
+	switch d.u8() {
+	case 0:
+	case 1:
+		r.inView = true
+		r.ts = d.varint()
+	default:
+		d.fail("bad view flag")
+	}
+	return r, d.finish()
+}
