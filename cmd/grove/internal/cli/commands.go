@@ -120,8 +120,10 @@ func (e *env) cmdInvite(args []string) error {
 	})
 }
 
-// DefaultJoinTimeout is how long join waits to be welcomed by default.
-const DefaultJoinTimeout = 2 * time.Minute
+// DefaultJoinTimeout is how long join waits to be welcomed by default. The
+// inviter sends the Welcome only once the Add is final, which with the
+// node's default finality age takes about two minutes.
+const DefaultJoinTimeout = 5 * time.Minute
 
 func (e *env) cmdJoin(args []string) error {
 	f := e.flags("join")

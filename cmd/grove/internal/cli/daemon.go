@@ -46,8 +46,8 @@ func (e *env) cmdInit(args []string) error {
 	if live(filepath.Join(home, SocketName)) {
 		return fmt.Errorf("init: a daemon is running in %s; stop it first", home)
 	}
-	// Starting the device once creates its keys and stores its name; with
-	// no listen addresses it does not touch the network.
+	// Starting the device once creates its keys and stores its name; it
+	// listens on loopback only, for a moment.
 	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn)})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
