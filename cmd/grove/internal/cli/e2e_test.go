@@ -204,10 +204,10 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	}
 	// Search finds messages on each device, whoever sent them.
 	for _, d := range []*device{alice, bob} {
-		out := d.ok("search", "rollback")
-		if !strings.Contains(out, "ops  bob  rollback plan ready") {
-			t.Errorf("%s: search rollback:\n%s", d.name, out)
-		}
+		// The index may trail the log by a moment.
+		waitUntil(t, 10*time.Second, d.name+" to find rollback", func() bool {
+			return strings.Contains(d.ok("search", "rollback"), "ops  bob  rollback plan ready")
+		})
 		var res api.SearchResult
 		if err := json.Unmarshal([]byte(d.ok("search", "deploy", "--group", "ops", "--json")), &res); err != nil || len(res.Hits) != 1 || res.Hits[0].Message.Sender != "alice" {
 			t.Errorf("%s: search deploy --json: %+v %v", d.name, res, err)
