@@ -124,8 +124,10 @@ func (d *device) upChild() *exec.Cmd {
 		d.t.Fatal(err)
 	}
 	d.t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
 		if d.t.Failed() {
 			d.t.Logf("%s daemon log:\n%s", d.name, logs)
 		}
@@ -277,7 +279,7 @@ func TestAcknowledgedMessagesSurviveSIGKILL(t *testing.T) {
 	if len(acked) < killAfter {
 		t.Fatalf("only %d sends acknowledged before the kill", len(acked))
 	}
-	bob.upChild()
+	restarted := bob.upChild()
 
 	for _, d := range []*device{alice, bob} {
 		waitUntil(t, 60*time.Second, d.name+" to have every acknowledged message", func() bool {
@@ -303,4 +305,14 @@ func TestAcknowledgedMessagesSurviveSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d sends acknowledged before SIGKILL", len(acked), total)
+
+	// SIGTERM, unlike SIGKILL, is a clean shutdown: exit status 0 and the
+	// socket removed.
+	restarted.Process.Signal(syscall.SIGTERM)
+	if err := restarted.Wait(); err != nil {
+		t.Errorf("daemon after SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bob.home, SocketName)); !os.IsNotExist(err) {
+		t.Errorf("socket after SIGTERM: %v", err)
+	}
 }
