@@ -367,7 +367,7 @@ func (e *env) cmdPeers(args []string) error {
 		t := &table{}
 		t.row("PEER", "NAME", "GROUPS", "ADDRESS")
 		for _, p := range ps {
-			addr := ""
+			addr := "-"
 			if len(p.Addrs) > 0 {
 				addr = p.Addrs[0]
 			}
