@@ -20,11 +20,22 @@ import (
 // socket path.
 var ErrSocketInUse = errors.New("api: socket in use by a running daemon")
 
+// ErrSocketPathTooLong is returned by Listen for a path that does not fit a
+// Unix socket address.
+var ErrSocketPathTooLong = errors.New("api: socket path too long")
+
+// maxSocketPath is the longest path sun_path holds with its terminating NUL
+// on Linux (108 bytes in all).
+const maxSocketPath = 107
+
 // Listen creates the Unix socket at path for Serve: its directory is created
 // with mode 0700 if missing, the socket gets mode 0600. A socket file left by
 // a dead daemon is removed; a live one is left alone and ErrSocketInUse
 // returned, so two daemons never share one home.
 func Listen(path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d (choose a shorter home directory)", ErrSocketPathTooLong, len(path), maxSocketPath)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("api: socket directory: %w", err)
 	}

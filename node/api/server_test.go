@@ -617,6 +617,14 @@ func TestListen(t *testing.T) {
 	}
 }
 
+func TestListenRejectsLongPath(t *testing.T) {
+	dir := filepath.Dir(socketPath(t))
+	long := filepath.Join(dir, strings.Repeat("d", 120), "grove.sock")
+	if _, err := api.Listen(long); !errors.Is(err, api.ErrSocketPathTooLong) {
+		t.Fatalf("Listen(%d bytes): %v", len(long), err)
+	}
+}
+
 func TestDialWithoutDaemon(t *testing.T) {
 	path := socketPath(t)
 	if _, err := api.Dial(context.Background(), path); !errors.Is(err, api.ErrDaemonNotRunning) {
