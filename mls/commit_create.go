@@ -19,7 +19,8 @@ type StagedCommit struct {
 	// Welcome is the MLSMessage Welcome for the members the commit adds;
 	// nil when it adds none or the commit was received.
 	Welcome []byte
-	// GroupInfo is the signed GroupInfo of the new epoch (own commits only).
+	// GroupInfo is the signed GroupInfo of the new epoch, set for own
+	// commits that add members (it is inside the Welcome).
 	GroupInfo *GroupInfo
 	// Sender is the committer.
 	Sender Sender
@@ -124,14 +125,17 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 	if g.erased {
 		return nil, ErrErased
 	}
+	if opts == nil || opts.Rand == nil {
+		return nil, fmt.Errorf("mls: commit needs options with a random source: %w", ErrInvalidCommit)
+	}
 	if g.reinit != nil {
 		return nil, fmt.Errorf("mls: group was reinitialised: %w", ErrInvalidCommit)
 	}
 	committer := MemberSender(g.own)
 	var list []ProposalOrRef
 	if !opts.SkipCached {
-		for i := range g.proposals {
-			list = append(list, ProposalOrRef{Type: ProposalOrRefReference, Reference: g.proposals[i].ref})
+		for _, cp := range g.committableProposals() {
+			list = append(list, ProposalOrRef{Type: ProposalOrRefReference, Reference: cp.ref})
 		}
 	}
 	for _, p := range opts.Proposals {
@@ -233,13 +237,15 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 		Epoch:     next.ctx.Epoch,
 		Proposals: proposalsOf(resolved),
 	}
-	gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
-	if err != nil {
-		secrets.Erase()
-		return nil, err
-	}
-	sc.GroupInfo = gi
+	// The GroupInfo (with the tree, O(n) to encode and sign) is built only
+	// for a Welcome; Group.GroupInfo makes one on demand.
 	if len(ap.added) > 0 {
+		gi, err := next.groupInfo(secrets.ExternalSecret, !opts.OmitRatchetTree, !opts.OmitExternalPub)
+		if err != nil {
+			secrets.Erase()
+			return nil, err
+		}
+		sc.GroupInfo = gi
 		w, err := next.welcome(gi, secrets, ap, path, opts.Rand)
 		if err != nil {
 			secrets.Erase()
@@ -465,4 +471,64 @@ func (g *Group) welcome(gi *GroupInfo, secrets *EpochSecrets, ap *appliedProposa
 		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: ct})
 	}
 	return NewMLSMessage(w)
+}
+
+// committableProposals picks the cached proposals this member can commit
+// together (RFC 9420, Section 12.2), in arrival order: its own Updates are
+// left out (its path replaces them), as are Removes of itself, a second
+// Update or Remove of one leaf, a second Add of one signature key, a
+// repeated PSK and a second GroupContextExtensions; a ReInit is committed
+// only alone.
+func (g *Group) committableProposals() []*cachedProposal {
+	var out []*cachedProposal
+	touched := map[LeafIndex]bool{}
+	seen := map[string]bool{}
+	gce, reinit := false, false
+	for i := range g.proposals {
+		cp := &g.proposals[i]
+		p := cp.proposal
+		switch p.Type {
+		case ProposalTypeUpdate:
+			l := cp.sender.LeafIndex
+			if cp.sender.Type != SenderTypeMember || l == g.own || touched[l] {
+				continue
+			}
+			touched[l] = true
+		case ProposalTypeRemove:
+			l := p.Remove.Removed
+			if l == g.own || touched[l] {
+				continue
+			}
+			touched[l] = true
+		case ProposalTypeAdd:
+			k := "add" + string(p.Add.KeyPackage.LeafNode.SignatureKey)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		case ProposalTypePSK:
+			enc, err := marshal(p.PreSharedKey.PSK.marshal)
+			if err != nil || seen["psk"+string(enc)] {
+				continue
+			}
+			seen["psk"+string(enc)] = true
+		case ProposalTypeGroupContextExtensions:
+			if gce {
+				continue
+			}
+			gce = true
+		case ProposalTypeReInit:
+			reinit = true
+		}
+		out = append(out, cp)
+	}
+	if reinit {
+		// A ReInit must stand alone: commit the first one only.
+		for _, cp := range out {
+			if cp.proposal.Type == ProposalTypeReInit {
+				return []*cachedProposal{cp}
+			}
+		}
+	}
+	return out
 }

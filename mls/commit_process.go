@@ -61,7 +61,10 @@ const maxMessageSize = 1 << 26
 // ErrInvalidProposal, ErrInvalidCommit, ErrReplay, ...). The member's own
 // commit received back yields ErrOwnCommit (merge the StagedCommit that
 // Commit returned instead); its own proposals and application messages
-// yield ErrOwnMessage.
+// yield ErrOwnMessage. A handshake message that decrypts consumes its key
+// in the secret tree even if its commit then fails validation (it was
+// sent by a member; a second delivery is rejected with ErrReplay), so the
+// caller should deduplicate deliveries.
 func (g *Group) ProcessMessage(data []byte, opts ProcessOptions) (*ProcessedMessage, error) {
 	if g.erased {
 		return nil, ErrErased
@@ -216,7 +219,10 @@ func (g *Group) processPrivate(pm *PrivateMessage, data []byte, opts *ProcessOpt
 		}
 		return nil, ErrOwnMessage
 	}
+	leaf, _ := msg.peekSender(pm)
+	done := msg.tree.snapshotLeaf(leaf)
 	ac, err := msg.UnprotectPrivate(pm, g.senderKey(tree))
+	done(err != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -545,4 +551,60 @@ func (g *Group) ProtectApplication(data, authenticatedData []byte, rand io.Reade
 	}
 	m, _ := NewMLSMessage(pm)
 	return m.MarshalBinary()
+}
+
+// snapshotLeaf records what deriving leaf's ratchets would change in the
+// secret tree (the secrets on its path and their siblings) and returns a
+// function that restores it (when called with true) or drops the copies, so that a message that fails to authenticate
+// leaves the tree byte for byte as it was. It is a no-op when the leaf's
+// ratchets already exist, since the tree itself only commits a ratchet
+// step after a successful open.
+func (t *SecretTree) snapshotLeaf(leaf LeafIndex) (done func(restore bool)) {
+	if _, ok := t.senders[leaf]; ok || uint32(leaf) >= t.nLeaves {
+		return func(bool) {}
+	}
+	saved := map[NodeIndex][]byte{}
+	r := root(t.nLeaves)
+	for x := leaf.NodeIndex(); ; x = parent(x, t.nLeaves) {
+		if sec, ok := t.nodes[x]; ok {
+			saved[x] = bytes.Clone(sec)
+		} else {
+			saved[x] = nil
+		}
+		if x == r {
+			break
+		}
+		sib := sibling(x, t.nLeaves)
+		if sec, ok := t.nodes[sib]; ok {
+			saved[sib] = bytes.Clone(sec)
+		} else {
+			saved[sib] = nil
+		}
+	}
+	return func(restore bool) {
+		if !restore {
+			for _, sec := range saved {
+				clear(sec)
+			}
+			return
+		}
+		if rs, ok := t.senders[leaf]; ok {
+			for _, r := range rs {
+				if r != nil {
+					r.erase()
+				}
+			}
+			delete(t.senders, leaf)
+		}
+		for x, sec := range saved {
+			if cur, ok := t.nodes[x]; ok {
+				clear(cur)
+			}
+			if sec == nil {
+				delete(t.nodes, x)
+			} else {
+				t.nodes[x] = sec
+			}
+		}
+	}
 }

@@ -29,6 +29,24 @@
 //	treekem.go       Sections 7.4-7.6: UpdatePath creation and processing
 //	vectors*.go      the official interoperability test vectors (Section 2 of the test-vector spec)
 //
+// The group layer (Sections 10-14), what an application uses:
+//
+//	group.go              Group (one member's state in one epoch), Config, CreateGroup (Section 11), members, exporter, Erase
+//	keypackage_validate.go Section 10: NewKeyPackage (last_resort marking), ValidateKeyPackage (10.1)
+//	proposals_apply.go    Sections 12.2-12.3: proposal-list validation and application, PSK resolution
+//	commit_create.go      Sections 12.4.1, 12.4.3: Commit -> StagedCommit (pending until Merge), GroupInfo, Welcome
+//	commit_process.go     Sections 6, 12.4.2: ProcessMessage (application data, proposals, staged commits), Propose
+//	welcome_join.go       Section 12.4.3.1: JoinFromWelcome with full tree validation
+//	external.go           Section 12.4.3.2: JoinExternal (external commits, resync)
+//	reinit.go             Sections 11.2-11.3: ReInit and branch successors
+//	groupstate.go         the versioned serialised state (MarshalBinary, UnmarshalGroup)
+//	vectors_passive.go    passive-client-welcome, -handling-commit and -random vectors
+//
+// Epochs are immutable values: Commit and ProcessMessage return a
+// StagedCommit whose Merge yields the next epoch's Group, leaving the
+// parent usable, so a fork-choice layer can hold sibling commits. A
+// member's own commit received back is reported as ErrOwnCommit.
+//
 // What this package is not for: transport, storage, ordering of concurrent
 // commits (see package commitorder) or any policy beyond what RFC 9420 says.
 package mls

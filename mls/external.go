@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -141,8 +142,8 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 	caps := Capabilities{
 		Versions:     appendMissing(cloneSlice(p.Capabilities.Versions), ProtocolVersionMLS10),
 		CipherSuites: appendMissing(cloneSlice(p.Capabilities.CipherSuites), s.ID()),
-		Extensions:   cloneSlice(p.Capabilities.Extensions),
-		Proposals:    cloneSlice(p.Capabilities.Proposals),
+		Extensions:   slices.DeleteFunc(cloneSlice(p.Capabilities.Extensions), ExtensionType.IsDefault),
+		Proposals:    slices.DeleteFunc(cloneSlice(p.Capabilities.Proposals), ProposalType.IsDefault),
 		Credentials:  appendMissing(cloneSlice(p.Capabilities.Credentials), p.Credential.Type),
 	}
 	tmpl := &LeafNode{SignatureKey: bytes.Clone(sig.PublicKey()), Credential: p.Credential, Capabilities: caps, Source: LeafNodeSourceCommit, Extensions: p.LeafExtensions}

@@ -29,6 +29,9 @@ type Config struct {
 	// PastEpochs is how many previous epochs' message keys a new epoch
 	// keeps, so that messages sent just before a commit still decrypt
 	// (a grace period). Zero selects DefaultPastEpochs; negative keeps none.
+	// The new epoch shares those epochs' secret trees with their own
+	// Groups (a key consumed in one is consumed in both); erasing an
+	// epoch's Group ends the grace window for its messages.
 	PastEpochs int
 	// ResumptionPSKs is how many epochs' resumption_psk values (the
 	// current one included) are kept for resumption PSK proposals. Zero
@@ -155,6 +158,10 @@ type pastEpoch struct {
 	keys *SecretTree
 	// senderDataSecret and membershipKey are kept for serialisation.
 	senderDataSecret, membershipKey []byte
+	// owned is set when this state holds the only copy (it was restored
+	// by UnmarshalGroup); otherwise the epoch's own Group owns the
+	// secrets and erases them.
+	owned bool
 }
 
 type epochPSK struct {
@@ -262,9 +269,11 @@ func (g *Group) ExternalPub() ([]byte, error) {
 
 // Erase zeroes every secret of this epoch: key schedule secrets, private
 // keys, the secret tree and the message protection of this epoch. Past
-// epochs retained for the grace window are erased too. Children of this
-// epoch that keep it for their grace window share its secret tree, so
-// erasing it also ends their window for this epoch's messages.
+// epochs retained for the grace window belong to their own Groups and are
+// left alone (unless this state was restored by UnmarshalGroup, which
+// made them its own). Children of this epoch that keep it for their grace
+// window share its secret tree, so erasing it also ends their window for
+// this epoch's messages; erasing a child never affects its parent.
 func (g *Group) Erase() {
 	if g.erased {
 		return
@@ -282,7 +291,9 @@ func (g *Group) Erase() {
 		g.keys.Erase()
 	}
 	for _, p := range g.past {
-		p.erase()
+		if p.owned {
+			p.erase()
+		}
 	}
 	g.past = nil
 	for _, r := range g.resumption {

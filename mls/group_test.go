@@ -181,3 +181,30 @@ func TestReInit(t *testing.T) {
 		}
 	}
 }
+
+// TestApplicationPadding checks that PrivateMessage contents are padded to
+// the configured block, so that lengths leak only in block steps.
+func TestApplicationPadding(t *testing.T) {
+	tg := newTestGroup(t, testSuite, 30, "alice")
+	tg.add("alice", "bob")
+	a := tg.members["alice"]
+	size := func(data string) int {
+		msg, err := a.ProtectApplication([]byte(data), nil, tg.rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := UnmarshalMLSMessage(msg)
+		return len(m.PrivateMessage.Ciphertext)
+	}
+	if size("a") != size("abcdefghijklmnop") {
+		t.Fatal("short messages not padded to one block")
+	}
+	if size("a") == size(string(make([]byte, 200))) {
+		t.Fatal("padding hides a 200-byte difference")
+	}
+	a.cfg.PaddingBlock = -1
+	if size("a") == size("abcdefghijklmnop") {
+		t.Fatal("padding disabled but sizes equal")
+	}
+	tg.sendApp("alice", "unpadded still decrypts")
+}

@@ -338,7 +338,7 @@ func UnmarshalGroup(data []byte) (*Group, error) {
 		return nil, fail("proposals: %v", ErrDecode)
 	}
 	ok = readVectorElems(&s, func(s *cryptobyte.String) bool {
-		p := &pastEpoch{ctx: new(GroupContext)}
+		p := &pastEpoch{ctx: new(GroupContext), owned: true}
 		var enc []byte
 		if !p.ctx.unmarshal(s) || !readVarBytes(s, &enc) || !readVarBytes(s, &p.senderDataSecret) ||
 			!readVarBytes(s, &p.membershipKey) || len(p.senderDataSecret) != suite.nh || len(p.membershipKey) != suite.nh ||

@@ -3,6 +3,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -250,9 +251,7 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if r == g.own {
 			ap.selfRemoved = true
 		}
-		if err := tree.RemoveLeaf(r); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Remove", Cause: err}
-		}
+		tree.removeLeaf(r)
 	}
 	// 4. Adds.
 	for _, i := range adds {
@@ -263,12 +262,14 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if tree.HasEncryptionKey(kp.InitKey) {
 			return nil, &ProposalError{Index: i, Reason: "Add: init key already in the tree"}
 		}
-		l := tree.nextFreeLeaf()
-		if err := tree.ValidateLeafNode(&kp.LeafNode, l, LeafNodeSourceKeyPackage, v); err != nil {
-			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
-		}
 		if err := checkExtensionsSupported(&kp.LeafNode, ap.extensions); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Add: group extensions not supported", Cause: err}
+		}
+		// A new leaf's position does not enter its validation (key_package
+		// leaves are signed without one), so it is checked as an outsider
+		// before AddLeaf finds its place.
+		if err := tree.ValidateLeafNode(&kp.LeafNode, newLeafSentinel, LeafNodeSourceKeyPackage, v); err != nil {
+			return nil, &ProposalError{Index: i, Reason: "Add leaf node", Cause: err}
 		}
 		ap.added = append(ap.added, tree.AddLeaf(kp.LeafNode.Clone()))
 		ap.addedKPs = append(ap.addedKPs, kp)
@@ -276,16 +277,8 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 	return ap, nil
 }
 
-// nextFreeLeaf returns the leaf AddLeaf would use.
-func (t *RatchetTree) nextFreeLeaf() LeafIndex {
-	l := LeafIndex(0)
-	for ; uint32(l) < t.leaves; l++ {
-		if t.get(l.NodeIndex()).blank() {
-			return l
-		}
-	}
-	return l
-}
+// newLeafSentinel is a leaf index no tree holds.
+const newLeafSentinel = LeafIndex(math.MaxUint32 >> 1)
 
 // resolvePSKs looks up the secret of every PSK of a commit or Welcome:
 // external ones in the PSK store, resumption ones among the retained
@@ -326,4 +319,17 @@ func resolvePSKs(ids []PreSharedKeyID, store PSKStore, resumption *Group) ([]PSK
 		}
 	}
 	return out, nil
+}
+
+// removeLeaf is RatchetTree.RemoveLeaf for a leaf known to be non-blank,
+// truncating only when the leaf lies in the right half: the tree was
+// truncated before, so its right half held a member, and removing a leaf
+// of the left half cannot empty it. This keeps a Remove O(log n) instead
+// of scanning the blank tail of the tree.
+func (t *RatchetTree) removeLeaf(l LeafIndex) {
+	t.setLeaf(l, nil)
+	t.blankPath(l)
+	if t.leaves > 1 && uint32(l) >= t.leaves/2 {
+		t.truncate()
+	}
 }

@@ -892,7 +892,13 @@ func (a *groupActor) replayOutbox() {
 	if err != nil {
 		return
 	}
+	_, g := a.head()
 	for _, e := range entries {
+		// Send writes the outbox before the view; a crash between the two
+		// must not hide the message from its own sender.
+		if p, err := unmarshalPayload(e.Plaintext); err == nil && p.Kind == kindText && g != nil {
+			a.addToView(p, a.n.selfID, g.Epoch(), 0)
+		}
 		if err := a.encryptAndPublish(e.Plaintext, e.ID); err != nil {
 			a.log.Warn("outbox replay", "err", err)
 		}

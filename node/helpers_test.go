@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,4 +195,49 @@ func checkLeaks(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+func protocolID(s string) protocol.ID { return protocol.ID(s) }
+
+func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// fakeClock is a Clock that moves only when told to.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// memNodeClock is memNode with a given clock.
+func memNodeClock(t *testing.T, mn *p2p.MemNetwork, name string, clock Clock) *Node {
+	t.Helper()
+	mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Home: t.TempDir(), Name: name, Network: mnode, Logger: testLogger().With("node", name), Clock: clock}
+	testTiming(&cfg)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.Close()
+		mnode.Close()
+	})
+	return n
 }

@@ -27,6 +27,35 @@ type pendingInvite struct {
 	used    bool
 }
 
+func inviteSetting(secret [16]byte) string { return "invite." + hex.EncodeToString(secret[:]) }
+
+func (p *pendingInvite) marshal() []byte {
+	var w wbuf
+	w.u8(1)
+	if p.used {
+		w.u8(1)
+	} else {
+		w.u8(0)
+	}
+	w.u64(uint64(p.expires.Unix()))
+	w.vec([]byte(p.group))
+	return w.b
+}
+
+func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
+	r := rbuf{b: data}
+	if v := r.u8("version"); r.err == nil && v != 1 {
+		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
+	}
+	p := &pendingInvite{used: r.u8("used") != 0}
+	p.expires = time.Unix(int64(r.u64("expires")), 0)
+	p.group = string(r.vec(2*maxGroupID, "group"))
+	if err := r.done("invite record"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // joinKeepalive is how often an inviter tells a waiting joiner that its
 // Welcome is still coming (the Add's epoch is not final yet).
 const joinKeepalive = 5 * time.Second
@@ -121,8 +150,13 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 			iv.Addrs = append(iv.Addrs, ad.String())
 		}
 	}
+	pi := &pendingInvite{group: a.hexID, expires: iv.Expires}
+	// Persisted so that a code outlives a daemon restart.
+	if err := n.db.SetSetting(inviteSetting(iv.Secret), pi.marshal()); err != nil {
+		return api.Invite{}, api.Errorf(api.CodeInternal, "save invite: %v", err)
+	}
 	n.mu.Lock()
-	n.invites[iv.Secret] = &pendingInvite{group: a.hexID, expires: iv.Expires}
+	n.invites[iv.Secret] = pi
 	n.mu.Unlock()
 	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires}, nil
 }
@@ -241,6 +275,14 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	}
 	n.mu.Lock()
 	pi := n.invites[req.Secret]
+	if pi == nil {
+		if raw, err := n.db.Setting(inviteSetting(req.Secret)); err == nil {
+			pi, _ = unmarshalPendingInvite(raw)
+			if pi != nil {
+				n.invites[req.Secret] = pi
+			}
+		}
+	}
 	var why string
 	switch {
 	case pi == nil:
@@ -251,6 +293,9 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		why = "invite code expired"
 	default:
 		pi.used = true // one-time, whatever happens next
+		if err := n.db.SetSetting(inviteSetting(req.Secret), pi.marshal()); err != nil {
+			why = "internal error"
+		}
 	}
 	n.mu.Unlock()
 	if why != "" {

@@ -3,6 +3,10 @@ package node
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/p2p"
 )
 
 // metrics are the node's counters. They hold counts only: never plaintext,
@@ -25,17 +29,30 @@ type Metrics struct {
 	LastResync time.Duration
 	Groups     int
 	Peers      int
+	// MeshPeers is the number of GossipSub mesh links summed over groups
+	// (zero on an in-memory network).
+	MeshPeers int
 }
 
 // Metrics returns a snapshot of the counters.
 func (n *Node) Metrics() Metrics {
 	n.mu.Lock()
 	groups := len(n.groups)
+	ids := make([][]byte, 0, groups)
+	for _, a := range n.groups {
+		ids = append(ids, a.id)
+	}
 	n.mu.Unlock()
+	mesh := 0
+	if h, ok := n.net.(interface{ MeshPeers(p2p.GroupID) []peer.ID }); ok {
+		for _, id := range ids {
+			mesh += len(h.MeshPeers(p2p.GroupID(id)))
+		}
+	}
 	return Metrics{
 		MessagesIn: n.metrics.messagesIn.Load(), MessagesOut: n.metrics.messagesOut.Load(),
 		Epochs: n.metrics.epochs.Load(), Forks: n.metrics.forks.Load(), Resyncs: n.metrics.resyncs.Load(),
 		LastResync: time.Duration(n.metrics.lastResyncNanos.Load()),
-		Groups:     groups, Peers: len(n.net.Peers()),
+		Groups:     groups, Peers: len(n.net.Peers()), MeshPeers: mesh,
 	}
 }

@@ -72,6 +72,7 @@ type Config struct {
 	EnableHolePunching bool
 	// EnableAutoNAT answers AutoNAT dial-back requests for other peers.
 	// The host always runs the AutoNAT client to learn its own reachability.
+	// Ignored when reachability is forced (see host.go for why).
 	EnableAutoNAT bool
 	// ForcePrivateReachability tells the host it is behind a NAT without
 	// waiting for AutoNAT, so it uses StaticRelays at once.

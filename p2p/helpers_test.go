@@ -89,7 +89,7 @@ func checkLeaks(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Errorf("%d goroutines leaked; first:\n%s", len(extra), extra[0])
+		t.Errorf("%d goroutines leaked:\n%s", len(extra), strings.Join(extra, "\n\n"))
 	})
 }
 

@@ -125,7 +125,12 @@ func (n *Host) start(key crypto.PrivKey) error {
 	if cfg.EnableHolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	if cfg.EnableAutoNAT {
+	forced := cfg.ForcePrivateReachability || cfg.ForcePublicReachability
+	if cfg.EnableAutoNAT && !forced {
+		// go-libp2p v0.51 never closes the AutoNAT service's dial-back swarm
+		// when reachability is forced (the static AutoNAT does not own it),
+		// leaking its goroutines; forced reachability therefore turns the
+		// service off (see Config.EnableAutoNAT).
 		opts = append(opts, libp2p.EnableNATService())
 	}
 	if cfg.ForcePrivateReachability {

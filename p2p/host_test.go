@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -168,4 +169,62 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestAllOptionsStartAndStop starts a host with every optional service this
+// package offers (mDNS aside, which runs only inside test namespaces) and
+// checks that Close stops everything it started.
+func TestAllOptionsStartAndStop(t *testing.T) {
+	checkLeaks(t)
+	relay := newTestHost(t, func(c *Config) { c.EnableRelayService = true; c.ForcePublicReachability = true })
+	relayAddr := relay.AddrInfo().Addrs[0].String() + "/p2p/" + relay.ID().String()
+	dir := t.TempDir()
+	h := newTestHost(t, func(c *Config) {
+		c.IdentityFile = filepath.Join(dir, "id.key")
+		c.PeerstoreFile = filepath.Join(dir, "peers.json")
+		c.PeerstoreSaveInterval = 50 * time.Millisecond
+		c.EnableDHT = true
+		c.BootstrapPeers = []string{relayAddr}
+		c.EnableHolePunching = true
+		c.EnableAutoNAT = true
+		c.StaticRelays = []string{relayAddr}
+		c.ForcePrivateReachability = true
+	})
+	if _, err := h.Subscribe(GroupID("g"), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "periodic peer file save", func() bool {
+		known, err := loadPeerFile(filepath.Join(dir, "peers.json"), 10)
+		return err == nil && len(known) == 1 && known[0].ID == relay.ID()
+	})
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The AutoNAT service runs only when reachability is not forced.
+	natSvc := newTestHost(t, func(c *Config) { c.EnableAutoNAT = true; c.EnableHolePunching = true })
+	connect(t, natSvc, relay)
+	if err := natSvc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParseIdentity(f *testing.F) {
+	k, _, _ := crypto.GenerateEd25519Key(nil)
+	b, _ := crypto.MarshalPrivateKey(k)
+	f.Add(b)
+	f.Add([]byte{})
+	f.Add([]byte{0x08, 0x01, 0x12, 0x40})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		key, err := parseIdentity("fuzz", data)
+		if err != nil {
+			if !errors.Is(err, ErrCorruptKey) {
+				t.Fatalf("error %v does not match ErrCorruptKey", err)
+			}
+			return
+		}
+		again, err := crypto.MarshalPrivateKey(key)
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("accepted key does not re-encode to its input")
+		}
+	})
 }

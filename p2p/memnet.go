@@ -114,7 +114,9 @@ func (n *MemNode) Events() <-chan PeerEvent {
 	return n.events
 }
 
-func (n *MemNode) emit(p peer.ID, kind PeerEventKind) {
+// emitLocked queues an event; n.mu must be held and n not closed, which
+// keeps it from racing with Close closing the channel.
+func (n *MemNode) emitLocked(p peer.ID, kind PeerEventKind) {
 	select {
 	case n.events <- PeerEvent{Peer: p, Kind: kind, Time: time.Now()}:
 	default:
@@ -155,23 +157,20 @@ func (n *MemNode) link(p peer.ID) bool {
 		n.mu.Unlock()
 		return false
 	}
-	added := !n.links[p]
-	n.links[p] = true
-	n.mu.Unlock()
-	if added {
-		n.emit(p, PeerConnected)
+	if !n.links[p] {
+		n.links[p] = true
+		n.emitLocked(p, PeerConnected)
 	}
+	n.mu.Unlock()
 	return true
 }
 
 func (n *MemNode) unlink(p peer.ID) {
 	n.mu.Lock()
-	had := n.links[p]
-	delete(n.links, p)
-	closed := n.closed
-	n.mu.Unlock()
-	if had && !closed {
-		n.emit(p, PeerDisconnected)
+	defer n.mu.Unlock()
+	if n.links[p] && !n.closed {
+		delete(n.links, p)
+		n.emitLocked(p, PeerDisconnected)
 	}
 }
 
@@ -431,7 +430,9 @@ func (n *MemNode) Close() error {
 	}
 	n.cancel()
 	n.handlers.Wait()
+	n.mu.Lock()
 	close(n.events)
+	n.mu.Unlock()
 	return nil
 }
 

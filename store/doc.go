@@ -21,6 +21,14 @@
 // overwritten: what a filesystem or SSD keeps in freed blocks is outside the
 // store's reach.
 //
+// Full-text search (Search) runs over the local view on the same Pebble
+// database: a Unicode tokenizer (case and diacritic folding, CJK bigrams),
+// posting blocks keyed by term, BM25 or recency ranking, AND of terms,
+// prefixes and phrases, filters by group, sender and time, cursor paging.
+// A message is indexed in the same batch as its view record, and deleting it
+// removes its postings. OptimizeIndex merges the small posting blocks that
+// live, one-message-at-a-time indexing produces.
+//
 // The store is not an MLS implementation: epoch states and MLS messages are
 // opaque bytes chosen by the caller. It does not decide what is final or
 // canonical (that is commitorder's job) and it runs no goroutines of its own

@@ -3,8 +3,6 @@ package store
 import (
 	"fmt"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // GroupMeta is the per-group metadata record.
@@ -275,5 +273,3 @@ func (db *DB) notePurge(start, end []byte) {
 	db.pendingPurge = append(db.pendingPurge, keyRange{start: start, end: end})
 	db.purgeMu.Unlock()
 }
-
-var _ = pebble.Sync

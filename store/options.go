@@ -21,7 +21,9 @@ type Options struct {
 	// Now returns the current time; it stamps log arrivals and dedup markers.
 	// Nil means time.Now.
 	Now func() time.Time
-	// CacheSize is Pebble's block cache size in bytes. Zero means 32 MiB.
+	// CacheSize is Pebble's block cache size in bytes. Zero means 64 MiB.
+	// Pebble charges the memtables to this cache, so it must be well above
+	// twice MemTableSize or nothing is left for blocks.
 	CacheSize int64
 	// MemTableSize is Pebble's memtable size in bytes. Zero means 16 MiB:
 	// bulk indexing (resync, migrations) flushes and compacts much less than
@@ -41,7 +43,7 @@ func (o *Options) EnsureDefaults() {
 		o.Now = time.Now
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = 32 << 20
+		o.CacheSize = 64 << 20
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 16 << 20
@@ -58,6 +60,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MemTableSize != 0 && o.MemTableSize < 64<<10 {
 		return errors.New("store: options: MemTableSize below 64 KiB")
+	}
+	if o.CacheSize != 0 && o.MemTableSize != 0 && uint64(o.CacheSize) < 3*o.MemTableSize {
+		return errors.New("store: options: CacheSize below 3 x MemTableSize (memtables are charged to the cache)")
 	}
 	return nil
 }

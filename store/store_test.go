@@ -72,6 +72,10 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err == nil {
 		t.Fatal("Validate accepted a tiny memtable")
 	}
+	o.MemTableSize = 32 << 20
+	if err := o.Validate(); err == nil {
+		t.Fatal("Validate accepted memtables that leave no block cache")
+	}
 	if _, err := Open(Options{}); err == nil {
 		t.Fatal("Open accepted empty options")
 	}

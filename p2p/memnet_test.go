@@ -1,0 +1,74 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TestMemNetworkHopByHop: on the line A - B - C, B rejects a payload, so C
+// never sees it; after B and C disconnect, nothing crosses, and reopening
+// streams to a disconnected peer fails with ErrNotConnected.
+func TestMemNetworkHopByHop(t *testing.T) {
+	checkLeaks(t)
+	ns := memFactory(t, 3, nil)
+	a, b, c := ns[0], ns[1], ns[2]
+	connect(t, a, b)
+	connect(t, b, c)
+	g := GroupID("g")
+	var mu sync.Mutex
+	var cSaw [][]byte
+	sa, _ := a.Subscribe(g, nil)
+	sb, _ := b.Subscribe(g, func(ctx context.Context, from peer.ID, d []byte) ValidationResult {
+		if bytes.HasPrefix(d, []byte("bad")) {
+			return Reject
+		}
+		return Accept
+	})
+	sc, _ := c.Subscribe(g, func(ctx context.Context, from peer.ID, d []byte) ValidationResult {
+		mu.Lock()
+		cSaw = append(cSaw, d)
+		mu.Unlock()
+		return Accept
+	})
+	_ = sa
+	if err := a.Publish(context.Background(), g, []byte("bad")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(context.Background(), g, []byte("good")); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, sc, time.Second); string(m.Data) != "good" || m.ReceivedFrom != b.ID() {
+		t.Fatalf("C got %q from %s", m.Data, m.ReceivedFrom)
+	}
+	if m := nextMessage(t, sb, time.Second); string(m.Data) != "good" {
+		t.Fatalf("B got %q", m.Data)
+	}
+	mu.Lock()
+	if len(cSaw) != 1 {
+		t.Fatalf("C validated %d payloads, want only the good one", len(cSaw))
+	}
+	mu.Unlock()
+	// Republishing the same payload is a duplicate (message id = hash).
+	if err := a.Publish(context.Background(), g, []byte("good")); err != nil {
+		t.Fatal(err)
+	}
+	noMessage(t, sc, 100*time.Millisecond)
+
+	b.(*MemNode).Disconnect(c.ID())
+	if err := a.Publish(context.Background(), g, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	noMessage(t, sc, 100*time.Millisecond)
+	if _, err := b.OpenStream(context.Background(), c.ID(), ProtocolSync); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("stream to disconnected peer: %v", err)
+	}
+	if _, err := a.OpenStream(context.Background(), b.ID(), ProtocolSync); !errors.Is(err, ErrNoHandler) {
+		t.Fatalf("stream to unserved protocol: %v", err)
+	}
+}
