@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,8 +83,9 @@ func (d *device) ok(args ...string) string {
 	return out
 }
 
-// upInProcess runs `grove up` in this process until the test ends.
-func (d *device) upInProcess() {
+// upInProcess runs `grove up` in this process until the test ends and
+// returns its log.
+func (d *device) upInProcess(extra ...string) *syncBuffer {
 	d.t.Helper()
 	ready := make(chan struct{})
 	r := *d.runner
@@ -91,7 +94,8 @@ func (d *device) upInProcess() {
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
 	go func() {
-		done <- r.Run(ctx, []string{"--home", d.home, "up", "--listen", "/ip4/127.0.0.1/tcp/0"}, strings.NewReader(""), io.Discard, logs)
+		args := append([]string{"--home", d.home, "up", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+		done <- r.Run(ctx, args, strings.NewReader(""), io.Discard, logs)
 	}()
 	select {
 	case <-ready:
@@ -110,6 +114,7 @@ func (d *device) upInProcess() {
 		})
 	}
 	d.t.Cleanup(d.stop)
+	return logs
 }
 
 // upChild runs `grove up` in a child process (this test binary) and returns
@@ -188,7 +193,7 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 		t.Skip("real daemons; skipped with -short")
 	}
 	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
-	alice.upInProcess()
+	aliceLog := alice.upInProcess("--metrics", "127.0.0.1:0")
 	bob.upInProcess()
 
 	alice.ok("group", "create", "ops")
@@ -234,6 +239,31 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("export: %q", lines)
 	}
+	// Alice's metrics count what happened and reveal no plaintext or names.
+	m := regexp.MustCompile(`metrics=(http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(aliceLog.String())
+	if m == nil {
+		t.Fatalf("no metrics URL in alice's log:\n%s", aliceLog)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\ngrove_peers 1\n", "\ngrove_groups 1\n", "# TYPE grove_messages_out_total counter\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if out := regexp.MustCompile(`\ngrove_messages_out_total (\d+)\n`).FindStringSubmatch(string(body)); out == nil || out[1] == "0" {
+		t.Errorf("messages out not counted:\n%s", body)
+	}
+	for _, secret := range []string{"deploy", "rollback", "alice", "bob", "ops"} {
+		if strings.Contains(strings.ReplaceAll(string(body), "grove_", ""), secret) {
+			t.Errorf("metrics mention %q", secret)
+		}
+	}
+
 	// A non-admin cannot remove; the error comes through the CLI.
 	_, errOut, err := bob.run("", "remove", "ops", "alice")
 	if err == nil || !strings.HasPrefix(errOut, "grove: ") || strings.Count(errOut, "\n") != 1 {

@@ -58,5 +58,6 @@ func (d nodeDaemon) Metrics() []Metric {
 		{"grove_resync_last_seconds", "Duration of the last sync exchange.", "gauge", m.LastResync.Seconds()},
 		{"grove_groups", "Groups this device is a member of.", "gauge", float64(m.Groups)},
 		{"grove_peers", "Connected peers.", "gauge", float64(m.Peers)},
+		{"grove_gossip_mesh_peers", "GossipSub mesh links summed over groups.", "gauge", float64(m.MeshPeers)},
 	}
 }
