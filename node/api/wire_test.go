@@ -11,6 +11,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -210,5 +211,39 @@ func FuzzServe(f *testing.F) {
 		}
 		client.Close()
 		<-served
+	})
+}
+
+// FuzzClient feeds arbitrary server bytes to a client in the middle of a
+// unary call, a stream and a subscription: it must return errors, never
+// panic or hang.
+func FuzzClient(f *testing.F) {
+	f.Add([]byte(`{"id":1,"result":{"name":"a"},"done":true}` + "\n"))
+	f.Add([]byte(`{"id":2,"result":{"text":"x"}}` + "\n" + `{"id":2,"done":true}` + "\n"))
+	f.Add([]byte(`{"id":3,"result":{}}` + "\n" + `{"id":3,"result":{"kind":"message"}}` + "\n"))
+	f.Add([]byte(`{"id":1,"error":{"code":"forbidden","message":"no"},"done":true}` + "\n"))
+	f.Add([]byte(`{"id":9,"result":1}` + "\n" + "garbage\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		client, server := net.Pipe()
+		c := NewClient(client)
+		// The fake server drains requests and answers with the input.
+		go func() {
+			go io.Copy(io.Discard, server)
+			server.Write(in)
+			server.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		wg.Go(func() { c.Status(ctx) })
+		wg.Go(func() { c.Export(ctx, "g", time.Time{}, func(Message) error { return nil }) })
+		wg.Go(func() {
+			if ch, err := c.Subscribe(ctx); err == nil {
+				for range ch {
+				}
+			}
+		})
+		wg.Wait()
+		c.Close()
 	})
 }
