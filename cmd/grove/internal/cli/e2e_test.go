@@ -269,6 +269,35 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if err == nil || !strings.HasPrefix(errOut, "grove: ") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("bob remove alice: %v %q", err, errOut)
 	}
+
+	// Bob rotates his keys; both move to the new epoch.
+	epoch := func(d *device) uint64 {
+		var gs []api.Group
+		if err := json.Unmarshal([]byte(d.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 {
+			t.Fatalf("%s: group list: %+v %v", d.name, gs, err)
+		}
+		return gs[0].Epoch
+	}
+	before := epoch(alice)
+	if out := bob.ok("rotate", "ops"); out != "rotated your keys in ops\n" {
+		t.Errorf("rotate: %q", out)
+	}
+	for _, d := range []*device{alice, bob} {
+		waitUntil(t, 30*time.Second, d.name+" to reach the rotated epoch", func() bool { return epoch(d) > before })
+	}
+	// Alice, the admin, removes bob; her member list shrinks.
+	if out := alice.ok("remove", "ops", "bob"); out != "removed bob from ops\n" {
+		t.Errorf("remove: %q", out)
+	}
+	waitUntil(t, 30*time.Second, "alice to see bob removed", func() bool {
+		var ms []api.Member
+		return json.Unmarshal([]byte(alice.ok("members", "ops", "--json")), &ms) == nil && len(ms) == 1
+	})
+	// Bob learns that he was removed and can no longer send.
+	waitUntil(t, 30*time.Second, "bob to know he was removed", func() bool {
+		_, errOut, err := bob.run("", "send", "ops", "still here?")
+		return err != nil && errOut == "grove: this device was removed from the group\n"
+	})
 }
 
 // TestAcknowledgedMessagesSurviveSIGKILL is the crash test of issue 8: bob's
