@@ -177,29 +177,44 @@ type command struct {
 	args    string // synopsis of the arguments
 	summary string
 	run     func(e *env, args []string) error
+	detail  string // more for `grove help NAME`
 }
 
 var commands []command
 
 func init() {
 	commands = []command{
-		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp},
-		{"status", "[--json]", "show this device", (*env).cmdStatus},
-		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate},
-		{"group list", "[--json]", "list your groups", (*env).cmdGroupList},
-		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite},
-		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin},
-		{"send", "GROUP TEXT", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend},
-		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP", (*env).cmdLog},
-		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch},
-		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers},
-		{"remove", "GROUP MEMBER", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove},
-		{"rotate", "GROUP", "update your keys in GROUP", (*env).cmdRotate},
-		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave},
-		{"peers", "[--json]", "list connected peers", (*env).cmdPeers},
-		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport},
-		{"help", "[COMMAND]", "show help", (*env).cmdHelp},
+		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit, ""},
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
+  --listen MULTIADDR     listen on MULTIADDR (repeatable); default
+                         /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1
+  --bootstrap MULTIADDR  a /p2p/ address of a DHT bootstrap peer (repeatable);
+                         none by default: invite codes carry addresses
+  --mdns                 discover peers on the local network
+  --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics;
+                         loopback addresses only, e.g. 127.0.0.1:9464
+
+The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
+		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
+		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
+		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, ""},
+		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, ""},
+		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin, `
+Waits until the inviter's device welcomes this one, which happens once the
+change that adds it is final (about two minutes), or until --timeout
+(default 5m). The inviter's daemon must be running.`},
+		{"send", "GROUP TEXT", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, ""},
+		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP", (*env).cmdLog, ""},
+		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
+		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
+		{"remove", "GROUP MEMBER", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, ""},
+		{"rotate", "GROUP", "update your keys in GROUP", (*env).cmdRotate, ""},
+		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, ""},
+		{"peers", "[--json]", "list connected peers", (*env).cmdPeers, ""},
+		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
+TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
+back from now (24h). One JSON object per message, oldest first.`},
+		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},
 	}
 }
 
@@ -244,11 +259,17 @@ func lookup(args []string) (command, []string, bool) {
 func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: grove [--home DIR] COMMAND [ARGS]")
 	fmt.Fprintln(w)
-	t := &table{}
+	// Synopses longer than the column get the summary on a line of its own,
+	// so that the listing stays within 80 columns.
+	const col = 40
 	for _, c := range commands {
-		t.row("  "+c.name+" "+c.args, c.summary)
+		syn := "  " + c.name + " " + c.args
+		if len(syn) > col {
+			fmt.Fprintf(w, "%s\n%*s%s\n", syn, col+2, "", c.summary)
+		} else {
+			fmt.Fprintf(w, "%-*s  %s\n", col, syn, c.summary)
+		}
 	}
-	t.write(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "DIR defaults to $GROVE_HOME, else $XDG_DATA_HOME/grove, else ~/.local/share/grove.")
 	fmt.Fprintln(w, "GROUP is a group name or id; MEMBER a name, peer id or fingerprint prefix.")
@@ -263,8 +284,15 @@ func (e *env) cmdHelp(args []string) error {
 	if !ok {
 		return usagef("unknown command %q", strings.Join(args, " "))
 	}
-	fmt.Fprintf(e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n", c.name, c.args, c.summary)
+	fmt.Fprintf(e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n%s", c.name, c.args, c.summary, detailText(c))
 	return nil
+}
+
+func detailText(c command) string {
+	if c.detail == "" {
+		return ""
+	}
+	return c.detail + "\n"
 }
 
 // flags is a command's flag set; every command also accepts --home, so it
@@ -297,7 +325,7 @@ func (f *flags) parse(args []string, minPos, maxPos int) ([]string, error) {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				c, _, _ := lookup(strings.Fields(f.name))
-				fmt.Fprintf(f.e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n", c.name, c.args, c.summary)
+				fmt.Fprintf(f.e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n%s", c.name, c.args, c.summary, detailText(c))
 				return nil, errHelp
 			}
 			return nil, usagef("%s: %v", f.name, err)

@@ -540,6 +540,10 @@ func TestHelp(t *testing.T) {
 	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT\n\nsend TEXT to GROUP (TEXT - reads standard input)\n"; got != want {
 		t.Errorf("help send: %q", got)
 	}
+	// The documented default listen addresses are the ones up uses.
+	if got := h.ok("help", "up"); !strings.Contains(got, DefaultListen[0]+" and "+DefaultListen[1]) || !strings.Contains(got, "loopback addresses only") {
+		t.Errorf("help up:\n%s", got)
+	}
 	if got := h.ok("log", "-h"); !strings.HasPrefix(got, "usage: grove [--home DIR] log GROUP") {
 		t.Errorf("log -h: %q", got)
 	}
