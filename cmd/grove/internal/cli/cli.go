@@ -99,6 +99,10 @@ func (e *errNoDaemon) Error() string {
 	return fmt.Sprintf("daemon not running (start it with: grove up --home %s)", e.home)
 }
 
+// errInterrupted replaces "context canceled" when the user interrupted a
+// command (Ctrl-C cancels Run's context).
+var errInterrupted = errors.New("interrupted")
+
 // errHelp is returned by flag parsing for -h; help was printed, exit 0.
 var errHelp = flag.ErrHelp
 
@@ -117,6 +121,9 @@ type env struct {
 func (r *Runner) Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{r: r, ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	err := e.run(args)
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = errInterrupted
+	}
 	if err != nil && !errors.Is(err, errHelp) {
 		fmt.Fprintf(stderr, "grove: %s\n", oneLine(err))
 		return err

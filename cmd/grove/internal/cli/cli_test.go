@@ -386,6 +386,20 @@ func TestCommandErrors(t *testing.T) {
 	}
 }
 
+func TestInterruptedJoin(t *testing.T) {
+	h := newHarness(t)
+	h.up("--listen", "/ip4/127.0.0.1/tcp/0")
+	h.fake.SetJoinBlocks(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(50*time.Millisecond, cancel) // as Ctrl-C does
+	var errOut bytes.Buffer
+	err := h.runner.Run(ctx, []string{"--home", h.home, "join", "grove1-x"}, strings.NewReader(""), io.Discard, &errOut)
+	if err == nil || errOut.String() != "grove: interrupted\n" || ExitCode(err) != 1 {
+		t.Fatalf("interrupted join: %v %q", err, errOut.String())
+	}
+}
+
 func TestDaemonNotRunning(t *testing.T) {
 	h := newHarness(t)
 	want := "grove: daemon not running (start it with: grove up --home " + h.home + ")\n"

@@ -140,6 +140,9 @@ func (e *env) cmdJoin(args []string) error {
 		defer cancel()
 		g, err := c.Join(ctx, strings.TrimSpace(pos[0]))
 		if err != nil {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrTimeout) {
 				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable?)", *timeout)
 			}
