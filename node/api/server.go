@@ -55,31 +55,61 @@ func Listen(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("api: removing stale socket: %w", err)
 		}
 	}
-	// Create the socket with no permissions for group and others from the
-	// start; a chmod afterwards would leave a window in which anyone could
-	// connect.
-	var lis net.Listener
-	var err error
-	withUmask(0o177, func() { lis, err = net.Listen("unix", path) })
+	// Bind in a fresh private directory, set the mode, then hard-link the
+	// socket into place: nobody can connect before the mode is 0600 (the
+	// private directory guards the window), and link, unlike rename, fails
+	// if another daemon claimed the path meanwhile. This avoids changing the
+	// process-wide umask under the daemon's other goroutines.
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".gs")
+	if err != nil {
+		return nil, fmt.Errorf("api: socket: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("%w: %d bytes while binding, at most %d (choose a shorter home directory)", ErrSocketPathTooLong, len(tmp), maxSocketPath)
+	}
+	lis, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("api: listen: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	lis.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		lis.Close()
 		return nil, fmt.Errorf("api: socket mode: %w", err)
 	}
-	return lis, nil
+	if err := os.Link(tmp, path); err != nil {
+		lis.Close()
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		}
+		return nil, fmt.Errorf("api: socket: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("api: socket: %w", err)
+	}
+	return &socketListener{UnixListener: lis, path: path, file: fi}, nil
 }
 
-// umaskMu serialises umask changes: the umask is process-wide.
-var umaskMu sync.Mutex
+// socketListener removes its socket file on Close, if the file is still
+// the one it created.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	file os.FileInfo
+	once sync.Once
+}
 
-func withUmask(mask int, fn func()) {
-	umaskMu.Lock()
-	defer umaskMu.Unlock()
-	old := syscall.Umask(mask)
-	defer syscall.Umask(old)
-	fn()
+func (l *socketListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
+			os.Remove(l.path)
+		}
+	})
+	return err
 }
 
 // Serve answers API requests on lis with svc until ctx ends or lis fails. It

@@ -594,9 +594,17 @@ func TestListen(t *testing.T) {
 	if _, err := api.Listen(path); !errors.Is(err, api.ErrSocketInUse) {
 		t.Fatalf("second Listen: %v", err)
 	}
-	// A stale one (its daemon died without unlinking it) is replaced.
-	lis.(*net.UnixListener).SetUnlinkOnClose(false)
 	lis.Close()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left after Close: %v", err)
+	}
+	// A stale one (its daemon died without unlinking it) is replaced.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal("stale socket not left behind by the test setup")
 	}
@@ -604,7 +612,34 @@ func TestListen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode after replacing a stale one: %v", err)
+	}
+	// It serves through the final path.
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Fatalf("dial: %v", err)
+	} else {
+		c.Close()
+	}
+	// Closing removes only its own socket file: one that replaced it
+	// (say, by hand) stays.
+	os.Remove(path)
+	other, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lis.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Close removed a socket it did not create: %v", err)
+	}
+	other.Close()
+	// No temporary directories are left behind.
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".gs") {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
 	// A file that is not a socket is never removed.
 	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
@@ -614,6 +649,41 @@ func TestListen(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "precious" {
 		t.Fatal("regular file clobbered")
+	}
+}
+
+func TestConcurrentListenOneWins(t *testing.T) {
+	path := socketPath(t)
+	const n = 8
+	errs := make(chan error, n)
+	liss := make(chan net.Listener, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			lis, err := api.Listen(path)
+			if err == nil {
+				liss <- lis
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	close(liss)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, api.ErrSocketInUse):
+			t.Errorf("loser: %v", err)
+		}
+	}
+	for lis := range liss {
+		lis.Close()
+	}
+	if won != 1 {
+		t.Fatalf("%d listeners won", won)
 	}
 }
 
