@@ -8,9 +8,14 @@
 // group owns that group's MLS states (one per retained epoch, keyed by epoch
 // id), its commitorder state machine and its outbox; everything else talks
 // to it through closures run on the actor. The send path is outbox first,
-// then encrypt in the canonical epoch, log, publish; the receive path is
-// validator, actor, dedup by hash, log, decrypt with the matching retained
-// epoch, commitorder for Commits, view and search index, events.
+// then encrypt in the canonical epoch (persisting the consumed sending key
+// before anything leaves), log, publish; the receive path is validator,
+// actor, dedup by hash, decrypt with the matching retained epoch,
+// commitorder for Commits, view and search index, events, and only then
+// the ciphertext log: the log doubles as the "processed" marker after a
+// restart, so a crash in between must leave the message to be processed
+// again (and deduplicated by its application id) rather than logged but
+// never shown.
 //
 // Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the

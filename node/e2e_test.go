@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"grove/node/api"
+	"grove/p2p"
 )
 
 // TestRealNodesEndToEnd runs three real daemons (libp2p on 127.0.0.1, Pebble
@@ -82,13 +83,17 @@ func TestRealNodesEndToEnd(t *testing.T) {
 		}
 	}
 	for _, n := range all {
-		res, err := n.Search(ctx, api.SearchRequest{Query: "deploy*", Group: g.ID, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Hits) != len(want) {
-			t.Fatalf("%s search found %d of %d", n.self.Name, len(res.Hits), len(want))
-		}
+		// The store's search can trail its view by a few milliseconds.
+		eventually(t, 2*time.Second, "search", func() error {
+			res, err := n.Search(ctx, api.SearchRequest{Query: "deploy*", Group: g.ID, Limit: 100})
+			if err != nil {
+				return err
+			}
+			if len(res.Hits) != len(want) {
+				return fmt.Errorf("%s search found %d of %d", n.self.Name, len(res.Hits), len(want))
+			}
+			return nil
+		})
 	}
 
 	// Bob goes offline; alice and carol send 50 and rotate twice.
@@ -178,6 +183,11 @@ func TestRealNodesEndToEnd(t *testing.T) {
 	}
 	if _, err := carol.Send(ctx, g.ID, "still here?"); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("removed member send: %v", err)
+	}
+	// A former member is no longer served the log.
+	gid, _ := decodeHex(g.ID)
+	if resp, err := carol.net.Request(ctx, alice.PeerID(), p2p.ProtocolSync, (&syncRequest{Group: gid}).marshal()); err == nil {
+		t.Fatalf("former member served %d bytes", len(resp))
 	}
 }
 

@@ -88,7 +88,13 @@ type groupActor struct {
 	syncs      int // sync requests in flight
 	tipCount   int
 	selfRemove map[commitorder.EpochID]bool
+	orderDirty bool // commitorder evidence not yet saved
+	deepSync   bool // next sync starts below the root (a member is on another branch)
 }
+
+// deepSyncEpochs is how far below its root a member asks when a tip shows
+// a branch it does not hold.
+const deepSyncEpochs = 16
 
 func (n *Node) coConfig(rate int) commitorder.Config {
 	c := commitorder.Config{
@@ -361,10 +367,21 @@ func (a *groupActor) step(ev commitorder.Event) {
 	for _, e := range effects {
 		a.effect(e)
 	}
+	// Evidence (tips, application messages, ticks) is re-learnt after a
+	// crash, so it is saved with the next flush; anything that changed the
+	// chain, the queue or produced effects is saved at once.
+	switch ev.(type) {
+	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded:
+		if len(effects) == 0 {
+			a.orderDirty = true
+			return
+		}
+	}
 	a.saveOrder()
 }
 
 func (a *groupActor) saveOrder() {
+	a.orderDirty = false
 	data, err := a.co.MarshalBinary()
 	if err != nil {
 		a.log.Error("marshal commit order", "err", err)
@@ -454,7 +471,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		a.stale = true
 		a.log.Warn("this device's branch lost beyond the retention window; rejoin by a new invite", "fork_epoch", e.ForkEpoch)
 		n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(),
-			Detail: "this device fell behind beyond the retention window and must be invited again"})
+			Detail: "this device's branch lost beyond the retention window: leave the group and be invited again"})
 	case commitorder.Removed:
 		a.removed = true
 		for eid, g := range a.epochs {
@@ -537,6 +554,9 @@ func (a *groupActor) flush() {
 			a.log.Warn("persist epoch", "err", err)
 		}
 	}
+	if a.orderDirty && !a.removed {
+		a.saveOrder()
+	}
 }
 
 // ---- receive path ----
@@ -569,6 +589,7 @@ func (a *groupActor) receive(data []byte) {
 		}
 	}
 	if len(cands) == 0 {
+		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
 			if len(a.held) >= defaultHeldMessages {
 				a.held = a.held[1:]
@@ -597,9 +618,6 @@ func (a *groupActor) receive(data []byte) {
 			continue
 		}
 		a.markSeen(h)
-		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
-			a.log.Warn("log message", "err", err)
-		}
 		a.n.metrics.messagesIn.Add(1)
 		switch pm.Kind {
 		case mls.KindApplication:
@@ -608,9 +626,64 @@ func (a *groupActor) receive(data []byte) {
 		case mls.KindCommit:
 			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h))
 		}
+		// Logged only once handled: the log is also the "already
+		// processed" marker after a restart, so a crash between the two
+		// must leave the message unlogged (it is then processed again and
+		// deduplicated by its application id) rather than logged but
+		// never shown.
+		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
+			a.log.Warn("log message", "err", err)
+		}
 		return
 	}
+	a.parentMissing(data, epoch)
 	a.log.Debug("message not decryptable with any retained epoch", "epoch", epoch)
+}
+
+// parentAD is the authenticated_data of Grove's Commits: a version byte and
+// the parent's epoch id. It names the parent for members that no longer (or
+// never) held it, so commitorder can judge a sibling that arrives beyond
+// the window; it is an exporter output and reveals nothing else.
+func parentAD(eid commitorder.EpochID) []byte { return append([]byte{1}, eid[:]...) }
+
+// parentMissing tells commitorder about a Commit whose parent state we do
+// not hold, with the class and committer as claimed by its framing
+// (commitorder uses them only to judge our own final branch).
+func (a *groupActor) parentMissing(data []byte, epoch uint64) {
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
+		return
+	}
+	c := &m.PublicMessage.Content
+	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil || c.Sender.Type != mls.SenderTypeMember ||
+		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
+		return
+	}
+	var parent commitorder.EpochID
+	copy(parent[:], c.AuthenticatedData[1:])
+	var props []*mls.Proposal
+	for _, p := range c.Commit.Proposals {
+		if p.Proposal != nil {
+			props = append(props, p.Proposal)
+		}
+	}
+	// Leaf indices are stable across epochs unless a removal frees one;
+	// the oldest retained epoch is the best guess for an older commit.
+	var committer []byte
+	rootEid, _ := a.co.Root()
+	for _, g := range []*mls.Group{a.epochs[rootEid]} {
+		if g == nil {
+			continue
+		}
+		if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
+			committer = mem.Identity
+		}
+	}
+	if committer == nil {
+		return
+	}
+	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
+		Class: classOf(props), Committer: commitorder.MemberID(committer)})
 }
 
 func (a *groupActor) markSeen(h [32]byte) {
@@ -662,8 +735,16 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 		return
 	}
 	it := &intent{id: id, kind: p.Intent, target: p.Target}
-	if p.Intent == intentLeave {
+	switch p.Intent {
+	case intentLeave:
 		it.target = sender // one may only ask to remove oneself
+	case intentRemove:
+		// Only an admin may have another member removed; a request from
+		// anyone else would let every member remove every other.
+		_, g := a.head()
+		if !slices.ContainsFunc(groupPolicy(g).Admins, func(b []byte) bool { return bytes.Equal(b, sender) }) {
+			return
+		}
 	}
 	if bytes.Equal(it.target, a.n.selfID) {
 		return // an admin cannot commit its own removal (RFC 9420, Section 12.2)
@@ -777,6 +858,15 @@ func (a *groupActor) onTip(data []byte) {
 		return
 	}
 	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
+	if a.removed {
+		return
+	}
+	if t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) {
+		// The member is on a branch we do not hold: fetch from before our
+		// root so that the sibling commits reach commitorder.
+		a.deepSync = true
+		a.requestSync("", false)
+	}
 	if t.Epoch > headG.Epoch() {
 		var p peer.ID
 		if id, err := parseIdentity(member); err == nil {
@@ -817,6 +907,9 @@ func (a *groupActor) publish(data []byte) {
 func (a *groupActor) send(text string) (api.Message, error) {
 	if a.removed {
 		return api.Message{}, api.Errorf(api.CodeForbidden, "this device was removed from the group")
+	}
+	if a.stale {
+		return api.Message{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
 	p := &appPayload{Kind: kindText, Time: a.n.cfg.Clock.Now().UTC(), Text: text}
 	rand.Read(p.ID[:])
@@ -955,7 +1048,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		return
 	}
 	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
-		Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
+		AuthenticatedData: parentAD(parentEid), Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
 	if err != nil {
 		a.log.Warn("commit failed", "err", err)
 		for _, it := range joins {
@@ -1039,6 +1132,23 @@ func (a *groupActor) members() []api.Member {
 	var out []api.Member
 	for _, m := range g.Members() {
 		out = append(out, a.apiMember(g, m))
+	}
+	return out
+}
+
+// headMemberPeers lists the peer IDs of the members of the canonical epoch:
+// the only peers served the log (a member removed on the canonical chain
+// is refused at once, not after finality).
+func (a *groupActor) headMemberPeers() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	_, g := a.head()
+	if g == nil {
+		return out
+	}
+	for _, m := range g.Members() {
+		if id, err := parseIdentity(m.Identity); err == nil {
+			out[id.Peer] = true
+		}
 	}
 	return out
 }
@@ -1132,6 +1242,11 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	a.lastSync = now
 	_, from := a.co.Root()
+	if a.deepSync {
+		// A fork below our root: ask from before it (bounded).
+		a.deepSync = false
+		from -= min(from, deepSyncEpochs)
+	}
 	members := a.memberPeers()
 	delete(members, a.n.net.ID())
 	var peers []peer.ID

@@ -390,6 +390,11 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		out.Sender, out.SenderPeer = id.Name, id.Peer.String()
 		out.Own = id.Peer == n.net.ID()
 	}
+	if out.Own {
+		if e, err := n.db.Outbox(a.id, m.ID); err == nil && e.State == store.OutboxPending {
+			out.Pending = true
+		}
+	}
 	return out
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/node/api"
 	"grove/p2p"
 )
 
@@ -22,7 +23,7 @@ const syncTimeout = 30 * time.Second
 
 // serveSync is the server side of /grove/sync/1: the log of the group from
 // the requested epoch on, in epoch order, to peers whose credential is in
-// the group (any retained epoch). Ciphertext costs the server no forward
+// the group's canonical epoch. Ciphertext costs the server no forward
 // secrecy; the membership check keeps outsiders from collecting it.
 func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	frame, err := s.Recv()
@@ -43,7 +44,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	var member bool
 	var head uint64
 	if err := a.do(ctx, func() error {
-		member = !a.removed && a.memberPeers()[s.RemotePeer()]
+		member = !a.removed && a.headMemberPeers()[s.RemotePeer()]
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
 		}
@@ -140,6 +141,7 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 		}
 	}
 	s.Close()
+	n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(), Sync: &api.SyncState{Done: got, Total: got}})
 	n.metrics.resyncs.Add(1)
 	n.metrics.lastResyncNanos.Store(int64(n.cfg.Clock.Now().Sub(start)))
 	n.log.Debug("synced", "group", a.hexID[:8], "peer", p, "messages", got)
