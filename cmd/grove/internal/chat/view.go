@@ -410,4 +410,3 @@ func (m *Model) searchLines(h, pw int) []string {
 	}
 	return out
 }
-
