@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/term"
 
 	"grove/node/api"
 )
@@ -26,6 +28,11 @@ func Run(parent context.Context, svc api.Service, opts Options, in io.Reader, ou
 		return fmt.Errorf("chat: subscribing to events: %w", err)
 	}
 	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)}
+	if f, ok := out.(*os.File); !ok || !term.IsTerminal(f.Fd()) {
+		// No terminal to ask for its size (tests, recordings): assume the
+		// classic 80x24.
+		popts = append(popts, tea.WithWindowSize(80, 24))
+	}
 	if opts.NoColor {
 		popts = append(popts, tea.WithColorProfile(colorprofile.Ascii))
 	}
