@@ -85,6 +85,12 @@ type Model struct {
 	info      []string
 	members   []api.Member
 
+	// pendingEvery is how often history is reloaded while an own message
+	// of the current group is still pending (the daemon sends no event
+	// when its outbox finally publishes it); zero turns that off.
+	pendingEvery time.Duration
+	pendingTick  bool
+
 	notice    string
 	noticeErr bool
 	peers     int
@@ -115,7 +121,7 @@ func New(ctx context.Context, svc api.Service, opts Options) Model {
 		svc: svc, ctx: ctx, opts: opts, st: newStyles(opts.NoColor),
 		msgs: map[string][]api.Message{}, notes: map[string][]note{},
 		limit: map[string]int{}, full: map[string]bool{}, loading: map[string]bool{},
-		input: ti, width: 80, height: 24,
+		input: ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
 	}
 }
 
@@ -169,6 +175,7 @@ type (
 		n   int
 		err error
 	}
+	pendingTickMsg struct{}
 )
 
 // Init loads the device, its groups and peers.
@@ -189,7 +196,36 @@ func (m Model) Init() tea.Cmd {
 
 // Update applies one message to the model.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	nm, cmd := m.update(msg)
+	mm := nm.(Model)
+	if t := mm.pendingCmd(); t != nil {
+		cmd = tea.Batch(cmd, t)
+	}
+	return mm, cmd
+}
+
+// pendingCmd schedules a history reload while the current group shows an
+// own message not yet published.
+func (m *Model) pendingCmd() tea.Cmd {
+	if m.pendingTick || m.pendingEvery <= 0 || m.quitting || !m.hasPending(m.cur) {
+		return nil
+	}
+	m.pendingTick = true
+	return tea.Tick(m.pendingEvery, func(time.Time) tea.Msg { return pendingTickMsg{} })
+}
+
+func (m *Model) hasPending(group string) bool {
+	return slices.ContainsFunc(m.msgs[group], func(x api.Message) bool { return x.Pending })
+}
+
+func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
+	case pendingTickMsg:
+		m.pendingTick = false
+		if m.hasPending(m.cur) && !m.loading[m.cur] {
+			return m, m.loadLog(m.cur, m.limit[m.cur], "")
+		}
+		return m, nil
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 		m.clampScroll()

@@ -39,7 +39,16 @@ func newHarness(t *testing.T, f *apitest.Fake, opts Options) *harness {
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
-	h := &harness{t: t, f: f, m: New(ctx, f, opts), events: events}
+	return newHarnessFor(ctx, t, f, f, opts, events)
+}
+
+// newHarnessFor drives a model over svc while pumping f's events.
+func newHarnessFor(ctx context.Context, t *testing.T, f *apitest.Fake, svc api.Service, opts Options, events <-chan api.Event) *harness {
+	t.Helper()
+	h := &harness{t: t, f: f, m: New(ctx, svc, opts), events: events}
+	// Off by default: the harness runs commands synchronously, and a
+	// timer would stall it. TestPendingRefresh turns it on.
+	h.m.pendingEvery = 0
 	h.update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	h.run(h.m.Init())
 	h.pump()
@@ -633,4 +642,44 @@ func TestLogErrorShown(t *testing.T) {
 	f.SetError("Log", errBoom)
 	h := newHarness(t, f, Options{})
 	h.contains("! history: boom")
+}
+
+// publishLater reports own messages as pending when sent, and published
+// in later Log calls, as a daemon does when its outbox publishes later.
+type publishLater struct{ *apitest.Fake }
+
+func (p publishLater) Send(ctx context.Context, group, text string) (api.Message, error) {
+	m, err := p.Fake.Send(ctx, group, text)
+	m.Pending = true
+	return m, err
+}
+
+func TestPendingRefresh(t *testing.T) {
+	f := fakeWith(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := f.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessFor(ctx, t, f, publishLater{f}, Options{Location: time.UTC}, events)
+	for len(events) > 0 {
+		<-events
+	}
+	h.m.pendingEvery = time.Millisecond
+	for _, r := range "queued" {
+		h.update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	// Enter sends (pending), which schedules the reload; the reload shows
+	// it published. The fake's own message event is dropped on purpose, so
+	// that only the reload can clear the mark.
+	h.key(tea.KeyEnter)
+	for len(events) > 0 {
+		<-events
+	}
+	h.contains("> alice: queued")
+	h.lacks("queued ...")
+	if h.m.pendingTick {
+		t.Fatal("a reload is still scheduled with nothing pending")
+	}
 }
