@@ -138,7 +138,9 @@ func (x *tmux) window(name string, w, h int, line string) {
 
 func (x *tmux) capture(name string) string { return x.cmd("capture-pane", "-p", "-t", name) }
 
-func (x *tmux) keys(name string, keys ...string) { x.cmd(append([]string{"send-keys", "-t", name}, keys...)...) }
+func (x *tmux) keys(name string, keys ...string) {
+	x.cmd(append([]string{"send-keys", "-t", name}, keys...)...)
+}
 
 // waitScreen waits until window name shows every one of want.
 func (x *tmux) waitScreen(name string, want ...string) string {

@@ -21,6 +21,9 @@ const pageSize = 100
 // huge group cannot make the UI hold unbounded history.
 const maxHistory = 20000
 
+// joinTimeout bounds /join, as --timeout's default bounds `grove join`.
+const joinTimeout = 5 * time.Minute
+
 // Options configure a Model.
 type Options struct {
 	// Group is the group to open first, by name or id; empty opens the
@@ -71,6 +74,11 @@ type Model struct {
 	limit   map[string]int  // how many messages were asked of Log
 	full    map[string]bool // all of the group's history is loaded
 	loading map[string]bool
+	// version counts changes to a group's messages and notes; tl caches
+	// each group's rendered timeline (a frame draws only one screen of it,
+	// but wrapping the whole history per frame costs O(history)).
+	version map[string]uint64
+	tl      map[string]*tlCache
 
 	input         textinput.Model
 	width, height int
@@ -121,6 +129,7 @@ func New(ctx context.Context, svc api.Service, opts Options) Model {
 		svc: svc, ctx: ctx, opts: opts, st: newStyles(opts.NoColor),
 		msgs: map[string][]api.Message{}, notes: map[string][]note{},
 		limit: map[string]int{}, full: map[string]bool{}, loading: map[string]bool{},
+		version: map[string]uint64{}, tl: map[string]*tlCache{},
 		input: ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
 	}
 }
@@ -570,6 +579,9 @@ func (m Model) command(line string) (tea.Model, tea.Cmd) {
 		}
 		m.setNotice("joining: waiting for the inviter's device to welcome this one…", false)
 		return m, func() tea.Msg {
+			// As `grove join`: the inviter's device must answer in time.
+			ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+			defer cancel()
 			g, err := svc.Join(ctx, arg)
 			if err != nil {
 				return noticeMsg{text: "join", err: err}
@@ -694,6 +706,7 @@ func (m Model) logLoaded(msg logMsg) (tea.Model, tea.Cmd) {
 	}
 	m.limit[msg.group] = msg.limit
 	m.full[msg.group] = len(msg.msgs) < msg.limit || msg.limit >= maxHistory
+	m.version[msg.group]++
 	if msg.group == m.cur && m.scroll > 0 {
 		// Older lines were added above: keep the same lines in view.
 		m.scroll += len(m.timeline(msg.group, m.paneWidth())) - before
@@ -755,6 +768,7 @@ func (m *Model) addMessage(msg api.Message) bool {
 	ms := m.msgs[msg.Group]
 	if i := slices.IndexFunc(ms, func(x api.Message) bool { return x.ID == msg.ID }); i >= 0 {
 		ms[i] = msg
+		m.version[msg.Group]++
 		return false
 	}
 	// Usually the newest; keep time order when one arrives late.
@@ -763,6 +777,11 @@ func (m *Model) addMessage(msg api.Message) bool {
 		i--
 	}
 	m.msgs[msg.Group] = slices.Insert(ms, i, msg)
+	if i == len(ms) && len(ms) > 0 {
+		m.appendRendered(msg.Group, msg.Time, func(width int) []line { return m.messageLines(msg, width) })
+	} else {
+		m.version[msg.Group]++
+	}
 	return true
 }
 
@@ -770,7 +789,29 @@ func (m *Model) addNote(group string, t time.Time, text string) {
 	if group == "" {
 		return
 	}
-	m.notes[group] = append(m.notes[group], note{time: t, text: text})
+	n := note{time: t, text: text}
+	m.notes[group] = append(m.notes[group], n)
+	m.appendRendered(group, t, func(width int) []line { return m.noteLines(n, width) })
+}
+
+// appendRendered extends group's cached timeline by one entry at time t
+// when the cache is current and t is not older than its last entry, so
+// that a new message costs its own lines, not the whole history's;
+// otherwise it invalidates the cache.
+func (m *Model) appendRendered(group string, t time.Time, render func(width int) []line) {
+	c := m.tl[group]
+	if c == nil || c.version != m.version[group] || c.highlight != m.highlight || t.Before(c.lastTime) {
+		m.version[group]++
+		return
+	}
+	if d := m.dayOf(t); d != c.lastDay {
+		c.lastDay = d
+		c.lines = append(c.lines, m.dayLine(d, c.width))
+	}
+	c.lines = append(c.lines, render(c.width)...)
+	c.lastTime = t
+	m.version[group]++
+	c.version = m.version[group]
 }
 
 func (m *Model) refreshGroups(sel string) tea.Cmd {
@@ -801,6 +842,8 @@ func (m *Model) dropGroup(id string) {
 	delete(m.notes, id)
 	delete(m.limit, id)
 	delete(m.full, id)
+	delete(m.tl, id)
+	m.version[id]++
 	if m.cur == id {
 		m.cur, m.scroll, m.pane = "", 0, paneMessages
 	}

@@ -683,3 +683,39 @@ func TestPendingRefresh(t *testing.T) {
 		t.Fatal("a reload is still scheduled with nothing pending")
 	}
 }
+
+// The cached timeline, extended message by message, must equal a fresh
+// rendering of the same history.
+func TestIncrementalTimelineMatchesFullRender(t *testing.T) {
+	f := fakeWith(t)
+	h := newHarness(t, f, Options{})
+	gid := h.m.cur
+	base := apitest.Epoch0.Add(time.Hour)
+	for i := range 40 {
+		when := base.Add(time.Duration(i) * 3 * time.Hour) // crosses days
+		msg := api.Message{Group: gid, ID: fmt.Sprintf("x%02d", i), Sender: "carol", Text: strings.Repeat("word ", i), Time: when, Own: i%3 == 0}
+		h.update(EventMsg(api.Event{Kind: api.EventMessage, Group: gid, Message: &msg}))
+		if i%5 == 0 {
+			h.update(EventMsg(api.Event{Kind: api.EventEpoch, Group: gid, Epoch: uint64(i), Time: when.Add(time.Minute)}))
+		}
+		_ = h.m.screen() // render, so that the next change extends the cache
+	}
+	got := h.m.timeline(gid, h.m.paneWidth())
+	want := h.m.renderTimeline(gid, h.m.paneWidth(), &tlCache{})
+	if len(got) != len(want) {
+		t.Fatalf("cached timeline has %d lines, fresh %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("line %d: cached %q, fresh %q", i, got[i].text, want[i].text)
+		}
+	}
+	// A message arriving out of order invalidates rather than appends.
+	late := api.Message{Group: gid, ID: "late", Sender: "bob", Text: "delayed", Time: base}
+	h.update(EventMsg(api.Event{Kind: api.EventMessage, Group: gid, Message: &late}))
+	got = h.m.timeline(gid, h.m.paneWidth())
+	want = h.m.renderTimeline(gid, h.m.paneWidth(), &tlCache{})
+	if len(got) != len(want) {
+		t.Fatalf("after a late message: cached %d lines, fresh %d", len(got), len(want))
+	}
+}

@@ -91,9 +91,36 @@ func (m *Model) paneWidth() int {
 	return max(10, w)
 }
 
-// timeline renders group's messages and notes, oldest first, with day
-// separators, wrapped to width.
+// tlCache is a group's rendered timeline for one width and highlight, as
+// of a version of the group's messages and notes.
+type tlCache struct {
+	width     int
+	highlight string
+	version   uint64
+	lines     []line
+	lastDay   string
+	lastTime  time.Time
+}
+
+// timeline returns group's messages and notes, oldest first, with day
+// separators, wrapped to width; the result is shared, not to be modified.
 func (m *Model) timeline(group string, width int) []line {
+	if c := m.tl[group]; c != nil && c.width == width && c.highlight == m.highlight && c.version == m.version[group] {
+		return c.lines
+	}
+	c := &tlCache{width: width, highlight: m.highlight, version: m.version[group]}
+	c.lines = m.renderTimeline(group, width, c)
+	m.tl[group] = c
+	return c.lines
+}
+
+func (m *Model) dayOf(t time.Time) string { return t.In(m.opts.Location).Format("Mon 2 Jan 2006") }
+
+func (m *Model) dayLine(day string, width int) line {
+	return line{text: m.st.day.Render(center(" "+day+" ", width, '─'))}
+}
+
+func (m *Model) renderTimeline(group string, width int, c *tlCache) []line {
 	ms, ns := m.msgs[group], m.notes[group]
 	var out []line
 	if m.full[group] {
@@ -101,33 +128,39 @@ func (m *Model) timeline(group string, width int) []line {
 	} else if len(ms) > 0 {
 		out = append(out, line{text: m.st.faint.Render(center("PgUp loads older messages", width, ' '))})
 	}
-	var lastDay string
 	day := func(t time.Time) {
-		d := t.In(m.opts.Location).Format("Mon 2 Jan 2006")
-		if d != lastDay {
-			lastDay = d
-			out = append(out, line{text: m.st.day.Render(center(" "+d+" ", width, '─'))})
+		if d := m.dayOf(t); d != c.lastDay {
+			c.lastDay = d
+			out = append(out, m.dayLine(d, width))
+		}
+		if t.After(c.lastTime) {
+			c.lastTime = t
 		}
 	}
 	i, j := 0, 0
 	for i < len(ms) || j < len(ns) {
 		if j < len(ns) && (i == len(ms) || ns[j].time.Before(ms[i].Time)) {
-			n := ns[j]
+			day(ns[j].time)
+			out = append(out, m.noteLines(ns[j], width)...)
 			j++
-			day(n.time)
-			for k, l := range wrap(clean(n.text), width-markWidth) {
-				prefix := strings.Repeat(" ", markWidth)
-				if k == 0 {
-					prefix = n.time.In(m.opts.Location).Format("15:04") + " · "
-				}
-				out = append(out, line{text: m.st.note.Render(prefix + l)})
-			}
 			continue
 		}
-		msg := ms[i]
+		day(ms[i].Time)
+		out = append(out, m.messageLines(ms[i], width)...)
 		i++
-		day(msg.Time)
-		out = append(out, m.messageLines(msg, width)...)
+	}
+	return out
+}
+
+// noteLines renders a system note: time, a dot, the text, faint.
+func (m *Model) noteLines(n note, width int) []line {
+	var out []line
+	for k, l := range wrap(clean(n.text), width-markWidth) {
+		prefix := strings.Repeat(" ", markWidth)
+		if k == 0 {
+			prefix = n.time.In(m.opts.Location).Format("15:04") + " · "
+		}
+		out = append(out, line{text: m.st.note.Render(prefix + l)})
 	}
 	return out
 }
