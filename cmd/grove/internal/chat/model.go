@@ -822,11 +822,12 @@ func (m *Model) refreshGroups(sel string) tea.Cmd {
 	}
 }
 
-// mergeGroups takes the daemon's group list, keeping unread counts this
-// UI has kept.
+// mergeGroups takes the daemon's group list. Unread counts are this UI's
+// own once it has seen a group (the local API has no "mark read"), so a
+// refresh cannot bring back a count the user has already read away.
 func (m *Model) mergeGroups(gs []api.Group) {
 	for i := range gs {
-		if old := m.group(gs[i].ID); old != nil && old.Unread > gs[i].Unread {
+		if old := m.group(gs[i].ID); old != nil {
 			gs[i].Unread = old.Unread
 		}
 		if gs[i].ID == m.cur {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"runtime"
 	"testing"
 	"time"
 
@@ -62,10 +63,29 @@ func runAsync(ctx context.Context, svc api.Service, in io.Reader, out io.Writer)
 	return done
 }
 
+// checkGoroutines fails the test if goroutines started during it are still
+// running shortly after it ends (cleanups run in reverse order, so this
+// runs after the ones registered later, e.g. closing the input pipe).
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
 func TestRunSendsQuitsAndRestoresTerminal(t *testing.T) {
+	checkGoroutines(t)
 	f := fakeWith(t)
 	pr, pw := io.Pipe()
-	defer pw.Close()
+	t.Cleanup(func() { pw.Close() })
 	out := &syncBuffer{}
 	done := runAsync(context.Background(), f, pr, out)
 	waitFor(t, "subscription", func() bool { return f.Subscribers() == 1 })
@@ -91,9 +111,10 @@ func TestRunSendsQuitsAndRestoresTerminal(t *testing.T) {
 }
 
 func TestRunContextEndRestoresTerminal(t *testing.T) {
+	checkGoroutines(t)
 	f := fakeWith(t)
 	pr, pw := io.Pipe()
-	defer pw.Close()
+	t.Cleanup(func() { pw.Close() })
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := runAsync(ctx, f, pr, out)
