@@ -316,13 +316,18 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.pane, m.infoTitle = paneInfo, "invite"
+		code := clean(msg.inv.Code)
 		m.info = []string{
 			"One-time invite code for #" + m.groupName(msg.inv.Group) + ":", "",
-			msg.inv.Code, "",
+			code, "",
 			"Expires " + msg.inv.Expires.In(m.opts.Location).Format("Mon 2 Jan 15:04") + ". The other device runs:",
-			"grove join CODE   (or /join CODE in grove chat)", "", "Esc closes this pane.",
+			"grove join CODE   (or /join CODE in grove chat)", "",
+			"Copied to the clipboard where the terminal allows it (OSC 52); a long code",
+			"wraps here, and `grove invite GROUP` prints it on one line.", "",
+			"Esc closes this pane.",
 		}
-		return m, nil
+		// A wrapped code copied off the screen would carry line breaks.
+		return m, tea.SetClipboard(code)
 	case noticeMsg:
 		if msg.err != nil {
 			m.fail(msg.text, msg.err)
@@ -421,6 +426,10 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		if msg.Group == "" {
 			msg.Group = ev.Group
 		}
+		before := 0
+		if msg.Group == m.cur && m.scroll > 0 {
+			before = len(m.timeline(m.cur, m.paneWidth()))
+		}
 		isNew := m.addMessage(msg)
 		if g == nil {
 			return m, m.refreshGroups("")
@@ -428,9 +437,9 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		if isNew && !msg.Own && msg.Group != m.cur {
 			g.Unread++
 		}
-		if isNew && msg.Group == m.cur && m.scroll > 0 {
+		if msg.Group == m.cur && m.scroll > 0 {
 			// Keep the view still while the user reads older lines.
-			m.scroll += len(m.messageLines(msg, m.paneWidth()))
+			m.scroll += len(m.timeline(m.cur, m.paneWidth())) - before
 		}
 	case api.EventMemberAdded, api.EventMemberRemoved:
 		who := "someone"

@@ -307,6 +307,14 @@ func TestCommandInvite(t *testing.T) {
 	h := newHarness(t, f, Options{})
 	h.enter("/invite")
 	h.contains("grove1-general-", "One-time invite code for #general")
+	// The code also goes to the clipboard (OSC 52), unwrapped.
+	_, cmd := h.m.Update(inviteMsg{inv: api.Invite{Code: "grove1-long-code", Group: h.m.cur}})
+	if cmd == nil {
+		t.Fatal("no clipboard command for an invite")
+	}
+	if got := cmd(); fmt.Sprint(got) != "grove1-long-code" || !strings.Contains(fmt.Sprintf("%T", got), "Clipboard") {
+		t.Fatalf("invite command gave %T %v", got, got)
+	}
 	must(t, f.SetAdmin("general", false))
 	h.key(tea.KeyEscape)
 	h.enter("/invite")
