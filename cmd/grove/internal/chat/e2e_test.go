@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,6 +246,15 @@ func TestEndToEndChatInTmux(t *testing.T) {
 	waitLayout(x, "alice", 80, 24, "2 members")
 	x.waitScreen("bob", "#team", "2 members")
 
+	// NO_COLOR (alice's window) means no colour, and only that: bob's
+	// window has colours.
+	if sgrColour(x.cmd("capture-pane", "-p", "-e", "-t", "alice")) {
+		t.Fatalf("colours in the NO_COLOR window:\n%q", x.cmd("capture-pane", "-p", "-e", "-t", "alice"))
+	}
+	if !sgrColour(x.cmd("capture-pane", "-p", "-e", "-t", "bob")) {
+		t.Fatalf("no colours in the coloured window:\n%q", x.cmd("capture-pane", "-p", "-e", "-t", "bob"))
+	}
+
 	// Typed in alice's window, the message shows in bob's.
 	x.keys("alice", "-l", "hello bob, from the e2e terminal")
 	x.keys("alice", "Enter")
@@ -310,4 +321,19 @@ func (l *lockedBuilder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+var sgrSeq = regexp.MustCompile(`\x1b\[([0-9;:]*)m`)
+
+// sgrColour reports whether s sets a foreground or background colour.
+func sgrColour(s string) bool {
+	for _, m := range sgrSeq.FindAllStringSubmatch(s, -1) {
+		for _, p := range strings.FieldsFunc(m[1], func(r rune) bool { return r == ';' || r == ':' }) {
+			n, err := strconv.Atoi(p)
+			if err == nil && (n >= 30 && n <= 38 || n >= 40 && n <= 48 || n >= 90 && n <= 107) {
+				return true
+			}
+		}
+	}
+	return false
 }
