@@ -79,6 +79,11 @@ type Model struct {
 	// but wrapping the whole history per frame costs O(history)).
 	version map[string]uint64
 	tl      map[string]*tlCache
+	// ids holds the message ids in msgs per group, so that adding one
+	// need not scan the history for a duplicate.
+	ids map[string]map[string]bool
+	// pending counts the messages per group marked Pending.
+	pending map[string]int
 
 	input         textinput.Model
 	width, height int
@@ -129,7 +134,8 @@ func New(ctx context.Context, svc api.Service, opts Options) Model {
 		svc: svc, ctx: ctx, opts: opts, st: newStyles(opts.NoColor),
 		msgs: map[string][]api.Message{}, notes: map[string][]note{},
 		limit: map[string]int{}, full: map[string]bool{}, loading: map[string]bool{},
-		version: map[string]uint64{}, tl: map[string]*tlCache{},
+		version: map[string]uint64{}, tl: map[string]*tlCache{}, ids: map[string]map[string]bool{},
+		pending: map[string]int{},
 		input: ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
 	}
 }
@@ -224,7 +230,14 @@ func (m *Model) pendingCmd() tea.Cmd {
 }
 
 func (m *Model) hasPending(group string) bool {
-	return slices.ContainsFunc(m.msgs[group], func(x api.Message) bool { return x.Pending })
+	return m.pending[group] > 0
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -705,6 +718,8 @@ func (m Model) logLoaded(msg logMsg) (tea.Model, tea.Cmd) {
 	// Keep messages that arrived by event after the Log call was answered.
 	old := m.msgs[msg.group]
 	m.msgs[msg.group] = nil
+	delete(m.ids, msg.group)
+	delete(m.pending, msg.group)
 	for _, x := range msg.msgs {
 		m.addMessage(x)
 	}
@@ -775,11 +790,21 @@ func (m *Model) showMessage(group, id string) {
 // message was new.
 func (m *Model) addMessage(msg api.Message) bool {
 	ms := m.msgs[msg.Group]
-	if i := slices.IndexFunc(ms, func(x api.Message) bool { return x.ID == msg.ID }); i >= 0 {
-		ms[i] = msg
+	ids := m.ids[msg.Group]
+	if ids == nil {
+		ids = map[string]bool{}
+		m.ids[msg.Group] = ids
+	}
+	if ids[msg.ID] {
+		if i := slices.IndexFunc(ms, func(x api.Message) bool { return x.ID == msg.ID }); i >= 0 {
+			m.pending[msg.Group] += b2i(msg.Pending) - b2i(ms[i].Pending)
+			ms[i] = msg
+		}
 		m.version[msg.Group]++
 		return false
 	}
+	ids[msg.ID] = true
+	m.pending[msg.Group] += b2i(msg.Pending)
 	// Usually the newest; keep time order when one arrives late.
 	i := len(ms)
 	for i > 0 && ms[i-1].Time.After(msg.Time) {
@@ -853,6 +878,8 @@ func (m *Model) dropGroup(id string) {
 	delete(m.limit, id)
 	delete(m.full, id)
 	delete(m.tl, id)
+	delete(m.ids, id)
+	delete(m.pending, id)
 	m.version[id]++
 	if m.cur == id {
 		m.cur, m.scroll, m.pane = "", 0, paneMessages
