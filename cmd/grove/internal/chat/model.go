@@ -136,7 +136,7 @@ func New(ctx context.Context, svc api.Service, opts Options) Model {
 		limit: map[string]int{}, full: map[string]bool{}, loading: map[string]bool{},
 		version: map[string]uint64{}, tl: map[string]*tlCache{}, ids: map[string]map[string]bool{},
 		pending: map[string]int{},
-		input: ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
+		input:   ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
 	}
 }
 
