@@ -21,6 +21,10 @@ const pageSize = 100
 // huge group cannot make the UI hold unbounded history.
 const maxHistory = 20000
 
+// offlineText is the status bar's message when the daemon is gone; the
+// connection does not come back by itself.
+const offlineText = "daemon not reachable (is grove up running? then restart chat)"
+
 // joinTimeout bounds /join, as --timeout's default bounds `grove join`.
 const joinTimeout = 5 * time.Minute
 
@@ -257,7 +261,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case EventMsg:
 		return m.event(api.Event(msg))
 	case DisconnectedMsg:
-		m.offline = "daemon not reachable (is grove up running?)"
+		m.offline = offlineText
 		return m, nil
 	case loadedMsg:
 		if msg.err != nil {
@@ -912,21 +916,22 @@ func (m *Model) showMembers(group string) {
 
 func (m *Model) showHelp() {
 	m.pane, m.infoTitle = paneInfo, "help"
+	// One column of at most 58 characters: fits the pane at 80x24.
 	m.info = []string{
-		"Type a message and press Enter to send it to the current group.",
+		"Enter sends the line to the current group.",
 		"",
-		"/group NAME    switch to group NAME     /create NAME  create a group",
-		"/invite        one-time invite code     /join CODE    join with a code",
-		"/members       members, fingerprints    /remove NAME  remove a member",
-		"/rotate        update your keys         /leave        leave the group",
-		"/search QUERY  search history (Up/Down select, Enter jumps to it)",
-		"/help          this help                /quit         quit (or Ctrl-C)",
+		"/group NAME    switch group     /create NAME  new group",
+		"/invite        invite code      /join CODE    join one",
+		"/members       fingerprints     /remove NAME  remove one",
+		"/rotate        update your keys /leave        leave group",
+		"/search QUERY  search; Enter jumps to the selected hit",
+		"/help /quit    this help; quit (or Ctrl-C)",
 		"",
-		"Tab/Shift-Tab  next/previous group      PgUp/PgDn     scroll history",
+		"Tab Shift-Tab  next, previous group",
+		"PgUp PgDn      scroll; older history loads at the top",
 		"Esc            close this pane",
 		"",
-		"Marks: > your message  ~ orphaned by a fork  * re-sent after a fork",
-		"       ... not yet published",
+		"Marks: > yours  ~ orphaned (fork)  * re-sent  ... sending",
 	}
 }
 
@@ -940,7 +945,7 @@ func (m *Model) fail(what string, err error) {
 	var e *api.Error
 	if errors.Is(err, api.ErrDaemonNotRunning) ||
 		errors.As(err, &e) && e.Code == api.CodeUnavailable && strings.HasPrefix(e.Message, "api: ") {
-		m.offline = "daemon not reachable (is grove up running?)"
+		m.offline = offlineText
 	}
 	m.setNotice(what+": "+oneLine(err.Error()), true)
 }

@@ -296,7 +296,16 @@ func TestHostileTextIsNeutralised(t *testing.T) {
 func TestCommandHelp(t *testing.T) {
 	h := newHarness(t, fakeWith(t), Options{})
 	h.enter("/help")
-	h.contains("/search QUERY", "/remove NAME", "/join CODE", "/group NAME", "/rotate", "/leave", "/members", "/invite")
+	h.contains("/search QUERY", "/remove NAME", "/join CODE", "/group NAME", "/rotate", "/leave", "/members", "/invite", "Marks:")
+	// At 80x24 the help fits the pane unwrapped.
+	if len(h.m.info)+1 > h.m.bodyHeight() {
+		t.Fatalf("help has %d lines, pane %d", len(h.m.info)+1, h.m.bodyHeight())
+	}
+	for _, l := range h.m.info {
+		if ansi.StringWidth(l) > h.m.paneWidth()-1 {
+			t.Fatalf("help line wraps at 80 columns: %q", l)
+		}
+	}
 	h.checkLayout()
 	h.key(tea.KeyEscape)
 	h.contains("bob: hello from bob")
@@ -553,7 +562,7 @@ func TestOffline(t *testing.T) {
 	f3 := apitest.New("a")
 	f3.SetError("Status", fmt.Errorf("dial: %w", api.ErrDaemonNotRunning))
 	h3 := newHarness(t, f3, Options{})
-	h3.contains("OFFLINE: daemon not reachable (is grove up running?)")
+	h3.contains("OFFLINE: daemon not reachable (is grove up running? then restart chat)")
 }
 
 func TestScrollbackLoadsOlderHistory(t *testing.T) {
