@@ -203,6 +203,9 @@ func init() {
 
 The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
 		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
+		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
+GROUP (name or id) opens first; default the first group. Type /help inside
+for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
 		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
 		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, ""},
 		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, ""},
