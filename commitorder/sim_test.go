@@ -1381,6 +1381,16 @@ func TestSimulationRegressions(t *testing.T) {
 		// claimed final before fetching it and rejoined: a claim newer than
 		// our root is no proof of another final chain.
 		{"LateJoinerClaimNewerThanRoot2592", 2592},
+		// The last member left (it removed everyone) kept its old states
+		// forever waiting for another member on its chain.
+		{"LastMemberFinalisesByAge6410", 6410},
+		// A stale incarnation re-added later on its own chain was told
+		// Removed, and the Welcome of the re-add was dropped.
+		{"StaleIncarnationReAdded5049", 5049},
+		{"StaleIncarnationReAdded8131", 8131},
+		// The losing side of a partition reached depth W just after the
+		// heal, before hearing the winner: beyond the window after all.
+		{"LosingSideDeepJustAfterHeal9626", 9626},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
