@@ -145,7 +145,8 @@
 // finalised the same epoch; after healing all active members share a head
 // and, when all members are present, retain only it; every message is shown
 // to every member that held its epoch when it was sent, unless delivery
-// delay plus its sender's lag exceeded Grace or a partition held it back,
+// delay plus its sender's lag plus the receiver's tick interval (its clock
+// is its last Tick) exceeded Grace or a partition held it back,
 // or it was surfaced to its sender; re-sends never reach a member the
 // orphaned epoch lacked; every Welcome is for a canonical commit whose
 // parent was final at the sender.
