@@ -109,3 +109,16 @@ func BenchmarkFloorTick(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSimSchedule: one seeded simulation schedule (the default mix:
+// 96% groups of 2-7 members over 50-90 rounds, 4% of 10-50 over 30), the
+// unit of TestSimulation's budget.
+func BenchmarkSimSchedule(b *testing.B) {
+	seed := uint64(0)
+	for b.Loop() {
+		seed++
+		if _, err := runSchedule(b, seed, false, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

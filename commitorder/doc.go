@@ -68,7 +68,11 @@
 // members × Delta (CommitDelay). A valid commit arriving first moves the
 // head, so the delay restarts and nothing is proposed on the stale parent. No
 // proposal while a member's tip shows we are behind, or while we are rate
-// limited.
+// limited, or while our head is final and no other member has been seen on
+// it or later: a joiner's Welcome can arrive long after the group moved on,
+// and its first commit on the stale genesis could beat, below the window, a
+// branch others already finalised (one heartbeat settles it; everyone
+// else's final head was seen in use, as finality requires).
 //
 // Finality and retention. The newest final canonical epoch is the root; the
 // node keeps the states of the root and everything below it (canonical and
@@ -85,7 +89,9 @@
 // Depth and age finalise only with a quorum: at least one other member seen
 // on our chain below R. An isolated member keeps its states (bounded by
 // HardDepth) instead of finalising a branch nobody else saw, so when it
-// reconnects it can still roll back.
+// reconnects it can still roll back. The last member (its head removed
+// everyone else) needs no quorum: removed members never act on their
+// removal, so it would otherwise keep old secrets until HardDepth.
 //
 // Defaults: W=8 covers a burst of concurrent commits (each round of a race
 // costs one epoch); T=2 min outlasts a phone's doze or a short network
@@ -120,7 +126,12 @@
 // never saw the fork, we are not waiting for losers to rejoin us (MaxAge
 // after we saw ourselves win a fork), and more members currently hold
 // another chain final than ours. Rejoin names the vouching members and a
-// target epoch; the node rejoins by external Commit (RFC 9420, Section
+// target epoch. Only a claim at an epoch number we hold final (between the
+// oldest History epoch and our root) proves another final chain at once: a
+// claim newer than our root may be a descendant we have not fetched (a late
+// joiner), one older than our memory may be our own ancestor held by a
+// laggard; those count only after MaxAge without progress. The node
+// rejoins by external Commit (RFC 9420, Section
 // 12.4.3.2) from an epoch the vouchers hold final, and reconciles what it
 // sent in the abandoned Group against the rejoined group's log.
 //
@@ -134,7 +145,8 @@
 // finalised the same epoch; after healing all active members share a head
 // and, when all members are present, retain only it; every message is shown
 // to every member that held its epoch when it was sent, unless delivery
-// delay plus its sender's lag exceeded Grace or a partition held it back,
+// delay plus its sender's lag plus the receiver's tick interval (its clock
+// is its last Tick) exceeded Grace or a partition held it back,
 // or it was surfaced to its sender; re-sends never reach a member the
 // orphaned epoch lacked; every Welcome is for a canonical commit whose
 // parent was final at the sender.
@@ -153,10 +165,13 @@
 //
 // Witness finality trusts tips: a member that tips an epoch and then
 // releases a better sibling of it makes members disagree about finality
-// (tips are not replicated evidence). In the simulator about 0.3% of
-// within-window schedules (large groups, crashes, fast commits) still end
-// with a member stuck on a branch it finalised while others finalised a
-// sibling. Beyond the window, more than two final chains can cause rejoin
-// cascades, so TestSimulationBeyondWindow is opt-in (-sim.beyond). A member
-// removed on a side that later loses beyond the window is never told.
+// (tips are not replicated evidence); no simulated schedule needed this
+// (the convergence failures once blamed on it were a simulator artefact and
+// the rejoin rules above). A member removed on the branch the group
+// finalised, holding a late better sibling that keeps it, cannot process
+// the winner past its removal and so cannot learn it lost (the simulator
+// lets removed members keep processing commits, which hides this; modelling
+// the MLS limit made 3 of 10,000 schedules fail this way). Beyond the window, more than two final chains can cause
+// rejoin cascades, so TestSimulationBeyondWindow is opt-in (-sim.beyond). A
+// member removed on a side that later loses beyond the window is never told.
 package commitorder

@@ -250,3 +250,29 @@ func TestNextDeadlineCoversWitnessFinality(t *testing.T) {
 		t.Fatalf("finalised %v at the deadline, want genesis", f)
 	}
 }
+
+// The last member, having removed everyone else, finalises by age: removed
+// members never act on their removal, so waiting for another member on its
+// chain would keep the old epochs' secrets forever (simulator seed 6410).
+func TestFinalityLastMemberByAge(t *testing.T) {
+	cfg := Config{Grace: time.Second, MaxAge: 10 * time.Second, Depth: 100, HardDepth: 200}
+	ab := ids("a", "b")
+	g0 := genesisOf(ab).Eid
+	g := newGroup(t, cfg, "a", ab)
+	c := mkCommit(g0, 2, "a", ClassRemove, ids("a"), 1)
+	c.Own = true
+	step(t, g, c)
+	if f := finalised(step(t, g, Tick{Now: at(5 * time.Second)})); len(f) != 0 {
+		t.Fatalf("final before MaxAge: %v", f)
+	}
+	if f := finalised(step(t, g, Tick{Now: at(11 * time.Second)})); !slices.Equal(f, []EpochID{g0}) {
+		t.Fatalf("finalised %v after MaxAge, want genesis", f)
+	}
+	// With b still a member, isolation keeps the states.
+	g = newGroup(t, cfg, "a", ids("a", "b", "c"))
+	c2 := mkCommit(g0, 2, "a", ClassRemove, ab, 2)
+	step(t, g, c2)
+	if f := finalised(step(t, g, Tick{Now: at(11 * time.Second)})); len(f) != 0 {
+		t.Fatalf("isolated member finalised with b unseen: %v", f)
+	}
+}

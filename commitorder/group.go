@@ -880,7 +880,9 @@ func (g *Group) rootFinal(r, c *node) bool {
 		// Depth and age finalise only with a quorum: at least one other
 		// member on our chain. An isolated member keeps its states (up to
 		// HardDepth) rather than finalising a branch nobody else saw.
-		if len(r.members) <= 1 || !contains(g.head.members, g.self) || g.otherOnChain(r) {
+		// A member whose head has removed everyone else has nobody left to
+		// wait for (removed members never act on their removal).
+		if len(r.members) <= 1 || len(g.head.members) <= 1 || !contains(g.head.members, g.self) || g.otherOnChain(r) {
 			return true
 		}
 	}
@@ -1003,7 +1005,10 @@ func (g *Group) finalise(r, c *node) {
 	}
 	g.pruneActs()
 	g.pruneHeld()
-	if !contains(c.members, g.self) {
+	if !contains(c.members, g.self) && !contains(g.head.members, g.self) {
+		// (A node cannot process commits after its removal, so a head
+		// that re-adds us is only reachable in tests that abstract MLS
+		// away; there we are a member again, not removed.)
 		ids := make([]MsgID, 0, len(g.outbox))
 		for id := range g.outbox {
 			ids = append(ids, id)

@@ -141,21 +141,22 @@ type simNode struct {
 }
 
 type sim struct {
-	persist bool // snapshots are taken only if the schedule crashes nodes
-	t       testing.TB
-	seed    uint64
-	rng     *rand.Rand
-	now     time.Duration
-	seq     uint64
-	q       dq
-	nodes   []*simNode
-	byID    map[MemberID]*simNode
-	commits map[CommitID]*simCommit
-	byEid   map[EpochID]*simCommit
-	genesis Genesis
-	apps    map[MsgID]*appRecord
-	intents map[IntentID]intentRec
-	side    []int
+	rejoinedInWindow []MemberID
+	persist          bool // snapshots are taken only if the schedule crashes nodes
+	t                testing.TB
+	seed             uint64
+	rng              *rand.Rand
+	now              time.Duration
+	seq              uint64
+	q                dq
+	nodes            []*simNode
+	byID             map[MemberID]*simNode
+	commits          map[CommitID]*simCommit
+	byEid            map[EpochID]*simCommit
+	genesis          Genesis
+	apps             map[MsgID]*appRecord
+	intents          map[IntentID]intentRec
+	side             []int
 	// superseded is the first time any member applied a child of an epoch.
 	superseded map[EpochID]time.Duration
 	// global epoch metadata for eligibility checks.
@@ -426,6 +427,14 @@ func (s *sim) receive(n *simNode, m *simMsg) {
 	case mWelcome:
 		c := s.commits[m.cid]
 		if n.g != nil && !n.g.Done() {
+			// Still in an older incarnation (a stale Welcome, say) that is
+			// about to learn it was removed: the node keeps the Welcome
+			// until then. One that is a member at or past the Welcome's
+			// epoch has no use for it.
+			if !contains(n.g.head.members, n.id) || n.g.head.epoch < c.Epoch {
+				s.seq++
+				s.q.push(delivery{at: s.now + time.Second, seq: s.seq, to: n.idx, m: m})
+			}
 			return
 		}
 		gen := Genesis{Eid: c.Eid, Epoch: c.Epoch, Members: c.Members, Admins: c.Admins,
@@ -641,7 +650,7 @@ func (s *sim) effect(n *simNode, e Effect) (durable bool) {
 		s.welcomed = append(s.welcomed, c)
 		for _, m := range c.Members {
 			j := s.byID[m]
-			if j != nil && !s.active(j) && !contains(s.epochMembers(c.Parent), m) {
+			if j != nil && !contains(s.epochMembers(c.Parent), m) {
 				s.send(n.idx, j.idx, &simMsg{kind: mWelcome, from: n.idx, cid: c.Cid, sentAt: s.now})
 			}
 		}
@@ -663,7 +672,9 @@ func (s *sim) effect(n *simNode, e Effect) (durable bool) {
 		s.stats.rejoins++
 		s.logf("%s must rejoin: fork epoch %d, claims %v, history %v", n.id, e.ForkEpoch, n.g.claims, n.g.history)
 		if !s.longOutage {
-			s.fail("%s rejoins although no partition or absence exceeded the window", n.id)
+			// Judged at the end: a partition is known to have exceeded the
+			// window only a gossip round after its heal.
+			s.rejoinedInWindow = append(s.rejoinedInWindow, n.id)
 		}
 		for _, id := range e.Outbox {
 			s.apps[id].surfaced = true
@@ -683,7 +694,7 @@ func (s *sim) effect(n *simNode, e Effect) (durable bool) {
 		for _, id := range e.Outbox {
 			s.apps[id].surfaced = true
 		}
-		s.logf("%s removed", n.id)
+		s.logf("%s removed at root %v@%d members %v head %v", n.id, n.g.root.eid, n.g.root.epoch, n.g.root.members, n.g.head.eid)
 		n.removed[n.inc] = true
 		n.g = nil
 		return false
@@ -942,6 +953,15 @@ func runSchedule(t testing.TB, seed uint64, verbose, beyond bool) (st simStats, 
 			}
 			s.logf("heal (beyond window: %v)", s.longOutage)
 		}
+		if sc.healAt >= 0 && r == sc.healAt+int(time.Second/round) && !s.longOutage && exceeded(sc.partitionAt, commitsAt[-1]) {
+			// The partition ends for a member only when it hears the other
+			// side: commits made on the losing side within a gossip round
+			// (with a retransmission) of the heal count as made during it
+			// (simulator seed 9626: a 49-member group reached depth 6 on
+			// the losing side 0.7 s after the heal).
+			s.longOutage = true
+			s.logf("the losing side went beyond the window just after the heal")
+		}
 		for i, o := range sc.offline {
 			if r == o[0] {
 				s.nodes[i].online = false
@@ -1107,6 +1127,9 @@ func (s *sim) quiesce() {
 const quiesceRounds = 900
 
 func (s *sim) check() {
+	if len(s.rejoinedInWindow) > 0 && !s.longOutage {
+		s.fail("%v rejoined although no partition or absence exceeded the window", s.rejoinedInWindow)
+	}
 	for _, n := range s.nodes {
 		if s.active(n) {
 			if err := n.g.checkInvariants(); err != nil {
@@ -1245,7 +1268,10 @@ func (s *sim) check() {
 				if ok && sent > sup {
 					lag = sent - sup
 				}
-				if d+lag > simCfg.Grace || len(n.rejoined) > 0 {
+				// The machine's clock is its last Tick, so a commit seen
+				// between ticks is stamped up to one round early: the
+				// guarantee holds to within one tick interval.
+				if d+lag+round > simCfg.Grace || len(n.rejoined) > 0 {
 					s.stats.late++
 					continue
 				}
@@ -1358,6 +1384,19 @@ func TestSimulationRegressions(t *testing.T) {
 		// claimed final before fetching it and rejoined: a claim newer than
 		// our root is no proof of another final chain.
 		{"LateJoinerClaimNewerThanRoot2592", 2592},
+		// The last member left (it removed everyone) kept its old states
+		// forever waiting for another member on its chain.
+		{"LastMemberFinalisesByAge6410", 6410},
+		// A stale incarnation re-added later on its own chain was told
+		// Removed, and the Welcome of the re-add was dropped.
+		{"StaleIncarnationReAdded5049", 5049},
+		{"StaleIncarnationReAdded8131", 8131},
+		// The losing side of a partition reached depth W just after the
+		// heal, before hearing the winner: beyond the window after all.
+		{"LosingSideDeepJustAfterHeal9626", 9626},
+		// A message 951 ms late (Grace 1 s) found its epoch final: the
+		// receiver stamped the next commit at its last tick, 50 ms early.
+		{"GraceWithinOneTick13071", 13071},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
