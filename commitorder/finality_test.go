@@ -276,3 +276,36 @@ func TestFinalityLastMemberByAge(t *testing.T) {
 		t.Fatalf("isolated member finalised with b unseen: %v", f)
 	}
 }
+
+// Regression: a group's only member adding someone waited MaxAge (2 min by
+// default) before its Welcome went out, because it did not count as its own
+// witness. With nobody else able to commit on the epoch, Grace suffices.
+func TestSoleMemberFinalisesAfterGrace(t *testing.T) {
+	cfg := Config{Grace: time.Second, MaxAge: time.Hour, Depth: 100, HardDepth: 200}
+	solo := ids("alice")
+	g0 := genesisOf(solo).Eid
+	g := newGroup(t, cfg, "alice", solo)
+	add := mkCommit(g0, 2, "alice", ClassAdd, ids("alice", "bob"), 1)
+	add.Own, add.Welcome = true, true
+	step(t, g, add)
+	if f := finalised(step(t, g, Tick{Now: at(time.Second / 2)})); len(f) != 0 {
+		t.Fatalf("final before Grace: %v", f)
+	}
+	eff := step(t, g, Tick{Now: at(time.Second)})
+	if f := finalised(eff); !slices.Equal(f, []EpochID{g0}) {
+		t.Fatalf("finalised %v, want the sole-member genesis (%s)", f, effectNames(eff))
+	}
+	if _, ok := findEffect[SendWelcome](eff); !ok {
+		t.Fatalf("no Welcome after the sole member's Add became final: %s", effectNames(eff))
+	}
+	// With two members the founder alone is not enough: bob must be seen.
+	ab := ids("alice", "bob")
+	g1 := genesisOf(ab).Eid
+	g = newGroup(t, cfg, "alice", ab)
+	add = mkCommit(g1, 2, "alice", ClassAdd, ids("alice", "bob", "carol"), 1)
+	add.Own, add.Welcome = true, true
+	step(t, g, add)
+	if f := finalised(step(t, g, Tick{Now: at(time.Minute)})); len(f) != 0 {
+		t.Fatalf("final with bob unseen: %v", f)
+	}
+}

@@ -947,7 +947,11 @@ func (g *Group) allWitnessed(r *node) bool {
 
 func (g *Group) witnessed(r *node, m MemberID) bool {
 	if m == g.self {
-		return len(r.members) > 1 && g.head.epoch > r.epoch
+		// We witness r once our head is past it. For an epoch whose only
+		// member is us this alone makes r final (after Grace): nobody else
+		// can commit on it, so there is no sibling to wait for — without
+		// it a group's founder waited MaxAge before welcoming anyone.
+		return g.head.epoch > r.epoch
 	}
 	for eid, ep := range g.acts[m] {
 		if ep <= r.epoch {
