@@ -375,6 +375,11 @@ func (n *MemNode) OpenStream(ctx context.Context, p peer.ID, proto protocol.ID) 
 }
 
 func (n *MemNode) Request(ctx context.Context, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
+	// A context that is already done never starts an exchange (the reset
+	// below runs asynchronously and could lose the race to a fast reply).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.StreamTimeout)
 	defer cancel()
 	s, err := n.OpenStream(ctx, p, proto)

@@ -230,10 +230,11 @@ func doRequest(s Stream, req []byte) ([]byte, error) {
 		s.Reset()
 		return nil, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		s.Reset()
-		return nil, err
-	}
+	// A handler that fails resets the stream, which can cancel our write
+	// side before CloseWrite runs (seen on QUIC: "close called for canceled
+	// stream"). What the remote did decides the outcome, so read its answer
+	// even when CloseWrite fails.
+	closeErr := s.CloseWrite()
 	resp, err := s.Recv()
 	if err == io.EOF {
 		// The handler closed without replying (it failed or had nothing).
@@ -241,6 +242,9 @@ func doRequest(s Stream, req []byte) ([]byte, error) {
 	}
 	if err != nil {
 		s.Reset()
+		if closeErr != nil && !errors.Is(err, ErrRemote) && !errors.Is(err, ErrTimeout) {
+			return nil, fmt.Errorf("%w: stream cancelled: %v (%v)", ErrRemote, closeErr, err)
+		}
 		return nil, err
 	}
 	s.Close()
