@@ -1,6 +1,6 @@
 module grove/interop
 
-go 1.26.6
+go 1.26.7
 
 replace grove => ../
 
