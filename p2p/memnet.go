@@ -375,27 +375,9 @@ func (n *MemNode) OpenStream(ctx context.Context, p peer.ID, proto protocol.ID) 
 }
 
 func (n *MemNode) Request(ctx context.Context, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
-	// A context that is already done never starts an exchange (the reset
-	// below runs asynchronously and could lose the race to a fast reply).
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.StreamTimeout)
-	defer cancel()
-	s, err := n.OpenStream(ctx, p, proto)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	resp, err := doRequest(s, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("p2p: request %s: %w", proto, ctx.Err())
-		}
-		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
-	}
-	return resp, nil
+	return request(ctx, n.cfg.StreamTimeout, proto, req, func(ctx context.Context) (Stream, error) {
+		return n.OpenStream(ctx, p, proto)
+	})
 }
 
 // Close unlinks the node from its peers, closes its subscriptions and waits

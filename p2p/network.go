@@ -224,6 +224,33 @@ func ServeRequests(h RequestHandler) StreamHandler {
 	}
 }
 
+// request runs one request/response exchange over a stream from open. The
+// whole exchange is bounded by ctx and by timeout.
+func request(ctx context.Context, timeout time.Duration, proto protocol.ID, req []byte, open func(context.Context) (Stream, error)) ([]byte, error) {
+	// A context that is already done never starts an exchange (the reset
+	// below runs asynchronously and could lose the race to a fast reply).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A cancelled context aborts the exchange even while blocked in IO.
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	resp, err := doRequest(s, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("p2p: request %s: %w", proto, ctx.Err())
+		}
+		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
+	}
+	return resp, nil
+}
+
 // doRequest is the requester side of ServeRequests over any Stream.
 func doRequest(s Stream, req []byte) ([]byte, error) {
 	if err := s.Send(req); err != nil {

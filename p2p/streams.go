@@ -62,28 +62,9 @@ func (n *Host) OpenStream(ctx context.Context, p peer.ID, proto protocol.ID) (St
 // Request opens a stream, sends req, and returns the single reply frame.
 // The whole exchange is bounded by ctx and by Config.StreamTimeout.
 func (n *Host) Request(ctx context.Context, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
-	// A context that is already done never starts an exchange (the reset
-	// below runs asynchronously and could lose the race to a fast reply).
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.StreamTimeout)
-	defer cancel()
-	s, err := n.OpenStream(ctx, p, proto)
-	if err != nil {
-		return nil, err
-	}
-	// A cancelled context aborts the exchange even while blocked in IO.
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	resp, err := doRequest(s, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("p2p: request %s: %w", proto, ctx.Err())
-		}
-		return nil, fmt.Errorf("p2p: request %s: %w", proto, err)
-	}
-	return resp, nil
+	return request(ctx, n.cfg.StreamTimeout, proto, req, func(ctx context.Context) (Stream, error) {
+		return n.OpenStream(ctx, p, proto)
+	})
 }
 
 // frameStream frames a libp2p stream. Each Send and Recv has its own
