@@ -94,8 +94,28 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 		return
 	}
 	m.n.log.Debug("mdns found peer", "peer", ai.ID)
+	// Both hosts usually discover each other in the same instant; dialing
+	// at once from ports bound with SO_REUSEPORT makes a TCP simultaneous
+	// open, where both ends act as the security handshake's initiator and
+	// it fails ("unexpected clientHello"). The greater peer ID waits, so
+	// the smaller one's dial lands first; it still dials if nobody did.
+	if m.n.h.ID() > ai.ID {
+		m.n.goOwned(func() {
+			select {
+			case <-m.n.ctx.Done():
+				return
+			case <-time.After(mdnsDialDelay):
+			}
+			m.n.dialAsync(ai)
+		})
+		return
+	}
 	m.n.dialAsync(ai)
 }
+
+// mdnsDialDelay is how long the greater peer ID waits before dialing a peer
+// found by mDNS: longer than a LAN handshake.
+const mdnsDialDelay = 2 * time.Second
 
 // dialAsync connects to ai in an owned goroutine unless already connected.
 func (n *Host) dialAsync(ai peer.AddrInfo) {

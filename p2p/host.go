@@ -110,8 +110,12 @@ func (n *Host) start(key crypto.PrivKey) error {
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
+		// TLS first, as go-libp2p's defaults order it: on TCP it uses
+		// AES-GCM with hardware support and measured cheaper per message
+		// than Noise's ChaCha20-Poly1305 (BenchmarkGossip); Noise stays
+		// available for peers that prefer it.
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),

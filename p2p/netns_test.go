@@ -66,6 +66,26 @@ func vethLink(t *testing.T, nsA, addrA, nsB, addrB, tag string) {
 	run(t, "-n", nsB, "addr", "add", addrB, "dev", b)
 	run(t, "-n", nsA, "link", "set", a, "up")
 	run(t, "-n", nsB, "link", "set", b, "up")
+	// Hosts started before the link has carrier can lose their first
+	// discovery packets (mDNS queries back off for many seconds after
+	// that), so wait until both ends report it.
+	waitLinkUp(t, nsA, a)
+	waitLinkUp(t, nsB, b)
+}
+
+func waitLinkUp(t *testing.T, ns, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", dev).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "state UP") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s in %s not up: %s", dev, ns, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type helper struct {
@@ -145,10 +165,10 @@ func TestMDNSDiscoveryBetweenNamespaces(t *testing.T) {
 	b := startHelper(t, nsB, "mdns", "LISTEN=/ip4/10.231.3.2/tcp/0")
 	idA := a.expect(t, "ID", 20*time.Second)
 	idB := b.expect(t, "ID", 20*time.Second)
-	if got := a.expect(t, "CONNECTED", 30*time.Second); got != idB {
+	if got := a.expect(t, "CONNECTED", 60*time.Second); got != idB {
 		t.Fatalf("A connected to %s, want %s", got, idB)
 	}
-	if got := b.expect(t, "CONNECTED", 30*time.Second); got != idA {
+	if got := b.expect(t, "CONNECTED", 60*time.Second); got != idA {
 		t.Fatalf("B connected to %s, want %s", got, idA)
 	}
 }
