@@ -2,6 +2,7 @@ package mls
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -29,12 +30,24 @@ func treeBenchTree(b *testing.B, n int) *fullTree {
 
 var treeBenchContext = simContext(1)
 
+// cpuMeter reports the process CPU time per operation as "cpu-ns/op":
+// call it just before the benchmark loop and defer the result.
+func cpuMeter(b *testing.B) func() {
+	start := processCPUTime()
+	return func() {
+		if n := b.N; n > 0 && start > 0 {
+			b.ReportMetric(float64(processCPUTime()-start)/float64(n), "cpu-ns/op")
+		}
+	}
+}
+
 func BenchmarkCreateUpdatePath(b *testing.B) {
 	for _, n := range treeBenchSizes {
 		ft := treeBenchTree(b, n)
 		s := ft.suite
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			rand := &seedRand{seed: 1}
+			defer cpuMeter(b)()
 			for b.Loop() {
 				fork := ft.tree.Fork()
 				if _, _, err := fork.CreateUpdatePath(&CreatePathParams{
@@ -56,6 +69,7 @@ func BenchmarkCreateUpdatePath(b *testing.B) {
 			tbs, _ := ft.tree.LeafNode(0).tbs(ft.groupID, 0)
 			secret := make([]byte, s.HashSize())
 			rand := &seedRand{seed: 1}
+			defer cpuMeter(b)()
 			for b.Loop() {
 				// Leaf key and the key of every filtered direct path node.
 				for range len(path) + 1 {
@@ -93,6 +107,7 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 		}
 		priv := func(x NodeIndex) *HPKEPrivateKey { return ft.keys[x] }
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			defer cpuMeter(b)()
 			for b.Loop() {
 				fork := ft.tree.Fork()
 				if _, err := fork.ProcessUpdatePath(&ProcessPathParams{
@@ -118,6 +133,7 @@ func BenchmarkProcessUpdatePath(b *testing.B) {
 			key := ft.keys[receiver.NodeIndex()]
 			tbs, _ := path.LeafNode.tbs(ft.groupID, sender)
 			secret := res.Secrets[fdp[0]]
+			defer cpuMeter(b)()
 			for b.Loop() {
 				if _, err := s.DecryptWithLabel(key, updatePathNodeLabel, ctx, ct.KEMOutput, ct.Ciphertext); err != nil {
 					b.Fatal(err)
@@ -153,6 +169,7 @@ func BenchmarkTreeHashAfterPathChange(b *testing.B) {
 		}
 		leaf := ft.tree.LeafNode(0).Clone()
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			defer cpuMeter(b)()
 			for b.Loop() {
 				fork := ft.tree.Fork()
 				leaf.ParentHash = fork.mergePath(0, path, copath, pubs)
@@ -161,6 +178,7 @@ func BenchmarkTreeHashAfterPathChange(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("n=%d/from-scratch", n), func(b *testing.B) {
+			defer cpuMeter(b)()
 			for b.Loop() {
 				tr, err := UnmarshalRatchetTree(ft.suite, ft.data)
 				if err != nil {
@@ -179,6 +197,7 @@ func BenchmarkImportRatchetTree(b *testing.B) {
 		v := &LeafValidation{GroupID: ft.groupID}
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(len(ft.data)))
+			defer cpuMeter(b)()
 			for b.Loop() {
 				if _, err := ImportRatchetTree(ft.suite, ft.data, th, v); err != nil {
 					b.Fatal(err)
@@ -194,6 +213,7 @@ func BenchmarkImportRatchetTree(b *testing.B) {
 					tbs, keys, sigs = append(tbs, t), append(keys, ln.SignatureKey), append(sigs, ln.Signature)
 				}
 			}
+			defer cpuMeter(b)()
 			for b.Loop() {
 				for i := range tbs {
 					if err := ft.suite.VerifyWithLabel(keys[i], leafNodeTBSLabel, tbs[i], sigs[i]); err != nil {
@@ -201,6 +221,35 @@ func BenchmarkImportRatchetTree(b *testing.B) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkTreeMemory reports the heap an imported tree retains, in bytes
+// and per member, next to the size of its encoding: memory stays
+// proportional to the tree.
+func BenchmarkTreeMemory(b *testing.B) {
+	for _, n := range treeBenchSizes {
+		ft := treeBenchTree(b, n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			var retained uint64
+			defer cpuMeter(b)()
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				tr, err := ImportRatchetTree(ft.suite, ft.data, ft.tree.TreeHash(), &LeafValidation{GroupID: ft.groupID})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				retained = after.HeapAlloc - before.HeapAlloc
+				runtime.KeepAlive(tr)
+			}
+			b.ReportMetric(float64(retained), "retained-B")
+			b.ReportMetric(float64(retained)/float64(n), "retained-B/member")
+			b.ReportMetric(float64(len(ft.data))/float64(n), "encoded-B/member")
 		})
 	}
 }

@@ -105,6 +105,27 @@ func TestProtectApplicationRoundTrip(t *testing.T) {
 	}
 }
 
+func TestProtectPadding(t *testing.T) {
+	f := newProtectFixture(t, 1, 2)
+	lens := map[int]int{}
+	for _, pad := range []int{0, 5, 100} {
+		pm, err := f.sender.ProtectApplication(0, f.signers[0], []byte("same"), nil, pad, &vectorRand{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lens[pad] = len(pm.Ciphertext)
+		if _, data, _, err := f.receiver.UnprotectApplication(wire(t, pm), f.keyFor); err != nil || string(data) != "same" {
+			t.Fatalf("padding %d: %q, %v", pad, data, err)
+		}
+	}
+	if lens[5]-lens[0] != 5 || lens[100]-lens[0] != 100 {
+		t.Fatalf("ciphertext lengths %v do not grow by the padding", lens)
+	}
+	if _, err := f.sender.ProtectApplication(0, f.signers[0], nil, nil, -1, &vectorRand{}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("negative padding: got %v", err)
+	}
+}
+
 func TestUnprotectReplayFails(t *testing.T) {
 	f := newProtectFixture(t, 1, 2)
 	pm := f.protect(t, 1, "once")

@@ -146,6 +146,13 @@ type treeNode struct {
 	leaf   *LeafNode
 	parent *ParentNode
 	hash   []byte // cached tree hash; nil when stale
+	// blankLeaves counts the blank leaves under the node (itself, for a
+	// leaf), so that finding the leftmost blank leaf (Add) and the
+	// rightmost non-blank one (truncation) takes O(log n); parents counts
+	// the non-blank parents in the subtree, so that an empty resolution
+	// (filtered direct paths) is an O(1) test.
+	blankLeaves uint32
+	parents     uint32
 }
 
 func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
@@ -154,7 +161,7 @@ func (n *treeNode) blank() bool { return n.leaf == nil && n.parent == nil }
 // starts with (RFC 9420, Section 11).
 func NewRatchetTree(suite *Suite, leaf *LeafNode) *RatchetTree {
 	t := &RatchetTree{suite: suite, leaves: 1, nodes: make([]treeNode, 1)}
-	t.initIndexes()
+	t.indexAll()
 	t.setLeaf(0, leaf)
 	return t
 }
@@ -167,9 +174,11 @@ func (t *RatchetTree) initIndexes() {
 	t.members = 0
 }
 
-// indexAll rebuilds the indexes from the nodes of a root tree.
+// indexAll rebuilds the indexes and blank-leaf counts from the nodes of a
+// root tree.
 func (t *RatchetTree) indexAll() {
 	t.initIndexes()
+	t.countBlanks(t.Root())
 	for x := range t.nodes {
 		if key := t.encryptionKey(NodeIndex(x)); key != nil {
 			t.encKeys[string(key)] = NodeIndex(x)
@@ -179,6 +188,23 @@ func (t *RatchetTree) indexAll() {
 			t.countLeaf(ln, 1)
 		}
 	}
+}
+
+func (t *RatchetTree) countBlanks(x NodeIndex) uint32 {
+	n := &t.nodes[x]
+	switch {
+	case !x.IsLeaf():
+		n.blankLeaves = t.countBlanks(left(x)) + t.countBlanks(right(x))
+		n.parents = t.nodes[left(x)].parents + t.nodes[right(x)].parents
+		if n.parent != nil {
+			n.parents++
+		}
+	case n.leaf == nil:
+		n.blankLeaves = 1
+	default:
+		n.blankLeaves = 0
+	}
+	return n.blankLeaves
 }
 
 // countLeaf adds (delta 1) or removes (delta -1) a leaf's credential
@@ -264,10 +290,17 @@ func (t *RatchetTree) encryptionKey(x NodeIndex) []byte {
 }
 
 // invalidate marks the tree hash of x and all its ancestors stale.
-func (t *RatchetTree) invalidate(x NodeIndex) {
+func (t *RatchetTree) invalidate(x NodeIndex) { t.invalidateCounting(x, 0, 0) }
+
+// invalidateCounting also adds blankDelta and parentDelta to the blank-leaf
+// and non-blank-parent counts of x and its ancestors.
+func (t *RatchetTree) invalidateCounting(x NodeIndex, blankDelta, parentDelta int) {
 	r := t.Root()
 	for {
-		t.mut(x).hash = nil
+		n := t.mut(x)
+		n.hash = nil
+		n.blankLeaves = uint32(int(n.blankLeaves) + blankDelta)
+		n.parents = uint32(int(n.parents) + parentDelta)
 		if x == r {
 			return
 		}
@@ -278,25 +311,33 @@ func (t *RatchetTree) invalidate(x NodeIndex) {
 func (t *RatchetTree) setLeaf(l LeafIndex, ln *LeafNode) {
 	x := l.NodeIndex()
 	n := t.mut(x)
+	delta := 0
 	if n.leaf != nil {
 		t.countLeaf(n.leaf, -1)
+		delta++
 	}
 	n.leaf, n.parent = ln, nil
 	if ln != nil {
 		t.countLeaf(ln, 1)
 		t.encKeys[string(ln.EncryptionKey)] = x
 		t.sigKeys[string(ln.SignatureKey)] = l
+		delta--
 	}
-	t.invalidate(x)
+	t.invalidateCounting(x, delta, 0)
 }
 
 func (t *RatchetTree) setParent(x NodeIndex, p *ParentNode) {
 	n := t.mut(x)
+	delta := 0
+	if n.parent != nil {
+		delta--
+	}
 	n.leaf, n.parent = nil, p
 	if p != nil {
 		t.encKeys[string(p.EncryptionKey)] = x
+		delta++
 	}
-	t.invalidate(x)
+	t.invalidateCounting(x, 0, delta)
 }
 
 // blankPath blanks the direct path of leaf l (RFC 9420, Sections 7.5, 12.1).
@@ -405,15 +446,25 @@ func (t *RatchetTree) Clone() *RatchetTree {
 // extend doubles the tree: the old tree becomes the left subtree of a new
 // blank root, beside a blank right subtree (RFC 9420, Section 7.7).
 func (t *RatchetTree) extend() {
-	oldWidth := t.width()
+	oldRoot := t.get(t.Root())
+	oldWidth, oldBlanks, oldParents, half := t.width(), oldRoot.blankLeaves, oldRoot.parents, t.leaves
 	t.leaves *= 2
 	w := t.width()
 	if t.base == nil {
 		t.nodes = append(t.nodes, make([]treeNode, w-oldWidth)...)
-		return
 	}
-	for x := oldWidth; x < w; x++ {
-		t.overlay[NodeIndex(x)] = &treeNode{}
+	newRoot := t.Root() // == oldWidth
+	for x := NodeIndex(oldWidth); x < NodeIndex(w); x++ {
+		n := &treeNode{blankLeaves: 1 << level(x)}
+		if x == newRoot {
+			n.blankLeaves = oldBlanks + half
+			n.parents = oldParents
+		}
+		if t.base == nil {
+			t.nodes[x] = *n
+		} else {
+			t.overlay[x] = n
+		}
 	}
 }
 
@@ -423,11 +474,16 @@ func (t *RatchetTree) extend() {
 // valid tree, because removing a leaf blanks its direct path.
 func (t *RatchetTree) truncate() {
 	last := int64(-1)
-	for l := int64(t.leaves) - 1; l >= 0; l-- {
-		if !t.get(LeafIndex(l).NodeIndex()).blank() {
-			last = l
-			break
+	if x := t.Root(); t.get(x).blankLeaves < t.leaves {
+		// Descend towards the rightmost subtree holding a non-blank leaf.
+		for !x.IsLeaf() {
+			if r := right(x); t.get(r).blankLeaves < 1<<level(r) {
+				x = r
+			} else {
+				x = left(x)
+			}
 		}
+		last = int64(x.LeafIndex())
 	}
 	n := uint32(1)
 	for int64(n) <= last {
@@ -451,18 +507,20 @@ func (t *RatchetTree) truncate() {
 // AddLeaf places ln in the leftmost blank leaf, extending the tree if there
 // is none, and records it as unmerged at every non-blank ancestor (RFC 9420,
 // Section 12.1.1). The caller validates ln first (ValidateLeafNode); a leaf
-// that cannot be encoded breaks the tree hash. Finding the leftmost blank
-// leaf scans the leaves, O(n) pointer checks and no hashing.
+// that cannot be encoded breaks the tree hash. It costs O(log n).
 func (t *RatchetTree) AddLeaf(ln *LeafNode) LeafIndex {
-	l := LeafIndex(0)
-	for ; uint32(l) < t.leaves; l++ {
-		if t.get(l.NodeIndex()).blank() {
-			break
-		}
-	}
-	if uint32(l) == t.leaves {
+	if t.get(t.Root()).blankLeaves == 0 {
 		t.extend()
 	}
+	x := t.Root()
+	for !x.IsLeaf() {
+		if t.get(left(x)).blankLeaves > 0 {
+			x = left(x)
+		} else {
+			x = right(x)
+		}
+	}
+	l := x.LeafIndex()
 	for _, x := range directPath(l.NodeIndex(), t.leaves) {
 		if p := t.get(x).parent; p != nil {
 			np := p.Clone()
@@ -531,13 +589,8 @@ func (t *RatchetTree) resolution(x NodeIndex, exclude []LeafIndex, out []NodeInd
 // resolutionEmpty reports whether x has an empty resolution, without
 // building it.
 func (t *RatchetTree) resolutionEmpty(x NodeIndex) bool {
-	if !t.get(x).blank() {
-		return false
-	}
-	if x.IsLeaf() {
-		return true
-	}
-	return t.resolutionEmpty(left(x)) && t.resolutionEmpty(right(x))
+	n := t.get(x)
+	return n.parents == 0 && n.blankLeaves == 1<<level(x)
 }
 
 // filteredDirectPath returns the filtered direct path of leaf l and, for
@@ -565,7 +618,7 @@ func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []NodeIndex {
 
 // --- Tree hashes, RFC 9420, Section 7.8 ---
 
-func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
+func (t *RatchetTree) leafTreeHashInput(l LeafIndex, ln *LeafNode) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
 	b.AddUint8(uint8(NodeTypeLeaf))
 	b.AddUint32(uint32(l))
@@ -582,7 +635,7 @@ func (t *RatchetTree) leafHashInput(l LeafIndex, ln *LeafNode) []byte {
 	return out
 }
 
-func (t *RatchetTree) parentHashInputTH(p *ParentNode, leftHash, rightHash []byte) []byte {
+func (t *RatchetTree) parentTreeHashInput(p *ParentNode, leftHash, rightHash []byte) []byte {
 	b := cryptobyte.NewBuilder(make([]byte, 0, 256))
 	b.AddUint8(uint8(NodeTypeParent))
 	addOptional(b, p != nil)
@@ -613,10 +666,10 @@ func (t *RatchetTree) treeHash(x NodeIndex) []byte {
 	}
 	var h []byte
 	if x.IsLeaf() {
-		h = t.suite.Hash(t.leafHashInput(x.LeafIndex(), n.leaf))
+		h = t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), n.leaf))
 	} else {
 		lh, rh := t.treeHash(left(x)), t.treeHash(right(x))
-		h = t.suite.Hash(t.parentHashInputTH(n.parent, lh, rh))
+		h = t.suite.Hash(t.parentTreeHashInput(n.parent, lh, rh))
 	}
 	n.hash = h
 	return h
@@ -646,7 +699,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		return t.treeHash(x)
 	}
 	if x.IsLeaf() {
-		return t.suite.Hash(t.leafHashInput(x.LeafIndex(), nil))
+		return t.suite.Hash(t.leafTreeHashInput(x.LeafIndex(), nil))
 	}
 	lh := t.originalTreeHash(left(x), exclude)
 	rh := t.originalTreeHash(right(x), exclude)
@@ -661,7 +714,7 @@ func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte 
 		}
 		p = &q
 	}
-	return t.suite.Hash(t.parentHashInputTH(p, lh, rh))
+	return t.suite.Hash(t.parentTreeHashInput(p, lh, rh))
 }
 
 // --- Parent hashes, RFC 9420, Section 7.9 ---
@@ -819,3 +872,31 @@ func UnmarshalRatchetTree(suite *Suite, data []byte) (*RatchetTree, error) {
 	t.indexAll()
 	return t, nil
 }
+
+// FindLeaf returns the leaf holding exactly ln, as a joiner locates its own
+// leaf in an imported tree (RFC 9420, Section 12.4.3.1).
+func (t *RatchetTree) FindLeaf(ln *LeafNode) (LeafIndex, bool) {
+	l, ok := t.FindSignatureKey(ln.SignatureKey)
+	if !ok {
+		return 0, false
+	}
+	a, errA := t.LeafNode(l).MarshalBinary()
+	b, errB := ln.MarshalBinary()
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		return 0, false
+	}
+	return l, true
+}
+
+// Leaves calls f for every non-blank leaf in order, stopping if f returns
+// false.
+func (t *RatchetTree) Leaves(f func(l LeafIndex, ln *LeafNode) bool) {
+	for l := LeafIndex(0); uint32(l) < t.leaves; l++ {
+		if ln := t.LeafNode(l); ln != nil && !f(l, ln) {
+			return
+		}
+	}
+}
+
+// MemberCount returns the number of non-blank leaves.
+func (t *RatchetTree) MemberCount() int { return t.members }

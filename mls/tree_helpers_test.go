@@ -153,3 +153,29 @@ func buildFullTree(t testing.TB, cs CipherSuite, n int) *fullTree {
 	}
 	return ft
 }
+
+// checkBlankCounts compares the cached blank-leaf and parent counts with a
+// count from scratch.
+func checkBlankCounts(t testing.TB, tr *RatchetTree) {
+	t.Helper()
+	var count func(x NodeIndex) (uint32, uint32)
+	count = func(x NodeIndex) (blanks, parents uint32) {
+		if x.IsLeaf() {
+			if tr.LeafNode(x.LeafIndex()) == nil {
+				blanks = 1
+			}
+		} else {
+			lb, lp := count(left(x))
+			rb, rp := count(right(x))
+			blanks, parents = lb+rb, lp+rp
+			if tr.ParentNode(x) != nil {
+				parents++
+			}
+		}
+		if n := tr.get(x); n.blankLeaves != blanks || n.parents != parents {
+			t.Fatalf("node %d: cached %d blank leaves and %d parents, counted %d and %d", x, n.blankLeaves, n.parents, blanks, parents)
+		}
+		return blanks, parents
+	}
+	count(tr.Root())
+}

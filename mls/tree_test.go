@@ -241,6 +241,7 @@ func TestAddRemoveTruncate(t *testing.T) {
 	if tr.LeafCount() != 1 {
 		t.Fatalf("one member left: %d leaves", tr.LeafCount())
 	}
+	checkBlankCounts(t, tr)
 	// The cached hash equals a from-scratch hash.
 	enc, _ := tr.MarshalBinary()
 	fresh, err := UnmarshalRatchetTree(s, enc)
@@ -267,6 +268,8 @@ func FuzzRatchetTree(f *testing.F) {
 	_ = ft.tree.RemoveLeaf(1)
 	enc, _ := ft.tree.MarshalBinary()
 	f.Add(enc)
+	fuzzExtraLeaf, _ := newTestLeaf(f, s, &seedRand{seed: 78}, "extra")
+	fuzzExtraLeaf2, _ := newTestLeaf(f, s, &seedRand{seed: 79}, "extra2")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := UnmarshalRatchetTree(s, data)
 		if err != nil {
@@ -291,6 +294,7 @@ func FuzzRatchetTree(f *testing.F) {
 		}
 		// Operations on a decoded tree do not panic either, and leave the
 		// tree they forked from intact.
+		checkBlankCounts(t, tr)
 		fork := tr.Fork()
 		for l := LeafIndex(0); uint32(l) < tr.LeafCount(); l++ {
 			if tr.LeafNode(l) != nil {
@@ -298,6 +302,9 @@ func FuzzRatchetTree(f *testing.F) {
 				break
 			}
 		}
+		fork.AddLeaf(fuzzExtraLeaf)
+		fork.AddLeaf(fuzzExtraLeaf2)
+		checkBlankCounts(t, fork)
 		fork.TreeHash()
 		if !bytes.Equal(tr.TreeHash(), th) {
 			t.Fatal("fork changed its base")
@@ -345,4 +352,11 @@ func TestCredentialSupportAcrossMembers(t *testing.T) {
 	if err := one.ValidateLeafNode(ln, 0, LeafNodeSourceUpdate, v); err != nil {
 		t.Fatalf("sole member switching credential type rejected: %v", err)
 	}
+}
+
+// asTreeError extracts a *TreeValidationError from err.
+func asTreeError(err error) (*TreeValidationError, bool) {
+	var te *TreeValidationError
+	ok := errors.As(err, &te)
+	return te, ok
 }

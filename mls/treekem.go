@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -222,6 +223,9 @@ func (t *RatchetTree) mergePath(l LeafIndex, path, copathChild []NodeIndex, keys
 // pending state until the commit is confirmed, and discard it on error.
 func (t *RatchetTree) CreateUpdatePath(p *CreatePathParams) (*UpdatePath, *PathSecrets, error) {
 	s := t.suite
+	if p.SigningKey == nil || p.GroupContext == nil || p.Rand == nil {
+		return nil, nil, errors.New("mls: creating update path: SigningKey, GroupContext and Rand are required")
+	}
 	old := t.LeafNode(p.Leaf)
 	if old == nil {
 		return nil, nil, fmt.Errorf("mls: creating update path: leaf %d: %w", p.Leaf, ErrBlankLeaf)
@@ -332,6 +336,9 @@ func (t *RatchetTree) ProcessUpdatePath(p *ProcessPathParams) (*PathSecrets, err
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("mls: processing update path from leaf %d: %w: %s", p.Sender, ErrInvalidUpdatePath, fmt.Sprintf(format, args...))
 	}
+	if p.Path == nil || p.Validation == nil || p.PrivateKey == nil || p.GroupContext == nil {
+		return nil, errors.New("mls: processing update path: Path, Validation, PrivateKey and GroupContext are required")
+	}
 	old := t.LeafNode(p.Sender)
 	if old == nil || t.LeafNode(p.Receiver) == nil || p.Sender == p.Receiver {
 		return nil, fmt.Errorf("mls: processing update path: sender %d, receiver %d: %w", p.Sender, p.Receiver, ErrBlankLeaf)
@@ -418,6 +425,39 @@ func (t *RatchetTree) ProcessUpdatePath(p *ProcessPathParams) (*PathSecrets, err
 		if !bytes.Equal(k.PublicKey(), pubs[ai+i]) {
 			out.Erase()
 			return nil, fail("node %d: derived public key does not match", x)
+		}
+	}
+	return out, nil
+}
+
+// JoinPathSecrets derives the keys a new member learns from the
+// path_secret of its Welcome (RFC 9420, Section 12.4.3.1): pathSecret is
+// the secret of node x, the lowest node of the committer's filtered direct
+// path above the new member, and every node from x up to the root follows
+// by DeriveSecret(path_secret, "path"). Each derived public key must match
+// the tree. The result's CommitSecret is the commit_secret the committer
+// used.
+func (t *RatchetTree) JoinPathSecrets(committer LeafIndex, x NodeIndex, pathSecret []byte) (*PathSecrets, error) {
+	path := t.FilteredDirectPath(committer)
+	i := slices.Index(path, x)
+	if i < 0 {
+		return nil, fmt.Errorf("mls: path secret for node %d, not on the filtered direct path of leaf %d: %w", x, committer, ErrInvalidUpdatePath)
+	}
+	secrets, keys, commitSecret, err := t.suite.derivePath(clone(pathSecret), len(path)-i)
+	if err != nil {
+		return nil, fmt.Errorf("mls: deriving path keys: %w", err)
+	}
+	out := &PathSecrets{
+		CommitSecret: commitSecret,
+		NodeKeys:     make(map[NodeIndex]*HPKEPrivateKey, len(keys)),
+		Secrets:      make(map[NodeIndex][]byte, len(keys)),
+	}
+	for j, k := range keys {
+		y := path[i+j]
+		out.NodeKeys[y], out.Secrets[y] = k, secrets[j]
+		if !bytes.Equal(k.PublicKey(), t.encryptionKey(y)) {
+			out.Erase()
+			return nil, fmt.Errorf("mls: path secret does not match the public key of node %d: %w", y, ErrInvalidUpdatePath)
 		}
 	}
 	return out, nil

@@ -143,20 +143,22 @@ func (g *simGroup) commit(committer LeafIndex, adds int, removes []LeafIndex) {
 	for i, l := range added {
 		m := newMembers[i]
 		m.keys[l.NodeIndex()] = m.leafKey
-		for j, x := range fdp {
+		if got, ok := mine.FindLeaf(newLeaves[i]); !ok || got != l {
+			t.Fatalf("FindLeaf: %d, %v; want %d", got, ok, l)
+		}
+		for _, x := range fdp {
 			if !isAncestor(x, l.NodeIndex()) {
 				continue
 			}
-			ps := secrets.Secrets[x]
-			for _, y := range fdp[j:] {
-				k, err := g.suite.NodeKeyFromPathSecret(ps)
-				if err != nil {
-					t.Fatal(err)
-				}
+			joined, err := mine.JoinPathSecrets(committer, x, secrets.Secrets[x])
+			if err != nil {
+				t.Fatalf("epoch %d: new member %d: %v", g.epoch, l, err)
+			}
+			if !bytes.Equal(joined.CommitSecret, secrets.CommitSecret) {
+				t.Fatalf("epoch %d: new member %d: commit secret differs", g.epoch, l)
+			}
+			for y, k := range joined.NodeKeys {
 				m.keys[y] = k
-				if ps, err = g.suite.DeriveSecret(ps, "path"); err != nil {
-					t.Fatal(err)
-				}
 			}
 			break
 		}
@@ -188,6 +190,10 @@ func (g *simGroup) check() {
 	t.Helper()
 	if err := g.tree.Validate(g.validation()); err != nil {
 		t.Fatalf("epoch %d: %v", g.epoch, err)
+	}
+	checkBlankCounts(t, g.tree)
+	if g.tree.MemberCount() != len(g.members) {
+		t.Fatalf("epoch %d: MemberCount %d, want %d", g.epoch, g.tree.MemberCount(), len(g.members))
 	}
 	enc, _ := g.tree.MarshalBinary()
 	fresh, err := UnmarshalRatchetTree(g.suite, enc)
@@ -410,5 +416,28 @@ func TestPathSecretsErase(t *testing.T) {
 		if !bytes.Equal(b, make([]byte, len(b))) {
 			t.Fatalf("secret %d not zeroed after Erase", i)
 		}
+	}
+}
+
+func TestJoinPathSecretsRejects(t *testing.T) {
+	ft := buildFullTree(t, testSuite, 4)
+	fork := ft.tree.Fork()
+	_, secrets, err := fork.CreateUpdatePath(&CreatePathParams{
+		Leaf: 0, GroupID: ft.groupID, SigningKey: ft.sigs[0], GroupContext: simContext(1), Rand: &seedRand{seed: 5},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := fork.Root()
+	if _, err := fork.JoinPathSecrets(0, root, secrets.Secrets[root]); err != nil {
+		t.Fatalf("honest secret: %v", err)
+	}
+	bad := slices.Clone(secrets.Secrets[root])
+	bad[0] ^= 1
+	if _, err := fork.JoinPathSecrets(0, root, bad); !errors.Is(err, ErrInvalidUpdatePath) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if _, err := fork.JoinPathSecrets(0, 5, secrets.Secrets[root]); !errors.Is(err, ErrInvalidUpdatePath) {
+		t.Fatalf("node off the path: %v", err)
 	}
 }

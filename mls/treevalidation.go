@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -238,11 +237,4 @@ func (t *RatchetTree) checkUnmerged(x NodeIndex) error {
 		}
 	}
 	return nil
-}
-
-// asTreeError extracts a *TreeValidationError from err.
-func asTreeError(err error) (*TreeValidationError, bool) {
-	var te *TreeValidationError
-	ok := errors.As(err, &te)
-	return te, ok
 }

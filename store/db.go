@@ -54,6 +54,8 @@ type DB struct {
 	purgeMu      sync.Mutex
 	pendingPurge []keyRange
 
+	postingBufs sync.Pool // *[]termPosting, see scanTermFast
+
 	closeMu sync.RWMutex
 	closed  bool
 }

@@ -115,8 +115,17 @@ func FuzzPostingBlock(f *testing.F) {
 			entries = append(entries, e)
 			return nil
 		})
+		fast, _, ferr := appendBlockPostings(nil, b, first)
 		if err == nil {
 			roundTrip(t, b, nil, encodeBlock(first, entries))
+			if ferr != nil || len(fast) != len(entries) {
+				t.Fatalf("fast decode disagrees: %v, %d entries vs %d", ferr, len(fast), len(entries))
+			}
+			for i, p := range fast {
+				if p.doc != entries[i].doc || p.tf != entries[i].tf || p.dl != entries[i].dl {
+					t.Fatalf("fast decode entry %d = %+v, want %+v", i, p, entries[i])
+				}
+			}
 		}
 	})
 }

@@ -179,11 +179,11 @@ type indexer struct {
 	order []string
 }
 
-// blockBuf is a posting block being built: entries after the count.
+// blockBuf is a posting block being built.
 type blockBuf struct {
 	first, last uint64
 	n           uint64
-	buf         []byte
+	ent, pos    []byte // entries and positions sections
 }
 
 type pendingDoc struct {
@@ -224,7 +224,7 @@ func (ix *indexer) add(m *Message, ts int64) uint64 {
 			bb = &blockBuf{first: doc, last: doc}
 			ix.blocks[term] = bb
 		}
-		bb.buf = appendBlockEntry(bb.buf, doc-bb.last, ix.terms[term], dl)
+		bb.ent, bb.pos = appendBlockEntry(bb.ent, bb.pos, doc-bb.last, ix.terms[term], dl)
 		bb.last = doc
 		bb.n++
 	}
@@ -259,8 +259,7 @@ func (ix *indexer) finish() error {
 	slices.Sort(terms)
 	for _, term := range terms {
 		bb := ix.blocks[term]
-		val := binary.AppendUvarint(make([]byte, 0, len(bb.buf)+4), bb.n)
-		ix.b.Set(postingKey(term, bb.first), append(val, bb.buf...), nil)
+		ix.b.Set(postingKey(term, bb.first), assembleBlock(bb.n, bb.ent, bb.pos), nil)
 	}
 	for term, docs := range ix.removes {
 		if err := ix.removeFromBlocks(term, docs); err != nil {
@@ -350,31 +349,43 @@ type blockEntry struct {
 	pos    []uint32 // valid only during the decodeBlock callback
 }
 
-// A posting block value is: entry count, then per entry the doc delta (from
-// the block's first doc for the first entry, from the previous entry after
-// that, so at least 1), the document length, the term frequency and the
-// positions as ascending deltas. It carries no version byte (it is the bulk
-// of the index); its format is fixed by SchemaVersion.
-func appendBlockEntry(dst []byte, delta uint64, positions []uint32, dl int) []byte {
-	dst = binary.AppendUvarint(dst, delta)
-	dst = binary.AppendUvarint(dst, uint64(dl))
-	dst = binary.AppendUvarint(dst, uint64(len(positions)))
+// A posting block value is: the entry count, the byte length of the
+// positions section, the entries section, then the positions section. An
+// entry is the doc delta (from the block's first doc for the first entry,
+// from the previous entry after that, so at least 1), the document length
+// and the term frequency; the positions section holds each entry's positions
+// as ascending deltas, in entry order. Keeping positions apart lets the
+// queries that do not need them (all but phrases) skip them without parsing.
+// Blocks carry no version byte (they are the bulk of the index); their
+// format is fixed by SchemaVersion.
+func appendBlockEntry(ent, pos []byte, delta uint64, positions []uint32, dl int) ([]byte, []byte) {
+	ent = binary.AppendUvarint(ent, delta)
+	ent = binary.AppendUvarint(ent, uint64(dl))
+	ent = binary.AppendUvarint(ent, uint64(len(positions)))
 	prev := uint32(0)
 	for _, p := range positions {
-		dst = binary.AppendUvarint(dst, uint64(p-prev))
+		pos = binary.AppendUvarint(pos, uint64(p-prev))
 		prev = p
 	}
-	return dst
+	return ent, pos
+}
+
+func assembleBlock(n uint64, ent, pos []byte) []byte {
+	out := make([]byte, 0, len(ent)+len(pos)+8)
+	out = binary.AppendUvarint(out, n)
+	out = binary.AppendUvarint(out, uint64(len(pos)))
+	out = append(out, ent...)
+	return append(out, pos...)
 }
 
 func encodeBlock(first uint64, entries []blockEntry) []byte {
-	out := binary.AppendUvarint(nil, uint64(len(entries)))
+	var ent, pos []byte
 	prev := first
 	for _, e := range entries {
-		out = appendBlockEntry(out, e.doc-prev, e.pos, int(e.dl))
+		ent, pos = appendBlockEntry(ent, pos, e.doc-prev, e.pos, int(e.dl))
 		prev = e.doc
 	}
-	return out
+	return assembleBlock(uint64(len(entries)), ent, pos)
 }
 
 // maxDocLen bounds the token count of a document (MaxTextLen bytes cannot
@@ -395,54 +406,107 @@ func blockFirstDoc(key []byte, prefixLen int) (uint64, error) {
 	return binary.BigEndian.Uint64(key[prefixLen:]), nil
 }
 
+// blockReader reads minimal uvarints from a block section.
+type blockReader struct{ b []byte }
+
+func (r *blockReader) uvarint() (uint64, bool) {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || (n > 1 && r.b[n-1] == 0) {
+		return 0, false
+	}
+	r.b = r.b[n:]
+	return v, true
+}
+
+// splitBlock checks a block's header and returns the count and the entries
+// and positions sections.
+func splitBlock(val []byte) (count uint64, ent blockReader, pos []byte, err error) {
+	r := blockReader{val}
+	count, ok1 := r.uvarint()
+	posLen, ok2 := r.uvarint()
+	if !ok1 || !ok2 || count == 0 || count > maxBlockEntries || posLen > uint64(len(r.b)) {
+		return 0, blockReader{}, nil, corruptf("posting block: bad header")
+	}
+	split := len(r.b) - int(posLen)
+	return count, blockReader{r.b[:split]}, r.b[split:], nil
+}
+
+// nextEntry decodes one entry, checking it against the previous doc.
+func (r *blockReader) nextEntry(i uint64, doc uint64) (uint64, uint32, uint32, error) {
+	delta, ok1 := r.uvarint()
+	dl, ok2 := r.uvarint()
+	tf, ok3 := r.uvarint()
+	if !ok1 || !ok2 || !ok3 || (i > 0 && delta == 0) || delta > math.MaxUint64-doc ||
+		tf == 0 || dl == 0 || tf > dl || dl > maxDocLen {
+		return 0, 0, 0, corruptf("posting block: bad entry")
+	}
+	return doc + delta, uint32(tf), uint32(dl), nil
+}
+
 // decodeBlock decodes a posting block whose key names first, calling fn for
-// each entry in document order. It rejects anything malformed: wrong counts,
-// non-increasing documents, positions outside the document, trailing bytes.
+// each entry in document order, positions included. It rejects anything
+// malformed: wrong counts, non-increasing documents, positions outside the
+// document, bytes left over in either section.
 func decodeBlock(val []byte, first uint64, fn func(blockEntry) error) error {
-	readUvarint := func() (uint64, bool) {
-		v, n := binary.Uvarint(val)
-		if n <= 0 || (n > 1 && val[n-1] == 0) {
-			return 0, false
-		}
-		val = val[n:]
-		return v, true
+	count, ent, posSec, err := splitBlock(val)
+	if err != nil {
+		return err
 	}
-	count, ok := readUvarint()
-	if !ok || count == 0 || count > maxBlockEntries {
-		return corruptf("posting block: bad count")
-	}
+	pr := blockReader{posSec}
 	var pos []uint32
 	doc := first
 	for i := uint64(0); i < count; i++ {
-		delta, ok1 := readUvarint()
-		dl, ok2 := readUvarint()
-		tf, ok3 := readUvarint()
-		if !ok1 || !ok2 || !ok3 || (i > 0 && delta == 0) || delta > math.MaxUint64-doc ||
-			tf == 0 || dl == 0 || tf > dl || dl > maxDocLen {
-			return corruptf("posting block: bad entry")
+		var tf, dl uint32
+		doc, tf, dl, err = ent.nextEntry(i, doc)
+		if err != nil {
+			return err
 		}
-		doc += delta
 		pos = pos[:0]
 		var p uint64
-		for j := uint64(0); j < tf; j++ {
-			d, ok := readUvarint()
+		for j := uint32(0); j < tf; j++ {
+			d, ok := pr.uvarint()
 			if !ok || (j > 0 && d == 0) {
 				return corruptf("posting block: bad position")
 			}
 			p += d
-			if p >= dl {
+			if p >= uint64(dl) {
 				return corruptf("posting block: position beyond document")
 			}
 			pos = append(pos, uint32(p))
 		}
-		if err := fn(blockEntry{doc: doc, tf: uint32(tf), dl: uint32(dl), pos: pos}); err != nil {
+		if err := fn(blockEntry{doc: doc, tf: tf, dl: dl, pos: pos}); err != nil {
 			return err
 		}
 	}
-	if len(val) != 0 {
-		return corruptf("posting block: %d trailing bytes", len(val))
+	if len(ent.b) != 0 || len(pr.b) != 0 {
+		return corruptf("posting block: trailing bytes")
 	}
 	return nil
+}
+
+// appendBlockPostings appends a block's entries (without positions) to out;
+// the fast path for term and prefix queries. It validates the entries
+// section fully and the positions section only by its length, since it does
+// not use it.
+func appendBlockPostings(out []termPosting, val []byte, first uint64) ([]termPosting, int, error) {
+	count, ent, _, err := splitBlock(val)
+	if err != nil {
+		return out, 0, err
+	}
+	out = slices.Grow(out, int(count))
+	doc := first
+	for i := uint64(0); i < count; i++ {
+		var tf, dl uint32
+		doc, tf, dl, err = ent.nextEntry(i, doc)
+		if err != nil {
+			return out, 0, err
+		}
+		out = append(out, termPosting{doc: doc, tf: tf, dl: dl})
+	}
+	if len(ent.b) != 0 {
+		return out, 0, corruptf("posting block: trailing bytes")
+	}
+	return out, int(count), nil
 }
 
 // loadDocTable rebuilds the in-memory document table from the view.

@@ -177,7 +177,14 @@ func bm25(idf float64, tf, dl uint32, avgdl float64) float64 {
 	return idf * f * (bm25K1 + 1) / (f + bm25K1*(1-bm25B+bm25B*float64(dl)/avgdl))
 }
 
-// posting is one document of a term's posting list that passed the filters.
+// termPosting is one document of a term's posting list, without positions
+// (and without pointers, so large lists cost the garbage collector nothing).
+type termPosting struct {
+	doc    uint64
+	tf, dl uint32
+}
+
+// posting is one document of a term's posting list with its positions.
 type posting struct {
 	doc    uint64
 	tf, dl uint32
@@ -319,9 +326,9 @@ func (s *searcher) visible(doc uint64) (docInfo, bool) {
 	return d, d.ts >= s.from && d.ts < s.to
 }
 
-// scanTerm reads a term's posting list; it returns the visible postings in
-// doc order and the document frequency (all postings).
-func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posting, int, error) {
+// scanTermPositions reads a term's posting list with positions (for
+// phrases); it returns the postings in doc order and the document frequency.
+func (s *searcher) scanTermPositions(r pebble.Reader, term string) ([]posting, int, error) {
 	prefix := postingPrefix(term)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -342,16 +349,9 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: search: %w", err)
 		}
-		if c, n := binary.Uvarint(v); n > 0 && c <= maxBlockEntries {
-			out = slices.Grow(out, int(c)) // decodeBlock checks the count
-		}
 		err = decodeBlock(v, first, func(e blockEntry) error {
 			df++
-			p := posting{doc: e.doc, tf: e.tf, dl: e.dl}
-			if withPos {
-				p.pos = slices.Clone(e.pos)
-			}
-			out = append(out, p)
+			out = append(out, posting{doc: e.doc, tf: e.tf, dl: e.dl, pos: slices.Clone(e.pos)})
 			return nil
 		})
 		if err != nil {
@@ -364,6 +364,52 @@ func (s *searcher) scanTerm(r pebble.Reader, term string, withPos bool) ([]posti
 	return out, df, nil
 }
 
+// scanTermFast is scanTermPositions without positions, appending to buf (reused
+// between queries through DB.postingBufs: the lists of frequent terms are
+// large and allocating them dominated query time).
+func (s *searcher) scanTermFast(r pebble.Reader, term string, buf []termPosting) ([]termPosting, error) {
+	prefix := postingPrefix(term)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return buf, fmt.Errorf("store: search: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := s.ctx.Err(); err != nil {
+			return buf, err
+		}
+		first, err := blockFirstDoc(it.Key(), len(prefix))
+		if err != nil {
+			return buf, err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return buf, fmt.Errorf("store: search: %w", err)
+		}
+		if buf, _, err = appendBlockPostings(buf, v, first); err != nil {
+			return buf, fmt.Errorf("store: search: term %q: %w", term, err)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return buf, fmt.Errorf("store: search: %w", err)
+	}
+	return buf, nil
+}
+
+func (db *DB) getPostingBuf() *[]termPosting {
+	if b, ok := db.postingBufs.Get().(*[]termPosting); ok {
+		return b
+	}
+	return new([]termPosting)
+}
+
+func (db *DB) putPostingBuf(b *[]termPosting) {
+	if cap(*b) <= 1<<20 { // do not pin huge buffers
+		*b = (*b)[:0]
+		db.postingBufs.Put(b)
+	}
+}
+
 func (s *searcher) termScore(tf, dl uint32, idf float64) float64 {
 	if s.q.Order == OrderRecency {
 		return 0
@@ -374,11 +420,14 @@ func (s *searcher) termScore(tf, dl uint32, idf float64) float64 {
 func (s *searcher) evalClause(r pebble.Reader, c clause) ([]scored, error) {
 	switch c.kind {
 	case clauseTerm:
-		ps, df, err := s.scanTerm(r, c.terms[0], false)
+		buf := s.db.getPostingBuf()
+		defer s.db.putPostingBuf(buf)
+		ps, err := s.scanTermFast(r, c.terms[0], (*buf)[:0])
+		*buf = ps
 		if err != nil {
 			return nil, err
 		}
-		idf := bm25IDF(s.n, float64(df))
+		idf := bm25IDF(s.n, float64(len(ps)))
 		out := make([]scored, len(ps))
 		for i, p := range ps {
 			out[i] = scored{p.doc, s.termScore(p.tf, p.dl, idf)}
@@ -402,8 +451,8 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 	}
 	defer it.Close()
 	// Each term's postings are sorted by doc; the lists are merged below.
-	var lists [][]posting
-	var cur []posting
+	var lists [][]termPosting
+	var cur []termPosting
 	var lastTerm []byte
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
@@ -429,10 +478,7 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
-		err = decodeBlock(v, first, func(e blockEntry) error {
-			cur = append(cur, posting{doc: e.doc, tf: e.tf, dl: e.dl})
-			return nil
-		})
+		cur, _, err = appendBlockPostings(cur, v, first)
 		if err != nil {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
@@ -467,8 +513,8 @@ func (s *searcher) evalPrefix(r pebble.Reader, prefix string) ([]scored, error) 
 	return out, nil
 }
 
-func mergePostings(a, b []posting) []posting {
-	out := make([]posting, 0, len(a)+len(b))
+func mergePostings(a, b []termPosting) []termPosting {
+	out := make([]termPosting, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {
@@ -496,7 +542,7 @@ func (s *searcher) evalPhrase(r pebble.Reader, terms []string) ([]scored, error)
 	lists := make([][]posting, len(terms))
 	idfs := make([]float64, len(terms))
 	for i, t := range terms {
-		ps, df, err := s.scanTerm(r, t, true)
+		ps, df, err := s.scanTermPositions(r, t)
 		if err != nil {
 			return nil, err
 		}
