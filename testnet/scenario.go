@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
 )
 
 // Options selects and sizes a scenario run.
@@ -578,4 +577,3 @@ func playChurn(r *run) error {
 	}
 	return nil
 }
-
