@@ -42,7 +42,7 @@ type Report struct {
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
 	// Throughput is delivered (message, receiver) pairs per second of the
 	// traffic phase.
-	ThroughputPerS float64 `json:"throughput_per_s"`
+	ThroughputPerS float64 `json:"throughput_per_s,omitempty"`
 	// Notes are scenario-specific observations (e.g. resync time).
 	Notes map[string]string `json:"notes,omitempty"`
 	// Problems explains lost messages or non-convergence.
@@ -87,7 +87,11 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "  latency    p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)\n",
 		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max, r.LatencyMS.Samples)
 	fmt.Fprintf(w, "  group      epoch %d, forks resolved %d, converged %v\n", r.Epochs, r.ForksResolved, r.Converged)
-	fmt.Fprintf(w, "  run        %.1f s, %.0f deliveries/s, peak RSS %.0f MB\n", r.DurationS, r.ThroughputPerS, r.PeakRSSMB)
+	fmt.Fprintf(w, "  run        %.1f s, peak RSS %.0f MB", r.DurationS, r.PeakRSSMB)
+	if r.ThroughputPerS > 0 {
+		fmt.Fprintf(w, ", %.0f deliveries/s while chatting", r.ThroughputPerS)
+	}
+	fmt.Fprintln(w)
 	keys := make([]string, 0, len(r.Notes))
 	for k := range r.Notes {
 		keys = append(keys, k)

@@ -67,6 +67,15 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 	if o.Scenario == "crash" {
 		return nil, ErrNeedsProcesses
 	}
+	if o.Timing == (Timing{}) {
+		o.Timing = FastTiming
+		if o.Scenario == "partition" {
+			// The split must heal within the finality window for both
+			// halves to converge (a longer split leaves the losing half
+			// on a dead branch by design: commitorder's Rejoin).
+			o.Timing.FinalityAge = 3 * time.Second
+		}
+	}
 	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing})
 	if err != nil {
 		return nil, err
@@ -309,7 +318,7 @@ func (r *run) settle(what string) error {
 	for {
 		pr := r.check()
 		if pr.missing == 0 && pr.converged {
-			if r.trafficStart.IsZero() || r.trafficEnd.IsZero() || what == "traffic" {
+			if what == "traffic" {
 				r.trafficEnd = time.Now()
 			}
 			return nil
@@ -339,7 +348,7 @@ func (r *run) report() *Report {
 	}
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
-	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() {
+	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
 	if len(rep.Notes) == 0 {
@@ -368,7 +377,6 @@ func playChat(r *run) error {
 	if err := r.chat(r.o.Messages, r.memberList(), 2*time.Millisecond); err != nil {
 		return err
 	}
-	r.trafficEnd = time.Time{}
 	return r.settle("traffic")
 }
 
@@ -411,7 +419,7 @@ func playConcurrent(r *run) error {
 // then the network heals and everyone must converge on one branch with no
 // message lost.
 func playPartition(r *run) error {
-	if err := r.formGroup(r.o.Nodes, 1); err != nil {
+	if err := r.formGroup(r.o.Nodes, r.o.Nodes); err != nil {
 		return err
 	}
 	ms := r.memberList()
@@ -420,6 +428,7 @@ func playPartition(r *run) error {
 	r.c.mu.Unlock()
 	a, b := ms[:len(ms)/2], ms[len(ms)/2:]
 	r.c.Partition(a, b)
+	t0 := time.Now()
 	r.say("partitioned into %d and %d nodes", len(a), len(b))
 	half := max(1, r.o.Messages/2)
 	var wg sync.WaitGroup
@@ -439,8 +448,14 @@ func playPartition(r *run) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	time.Sleep(2 * r.c.cfg.Timing.FinalityAge)
+	// Both halves have committed and chatted; heal well inside the
+	// finality window.
+	hold := time.Since(t0)
+	if rest := r.c.cfg.Timing.FinalityAge/3 - hold; rest > 0 {
+		time.Sleep(rest)
+	}
 	r.c.Heal()
+	r.notes["partition"] = fmt.Sprintf("split %d/%d held %.2f s (finality age %v)", len(a), len(b), time.Since(t0).Seconds(), r.c.cfg.Timing.FinalityAge)
 	r.say("healed")
 	return r.settle("heal")
 }

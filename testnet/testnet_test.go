@@ -45,3 +45,25 @@ func TestChat(t *testing.T) {
 		t.Error("no latency samples from the event streams")
 	}
 }
+
+func TestConcurrentCommits(t *testing.T) {
+	rep := playOK(t, Options{Scenario: "concurrent", Nodes: 5, Messages: 40})
+	if rep.Epochs < 4+4 {
+		t.Errorf("epoch %d: the rounds' commits did not advance the group", rep.Epochs)
+	}
+}
+
+func TestPartitionHeal(t *testing.T) {
+	playOK(t, Options{Scenario: "partition", Nodes: 6, Messages: 40})
+}
+
+func TestOfflineResync(t *testing.T) {
+	rep := playOK(t, Options{Scenario: "offline", Nodes: 5, Messages: 100, Epochs: 5})
+	if rep.Notes["resync"] == "" {
+		t.Error("no resync note")
+	}
+}
+
+func TestChurn(t *testing.T) {
+	playOK(t, Options{Scenario: "churn", Nodes: 7, Messages: 40})
+}
