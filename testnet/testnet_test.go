@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,4 +67,86 @@ func TestOfflineResync(t *testing.T) {
 
 func TestChurn(t *testing.T) {
 	playOK(t, Options{Scenario: "churn", Nodes: 7, Messages: 40})
+}
+
+// TestDemo runs `make demo`'s walk-through; Demo fails if any narrated
+// outcome does not happen.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := Demo(ctx, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"[7] carol searches", "deploying the new irrigation timer", "0 lost, 0 shown twice"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if testing.Verbose() {
+		t.Log("\n" + out.String())
+	}
+}
+
+// TestBackFromOfflineFollowsCommits is the regression test for a
+// commitorder bug the demo found: a member that joined at epoch k, went
+// offline and came back was served commits older than k by the deep sync;
+// commitorder counted them as evidence of a fork, and since every peer's
+// tip was ahead of the returning member it declared its branch lost
+// (Rejoin) right after catching up, and never followed a commit again.
+func TestBackFromOfflineFollowsCommits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := NewCluster(ClusterConfig{Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := &run{c: c, ctx: ctx, o: Options{Scenario: "back-from-offline", Seed: 3, SettleTimeout: 15 * time.Second},
+		members: map[string]*Peer{}, notes: map[string]string{}}
+	if err := r.formGroup(4, 1); err != nil {
+		t.Fatal(err)
+	}
+	ps := r.memberList()
+	away := ps[3] // joined last, at epoch 3
+	if err := c.Stop(away); err != nil {
+		t.Fatal(err)
+	}
+	delete(r.members, away.Name)
+	if err := r.chat(5, ps[:3], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rotate(ps[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settleOrFail("while away"); err != nil {
+		t.Fatal(err)
+	}
+	r.members[away.Name] = away
+	if err := c.Restart(ctx, away); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settleOrFail("caught up"); err != nil {
+		t.Fatal(err)
+	}
+	// The returning member must keep following the group...
+	if err := r.rotate(ps[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.chat(5, ps[:3], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settleOrFail("commit after return"); err != nil {
+		t.Fatal(err)
+	}
+	// ...and be able to commit and send itself.
+	if err := r.rotate(away); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.chat(3, []*Peer{away}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settleOrFail("returning member commits"); err != nil {
+		t.Fatal(err)
+	}
 }
