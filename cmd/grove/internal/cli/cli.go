@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"grove/node/api"
+)
+
+// Daemon is what `grove init` and `grove up` run: a device that serves the
+// local API. The real one is *node.Node; tests substitute their own.
+type Daemon interface {
+	api.Service
+	// Start opens the device's store and network.
+	Start(ctx context.Context) error
+	// Close stops everything Start started.
+	Close() error
+	// Metrics returns the counters exported to Prometheus.
+	Metrics() []Metric
+}
+
+// DaemonConfig is what the CLI passes to a DaemonFactory.
+type DaemonConfig struct {
+	Home      string
+	Name      string   // set by init; empty for up (the device remembers it)
+	Listen    []string // multiaddrs; empty means none (init) or the defaults (up)
+	Bootstrap []string
+	MDNS      bool
+	Logger    *slog.Logger
+}
+
+// DaemonFactory creates a Daemon that is not yet started.
+type DaemonFactory func(cfg DaemonConfig) (Daemon, error)
+
+// Metric is one Prometheus sample.
+type Metric struct {
+	Name  string  // e.g. grove_messages_in_total
+	Help  string  // one line
+	Type  string  // counter or gauge
+	Value float64 // the sample
+}
+
+// DefaultListen are the addresses `grove up` listens on without --listen:
+// every interface, ports chosen by the system, so that several daemons can
+// run on one machine. Invite codes carry the actual addresses.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+
+// Runner runs grove commands. Its zero value uses the process environment
+// and has no daemon; Run uses the real daemon.
+type Runner struct {
+	// Getenv reads the environment. Default os.Getenv.
+	Getenv func(string) string
+	// NewDaemon creates the daemon for init and up. Nil means this build
+	// cannot run a daemon; init and up then fail.
+	NewDaemon DaemonFactory
+	// Location is the time zone of human output. Default time.Local.
+	Location *time.Location
+	// Now is the clock for relative times such as --since 24h. Default
+	// time.Now.
+	Now func() time.Time
+	// Ready, if set, is called by up once the local API serves.
+	Ready func(socket string)
+}
+
+// ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
+// usage errors, 1 for everything else.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, new(*usageError)):
+		return 2
+	}
+	return 1
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errNoDaemon is returned when a command needs a running daemon.
+type errNoDaemon struct{ home string }
+
+func (e *errNoDaemon) Error() string {
+	return fmt.Sprintf("daemon not running (start it with: grove up --home %s)", e.home)
+}
+
+// errInterrupted replaces "context canceled" when the user interrupted a
+// command (Ctrl-C cancels Run's context).
+var errInterrupted = errors.New("interrupted")
+
+// errHelp is returned by flag parsing for -h; help was printed, exit 0.
+var errHelp = flag.ErrHelp
+
+// env is the state of one Run.
+type env struct {
+	r      *Runner
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	home   string
+}
+
+// Run executes one grove command line (without the program name). Errors
+// are printed to stderr as one line, "grove: …", and returned.
+func (r *Runner) Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{r: r, ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	err := e.run(args)
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = errInterrupted
+	}
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintf(stderr, "grove: %s\n", oneLine(err))
+		return err
+	}
+	return nil
+}
+
+// oneLine formats err as a single line without a final period.
+func oneLine(err error) string {
+	var noDaemon *errNoDaemon
+	if errors.As(err, &noDaemon) {
+		return noDaemon.Error()
+	}
+	s := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	s = strings.TrimSuffix(s, ".")
+	return sanitize(s)
+}
+
+func (r *Runner) getenv(k string) string {
+	if r.Getenv != nil {
+		return r.Getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+func (r *Runner) loc() *time.Location {
+	if r.Location != nil {
+		return r.Location
+	}
+	return time.Local
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// defaultHome is $GROVE_HOME, else $XDG_DATA_HOME/grove, else
+// ~/.local/share/grove (the XDG default).
+func (r *Runner) defaultHome() string {
+	if h := r.getenv("GROVE_HOME"); h != "" {
+		return h
+	}
+	if x := r.getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "grove")
+	}
+	if h := r.getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "grove")
+	}
+	return ""
+}
+
+// command is one grove command.
+type command struct {
+	name    string // possibly two words: "group create"
+	args    string // synopsis of the arguments
+	summary string
+	run     func(e *env, args []string) error
+	detail  string // more for `grove help NAME`
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit, ""},
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
+  --listen MULTIADDR     listen on MULTIADDR (repeatable); default
+                         /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1
+  --bootstrap MULTIADDR  a /p2p/ address of a DHT bootstrap peer (repeatable);
+                         none by default: invite codes carry addresses
+  --mdns                 discover peers on the local network
+  --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics;
+                         loopback addresses only, e.g. 127.0.0.1:9464
+
+The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
+		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
+		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
+		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, ""},
+		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, ""},
+		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin, `
+Waits until the inviter's device welcomes this one, which happens once the
+change that adds it is final (about two minutes), or until --timeout
+(default 5m). The inviter's daemon must be running.`},
+		{"send", "GROUP TEXT", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, ""},
+		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP", (*env).cmdLog, ""},
+		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
+		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
+		{"remove", "GROUP MEMBER", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, ""},
+		{"rotate", "GROUP", "update your keys in GROUP", (*env).cmdRotate, ""},
+		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, ""},
+		{"peers", "[--json]", "list connected peers", (*env).cmdPeers, ""},
+		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
+TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
+back from now (24h). One JSON object per message, oldest first.`},
+		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},
+	}
+}
+
+func (e *env) run(args []string) error {
+	global := flag.NewFlagSet("grove", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	home := global.String("home", "", "")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			e.usage(e.stdout)
+			return errHelp
+		}
+		return usagef("%v", err)
+	}
+	e.home = *home
+	args = global.Args()
+	if len(args) == 0 {
+		e.usage(e.stderr)
+		return usagef("no command (see grove help)")
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
+		if args[0] == "group" {
+			return usagef("unknown group command %q (want create or list)", strings.Join(args[1:], " "))
+		}
+		return usagef("unknown command %q (see grove help)", args[0])
+	}
+	return cmd.run(e, rest)
+}
+
+// lookup finds the command named by the first one or two words of args.
+func lookup(args []string) (command, []string, bool) {
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c, args[len(words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+func (e *env) usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: grove [--home DIR] COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	// Synopses longer than the column get the summary on a line of its own,
+	// so that the listing stays within 80 columns.
+	const col = 40
+	for _, c := range commands {
+		syn := "  " + c.name + " " + c.args
+		if len(syn) > col {
+			fmt.Fprintf(w, "%s\n%*s%s\n", syn, col+2, "", c.summary)
+		} else {
+			fmt.Fprintf(w, "%-*s  %s\n", col, syn, c.summary)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "DIR defaults to $GROVE_HOME, else $XDG_DATA_HOME/grove, else ~/.local/share/grove.")
+	fmt.Fprintln(w, "GROUP is a group name or id; MEMBER a name, peer id or fingerprint prefix.")
+}
+
+func (e *env) cmdHelp(args []string) error {
+	if len(args) == 0 {
+		e.usage(e.stdout)
+		return nil
+	}
+	c, _, ok := lookup(args)
+	if !ok {
+		return usagef("unknown command %q", strings.Join(args, " "))
+	}
+	fmt.Fprintf(e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n%s", c.name, c.args, c.summary, detailText(c))
+	return nil
+}
+
+func detailText(c command) string {
+	if c.detail == "" {
+		return ""
+	}
+	return c.detail + "\n"
+}
+
+// flags is a command's flag set; every command also accepts --home, so it
+// may come after the command name too.
+type flags struct {
+	*flag.FlagSet
+	e    *env
+	name string
+	home string
+}
+
+func (e *env) flags(name string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := &flags{FlagSet: fs, e: e, name: name}
+	fs.StringVar(&f.home, "home", "", "")
+	return f
+}
+
+// parse parses args, allowing flags before and after positional arguments
+// (a "--" ends the flags), and checks the number of positional arguments.
+func (f *flags) parse(args []string, minPos, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		// Find an explicit "--" ourselves: flag.Parse consumes it silently.
+		if len(args) > 0 && args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				c, _, _ := lookup(strings.Fields(f.name))
+				fmt.Fprintf(f.e.stdout, "usage: grove [--home DIR] %s %s\n\n%s\n%s", c.name, c.args, c.summary, detailText(c))
+				return nil, errHelp
+			}
+			return nil, usagef("%s: %v", f.name, err)
+		}
+		rest := f.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if f.home != "" {
+		f.e.home = f.home
+	}
+	if len(pos) < minPos || len(pos) > maxPos {
+		c, _, _ := lookup(strings.Fields(f.name))
+		return nil, usagef("usage: grove %s %s", c.name, c.args)
+	}
+	return pos, nil
+}
+
+// homeDir returns the home directory in use, as an absolute path.
+func (e *env) homeDir() (string, error) {
+	h := e.home
+	if h == "" {
+		h = e.r.defaultHome()
+	}
+	if h == "" {
+		return "", errors.New("no home directory: set --home, $GROVE_HOME or $HOME")
+	}
+	abs, err := filepath.Abs(h)
+	if err != nil {
+		return "", fmt.Errorf("home directory: %w", err)
+	}
+	return abs, nil
+}
+
+// SocketName is the local API socket's file name in the home directory.
+const SocketName = "grove.sock"
+
+// dial connects to the daemon of the home directory.
+func (e *env) dial() (*api.Client, error) {
+	home, err := e.homeDir()
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.Dial(e.ctx, filepath.Join(home, SocketName))
+	if err != nil {
+		if errors.Is(err, api.ErrDaemonNotRunning) {
+			return nil, &errNoDaemon{home: home}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// withClient runs fn with a connection to the daemon.
+func (e *env) withClient(fn func(c *api.Client) error) error {
+	c, err := e.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}

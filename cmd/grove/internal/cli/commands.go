@@ -1,0 +1,463 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"grove/node/api"
+)
+
+// maxStdinText bounds `send GROUP -`: a message, not a file transfer.
+const maxStdinText = 64 << 10
+
+func (e *env) cmdStatus(args []string) error {
+	f := e.flags("status")
+	asJSON := f.Bool("json", false, "")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		st, err := c.Status(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(st)
+		}
+		t := &table{}
+		t.row("name", st.Name)
+		t.row("peer id", st.PeerID)
+		t.row("fingerprint", st.Fingerprint)
+		if len(st.Addrs) == 0 {
+			t.row("addrs", "none")
+		}
+		for i, a := range st.Addrs {
+			label := ""
+			if i == 0 {
+				label = "addrs"
+			}
+			t.row(label, a)
+		}
+		t.row("groups", fmt.Sprint(st.Groups))
+		t.row("peers", fmt.Sprint(st.Peers))
+		t.row("started", e.time(st.StartedAt))
+		t.row("version", st.Version)
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdGroupCreate(args []string) error {
+	pos, err := e.flags("group create").parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		g, err := c.CreateGroup(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "created %s %s\n", sanitize(g.Name), g.ID)
+		return nil
+	})
+}
+
+func (e *env) cmdGroupList(args []string) error {
+	f := e.flags("group list")
+	asJSON := f.Bool("json", false, "")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		gs, err := c.Groups(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(gs))
+		}
+		if len(gs) == 0 {
+			fmt.Fprintln(e.stdout, "no groups")
+			return nil
+		}
+		t := &table{}
+		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "SYNC")
+		for _, g := range gs {
+			role := "member"
+			if g.Admin {
+				role = "admin"
+			}
+			sync := "ok"
+			if g.Sync.CatchingUp {
+				sync = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
+			}
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), sync)
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdInvite(args []string) error {
+	pos, err := e.flags("invite").parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		inv, err := c.Invite(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		// The code alone on stdout, so that code=$(grove invite g) works.
+		fmt.Fprintln(e.stdout, inv.Code)
+		return nil
+	})
+}
+
+// DefaultJoinTimeout is how long join waits to be welcomed by default. The
+// inviter sends the Welcome only once the Add is final, which with the
+// node's default finality age takes about two minutes.
+const DefaultJoinTimeout = 5 * time.Minute
+
+func (e *env) cmdJoin(args []string) error {
+	f := e.flags("join")
+	timeout := f.Duration("timeout", DefaultJoinTimeout, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return usagef("join: --timeout must be positive")
+	}
+	return e.withClient(func(c *api.Client) error {
+		ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+		defer cancel()
+		g, err := c.Join(ctx, strings.TrimSpace(pos[0]))
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrTimeout) {
+				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable?)", *timeout)
+			}
+			return err
+		}
+		fmt.Fprintf(e.stdout, "joined %s %s (%d members)\n", sanitize(g.Name), g.ID, g.Members)
+		return nil
+	})
+}
+
+func (e *env) cmdSend(args []string) error {
+	pos, err := e.flags("send").parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	text := pos[1]
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxStdinText+1))
+		if err != nil {
+			return fmt.Errorf("send: reading standard input: %w", err)
+		}
+		if len(b) > maxStdinText {
+			return fmt.Errorf("send: message longer than %d bytes", maxStdinText)
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	if strings.TrimSpace(text) == "" {
+		return usagef("send: empty message")
+	}
+	return e.withClient(func(c *api.Client) error {
+		_, err := c.Send(e.ctx, pos[0], text)
+		return err
+	})
+}
+
+func (e *env) cmdLog(args []string) error {
+	f := e.flags("log")
+	asJSON := f.Bool("json", false, "")
+	limit := f.Int("limit", 50, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		return usagef("log: --limit must be positive")
+	}
+	return e.withClient(func(c *api.Client) error {
+		ms, err := c.Log(e.ctx, pos[0], *limit)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(ms))
+		}
+		t := &table{}
+		for _, m := range ms {
+			t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+// messageText is a message's text for a terminal, with its state marks.
+func messageText(m api.Message) string {
+	text := sanitizeText(m.Text)
+	var marks []string
+	if m.Pending {
+		marks = append(marks, "pending")
+	}
+	if m.Orphaned {
+		marks = append(marks, "orphaned")
+	}
+	if m.Resent {
+		marks = append(marks, "resent")
+	}
+	if len(marks) > 0 {
+		text += " (" + strings.Join(marks, ", ") + ")"
+	}
+	return text
+}
+
+func (e *env) cmdSearch(args []string) error {
+	f := e.flags("search")
+	asJSON := f.Bool("json", false, "")
+	group := f.String("group", "", "")
+	limit := f.Int("limit", 0, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		res, err := c.Search(e.ctx, api.SearchRequest{Query: pos[0], Group: *group, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			res.Hits = orEmpty(res.Hits)
+			return e.json(res)
+		}
+		if len(res.Hits) == 0 {
+			fmt.Fprintln(e.stdout, "no matches")
+			return nil
+		}
+		names := e.groupNames(c)
+		t := &table{}
+		for _, h := range res.Hits {
+			t.row(e.time(h.Message.Time), names(h.Message.Group), sanitize(h.Message.Sender), messageText(h.Message))
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+// groupNames returns a function naming groups by id, for output that lists
+// messages of several groups.
+func (e *env) groupNames(c *api.Client) func(id string) string {
+	names := map[string]string{}
+	if gs, err := c.Groups(e.ctx); err == nil {
+		for _, g := range gs {
+			names[g.ID] = sanitize(g.Name)
+		}
+	}
+	return func(id string) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		return shortID(id)
+	}
+}
+
+func (e *env) cmdMembers(args []string) error {
+	f := e.flags("members")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		ms, err := c.Members(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(ms))
+		}
+		t := &table{}
+		t.row("NAME", "ROLE", "FINGERPRINT", "PEER")
+		for _, m := range ms {
+			name := sanitize(m.Name)
+			if m.Self {
+				name += " (you)"
+			}
+			role := "member"
+			if m.Admin {
+				role = "admin"
+			}
+			t.row(name, role, sanitize(m.Fingerprint), sanitize(m.PeerID))
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdRemove(args []string) error {
+	pos, err := e.flags("remove").parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		if err := c.Remove(e.ctx, pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "removed %s from %s\n", sanitize(pos[1]), sanitize(pos[0]))
+		return nil
+	})
+}
+
+func (e *env) cmdRotate(args []string) error {
+	pos, err := e.flags("rotate").parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		if err := c.Rotate(e.ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "rotated your keys in %s\n", sanitize(pos[0]))
+		return nil
+	})
+}
+
+func (e *env) cmdLeave(args []string) error {
+	pos, err := e.flags("leave").parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		if err := c.Leave(e.ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "left %s\n", sanitize(pos[0]))
+		return nil
+	})
+}
+
+func (e *env) cmdPeers(args []string) error {
+	f := e.flags("peers")
+	asJSON := f.Bool("json", false, "")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		ps, err := c.Peers(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(ps))
+		}
+		if len(ps) == 0 {
+			fmt.Fprintln(e.stdout, "no peers")
+			return nil
+		}
+		t := &table{}
+		t.row("PEER", "NAME", "GROUPS", "ADDRESS")
+		for _, p := range ps {
+			addr := "-"
+			if len(p.Addrs) > 0 {
+				addr = p.Addrs[0]
+			}
+			name := p.Name
+			if name == "" {
+				name = "-"
+			}
+			groups := strings.Join(p.Groups, ",")
+			if groups == "" {
+				groups = "-"
+			}
+			t.row(sanitize(p.ID), sanitize(name), sanitize(groups), sanitize(addr))
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdExport(args []string) error {
+	f := e.flags("export")
+	sinceFlag := f.String("since", "", "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	var since time.Time
+	if *sinceFlag != "" {
+		if since, err = parseSince(*sinceFlag, e.r.now(), e.r.loc()); err != nil {
+			return usagef("export: %v", err)
+		}
+	}
+	return e.withClient(func(c *api.Client) error {
+		w := bufio.NewWriter(e.stdout)
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		err := c.Export(e.ctx, pos[0], since, func(m api.Message) error { return enc.Encode(m) })
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		return err
+	})
+}
+
+// parseSince accepts an RFC 3339 time, a date (YYYY-MM-DD, local midnight)
+// or a duration back from now (24h, 90m).
+func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02 15:04", s, loc); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("bad --since %q (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)", s)
+}
+
+// json writes v as one line of JSON. The field names are the api package's
+// and are stable.
+func (e *env) json(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// time formats t for humans in the runner's time zone.
+func (e *env) time(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(e.r.loc()).Format("2006-01-02 15:04:05")
+}
