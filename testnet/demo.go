@@ -149,7 +149,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 
 	step(5, "bob and dave commit at the same instant")
 	say("    Both rotate their keys on the same epoch: two competing commits. Every device applies")
-	say("    the same deterministic fork choice, so all settle on one and undo the other.")
+	say("    the same deterministic fork choice, so all of them settle on one and the same chain.")
 	before, _ := groupOf(ctx, alice.Node(), g.ID)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

@@ -2,6 +2,9 @@ package testnet
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -148,5 +151,36 @@ func TestBackFromOfflineFollowsCommits(t *testing.T) {
 	}
 	if err := r.settleOrFail("returning member commits"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunJSON drives the command line: one JSON object with the report's
+// fields, and usage errors typed for the CLI's exit status.
+func TestRunJSON(t *testing.T) {
+	var out, errOut strings.Builder
+	err := Run(context.Background(), []string{"run", "--nodes", "3", "--scenario", "chat", "--messages", "9", "--seed", "5", "--json"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out.String())
+	}
+	for _, k := range []string{"scenario", "nodes", "seed", "sent", "delivered", "expected", "lost", "duplicates_shown",
+		"latency_ms", "epochs", "forks_resolved", "converged", "duration_s", "peak_rss_mb"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("report lacks %q: %s", k, out.String())
+		}
+	}
+	if rep["sent"] != 9.0 || rep["expected"] != 18.0 || rep["lost"] != 0.0 || rep["seed"] != 5.0 {
+		t.Errorf("report %s", out.String())
+	}
+	for _, bad := range [][]string{{"run", "--nodes", "1"}, {"run", "--scenario", "nope"}, {"run", "extra"}, {"fly"}, {}} {
+		if err := Run(context.Background(), bad, io.Discard, io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
+	}
+	if err := Run(context.Background(), []string{"run", "--scenario", "crash"}, io.Discard, io.Discard); !errors.Is(err, ErrNeedsProcesses) {
+		t.Errorf("crash in one process: %v", err)
 	}
 }
