@@ -33,6 +33,10 @@ type Report struct {
 	// LatencyMS is from Send to the message event (decrypted and stored)
 	// at each receiver, over every delivery observed live.
 	LatencyMS Percentiles `json:"latency_ms"`
+	// FloorLatencyMS (chat and scale with --floor) is the same traffic as
+	// raw payloads over the same hosts' GossipSub, no MLS and no store,
+	// measured in the same run: the floor LatencyMS is compared with.
+	FloorLatencyMS *Percentiles `json:"floor_latency_ms,omitempty"`
 	// Epochs is the canonical epoch number at the end; ForksResolved the
 	// fork resolutions observed (the most any one node saw).
 	Epochs        uint64  `json:"epochs"`
@@ -86,6 +90,10 @@ func (r *Report) WriteSummary(w io.Writer) {
 		r.Sent, r.Delivered, r.Expected, r.Lost, r.DuplicatesShown)
 	fmt.Fprintf(w, "  latency    p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)\n",
 		r.LatencyMS.P50, r.LatencyMS.P90, r.LatencyMS.P99, r.LatencyMS.Max, r.LatencyMS.Samples)
+	if f := r.FloorLatencyMS; f != nil {
+		fmt.Fprintf(w, "  floor      p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (bare GossipSub, same hosts; p99 ratio %.2fx)\n",
+			f.P50, f.P90, f.P99, f.Max, r.LatencyMS.P99/max(f.P99, 0.001))
+	}
 	fmt.Fprintf(w, "  group      epoch %d, forks resolved %d, converged %v\n", r.Epochs, r.ForksResolved, r.Converged)
 	fmt.Fprintf(w, "  run        %.1f s, peak RSS %.0f MB", r.DurationS, r.PeakRSSMB)
 	if r.ThroughputPerS > 0 {

@@ -20,12 +20,14 @@ var ErrRunFailed = errors.New("testnet: run failed")
 
 const usage = `usage:
   grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
+                  [--floor] [--gap DURATION] [--settle-timeout DURATION] [-v]
   grove testnet demo
 
 scenarios: chat, concurrent, partition, offline, churn, scale (crash needs --processes,
 which is not implemented yet). Nodes listen on 127.0.0.1 only and are wired to each
 other directly; their homes live in a temporary directory unless --dir is given.
-Exit status 1 when a message was lost or the nodes did not converge.
+--floor (chat, scale) also sends the same traffic as raw payloads over the same
+hosts' GossipSub, for comparison. Exit status 1 when a message was lost or the nodes did not converge.
 `
 
 // Run is `grove testnet ARGS...`.
@@ -62,6 +64,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "")
 	processes := fs.Bool("processes", false, "")
 	verbose := fs.Bool("v", false, "")
+	fs.BoolVar(&o.Floor, "floor", false, "")
+	fs.DurationVar(&o.Gap, "gap", 0, "")
 	timeout := fs.Duration("settle-timeout", 60*time.Second, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)

@@ -27,6 +27,11 @@ type Options struct {
 	// SettleTimeout bounds each wait for delivery and convergence.
 	// Default 60s.
 	SettleTimeout time.Duration
+	// Floor makes chat and scale also measure the same traffic over bare
+	// GossipSub on the same hosts (Report.FloorLatencyMS).
+	Floor bool
+	// Gap paces chat messages. Default 2ms.
+	Gap time.Duration
 	// Narrate, if set, receives a line per step (the human summary still
 	// comes from Report.WriteSummary).
 	Narrate io.Writer
@@ -104,6 +109,7 @@ type run struct {
 	msgs    []sentMsg
 	seq     int
 	notes   map[string]string
+	floor   *Percentiles
 
 	trafficStart, trafficEnd time.Time
 }
@@ -348,6 +354,7 @@ func (r *run) report() *Report {
 	}
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
+	rep.FloorLatencyMS = r.floor
 	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
@@ -372,9 +379,21 @@ func playChat(r *run) error {
 	if err := r.formGroup(r.o.Nodes, parallel); err != nil {
 		return err
 	}
+	gap := r.o.Gap
+	if gap == 0 {
+		gap = 2 * time.Millisecond
+	}
+	if r.o.Floor {
+		lat, err := r.c.measureFloor(r.ctx, r.o.Messages, gap)
+		if err != nil {
+			return err
+		}
+		f := percentiles(lat)
+		r.floor = &f
+	}
 	r.say("group of %d formed; sending %d messages", r.o.Nodes, r.o.Messages)
 	r.trafficStart = time.Now()
-	if err := r.chat(r.o.Messages, r.memberList(), 2*time.Millisecond); err != nil {
+	if err := r.chat(r.o.Messages, r.memberList(), gap); err != nil {
 		return err
 	}
 	return r.settle("traffic")
