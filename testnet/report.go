@@ -49,6 +49,8 @@ type Report struct {
 	ThroughputPerS float64 `json:"throughput_per_s,omitempty"`
 	// Notes are scenario-specific observations (e.g. resync time).
 	Notes map[string]string `json:"notes,omitempty"`
+	// resyncS is the offline scenario's restart-to-caught-up time.
+	resyncS float64
 	// Problems explains lost messages or non-convergence.
 	Problems []string `json:"problems,omitempty"`
 }

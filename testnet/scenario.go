@@ -110,6 +110,7 @@ type run struct {
 	seq     int
 	notes   map[string]string
 	floor   *Percentiles
+	resyncS float64
 
 	trafficStart, trafficEnd time.Time
 }
@@ -355,6 +356,7 @@ func (r *run) report() *Report {
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
+	rep.resyncS = r.resyncS
 	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
@@ -525,6 +527,7 @@ func playOffline(r *run) error {
 	if err := r.settle("resync"); err != nil {
 		return err
 	}
+	r.resyncS = time.Since(t0).Seconds()
 	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
 		away.Name, r.o.Messages, r.o.Epochs, time.Since(t0).Seconds())
 	return nil
