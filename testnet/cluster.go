@@ -31,11 +31,14 @@ type Timing struct {
 	Heartbeat     time.Duration // GossipSub heartbeat
 }
 
-// FastTiming is the default testnet timing.
+// FastTiming is the default testnet timing. FinalityGrace is how late a
+// message for a superseded epoch may still arrive and be read; at 100ms a
+// loaded two-core machine lost such messages now and then (the demo showed
+// it), so it is kept at half a second.
 var FastTiming = Timing{
 	CommitDelta:   20 * time.Millisecond,
-	FinalityAge:   400 * time.Millisecond,
-	FinalityGrace: 100 * time.Millisecond,
+	FinalityAge:   1500 * time.Millisecond,
+	FinalityGrace: 500 * time.Millisecond,
 	TipInterval:   200 * time.Millisecond,
 	PersistEvery:  200 * time.Millisecond,
 	Heartbeat:     100 * time.Millisecond,
