@@ -20,7 +20,7 @@ var ErrRunFailed = errors.New("testnet: run failed")
 
 const usage = `usage:
   grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
-                  [--floor] [--gap DURATION] [--settle-timeout DURATION] [-v]
+                  [--floor] [--gap DURATION] [--join-parallel K] [--settle-timeout DURATION] [-v]
   grove testnet demo
 
 scenarios: chat, concurrent, partition, offline, churn, scale (crash needs --processes,
@@ -65,6 +65,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	processes := fs.Bool("processes", false, "")
 	verbose := fs.Bool("v", false, "")
 	fs.BoolVar(&o.Floor, "floor", false, "")
+	fs.IntVar(&o.JoinParallel, "join-parallel", 1, "")
 	fs.DurationVar(&o.Gap, "gap", 0, "")
 	timeout := fs.Duration("settle-timeout", 60*time.Second, "")
 	if err := fs.Parse(args); err != nil {

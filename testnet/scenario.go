@@ -30,6 +30,9 @@ type Options struct {
 	// Floor makes chat and scale also measure the same traffic over bare
 	// GossipSub on the same hosts (Report.FloorLatencyMS).
 	Floor bool
+	// JoinParallel is how many invitees of chat and scale join at once.
+	// Default 1 (one after the other).
+	JoinParallel int
 	// Gap paces chat messages. Default 2ms.
 	Gap time.Duration
 	// Narrate, if set, receives a line per step (the human summary still
@@ -374,11 +377,7 @@ func (r *run) rotate(p *Peer) error {
 }
 
 func playChat(r *run) error {
-	parallel := 1
-	if r.o.Nodes > 8 {
-		parallel = 4
-	}
-	if err := r.formGroup(r.o.Nodes, parallel); err != nil {
+	if err := r.formGroup(r.o.Nodes, max(1, r.o.JoinParallel)); err != nil {
 		return err
 	}
 	gap := r.o.Gap
