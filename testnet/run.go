@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 	"time"
 )
@@ -20,7 +22,7 @@ var ErrRunFailed = errors.New("testnet: run failed")
 
 const usage = `usage:
   grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
-                  [--floor] [--gap DURATION] [--join-parallel K] [--settle-timeout DURATION] [-v]
+                  [--floor] [--gap DURATION] [--join-parallel K] [--log FILE] [--settle-timeout DURATION] [-v]
   grove testnet demo
 
 scenarios: chat, concurrent, partition, offline, churn, scale (crash needs --processes,
@@ -65,6 +67,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	processes := fs.Bool("processes", false, "")
 	verbose := fs.Bool("v", false, "")
 	fs.BoolVar(&o.Floor, "floor", false, "")
+	logFile := fs.String("log", "", "")
 	fs.IntVar(&o.JoinParallel, "join-parallel", 1, "")
 	fs.DurationVar(&o.Gap, "gap", 0, "")
 	timeout := fs.Duration("settle-timeout", 60*time.Second, "")
@@ -79,6 +82,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.Nodes < 2 || o.Nodes > 500 {
 		return fmt.Errorf("%w: --nodes must be 2..500", ErrUsage)
+	}
+	if *logFile != "" {
+		f, err := os.Create(*logFile)
+		if err != nil {
+			return fmt.Errorf("testnet: --log: %w", err)
+		}
+		defer f.Close()
+		o.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +36,8 @@ type Options struct {
 	JoinParallel int
 	// Gap paces chat messages. Default 2ms.
 	Gap time.Duration
+	// Logger receives the nodes' diagnostics (default: discarded).
+	Logger *slog.Logger
 	// Narrate, if set, receives a line per step (the human summary still
 	// comes from Report.WriteSummary).
 	Narrate io.Writer
@@ -84,7 +87,7 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 			o.Timing.FinalityAge = 3 * time.Second
 		}
 	}
-	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing})
+	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
