@@ -68,7 +68,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	verbose := fs.Bool("v", false, "")
 	fs.BoolVar(&o.Floor, "floor", false, "")
 	logFile := fs.String("log", "", "")
-	fs.IntVar(&o.JoinParallel, "join-parallel", 1, "")
+	fs.IntVar(&o.JoinParallel, "join-parallel", 0, "")
 	fs.DurationVar(&o.Gap, "gap", 0, "")
 	timeout := fs.Duration("settle-timeout", 60*time.Second, "")
 	if err := fs.Parse(args); err != nil {
