@@ -335,13 +335,28 @@ func (r *run) check() progress {
 // are on one canonical epoch.
 func (r *run) settle(what string) error {
 	deadline := time.Now().Add(r.o.SettleTimeout)
+	// A commit just requested (Rotate, Remove) may not have reached anyone
+	// yet, so one good check is not enough: the state must hold for a few
+	// tip intervals, long enough for any pending commit to show.
+	stable := 3 * r.c.cfg.Timing.TipInterval
+	var goodSince, firstGood time.Time
 	for {
 		pr := r.check()
 		if pr.missing == 0 && pr.converged {
-			if what == "traffic" {
-				r.trafficEnd = time.Now()
+			if goodSince.IsZero() {
+				goodSince = time.Now()
 			}
-			return nil
+			if firstGood.IsZero() {
+				firstGood = goodSince
+			}
+			if time.Since(goodSince) >= stable {
+				if what == "traffic" {
+					r.trafficEnd = firstGood
+				}
+				return nil
+			}
+		} else {
+			goodSince = time.Time{}
 		}
 		if time.Now().After(deadline) {
 			return nil // the report says what is missing

@@ -18,6 +18,9 @@ func playOK(t *testing.T, o Options) *Report {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
+	if o.SettleTimeout == 0 {
+		o.SettleTimeout = 20 * time.Second
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if testing.Verbose() {
