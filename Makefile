@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 COUNT     ?= 1
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean
+.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean demo
 
 all: build
 
@@ -54,3 +54,8 @@ vectors:
 
 clean:
 	$(GO) clean -testcache
+
+# demo: five real nodes on 127.0.0.1 walk through invites, chat, an offline
+# catch-up, concurrent commits, a removal and a search, narrating each step.
+demo:
+	$(GO) run ./cmd/grove testnet demo

@@ -224,6 +224,7 @@ change that adds it is final (about two minutes), or until --timeout
 		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
 back from now (24h). One JSON object per message, oldest first.`},
+		{"testnet", "run|demo [FLAGS]", "run many local nodes through a scenario (see grove testnet help)", (*env).cmdTestnet, ""},
 		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},
 	}
 }

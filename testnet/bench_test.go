@@ -1,0 +1,69 @@
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkChat plays the chat scenario with the GossipSub floor measured
+// on the same hosts in the same run. One iteration is one whole run
+// (-benchtime=1x, -count for repetitions); the metrics are the run's
+// latency percentiles, the floor's, their p99 ratio and throughput.
+func BenchmarkChat(b *testing.B) {
+	for _, n := range []int{10, 30} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for i := range b.N {
+				rep := benchRun(b, Options{Scenario: "chat", Nodes: n, Messages: 300, Seed: uint64(i + 1), Floor: true, Gap: 5 * time.Millisecond})
+				f := rep.FloorLatencyMS
+				b.ReportMetric(rep.LatencyMS.P50, "p50-ms")
+				b.ReportMetric(rep.LatencyMS.P99, "p99-ms")
+				b.ReportMetric(f.P50, "floor-p50-ms")
+				b.ReportMetric(f.P99, "floor-p99-ms")
+				b.ReportMetric(rep.LatencyMS.P99/max(f.P99, 0.001), "p99/floor")
+				b.ReportMetric(rep.ThroughputPerS, "deliveries/s")
+				b.ReportMetric(rep.PeakRSSMB/float64(n), "peakMB/node")
+			}
+		})
+	}
+}
+
+// BenchmarkResync: one node misses 10000
+// messages and 20 epochs, then restarts and catches up; reports the time
+// from restart to holding everything.
+func BenchmarkResync(b *testing.B) {
+	for i := range b.N {
+		rep := benchRun(b, Options{Scenario: "offline", Nodes: 4, Messages: 10000, Epochs: 20, Seed: uint64(i + 1), SettleTimeout: 5 * time.Minute})
+		b.ReportMetric(rep.resyncS, "resync-s")
+		b.ReportMetric(rep.resyncS*1e6/10000, "resync-us/msg")
+	}
+}
+
+// BenchmarkScale plays chat on one group of 20, 40 and 60 nodes.
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []int{20, 40, 60} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for i := range b.N {
+				rep := benchRun(b, Options{Scenario: "scale", Nodes: n, Messages: 3 * n, Seed: uint64(i + 1), Gap: 10 * time.Millisecond, SettleTimeout: 3 * time.Minute})
+				b.ReportMetric(rep.LatencyMS.P50, "p50-ms")
+				b.ReportMetric(rep.LatencyMS.P99, "p99-ms")
+				b.ReportMetric(rep.PeakRSSMB/float64(n), "peakMB/node")
+			}
+		})
+	}
+}
+
+func benchRun(b *testing.B, o Options) *Report {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	rep, err := RunScenario(ctx, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if rep.Failed() || rep.DuplicatesShown > 0 {
+		b.Fatalf("%s: lost %d, converged %v, duplicates %d: %v", o.Scenario, rep.Lost, rep.Converged, rep.DuplicatesShown, rep.Problems)
+	}
+	return rep
+}

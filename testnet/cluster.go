@@ -1,0 +1,304 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/node"
+	"grove/node/api"
+	"grove/p2p"
+)
+
+// Timing holds the protocol timers given to every node. Real deployments
+// use seconds to minutes; a testnet shortens them so that joins, finality
+// and tips happen in a fraction of a second.
+type Timing struct {
+	CommitDelta   time.Duration
+	FinalityAge   time.Duration
+	FinalityGrace time.Duration
+	TipInterval   time.Duration
+	PersistEvery  time.Duration
+	Heartbeat     time.Duration // GossipSub heartbeat
+}
+
+// FastTiming is the default testnet timing. FinalityGrace is how late a
+// message for a superseded epoch may still arrive and be read; at 100ms a
+// loaded two-core machine lost such messages now and then (the demo showed
+// it), so it is kept at half a second.
+var FastTiming = Timing{
+	CommitDelta:   20 * time.Millisecond,
+	FinalityAge:   1500 * time.Millisecond,
+	FinalityGrace: 500 * time.Millisecond,
+	TipInterval:   200 * time.Millisecond,
+	PersistEvery:  200 * time.Millisecond,
+	Heartbeat:     100 * time.Millisecond,
+}
+
+// ClusterConfig configures a Cluster.
+type ClusterConfig struct {
+	// Dir holds every node's home; empty means a temporary directory that
+	// Close removes.
+	Dir string
+	// Seed makes the topology and the scenario's choices reproducible.
+	Seed uint64
+	// Timing defaults to FastTiming.
+	Timing Timing
+	// Degree is how many running peers a starting node dials. Default 4.
+	Degree int
+	// Logger receives node diagnostics; default discards them.
+	Logger *slog.Logger
+}
+
+// Peer is one node of the cluster.
+type Peer struct {
+	Name string
+	Home string
+	ID   peer.ID
+
+	mu      sync.Mutex
+	node    *node.Node
+	host    *p2p.Host
+	stopSub context.CancelFunc
+	subDone chan struct{}
+}
+
+// Node returns the running node, nil while the peer is stopped.
+func (p *Peer) Node() *node.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.node
+}
+
+// Running reports whether the peer's node is up.
+func (p *Peer) Running() bool { return p.Node() != nil }
+
+// Cluster is a set of real nodes on this machine.
+type Cluster struct {
+	cfg    ClusterConfig
+	dir    string
+	ownDir bool
+	rng    *rand.Rand
+	part   partition
+	rec    *recorder
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	peers []*Peer
+}
+
+// NewCluster prepares an empty cluster.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = FastTiming
+	}
+	if cfg.Degree <= 0 {
+		cfg.Degree = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Cluster{cfg: cfg, dir: cfg.Dir, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		rec: newRecorder(), log: cfg.Logger}
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "grove-testnet-")
+		if err != nil {
+			return nil, fmt.Errorf("testnet: temp dir: %w", err)
+		}
+		c.dir, c.ownDir = d, true
+	} else if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("testnet: dir: %w", err)
+	}
+	return c, nil
+}
+
+// Peers returns the cluster's peers in the order they were added.
+func (c *Cluster) Peers() []*Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Peer(nil), c.peers...)
+}
+
+// Running returns the peers whose node is up.
+func (c *Cluster) Running() []*Peer {
+	var out []*Peer
+	for _, p := range c.Peers() {
+		if p.Running() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Add creates a new peer with the given name, starts it and connects it to
+// up to Degree running peers.
+func (c *Cluster) Add(ctx context.Context, name string) (*Peer, error) {
+	p := &Peer{Name: name, Home: filepath.Join(c.dir, name)}
+	if err := c.start(ctx, p); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.peers = append(c.peers, p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+func (c *Cluster) start(ctx context.Context, p *Peer) error {
+	t := c.cfg.Timing
+	logger := c.log.With("node", p.Name)
+	if err := os.MkdirAll(p.Home, 0o700); err != nil {
+		return fmt.Errorf("testnet: %s home: %w", p.Name, err)
+	}
+	h, err := p2p.New(p2p.Config{
+		IdentityFile:      filepath.Join(p.Home, "peer.key"),
+		Listen:            []string{"/ip4/127.0.0.1/tcp/0"},
+		HeartbeatInterval: t.Heartbeat,
+		// The testnet drives bursts far above a person's typing speed.
+		PeerMessageRate: 1000, PeerMessageBurst: 5000,
+		Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("testnet: %s host: %w", p.Name, err)
+	}
+	n, err := node.New(node.Config{
+		Home: p.Home, Name: p.Name, Network: &faultNet{Network: h, part: &c.part}, Logger: logger,
+		CommitDelta: t.CommitDelta, FinalityAge: t.FinalityAge, FinalityGrace: t.FinalityGrace,
+		TipInterval: t.TipInterval, PersistEvery: t.PersistEvery,
+	})
+	if err == nil {
+		err = n.Start(ctx)
+	}
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("testnet: start %s: %w", p.Name, err)
+	}
+	subCtx, stop := context.WithCancel(context.Background())
+	events, err := n.Subscribe(subCtx)
+	if err != nil {
+		stop()
+		n.Close()
+		h.Close()
+		return fmt.Errorf("testnet: subscribe %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.rec.consume(p.Name, events)
+	}()
+	p.mu.Lock()
+	p.ID, p.node, p.host, p.stopSub, p.subDone = h.ID(), n, h, stop, done
+	p.mu.Unlock()
+	c.connect(ctx, p)
+	return nil
+}
+
+// connect dials up to Degree random running peers (always including the
+// first peer, so the graph stays connected).
+func (c *Cluster) connect(ctx context.Context, p *Peer) {
+	var cands []*Peer
+	for _, q := range c.Running() {
+		if q != p {
+			cands = append(cands, q)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	first := cands[0]
+	rest := cands[1:]
+	c.mu.Lock()
+	c.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	c.mu.Unlock()
+	targets := append([]*Peer{first}, rest...)
+	if len(targets) > c.cfg.Degree {
+		targets = targets[:c.cfg.Degree]
+	}
+	n := p.Node()
+	for _, q := range targets {
+		qn := q.Node()
+		if qn == nil {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := n.Connect(dctx, qn.AddrInfo()); err != nil {
+			c.log.Warn("connect failed", "from", p.Name, "to", q.Name, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Stop closes a peer's node (a clean shutdown: its store stays).
+func (c *Cluster) Stop(p *Peer) error {
+	p.mu.Lock()
+	n, h, stop, done := p.node, p.host, p.stopSub, p.subDone
+	p.node, p.host = nil, nil
+	p.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	err := n.Close()
+	stop()
+	<-done
+	return errors.Join(err, h.Close())
+}
+
+// Restart starts a stopped peer again on its home directory.
+func (c *Cluster) Restart(ctx context.Context, p *Peer) error {
+	if p.Running() {
+		return nil
+	}
+	return c.start(ctx, p)
+}
+
+// Partition splits the peers into sides: peers in different groups cannot
+// exchange gossip or streams. Peers not listed reach everyone.
+func (c *Cluster) Partition(sides ...[]*Peer) {
+	m := make(map[peer.ID]int)
+	for i, s := range sides {
+		for _, p := range s {
+			m[p.ID] = i + 1
+		}
+	}
+	c.part.set(m)
+}
+
+// Heal removes the partition.
+func (c *Cluster) Heal() { c.part.set(nil) }
+
+// Close stops every node and removes the temporary directory.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, p := range c.Peers() {
+		errs = append(errs, c.Stop(p))
+	}
+	if c.ownDir {
+		errs = append(errs, os.RemoveAll(c.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// Dir is the directory holding the nodes' homes.
+func (c *Cluster) Dir() string { return c.dir }
+
+// group returns peer p's view of group id.
+func groupOf(ctx context.Context, n *node.Node, id string) (api.Group, error) {
+	gs, err := n.Groups(ctx)
+	if err != nil {
+		return api.Group{}, err
+	}
+	for _, g := range gs {
+		if g.ID == id {
+			return g, nil
+		}
+	}
+	return api.Group{}, fmt.Errorf("no group %s", id[:8])
+}

@@ -1,0 +1,24 @@
+// Package testnet runs many real Grove nodes on one machine and plays
+// scenarios against them: chat, concurrent commits, partition and heal, a
+// node offline and resyncing, churn and scale. Each node is a full
+// node.Node with a real libp2p host listening on 127.0.0.1 only and a real
+// Pebble store in a temporary directory; the nodes are wired to each other
+// explicitly (no bootstrap peers, no DHT, no mDNS), so a run never touches
+// the outside network.
+//
+// A run produces a Report (sent, delivered, expected, lost, duplicates
+// shown to users, send-to-stored latency percentiles, epochs, forks
+// resolved, convergence) that `grove testnet run` prints as a human summary
+// or as one JSON object. Demo plays the narrated five-node walk-through
+// behind `make demo`.
+//
+// Faults are injected below the node, in a p2p.Network wrapper: a
+// partition makes each node ignore gossip forwarded by, and refuse streams
+// to and from, peers on the other side, which is what a real network split
+// looks like to the node (messages are not seen and not forwarded). Offline
+// nodes are closed and restarted on the same home directory.
+//
+// It is a test and measurement tool, not part of a device: nothing in the
+// daemon imports it, and its timing knobs (Timing) are far shorter than a
+// real deployment's.
+package testnet

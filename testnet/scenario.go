@@ -1,0 +1,646 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Options selects and sizes a scenario run.
+type Options struct {
+	Scenario string
+	Nodes    int
+	Seed     uint64
+	// Messages is how many chat messages the scenario sends in total.
+	Messages int
+	// Epochs is how many key rotations the offline scenario makes while a
+	// node is away. Default 5.
+	Epochs int
+	// Dir keeps the nodes' homes there instead of a removed temp dir.
+	Dir string
+	// Timing defaults to FastTiming.
+	Timing Timing
+	// SettleTimeout bounds each wait for delivery and convergence.
+	// Default 60s.
+	SettleTimeout time.Duration
+	// Floor makes chat and scale also measure the same traffic over bare
+	// GossipSub on the same hosts (Report.FloorLatencyMS).
+	Floor bool
+	// JoinParallel is how many invitees of chat and scale join at once.
+	// Default 1 (one after the other).
+	JoinParallel int
+	// Gap paces chat messages. Default 2ms.
+	Gap time.Duration
+	// Logger receives the nodes' diagnostics (default: discarded).
+	Logger *slog.Logger
+	// Narrate, if set, receives a line per step (the human summary still
+	// comes from Report.WriteSummary).
+	Narrate io.Writer
+}
+
+// Scenarios lists the scenario names Run accepts.
+var Scenarios = []string{"chat", "concurrent", "partition", "offline", "churn", "scale", "crash"}
+
+// ErrUnknownScenario is returned for a scenario name not in Scenarios.
+var ErrUnknownScenario = errors.New("testnet: unknown scenario")
+
+// ErrNeedsProcesses is returned by scenarios that need separate processes
+// (crash: SIGKILL of a node) when run in one process.
+var ErrNeedsProcesses = errors.New("testnet: scenario needs --processes")
+
+// RunScenario plays one scenario on a fresh cluster and reports.
+func RunScenario(ctx context.Context, o Options) (*Report, error) {
+	if o.Nodes < 2 {
+		return nil, fmt.Errorf("testnet: need at least 2 nodes, got %d", o.Nodes)
+	}
+	if o.Messages <= 0 {
+		o.Messages = 10 * o.Nodes
+	}
+	if o.Epochs <= 0 {
+		o.Epochs = 5
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = 60 * time.Second
+	}
+	play, ok := map[string]func(*run) error{
+		"chat": playChat, "scale": playChat, "concurrent": playConcurrent, "partition": playPartition,
+		"offline": playOffline, "churn": playChurn,
+		"crash": func(*run) error { return ErrNeedsProcesses },
+	}[o.Scenario]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownScenario, o.Scenario, Scenarios)
+	}
+	if o.Scenario == "crash" {
+		return nil, ErrNeedsProcesses
+	}
+	if o.Timing == (Timing{}) {
+		o.Timing = FastTiming
+		if o.Scenario == "partition" {
+			// The split must heal within the finality window for both
+			// halves to converge (a longer split leaves the losing half
+			// on a dead branch by design: commitorder's Rejoin).
+			o.Timing.FinalityAge = 3 * time.Second
+		}
+	}
+	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	r := &run{c: c, ctx: ctx, o: o, members: map[string]*Peer{}, notes: map[string]string{}}
+	start := time.Now()
+	if err := play(r); err != nil {
+		return nil, fmt.Errorf("testnet: %s: %w", o.Scenario, err)
+	}
+	rep := r.report()
+	rep.DurationS = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// run is the state of one scenario: the group, who is a member, and every
+// message sent with the members that should receive it.
+type run struct {
+	c       *Cluster
+	ctx     context.Context
+	o       Options
+	group   string
+	admin   *Peer
+	mu      sync.Mutex
+	members map[string]*Peer
+	msgs    []sentMsg
+	seq     int
+	notes   map[string]string
+	floor   *Percentiles
+	resyncS float64
+
+	trafficStart, trafficEnd time.Time
+}
+
+type sentMsg struct {
+	text      string
+	sender    string
+	receivers []string // members when it was sent, sender excluded
+}
+
+func (r *run) say(format string, args ...any) {
+	if r.o.Narrate != nil {
+		fmt.Fprintf(r.o.Narrate, format+"\n", args...)
+	}
+}
+
+func (r *run) memberList() []*Peer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Peer, 0, len(r.members))
+	for _, p := range r.c.Peers() {
+		if r.members[p.Name] != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// formGroup starts n peers; the first creates the group and invites the
+// others, which join `parallel` at a time.
+//
+// Known limit (a finding of this testnet, not worked around here): joined
+// one after the other, the tenth member never gets in — its Join waits
+// for a Welcome until the deadline. The admin authors every Add, and
+// commitorder lets a member author at most 8 of the last 16 commits
+// (node.DefaultCommitRate, commitorder.DefaultRateWindow), so the ninth
+// Add in a row is never proposed and the joiner is not told.
+func (r *run) formGroup(n, parallel int) error {
+	for i := range n {
+		if _, err := r.c.Add(r.ctx, fmt.Sprintf("node%02d", i)); err != nil {
+			return err
+		}
+	}
+	peers := r.c.Peers()
+	r.admin = peers[0]
+	g, err := r.admin.Node().CreateGroup(r.ctx, "testnet")
+	if err != nil {
+		return fmt.Errorf("create group: %w", err)
+	}
+	r.group = g.ID
+	r.members[r.admin.Name] = r.admin
+	return r.join(peers[1:], parallel)
+}
+
+// join invites and joins peers into the group.
+func (r *run) join(peers []*Peer, parallel int) error {
+	parallel = max(1, parallel)
+	sem := make(chan struct{}, parallel)
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		inv, err := r.admin.Node().Invite(r.ctx, r.group)
+		if err != nil {
+			return fmt.Errorf("invite %s: %w", p.Name, err)
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(r.ctx, r.o.SettleTimeout)
+			defer cancel()
+			if _, err := p.Node().Join(ctx, inv.Code); err != nil {
+				errs[i] = fmt.Errorf("%s join: %w", p.Name, err)
+				return
+			}
+			r.mu.Lock()
+			r.members[p.Name] = p
+			r.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return r.settle("group formed")
+}
+
+// send sends one uniquely numbered message from p.
+func (r *run) send(p *Peer) error {
+	r.mu.Lock()
+	r.seq++
+	text := fmt.Sprintf("m%05d from %s seed %d", r.seq, p.Name, r.o.Seed)
+	var rcv []string
+	for name := range r.members {
+		if name != p.Name {
+			rcv = append(rcv, name)
+		}
+	}
+	r.mu.Unlock()
+	r.c.rec.sent(text, time.Now())
+	if _, err := p.Node().Send(r.ctx, r.group, text); err != nil {
+		return fmt.Errorf("%s send: %w", p.Name, err)
+	}
+	r.mu.Lock()
+	r.msgs = append(r.msgs, sentMsg{text: text, sender: p.Name, receivers: rcv})
+	r.mu.Unlock()
+	return nil
+}
+
+// chat sends m messages from the given senders in a random order, pacing
+// them by gap.
+func (r *run) chat(m int, senders []*Peer, gap time.Duration) error {
+	if r.trafficStart.IsZero() {
+		r.trafficStart = time.Now()
+	}
+	for range m {
+		r.c.mu.Lock()
+		p := senders[r.c.rng.IntN(len(senders))]
+		r.c.mu.Unlock()
+		if err := r.send(p); err != nil {
+			return err
+		}
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
+	return nil
+}
+
+// progress is a check of the current state against expectations.
+type progress struct {
+	missing    int
+	converged  bool
+	epoch      uint64
+	delivered  int
+	expected   int
+	duplicates int
+	problems   []string
+}
+
+// check reads every member's history and group state.
+func (r *run) check() progress {
+	var pr progress
+	members := r.memberList()
+	have := make(map[string]map[string]int, len(members))
+	var epochID string
+	pr.converged = true
+	for _, p := range members {
+		n := p.Node()
+		if n == nil {
+			pr.converged = false
+			pr.problems = append(pr.problems, p.Name+" is not running")
+			continue
+		}
+		ms, err := n.Log(r.ctx, r.group, 1<<30)
+		if err != nil {
+			pr.converged = false
+			pr.problems = append(pr.problems, fmt.Sprintf("%s log: %v", p.Name, err))
+			continue
+		}
+		h := make(map[string]int, len(ms))
+		for _, m := range ms {
+			h[m.Text]++
+		}
+		have[p.Name] = h
+		g, err := groupOf(r.ctx, n, r.group)
+		if err != nil {
+			pr.converged = false
+			pr.problems = append(pr.problems, fmt.Sprintf("%s: %v", p.Name, err))
+			continue
+		}
+		if epochID == "" {
+			epochID, pr.epoch = g.EpochID, g.Epoch
+		} else if g.EpochID != epochID {
+			pr.converged = false
+			pr.problems = append(pr.problems, fmt.Sprintf("%s on epoch %d %.8s, %s on %d %.8s",
+				members[0].Name, pr.epoch, epochID, p.Name, g.Epoch, g.EpochID))
+		}
+	}
+	for _, h := range have {
+		for _, c := range h {
+			if c > 1 {
+				pr.duplicates += c - 1
+			}
+		}
+	}
+	r.mu.Lock()
+	msgs := slices.Clone(r.msgs)
+	r.mu.Unlock()
+	for _, m := range msgs {
+		for _, rc := range m.receivers {
+			h, ok := have[rc]
+			if !ok {
+				if r.members[rc] != nil { // a member we could not read
+					pr.expected++
+					pr.missing++
+				}
+				continue
+			}
+			pr.expected++
+			if h[m.text] > 0 {
+				pr.delivered++
+			} else {
+				pr.missing++
+				if pr.missing <= 3 {
+					pr.problems = append(pr.problems, fmt.Sprintf("%s lacks %q", rc, m.text))
+				}
+			}
+		}
+	}
+	return pr
+}
+
+// settle waits until every member holds every expected message and all
+// are on one canonical epoch.
+func (r *run) settle(what string) error {
+	deadline := time.Now().Add(r.o.SettleTimeout)
+	// A commit just requested (Rotate, Remove) may not have reached anyone
+	// yet, so one good check is not enough: the state must hold for a few
+	// tip intervals, long enough for any pending commit to show.
+	stable := 3 * r.c.cfg.Timing.TipInterval
+	var goodSince, firstGood time.Time
+	for {
+		pr := r.check()
+		if pr.missing == 0 && pr.converged {
+			if goodSince.IsZero() {
+				goodSince = time.Now()
+			}
+			if firstGood.IsZero() {
+				firstGood = goodSince
+			}
+			if time.Since(goodSince) >= stable {
+				if what == "traffic" {
+					r.trafficEnd = firstGood
+				}
+				return nil
+			}
+		} else {
+			goodSince = time.Time{}
+		}
+		if time.Now().After(deadline) {
+			return nil // the report says what is missing
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) report() *Report {
+	pr := r.check()
+	rep := &Report{Scenario: r.o.Scenario, Nodes: len(r.c.Peers()), Seed: r.o.Seed,
+		Delivered: pr.delivered, Expected: pr.expected, Lost: pr.missing, DuplicatesShown: pr.duplicates,
+		Epochs: pr.epoch, ForksResolved: r.c.rec.maxForks(), Converged: pr.converged,
+		PeakRSSMB: peakRSSMB(), Notes: r.notes, Problems: pr.problems}
+	r.mu.Lock()
+	rep.Sent = len(r.msgs)
+	pairs := make(map[string][]string, len(r.msgs))
+	for _, m := range r.msgs {
+		pairs[m.text] = m.receivers
+	}
+	r.mu.Unlock()
+	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
+	rep.FloorLatencyMS = r.floor
+	rep.resyncS = r.resyncS
+	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
+		rep.ThroughputPerS = float64(pr.delivered) / d
+	}
+	if len(rep.Notes) == 0 {
+		rep.Notes = nil
+	}
+	return rep
+}
+
+func (r *run) rotate(p *Peer) error {
+	if err := p.Node().Rotate(r.ctx, r.group); err != nil {
+		return fmt.Errorf("%s rotate: %w", p.Name, err)
+	}
+	return nil
+}
+
+func playChat(r *run) error {
+	parallel := r.o.JoinParallel
+	if parallel <= 0 && r.o.Nodes > 9 {
+		// One after the other, the admin's ninth Add in a row never
+		// happens (see formGroup); all at once, the Adds share commits.
+		parallel = r.o.Nodes
+	}
+	if err := r.formGroup(r.o.Nodes, max(1, parallel)); err != nil {
+		return err
+	}
+	gap := r.o.Gap
+	if gap == 0 {
+		gap = 2 * time.Millisecond
+	}
+	if r.o.Floor {
+		lat, err := r.c.measureFloor(r.ctx, r.o.Messages, gap)
+		if err != nil {
+			return err
+		}
+		f := percentiles(lat)
+		r.floor = &f
+	}
+	r.say("group of %d formed; sending %d messages", r.o.Nodes, r.o.Messages)
+	r.trafficStart = time.Now()
+	if err := r.chat(r.o.Messages, r.memberList(), gap); err != nil {
+		return err
+	}
+	return r.settle("traffic")
+}
+
+// playConcurrent: in each round several members commit (key updates) at
+// the same moment while others chat; commitorder must settle each round on
+// one epoch for everyone.
+func playConcurrent(r *run) error {
+	if err := r.formGroup(r.o.Nodes, 1); err != nil {
+		return err
+	}
+	rounds := 4
+	per := max(1, r.o.Messages/rounds)
+	for round := range rounds {
+		ms := r.memberList()
+		r.c.mu.Lock()
+		r.c.rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+		r.c.mu.Unlock()
+		k := min(3, len(ms))
+		r.say("round %d: %d members commit at once", round+1, k)
+		var wg sync.WaitGroup
+		errs := make([]error, k+1)
+		for i := range k {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = r.rotate(ms[i]) }()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[k] = r.chat(per, ms, 2*time.Millisecond) }()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		if err := r.settle("round"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// playPartition: the group splits in two halves that both chat and commit,
+// then the network heals and everyone must converge on one branch with no
+// message lost.
+func playPartition(r *run) error {
+	if err := r.formGroup(r.o.Nodes, r.o.Nodes); err != nil {
+		return err
+	}
+	ms := r.memberList()
+	r.c.mu.Lock()
+	r.c.rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+	r.c.mu.Unlock()
+	a, b := ms[:len(ms)/2], ms[len(ms)/2:]
+	r.c.Partition(a, b)
+	t0 := time.Now()
+	r.say("partitioned into %d and %d nodes", len(a), len(b))
+	half := max(1, r.o.Messages/2)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, side := range [][]*Peer{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.rotate(side[0]); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = r.chat(half, side, 2*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Both halves have committed and chatted; heal well inside the
+	// finality window.
+	hold := time.Since(t0)
+	if rest := r.c.cfg.Timing.FinalityAge/3 - hold; rest > 0 {
+		time.Sleep(rest)
+	}
+	r.c.Heal()
+	r.notes["partition"] = fmt.Sprintf("split %d/%d held %.2f s (finality age %v)", len(a), len(b), time.Since(t0).Seconds(), r.c.cfg.Timing.FinalityAge)
+	r.say("healed")
+	return r.settle("heal")
+}
+
+// playOffline: one member goes away while the others send messages and
+// rotate keys for many epochs, then returns and must catch up.
+func playOffline(r *run) error {
+	if err := r.formGroup(r.o.Nodes, 1); err != nil {
+		return err
+	}
+	ms := r.memberList()
+	away := ms[len(ms)-1]
+	if err := r.c.Stop(away); err != nil {
+		return err
+	}
+	others := ms[:len(ms)-1]
+	r.say("%s went offline; %d messages and %d epochs follow", away.Name, r.o.Messages, r.o.Epochs)
+	per := max(1, r.o.Messages/r.o.Epochs)
+	sent := 0
+	for e := range r.o.Epochs {
+		n := per
+		if e == r.o.Epochs-1 {
+			n = r.o.Messages - sent
+		}
+		if err := r.chat(n, others, 0); err != nil {
+			return err
+		}
+		sent += n
+		if err := r.rotate(others[e%len(others)]); err != nil {
+			return err
+		}
+	}
+	// Only the returning node is missing anything: wait for the others.
+	r.mu.Lock()
+	delete(r.members, away.Name)
+	r.mu.Unlock()
+	if err := r.settle("others"); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.members[away.Name] = away
+	r.mu.Unlock()
+	t0 := time.Now()
+	if err := r.c.Restart(r.ctx, away); err != nil {
+		return err
+	}
+	r.say("%s is back", away.Name)
+	if err := r.settle("resync"); err != nil {
+		return err
+	}
+	r.resyncS = time.Since(t0).Seconds()
+	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
+		away.Name, r.o.Messages, r.o.Epochs, time.Since(t0).Seconds())
+	return nil
+}
+
+// playChurn: members join, leave and are removed while others chat.
+// A message sent while membership changes is expected only at members that
+// belong to the group both before and after the change.
+func playChurn(r *run) error {
+	initial := max(3, r.o.Nodes-2)
+	if err := r.formGroup(initial, 1); err != nil {
+		return err
+	}
+	per := max(1, r.o.Messages/4)
+	// Each step runs a membership change concurrently with chat among the
+	// members not affected by it.
+	step := func(what string, affected *Peer, change func() error) error {
+		r.mu.Lock()
+		if affected != nil {
+			delete(r.members, affected.Name)
+		}
+		r.mu.Unlock()
+		stable := r.memberList()
+		r.say("churn: %s", what)
+		var wg sync.WaitGroup
+		var cerr, merr error
+		wg.Add(1)
+		go func() { defer wg.Done(); cerr = r.chat(per, stable, 3*time.Millisecond) }()
+		merr = change()
+		wg.Wait()
+		if err := errors.Join(cerr, merr); err != nil {
+			return err
+		}
+		return r.settle(what)
+	}
+	// Two newcomers join one after the other.
+	for i := initial; i < r.o.Nodes; i++ {
+		p, err := r.c.Add(r.ctx, fmt.Sprintf("node%02d", i))
+		if err != nil {
+			return err
+		}
+		if err := step(p.Name+" joins", nil, func() error {
+			inv, err := r.admin.Node().Invite(r.ctx, r.group)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(r.ctx, r.o.SettleTimeout)
+			defer cancel()
+			if _, err := p.Node().Join(ctx, inv.Code); err != nil {
+				return fmt.Errorf("%s join: %w", p.Name, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.members[p.Name] = p
+		r.mu.Unlock()
+		if err := r.settle("joined"); err != nil {
+			return err
+		}
+	}
+	ms := r.memberList()
+	leaver, removed := ms[1], ms[2]
+	if err := step(leaver.Name+" leaves", leaver, func() error { return leaver.Node().Leave(r.ctx, r.group) }); err != nil {
+		return err
+	}
+	if err := step(removed.Name+" is removed", removed, func() error {
+		return r.admin.Node().Remove(r.ctx, r.group, removed.Name)
+	}); err != nil {
+		return err
+	}
+	// The group must really have shrunk everywhere.
+	want := len(r.memberList())
+	for _, p := range r.memberList() {
+		got, err := p.Node().Members(r.ctx, r.group)
+		if err != nil {
+			return err
+		}
+		if len(got) != want {
+			r.notes["members"] = fmt.Sprintf("%s sees %d members, want %d", p.Name, len(got), want)
+			return fmt.Errorf("%s sees %d members, want %d", p.Name, len(got), want)
+		}
+	}
+	return nil
+}
