@@ -405,21 +405,15 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		}
 		return nil
 	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
+	}
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
 	if e.ParentEpoch < oldest {
-		// Older than anything we can still judge: for a member that joined
-		// at a later epoch (or pruned its history) this is usually a commit
-		// of its own chain served by a deep sync, not evidence of a fork.
-		// Counting it as divergence made a member that was merely behind
-		// (e.g. back from offline, its peers' tips all ahead of it) give up
-		// its group as lost.
-		return nil
-	}
-	if e.ParentEpoch <= g.root.epoch {
-		g.diverged = true
+		return nil // older than anything we can still judge
 	}
 	if _, ok := g.held[e.Cid]; ok {
 		return nil
