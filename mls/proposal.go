@@ -158,6 +158,14 @@ func (p *Proposal) unmarshal(s *cryptobyte.String) bool {
 		return false
 	}
 	p.Type = ProposalType(t)
+	if !p.allocBody() {
+		return false
+	}
+	return p.body().unmarshal(s)
+}
+
+// allocBody allocates the empty body for p.Type; false for an unknown type.
+func (p *Proposal) allocBody() bool {
 	switch p.Type {
 	case ProposalTypeAdd:
 		p.Add = new(Add)
@@ -176,7 +184,7 @@ func (p *Proposal) unmarshal(s *cryptobyte.String) bool {
 	default:
 		return false
 	}
-	return p.body().unmarshal(s)
+	return true
 }
 
 // MarshalBinary encodes the Proposal.

@@ -139,25 +139,10 @@ func verifyMessagesVectors(data []byte) ([]error, error) {
 		proposal := func(name string, data []byte, t ProposalType) error {
 			// The vectors hold the proposal bodies without the type prefix.
 			p := Proposal{Type: t}
-			var body wireStruct
-			switch t {
-			case ProposalTypeAdd:
-				p.Add = new(Add)
-			case ProposalTypeUpdate:
-				p.Update = new(Update)
-			case ProposalTypeRemove:
-				p.Remove = new(Remove)
-			case ProposalTypePSK:
-				p.PreSharedKey = new(PreSharedKey)
-			case ProposalTypeReInit:
-				p.ReInit = new(ReInit)
-			case ProposalTypeExternalInit:
-				p.ExternalInit = new(ExternalInit)
-			case ProposalTypeGroupContextExtensions:
-				p.GroupContextExtensions = new(GroupContextExtensions)
+			if !p.allocBody() {
+				return fmt.Errorf("%s: unknown proposal type %d", name, t)
 			}
-			body = p.body()
-			return roundTripVector(name, data, body)
+			return roundTripVector(name, data, p.body())
 		}
 		var tree ratchetTreeNodes
 		return errors.Join(
