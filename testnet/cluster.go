@@ -57,6 +57,9 @@ type ClusterConfig struct {
 	Degree int
 	// Logger receives node diagnostics; default discards them.
 	Logger *slog.Logger
+	// Processes, if set, runs every node as a separate process driven
+	// through its local API socket; nil runs them all in this process.
+	Processes *Processes
 }
 
 // Peer is one node of the cluster.
@@ -65,22 +68,40 @@ type Peer struct {
 	Home string
 	ID   peer.ID
 
-	mu      sync.Mutex
-	node    *node.Node
-	host    *p2p.Host
+	mu   sync.Mutex
+	dev  api.Service // the running device; nil while stopped
+	node *node.Node  // in-process mode
+	host *p2p.Host   // in-process mode
+	proc *nodeProc   // processes mode
+	// addrs are the running node's /p2p multiaddrs (processes mode: what
+	// a starting process dials).
+	addrs []string
+	// starts counts the starts, so that a caller can tell whether the
+	// node was killed and restarted under it.
+	starts  int
+	peakMB  float64 // largest peak RSS of this peer's processes so far
 	stopSub context.CancelFunc
 	subDone chan struct{}
 }
 
-// Node returns the running node, nil while the peer is stopped.
-func (p *Peer) Node() *node.Node {
+// Device returns the running node's local API (the node itself in one
+// process, an API client of the node's process with --processes), nil
+// while the peer is stopped.
+func (p *Peer) Device() api.Service {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.node
+	return p.dev
 }
 
 // Running reports whether the peer's node is up.
-func (p *Peer) Running() bool { return p.Node() != nil }
+func (p *Peer) Running() bool { return p.Device() != nil }
+
+// incarnation returns the running device and its start count.
+func (p *Peer) incarnation() (api.Service, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dev, p.starts
+}
 
 // Cluster is a set of real nodes on this machine.
 type Cluster struct {
@@ -91,6 +112,8 @@ type Cluster struct {
 	part   partition
 	rec    *recorder
 	log    *slog.Logger
+
+	lab    *netLab // network-namespace mode only
 
 	mu    sync.Mutex
 	peers []*Peer
@@ -153,11 +176,14 @@ func (c *Cluster) Add(ctx context.Context, name string) (*Peer, error) {
 }
 
 func (c *Cluster) start(ctx context.Context, p *Peer) error {
-	t := c.cfg.Timing
-	logger := c.log.With("node", p.Name)
 	if err := os.MkdirAll(p.Home, 0o700); err != nil {
 		return fmt.Errorf("testnet: %s home: %w", p.Name, err)
 	}
+	if c.cfg.Processes != nil {
+		return c.startProcess(ctx, p)
+	}
+	t := c.cfg.Timing
+	logger := c.log.With("node", p.Name)
 	h, err := p2p.New(p2p.Config{
 		IdentityFile:      filepath.Join(p.Home, "peer.key"),
 		Listen:            []string{"/ip4/127.0.0.1/tcp/0"},
@@ -169,11 +195,7 @@ func (c *Cluster) start(ctx context.Context, p *Peer) error {
 	if err != nil {
 		return fmt.Errorf("testnet: %s host: %w", p.Name, err)
 	}
-	n, err := node.New(node.Config{
-		Home: p.Home, Name: p.Name, Network: &faultNet{Network: h, part: &c.part}, Logger: logger,
-		CommitDelta: t.CommitDelta, FinalityAge: t.FinalityAge, FinalityGrace: t.FinalityGrace,
-		TipInterval: t.TipInterval, PersistEvery: t.PersistEvery,
-	})
+	n, err := node.New(nodeConfig(p.Home, p.Name, &faultNet{Network: h, part: &c.part}, logger, t))
 	if err == nil {
 		err = n.Start(ctx)
 	}
@@ -181,12 +203,45 @@ func (c *Cluster) start(ctx context.Context, p *Peer) error {
 		h.Close()
 		return fmt.Errorf("testnet: start %s: %w", p.Name, err)
 	}
-	subCtx, stop := context.WithCancel(context.Background())
-	events, err := n.Subscribe(subCtx)
-	if err != nil {
-		stop()
+	if err := c.subscribe(p, n); err != nil {
 		n.Close()
 		h.Close()
+		return err
+	}
+	p.mu.Lock()
+	p.ID, p.dev, p.node, p.host = h.ID(), n, n, h
+	p.starts++
+	p.mu.Unlock()
+	for _, q := range c.dialTargets(p) {
+		qn := q.inProcessNode()
+		if qn == nil {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := n.Connect(dctx, qn.AddrInfo()); err != nil {
+			c.log.Warn("connect failed", "from", p.Name, "to", q.Name, "err", err)
+		}
+		cancel()
+	}
+	return nil
+}
+
+// nodeConfig is the node configuration of a testnet node, in this process
+// or in a node process.
+func nodeConfig(home, name string, net p2p.Network, logger *slog.Logger, t Timing) node.Config {
+	return node.Config{
+		Home: home, Name: name, Network: net, Logger: logger,
+		CommitDelta: t.CommitDelta, FinalityAge: t.FinalityAge, FinalityGrace: t.FinalityGrace,
+		TipInterval: t.TipInterval, PersistEvery: t.PersistEvery,
+	}
+}
+
+// subscribe feeds dev's events to the recorder until the peer stops.
+func (c *Cluster) subscribe(p *Peer, dev api.Service) error {
+	subCtx, stop := context.WithCancel(context.Background())
+	events, err := dev.Subscribe(subCtx)
+	if err != nil {
+		stop()
 		return fmt.Errorf("testnet: subscribe %s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
@@ -195,15 +250,20 @@ func (c *Cluster) start(ctx context.Context, p *Peer) error {
 		c.rec.consume(p.Name, events)
 	}()
 	p.mu.Lock()
-	p.ID, p.node, p.host, p.stopSub, p.subDone = h.ID(), n, h, stop, done
+	p.stopSub, p.subDone = stop, done
 	p.mu.Unlock()
-	c.connect(ctx, p)
 	return nil
 }
 
-// connect dials up to Degree random running peers (always including the
-// first peer, so the graph stays connected).
-func (c *Cluster) connect(ctx context.Context, p *Peer) {
+func (p *Peer) inProcessNode() *node.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.node
+}
+
+// dialTargets picks up to Degree random running peers for p to dial
+// (always including the first peer, so the graph stays connected).
+func (c *Cluster) dialTargets(p *Peer) []*Peer {
 	var cands []*Peer
 	for _, q := range c.Running() {
 		if q != p {
@@ -211,7 +271,7 @@ func (c *Cluster) connect(ctx context.Context, p *Peer) {
 		}
 	}
 	if len(cands) == 0 {
-		return
+		return nil
 	}
 	first := cands[0]
 	rest := cands[1:]
@@ -222,33 +282,80 @@ func (c *Cluster) connect(ctx context.Context, p *Peer) {
 	if len(targets) > c.cfg.Degree {
 		targets = targets[:c.cfg.Degree]
 	}
-	n := p.Node()
-	for _, q := range targets {
-		qn := q.Node()
-		if qn == nil {
-			continue
-		}
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := n.Connect(dctx, qn.AddrInfo()); err != nil {
-			c.log.Warn("connect failed", "from", p.Name, "to", q.Name, "err", err)
-		}
-		cancel()
-	}
+	return targets
 }
 
 // Stop closes a peer's node (a clean shutdown: its store stays).
 func (c *Cluster) Stop(p *Peer) error {
 	p.mu.Lock()
-	n, h, stop, done := p.node, p.host, p.stopSub, p.subDone
-	p.node, p.host = nil, nil
+	n, h, proc, stop, done := p.node, p.host, p.proc, p.stopSub, p.subDone
+	running := p.dev != nil
+	p.dev, p.node, p.host, p.proc = nil, nil, nil, nil
 	p.mu.Unlock()
-	if n == nil {
+	if !running {
 		return nil
 	}
-	err := n.Close()
+	var err error
+	if proc != nil {
+		p.notePeak(proc.peakRSSMB())
+		err = proc.stop()
+	} else {
+		err = n.Close()
+	}
 	stop()
 	<-done
-	return errors.Join(err, h.Close())
+	if h != nil {
+		err = errors.Join(err, h.Close())
+	}
+	return err
+}
+
+// Kill ends a peer's node process with SIGKILL (processes mode only): no
+// shutdown, whatever was not yet on disk is gone.
+func (c *Cluster) Kill(p *Peer) error {
+	p.mu.Lock()
+	proc, stop, done := p.proc, p.stopSub, p.subDone
+	if proc == nil {
+		p.mu.Unlock()
+		if c.cfg.Processes == nil {
+			return ErrNeedsProcesses
+		}
+		return nil
+	}
+	p.dev, p.proc = nil, nil
+	p.mu.Unlock()
+	p.notePeak(proc.peakRSSMB())
+	err := proc.kill()
+	stop()
+	<-done
+	return err
+}
+
+func (p *Peer) notePeak(mb float64) {
+	p.mu.Lock()
+	p.peakMB = max(p.peakMB, mb)
+	p.mu.Unlock()
+}
+
+// peakRSSMB is the run's peak memory: this process's, plus in processes
+// mode the sum over peers of each one's largest node process.
+func (c *Cluster) peakRSSMB() float64 {
+	total := peakRSSMB()
+	if c.cfg.Processes == nil {
+		return total
+	}
+	for _, p := range c.Peers() {
+		p.mu.Lock()
+		proc := p.proc
+		p.mu.Unlock()
+		if proc != nil {
+			p.notePeak(proc.peakRSSMB())
+		}
+		p.mu.Lock()
+		total += p.peakMB
+		p.mu.Unlock()
+	}
+	return total
 }
 
 // Restart starts a stopped peer again on its home directory.
@@ -260,7 +367,8 @@ func (c *Cluster) Restart(ctx context.Context, p *Peer) error {
 }
 
 // Partition splits the peers into sides: peers in different groups cannot
-// exchange gossip or streams. Peers not listed reach everyone.
+// exchange gossip or streams. Peers not listed reach everyone. In
+// processes mode every running node process is told the new sides.
 func (c *Cluster) Partition(sides ...[]*Peer) {
 	m := make(map[peer.ID]int)
 	for i, s := range sides {
@@ -269,16 +377,41 @@ func (c *Cluster) Partition(sides ...[]*Peer) {
 		}
 	}
 	c.part.set(m)
+	c.pushPartition()
 }
 
 // Heal removes the partition.
-func (c *Cluster) Heal() { c.part.set(nil) }
+func (c *Cluster) Heal() {
+	c.part.set(nil)
+	c.pushPartition()
+}
 
-// Close stops every node and removes the temporary directory.
+func (c *Cluster) pushPartition() {
+	if c.cfg.Processes == nil {
+		return
+	}
+	line := c.part.encode()
+	for _, p := range c.Peers() {
+		p.mu.Lock()
+		proc := p.proc
+		p.mu.Unlock()
+		if proc != nil {
+			if err := proc.control(line); err != nil {
+				c.log.Warn("partition not delivered", "node", p.Name, "err", err)
+			}
+		}
+	}
+}
+
+// Close stops every node and removes the temporary directory (and, in
+// network-namespace mode, every namespace the cluster created).
 func (c *Cluster) Close() error {
 	var errs []error
 	for _, p := range c.Peers() {
 		errs = append(errs, c.Stop(p))
+	}
+	if c.lab != nil {
+		errs = append(errs, c.lab.Close())
 	}
 	if c.ownDir {
 		errs = append(errs, os.RemoveAll(c.dir))
@@ -289,8 +422,8 @@ func (c *Cluster) Close() error {
 // Dir is the directory holding the nodes' homes.
 func (c *Cluster) Dir() string { return c.dir }
 
-// group returns peer p's view of group id.
-func groupOf(ctx context.Context, n *node.Node, id string) (api.Group, error) {
+// groupOf returns a device's view of group id.
+func groupOf(ctx context.Context, n api.Service, id string) (api.Group, error) {
 	gs, err := n.Groups(ctx)
 	if err != nil {
 		return api.Group{}, err

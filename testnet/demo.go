@@ -56,7 +56,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	step(2, "alice creates the group \"garden\" and invites the others")
 	say("    An invite code is one-time: it names the group and how to reach alice. Joining sends a")
 	say("    key package to alice, who commits an MLS Add and welcomes the newcomer (RFC 9420).")
-	g, err := alice.Node().CreateGroup(ctx, "garden")
+	g, err := alice.Device().CreateGroup(ctx, "garden")
 	if err != nil {
 		return err
 	}
@@ -64,12 +64,12 @@ func Demo(ctx context.Context, w io.Writer) error {
 	r.members["alice"] = alice
 	for _, name := range names[1:] {
 		p := peers[name]
-		inv, err := alice.Node().Invite(ctx, "garden")
+		inv, err := alice.Device().Invite(ctx, "garden")
 		if err != nil {
 			return err
 		}
 		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		jg, err := p.Node().Join(jctx, inv.Code)
+		jg, err := p.Device().Join(jctx, inv.Code)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("demo: %s join: %w", name, err)
@@ -80,7 +80,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("group formed"); err != nil {
 		return err
 	}
-	ms, err := carol.Node().Members(ctx, "garden")
+	ms, err := carol.Device().Members(ctx, "garden")
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("chat"); err != nil {
 		return err
 	}
-	log, err := bob.Node().Log(ctx, "garden", 10)
+	log, err := bob.Device().Log(ctx, "garden", 10)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("without erin"); err != nil {
 		return err
 	}
-	ag, _ := groupOf(ctx, alice.Node(), g.ID)
+	ag, _ := groupOf(ctx, alice.Device(), g.ID)
 	say("    30 messages and 2 key rotations later the group is at epoch %d.", ag.Epoch)
 	t0 := time.Now()
 	if err := c.Restart(ctx, erin); err != nil {
@@ -142,15 +142,15 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("erin's catch-up"); err != nil {
 		return err
 	}
-	eg, _ := groupOf(ctx, erin.Node(), g.ID)
-	elog, _ := erin.Node().Log(ctx, "garden", 1000)
+	eg, _ := groupOf(ctx, erin.Device(), g.ID)
+	elog, _ := erin.Device().Log(ctx, "garden", 1000)
 	say("    erin is back: she asked members for what she missed, applied the commits in order and")
 	say("    decrypted the messages — %d messages, epoch %d, in %.2f s.", len(elog), eg.Epoch, time.Since(t0).Seconds())
 
 	step(5, "bob and dave commit at the same instant")
 	say("    Both rotate their keys on the same epoch: two competing commits. Every device applies")
 	say("    the same deterministic fork choice, so all of them settle on one and the same chain.")
-	before, _ := groupOf(ctx, alice.Node(), g.ID)
+	before, _ := groupOf(ctx, alice.Device(), g.ID)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, p := range []*Peer{bob, dave} {
@@ -168,7 +168,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	}
 	var ids []string
 	for _, name := range names {
-		gg, _ := groupOf(ctx, peers[name].Node(), g.ID)
+		gg, _ := groupOf(ctx, peers[name].Device(), g.ID)
 		ids = append(ids, fmt.Sprintf("%s %d/%.8s", name, gg.Epoch, gg.EpochID))
 	}
 	say("    from epoch %d: everyone now agrees — %s", before.Epoch, strings.Join(ids, ", "))
@@ -181,7 +181,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	forkMu.Unlock()
 
 	step(6, "alice removes dave")
-	if err := alice.Node().Remove(ctx, "garden", "dave"); err != nil {
+	if err := alice.Device().Remove(ctx, "garden", "dave"); err != nil {
 		return err
 	}
 	delete(r.members, "dave")
@@ -206,9 +206,9 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("after removal"); err != nil {
 		return err
 	}
-	left, _ := carol.Node().Members(ctx, "garden")
+	left, _ := carol.Device().Members(ctx, "garden")
 	daveSees := "nothing: the group is gone from his device"
-	if dlog, err := dave.Node().Log(ctx, "garden", 1000); err == nil {
+	if dlog, err := dave.Device().Log(ctx, "garden", 1000); err == nil {
 		daveSees = "his old history only"
 		for _, m := range dlog {
 			if strings.Contains(m.Text, "4711") {
@@ -220,7 +220,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 	say("    dave sees %s — never the gate code.", daveSees)
 
 	step(7, "carol searches her own device")
-	res, err := carol.Node().Search(ctx, api.SearchRequest{Query: "deploy*", Group: "garden"})
+	res, err := carol.Device().Search(ctx, api.SearchRequest{Query: "deploy*", Group: "garden"})
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (r *run) sendText(p *Peer, text string) error {
 	}
 	r.mu.Unlock()
 	r.c.rec.sent(text, time.Now())
-	if _, err := p.Node().Send(r.ctx, r.group, text); err != nil {
+	if _, err := p.Device().Send(r.ctx, r.group, text); err != nil {
 		return fmt.Errorf("%s send: %w", p.Name, err)
 	}
 	r.mu.Lock()
@@ -293,7 +293,7 @@ func (r *run) waitFor(what string, cond func() error) error {
 }
 
 func mustMembers(ctx context.Context, p *Peer) []api.Member {
-	n := p.Node()
+	n := p.Device()
 	if n == nil {
 		return nil
 	}

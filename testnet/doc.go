@@ -12,10 +12,18 @@
 // or as one JSON object. Demo plays the narrated five-node walk-through
 // behind `make demo`.
 //
+// With Processes (`--processes`) every node is its own process instead:
+// `grove testnet node`, which runs a node like `grove up` (Pebble in its
+// home, the local API on home/grove.sock) with the testnet's timing. The
+// cluster drives each one through an api.Client on its socket, as the CLI
+// drives a daemon, and can stop it (SIGTERM), kill it (SIGKILL: the crash
+// scenario) and restart it on the same home.
+//
 // Faults are injected below the node, in a p2p.Network wrapper: a
 // partition makes each node ignore gossip forwarded by, and refuse streams
 // to and from, peers on the other side, which is what a real network split
-// looks like to the node (messages are not seen and not forwarded). Offline
+// looks like to the node (messages are not seen and not forwarded); a node
+// process gets the partition as a control line on its stdin. Offline
 // nodes are closed and restarted on the same home directory.
 //
 // It is a test and measurement tool, not part of a device: nothing in the

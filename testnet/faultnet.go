@@ -2,7 +2,10 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,6 +29,50 @@ func (p *partition) set(sides map[peer.ID]int) {
 	p.mu.Lock()
 	p.side = sides
 	p.mu.Unlock()
+}
+
+// encode is the partition as one control line for a node process:
+// "partition PEER=SIDE ..." or "heal".
+func (p *partition) encode() string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(p.side) == 0 {
+		return "heal"
+	}
+	var b strings.Builder
+	b.WriteString("partition")
+	for id, s := range p.side {
+		fmt.Fprintf(&b, " %s=%d", id, s)
+	}
+	return b.String()
+}
+
+// ErrBadControl is returned for a control line a node process cannot parse.
+var ErrBadControl = errors.New("testnet: bad control line")
+
+// decodePartition parses encode's output.
+func decodePartition(line string) (map[peer.ID]int, error) {
+	f := strings.Fields(line)
+	if len(f) == 1 && f[0] == "heal" {
+		return nil, nil
+	}
+	if len(f) == 0 || f[0] != "partition" {
+		return nil, fmt.Errorf("%w: %.40q", ErrBadControl, line)
+	}
+	m := make(map[peer.ID]int, len(f)-1)
+	for _, kv := range f[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		id, err := peer.Decode(k)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("%w: peer %.60q", ErrBadControl, k)
+		}
+		side, err := strconv.Atoi(v)
+		if err != nil || side < 0 {
+			return nil, fmt.Errorf("%w: side %.20q", ErrBadControl, v)
+		}
+		m[id] = side
+	}
+	return m, nil
 }
 
 func (p *partition) cut(a, b peer.ID) bool {

@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,12 +17,19 @@ import (
 // application message on the wire.
 const floorPayload = 256
 
+// ErrFloorInProcess is returned for --floor with --processes: the floor
+// publishes through the nodes' libp2p hosts, which only this process holds.
+var ErrFloorInProcess = errors.New("testnet: --floor needs the in-process mode")
+
 // measureFloor publishes m raw payloads on a separate topic through the
 // same libp2p hosts (same connections, same GossipSub router and settings,
 // no MLS, no store), from random running peers paced by gap, and returns
 // publish-to-receive latencies at every other peer: the floor the chat
 // scenario is compared with on the same topology in the same run.
 func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
+	if c.cfg.Processes != nil {
+		return nil, ErrFloorInProcess
+	}
 	topic := p2p.GroupID(fmt.Sprintf("testnet floor %d", c.cfg.Seed))
 	peers := c.Running()
 	type sub struct {

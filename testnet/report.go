@@ -115,10 +115,13 @@ func (r *Report) WriteSummary(w io.Writer) {
 	}
 }
 
-// peakRSSMB is the process's peak resident set (VmHWM), 0 where /proc is
+// peakRSSMB is this process's peak resident set (VmHWM), 0 where /proc is
 // missing.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSSMB() float64 { return statusPeakMB("/proc/self/status") }
+
+// statusPeakMB reads VmHWM from a /proc/PID/status file, 0 if unreadable.
+func statusPeakMB(path string) float64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

@@ -21,13 +21,15 @@ var ErrUsage = errors.New("testnet: usage")
 var ErrRunFailed = errors.New("testnet: run failed")
 
 const usage = `usage:
-  grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
+  grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR] [--processes]
                   [--floor] [--gap DURATION] [--join-parallel K] [--log FILE] [--settle-timeout DURATION] [-v]
   grove testnet demo
 
-scenarios: chat, concurrent, partition, offline, churn, scale (crash needs --processes,
-which is not implemented yet). Nodes listen on 127.0.0.1 only and are wired to each
-other directly; their homes live in a temporary directory unless --dir is given.
+scenarios: chat, concurrent, partition, offline, churn, scale, crash (needs --processes).
+Nodes listen on 127.0.0.1 only and are wired to each other directly; their homes live
+in a temporary directory unless --dir is given. --processes runs each node as its own
+process ("grove testnet node", a grove up with testnet timing) driven through its local
+API socket; its log is node.log in its home.
 --floor (chat, scale) also sends the same traffic as raw payloads over the same
 hosts' GossipSub, for comparison. Exit status 1 when a message was lost or the nodes did not converge.
 `
@@ -49,6 +51,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return Demo(ctx, stdout)
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
+	case "node":
+		// Internal: one node process of a --processes run. Its stdin is
+		// the run's control pipe.
+		return nodeCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown testnet command %q (want run or demo)", ErrUsage, args[0])
 }
@@ -78,7 +84,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w: unexpected arguments %q", ErrUsage, strings.Join(fs.Args(), " "))
 	}
 	if *processes {
-		return fmt.Errorf("testnet: --processes (separate grove up daemons) is not implemented yet; run without it")
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("testnet: --processes: own executable: %w", err)
+		}
+		o.Processes = &Processes{Command: []string{exe, "testnet"}}
 	}
 	if o.Nodes < 2 || o.Nodes > 500 {
 		return fmt.Errorf("%w: --nodes must be 2..500", ErrUsage)

@@ -41,6 +41,9 @@ type Options struct {
 	// Narrate, if set, receives a line per step (the human summary still
 	// comes from Report.WriteSummary).
 	Narrate io.Writer
+	// Processes, if set, runs each node as its own process (required by
+	// crash).
+	Processes *Processes
 }
 
 // Scenarios lists the scenario names Run accepts.
@@ -87,7 +90,7 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 			o.Timing.FinalityAge = 3 * time.Second
 		}
 	}
-	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger})
+	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger, Processes: o.Processes})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +165,7 @@ func (r *run) formGroup(n, parallel int) error {
 	}
 	peers := r.c.Peers()
 	r.admin = peers[0]
-	g, err := r.admin.Node().CreateGroup(r.ctx, "testnet")
+	g, err := r.admin.Device().CreateGroup(r.ctx, "testnet")
 	if err != nil {
 		return fmt.Errorf("create group: %w", err)
 	}
@@ -178,7 +181,7 @@ func (r *run) join(peers []*Peer, parallel int) error {
 	errs := make([]error, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
-		inv, err := r.admin.Node().Invite(r.ctx, r.group)
+		inv, err := r.admin.Device().Invite(r.ctx, r.group)
 		if err != nil {
 			return fmt.Errorf("invite %s: %w", p.Name, err)
 		}
@@ -189,7 +192,7 @@ func (r *run) join(peers []*Peer, parallel int) error {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(r.ctx, r.o.SettleTimeout)
 			defer cancel()
-			if _, err := p.Node().Join(ctx, inv.Code); err != nil {
+			if _, err := p.Device().Join(ctx, inv.Code); err != nil {
 				errs[i] = fmt.Errorf("%s join: %w", p.Name, err)
 				return
 			}
@@ -218,7 +221,7 @@ func (r *run) send(p *Peer) error {
 	}
 	r.mu.Unlock()
 	r.c.rec.sent(text, time.Now())
-	if _, err := p.Node().Send(r.ctx, r.group, text); err != nil {
+	if _, err := p.Device().Send(r.ctx, r.group, text); err != nil {
 		return fmt.Errorf("%s send: %w", p.Name, err)
 	}
 	r.mu.Lock()
@@ -266,7 +269,7 @@ func (r *run) check() progress {
 	var epochID string
 	pr.converged = true
 	for _, p := range members {
-		n := p.Node()
+		n := p.Device()
 		if n == nil {
 			pr.converged = false
 			pr.problems = append(pr.problems, p.Name+" is not running")
@@ -374,7 +377,7 @@ func (r *run) report() *Report {
 	rep := &Report{Scenario: r.o.Scenario, Nodes: len(r.c.Peers()), Seed: r.o.Seed,
 		Delivered: pr.delivered, Expected: pr.expected, Lost: pr.missing, DuplicatesShown: pr.duplicates,
 		Epochs: pr.epoch, ForksResolved: r.c.rec.maxForks(), Converged: pr.converged,
-		PeakRSSMB: peakRSSMB(), Notes: r.notes, Problems: pr.problems}
+		PeakRSSMB: r.c.peakRSSMB(), Notes: r.notes, Problems: pr.problems}
 	r.mu.Lock()
 	rep.Sent = len(r.msgs)
 	pairs := make(map[string][]string, len(r.msgs))
@@ -395,7 +398,7 @@ func (r *run) report() *Report {
 }
 
 func (r *run) rotate(p *Peer) error {
-	if err := p.Node().Rotate(r.ctx, r.group); err != nil {
+	if err := p.Device().Rotate(r.ctx, r.group); err != nil {
 		return fmt.Errorf("%s rotate: %w", p.Name, err)
 	}
 	return nil
@@ -600,13 +603,13 @@ func playChurn(r *run) error {
 			return err
 		}
 		if err := step(p.Name+" joins", nil, func() error {
-			inv, err := r.admin.Node().Invite(r.ctx, r.group)
+			inv, err := r.admin.Device().Invite(r.ctx, r.group)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(r.ctx, r.o.SettleTimeout)
 			defer cancel()
-			if _, err := p.Node().Join(ctx, inv.Code); err != nil {
+			if _, err := p.Device().Join(ctx, inv.Code); err != nil {
 				return fmt.Errorf("%s join: %w", p.Name, err)
 			}
 			return nil
@@ -622,18 +625,18 @@ func playChurn(r *run) error {
 	}
 	ms := r.memberList()
 	leaver, removed := ms[1], ms[2]
-	if err := step(leaver.Name+" leaves", leaver, func() error { return leaver.Node().Leave(r.ctx, r.group) }); err != nil {
+	if err := step(leaver.Name+" leaves", leaver, func() error { return leaver.Device().Leave(r.ctx, r.group) }); err != nil {
 		return err
 	}
 	if err := step(removed.Name+" is removed", removed, func() error {
-		return r.admin.Node().Remove(r.ctx, r.group, removed.Name)
+		return r.admin.Device().Remove(r.ctx, r.group, removed.Name)
 	}); err != nil {
 		return err
 	}
 	// The group must really have shrunk everywhere.
 	want := len(r.memberList())
 	for _, p := range r.memberList() {
-		got, err := p.Node().Members(r.ctx, r.group)
+		got, err := p.Device().Members(r.ctx, r.group)
 		if err != nil {
 			return err
 		}
