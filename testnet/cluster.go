@@ -113,7 +113,7 @@ type Cluster struct {
 	rec    *recorder
 	log    *slog.Logger
 
-	lab    *netLab // network-namespace mode only
+	lab *netLab // network-namespace mode only
 
 	mu    sync.Mutex
 	peers []*Peer
