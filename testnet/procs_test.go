@@ -45,3 +45,12 @@ func TestChatProcesses(t *testing.T) {
 		t.Errorf("peak RSS %.0f MB does not include the node processes (this process alone %.0f MB)", rep.PeakRSSMB, peakRSSMB())
 	}
 }
+
+// TestCrash kills nodes with SIGKILL while members chat and restarts them:
+// no acknowledged message may be lost or shown twice.
+func TestCrash(t *testing.T) {
+	rep := playOK(t, Options{Scenario: "crash", Nodes: 5, Messages: 60, Processes: testProcesses()})
+	if rep.Notes["crash"] == "" {
+		t.Error("no crash note: were nodes killed?")
+	}
+}

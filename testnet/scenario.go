@@ -73,12 +73,12 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 	play, ok := map[string]func(*run) error{
 		"chat": playChat, "scale": playChat, "concurrent": playConcurrent, "partition": playPartition,
 		"offline": playOffline, "churn": playChurn,
-		"crash": func(*run) error { return ErrNeedsProcesses },
+		"crash": playCrash,
 	}[o.Scenario]
 	if !ok {
 		return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownScenario, o.Scenario, Scenarios)
 	}
-	if o.Scenario == "crash" {
+	if o.Scenario == "crash" && o.Processes == nil {
 		return nil, ErrNeedsProcesses
 	}
 	if o.Timing == (Timing{}) {
@@ -646,4 +646,159 @@ func playChurn(r *run) error {
 		}
 	}
 	return nil
+}
+
+// playCrash: members chat while nodes are killed with SIGKILL and
+// restarted on their homes, and a member that was never killed rotates its
+// keys after each restart. Every other kill hits the member whose send was
+// acknowledged last, right after the acknowledgement, which tests that an
+// acknowledged message survives its sender's crash. A send counts only once
+// the daemon acknowledged it (Send returned OK: the message is durably in
+// the outbox); a send cut off by the kill of its node is not counted, since
+// the user saw it fail. Every acknowledged message must reach every member,
+// killed ones included once they are back, and nobody may see a message
+// twice. Kills go on while the traffic lasts (at least two).
+func playCrash(r *run) error {
+	if r.c.cfg.Processes == nil {
+		return ErrNeedsProcesses
+	}
+	if err := r.formGroup(r.o.Nodes, 1); err != nil {
+		return err
+	}
+	gap := r.o.Gap
+	if gap == 0 {
+		gap = 10 * time.Millisecond
+	}
+	r.say("group of %d formed; %d messages while nodes are killed and restarted", r.o.Nodes, r.o.Messages)
+	r.trafficStart = time.Now()
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	var unacked, acked int
+	var lastMu sync.Mutex
+	var last *Peer // the last sender whose send was acknowledged
+	trafficDone := make(chan error, 1)
+	go func() {
+		defer close(trafficDone)
+		for range r.o.Messages {
+			if ctx.Err() != nil {
+				return
+			}
+			var up []*Peer
+			for _, p := range r.memberList() {
+				if p.Running() {
+					up = append(up, p)
+				}
+			}
+			if len(up) == 0 {
+				trafficDone <- errors.New("no member running")
+				return
+			}
+			r.c.mu.Lock()
+			p := up[r.c.rng.IntN(len(up))]
+			r.c.mu.Unlock()
+			ok, err := r.sendUnlessKilled(p)
+			if err != nil {
+				trafficDone <- err
+				return
+			}
+			if ok {
+				acked++
+				lastMu.Lock()
+				last = p
+				lastMu.Unlock()
+			} else {
+				unacked++
+			}
+			time.Sleep(gap)
+		}
+	}()
+	ms := r.memberList()
+	r.c.mu.Lock()
+	r.c.rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+	r.c.mu.Unlock()
+	killed := map[string]bool{}
+	kills := 0
+	var kerr, terr error
+	trafficOver := false
+	for kerr == nil && (kills < 2 || !trafficOver) {
+		r.c.mu.Lock()
+		pause := time.Duration(50+r.c.rng.IntN(150)) * time.Millisecond
+		down := time.Duration(100+r.c.rng.IntN(300)) * time.Millisecond
+		r.c.mu.Unlock()
+		select {
+		case err, ok := <-trafficDone:
+			if ok {
+				terr = err
+			}
+			trafficOver = true
+			if terr != nil {
+				kerr = terr
+				continue
+			}
+		case <-time.After(pause):
+		}
+		victim := ms[kills%len(ms)]
+		lastMu.Lock()
+		if kills%2 == 1 && last != nil {
+			victim = last
+		}
+		lastMu.Unlock()
+		kills++
+		r.say("crash %d: SIGKILL %s, down for %v", kills, victim.Name, down)
+		if kerr = r.c.Kill(victim); kerr != nil {
+			break
+		}
+		killed[victim.Name] = true
+		time.Sleep(down)
+		if kerr = r.c.Restart(r.ctx, victim); kerr != nil {
+			break
+		}
+		for _, p := range r.memberList() {
+			if !killed[p.Name] {
+				kerr = r.rotate(p)
+				break
+			}
+		}
+	}
+	cancel()
+	if !trafficOver {
+		terr = <-trafficDone
+	}
+	if err := errors.Join(kerr, terr); err != nil {
+		return err
+	}
+	r.notes["crash"] = fmt.Sprintf("%d SIGKILLs of %d nodes; %d sends acknowledged, %d cut off by a kill (not counted)",
+		kills, len(killed), acked, unacked)
+	return r.settle("traffic")
+}
+
+// sendUnlessKilled sends one message from p; a send that fails because p
+// was killed meanwhile reports false (not acknowledged, not counted), any
+// other failure is an error.
+func (r *run) sendUnlessKilled(p *Peer) (bool, error) {
+	dev, starts := p.incarnation()
+	if dev == nil {
+		return false, nil
+	}
+	r.mu.Lock()
+	r.seq++
+	text := fmt.Sprintf("m%05d from %s seed %d", r.seq, p.Name, r.o.Seed)
+	var rcv []string
+	for name := range r.members {
+		if name != p.Name {
+			rcv = append(rcv, name)
+		}
+	}
+	r.mu.Unlock()
+	r.c.rec.sent(text, time.Now())
+	if _, err := dev.Send(r.ctx, r.group, text); err != nil {
+		if now, s := p.incarnation(); now == nil || s != starts {
+			return false, nil
+		}
+		return false, fmt.Errorf("%s send: %w", p.Name, err)
+	}
+	r.mu.Lock()
+	r.msgs = append(r.msgs, sentMsg{text: text, sender: p.Name, receivers: rcv})
+	r.mu.Unlock()
+	return true, nil
 }
