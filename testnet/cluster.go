@@ -141,7 +141,50 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	} else if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("testnet: dir: %w", err)
 	}
+	if cfg.Processes != nil && cfg.Processes.Netns != nil {
+		lab, err := newNetLab(*cfg.Processes.Netns)
+		if err != nil {
+			if c.ownDir {
+				os.RemoveAll(c.dir)
+			}
+			return nil, err
+		}
+		c.lab = lab
+	}
 	return c, nil
+}
+
+// awaitDiscovery waits until every running node is connected to every
+// other one: in network-namespace mode that is mDNS at work, since nobody
+// was given an address.
+func (c *Cluster) awaitDiscovery(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		up := c.Running()
+		short := ""
+		for _, p := range up {
+			dev := p.Device()
+			if dev == nil {
+				continue
+			}
+			ps, err := dev.Peers(ctx)
+			if err != nil || len(ps) < len(up)-1 {
+				short = fmt.Sprintf("%s knows %d of %d peers (%v)", p.Name, len(ps), len(up)-1, err)
+				break
+			}
+		}
+		if short == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testnet: discovery: %s after %v", short, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Peers returns the cluster's peers in the order they were added.

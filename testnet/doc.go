@@ -3,8 +3,8 @@
 // node offline and resyncing, churn and scale. Each node is a full
 // node.Node with a real libp2p host listening on 127.0.0.1 only and a real
 // Pebble store in a temporary directory; the nodes are wired to each other
-// explicitly (no bootstrap peers, no DHT, no mDNS), so a run never touches
-// the outside network.
+// explicitly (no bootstrap peers, no DHT, no mDNS outside the
+// network-namespace mode), so a run never touches the outside network.
 //
 // A run produces a Report (sent, delivered, expected, lost, duplicates
 // shown to users, send-to-stored latency percentiles, epochs, forks
@@ -18,6 +18,13 @@
 // cluster drives each one through an api.Client on its socket, as the CLI
 // drives a daemon, and can stop it (SIGTERM), kill it (SIGKILL: the crash
 // scenario) and restart it on the same home.
+//
+// With Processes.Netns (`--netns`, root only) each node process runs in
+// its own network namespace, linked by a veth pair to a bridge in one more
+// namespace the run creates: separate virtual hosts on a private LAN that
+// find each other by mDNS only, optionally with tc netem delay and loss on
+// every link. Nothing is added to the machine's own network namespace, and
+// the run deletes its namespaces when it ends, also on failure.
 //
 // Faults are injected below the node, in a p2p.Network wrapper: a
 // partition makes each node ignore gossip forwarded by, and refuse streams

@@ -117,6 +117,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	for _, a := range addrs {
 		line += " " + a.String()
 	}
+	log.Info("ready", "addrs", addrs)
 	if _, err := fmt.Fprintln(stdout, line); err != nil {
 		return fmt.Errorf("testnet: node ready: %w", err)
 	}

@@ -21,7 +21,8 @@ var ErrUsage = errors.New("testnet: usage")
 var ErrRunFailed = errors.New("testnet: run failed")
 
 const usage = `usage:
-  grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR] [--processes]
+  grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
+                  [--processes] [--netns [--delay DURATION] [--loss PERCENT]]
                   [--floor] [--gap DURATION] [--join-parallel K] [--log FILE] [--settle-timeout DURATION] [-v]
   grove testnet demo
 
@@ -29,7 +30,10 @@ scenarios: chat, concurrent, partition, offline, churn, scale, crash (needs --pr
 Nodes listen on 127.0.0.1 only and are wired to each other directly; their homes live
 in a temporary directory unless --dir is given. --processes runs each node as its own
 process ("grove testnet node", a grove up with testnet timing) driven through its local
-API socket; its log is node.log in its home.
+API socket; its log is node.log in its home. --netns (root; implies --processes) puts
+each node in its own network namespace on a virtual LAN the run creates and deletes,
+where the nodes find each other by mDNS only; --delay and --loss add tc netem to
+every node's link.
 --floor (chat, scale) also sends the same traffic as raw payloads over the same
 hosts' GossipSub, for comparison. Exit status 1 when a message was lost or the nodes did not converge.
 `
@@ -71,6 +75,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.Dir, "dir", "", "")
 	asJSON := fs.Bool("json", false, "")
 	processes := fs.Bool("processes", false, "")
+	netns := fs.Bool("netns", false, "")
+	delay := fs.Duration("delay", 0, "")
+	loss := fs.Float64("loss", 0, "")
 	verbose := fs.Bool("v", false, "")
 	fs.BoolVar(&o.Floor, "floor", false, "")
 	logFile := fs.String("log", "", "")
@@ -83,12 +90,23 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", ErrUsage, strings.Join(fs.Args(), " "))
 	}
+	if *netns {
+		*processes = true
+	} else if *delay != 0 || *loss != 0 {
+		return fmt.Errorf("%w: --delay and --loss need --netns", ErrUsage)
+	}
+	if *delay < 0 || *loss < 0 || *loss > 100 {
+		return fmt.Errorf("%w: --delay must be >= 0 and --loss a percentage", ErrUsage)
+	}
 	if *processes {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("testnet: --processes: own executable: %w", err)
 		}
 		o.Processes = &Processes{Command: []string{exe, "testnet"}}
+		if *netns {
+			o.Processes.Netns = &Netns{Delay: *delay, Loss: *loss}
+		}
 	}
 	if o.Nodes < 2 || o.Nodes > 500 {
 		return fmt.Errorf("%w: --nodes must be 2..500", ErrUsage)

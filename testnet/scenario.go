@@ -164,6 +164,13 @@ func (r *run) formGroup(n, parallel int) error {
 		}
 	}
 	peers := r.c.Peers()
+	if r.c.lab != nil {
+		t0 := time.Now()
+		if err := r.c.awaitDiscovery(r.ctx, r.o.SettleTimeout); err != nil {
+			return err
+		}
+		r.notes["discovery"] = fmt.Sprintf("%d nodes in separate network namespaces found each other by mDNS in %.1f s", n, time.Since(t0).Seconds())
+	}
 	r.admin = peers[0]
 	g, err := r.admin.Device().CreateGroup(r.ctx, "testnet")
 	if err != nil {
