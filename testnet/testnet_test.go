@@ -15,6 +15,7 @@ import (
 // keep: nothing lost, nothing shown twice, everyone on one epoch.
 func playOK(t *testing.T, o Options) *Report {
 	t.Helper()
+	checkGoroutines(t)
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
@@ -164,6 +165,7 @@ func TestBackFromOfflineFollowsCommits(t *testing.T) {
 // TestRunJSON drives the command line: one JSON object with the report's
 // fields, and usage errors typed for the CLI's exit status.
 func TestRunJSON(t *testing.T) {
+	checkGoroutines(t)
 	var out, errOut strings.Builder
 	err := Run(context.Background(), []string{"run", "--nodes", "3", "--scenario", "chat", "--messages", "9", "--seed", "5", "--json"}, &out, &errOut)
 	if err != nil {
