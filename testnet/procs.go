@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"grove/node/api"
 )
@@ -175,13 +176,12 @@ func awaitReady(ctx context.Context, cmd *exec.Cmd, stdin io.WriteCloser, stdout
 		p.kill()
 		return nil, fmt.Errorf("%w: not ready after %v; see %s", ErrNodeProcess, startTimeout, filepath.Join(home, "node.log"))
 	}
-	f := strings.Fields(strings.TrimPrefix(line, readyPrefix))
-	id, err := peer.Decode(firstOr(f, ""))
+	id, addrs, err := parseReady(line)
 	if err != nil {
 		p.kill()
-		return nil, fmt.Errorf("%w: bad ready line %.80q", ErrNodeProcess, line)
+		return nil, err
 	}
-	p.id, p.addrs = id, f[1:]
+	p.id, p.addrs = id, addrs
 	dctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	p.client, err = api.Dial(dctx, filepath.Join(home, SocketName))
@@ -192,11 +192,29 @@ func awaitReady(ctx context.Context, cmd *exec.Cmd, stdin io.WriteCloser, stdout
 	return p, nil
 }
 
-func firstOr(s []string, def string) string {
-	if len(s) == 0 {
-		return def
+// parseReady parses a node process's "ready PEER_ID MULTIADDR..." line;
+// every address must be a /p2p multiaddr of that peer.
+func parseReady(line string) (peer.ID, []string, error) {
+	rest, ok := strings.CutPrefix(line, readyPrefix)
+	f := strings.Fields(rest)
+	if !ok || len(f) == 0 {
+		return "", nil, fmt.Errorf("%w: bad ready line %.80q", ErrNodeProcess, line)
 	}
-	return s[0]
+	id, err := peer.Decode(f[0])
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: bad ready line: peer: %v", ErrNodeProcess, err)
+	}
+	for _, a := range f[1:] {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: bad ready line: address: %v", ErrNodeProcess, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(m)
+		if err != nil || ai.ID != id {
+			return "", nil, fmt.Errorf("%w: bad ready line: %.80q is not an address of %s", ErrNodeProcess, a, id)
+		}
+	}
+	return id, f[1:], nil
 }
 
 // control sends one control line (a partition) to the process.

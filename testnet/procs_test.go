@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // childEnv makes the test binary act as `grove testnet`: the node
@@ -52,5 +53,57 @@ func TestCrash(t *testing.T) {
 	rep := playOK(t, Options{Scenario: "crash", Nodes: 5, Messages: 60, Processes: testProcesses()})
 	if rep.Notes["crash"] == "" {
 		t.Error("no crash note: were nodes killed?")
+	}
+}
+
+// TestAckedSendSurvivesSenderCrash replays, deterministically, the
+// sequence behind a loss the crash scenario showed (seed 11, 80 messages;
+// about 2 runs in 30): a member restarted after a SIGKILL sends at once
+// while another member rotates, the daemon acknowledges, and the sender is
+// killed again 20 ms later. In the failing run the message was in the
+// sender's history, not pending, two members had it and the two that
+// stayed online never got it. This sequence has not reproduced it so far;
+// it stays as a check that an acknowledged send survives its sender.
+func TestAckedSendSurvivesSenderCrash(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := NewCluster(ClusterConfig{Seed: 11, Processes: testProcesses()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := &run{c: c, ctx: ctx, o: Options{Scenario: "acked-send-crash", Seed: 11, SettleTimeout: 15 * time.Second},
+		members: map[string]*Peer{}, notes: map[string]string{}}
+	if err := r.formGroup(5, 1); err != nil {
+		t.Fatal(err)
+	}
+	ps := r.memberList()
+	for round := range 6 {
+		victim := ps[1+round%4]
+		if err := c.Kill(victim); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Restart(ctx, victim); err != nil {
+			t.Fatal(err)
+		}
+		rotated := make(chan error, 1)
+		go func() { rotated <- r.rotate(ps[0]) }()
+		if ok, err := r.sendUnlessKilled(victim); err != nil || !ok {
+			t.Fatalf("send after restart: acknowledged %v, %v", ok, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if err := <-rotated; err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Kill(victim); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Restart(ctx, victim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.settleOrFail("after the crashes"); err != nil {
+		t.Fatal(err)
 	}
 }
