@@ -3,7 +3,6 @@ package testnet
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -17,10 +16,6 @@ import (
 // application message on the wire.
 const floorPayload = 256
 
-// ErrFloorInProcess is returned for --floor with --processes: the floor
-// publishes through the nodes' libp2p hosts, which only this process holds.
-var ErrFloorInProcess = errors.New("testnet: --floor needs the in-process mode")
-
 // measureFloor publishes m raw payloads on a separate topic through the
 // same libp2p hosts (same connections, same GossipSub router and settings,
 // no MLS, no store), from random running peers paced by gap, and returns
@@ -28,7 +23,7 @@ var ErrFloorInProcess = errors.New("testnet: --floor needs the in-process mode")
 // scenario is compared with on the same topology in the same run.
 func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
 	if c.cfg.Processes != nil {
-		return nil, ErrFloorInProcess
+		return c.measureFloorProcs(ctx, m, gap)
 	}
 	topic := p2p.GroupID(fmt.Sprintf("testnet floor %d", c.cfg.Seed))
 	peers := c.Running()
@@ -70,16 +65,8 @@ func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([
 				if err != nil {
 					return
 				}
-				if len(msg.Data) < 10 {
-					continue
-				}
-				sentAt := time.Unix(0, int64(binary.BigEndian.Uint64(msg.Data)))
-				n := int(binary.BigEndian.Uint16(msg.Data[8:]))
-				if len(msg.Data) < 10+n {
-					continue
-				}
-				from := peer.ID(msg.Data[10 : 10+n])
-				if from == s.p.ID {
+				sentAt, from, ok := parseFloor(msg.Data)
+				if !ok || from == s.p.ID {
 					continue
 				}
 				mu.Lock()
@@ -98,13 +85,7 @@ func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([
 		s.p.mu.Lock()
 		h := s.p.host
 		s.p.mu.Unlock()
-		id := []byte(s.p.ID)
-		data := make([]byte, max(floorPayload, 10+len(id)+4))
-		binary.BigEndian.PutUint16(data[8:], uint16(len(id)))
-		copy(data[10:], id)
-		binary.BigEndian.PutUint32(data[len(data)-4:], uint32(i))
-		binary.BigEndian.PutUint64(data, uint64(time.Now().UnixNano()))
-		if err := h.Publish(ctx, topic, data); err != nil {
+		if err := h.Publish(ctx, topic, floorMessage(s.p.ID, i)); err != nil {
 			return nil, fmt.Errorf("testnet: floor publish: %w", err)
 		}
 		if gap > 0 {
@@ -120,6 +101,90 @@ func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	if len(lat) < want {
+		return lat, fmt.Errorf("testnet: floor: %d of %d deliveries", len(lat), want)
+	}
+	return lat, nil
+}
+
+// floorMessage is one floor payload: send time (Unix ns), sender, sequence
+// number, padded to floorPayload bytes.
+func floorMessage(from peer.ID, seq int) []byte {
+	id := []byte(from)
+	data := make([]byte, max(floorPayload, 10+len(id)+4))
+	binary.BigEndian.PutUint16(data[8:], uint16(len(id)))
+	copy(data[10:], id)
+	binary.BigEndian.PutUint32(data[len(data)-4:], uint32(seq))
+	binary.BigEndian.PutUint64(data, uint64(time.Now().UnixNano()))
+	return data
+}
+
+// parseFloor reads a floor payload's send time and sender.
+func parseFloor(data []byte) (time.Time, peer.ID, bool) {
+	if len(data) < 10 {
+		return time.Time{}, "", false
+	}
+	n := int(binary.BigEndian.Uint16(data[8:]))
+	if len(data) < 10+n {
+		return time.Time{}, "", false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(data))), peer.ID(data[10 : 10+n]), true
+}
+
+// floorTopic is the run's floor topic (no spaces: it travels in control
+// lines).
+func (c *Cluster) floorTopic() p2p.GroupID {
+	return p2p.GroupID(fmt.Sprintf("testnet-floor-%d", c.cfg.Seed))
+}
+
+// measureFloorProcs is measureFloor for node processes: each one
+// subscribes its own host to the floor topic and reports, for every floor
+// message it receives, the publish-to-receive latency it measured (one
+// machine, one clock); publishing is triggered by a control line and
+// stamped in the publishing process.
+func (c *Cluster) measureFloorProcs(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
+	topic := c.floorTopic()
+	var procs []*nodeProc
+	for _, p := range c.Running() {
+		p.mu.Lock()
+		if p.proc != nil {
+			procs = append(procs, p.proc)
+		}
+		p.mu.Unlock()
+	}
+	for _, p := range procs {
+		if err := p.control("floor-sub " + string(topic)); err != nil {
+			return nil, err
+		}
+	}
+	time.Sleep(max(time.Second, 20*c.cfg.Timing.Heartbeat))
+	for i := range m {
+		c.mu.Lock()
+		p := procs[c.rng.IntN(len(procs))]
+		c.mu.Unlock()
+		if err := p.control(fmt.Sprintf("floor-pub %s %d", topic, i)); err != nil {
+			return nil, err
+		}
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
+	want := m * (len(procs) - 1)
+	deadline := time.Now().Add(10 * time.Second)
+	var lat []time.Duration
+	for {
+		lat = lat[:0]
+		for _, p := range procs {
+			lat = append(lat, p.floorLatencies()...)
+		}
+		if len(lat) >= want || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range procs {
+		p.control("floor-unsub " + string(topic))
+	}
 	if len(lat) < want {
 		return lat, fmt.Errorf("testnet: floor: %d of %d deliveries", len(lat), want)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,11 +125,20 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	// stdin is read in a goroutine that may stay blocked in Read after we
 	// return; it ends with the process (stdin is the run's pipe).
+	fl := &floorNode{h: h, out: stdout, log: log, ctx: ctx, subs: map[string]p2p.Subscription{}}
+	defer fl.close()
 	stdinDone := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stdin)
 		for sc.Scan() {
-			m, err := decodePartition(sc.Text())
+			line := sc.Text()
+			if strings.HasPrefix(line, "floor-") {
+				if err := fl.control(line); err != nil {
+					log.Warn("control", "err", err)
+				}
+				continue
+			}
+			m, err := decodePartition(line)
 			if err != nil {
 				log.Warn("control", "err", err)
 				continue
@@ -149,6 +159,7 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 	cancel()
+	fl.close()
 	wg.Wait()
 	if err := n.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("testnet: node close: %w", err)
@@ -157,3 +168,89 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// floorNode serves the floor measurement in a node process: control
+// lines "floor-sub TOPIC", "floor-pub TOPIC SEQ" and "floor-unsub TOPIC"
+// act on the host's GossipSub directly (no MLS, no store), and every floor
+// message received from another peer is reported as "floor-lat NS".
+type floorNode struct {
+	h   *p2p.Host
+	out io.Writer
+	log *slog.Logger
+	ctx context.Context
+
+	mu     sync.Mutex // guards subs, closed, wg.Add and writes to out
+	subs   map[string]p2p.Subscription
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (f *floorNode) control(line string) error {
+	fields := strings.Fields(line)
+	if len(fields) < 2 {
+		return fmt.Errorf("%w: %.40q", ErrBadControl, line)
+	}
+	topic := fields[1]
+	switch {
+	case fields[0] == "floor-sub" && len(fields) == 2:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.closed {
+			return fmt.Errorf("testnet: floor: node stopping")
+		}
+		s, err := f.h.Subscribe(p2p.GroupID(topic), func(context.Context, peer.ID, []byte) p2p.ValidationResult { return p2p.Accept })
+		if err != nil {
+			return fmt.Errorf("testnet: floor subscribe: %w", err)
+		}
+		f.subs[topic] = s
+		self := f.h.ID()
+		f.wg.Go(func() {
+			for {
+				msg, err := s.Next(f.ctx)
+				if err != nil {
+					return
+				}
+				sentAt, from, ok := parseFloor(msg.Data)
+				if !ok || from == self {
+					continue
+				}
+				lat := time.Since(sentAt)
+				f.mu.Lock()
+				fmt.Fprintf(f.out, "%s%d\n", floorLatPrefix, lat.Nanoseconds())
+				f.mu.Unlock()
+			}
+		})
+		return nil
+	case fields[0] == "floor-pub" && len(fields) == 3:
+		seq, err := strconv.Atoi(fields[2])
+		if err != nil {
+			return fmt.Errorf("%w: %.40q", ErrBadControl, line)
+		}
+		if err := f.h.Publish(f.ctx, p2p.GroupID(topic), floorMessage(f.h.ID(), seq)); err != nil {
+			return fmt.Errorf("testnet: floor publish: %w", err)
+		}
+		return nil
+	case fields[0] == "floor-unsub" && len(fields) == 2:
+		f.mu.Lock()
+		s := f.subs[topic]
+		delete(f.subs, topic)
+		f.mu.Unlock()
+		if s != nil {
+			return s.Close()
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %.40q", ErrBadControl, line)
+}
+
+// close ends every floor subscription and waits for their readers.
+func (f *floorNode) close() {
+	f.mu.Lock()
+	f.closed = true
+	for t, s := range f.subs {
+		s.Close()
+		delete(f.subs, t)
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}

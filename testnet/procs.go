@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,7 +24,8 @@ import (
 // Processes runs every node of a cluster as its own process: the command
 // `grove testnet node` (see nodeCmd), which is `grove up` with the
 // testnet's timing, a loopback or namespace address, explicit peers to
-// dial and a control line on stdin for injected partitions. The cluster
+// dial and control lines on stdin (injected partitions, the GossipSub
+// floor measurement). The cluster
 // drives each process through its local API socket with an api.Client,
 // exactly as the grove CLI drives a daemon.
 //
@@ -67,7 +69,21 @@ type nodeProc struct {
 	err    error         // Wait's result, valid after exited
 
 	ctlMu sync.Mutex
+
+	floorMu  sync.Mutex
+	floorLat []time.Duration // reported by the process's floor subscription
 }
+
+// floorLatencies returns the floor latencies the process reported so far.
+func (p *nodeProc) floorLatencies() []time.Duration {
+	p.floorMu.Lock()
+	defer p.floorMu.Unlock()
+	return append([]time.Duration(nil), p.floorLat...)
+}
+
+// floorLatPrefix starts a node process's line reporting one floor
+// message's latency in nanoseconds: "floor-lat NS".
+const floorLatPrefix = "floor-lat "
 
 func (c *Cluster) startProcess(ctx context.Context, p *Peer) error {
 	pc := c.cfg.Processes
@@ -152,9 +168,18 @@ func awaitReady(ctx context.Context, cmd *exec.Cmd, stdin io.WriteCloser, stdout
 		sc := bufio.NewScanner(stdout)
 		sent := false
 		for sc.Scan() {
-			if !sent && strings.HasPrefix(sc.Text(), readyPrefix) {
-				ready <- sc.Text()
+			line := sc.Text()
+			switch {
+			case !sent && strings.HasPrefix(line, readyPrefix):
+				ready <- line
 				sent = true
+			case strings.HasPrefix(line, floorLatPrefix):
+				ns, err := strconv.ParseInt(strings.TrimPrefix(line, floorLatPrefix), 10, 64)
+				if err == nil && ns >= 0 {
+					p.floorMu.Lock()
+					p.floorLat = append(p.floorLat, time.Duration(ns))
+					p.floorMu.Unlock()
+				}
 			}
 		}
 		io.Copy(io.Discard, stdout)

@@ -2,7 +2,9 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,9 +37,12 @@ func testProcesses() *Processes {
 }
 
 func TestChatProcesses(t *testing.T) {
-	rep := playOK(t, Options{Scenario: "chat", Nodes: 5, Messages: 40, Processes: testProcesses()})
+	rep := playOK(t, Options{Scenario: "chat", Nodes: 5, Messages: 40, Processes: testProcesses(), Floor: true})
 	if rep.Expected != 40*4 {
 		t.Errorf("expected %d deliveries, want %d", rep.Expected, 40*4)
+	}
+	if f := rep.FloorLatencyMS; f == nil || f.Samples != 40*4 {
+		t.Errorf("floor over the node processes' hosts: %+v, want %d samples", f, 40*4)
 	}
 	if rep.LatencyMS.Samples == 0 {
 		t.Error("no latency samples from the daemons' event streams")
@@ -105,5 +110,23 @@ func TestAckedSendSurvivesSenderCrash(t *testing.T) {
 	}
 	if err := r.settleOrFail("after the crashes"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunFlagsProcesses: the process and namespace flags' usage errors.
+func TestRunFlagsProcesses(t *testing.T) {
+	for _, bad := range [][]string{
+		{"run", "--delay", "10ms"},
+		{"run", "--loss", "5"},
+		{"run", "--netns", "--loss", "150"},
+		{"run", "--netns", "--delay", "-1ms"},
+		{"node"},
+		{"node", "--home", t.TempDir()},
+		{"node", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "--peer", "not-an-address"},
+		{"node", "--home", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0", "extra"},
+	} {
+		if err := Run(context.Background(), bad, io.Discard, io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
 	}
 }

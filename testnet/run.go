@@ -35,7 +35,7 @@ each node in its own network namespace on a virtual LAN the run creates and dele
 where the nodes find each other by mDNS only; --delay and --loss add tc netem to
 every node's link.
 --floor (chat, scale) also sends the same traffic as raw payloads over the same
-hosts' GossipSub, for comparison. Exit status 1 when a message was lost or the nodes did not converge.
+hosts' GossipSub (in the node processes with --processes), for comparison. Exit status 1 when a message was lost or the nodes did not converge.
 `
 
 // Run is `grove testnet ARGS...`.
