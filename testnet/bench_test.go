@@ -67,3 +67,25 @@ func benchRun(b *testing.B, o Options) *Report {
 	}
 	return rep
 }
+
+// BenchmarkChatProcesses is BenchmarkChat with every node its own process
+// (--processes): the floor is bare GossipSub between the same processes'
+// hosts, measured in the same run.
+func BenchmarkChatProcesses(b *testing.B) {
+	for _, n := range []int{10, 30} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for i := range b.N {
+				rep := benchRun(b, Options{Scenario: "chat", Nodes: n, Messages: 300, Seed: uint64(i + 1), Floor: true,
+					Gap: 5 * time.Millisecond, Processes: testProcesses(), SettleTimeout: 2 * time.Minute})
+				f := rep.FloorLatencyMS
+				b.ReportMetric(rep.LatencyMS.P50, "p50-ms")
+				b.ReportMetric(rep.LatencyMS.P99, "p99-ms")
+				b.ReportMetric(f.P50, "floor-p50-ms")
+				b.ReportMetric(f.P99, "floor-p99-ms")
+				b.ReportMetric(rep.LatencyMS.P99/max(f.P99, 0.001), "p99/floor")
+				b.ReportMetric(rep.ThroughputPerS, "deliveries/s")
+				b.ReportMetric(rep.PeakRSSMB/float64(n), "peakMB/node")
+			}
+		})
+	}
+}
