@@ -70,9 +70,11 @@ func benchRun(b *testing.B, o Options) *Report {
 
 // BenchmarkChatProcesses is BenchmarkChat with every node its own process
 // (--processes): the floor is bare GossipSub between the same processes'
-// hosts, measured in the same run.
+// hosts, measured in the same run. Not at 30: thirty node processes
+// overload two cores (a chat run takes minutes, p50 over a second) and
+// even the bare GossipSub floor then drops messages.
 func BenchmarkChatProcesses(b *testing.B) {
-	for _, n := range []int{10, 30} {
+	for _, n := range []int{5, 10} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			for i := range b.N {
 				rep := benchRun(b, Options{Scenario: "chat", Nodes: n, Messages: 300, Seed: uint64(i + 1), Floor: true,
