@@ -91,3 +91,25 @@ func BenchmarkChatProcesses(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChatNetns is BenchmarkChatProcesses with every node process in
+// its own network namespace (root only): real veth links and a bridge
+// instead of loopback.
+func BenchmarkChatNetns(b *testing.B) {
+	if err := NetnsAvailable(Netns{}); err != nil {
+		b.Skip(err)
+	}
+	for i := range b.N {
+		p := testProcesses()
+		p.Netns = &Netns{}
+		rep := benchRun(b, Options{Scenario: "chat", Nodes: 10, Messages: 300, Seed: uint64(i + 1), Floor: true,
+			Gap: 5 * time.Millisecond, Processes: p, SettleTimeout: 2 * time.Minute})
+		f := rep.FloorLatencyMS
+		b.ReportMetric(rep.LatencyMS.P50, "p50-ms")
+		b.ReportMetric(rep.LatencyMS.P99, "p99-ms")
+		b.ReportMetric(f.P50, "floor-p50-ms")
+		b.ReportMetric(f.P99, "floor-p99-ms")
+		b.ReportMetric(rep.LatencyMS.P99/max(f.P99, 0.001), "p99/floor")
+		b.ReportMetric(rep.ThroughputPerS, "deliveries/s")
+	}
+}
