@@ -380,13 +380,15 @@ func (p *Peer) notePeak(mb float64) {
 	p.mu.Unlock()
 }
 
-// peakRSSMB is the run's peak memory: this process's, plus in processes
-// mode the sum over peers of each one's largest node process.
+// peakRSSMB is the run's peak memory: this process's in one process; in
+// processes mode the sum over peers of each one's largest node process
+// (this process only drives them, and its own peak may come from earlier
+// work).
 func (c *Cluster) peakRSSMB() float64 {
-	total := peakRSSMB()
 	if c.cfg.Processes == nil {
-		return total
+		return peakRSSMB()
 	}
+	var total float64
 	for _, p := range c.Peers() {
 		p.mu.Lock()
 		proc := p.proc
@@ -460,6 +462,17 @@ func (c *Cluster) Close() error {
 		errs = append(errs, os.RemoveAll(c.dir))
 	}
 	return errors.Join(errs...)
+}
+
+// mode names how the nodes run, for the report.
+func (c *Cluster) mode() string {
+	switch {
+	case c.lab != nil:
+		return "netns"
+	case c.cfg.Processes != nil:
+		return "processes"
+	}
+	return "in-process"
 }
 
 // Dir is the directory holding the nodes' homes.

@@ -53,6 +53,9 @@ func TestNetnsChat(t *testing.T) {
 	requireNetns(t)
 	before := labNamespaces(t)
 	rep := playOK(t, Options{Scenario: "chat", Nodes: 4, Messages: 30, Processes: testNetnsProcesses(Netns{})})
+	if rep.Mode != "netns" {
+		t.Errorf("mode %q", rep.Mode)
+	}
 	if !strings.Contains(rep.Notes["discovery"], "by mDNS") {
 		t.Errorf("no discovery note: %v", rep.Notes)
 	}

@@ -144,6 +144,8 @@ func launch(ctx context.Context, argv, args, env []string, home string) (*nodePr
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = logf
 	// If this process dies without stopping its nodes, they die too.
+	// (Linux sends it when the forking thread exits; Go keeps its threads
+	// unless a goroutine locked to one exits, which nothing here does.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err == nil {

@@ -18,8 +18,10 @@ import (
 // `grove testnet run --json` prints.
 type Report struct {
 	Scenario string `json:"scenario"`
-	Nodes    int    `json:"nodes"`
-	Seed     uint64 `json:"seed"`
+	// Mode is how the nodes ran: "in-process", "processes" or "netns".
+	Mode  string `json:"mode"`
+	Nodes int    `json:"nodes"`
+	Seed  uint64 `json:"seed"`
 	// Sent counts messages sent; Expected counts (message, receiver) pairs
 	// that must end up in a receiver's history (members at send time that
 	// are still members at the end, sender excluded); Delivered counts
@@ -43,7 +45,9 @@ type Report struct {
 	ForksResolved int     `json:"forks_resolved"`
 	Converged     bool    `json:"converged"`
 	DurationS     float64 `json:"duration_s"`
-	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	// PeakRSSMB is this process's peak in one process, the sum of the
+	// node processes' peaks with --processes.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
 	// Throughput is delivered (message, receiver) pairs per second of the
 	// traffic phase.
 	ThroughputPerS float64 `json:"throughput_per_s,omitempty"`
@@ -87,7 +91,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	if r.Failed() {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(w, "scenario %s: %d nodes, seed %d — %s\n", r.Scenario, r.Nodes, r.Seed, verdict)
+	fmt.Fprintf(w, "scenario %s: %d nodes (%s), seed %d — %s\n", r.Scenario, r.Nodes, r.Mode, r.Seed, verdict)
 	fmt.Fprintf(w, "  messages   sent %d, delivered %d of %d expected, lost %d, duplicates shown %d\n",
 		r.Sent, r.Delivered, r.Expected, r.Lost, r.DuplicatesShown)
 	fmt.Fprintf(w, "  latency    p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)\n",

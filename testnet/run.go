@@ -25,6 +25,7 @@ const usage = `usage:
                   [--processes] [--netns [--delay DURATION] [--loss PERCENT]]
                   [--floor] [--gap DURATION] [--join-parallel K] [--log FILE] [--settle-timeout DURATION] [-v]
   grove testnet demo
+  grove testnet node --home DIR --listen MULTIADDR ...   (internal: one node of a --processes run)
 
 scenarios: chat, concurrent, partition, offline, churn, scale, crash (needs --processes).
 Nodes listen on 127.0.0.1 only and are wired to each other directly; their homes live
@@ -35,7 +36,8 @@ each node in its own network namespace on a virtual LAN the run creates and dele
 where the nodes find each other by mDNS only; --delay and --loss add tc netem to
 every node's link.
 --floor (chat, scale) also sends the same traffic as raw payloads over the same
-hosts' GossipSub (in the node processes with --processes), for comparison. Exit status 1 when a message was lost or the nodes did not converge.
+hosts' GossipSub (in the node processes with --processes), for comparison.
+Exit status 1 when a message was lost or the nodes did not converge.
 `
 
 // Run is `grove testnet ARGS...`.

@@ -381,7 +381,7 @@ func (r *run) settle(what string) error {
 
 func (r *run) report() *Report {
 	pr := r.check()
-	rep := &Report{Scenario: r.o.Scenario, Nodes: len(r.c.Peers()), Seed: r.o.Seed,
+	rep := &Report{Scenario: r.o.Scenario, Mode: r.c.mode(), Nodes: len(r.c.Peers()), Seed: r.o.Seed,
 		Delivered: pr.delivered, Expected: pr.expected, Lost: pr.missing, DuplicatesShown: pr.duplicates,
 		Epochs: pr.epoch, ForksResolved: r.c.rec.maxForks(), Converged: pr.converged,
 		PeakRSSMB: r.c.peakRSSMB(), Notes: r.notes, Problems: pr.problems}
