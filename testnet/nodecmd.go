@@ -85,21 +85,24 @@ func nodeCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	defer h.Close()
 	part := &partition{}
 	n, err := node.New(nodeConfig(*home, *name, &faultNet{Network: h, part: part}, log, t))
-	if err == nil {
-		err = n.Start(ctx)
-	}
 	if err != nil {
-		return fmt.Errorf("testnet: node start: %w", err)
+		return fmt.Errorf("testnet: node: %w", err)
 	}
 	defer n.Close()
+	if err := n.Start(ctx); err != nil {
+		return fmt.Errorf("testnet: node start: %w", err)
+	}
 	lis, err := api.Listen(filepath.Join(*home, SocketName))
 	if err != nil {
 		return fmt.Errorf("testnet: node api: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		// The API server ends with ctx: cancel before waiting for it.
+		cancel()
+		wg.Wait()
+	}()
 	served := make(chan error, 1)
 	wg.Go(func() { served <- api.Serve(ctx, lis, n, log) })
 
