@@ -130,3 +130,41 @@ func TestRunFlagsProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestAckedSendWhileIsolatedSurvivesCrash: a member cut off from everyone
+// sends (the daemon acknowledges: the message is durably in its outbox),
+// is killed, and comes back once the network is whole again. The message
+// must reach every member: the restarted node's outbox replay is all that
+// carries it.
+func TestAckedSendWhileIsolatedSurvivesCrash(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := NewCluster(ClusterConfig{Seed: 5, Processes: testProcesses()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := &run{c: c, ctx: ctx, o: Options{Scenario: "isolated-send-crash", Seed: 5, SettleTimeout: 15 * time.Second},
+		members: map[string]*Peer{}, notes: map[string]string{}}
+	if err := r.formGroup(4, 1); err != nil {
+		t.Fatal(err)
+	}
+	ps := r.memberList()
+	victim := ps[2]
+	c.Partition([]*Peer{victim}, []*Peer{ps[0], ps[1], ps[3]})
+	if ok, err := r.sendUnlessKilled(victim); err != nil || !ok {
+		t.Fatalf("isolated send: acknowledged %v, %v", ok, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	c.Heal()
+	if err := c.Restart(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.settleOrFail("after the sender's return"); err != nil {
+		t.Fatal(err)
+	}
+}
