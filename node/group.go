@@ -79,7 +79,7 @@ type groupActor struct {
 	epochs     map[commitorder.EpochID]*mls.Group
 	own        map[commitorder.CommitID]*ownCommit
 	intents    map[commitorder.IntentID]*intent
-	held       [][]byte
+	held       *heldBuffer
 	seen       map[[32]byte]struct{}
 	dirty      map[commitorder.EpochID]bool
 	removed    bool
@@ -95,7 +95,19 @@ type groupActor struct {
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
 	resentEpoch uint64
+
+	// syncWanted: a sync was asked for while another was in flight or
+	// had just been made; it goes out when that one ends or on the next
+	// tip tick (from syncPrefer first, if set) rather than being dropped.
+	syncWanted bool
+	syncPrefer peer.ID
+	syncRound  int       // rotates which members anti-entropy asks
+	lastTick   time.Time // commitorder's clock as last fed
 }
+
+// tickGranularity is how stale commitorder's clock may be when an event is
+// fed to it; far below every protocol timer.
+const tickGranularity = 2 * time.Millisecond
 
 // deepSyncEpochs is how far below its root a member asks when a tip shows
 // a branch it does not hold.
@@ -128,6 +140,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		own:        make(map[commitorder.CommitID]*ownCommit),
 		intents:    make(map[commitorder.IntentID]*intent),
 		seen:       make(map[[32]byte]struct{}),
+		held:       newHeldBuffer(defaultHeldMessages),
 		dirty:      make(map[commitorder.EpochID]bool),
 		selfRemove: make(map[commitorder.EpochID]bool),
 	}
@@ -320,6 +333,8 @@ func (a *groupActor) run() {
 			// was lost while the mesh formed.
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
+			} else if a.syncWanted {
+				a.requestSync(a.syncPrefer, false)
 			}
 		case <-persist.C:
 			a.flush()
@@ -386,6 +401,19 @@ func frameInfo(data []byte) (group []byte, epoch uint64, commit bool, err error)
 func (a *groupActor) step(ev commitorder.Event) {
 	if a.removed {
 		return
+	}
+	if tick, ok := ev.(commitorder.Tick); ok {
+		a.lastTick = tick.Now
+	} else if now := a.n.cfg.Clock.Now(); now.Sub(a.lastTick) >= tickGranularity {
+		// Tick is commitorder's only clock. Without a fresh one, an event
+		// is stamped with the time of the last timer, which may be long
+		// past: a Commit seen then ages early and its parent is final
+		// (and deleted) before the grace a late sibling or message is
+		// owed.
+		a.step(commitorder.Tick{Now: now})
+		if a.removed || a.co.Done() {
+			return
+		}
 	}
 	effects, err := a.co.Step(ev)
 	if err != nil {
@@ -463,6 +491,8 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			a.resent = nil
 		}
 		a.dropEpoch(e.Eid, true)
+		_, rootEpoch := a.co.Root()
+		a.held.prune(rootEpoch)
 	case commitorder.DropBranch:
 		for _, eid := range e.Eids {
 			a.dropEpoch(eid, false)
@@ -622,10 +652,7 @@ func (a *groupActor) receive(data []byte) {
 	if len(cands) == 0 {
 		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
-			if len(a.held) >= defaultHeldMessages {
-				a.held = a.held[1:]
-			}
-			a.held = append(a.held, data)
+			a.held.add(h, epoch, data)
 			a.requestSync("", false)
 		}
 		return
@@ -668,7 +695,11 @@ func (a *groupActor) receive(data []byte) {
 		return
 	}
 	a.parentMissing(data, epoch)
-	a.log.Debug("message not decryptable with any retained epoch", "epoch", epoch)
+	a.log.Debug("message not decryptable with any retained epoch yet", "epoch", epoch)
+	// Perhaps sent in a sibling of our epoch whose Commit has not reached
+	// us yet (gossip does not keep the order across senders): keep it
+	// until that Commit arrives (see heldBuffer).
+	a.held.add(h, epoch, data)
 }
 
 // parentAD is the authenticated_data of Grove's Commits: a version byte and
@@ -863,13 +894,14 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		ev.Eid, ev.Members, ev.Admins = eid, memberIDs(next), adminIDs(next)
 	}
 	a.step(ev)
-	a.retryHeld()
+	a.retryHeld(sc.Epoch)
 }
 
-func (a *groupActor) retryHeld() {
-	held := a.held
-	a.held = nil
-	for _, d := range held {
+// retryHeld processes again the messages held for epoch, now that a
+// Commit produced an epoch with that number (a held Commit among them may
+// produce the next one, whose messages it then retries in turn).
+func (a *groupActor) retryHeld(epoch uint64) {
+	for _, d := range a.held.take(epoch) {
 		a.receive(d)
 	}
 }
@@ -909,18 +941,24 @@ func (a *groupActor) onTip(data []byte) {
 	if a.removed {
 		return
 	}
-	if t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) {
+	var tipper peer.ID
+	if id, err := parseIdentity(member); err == nil {
+		tipper = id.Peer
+	}
+	_, rootEpoch := a.co.Root()
+	switch {
+	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):
 		// The member is on a branch we do not hold: fetch from before our
 		// root so that the sibling commits reach commitorder.
 		a.deepSync = true
-		a.requestSync("", false)
-	}
-	if t.Epoch > headG.Epoch() {
-		var p peer.ID
-		if id, err := parseIdentity(member); err == nil {
-			p = id.Peer
-		}
-		a.requestSync(p, false)
+		a.requestSync(tipper, false)
+	case t.Epoch > headG.Epoch():
+		a.requestSync(tipper, false)
+	case t.Epoch >= rootEpoch && !a.co.Known(t.Eid):
+		// A sibling branch inside our window (a partition that has just
+		// healed): the tipper holds it and what was sent on it, which the
+		// members we usually ask may not.
+		a.requestSync(tipper, false)
 	}
 }
 
@@ -1286,8 +1324,19 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	now := a.n.cfg.Clock.Now()
 	if !force && (a.syncs > 0 || now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
+		// Deferred, not dropped: the request in flight may not bring what
+		// this one is for (a branch that another member tipped), and
+		// commitorder does not ask again before its Retry.
+		a.syncWanted = true
+		if prefer != "" {
+			a.syncPrefer = prefer
+		}
 		return
 	}
+	if prefer == "" && a.syncPrefer != "" {
+		prefer = a.syncPrefer
+	}
+	a.syncWanted, a.syncPrefer = false, ""
 	a.lastSync = now
 	_, from := a.co.Root()
 	if a.deepSync {
@@ -1303,6 +1352,14 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	connected := a.n.net.Peers()
 	sort.Slice(connected, func(i, j int) bool { return connected[i] < connected[j] })
+	// Start at a different member each time: always asking the same
+	// few would leave whatever only the others hold (a message sent
+	// across a partition that has just healed) unfetched.
+	if len(connected) > 1 {
+		k := a.syncRound % len(connected)
+		connected = append(slices.Clone(connected[k:]), connected[:k]...)
+	}
+	a.syncRound++
 	for _, p := range connected {
 		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
 			break

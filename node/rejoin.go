@@ -164,8 +164,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		delete(a.epochs, old)
 		n.db.DeleteEpochState(a.id, store.EpochID(old))
 	}
-	clear(a.held)
-	a.held = nil
+	a.held.reset()
 	a.co, a.stale, a.rejoin = co, false, nil
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
