@@ -103,6 +103,9 @@ type groupActor struct {
 	syncPrefer peer.ID
 	syncRound  int       // rotates which members anti-entropy asks
 	lastTick   time.Time // commitorder's clock as last fed
+	// heardAt: when each member's tip was last seen (a member silent for
+	// a while and heard again is asked what it sent meanwhile).
+	heardAt map[string]time.Time
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -946,6 +949,7 @@ func (a *groupActor) onTip(data []byte) {
 		tipper = id.Peer
 	}
 	_, rootEpoch := a.co.Root()
+	back := a.reappeared(member)
 	switch {
 	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):
 		// The member is on a branch we do not hold: fetch from before our
@@ -959,8 +963,32 @@ func (a *groupActor) onTip(data []byte) {
 		// healed): the tipper holds it and what was sent on it, which the
 		// members we usually ask may not.
 		a.requestSync(tipper, false)
+	case back:
+		// A member we had not heard from for a while. If it was cut off
+		// (a partition that has just healed), what it sent meanwhile
+		// reached nobody on our side, and if its side made no commit
+		// nothing else shows it: its tips name epochs we hold (it may even
+		// have caught up from us before tipping). Fetch from it while
+		// those epochs are still ours to decrypt.
+		a.requestSync(tipper, false)
 	}
 }
+
+// reappeared notes a tip from member and reports whether the member had
+// been silent for more than silentTips tip intervals.
+func (a *groupActor) reappeared(member []byte) bool {
+	now := a.n.cfg.Clock.Now()
+	if a.heardAt == nil || len(a.heardAt) > 1<<14 {
+		a.heardAt = map[string]time.Time{}
+	}
+	last, ok := a.heardAt[string(member)]
+	a.heardAt[string(member)] = now
+	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval
+}
+
+// silentTips is how many tip intervals without a member's tip count as
+// having lost touch with it.
+const silentTips = 3
 
 func (a *groupActor) sendTip() {
 	if a.removed || a.sub == nil {

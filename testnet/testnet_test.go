@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -107,7 +108,11 @@ func TestBackFromOfflineFollowsCommits(t *testing.T) {
 	knownFailure(t, "a member back from offline commits, but the others never adopt its commit")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := NewCluster(ClusterConfig{Seed: 3})
+	cfg := ClusterConfig{Seed: 3}
+	if os.Getenv("GROVE_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	c, err := NewCluster(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
