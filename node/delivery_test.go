@@ -2,9 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"grove/p2p"
 )
@@ -142,5 +147,157 @@ func TestHeldBuffer(t *testing.T) {
 	b.add(h(5), 9, []byte{5})
 	if b.len() != 1 {
 		t.Fatal("a message dropped by reset cannot be held again")
+	}
+}
+
+// cutNet drops gossip and refuses streams between peers on different
+// sides of a partition, without disconnecting them (as a lossy link or a
+// firewall would: no connection event announces the heal).
+type cutNet struct {
+	p2p.Network
+	cut *partition
+}
+
+type partition struct {
+	mu   sync.Mutex
+	side map[peer.ID]int
+}
+
+func (p *partition) set(sides ...[]*Node) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.side = map[peer.ID]int{}
+	for i, s := range sides {
+		for _, n := range s {
+			p.side[n.PeerID()] = i + 1
+		}
+	}
+}
+
+func (p *partition) apart(a, b peer.ID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.side[a] != p.side[b]
+}
+
+func (c *cutNet) Subscribe(g p2p.GroupID, v p2p.Validator) (p2p.Subscription, error) {
+	return c.Network.Subscribe(g, func(ctx context.Context, from peer.ID, data []byte) p2p.ValidationResult {
+		if c.cut.apart(c.ID(), from) {
+			return p2p.Ignore
+		}
+		return v(ctx, from, data)
+	})
+}
+
+func (c *cutNet) Serve(proto protocol.ID, h p2p.StreamHandler) {
+	c.Network.Serve(proto, func(ctx context.Context, s p2p.Stream) {
+		if c.cut.apart(c.ID(), s.RemotePeer()) {
+			s.Reset()
+			return
+		}
+		h(ctx, s)
+	})
+}
+
+func (c *cutNet) OpenStream(ctx context.Context, p peer.ID, proto protocol.ID) (p2p.Stream, error) {
+	if c.cut.apart(c.ID(), p) {
+		return nil, errors.New("partitioned")
+	}
+	return c.Network.OpenStream(ctx, p, proto)
+}
+
+func (c *cutNet) Request(ctx context.Context, p peer.ID, proto protocol.ID, req []byte) ([]byte, error) {
+	if c.cut.apart(c.ID(), p) {
+		return nil, errors.New("partitioned")
+	}
+	return c.Network.Request(ctx, p, proto, req)
+}
+
+// TestHealedPartitionOneSideChatOnly is the regression test for the loss
+// at a partition's heal: one side commits, the other only chats in the
+// epoch both sides still share. After the heal nothing tells the committing
+// side that it lacks anything (the others' tips name epochs it holds, and
+// no connection event fires), so it used to finalise that epoch without
+// ever fetching what was said on the other side.
+func TestHealedPartitionOneSideChatOnly(t *testing.T) {
+	checkLeaks(t)
+	mn := p2p.NewMemNetwork()
+	cut := &partition{}
+	var ns []*Node
+	for _, name := range []string{"alice", "bob", "carol", "dave"} {
+		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Home: t.TempDir(), Name: name, Network: &cutNet{Network: mnode, cut: cut}, Logger: testLogger().With("node", name)}
+		testTiming(&cfg)
+		// Room to heal inside the window; a short grace after the last
+		// witness, far below the periodic anti-entropy (ten tips).
+		cfg.FinalityAge, cfg.FinalityGrace = 3*time.Second, 150*time.Millisecond
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			n.Close()
+			mnode.Close()
+		})
+		ns = append(ns, n)
+	}
+	ctx := ctxT(t, 40*time.Second)
+	for i := range ns {
+		for j := i + 1; j < len(ns); j++ {
+			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gi, err := ns[0].CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gi.ID
+	for _, n := range ns[1:] {
+		inv, err := ns[0].Invite(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, g) })
+	time.Sleep(3 * ns[0].cfg.TipInterval)
+	alice, bob, carol, dave := ns[0], ns[1], ns[2], ns[3]
+	cut.set([]*Node{alice, bob}, []*Node{carol, dave})
+	e0 := groupEpoch(t, alice, g)
+	if err := alice.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	const text = "from carol while cut off"
+	if _, err := carol.Send(ctx, g, text); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alice's side committed", func() error {
+		for _, n := range []*Node{alice, bob} {
+			if e := groupEpoch(t, n, g); e != e0+1 {
+				return fmt.Errorf("%s on epoch %d", n.self.Name, e)
+			}
+		}
+		return nil
+	})
+	if err := hasTexts(dave, g, text); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for the sides to lose touch (a few tip intervals), well
+	// inside the finality window.
+	time.Sleep(time.Second)
+	cut.set() // heal: everyone on one side
+	eventually(t, 10*time.Second, "one group again", func() error { return sameEpoch(ns, g) })
+	for _, n := range ns {
+		eventually(t, 5*time.Second, "carol's message everywhere", func() error { return hasTexts(n, g, text) })
 	}
 }
