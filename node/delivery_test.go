@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -299,5 +300,75 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 	eventually(t, 10*time.Second, "one group again", func() error { return sameEpoch(ns, g) })
 	for _, n := range ns {
 		eventually(t, 5*time.Second, "carol's message everywhere", func() error { return hasTexts(n, g, text) })
+	}
+}
+
+// TestCommitFromBeforeJoinIgnored is the regression test for a returning
+// member that stopped following the group: GossipSub handed it, on
+// rejoining the topic, commits (and tips) seconds old from before it had
+// joined, and commitorder took a commit on an unknown parent below its root
+// as proof that its chain had diverged. A commit whose parent predates the
+// member's join must not reach commitorder at all.
+func TestCommitFromBeforeJoinIgnored(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, carol := ns[0], ns[2]
+	ctx := ctxT(t, 20*time.Second)
+	commits, _ := logged(t, alice, g, 0) // alice's Add of bob, before carol joined
+	if len(commits) != 1 {
+		t.Fatalf("alice logged %d commits on epoch 0, want 1", len(commits))
+	}
+	a := groupActorOf(t, carol, g)
+	var floor uint64
+	var before, after []byte
+	if err := a.do(ctx, func() error {
+		floor = a.floor
+		var err error
+		if before, err = a.co.MarshalBinary(); err != nil {
+			return err
+		}
+		a.receive(commits[0])
+		after, err = a.co.MarshalBinary()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if floor != 2 {
+		t.Fatalf("carol's floor %d, want 2 (she joined at epoch 2)", floor)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("a commit from before carol joined changed her commit-order state")
+	}
+}
+
+// TestStaleOrReplayedTipIgnored: a tip older than the finality age, or not
+// newer than the member's last one, is not taken as the member's state.
+func TestStaleOrReplayedTipIgnored(t *testing.T) {
+	_, ns, g := memGroup(t, "alice", "bob")
+	alice := ns[0]
+	a := groupActorOf(t, alice, g)
+	bob := []byte("bob's identity")
+	ctx := ctxT(t, 10*time.Second)
+	var got []bool
+	if err := a.do(ctx, func() error {
+		now := alice.cfg.Clock.Now()
+		at := func(d time.Duration) uint64 { return uint64(now.Add(d).UnixNano()) }
+		got = []bool{
+			a.freshTip(bob, at(-a.tipMaxAge-time.Second)), // seconds older than the window
+			a.freshTip(bob, at(-time.Millisecond)),        // current
+			a.freshTip(bob, at(-time.Millisecond)),        // the same tip again
+			a.freshTip(bob, at(-2*time.Millisecond)),      // an older one, late
+			a.freshTip(bob, at(0)),                        // the next one
+			a.freshTip(bob, ^uint64(0)),                   // absurd time: no overflow
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{false, true, false, false, true, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("tip %d: fresh %v, want %v", i, got[i], want[i])
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -106,6 +107,14 @@ type groupActor struct {
 	// heardAt: when each member's tip was last seen (a member silent for
 	// a while and heard again is asked what it sent meanwhile).
 	heardAt map[string]time.Time
+	// tipTime: the send time of each member's newest tip taken; tipMaxAge:
+	// how old a tip may be (the finality age).
+	tipTime   map[string]uint64
+	tipMaxAge time.Duration
+	// floor is the first epoch this device held in the group (its join,
+	// or its rejoin): Commits on parents older than its parent can never
+	// concern it.
+	floor uint64
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -144,6 +153,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		intents:    make(map[commitorder.IntentID]*intent),
 		seen:       make(map[[32]byte]struct{}),
 		held:       newHeldBuffer(defaultHeldMessages),
+		tipMaxAge:  n.coConfig(DefaultCommitRate).MaxAge,
 		dirty:      make(map[commitorder.EpochID]bool),
 		selfRemove: make(map[commitorder.EpochID]bool),
 	}
@@ -308,6 +318,7 @@ func (a *groupActor) run() {
 	defer timer.Stop()
 
 	a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
+	a.loadFloor()
 	a.replayOutbox()
 	for {
 		d := time.Hour
@@ -724,6 +735,15 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
 		return
 	}
+	if epoch+1 < a.floor {
+		// From before we joined (a replay, or a sync that reached below
+		// our join): the sibling of our joining commit is judged at its
+		// parent, floor-1; anything older says nothing about our chain,
+		// but commitorder, which keeps no join epoch, would take a commit
+		// on an unknown parent at or below its root as evidence that our
+		// chain diverged.
+		return
+	}
 	var parent commitorder.EpochID
 	copy(parent[:], c.AuthenticatedData[1:])
 	var props []*mls.Proposal
@@ -749,6 +769,29 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 	}
 	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
 		Class: classOf(props), Committer: commitorder.MemberID(committer)})
+}
+
+func floorSetting(hexID string) string { return "group-floor/" + hexID }
+
+// loadFloor reads the group's floor, or records the current root as the
+// floor the first time (right after a join the root is the joined epoch).
+func (a *groupActor) loadFloor() {
+	if a.removed {
+		return
+	}
+	if v, err := a.n.db.Setting(floorSetting(a.hexID)); err == nil && len(v) == 8 {
+		a.floor = binary.BigEndian.Uint64(v)
+		return
+	}
+	_, root := a.co.Root()
+	a.setFloor(root)
+}
+
+func (a *groupActor) setFloor(epoch uint64) {
+	a.floor = epoch
+	if err := a.n.db.SetSetting(floorSetting(a.hexID), binary.BigEndian.AppendUint64(nil, epoch)); err != nil {
+		a.log.Warn("save group floor", "err", err)
+	}
 }
 
 func (a *groupActor) markSeen(h [32]byte) {
@@ -940,6 +983,9 @@ func (a *groupActor) onTip(data []byte) {
 	if err := a.n.suite.VerifyWithLabel(t.SigKey, "grove tip", t.tbs(), t.Signature); err != nil {
 		return
 	}
+	if !a.freshTip(member, t.Time) {
+		return
+	}
 	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
 	if a.removed {
 		return
@@ -972,6 +1018,33 @@ func (a *groupActor) onTip(data []byte) {
 		// those epochs are still ours to decrypt.
 		a.requestSync(tipper, false)
 	}
+}
+
+// freshTip reports whether a (verified) tip sent at sent (the member's
+// clock, UnixNano) is news: newer than the member's last tip we took and
+// within the finality age of our clock. GossipSub may hand a node
+// that has just (re)joined the topic tips seconds old, and a peer may
+// replay them on purpose; taken as current, such a tip rolls the member's
+// claim back to an old epoch, and its epoch, unknown to us by then, looks
+// like another branch (which sent us fetching below our root and made
+// commitorder believe our chain had diverged). The age bound tolerates
+// clock skew up to the finality age; a member whose clock lags ours by
+// more is not heard through tips (its commits and messages still count).
+func (a *groupActor) freshTip(member []byte, sent uint64) bool {
+	at := time.Unix(0, int64(min(sent, 1<<63-1)))
+	if age := a.n.cfg.Clock.Now().Sub(at); age > a.tipMaxAge || age < -a.tipMaxAge {
+		// (From as far in the future: taken, it would silence the
+		// member's honest tips until its clock caught up.)
+		return false
+	}
+	if a.tipTime == nil || len(a.tipTime) > 1<<14 {
+		a.tipTime = map[string]uint64{}
+	}
+	if last, ok := a.tipTime[string(member)]; ok && sent <= last {
+		return false
+	}
+	a.tipTime[string(member)] = sent
+	return true
 }
 
 // reappeared notes a tip from member and reports whether the member had
