@@ -221,20 +221,26 @@ func (c *cutNet) Request(ctx context.Context, p peer.ID, proto protocol.ID, req 
 // no connection event fires), so it used to finalise that epoch without
 // ever fetching what was said on the other side.
 func TestHealedPartitionOneSideChatOnly(t *testing.T) {
-	checkLeaks(t)
+	// Room to heal inside the window; a short grace after the last
+	// witness, far below the periodic anti-entropy (ten tips).
+	cutOneSideChats(t, 3*time.Second, 150*time.Millisecond, time.Second)
+}
+
+// cutGroup builds a group of the named members on a MemNetwork whose links
+// the returned partition can cut, with the given finality timing.
+func cutGroup(t *testing.T, age, grace time.Duration, names ...string) (*p2p.MemNetwork, []*Node, string, *partition) {
+	t.Helper()
 	mn := p2p.NewMemNetwork()
 	cut := &partition{}
 	var ns []*Node
-	for _, name := range []string{"alice", "bob", "carol", "dave"} {
+	for _, name := range names {
 		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := Config{Home: t.TempDir(), Name: name, Network: &cutNet{Network: mnode, cut: cut}, Logger: testLogger().With("node", name)}
 		testTiming(&cfg)
-		// Room to heal inside the window; a short grace after the last
-		// witness, far below the periodic anti-entropy (ten tips).
-		cfg.FinalityAge, cfg.FinalityGrace = 3*time.Second, 150*time.Millisecond
+		cfg.FinalityAge, cfg.FinalityGrace = age, grace
 		n, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -248,7 +254,7 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 		})
 		ns = append(ns, n)
 	}
-	ctx := ctxT(t, 40*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	for i := range ns {
 		for j := i + 1; j < len(ns); j++ {
 			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
@@ -260,9 +266,8 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gi.ID
 	for _, n := range ns[1:] {
-		inv, err := ns[0].Invite(ctx, g)
+		inv, err := ns[0].Invite(ctx, gi.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,8 +275,20 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, g) })
+	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
+	// A joiner commits only once another member has been seen on its
+	// epoch: let a few tips go round.
 	time.Sleep(3 * ns[0].cfg.TipInterval)
+	return mn, ns, gi.ID, cut
+}
+
+// cutOneSideChats: alice and bob are cut off from carol and dave; alice
+// commits, carol sends in the epoch both sides still share; after hold the
+// cut heals and everyone must have carol's message.
+func cutOneSideChats(t *testing.T, age, grace, hold time.Duration) {
+	checkLeaks(t)
+	_, ns, g, cut := cutGroup(t, age, grace, "alice", "bob", "carol", "dave")
+	ctx := ctxT(t, 40*time.Second)
 	alice, bob, carol, dave := ns[0], ns[1], ns[2], ns[3]
 	cut.set([]*Node{alice, bob}, []*Node{carol, dave})
 	e0 := groupEpoch(t, alice, g)
@@ -293,14 +310,95 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 	if err := hasTexts(dave, g, text); err != nil {
 		t.Fatal(err)
 	}
-	// Long enough for the sides to lose touch (a few tip intervals), well
-	// inside the finality window.
-	time.Sleep(time.Second)
-	cut.set() // heal: everyone on one side
+	time.Sleep(hold) // long enough for the sides to lose touch (a few tips)
+	cut.set()        // heal: everyone on one side
 	eventually(t, 10*time.Second, "one group again", func() error { return sameEpoch(ns, g) })
 	for _, n := range ns {
 		eventually(t, 5*time.Second, "carol's message everywhere", func() error { return hasTexts(n, g, text) })
 	}
+}
+
+// TestLongPartitionNoResendToNewMember: as TestLongPartitionOneSideChatOnly,
+// but alice's side adds erin while cut off. Carol's message was written for
+// the members she knew: re-sending it in an epoch with erin would leak it to
+// someone her side never vetted, so it is flagged for carol instead.
+func TestLongPartitionNoResendToNewMember(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g, cut := cutGroup(t, 400*time.Millisecond, 100*time.Millisecond, "alice", "bob", "carol", "dave")
+	alice, bob, carol, dave := ns[0], ns[1], ns[2], ns[3]
+	ctx := ctxT(t, 40*time.Second)
+	cut.set([]*Node{alice, bob}, []*Node{carol, dave})
+	const text = "from carol while cut off"
+	m, err := carol.Send(ctx, g, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// erin comes up on alice's side and joins there.
+	mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Home: t.TempDir(), Name: "erin", Network: &cutNet{Network: mnode, cut: cut}, Logger: testLogger().With("node", "erin")}
+	testTiming(&cfg)
+	cfg.FinalityAge, cfg.FinalityGrace = 400*time.Millisecond, 100*time.Millisecond
+	erin, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := erin.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		erin.Close()
+		mnode.Close()
+	})
+	cut.set([]*Node{alice, bob, erin}, []*Node{carol, dave})
+	for _, n := range ns {
+		if err := erin.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := alice.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := erin.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cut.set()
+	all := append(ns, erin)
+	eventually(t, 10*time.Second, "one group again", func() error { return sameEpoch(all, g) })
+	eventually(t, 5*time.Second, "carol's message flagged", func() error {
+		ms, err := carol.Log(ctx, g, 100)
+		if err != nil {
+			return err
+		}
+		for _, x := range ms {
+			if x.ID == m.ID && x.Orphaned {
+				return nil
+			}
+		}
+		return fmt.Errorf("carol's message %s not flagged", m.ID)
+	})
+	time.Sleep(5 * carol.cfg.TipInterval) // room for a wrong re-send to arrive
+	for _, n := range []*Node{alice, bob, erin} {
+		if hasTexts(n, g, text) == nil {
+			t.Errorf("%s got carol's message, re-sent into an epoch with a member her side never knew", n.self.Name)
+		}
+	}
+	if err := hasTexts(dave, g, text); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestLongPartitionOneSideChatOnly: as above, but the cut outlasts the
+// finality age, so alice's side has deleted the shared epoch before it
+// could read carol's message there. Carol's side made no commit, so no
+// branch lost and no rejoin re-sends anything; carol must re-send what she
+// wrote while cut off, once she sees that the others hold that epoch final.
+func TestLongPartitionOneSideChatOnly(t *testing.T) {
+	cutOneSideChats(t, 400*time.Millisecond, 100*time.Millisecond, 1500*time.Millisecond)
 }
 
 // TestCommitFromBeforeJoinIgnored is the regression test for a returning

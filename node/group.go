@@ -109,8 +109,10 @@ type groupActor struct {
 	heardAt map[string]time.Time
 	// tipTime: the send time of each member's newest tip taken; tipMaxAge:
 	// how old a tip may be (the finality age).
-	tipTime   map[string]uint64
-	tipMaxAge time.Duration
+	tipTime      map[string]uint64
+	tipMaxAge    time.Duration
+	cut          *cutOff                    // see noteCutOff
+	epochMembers map[uint64]map[string]bool // see noteEpochMembers
 	// floor is the first epoch this device held in the group (its join,
 	// or its rejoin): Commits on parents older than its parent can never
 	// concern it.
@@ -319,6 +321,9 @@ func (a *groupActor) run() {
 
 	a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 	a.loadFloor()
+	if _, g := a.head(); g != nil {
+		a.noteHeadMembers(g)
+	}
 	a.replayOutbox()
 	for {
 		d := time.Hour
@@ -345,6 +350,7 @@ func (a *groupActor) run() {
 			a.tipCount++
 			// Periodic anti-entropy with one member covers gossip that
 			// was lost while the mesh formed.
+			a.resendAfterCut()
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
@@ -476,6 +482,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		g := a.epochs[e.Eid]
 		n.metrics.epochs.Add(1)
 		if g != nil {
+			a.noteHeadMembers(g)
 			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
 			a.memberEvents(a.epochs[e.Parent], g)
 		}
@@ -995,7 +1002,10 @@ func (a *groupActor) onTip(data []byte) {
 		tipper = id.Peer
 	}
 	_, rootEpoch := a.co.Root()
-	back := a.reappeared(member)
+	back, since := a.reappeared(member)
+	if back && t.RootEpoch > 0 {
+		a.noteCutOff(since, t.RootEpoch)
+	}
 	switch {
 	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):
 		// The member is on a branch we do not hold: fetch from before our
@@ -1048,15 +1058,15 @@ func (a *groupActor) freshTip(member []byte, sent uint64) bool {
 }
 
 // reappeared notes a tip from member and reports whether the member had
-// been silent for more than silentTips tip intervals.
-func (a *groupActor) reappeared(member []byte) bool {
+// been silent for more than silentTips tip intervals, and since when.
+func (a *groupActor) reappeared(member []byte) (back bool, since time.Time) {
 	now := a.n.cfg.Clock.Now()
 	if a.heardAt == nil || len(a.heardAt) > 1<<14 {
 		a.heardAt = map[string]time.Time{}
 	}
 	last, ok := a.heardAt[string(member)]
 	a.heardAt[string(member)] = now
-	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval
+	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval, last
 }
 
 // silentTips is how many tip intervals without a member's tip count as
