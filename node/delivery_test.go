@@ -119,7 +119,7 @@ func TestMessageBeforeItsCommitOnASibling(t *testing.T) {
 // TestHeldBuffer covers the bounds of the buffer of messages waiting for
 // their epoch.
 func TestHeldBuffer(t *testing.T) {
-	b := newHeldBuffer(3)
+	b := newHeldBuffer(3, 10)
 	h := func(i byte) [32]byte { return [32]byte{i} }
 	b.add(h(1), 5, []byte{1})
 	b.add(h(1), 5, []byte{1}) // held once
@@ -148,6 +148,19 @@ func TestHeldBuffer(t *testing.T) {
 	b.add(h(5), 9, []byte{5})
 	if b.len() != 1 {
 		t.Fatal("a message dropped by reset cannot be held again")
+	}
+	// The byte bound: 10 bytes in all, oldest dropped first.
+	b.add(h(6), 9, make([]byte, 6))
+	b.add(h(7), 9, make([]byte, 4)) // 1+6+4 > 10: the 1-byte one goes
+	if b.len() != 2 || b.bytes != 10 {
+		t.Fatalf("len %d, bytes %d; want 2 and 10", b.len(), b.bytes)
+	}
+	b.add(h(8), 9, make([]byte, 11)) // larger than the whole buffer
+	if b.len() != 2 {
+		t.Fatal("an oversized message displaced others")
+	}
+	if got := b.take(9); len(got) != 2 || b.bytes != 0 {
+		t.Fatalf("take(9) = %d messages, %d bytes left", len(got), b.bytes)
 	}
 }
 

@@ -154,7 +154,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		own:        make(map[commitorder.CommitID]*ownCommit),
 		intents:    make(map[commitorder.IntentID]*intent),
 		seen:       make(map[[32]byte]struct{}),
-		held:       newHeldBuffer(defaultHeldMessages),
+		held:       newHeldBuffer(defaultHeldMessages, defaultHeldBytes),
 		tipMaxAge:  n.coConfig(DefaultCommitRate).MaxAge,
 		dirty:      make(map[commitorder.EpochID]bool),
 		selfRemove: make(map[commitorder.EpochID]bool),

@@ -11,11 +11,18 @@ package node
 // the sender's outbox counts it as delivered (its epoch is canonical), and
 // anti-entropy may not come by in time. So it waits here, bounded, and is
 // tried again when a Commit produces an epoch with its number.
+//
+// Anyone on the topic can send what fails to decrypt, so the buffer is
+// bounded in entries and in bytes, and drops the oldest first.
 type heldBuffer struct {
-	max     int
-	entries []heldMsg // oldest first
-	hashes  map[[32]byte]struct{}
+	max, maxBytes int
+	bytes         int
+	entries       []heldMsg // oldest first
+	hashes        map[[32]byte]struct{}
 }
+
+// defaultHeldBytes bounds the bytes of held messages per group.
+const defaultHeldBytes = 16 << 20
 
 type heldMsg struct {
 	hash  [32]byte
@@ -23,23 +30,25 @@ type heldMsg struct {
 	data  []byte
 }
 
-func newHeldBuffer(max int) *heldBuffer {
-	return &heldBuffer{max: max, hashes: make(map[[32]byte]struct{})}
+func newHeldBuffer(max, maxBytes int) *heldBuffer {
+	return &heldBuffer{max: max, maxBytes: maxBytes, hashes: make(map[[32]byte]struct{})}
 }
 
 // add keeps data (whose SHA-256 is h) for epoch. A message already held is
-// not kept twice; when full, the oldest entry makes room.
+// not kept twice; when full, the oldest entries make room.
 func (b *heldBuffer) add(h [32]byte, epoch uint64, data []byte) {
-	if _, ok := b.hashes[h]; ok || b.max <= 0 {
+	if _, ok := b.hashes[h]; ok || b.max <= 0 || len(data) > b.maxBytes {
 		return
 	}
-	if len(b.entries) >= b.max {
+	for len(b.entries) > 0 && (len(b.entries) >= b.max || b.bytes+len(data) > b.maxBytes) {
+		b.bytes -= len(b.entries[0].data)
 		delete(b.hashes, b.entries[0].hash)
 		b.entries[0] = heldMsg{}
 		b.entries = b.entries[1:]
 	}
 	b.entries = append(b.entries, heldMsg{hash: h, epoch: epoch, data: data})
 	b.hashes[h] = struct{}{}
+	b.bytes += len(data)
 }
 
 // take removes and returns the messages held for epoch, oldest first.
@@ -50,6 +59,7 @@ func (b *heldBuffer) take(epoch uint64) [][]byte {
 		if e.epoch == epoch {
 			out = append(out, e.data)
 			delete(b.hashes, e.hash)
+			b.bytes -= len(e.data)
 			continue
 		}
 		kept = append(kept, e)
@@ -69,6 +79,7 @@ func (b *heldBuffer) prune(floor uint64) {
 			continue
 		}
 		delete(b.hashes, e.hash)
+		b.bytes -= len(e.data)
 	}
 	clear(b.entries[len(kept):])
 	b.entries = kept
@@ -79,6 +90,7 @@ func (b *heldBuffer) reset() {
 	clear(b.entries)
 	b.entries = b.entries[:0]
 	clear(b.hashes)
+	b.bytes = 0
 }
 
 func (b *heldBuffer) len() int { return len(b.entries) }
