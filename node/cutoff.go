@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"time"
 
+	"grove/commitorder"
 	"grove/mls"
 	"grove/store"
 )
@@ -12,57 +13,72 @@ import (
 // from some members (no tips from them), they finalised epochs in which it
 // was still sending.
 type cutOff struct {
-	since time.Time // when we last heard those members
-	below uint64    // they hold final every epoch below this
+	since time.Time           // when we last heard those members
+	below uint64              // they hold final every epoch below this
+	root  commitorder.EpochID // their final epoch at number below
 }
 
 // maxEpochMembers bounds epochMembers; a message from an epoch no longer
 // remembered is flagged for the user rather than re-sent.
 const maxEpochMembers = 1024
 
-// noteEpochMembers remembers who could read what we sent in an epoch with
-// this number: the members common to every epoch of that number we have
-// been on (a fork gives two), so the re-send rule errs on the side of not
-// sending.
-func (a *groupActor) noteEpochMembers(epoch uint64, members map[string]bool) {
-	if a.epochMembers == nil {
-		a.epochMembers = map[uint64]map[string]bool{}
+// epochSeen is what we remember of the epochs of one number we have been
+// on: who could read what we sent there (the members common to all of
+// them: a fork gives two, and the re-send rule errs on the side of not
+// sending) and the last one's id.
+type epochSeen struct {
+	members map[string]bool
+	eid     commitorder.EpochID
+}
+
+// noteHeadMembers records a state we are now on.
+func (a *groupActor) noteHeadMembers(eid commitorder.EpochID, g *mls.Group) {
+	members := map[string]bool{}
+	for _, m := range g.Members() {
+		members[string(m.Identity)] = true
 	}
-	if old, ok := a.epochMembers[epoch]; ok {
-		for m := range old {
+	if a.epochsSeen == nil {
+		a.epochsSeen = map[uint64]*epochSeen{}
+	}
+	epoch := g.Epoch()
+	if old, ok := a.epochsSeen[epoch]; ok {
+		for m := range old.members {
 			if !members[m] {
-				delete(old, m)
+				delete(old.members, m)
 			}
 		}
+		old.eid = eid
 		return
 	}
-	if len(a.epochMembers) >= maxEpochMembers {
+	if len(a.epochsSeen) >= maxEpochMembers {
 		lowest := epoch
-		for e := range a.epochMembers {
+		for e := range a.epochsSeen {
 			lowest = min(lowest, e)
 		}
-		delete(a.epochMembers, lowest)
+		delete(a.epochsSeen, lowest)
 	}
-	a.epochMembers[epoch] = members
+	a.epochsSeen[epoch] = &epochSeen{members: members, eid: eid}
 }
 
 // noteCutOff records that a member silent since `since` is heard again and
-// holds every epoch below rootEpoch final. Whatever we sent meanwhile in
+// holds every epoch below rootEpoch final, root being its final epoch. Whatever we sent meanwhile in
 // those epochs it could read only if it got it before finalising them; if
 // our side made no Commit there is no fork, so neither the outbox's
 // orphaned-epoch rule nor a rejoin re-sends it (a partition longer than
 // the finality age where only the other side committed). So, once we are
 // on the group's chain past those epochs, we re-send it (resendAfterCut);
 // receivers deduplicate by message id.
-func (a *groupActor) noteCutOff(since time.Time, rootEpoch uint64) {
+func (a *groupActor) noteCutOff(since time.Time, root commitorder.EpochID, rootEpoch uint64) {
 	if a.cut != nil {
 		if since.Before(a.cut.since) {
 			a.cut.since = since
 		}
-		a.cut.below = max(a.cut.below, rootEpoch)
+		if rootEpoch > a.cut.below {
+			a.cut.below, a.cut.root = rootEpoch, root
+		}
 		return
 	}
-	a.cut = &cutOff{since: since, below: rootEpoch}
+	a.cut = &cutOff{since: since, below: rootEpoch, root: root}
 }
 
 // resendAfterCut re-sends, in the canonical head, our messages sent since
@@ -81,6 +97,11 @@ func (a *groupActor) resendAfterCut() {
 		return // not caught up yet
 	}
 	a.cut = nil
+	if seen := a.epochsSeen[c.below]; seen == nil || seen.eid != c.root {
+		// The member holds another chain final: a fork, which the
+		// orphaned-epoch rule or a rejoin settles, not this one.
+		return
+	}
 	msgs, err := a.n.db.Messages(a.id, c.since, 1<<30)
 	if err != nil {
 		a.log.Warn("messages sent while cut off", "err", err)
@@ -91,7 +112,10 @@ func (a *groupActor) resendAfterCut() {
 		if m.Epoch >= c.below || !bytes.Equal(m.Sender, a.n.selfID) {
 			continue
 		}
-		readers := a.epochMembers[m.Epoch]
+		var readers map[string]bool
+		if seen := a.epochsSeen[m.Epoch]; seen != nil {
+			readers = seen.members
+		}
 		leak := readers == nil
 		for _, x := range g.Members() {
 			leak = leak || !readers[string(x.Identity)]
@@ -117,13 +141,4 @@ func (a *groupActor) resendAfterCut() {
 	if withheld > 0 {
 		a.log.Warn("messages sent while cut off not re-sent: the group now has members who could not read them", "messages", withheld)
 	}
-}
-
-// noteHeadMembers records the members of a state we are now on.
-func (a *groupActor) noteHeadMembers(g *mls.Group) {
-	ms := map[string]bool{}
-	for _, m := range g.Members() {
-		ms[string(m.Identity)] = true
-	}
-	a.noteEpochMembers(g.Epoch(), ms)
 }

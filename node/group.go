@@ -109,10 +109,10 @@ type groupActor struct {
 	heardAt map[string]time.Time
 	// tipTime: the send time of each member's newest tip taken; tipMaxAge:
 	// how old a tip may be (the finality age).
-	tipTime      map[string]uint64
-	tipMaxAge    time.Duration
-	cut          *cutOff                    // see noteCutOff
-	epochMembers map[uint64]map[string]bool // see noteEpochMembers
+	tipTime    map[string]uint64
+	tipMaxAge  time.Duration
+	cut        *cutOff               // see noteCutOff
+	epochsSeen map[uint64]*epochSeen // see noteHeadMembers
 	// floor is the first epoch this device held in the group (its join,
 	// or its rejoin): Commits on parents older than its parent can never
 	// concern it.
@@ -321,8 +321,8 @@ func (a *groupActor) run() {
 
 	a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 	a.loadFloor()
-	if _, g := a.head(); g != nil {
-		a.noteHeadMembers(g)
+	if eid, g := a.head(); g != nil {
+		a.noteHeadMembers(eid, g)
 	}
 	a.replayOutbox()
 	for {
@@ -482,7 +482,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		g := a.epochs[e.Eid]
 		n.metrics.epochs.Add(1)
 		if g != nil {
-			a.noteHeadMembers(g)
+			a.noteHeadMembers(e.Eid, g)
 			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
 			a.memberEvents(a.epochs[e.Parent], g)
 		}
@@ -1004,7 +1004,7 @@ func (a *groupActor) onTip(data []byte) {
 	_, rootEpoch := a.co.Root()
 	back, since := a.reappeared(member)
 	if back && t.RootEpoch > 0 {
-		a.noteCutOff(since, t.RootEpoch)
+		a.noteCutOff(since, t.Root, t.RootEpoch)
 	}
 	switch {
 	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):

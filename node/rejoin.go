@@ -167,6 +167,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	a.held.reset()
 	a.co, a.stale, a.rejoin = co, false, nil
 	a.setFloor(g.Epoch())
+	a.cut = nil // what we sent on the lost branch is re-sent below
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
 		a.log.Warn("persist epoch", "err", err)
