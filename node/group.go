@@ -113,9 +113,10 @@ type groupActor struct {
 	tipMaxAge  time.Duration
 	cut        *cutOff               // see noteCutOff
 	epochsSeen map[uint64]*epochSeen // see noteHeadMembers
-	// floor is the first epoch this device held in the group (its join,
-	// or its rejoin): Commits on parents older than its parent can never
-	// concern it.
+	// floor: Commits on parents older than this can never concern this
+	// device: the first epoch it held (its join), or after a rejoin that
+	// epoch's parent (the rejoin's genesis records the commit there, so
+	// commitorder can judge its siblings).
 	floor uint64
 }
 
@@ -738,17 +739,19 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 		return
 	}
 	c := &m.PublicMessage.Content
-	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil || c.Sender.Type != mls.SenderTypeMember ||
+	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil ||
 		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
 		return
 	}
-	if epoch+1 < a.floor {
-		// From before we joined (a replay, or a sync that reached below
-		// our join): the sibling of our joining commit is judged at its
-		// parent, floor-1; anything older says nothing about our chain,
-		// but commitorder, which keeps no join epoch, would take a commit
-		// on an unknown parent at or below its root as evidence that our
-		// chain diverged.
+	if epoch < a.floor {
+		// From before we joined (a replay, or a deep sync that reached
+		// below our join, as after a split): it says nothing about our
+		// chain, but commitorder, which keeps no join epoch, would take a
+		// commit on an unknown parent at or below its root as evidence
+		// that our chain diverged and, with two members claiming another
+		// chain final, have us rejoin the losing half. The joining
+		// commit itself is among them: a Welcome's genesis does not carry
+		// it (join.go), so commitorder has no history to judge it by.
 		return
 	}
 	var parent commitorder.EpochID
@@ -759,23 +762,36 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 			props = append(props, p.Proposal)
 		}
 	}
-	// Leaf indices are stable across epochs unless a removal frees one;
-	// the oldest retained epoch is the best guess for an older commit.
+	class := classOf(props)
 	var committer []byte
-	rootEid, _ := a.co.Root()
-	for _, g := range []*mls.Group{a.epochs[rootEid]} {
-		if g == nil {
-			continue
+	switch c.Sender.Type {
+	case mls.SenderTypeMember:
+		// Leaf indices are stable across epochs unless a removal frees
+		// one; the oldest retained epoch is the best guess for an older
+		// commit.
+		rootEid, _ := a.co.Root()
+		if g := a.epochs[rootEid]; g != nil {
+			if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
+				committer = mem.Identity
+			}
 		}
-		if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
-			committer = mem.Identity
+	case mls.SenderTypeNewMemberCommit:
+		// Another member's rejoin (Grove makes no other external
+		// Commit; onCommit drops them), classed as onCommit classes a
+		// resync. It must reach commitorder: when two members of a
+		// losing half rejoin at once, the one whose rejoin lost holds
+		// only its own rejoin epoch and learns that it lost from
+		// nothing else.
+		if c.Commit.Path != nil {
+			committer = c.Commit.Path.LeafNode.Credential.Identity
 		}
+		class = commitorder.ClassUpdate
 	}
-	if committer == nil {
+	if len(committer) == 0 {
 		return
 	}
 	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
-		Class: classOf(props), Committer: commitorder.MemberID(committer)})
+		Class: class, Committer: commitorder.MemberID(committer)})
 }
 
 func floorSetting(hexID string) string { return "group-floor/" + hexID }

@@ -166,7 +166,10 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	}
 	a.held.reset()
 	a.co, a.stale, a.rejoin = co, false, nil
-	a.setFloor(g.Epoch())
+	// Siblings of our rejoin commit (another member of the losing half
+	// rejoining at once) are judged at its parent, which the genesis
+	// records: they must reach commitorder.
+	a.setFloor(g.Epoch() - 1)
 	a.cut = nil // what we sent on the lost branch is re-sent below
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
