@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ type groupActor struct {
 	epochs     map[commitorder.EpochID]*mls.Group
 	own        map[commitorder.CommitID]*ownCommit
 	intents    map[commitorder.IntentID]*intent
-	held       [][]byte
+	held       *heldBuffer
 	seen       map[[32]byte]struct{}
 	dirty      map[commitorder.EpochID]bool
 	removed    bool
@@ -95,7 +96,33 @@ type groupActor struct {
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
 	resentEpoch uint64
+
+	// syncWanted: a sync was asked for while another was in flight or
+	// had just been made; it goes out when that one ends or on the next
+	// tip tick (from syncPrefer first, if set) rather than being dropped.
+	syncWanted bool
+	syncPrefer peer.ID
+	syncRound  int       // rotates which members anti-entropy asks
+	lastTick   time.Time // commitorder's clock as last fed
+	// heardAt: when each member's tip was last seen (a member silent for
+	// a while and heard again is asked what it sent meanwhile).
+	heardAt map[string]time.Time
+	// tipTime: the send time of each member's newest tip taken; tipMaxAge:
+	// how old a tip may be (the finality age).
+	tipTime    map[string]uint64
+	tipMaxAge  time.Duration
+	cut        *cutOff               // see noteCutOff
+	epochsSeen map[uint64]*epochSeen // see noteHeadMembers
+	// floor: Commits on parents older than this can never concern this
+	// device: the first epoch it held (its join), or after a rejoin that
+	// epoch's parent (the rejoin's genesis records the commit there, so
+	// commitorder can judge its siblings).
+	floor uint64
 }
+
+// tickGranularity is how stale commitorder's clock may be when an event is
+// fed to it; far below every protocol timer.
+const tickGranularity = 2 * time.Millisecond
 
 // deepSyncEpochs is how far below its root a member asks when a tip shows
 // a branch it does not hold.
@@ -128,6 +155,8 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		own:        make(map[commitorder.CommitID]*ownCommit),
 		intents:    make(map[commitorder.IntentID]*intent),
 		seen:       make(map[[32]byte]struct{}),
+		held:       newHeldBuffer(defaultHeldMessages, defaultHeldBytes),
+		tipMaxAge:  n.coConfig(DefaultCommitRate).MaxAge,
 		dirty:      make(map[commitorder.EpochID]bool),
 		selfRemove: make(map[commitorder.EpochID]bool),
 	}
@@ -292,6 +321,10 @@ func (a *groupActor) run() {
 	defer timer.Stop()
 
 	a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
+	a.loadFloor()
+	if eid, g := a.head(); g != nil {
+		a.noteHeadMembers(eid, g)
+	}
 	a.replayOutbox()
 	for {
 		d := time.Hour
@@ -318,8 +351,11 @@ func (a *groupActor) run() {
 			a.tipCount++
 			// Periodic anti-entropy with one member covers gossip that
 			// was lost while the mesh formed.
+			a.resendAfterCut()
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
+			} else if a.syncWanted {
+				a.requestSync(a.syncPrefer, false)
 			}
 		case <-persist.C:
 			a.flush()
@@ -387,6 +423,19 @@ func (a *groupActor) step(ev commitorder.Event) {
 	if a.removed {
 		return
 	}
+	if tick, ok := ev.(commitorder.Tick); ok {
+		a.lastTick = tick.Now
+	} else if now := a.n.cfg.Clock.Now(); now.Sub(a.lastTick) >= tickGranularity {
+		// Tick is commitorder's only clock. Without a fresh one, an event
+		// is stamped with the time of the last timer, which may be long
+		// past: a Commit seen then ages early and its parent is final
+		// (and deleted) before the grace a late sibling or message is
+		// owed.
+		a.step(commitorder.Tick{Now: now})
+		if a.removed || a.co.Done() {
+			return
+		}
+	}
 	effects, err := a.co.Step(ev)
 	if err != nil {
 		a.log.Debug("commitorder rejected event", "event", fmt.Sprintf("%T", ev), "err", err)
@@ -434,6 +483,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		g := a.epochs[e.Eid]
 		n.metrics.epochs.Add(1)
 		if g != nil {
+			a.noteHeadMembers(e.Eid, g)
 			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
 			a.memberEvents(a.epochs[e.Parent], g)
 		}
@@ -463,6 +513,8 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			a.resent = nil
 		}
 		a.dropEpoch(e.Eid, true)
+		_, rootEpoch := a.co.Root()
+		a.held.prune(rootEpoch)
 	case commitorder.DropBranch:
 		for _, eid := range e.Eids {
 			a.dropEpoch(eid, false)
@@ -622,10 +674,7 @@ func (a *groupActor) receive(data []byte) {
 	if len(cands) == 0 {
 		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
-			if len(a.held) >= defaultHeldMessages {
-				a.held = a.held[1:]
-			}
-			a.held = append(a.held, data)
+			a.held.add(h, epoch, data)
 			a.requestSync("", false)
 		}
 		return
@@ -668,7 +717,11 @@ func (a *groupActor) receive(data []byte) {
 		return
 	}
 	a.parentMissing(data, epoch)
-	a.log.Debug("message not decryptable with any retained epoch", "epoch", epoch)
+	a.log.Debug("message not decryptable with any retained epoch yet", "epoch", epoch)
+	// Perhaps sent in a sibling of our epoch whose Commit has not reached
+	// us yet (gossip does not keep the order across senders): keep it
+	// until that Commit arrives (see heldBuffer).
+	a.held.add(h, epoch, data)
 }
 
 // parentAD is the authenticated_data of Grove's Commits: a version byte and
@@ -686,8 +739,19 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 		return
 	}
 	c := &m.PublicMessage.Content
-	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil || c.Sender.Type != mls.SenderTypeMember ||
+	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil ||
 		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
+		return
+	}
+	if epoch < a.floor {
+		// From before we joined (a replay, or a deep sync that reached
+		// below our join, as after a split): it says nothing about our
+		// chain, but commitorder, which keeps no join epoch, would take a
+		// commit on an unknown parent at or below its root as evidence
+		// that our chain diverged and, with two members claiming another
+		// chain final, have us rejoin the losing half. The joining
+		// commit itself is among them: a Welcome's genesis does not carry
+		// it (join.go), so commitorder has no history to judge it by.
 		return
 	}
 	var parent commitorder.EpochID
@@ -698,23 +762,59 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 			props = append(props, p.Proposal)
 		}
 	}
-	// Leaf indices are stable across epochs unless a removal frees one;
-	// the oldest retained epoch is the best guess for an older commit.
+	class := classOf(props)
 	var committer []byte
-	rootEid, _ := a.co.Root()
-	for _, g := range []*mls.Group{a.epochs[rootEid]} {
-		if g == nil {
-			continue
+	switch c.Sender.Type {
+	case mls.SenderTypeMember:
+		// Leaf indices are stable across epochs unless a removal frees
+		// one; the oldest retained epoch is the best guess for an older
+		// commit.
+		rootEid, _ := a.co.Root()
+		if g := a.epochs[rootEid]; g != nil {
+			if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
+				committer = mem.Identity
+			}
 		}
-		if mem, err := g.Member(c.Sender.LeafIndex); err == nil {
-			committer = mem.Identity
+	case mls.SenderTypeNewMemberCommit:
+		// Another member's rejoin (Grove makes no other external
+		// Commit; onCommit drops them), classed as onCommit classes a
+		// resync. It must reach commitorder: when two members of a
+		// losing half rejoin at once, the one whose rejoin lost holds
+		// only its own rejoin epoch and learns that it lost from
+		// nothing else.
+		if c.Commit.Path != nil {
+			committer = c.Commit.Path.LeafNode.Credential.Identity
 		}
+		class = commitorder.ClassUpdate
 	}
-	if committer == nil {
+	if len(committer) == 0 {
 		return
 	}
 	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
-		Class: classOf(props), Committer: commitorder.MemberID(committer)})
+		Class: class, Committer: commitorder.MemberID(committer)})
+}
+
+func floorSetting(hexID string) string { return "group-floor/" + hexID }
+
+// loadFloor reads the group's floor, or records the current root as the
+// floor the first time (right after a join the root is the joined epoch).
+func (a *groupActor) loadFloor() {
+	if a.removed {
+		return
+	}
+	if v, err := a.n.db.Setting(floorSetting(a.hexID)); err == nil && len(v) == 8 {
+		a.floor = binary.BigEndian.Uint64(v)
+		return
+	}
+	_, root := a.co.Root()
+	a.setFloor(root)
+}
+
+func (a *groupActor) setFloor(epoch uint64) {
+	a.floor = epoch
+	if err := a.n.db.SetSetting(floorSetting(a.hexID), binary.BigEndian.AppendUint64(nil, epoch)); err != nil {
+		a.log.Warn("save group floor", "err", err)
+	}
 }
 
 func (a *groupActor) markSeen(h [32]byte) {
@@ -863,13 +963,14 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		ev.Eid, ev.Members, ev.Admins = eid, memberIDs(next), adminIDs(next)
 	}
 	a.step(ev)
-	a.retryHeld()
+	a.retryHeld(sc.Epoch)
 }
 
-func (a *groupActor) retryHeld() {
-	held := a.held
-	a.held = nil
-	for _, d := range held {
+// retryHeld processes again the messages held for epoch, now that a
+// Commit produced an epoch with that number (a held Commit among them may
+// produce the next one, whose messages it then retries in turn).
+func (a *groupActor) retryHeld(epoch uint64) {
+	for _, d := range a.held.take(epoch) {
 		a.receive(d)
 	}
 }
@@ -905,24 +1006,88 @@ func (a *groupActor) onTip(data []byte) {
 	if err := a.n.suite.VerifyWithLabel(t.SigKey, "grove tip", t.tbs(), t.Signature); err != nil {
 		return
 	}
+	if !a.freshTip(member, t.Time) {
+		return
+	}
 	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
 	if a.removed {
 		return
 	}
-	if t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) {
+	var tipper peer.ID
+	if id, err := parseIdentity(member); err == nil {
+		tipper = id.Peer
+	}
+	_, rootEpoch := a.co.Root()
+	back, since := a.reappeared(member)
+	if back && t.RootEpoch > 0 {
+		a.noteCutOff(since, t.Root, t.RootEpoch)
+	}
+	switch {
+	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):
 		// The member is on a branch we do not hold: fetch from before our
 		// root so that the sibling commits reach commitorder.
 		a.deepSync = true
-		a.requestSync("", false)
-	}
-	if t.Epoch > headG.Epoch() {
-		var p peer.ID
-		if id, err := parseIdentity(member); err == nil {
-			p = id.Peer
-		}
-		a.requestSync(p, false)
+		a.requestSync(tipper, false)
+	case t.Epoch > headG.Epoch():
+		a.requestSync(tipper, false)
+	case t.Epoch >= rootEpoch && !a.co.Known(t.Eid):
+		// A sibling branch inside our window (a partition that has just
+		// healed): the tipper holds it and what was sent on it, which the
+		// members we usually ask may not.
+		a.requestSync(tipper, false)
+	case back:
+		// A member we had not heard from for a while. If it was cut off
+		// (a partition that has just healed), what it sent meanwhile
+		// reached nobody on our side, and if its side made no commit
+		// nothing else shows it: its tips name epochs we hold (it may even
+		// have caught up from us before tipping). Fetch from it while
+		// those epochs are still ours to decrypt.
+		a.requestSync(tipper, false)
 	}
 }
+
+// freshTip reports whether a (verified) tip sent at sent (the member's
+// clock, UnixNano) is news: newer than the member's last tip we took and
+// within the finality age of our clock. GossipSub may hand a node
+// that has just (re)joined the topic tips seconds old, and a peer may
+// replay them on purpose; taken as current, such a tip rolls the member's
+// claim back to an old epoch, and its epoch, unknown to us by then, looks
+// like another branch (which sent us fetching below our root and made
+// commitorder believe our chain had diverged). The age bound tolerates
+// clock skew up to the finality age; a member whose clock lags ours by
+// more is not heard through tips (its commits and messages still count).
+func (a *groupActor) freshTip(member []byte, sent uint64) bool {
+	at := time.Unix(0, int64(min(sent, 1<<63-1)))
+	if age := a.n.cfg.Clock.Now().Sub(at); age > a.tipMaxAge || age < -a.tipMaxAge {
+		// (From as far in the future: taken, it would silence the
+		// member's honest tips until its clock caught up.)
+		return false
+	}
+	if a.tipTime == nil || len(a.tipTime) > 1<<14 {
+		a.tipTime = map[string]uint64{}
+	}
+	if last, ok := a.tipTime[string(member)]; ok && sent <= last {
+		return false
+	}
+	a.tipTime[string(member)] = sent
+	return true
+}
+
+// reappeared notes a tip from member and reports whether the member had
+// been silent for more than silentTips tip intervals, and since when.
+func (a *groupActor) reappeared(member []byte) (back bool, since time.Time) {
+	now := a.n.cfg.Clock.Now()
+	if a.heardAt == nil || len(a.heardAt) > 1<<14 {
+		a.heardAt = map[string]time.Time{}
+	}
+	last, ok := a.heardAt[string(member)]
+	a.heardAt[string(member)] = now
+	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval, last
+}
+
+// silentTips is how many tip intervals without a member's tip count as
+// having lost touch with it.
+const silentTips = 3
 
 func (a *groupActor) sendTip() {
 	if a.removed || a.sub == nil {
@@ -1286,8 +1451,19 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	now := a.n.cfg.Clock.Now()
 	if !force && (a.syncs > 0 || now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
+		// Deferred, not dropped: the request in flight may not bring what
+		// this one is for (a branch that another member tipped), and
+		// commitorder does not ask again before its Retry.
+		a.syncWanted = true
+		if prefer != "" {
+			a.syncPrefer = prefer
+		}
 		return
 	}
+	if prefer == "" && a.syncPrefer != "" {
+		prefer = a.syncPrefer
+	}
+	a.syncWanted, a.syncPrefer = false, ""
 	a.lastSync = now
 	_, from := a.co.Root()
 	if a.deepSync {
@@ -1303,6 +1479,14 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 	}
 	connected := a.n.net.Peers()
 	sort.Slice(connected, func(i, j int) bool { return connected[i] < connected[j] })
+	// Start at a different member each time: always asking the same
+	// few would leave whatever only the others hold (a message sent
+	// across a partition that has just healed) unfetched.
+	if len(connected) > 1 {
+		k := a.syncRound % len(connected)
+		connected = append(slices.Clone(connected[k:]), connected[:k]...)
+	}
+	a.syncRound++
 	for _, p := range connected {
 		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
 			break

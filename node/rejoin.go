@@ -164,9 +164,13 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		delete(a.epochs, old)
 		n.db.DeleteEpochState(a.id, store.EpochID(old))
 	}
-	clear(a.held)
-	a.held = nil
+	a.held.reset()
 	a.co, a.stale, a.rejoin = co, false, nil
+	// Siblings of our rejoin commit (another member of the losing half
+	// rejoining at once) are judged at its parent, which the genesis
+	// records: they must reach commitorder.
+	a.setFloor(g.Epoch() - 1)
+	a.cut = nil // what we sent on the lost branch is re-sent below
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
 		a.log.Warn("persist epoch", "err", err)

@@ -121,7 +121,12 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 // validates every message by processing it like gossip.
 func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 	defer n.wg.Done()
-	defer a.post(func() { a.syncs-- })
+	defer a.post(func() {
+		a.syncs--
+		if a.syncs == 0 && a.syncWanted {
+			a.requestSync(a.syncPrefer, false)
+		}
+	})
 	ctx, cancel := context.WithTimeout(n.ctx, syncTimeout)
 	defer cancel()
 	start := n.cfg.Clock.Now()
