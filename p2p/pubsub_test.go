@@ -189,24 +189,33 @@ func TestInvalidPayloadStopsAtFirstHop(t *testing.T) {
 		subs[i] = s
 	}
 	waitAllReceive(t, hosts[0], g, subs)
-	x, d := hosts[0], hosts[3]
+	x := hosts[0]
+	// The valid payload goes first: three rejected payloads push X's score
+	// at B below the graylist threshold (3² × -10 < -80), after which B
+	// rightly ignores everything X sends, so a "good" published after them
+	// would race the score update.
+	if err := x.Publish(context.Background(), g, []byte("good")); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextMessage(t, subs[3], 10*time.Second); string(m.Data) != "good" {
+		t.Fatalf("D delivered %q, want the good payload", m.Data)
+	}
 	for i := range 3 {
 		if err := x.Publish(context.Background(), g, []byte(fmt.Sprintf("bad-%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := x.Publish(context.Background(), g, []byte("good")); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		m := nextMessage(t, subs[3], 10*time.Second)
-		if bytes.HasPrefix(m.Data, []byte("bad")) {
-			t.Fatalf("D delivered invalid %q", m.Data)
+	waitFor(t, 10*time.Second, "B to validate the three invalid payloads", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, s := range seen[1] {
+			if bytes.HasPrefix([]byte(s), []byte("bad-")) {
+				n++
+			}
 		}
-		if string(m.Data) == "good" {
-			break
-		}
-	}
+		return n == 3
+	})
 	time.Sleep(time.Second) // several heartbeats of gossip for a leak to happen
 	mu.Lock()
 	defer mu.Unlock()
@@ -230,7 +239,6 @@ func TestInvalidPayloadStopsAtFirstHop(t *testing.T) {
 			t.Errorf("host %d validated the good payload %d times", i, got)
 		}
 	}
-	_ = d
 	waitFor(t, 5*time.Second, "X's score at B to drop below zero", func() bool {
 		s, ok := hosts[1].PeerScore(x.ID())
 		return ok && s < 0
