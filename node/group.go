@@ -1055,9 +1055,37 @@ func (a *groupActor) queueIntent(it *intent) error {
 	if it.id == (commitorder.IntentID{}) {
 		rand.Read(it.id[:])
 	}
+	if it.kind == intentAdd {
+		a.supersedeAdds(it.kp)
+	}
 	a.intents[it.id] = it
 	a.step(commitorder.IntentQueued{ID: it.id, Class: it.class()})
 	return nil
+}
+
+// supersedeAdds drops queued, not yet committed Adds of the device whose
+// signature key kp carries: that device retried its join, and two leaves
+// with one key cannot be in one Commit (RFC 9420, Section 7.3).
+func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) {
+	for id, old := range a.intents {
+		if old.kind != intentAdd || !bytes.Equal(old.kp.LeafNode.SignatureKey, kp.LeafNode.SignatureKey) || a.carried(id) {
+			continue
+		}
+		if old.join != nil {
+			old.join <- joinResult{err: errors.New("superseded by a newer join attempt")}
+		}
+		delete(a.intents, id)
+	}
+}
+
+// carried reports whether one of our unsettled Commits carries intent id.
+func (a *groupActor) carried(id commitorder.IntentID) bool {
+	for _, oc := range a.own {
+		if slices.Contains(oc.intents, id) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.IntentID) {
@@ -1079,6 +1107,10 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		case intentUpdate:
 			forcePath = true
 		case intentAdd:
+			if leaf, ok := staleLeaf(parent, it.kp); ok && !removed[leaf] {
+				removed[leaf] = true
+				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+			}
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
 			joins = append(joins, it)
 		case intentLeave, intentRemove:

@@ -25,31 +25,51 @@ type pendingInvite struct {
 	group   string // hex id
 	expires time.Time
 	used    bool
+	// redeemer is the MLS signature key of the device that redeemed the
+	// code; until its Welcome is handed over (delivered), that device (and
+	// only it) may redeem the code again: a join that timed out on the
+	// joiner's side is retried with the same code.
+	redeemer  []byte
+	delivered bool
 }
+
+// pendingInviteVersion 2 added redeemer and delivered; version 1 records
+// (used or not) still load.
+const pendingInviteVersion = 2
 
 func inviteSetting(secret [16]byte) string { return "invite." + hex.EncodeToString(secret[:]) }
 
 func (p *pendingInvite) marshal() []byte {
 	var w wbuf
-	w.u8(1)
-	if p.used {
-		w.u8(1)
-	} else {
-		w.u8(0)
-	}
+	w.u8(pendingInviteVersion)
+	w.u8(boolByte(p.used))
 	w.u64(uint64(p.expires.Unix()))
 	w.vec([]byte(p.group))
+	w.vec(p.redeemer)
+	w.u8(boolByte(p.delivered))
 	return w.b
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 	r := rbuf{b: data}
-	if v := r.u8("version"); r.err == nil && v != 1 {
+	v := r.u8("version")
+	if r.err == nil && v != 1 && v != pendingInviteVersion {
 		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
 	}
 	p := &pendingInvite{used: r.u8("used") != 0}
 	p.expires = time.Unix(int64(r.u64("expires")), 0)
 	p.group = string(r.vec(2*maxGroupID, "group"))
+	if v == pendingInviteVersion {
+		p.redeemer = r.vec(maxSignatureKey, "redeemer")
+		p.delivered = r.u8("delivered") != 0
+	}
 	if err := r.done("invite record"); err != nil {
 		return nil, err
 	}
@@ -214,7 +234,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		frame, err := s.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
-				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline")
+				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline: run join again with the same code to retry")
 			}
 			if errors.Is(err, io.EOF) {
 				err = errors.New("inviter closed the stream")
@@ -273,36 +293,6 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		reject(joinRejected, "malformed request")
 		return
 	}
-	n.mu.Lock()
-	pi := n.invites[req.Secret]
-	if pi == nil {
-		if raw, err := n.db.Setting(inviteSetting(req.Secret)); err == nil {
-			pi, _ = unmarshalPendingInvite(raw)
-			if pi != nil {
-				n.invites[req.Secret] = pi
-			}
-		}
-	}
-	var why string
-	switch {
-	case pi == nil:
-		why = "unknown invite code"
-	case pi.used:
-		why = "invite code already used"
-	case !n.cfg.Clock.Now().Before(pi.expires):
-		why = "invite code expired"
-	default:
-		pi.used = true // one-time, whatever happens next
-		if err := n.db.SetSetting(inviteSetting(req.Secret), pi.marshal()); err != nil {
-			why = "internal error"
-		}
-	}
-	n.mu.Unlock()
-	if why != "" {
-		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
-		reject(joinRejected, why)
-		return
-	}
 	m, err := mls.UnmarshalMLSMessage(req.KeyPackage)
 	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
 		reject(joinFailed, "not a key package")
@@ -313,6 +303,13 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	id, err := parseIdentity(m.KeyPackage.LeafNode.Credential.Identity)
 	if err != nil || id.Peer != s.RemotePeer() {
 		reject(joinFailed, "credential does not match the connecting peer")
+		return
+	}
+	sigKey := m.KeyPackage.LeafNode.SignatureKey
+	pi, why := n.redeemInvite(req.Secret, sigKey)
+	if why != "" {
+		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
+		reject(joinRejected, why)
 		return
 	}
 	a, err := n.lookup(pi.group)
@@ -334,7 +331,9 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 				reject(joinFailed, res.err.Error())
 				return
 			}
-			s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal())
+			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err == nil {
+				n.inviteDelivered(req.Secret)
+			}
 			s.CloseWrite()
 			return
 		case <-tick.C:
@@ -348,6 +347,76 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 			return
 		}
 	}
+}
+
+// maxSignatureKey bounds a stored signature public key.
+const maxSignatureKey = 256
+
+// redeemInvite checks an invite secret presented with a KeyPackage signed
+// by sigKey and marks the invite used by that key. It returns why the
+// invite is refused, or "". A used code is accepted again only from the
+// device that first redeemed it and only until its Welcome was handed over:
+// a joiner whose wait timed out retries with the same code (the inviter
+// then replaces the leaf its first attempt added, see staleLeaf).
+func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (*pendingInvite, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.invites[secret]
+	if pi == nil {
+		if raw, err := n.db.Setting(inviteSetting(secret)); err == nil {
+			pi, _ = unmarshalPendingInvite(raw)
+			if pi != nil {
+				n.invites[secret] = pi
+			}
+		}
+	}
+	switch {
+	case pi == nil:
+		return nil, "unknown invite code"
+	case !n.cfg.Clock.Now().Before(pi.expires):
+		return nil, "invite code expired"
+	case pi.used && (pi.delivered || !bytes.Equal(pi.redeemer, sigKey)):
+		return nil, "invite code already used"
+	}
+	prev := *pi
+	pi.used, pi.redeemer = true, bytes.Clone(sigKey) // one-time, whatever happens next
+	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
+		*pi = prev
+		return nil, "internal error"
+	}
+	return pi, ""
+}
+
+// inviteDelivered records that an invite's Welcome was handed over, which
+// ends the redeemer's right to retry with the same code.
+func (n *Node) inviteDelivered(secret [16]byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.invites[secret]
+	if pi == nil {
+		return
+	}
+	pi.delivered = true
+	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
+		n.log.Warn("save invite", "err", err)
+	}
+}
+
+// staleLeaf finds the leaf of a device being added again: one whose
+// signature key is the KeyPackage's. RFC 9420 (Section 7.3) forbids two
+// leaves with one signature key, so an Add for a device whose earlier
+// join attempt left a leaf behind (it gave up before its Welcome, or it
+// lost its state) must remove that leaf in the same Commit (Removes apply
+// before Adds, RFC 9420, Section 12.3). Only the key's holder can sign the
+// KeyPackage, so nobody can evict another member this way; our own leaf
+// is never returned (a Commit cannot remove its committer).
+func staleLeaf(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, bool) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.SignatureKey, kp.LeafNode.SignatureKey) && m.Leaf != g.OwnLeaf() {
+			return m.Leaf, true
+		}
+	}
+	return 0, false
 }
 
 // errNotMember is returned to sync requesters outside the group.

@@ -372,7 +372,7 @@ func TestCommandErrors(t *testing.T) {
 
 	// join gives up with a clear message.
 	h.fake.SetJoinBlocks(true)
-	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable?)\n", 1, "join", "grove1-x", "--timeout", "100ms")
+	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable? run join again with the same code to retry)\n", 1, "join", "grove1-x", "--timeout", "100ms")
 
 	// send - with too much input.
 	_, errOut, err := h.run(strings.Repeat("x", maxStdinText+1), "send", "ops", "-")

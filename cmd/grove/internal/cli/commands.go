@@ -144,7 +144,7 @@ func (e *env) cmdJoin(args []string) error {
 				return e.ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrTimeout) {
-				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable?)", *timeout)
+				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable? run join again with the same code to retry)", *timeout)
 			}
 			return err
 		}

@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"grove/node/api"
+	"grove/p2p"
+)
+
+// TestJoinRetryAfterTimeout: bob's join gives up before his Welcome comes
+// (the Add's epoch is not final yet), leaving a leaf with his signature key
+// in alice's tree. Retrying — with the same code, then with a fresh one
+// after the first attempt was fully committed — must work (it used to fail
+// with "duplicate key in tree"), leave exactly one leaf for bob, and the
+// code stays one-time for everybody else.
+func TestJoinRetryAfterTimeout(t *testing.T) {
+	checkLeaks(t)
+	mn := p2p.NewMemNetwork()
+	alice := memNode(t, mn, "alice")
+	bob, carol, dave := memNode(t, mn, "bob"), memNode(t, mn, "carol"), memNode(t, mn, "dave")
+	ctx := ctxT(t, 60*time.Second)
+	for _, n := range []*Node{bob, carol, dave} {
+		if err := n.Connect(ctx, alice.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := alice.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	// Carol acts once (alice commits only on an epoch another member has
+	// confirmed), then is cut off from alice: the next epoch cannot become
+	// final (carol never acts on it, and finality by age needs a witness),
+	// so bob's Welcome cannot come while she is away.
+	if _, err := carol.Send(ctx, g.ID, "carol was here"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol's message", func() error { return hasTexts(alice, g.ID, "carol was here") })
+	carol.net.(*p2p.MemNode).Disconnect(alice.PeerID())
+	inv, err = alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = bob.Join(short, inv.Code)
+	cancel()
+	if !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("first join: got %v, want a timeout", err)
+	}
+	// Alice committed the Add anyway: bob's leaf is in her tree.
+	eventually(t, 10*time.Second, "dangling add committed", func() error {
+		if c := memberCount(alice, g.ID); c != 3 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	// Somebody else cannot use the code bob redeemed.
+	if _, err := dave.Join(ctx, inv.Code); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("dave with bob's code: got %v, want already used", err)
+	}
+	if err := carol.Connect(ctx, alice.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	// Bob retries with the same code and is welcomed.
+	if _, err := bob.Join(ctx, inv.Code); err != nil {
+		t.Fatalf("retry with the same code: %v", err)
+	}
+	ns := []*Node{alice, bob}
+	eventually(t, 10*time.Second, "one leaf for bob", func() error {
+		for _, n := range ns {
+			ms, err := n.Members(ctx, g.ID)
+			if err != nil {
+				return err
+			}
+			if len(ms) != 3 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, len(ms))
+			}
+		}
+		return sameEpoch(ns, g.ID)
+	})
+	if _, err := bob.Send(ctx, g.ID, "bob made it"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob's message", func() error { return hasTexts(alice, g.ID, "bob made it") })
+	// Once the Welcome was handed over the code is spent, even for bob.
+	if err := bob.Leave(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Join(ctx, inv.Code); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("bob reusing a delivered code: got %v, want forbidden", err)
+	}
+	// A fresh invite re-adds bob even though his old leaf may still be
+	// there (his leave is committed by an admin; alice is the only one).
+	inv2, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Join(ctx, inv2.Code); err != nil {
+		t.Fatalf("rejoin with a fresh code: %v", err)
+	}
+	eventually(t, 10*time.Second, "bob back once", func() error {
+		for _, n := range ns {
+			if c := memberCount(n, g.ID); c != 3 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(ns, g.ID)
+	})
+}
+
+// memNodeWith is memNode with a configuration change.
+func memNodeWith(t *testing.T, mn *p2p.MemNetwork, name string, change func(*Config)) *Node {
+	t.Helper()
+	mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Home: t.TempDir(), Name: name, Network: mnode, Logger: testLogger().With("node", name)}
+	testTiming(&cfg)
+	change(&cfg)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.Close()
+		mnode.Close()
+	})
+	return n
+}
