@@ -588,6 +588,7 @@ func (a *groupActor) flush() {
 	if a.orderDirty && !a.removed {
 		a.saveOrder()
 	}
+	a.n.saveUnread(a.hexID)
 }
 
 // ---- receive path ----
@@ -751,6 +752,9 @@ func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags
 		return
 	}
 	if added {
+		if !bytes.Equal(sender, a.n.selfID) {
+			a.n.noteUnread(a.hexID)
+		}
 		m := a.n.apiMessage(a, sm)
 		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	}
@@ -954,7 +958,7 @@ func (a *groupActor) publish(data []byte) {
 
 func (a *groupActor) send(text string) (api.Message, error) {
 	if a.removed {
-		return api.Message{}, api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return api.Message{}, a.errRemoved()
 	}
 	if a.stale {
 		return api.Message{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
@@ -1050,7 +1054,7 @@ func (a *groupActor) replayOutbox() {
 
 func (a *groupActor) queueIntent(it *intent) error {
 	if a.removed {
-		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return a.errRemoved()
 	}
 	if it.id == (commitorder.IntentID{}) {
 		rand.Read(it.id[:])
@@ -1184,10 +1188,16 @@ func (a *groupActor) isAdmin() bool {
 }
 
 func (a *groupActor) info() api.Group {
-	g := api.Group{ID: a.hexID, Name: a.name}
+	g := api.Group{ID: a.hexID, Name: a.name, State: api.GroupActive, Unread: a.n.unreadCount(a.hexID)}
 	eid, hg := a.head()
 	if hg != nil && !a.removed {
 		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()
+	}
+	switch {
+	case a.removed:
+		g.State = api.GroupRemoved
+	case a.stale:
+		g.State = api.GroupRejoinNeeded
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
 	return g
@@ -1248,7 +1258,7 @@ func (a *groupActor) memberPeers() map[peer.ID]bool {
 
 func (a *groupActor) remove(member string) error {
 	if a.removed {
-		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return a.errRemoved()
 	}
 	if !a.isAdmin() {
 		return api.Errorf(api.CodeForbidden, "only admins may remove members")

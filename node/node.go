@@ -48,7 +48,10 @@ type Node struct {
 	groups  map[string]*groupActor // by hex group id
 	subs    map[chan api.Event]struct{}
 	invites map[[16]byte]*pendingInvite
-	closed  bool
+	// unread and unreadDirty: see unread.go.
+	unread      map[string]int
+	unreadDirty map[string]bool
+	closed      bool
 	metrics metrics
 }
 
@@ -64,6 +67,9 @@ func New(cfg Config) (*Node, error) {
 		groups:  make(map[string]*groupActor),
 		subs:    make(map[chan api.Event]struct{}),
 		invites: make(map[[16]byte]*pendingInvite),
+
+		unread:      make(map[string]int),
+		unreadDirty: make(map[string]bool),
 	}, nil
 }
 
@@ -112,7 +118,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = n.cfg.Clock.Now()
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
-	n.net.Serve(p2p.ProtocolKeyPackage, func(ctx context.Context, s p2p.Stream) { s.Reset() })
+	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
+	// reaches a group only inside a join request it makes itself (invite
+	// redemption), which is its consent to join that group. Serving
+	// KeyPackages on demand would let anyone it shares a group with add it
+	// to other groups, and drain its one-time init keys.
 	ids, err := n.db.Groups()
 	if err != nil {
 		return fmt.Errorf("node: list groups: %w", err)
@@ -494,6 +504,7 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	if err := n.db.DeleteGroup(a.id); err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
 	}
+	n.forgetUnread(a.hexID)
 	return nil
 }
 

@@ -87,17 +87,22 @@ func (e *env) cmdGroupList(args []string) error {
 			return nil
 		}
 		t := &table{}
-		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "SYNC")
+		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "STATE")
 		for _, g := range gs {
 			role := "member"
 			if g.Admin {
 				role = "admin"
 			}
-			sync := "ok"
-			if g.Sync.CatchingUp {
-				sync = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
+			state := "ok"
+			switch {
+			case g.State == api.GroupRemoved:
+				role, state = "-", "removed"
+			case g.State == api.GroupRejoinNeeded:
+				state = "rejoin needed"
+			case g.Sync.CatchingUp:
+				state = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
 			}
-			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), sync)
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), state)
 		}
 		t.write(e.stdout)
 		return nil
@@ -195,14 +200,18 @@ func (e *env) cmdLog(args []string) error {
 			return err
 		}
 		if *asJSON {
-			return e.json(orEmpty(ms))
+			if err := e.json(orEmpty(ms)); err != nil {
+				return err
+			}
+		} else {
+			t := &table{}
+			for _, m := range ms {
+				t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))
+			}
+			t.write(e.stdout)
 		}
-		t := &table{}
-		for _, m := range ms {
-			t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))
-		}
-		t.write(e.stdout)
-		return nil
+		// What log showed is read: the group's unread count restarts.
+		return c.MarkRead(e.ctx, pos[0])
 	})
 }
 

@@ -296,8 +296,16 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	// Bob learns that he was removed and can no longer send.
 	waitUntil(t, 30*time.Second, "bob to know he was removed", func() bool {
 		_, errOut, err := bob.run("", "send", "ops", "still here?")
-		return err != nil && errOut == "grove: this device was removed from the group\n"
+		return err != nil && errOut == "grove: group \"ops\": this device was removed from it (its history stays readable here; leave the group to delete it)\n"
 	})
+	// Bob's group list says so, and his history is still there.
+	var gs []api.Group
+	if err := json.Unmarshal([]byte(bob.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 || gs[0].State != api.GroupRemoved {
+		t.Errorf("bob's group list after removal: %+v %v", gs, err)
+	}
+	if out := bob.ok("group", "list"); !strings.Contains(out, "removed") {
+		t.Errorf("bob's group list does not show the removal:\n%s", out)
+	}
 }
 
 // TestAcknowledgedMessagesSurviveSIGKILL is the crash test of issue 8: bob's
