@@ -143,3 +143,16 @@ func memNodeWith(t *testing.T, mn *p2p.MemNetwork, name string, change func(*Con
 	})
 	return n
 }
+
+// TestKeyPackageProtocolNotServed: /grove/keypackage/1 is not offered (a
+// device's KeyPackage enters a group only with its own join request), so
+// asking for one is refused at protocol negotiation, for members too.
+func TestKeyPackageProtocolNotServed(t *testing.T) {
+	checkLeaks(t)
+	_, ns, _ := memGroup(t, "alice", "bob")
+	ctx := ctxT(t, 10*time.Second)
+	resp, err := ns[1].net.Request(ctx, ns[0].PeerID(), p2p.ProtocolKeyPackage, []byte("key package please"))
+	if !errors.Is(err, p2p.ErrNoHandler) {
+		t.Fatalf("keypackage request: %d bytes, err %v; want ErrNoHandler", len(resp), err)
+	}
+}

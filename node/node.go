@@ -52,7 +52,7 @@ type Node struct {
 	unread      map[string]int
 	unreadDirty map[string]bool
 	closed      bool
-	metrics metrics
+	metrics     metrics
 }
 
 // New checks cfg and returns a Node that is not yet running.
