@@ -40,7 +40,7 @@ type intent struct {
 
 func (it *intent) class() commitorder.Class {
 	switch it.kind {
-	case intentAdd:
+	case intentAdd, intentHandover:
 		return commitorder.ClassAdd
 	case intentUpdate:
 		return commitorder.ClassUpdate
@@ -1110,6 +1110,8 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		switch it.kind {
 		case intentUpdate:
 			forcePath = true
+		case intentHandover:
+			props = append(props, a.handoverProposal(parent, it.target))
 		case intentAdd:
 			if leaf, ok := staleLeaf(parent, it.kp); ok && !removed[leaf] {
 				removed[leaf] = true

@@ -494,6 +494,10 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	if err != nil {
 		return err
 	}
+	// The last admin passes the role on first (see leave.go).
+	if err := n.handOver(ctx, a); err != nil {
+		return err
+	}
 	if err := a.do(ctx, func() error { return a.leave() }); err != nil {
 		return err
 	}
