@@ -36,6 +36,7 @@ type intent struct {
 	target []byte          // remove/leave: credential identity
 	kp     *mls.KeyPackage // add
 	join   chan joinResult // add: where the Welcome goes once accepted
+	relay  bool            // add from a member's join request: relay the Welcome
 }
 
 func (it *intent) class() commitorder.Class {
@@ -472,7 +473,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 	case commitorder.CommitSettled:
 		oc := a.own[e.Cid]
 		for _, id := range e.Intents {
-			if it := a.intents[id]; it != nil && it.join == nil {
+			if it := a.intents[id]; it != nil && it.join == nil && !it.relay {
 				delete(a.intents, id)
 			}
 		}
@@ -490,6 +491,9 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		for _, id := range oc.intents {
 			if it := a.intents[id]; it != nil && it.join != nil {
 				it.join <- joinResult{welcome: oc.welcome}
+				delete(a.intents, id)
+			} else if it != nil && it.relay {
+				a.relayWelcome(id, oc.welcome)
 				delete(a.intents, id)
 			}
 		}
@@ -741,6 +745,8 @@ func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *ml
 		a.addToView(p, m.Identity, g.Epoch(), 0)
 	case kindIntent:
 		a.onIntent(p, m.Identity)
+	case kindWelcome:
+		a.onRelayedWelcome(p)
 	}
 }
 
@@ -771,6 +777,10 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 	}
 	it := &intent{id: id, kind: p.Intent, target: p.Target}
 	switch p.Intent {
+	case intentJoin:
+		if it = a.joinIntent(id, p); it == nil {
+			return
+		}
 	case intentLeave:
 		it.target = sender // one may only ask to remove oneself
 	case intentRemove:
@@ -1059,8 +1069,8 @@ func (a *groupActor) queueIntent(it *intent) error {
 	if it.id == (commitorder.IntentID{}) {
 		rand.Read(it.id[:])
 	}
-	if it.kind == intentAdd {
-		a.supersedeAdds(it.kp)
+	if it.kind == intentAdd && a.supersedeAdds(it.kp) {
+		return api.Errorf(api.CodeConflict, "a newer join attempt of this device is already queued")
 	}
 	a.intents[it.id] = it
 	a.step(commitorder.IntentQueued{ID: it.id, Class: it.class()})
@@ -1068,11 +1078,20 @@ func (a *groupActor) queueIntent(it *intent) error {
 }
 
 // supersedeAdds drops queued, not yet committed Adds of the device whose
-// signature key kp carries: that device retried its join, and two leaves
-// with one key cannot be in one Commit (RFC 9420, Section 7.3).
-func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) {
+// signature key kp carries and that are older than kp (that device retried
+// its join, and two leaves with one key cannot be in one Commit, RFC 9420,
+// Section 7.3). It reports whether kp itself is obsolete: a newer Add of
+// the same device is already queued (a join request that arrived late).
+func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) (obsolete bool) {
 	for id, old := range a.intents {
-		if old.kind != intentAdd || !bytes.Equal(old.kp.LeafNode.SignatureKey, kp.LeafNode.SignatureKey) || a.carried(id) {
+		if old.kind != intentAdd || !bytes.Equal(old.kp.LeafNode.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
+		}
+		if old.kp.LeafNode.Lifetime.NotBefore >= kp.LeafNode.Lifetime.NotBefore {
+			obsolete = true
+			continue
+		}
+		if a.carried(id) {
 			continue
 		}
 		if old.join != nil {
@@ -1080,6 +1099,7 @@ func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) {
 		}
 		delete(a.intents, id)
 	}
+	return obsolete
 }
 
 // carried reports whether one of our unsettled Commits carries intent id.
@@ -1113,7 +1133,16 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		case intentHandover:
 			props = append(props, a.handoverProposal(parent, it.target))
 		case intentAdd:
-			if leaf, ok := staleLeaf(parent, it.kp); ok && !removed[leaf] {
+			switch leaf, c := checkAdd(parent, it.kp); {
+			case c == addObsolete:
+				// Added by another commit, or superseded by the device's
+				// newer attempt.
+				if it.join != nil {
+					it.join <- joinResult{err: errors.New("this device is already in the group")}
+				}
+				delete(a.intents, id)
+				continue
+			case c == addReplaces && !removed[leaf]:
 				removed[leaf] = true
 				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 			}

@@ -82,9 +82,18 @@ const joinKeepalive = 5 * time.Second
 
 func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
 	now := n.cfg.Clock.Now()
+	// not_before orders this device's KeyPackages (checkAdd): strictly
+	// increasing, in whole seconds as the wire carries them.
+	notBefore := now.Add(-time.Hour).Truncate(time.Second)
+	n.mu.Lock()
+	if !notBefore.After(n.lastNotBefore) {
+		notBefore = n.lastNotBefore.Add(time.Second)
+	}
+	n.lastNotBefore = notBefore
+	n.mu.Unlock()
 	return mls.NewKeyPackage(&mls.KeyPackageParams{
 		Suite: n.cfg.CipherSuite, Credential: mls.NewBasicCredential(n.selfID), SigningKey: n.sig,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour),
+		NotBefore: notBefore, NotAfter: now.Add(90 * 24 * time.Hour),
 		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
 		Rand:         rand.Reader,
 	})
@@ -156,12 +165,17 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	if err != nil {
 		return api.Invite{}, err
 	}
-	var admin, removed bool
-	if err := a.do(ctx, func() error { admin, removed = a.isAdmin(), a.removed; return nil }); err != nil {
+	// Any member may invite: a non-admin inviter has an admin commit the
+	// Add (a join request, joinrequest.go).
+	var removed, stale bool
+	if err := a.do(ctx, func() error { removed, stale = a.removed, a.stale; return nil }); err != nil {
 		return api.Invite{}, err
 	}
-	if removed || !admin {
-		return api.Invite{}, api.Errorf(api.CodeForbidden, "only admins may invite")
+	if removed {
+		return api.Invite{}, a.errRemoved()
+	}
+	if stale {
+		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
 	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(n.cfg.InviteExpiry).Truncate(time.Second), Peer: []byte(n.net.ID())}
 	rand.Read(iv.Secret[:])
@@ -317,16 +331,40 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		reject(joinFailed, "group no longer here")
 		return
 	}
+	// An admin commits the Add itself; any other member asks the admins
+	// with a join request and relays their Welcome (joinrequest.go).
+	var results <-chan joinResult
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
-	if err := a.do(ctx, func() error { return a.queueIntent(it) }); err != nil {
-		reject(joinFailed, "cannot add")
+	var admin bool
+	err = a.do(ctx, func() error {
+		if a.removed {
+			return a.errRemoved()
+		}
+		if admin = a.isAdmin(); admin {
+			return a.queueIntent(it)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		reject(joinFailed, "cannot add: "+err.Error())
 		return
+	case admin:
+		results = it.join
+	default:
+		ch, stop, err := n.requestJoin(ctx, a, req.KeyPackage)
+		if err != nil {
+			reject(joinFailed, "cannot ask the group's admins: "+err.Error())
+			return
+		}
+		defer stop()
+		results = ch
 	}
 	tick := time.NewTicker(joinKeepalive)
 	defer tick.Stop()
 	for {
 		select {
-		case res := <-it.join:
+		case res := <-results:
 			if res.err != nil {
 				reject(joinFailed, res.err.Error())
 				return
@@ -402,21 +440,39 @@ func (n *Node) inviteDelivered(secret [16]byte) {
 	}
 }
 
-// staleLeaf finds the leaf of a device being added again: one whose
-// signature key is the KeyPackage's. RFC 9420 (Section 7.3) forbids two
-// leaves with one signature key, so an Add for a device whose earlier
-// join attempt left a leaf behind (it gave up before its Welcome, or it
-// lost its state) must remove that leaf in the same Commit (Removes apply
-// before Adds, RFC 9420, Section 12.3). Only the key's holder can sign the
-// KeyPackage, so nobody can evict another member this way; our own leaf
-// is never returned (a Commit cannot remove its committer).
-func staleLeaf(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, bool) {
+// addCheck says how an Add of a KeyPackage relates to the tree.
+type addCheck int
+
+const (
+	addNew      addCheck = iota // no leaf has its signature key
+	addReplaces                 // replace the leaf of the device's earlier attempt
+	addObsolete                 // the device already has a newer (or this) leaf
+)
+
+// checkAdd looks for a leaf with the KeyPackage's signature key. RFC 9420
+// (Section 7.3) forbids two leaves with one signature key, so an Add for a
+// device whose earlier join attempt left a leaf behind (it gave up before
+// its Welcome) must remove that leaf in the same Commit (Removes apply
+// before Adds, RFC 9420, Section 12.3). A leaf is replaced only if its
+// device never used it (it is still the KeyPackage leaf) and came from an
+// older KeyPackage (earlier not_before; newKeyPackage makes them strictly
+// increasing): a join request that arrives late, after the device's newer
+// attempt is in, must not evict the member. Only the key's holder can sign
+// the KeyPackage, so nobody can evict another member this way; our own
+// leaf is never replaced (a Commit cannot remove its committer).
+func checkAdd(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, addCheck) {
 	for _, m := range g.Members() {
-		if bytes.Equal(m.SignatureKey, kp.LeafNode.SignatureKey) && m.Leaf != g.OwnLeaf() {
-			return m.Leaf, true
+		if !bytes.Equal(m.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
 		}
+		ln := g.Tree().LeafNode(m.Leaf)
+		if m.Leaf != g.OwnLeaf() && ln != nil && ln.Source == mls.LeafNodeSourceKeyPackage &&
+			ln.Lifetime.NotBefore < kp.LeafNode.Lifetime.NotBefore {
+			return m.Leaf, addReplaces
+		}
+		return m.Leaf, addObsolete
 	}
-	return 0, false
+	return 0, addNew
 }
 
 // errNotMember is returned to sync requesters outside the group.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
@@ -51,8 +52,11 @@ type Node struct {
 	// unread and unreadDirty: see unread.go.
 	unread      map[string]int
 	unreadDirty map[string]bool
-	closed      bool
-	metrics     metrics
+	relays      map[commitorder.IntentID]*relayWait // join requests we wait on
+	// lastNotBefore keeps our KeyPackages' not_before increasing.
+	lastNotBefore time.Time
+	closed        bool
+	metrics       metrics
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -70,6 +74,7 @@ func New(cfg Config) (*Node, error) {
 
 		unread:      make(map[string]int),
 		unreadDirty: make(map[string]bool),
+		relays:      make(map[commitorder.IntentID]*relayWait),
 	}, nil
 }
 

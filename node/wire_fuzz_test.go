@@ -13,6 +13,8 @@ func FuzzPayload(f *testing.F) {
 	f.Add((&appPayload{Kind: kindText, Time: time.Unix(1, 2), Text: "hi"}).marshal())
 	f.Add((&appPayload{Kind: kindIntent, Intent: intentLeave, Target: []byte("x")}).marshal())
 	f.Add([]byte{1, 3})
+	f.Add((&appPayload{Kind: kindIntent, Intent: intentJoin, KeyPackage: []byte{0, 1, 0, 5}}).marshal())
+	f.Add((&appPayload{Kind: kindWelcome, Ref: [16]byte{7}, Welcome: []byte{0, 1, 0, 3}}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := unmarshalPayload(data)
 		if err != nil {

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+
+	"grove/commitorder"
+	"grove/mls"
+	"grove/node/api"
+)
+
+// Join requests (ARCHITECTURE.md, section 3: "a member asks for a change
+// with an application-level intent ... and a member allowed to make it
+// commits it by value").
+//
+// Any member may issue an invite. When the joiner redeems it with an
+// inviter that is an admin, the inviter commits the Add itself (join.go).
+// When the inviter is not an admin, it cannot: it checks the code and the
+// joiner's credential as an admin would, then publishes a join request
+// (intentJoin) carrying the joiner's KeyPackage by value to the group. Every
+// admin queues it; commitorder lets one admin's Commit win; that admin,
+// once the Add's epoch is final, relays the Welcome back inside the group
+// (kindWelcome, naming the request); the inviter hands it to the joiner
+// still waiting on its /grove/join/1 stream. Other admins drop the request
+// when they find the KeyPackage's leaf already in the tree (checkAdd).
+
+// relayWait is a join request this device published and waits on.
+type relayWait struct {
+	group string // hex id of the group it was published in
+	ch    chan joinResult
+}
+
+// requestJoin publishes a join request for kp (an MLSMessage-framed
+// KeyPackage) in a's group and returns where its Welcome will arrive, and
+// a function that stops waiting for it.
+func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-chan joinResult, func(), error) {
+	p := &appPayload{Kind: kindIntent, Time: n.cfg.Clock.Now().UTC(), Intent: intentJoin, KeyPackage: kp}
+	rand.Read(p.ID[:])
+	id := commitorder.IntentID(p.ID)
+	w := &relayWait{group: a.hexID, ch: make(chan joinResult, 1)}
+	n.mu.Lock()
+	n.relays[id] = w
+	n.mu.Unlock()
+	stop := func() {
+		n.mu.Lock()
+		delete(n.relays, id)
+		n.mu.Unlock()
+	}
+	err := a.do(ctx, func() error {
+		if a.removed {
+			return a.errRemoved()
+		}
+		if a.stale {
+			return api.Errorf(api.CodeConflict, "this device's state of the group is stale")
+		}
+		if _, g := a.head(); g == nil {
+			return api.Errorf(api.CodeUnavailable, "group has no usable epoch")
+		}
+		return a.encryptAndPublishIntent(p)
+	})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return w.ch, stop, nil
+}
+
+// joinIntent turns a member's join request into an Add this admin may
+// commit, or nil if the request is unusable. The sender vouched for the
+// joiner (it checked the invite and that the credential names the peer
+// that presented it); the KeyPackage itself is validated by the Commit
+// (RFC 9420, Section 10.1) and only its holder can use the Welcome.
+func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload) *intent {
+	m, err := mls.UnmarshalMLSMessage(p.KeyPackage)
+	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
+		a.log.Debug("join request without a key package")
+		return nil
+	}
+	if _, err := parseIdentity(m.KeyPackage.LeafNode.Credential.Identity); err != nil {
+		a.log.Debug("join request with a foreign credential", "err", err)
+		return nil
+	}
+	if a.supersedeAdds(m.KeyPackage) {
+		a.log.Debug("join request superseded by a newer one")
+		return nil
+	}
+	return &intent{id: id, kind: intentAdd, kp: m.KeyPackage, relay: true}
+}
+
+// relayWelcome sends the Welcome of a committed join request back through
+// the group to the member that asked.
+func (a *groupActor) relayWelcome(id commitorder.IntentID, welcome []byte) {
+	if a.removed || welcome == nil {
+		return
+	}
+	p := &appPayload{Kind: kindWelcome, Time: a.n.cfg.Clock.Now().UTC(), Ref: id, Welcome: welcome}
+	rand.Read(p.ID[:])
+	if _, g := a.head(); g == nil {
+		return
+	}
+	if err := a.encryptAndPublishIntent(p); err != nil {
+		a.log.Warn("relay welcome", "err", err)
+	}
+}
+
+// onRelayedWelcome hands a relayed Welcome to the join request waiting for
+// it, if this device made that request in this group; anything else is
+// ignored (a Welcome is useless without the joiner's private keys).
+func (a *groupActor) onRelayedWelcome(p *appPayload) {
+	a.n.mu.Lock()
+	w := a.n.relays[commitorder.IntentID(p.Ref)]
+	a.n.mu.Unlock()
+	if w == nil || w.group != a.hexID {
+		return
+	}
+	select {
+	case w.ch <- joinResult{welcome: p.Welcome}:
+	default: // already answered
+	}
+}
