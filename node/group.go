@@ -746,7 +746,7 @@ func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *ml
 	case kindIntent:
 		a.onIntent(p, m.Identity)
 	case kindWelcome:
-		a.onRelayedWelcome(p)
+		a.onRelayedWelcome(p, m.Identity)
 	}
 }
 

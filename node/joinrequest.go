@@ -104,9 +104,16 @@ func (a *groupActor) relayWelcome(id commitorder.IntentID, welcome []byte) {
 }
 
 // onRelayedWelcome hands a relayed Welcome to the join request waiting for
-// it, if this device made that request in this group; anything else is
-// ignored (a Welcome is useless without the joiner's private keys).
-func (a *groupActor) onRelayedWelcome(p *appPayload) {
+// it, if this device made that request in this group and the sender is an
+// admin; anything else is ignored (a Welcome is useless without the
+// joiner's private keys). Every member sees a join request's id, so
+// without the admin check any member could answer it first with a Welcome
+// to a group of its own making under the same group id.
+func (a *groupActor) onRelayedWelcome(p *appPayload, sender []byte) {
+	if !a.isAdminID(sender) {
+		a.log.Debug("relayed welcome from a non-admin ignored")
+		return
+	}
 	a.n.mu.Lock()
 	w := a.n.relays[commitorder.IntentID(p.Ref)]
 	a.n.mu.Unlock()

@@ -176,3 +176,51 @@ func TestCheckAddOrdersAttempts(t *testing.T) {
 		t.Fatalf("a key package with our own key: %v, want obsolete", c)
 	}
 }
+
+// TestRelayedWelcomeOnlyFromAdmins: every member sees a join request's id;
+// a Welcome relayed for it by a member who is not an admin is ignored,
+// one from the admin reaches the waiting inviter.
+func TestRelayedWelcomeOnlyFromAdmins(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 20*time.Second)
+	ab, _ := bob.lookup(g)
+	// A broken KeyPackage: the admin drops the request, so the only
+	// Welcomes are the ones this test relays.
+	ch, stop, err := bob.requestJoin(ctx, ab, []byte{0, 1, 0, 5, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	var id [16]byte
+	bob.mu.Lock()
+	for k := range bob.relays {
+		id = k
+	}
+	bob.mu.Unlock()
+	relay := func(n *Node, welcome string) {
+		t.Helper()
+		a, _ := n.lookup(g)
+		p := &appPayload{Kind: kindWelcome, Time: time.Now(), Ref: id, Welcome: []byte(welcome)}
+		p.ID[0] = welcome[0]
+		if err := a.do(ctx, func() error { return a.encryptAndPublishIntent(p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relay(carol, "forged by carol")
+	select {
+	case res := <-ch:
+		t.Fatalf("a non-admin's welcome was accepted: %q", res.welcome)
+	case <-time.After(time.Second):
+	}
+	relay(alice, "from alice")
+	select {
+	case res := <-ch:
+		if string(res.welcome) != "from alice" {
+			t.Fatalf("got %q", res.welcome)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the admin's welcome did not arrive")
+	}
+}

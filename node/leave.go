@@ -83,13 +83,15 @@ func (a *groupActor) handoverProposal(g *mls.Group, successor []byte) *mls.Propo
 	return &mls.Proposal{Type: mls.ProposalTypeGroupContextExtensions, GroupContextExtensions: &mls.GroupContextExtensions{Extensions: exts}}
 }
 
-// isAdminID reports whether identity is an admin in the canonical epoch.
+// isAdminID reports whether identity is an admin in the canonical epoch
+// (as isAdmin: a group without an admin list lets everyone manage it).
 func (a *groupActor) isAdminID(identity []byte) bool {
 	_, g := a.head()
 	if g == nil {
 		return false
 	}
-	return slices.ContainsFunc(groupPolicy(g).Admins, func(b []byte) bool { return bytes.Equal(b, identity) })
+	admins := groupPolicy(g).Admins
+	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, identity) })
 }
 
 // handOver makes sure another remaining member is an admin before this
