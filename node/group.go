@@ -1122,6 +1122,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	var joins []*intent
 	forcePath := false
 	removed := map[mls.LeafIndex]bool{}
+	stale := map[mls.LeafIndex]bool{} // unused leaves of retrying joiners
 	for _, id := range ids {
 		it := a.intents[id]
 		if it == nil {
@@ -1143,7 +1144,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 				delete(a.intents, id)
 				continue
 			case c == addReplaces && !removed[leaf]:
-				removed[leaf] = true
+				removed[leaf], stale[leaf] = true, true
 				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 			}
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
@@ -1195,6 +1196,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
 	})
 	a.publish(sc.Message)
+	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)
 }
 

@@ -475,5 +475,33 @@ func checkAdd(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, addCheck) {
 	return 0, addNew
 }
 
+// welcomeEarly hands the Welcomes of our Commit cid over at once, before
+// its parent is final, when no rival Commit on that parent can exist: every
+// other member of the parent is an unused leaf of a retrying joiner that
+// this Commit removes (such a leaf has no group state, so it cannot
+// commit). This is the two-person group whose joiner lost the first
+// Welcome: waiting for the parent's finality would wait for the joiner to
+// act, which it can only do once welcomed.
+func (a *groupActor) welcomeEarly(parent *mls.Group, stale map[mls.LeafIndex]bool, cid commitorder.CommitID) {
+	if len(stale) == 0 {
+		return
+	}
+	for _, m := range parent.Members() {
+		if m.Leaf != parent.OwnLeaf() && !stale[m.Leaf] {
+			return
+		}
+	}
+	oc := a.own[cid]
+	if oc == nil || oc.welcome == nil {
+		return
+	}
+	for _, id := range oc.intents {
+		if it := a.intents[id]; it != nil && it.join != nil {
+			it.join <- joinResult{welcome: oc.welcome}
+			delete(a.intents, id)
+		}
+	}
+}
+
 // errNotMember is returned to sync requesters outside the group.
 var errNotMember = fmt.Errorf("node: sync refused: not a member")

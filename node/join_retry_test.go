@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
 )
@@ -155,4 +156,83 @@ func TestKeyPackageProtocolNotServed(t *testing.T) {
 	if !errors.Is(err, p2p.ErrNoHandler) {
 		t.Fatalf("keypackage request: %d bytes, err %v; want ErrNoHandler", len(resp), err)
 	}
+}
+
+// TestJoinRetryAfterLostWelcomeTwoPerson: the common case of a two-person
+// group. Bob's first join request reaches alice, who commits the Add, but
+// his stream breaks before he reads the Welcome. Alice's group now holds a
+// leaf of bob's that nobody uses; bob's retry must still be welcomed, and
+// promptly: the Welcome normally waits until the parent epoch is final,
+// which here would wait for that leaf to act (welcomeEarly).
+func TestJoinRetryAfterLostWelcomeTwoPerson(t *testing.T) {
+	checkLeaks(t)
+	mn := p2p.NewMemNetwork()
+	alice, bob := memNode(t, mn, "alice"), memNode(t, mn, "bob")
+	ctx := ctxT(t, 60*time.Second)
+	if err := bob.Connect(ctx, alice.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := alice.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv, err := decodeInvite(inv.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob's first attempt, by hand: the request goes out, then the stream
+	// breaks.
+	kp, err := bob.newKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := mls.NewMLSMessage(&kp.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpBytes, err := msg.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bob.net.OpenStream(ctx, alice.PeerID(), p2p.ProtocolJoin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send((&joinRequest{Secret: iv.Secret, KeyPackage: kpBytes}).marshal()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "first add committed", func() error {
+		if c := memberCount(alice, g.ID); c != 2 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	s.Reset()
+	kp.Erase()
+	// Whether the first Welcome was written to the stream before it broke
+	// (which spends the code) is a race; a fresh code always works.
+	inv, err = alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Join(ctx, inv.Code); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	ns := []*Node{alice, bob}
+	eventually(t, 10*time.Second, "bob in once", func() error {
+		for _, n := range ns {
+			if c := memberCount(n, g.ID); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(ns, g.ID)
+	})
+	if _, err := bob.Send(ctx, g.ID, "second time lucky"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob's message", func() error { return hasTexts(alice, g.ID, "second time lucky") })
 }
