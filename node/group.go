@@ -1122,7 +1122,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	var joins []*intent
 	forcePath := false
 	removed := map[mls.LeafIndex]bool{}
-	stale := map[mls.LeafIndex]bool{} // unused leaves of retrying joiners
+	stale := map[mls.LeafIndex]bool{} // unused leaves of joiners that gave up
 	for _, id := range ids {
 		it := a.intents[id]
 		if it == nil {
@@ -1133,6 +1133,14 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 			forcePath = true
 		case intentHandover:
 			props = append(props, a.handoverProposal(parent, it.target))
+		case intentDropLeaf:
+			leaf, ok := unusedLeaf(parent, it.kp)
+			if !ok || removed[leaf] {
+				delete(a.intents, id) // used after all, or already gone
+				continue
+			}
+			removed[leaf], stale[leaf] = true, true
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 		case intentAdd:
 			switch leaf, c := checkAdd(parent, it.kp); {
 			case c == addObsolete:

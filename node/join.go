@@ -369,15 +369,23 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 				reject(joinFailed, res.err.Error())
 				return
 			}
-			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err == nil {
+			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err != nil {
+				if admin {
+					a.post(func() { a.abandonAdd(it) })
+				}
+			} else {
 				n.inviteDelivered(req.Secret)
 			}
 			s.CloseWrite()
 			return
 		case <-tick.C:
 			if err := s.Send((&joinResponse{Status: joinWaiting}).marshal()); err != nil {
-				// The joiner gave up; the Add stays (it is harmless: the
-				// leaf is never used) and a later invite adds it afresh.
+				// The joiner gave up: its leaf must not linger (abandonAdd).
+				// A join request relayed to the admins is theirs to commit;
+				// a leaf left by it is replaced when the joiner retries.
+				if admin {
+					a.post(func() { a.abandonAdd(it) })
+				}
 				return
 			}
 		case <-ctx.Done():
@@ -477,8 +485,8 @@ func checkAdd(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, addCheck) {
 
 // welcomeEarly hands the Welcomes of our Commit cid over at once, before
 // its parent is final, when no rival Commit on that parent can exist: every
-// other member of the parent is an unused leaf of a retrying joiner that
-// this Commit removes (such a leaf has no group state, so it cannot
+// other member of the parent is an unused leaf of a joiner that gave up,
+// which this Commit removes (such a leaf has no group state, so it cannot
 // commit). This is the two-person group whose joiner lost the first
 // Welcome: waiting for the parent's finality would wait for the joiner to
 // act, which it can only do once welcomed.
@@ -501,6 +509,41 @@ func (a *groupActor) welcomeEarly(parent *mls.Group, stale map[mls.LeafIndex]boo
 			delete(a.intents, id)
 		}
 	}
+}
+
+// intentDropLeaf is a local intent: remove the leaf an abandoned join
+// added (kp's leaf), if it is still there unused.
+const intentDropLeaf intentKind = 13
+
+// abandonAdd is called when the joiner of an Add we queued gave up before
+// it was welcomed. An Add not yet committed is dropped. A committed one
+// left a leaf that nobody will ever use, and such a leaf costs the group
+// for good: every epoch it is in can only become final by age, never by
+// all members acting on it, so later joiners wait minutes for their
+// Welcome. So its removal is queued (a retry of the joiner would replace
+// it anyway, checkAdd).
+func (a *groupActor) abandonAdd(it *intent) {
+	if a.removed {
+		return
+	}
+	if _, queued := a.intents[it.id]; queued && !a.carried(it.id) {
+		delete(a.intents, it.id)
+		return
+	}
+	a.queueIntent(&intent{kind: intentDropLeaf, kp: it.kp})
+}
+
+// unusedLeaf finds kp's own leaf in g while its holder never used it (it
+// has not committed since being added: the leaf is still kp's).
+func unusedLeaf(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, bool) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.EncryptionKey, kp.LeafNode.EncryptionKey) && m.Leaf != g.OwnLeaf() {
+			if ln := g.Tree().LeafNode(m.Leaf); ln != nil && ln.Source == mls.LeafNodeSourceKeyPackage {
+				return m.Leaf, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // errNotMember is returned to sync requesters outside the group.

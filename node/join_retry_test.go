@@ -236,3 +236,66 @@ func TestJoinRetryAfterLostWelcomeTwoPerson(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "bob's message", func() error { return hasTexts(alice, g.ID, "second time lucky") })
 }
+
+// TestAbandonedJoinLeafRemoved: bob gives up before his Welcome and never
+// retries; alice notices (her keepalive to him fails) and removes the
+// leaf his attempt left, so the group is back to its real members.
+func TestAbandonedJoinLeafRemoved(t *testing.T) {
+	checkLeaks(t)
+	mn := p2p.NewMemNetwork()
+	alice, bob, carol := memNode(t, mn, "alice"), memNode(t, mn, "bob"), memNode(t, mn, "carol")
+	ctx := ctxT(t, 60*time.Second)
+	for _, n := range []*Node{bob, carol} {
+		if err := n.Connect(ctx, alice.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := alice.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Send(ctx, g.ID, "carol was here"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol's message", func() error { return hasTexts(alice, g.ID, "carol was here") })
+	// Carol away: bob's Welcome cannot come within his 1s wait.
+	carol.net.(*p2p.MemNode).Disconnect(alice.PeerID())
+	inv, err = alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = bob.Join(short, inv.Code)
+	cancel()
+	if !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("join: got %v, want a timeout", err)
+	}
+	eventually(t, 10*time.Second, "dangling add committed", func() error {
+		if c := memberCount(alice, g.ID); c != 3 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	if err := carol.Connect(ctx, alice.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	ns := []*Node{alice, carol}
+	eventually(t, 3*joinKeepalive, "bob's unused leaf removed", func() error {
+		for _, n := range ns {
+			if _, err := memberByName(n, g.ID, "bob"); err == nil {
+				return fmt.Errorf("%s still has bob's leaf", n.self.Name)
+			}
+			if c := memberCount(n, g.ID); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(ns, g.ID)
+	})
+}
