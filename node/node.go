@@ -53,6 +53,7 @@ type Node struct {
 	unread      map[string]int
 	unreadDirty map[string]bool
 	relays      map[commitorder.IntentID]*relayWait // join requests we wait on
+	unreadIO    sync.Mutex                          // orders unread count writes (unread.go)
 	// lastNotBefore keeps our KeyPackages' not_before increasing.
 	lastNotBefore time.Time
 	closed        bool

@@ -58,26 +58,41 @@ func (n *Node) noteUnread(hexID string) {
 // saveUnread writes a group's count if it changed since the last write.
 func (n *Node) saveUnread(hexID string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.unreadDirty[hexID] {
-		n.saveUnreadLocked(hexID)
+	dirty := n.unreadDirty[hexID]
+	n.mu.Unlock()
+	if dirty {
+		n.writeUnread(hexID)
 	}
 }
 
-func (n *Node) saveUnreadLocked(hexID string) {
-	if err := n.db.SetSetting(unreadSetting(hexID), binary.BigEndian.AppendUint64(nil, uint64(n.unread[hexID]))); err != nil {
-		n.log.Warn("save unread count", "group", hexID, "err", err)
-		return
-	}
+// writeUnread stores a group's current count. The (synced) write happens
+// outside n.mu, which every actor's events need; unreadIO orders the
+// writes and the count is read under it, so the last write always carries
+// the latest count (a flush racing MarkRead cannot store a stale one). On
+// failure the count is marked dirty again for the next flush.
+func (n *Node) writeUnread(hexID string) {
+	n.unreadIO.Lock()
+	defer n.unreadIO.Unlock()
+	n.mu.Lock()
+	c := n.unread[hexID]
 	delete(n.unreadDirty, hexID)
+	n.mu.Unlock()
+	if err := n.db.SetSetting(unreadSetting(hexID), binary.BigEndian.AppendUint64(nil, uint64(c))); err != nil {
+		n.log.Warn("save unread count", "group", hexID, "err", err)
+		n.mu.Lock()
+		n.unreadDirty[hexID] = true
+		n.mu.Unlock()
+	}
 }
 
 // forgetUnread drops a group's count (the group was left).
 func (n *Node) forgetUnread(hexID string) {
+	n.unreadIO.Lock()
+	defer n.unreadIO.Unlock()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	delete(n.unread, hexID)
 	delete(n.unreadDirty, hexID)
+	n.mu.Unlock()
 	if err := n.db.DeleteSetting(unreadSetting(hexID)); err != nil {
 		n.log.Warn("delete unread count", "group", hexID, "err", err)
 	}
@@ -90,12 +105,13 @@ func (n *Node) MarkRead(ctx context.Context, group string) error {
 		return err
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.unreadLocked(a.hexID) == 0 {
+		n.mu.Unlock()
 		return nil
 	}
 	n.unread[a.hexID] = 0
-	n.saveUnreadLocked(a.hexID)
+	n.mu.Unlock()
+	n.writeUnread(a.hexID)
 	return nil
 }
 
