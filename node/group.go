@@ -1176,7 +1176,9 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	if err != nil {
 		a.log.Warn("commit failed", "err", err)
 		for _, it := range joins {
-			it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			if it.join != nil { // a relayed join request has no waiter here
+				it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			}
 			delete(a.intents, it.id)
 		}
 		return

@@ -340,6 +340,9 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		if a.removed {
 			return a.errRemoved()
 		}
+		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
+			return fmt.Errorf("invalid key package: %w", err)
+		}
 		if admin = a.isAdmin(); admin {
 			return a.queueIntent(it)
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 
 	"grove/commitorder"
 	"grove/mls"
@@ -80,11 +81,32 @@ func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload) *intent 
 		a.log.Debug("join request with a foreign credential", "err", err)
 		return nil
 	}
+	if err := a.validateKeyPackage(m.KeyPackage); err != nil {
+		a.log.Debug("join request with an invalid key package", "err", err)
+		return nil
+	}
 	if a.supersedeAdds(m.KeyPackage) {
 		a.log.Debug("join request superseded by a newer one")
 		return nil
 	}
 	return &intent{id: id, kind: intentAdd, kp: m.KeyPackage, relay: true}
+}
+
+// validateKeyPackage checks a joiner's KeyPackage against the canonical
+// epoch as RFC 9420, Section 10.1 asks (suite, version, signatures,
+// lifetime), before it is queued: a bad one would otherwise fail the whole
+// Commit it is batched in.
+func (a *groupActor) validateKeyPackage(kp *mls.KeyPackage) error {
+	_, g := a.head()
+	if g == nil {
+		return errors.New("node: no head epoch")
+	}
+	gc := g.GroupContext()
+	s, err := gc.CipherSuite.Suite()
+	if err != nil {
+		return err
+	}
+	return mls.ValidateKeyPackage(s, gc.Version, kp, &mls.LeafValidation{GroupID: gc.GroupID, Version: gc.Version, Now: a.n.cfg.Clock.Now()})
 }
 
 // relayWelcome sends the Welcome of a committed join request back through

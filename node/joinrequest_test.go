@@ -224,3 +224,69 @@ func TestRelayedWelcomeOnlyFromAdmins(t *testing.T) {
 		t.Fatal("the admin's welcome did not arrive")
 	}
 }
+
+// TestHostileJoinRequests: a member's join requests with a KeyPackage that
+// does not parse, one whose signature is broken, and a valid one the
+// group cannot take (it lacks the policy extension capability, so the
+// Commit fails) change nothing and do not stall the admin: a proper join
+// through the same member works afterwards with exactly one Add.
+func TestHostileJoinRequests(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	carol := memNode(t, mn, "carol")
+	ctx := ctxT(t, 30*time.Second)
+	if err := carol.Connect(ctx, bob.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	before := groupEpoch(t, alice, g)
+	s, _ := DefaultCipherSuite.Suite()
+	mkKP := func(caps mls.Capabilities) []byte {
+		t.Helper()
+		sk, _ := s.GenerateSigningKey(rand.Reader)
+		kp, err := mls.NewKeyPackage(&mls.KeyPackageParams{Suite: DefaultCipherSuite, Credential: mls.NewBasicCredential(carol.selfID),
+			SigningKey: sk, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), Capabilities: caps, Rand: rand.Reader})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mls.NewMLSMessage(&kp.KeyPackage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := msg.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	broken := mkKP(mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}})
+	broken[len(broken)-1] ^= 1 // the KeyPackage signature is last
+	ab, _ := bob.lookup(g)
+	for _, kp := range [][]byte{{0, 1, 0, 5, 1, 2, 3}, broken, mkKP(mls.Capabilities{})} {
+		_, stop, err := bob.requestJoin(ctx, ab, kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
+	time.Sleep(time.Second)
+	if e := groupEpoch(t, alice, g); e != before {
+		t.Fatalf("a hostile join request moved alice from epoch %d to %d", before, e)
+	}
+	inv, err := bob.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Join(ctx, inv.Code); err != nil {
+		t.Fatalf("a proper join after hostile ones: %v", err)
+	}
+	eventually(t, 10*time.Second, "carol in", func() error {
+		if c := memberCount(alice, g); c != 3 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	if e := groupEpoch(t, alice, g); e != before+1 {
+		t.Fatalf("epoch %d after one Add on %d", e, before)
+	}
+}
