@@ -50,6 +50,19 @@ func (p *pendingInvite) marshal() []byte {
 	return w.b
 }
 
+// readBool reads a boolean byte: 0 or 1, nothing else (canonical, so that
+// a record re-encodes to the same bytes).
+func readBool(r *rbuf, what string) bool {
+	switch r.u8(what) {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.fail(what + " (not a boolean)")
+	return false
+}
+
 func boolByte(b bool) byte {
 	if b {
 		return 1
@@ -63,12 +76,12 @@ func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 	if r.err == nil && v != 1 && v != pendingInviteVersion {
 		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
 	}
-	p := &pendingInvite{used: r.u8("used") != 0}
+	p := &pendingInvite{used: readBool(&r, "used")}
 	p.expires = time.Unix(int64(r.u64("expires")), 0)
 	p.group = string(r.vec(2*maxGroupID, "group"))
 	if v == pendingInviteVersion {
 		p.redeemer = r.vec(maxSignatureKey, "redeemer")
-		p.delivered = r.u8("delivered") != 0
+		p.delivered = readBool(&r, "delivered")
 	}
 	if err := r.done("invite record"); err != nil {
 		return nil, err
