@@ -471,7 +471,13 @@ func (n *Node) Members(ctx context.Context, group string) ([]api.Member, error) 
 		return nil, err
 	}
 	var out []api.Member
-	err = a.do(ctx, func() error { out = a.members(); return nil })
+	err = a.do(ctx, func() error {
+		if a.removed {
+			return a.errRemoved() // an empty list would read as an empty group
+		}
+		out = a.members()
+		return nil
+	})
 	return out, err
 }
 

@@ -157,6 +157,9 @@ func TestRemovedGroupListedAsRemoved(t *testing.T) {
 	if err := hasTexts(bob, g, "before the removal"); err != nil {
 		t.Fatalf("history gone after removal: %v", err)
 	}
+	if _, err := bob.Members(ctx, g); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("members of a removed group: %v", err)
+	}
 	if err := bob.Leave(ctx, g); err != nil {
 		t.Fatal(err)
 	}

@@ -99,8 +99,10 @@ func (e *env) cmdGroupList(args []string) error {
 				role, state = "-", "removed"
 			case g.State == api.GroupRejoinNeeded:
 				state = "rejoin needed"
-			case g.Sync.CatchingUp:
+			case g.Sync.CatchingUp && g.Sync.Total > 0:
 				state = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
+			case g.Sync.CatchingUp:
+				state = "catching up" // progress unknown
 			}
 			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), state)
 		}

@@ -306,6 +306,9 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if out := bob.ok("group", "list"); !strings.Contains(out, "removed") {
 		t.Errorf("bob's group list does not show the removal:\n%s", out)
 	}
+	if _, errOut, err := bob.run("", "members", "ops"); err == nil || !strings.Contains(errOut, "removed") {
+		t.Errorf("members of a group bob was removed from: %v %q", err, errOut)
+	}
 }
 
 // TestAcknowledgedMessagesSurviveSIGKILL is the crash test of issue 8: bob's
