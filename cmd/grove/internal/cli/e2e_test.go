@@ -239,6 +239,26 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("export: %q", lines)
 	}
+	// Unread: alice's log above marked ops read; bob's next message counts
+	// until alice reads the log again.
+	unread := func(d *device) int {
+		var gs []api.Group
+		if err := json.Unmarshal([]byte(d.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 {
+			t.Fatalf("%s: group list: %+v %v", d.name, gs, err)
+		}
+		return gs[0].Unread
+	}
+	alice.ok("log", "ops")
+	bob.ok("send", "ops", "one more thing")
+	waitUntil(t, 30*time.Second, "alice to count bob's message unread", func() bool { return unread(alice) == 1 })
+	if n := unread(bob); n != 0 {
+		t.Errorf("bob's own message counted unread for him: %d", n)
+	}
+	alice.ok("log", "ops", "--limit", "1")
+	if n := unread(alice); n != 0 {
+		t.Errorf("alice's unread after log: %d", n)
+	}
+
 	// Alice's metrics count what happened and reveal no plaintext or names.
 	m := regexp.MustCompile(`metrics=(http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(aliceLog.String())
 	if m == nil {
