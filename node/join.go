@@ -217,7 +217,16 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	if !n.cfg.Clock.Now().Before(iv.Expires) {
 		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code expired at %s", iv.Expires.Format(time.RFC3339))
 	}
-	if _, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
+	if a, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
+		var removed bool
+		if err := a.do(ctx, func() error { removed = a.removed; return nil }); err != nil {
+			return api.Group{}, err
+		}
+		if removed {
+			// Its old history is still here; joining again would need it
+			// gone first, and deleting it is the user's call.
+			return api.Group{}, api.Errorf(api.CodeConflict, "this device was removed from group %q earlier: leave it first (which deletes its old history here), then join again", a.name)
+		}
 		return api.Group{}, api.Errorf(api.CodeConflict, "already a member of this group")
 	}
 	pid, err := peer.IDFromBytes(iv.Peer)

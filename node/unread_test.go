@@ -160,10 +160,30 @@ func TestRemovedGroupListedAsRemoved(t *testing.T) {
 	if _, err := bob.Members(ctx, g); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("members of a removed group: %v", err)
 	}
+	// Invited again, bob is told to leave the old group first.
+	inv, err := alice.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Join(ctx, inv.Code); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "leave it first") {
+		t.Fatalf("joining a group one was removed from: %v", err)
+	}
 	if err := bob.Leave(ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	if gs, _ := bob.Groups(ctx); len(gs) != 0 {
 		t.Fatalf("left group still listed: %+v", gs)
 	}
+	if _, err := bob.Join(ctx, inv.Code); err != nil {
+		t.Fatalf("joining again after leaving: %v", err)
+	}
+	eventually(t, 10*time.Second, "bob back", func() error {
+		if s := groupInfo(t, bob, g).State; s != api.GroupActive {
+			return fmt.Errorf("bob's state %q", s)
+		}
+		if c := memberCount(alice, g); c != 2 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
 }
