@@ -778,9 +778,12 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 	it := &intent{id: id, kind: p.Intent, target: p.Target}
 	switch p.Intent {
 	case intentJoin:
-		if it = a.joinIntent(id, p); it == nil {
+		if it = a.joinIntent(id, p, sender); it == nil {
 			return
 		}
+	case intentCancelJoin:
+		a.onWithdrawJoin(p, sender)
+		return
 	case intentLeave:
 		it.target = sender // one may only ask to remove oneself
 	case intentRemove:

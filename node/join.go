@@ -356,6 +356,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	// An admin commits the Add itself; any other member asks the admins
 	// with a join request and relays their Welcome (joinrequest.go).
 	var results <-chan joinResult
+	var gaveUp bool
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
 	var admin bool
 	err = a.do(ctx, func() error {
@@ -382,8 +383,17 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 			reject(joinFailed, "cannot ask the group's admins: "+err.Error())
 			return
 		}
-		defer stop()
+		defer func() { stop(gaveUp) }()
 		results = ch
+	}
+	// The joiner gave up before its Welcome: the Add it asked for must
+	// not leave a leaf that nobody will use (abandonAdd, withdrawJoin).
+	giveUp := func() {
+		if admin {
+			a.post(func() { a.abandonAdd(it) })
+		} else {
+			gaveUp = true
+		}
 	}
 	tick := time.NewTicker(joinKeepalive)
 	defer tick.Stop()
@@ -395,9 +405,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 				return
 			}
 			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err != nil {
-				if admin {
-					a.post(func() { a.abandonAdd(it) })
-				}
+				giveUp()
 			} else {
 				n.inviteDelivered(req.Secret)
 			}
@@ -405,12 +413,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 			return
 		case <-tick.C:
 			if err := s.Send((&joinResponse{Status: joinWaiting}).marshal()); err != nil {
-				// The joiner gave up: its leaf must not linger (abandonAdd).
-				// A join request relayed to the admins is theirs to commit;
-				// a leaf left by it is replaced when the joiner retries.
-				if admin {
-					a.post(func() { a.abandonAdd(it) })
-				}
+				giveUp()
 				return
 			}
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -25,6 +26,20 @@ import (
 // still waiting on its /grove/join/1 stream. Other admins drop the request
 // when they find the KeyPackage's leaf already in the tree (checkAdd).
 
+// seenJoin is a member's join request an admin queued, remembered so that
+// its sender can withdraw it (intentCancelJoin) even after it was
+// committed.
+type seenJoin struct {
+	group     string
+	requester []byte // credential identity of the member who asked
+	kp        *mls.KeyPackage
+}
+
+// maxSeenJoins bounds the remembered join requests (oldest forgotten
+// first): a withdrawal that comes too late leaves the joiner's unused leaf
+// to be replaced when it retries.
+const maxSeenJoins = 256
+
 // relayWait is a join request this device published and waits on.
 type relayWait struct {
 	group string // hex id of the group it was published in
@@ -33,8 +48,9 @@ type relayWait struct {
 
 // requestJoin publishes a join request for kp (an MLSMessage-framed
 // KeyPackage) in a's group and returns where its Welcome will arrive, and
-// a function that stops waiting for it.
-func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-chan joinResult, func(), error) {
+// a function that stops waiting for it; cancel (the joiner gave up) also
+// withdraws the request from the admins.
+func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-chan joinResult, func(cancel bool), error) {
 	p := &appPayload{Kind: kindIntent, Time: n.cfg.Clock.Now().UTC(), Intent: intentJoin, KeyPackage: kp}
 	rand.Read(p.ID[:])
 	id := commitorder.IntentID(p.ID)
@@ -42,10 +58,13 @@ func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-cha
 	n.mu.Lock()
 	n.relays[id] = w
 	n.mu.Unlock()
-	stop := func() {
+	stop := func(cancel bool) {
 		n.mu.Lock()
 		delete(n.relays, id)
 		n.mu.Unlock()
+		if cancel {
+			a.post(func() { a.withdrawJoin(id) })
+		}
 	}
 	err := a.do(ctx, func() error {
 		if a.removed {
@@ -60,10 +79,65 @@ func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-cha
 		return a.encryptAndPublishIntent(p)
 	})
 	if err != nil {
-		stop()
+		stop(false)
 		return nil, nil, err
 	}
 	return w.ch, stop, nil
+}
+
+// withdrawJoin publishes the withdrawal of our join request id.
+func (a *groupActor) withdrawJoin(id commitorder.IntentID) {
+	if a.removed || a.stale {
+		return
+	}
+	if _, g := a.head(); g == nil {
+		return
+	}
+	p := &appPayload{Kind: kindIntent, Time: a.n.cfg.Clock.Now().UTC(), Intent: intentCancelJoin, Target: id[:]}
+	rand.Read(p.ID[:])
+	if err := a.encryptAndPublishIntent(p); err != nil {
+		a.log.Warn("withdraw join request", "err", err)
+	}
+}
+
+// rememberJoin records a queued join request for a later withdrawal.
+func (n *Node) rememberJoin(id commitorder.IntentID, sj *seenJoin) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.seenJoins[id]; !ok {
+		n.seenJoinOrder = append(n.seenJoinOrder, id)
+	}
+	n.seenJoins[id] = sj
+	for len(n.seenJoinOrder) > maxSeenJoins {
+		delete(n.seenJoins, n.seenJoinOrder[0])
+		n.seenJoinOrder = n.seenJoinOrder[1:]
+	}
+}
+
+// onWithdrawJoin handles a member's withdrawal of its join request (Target
+// is the request's id): a request not yet committed is dropped; a
+// committed one has its leaf removed while it is still unused (the
+// joiner never got its Welcome, so that leaf would only keep epochs from
+// finalising by witnesses). Only the member who asked may withdraw.
+func (a *groupActor) onWithdrawJoin(p *appPayload, sender []byte) {
+	if len(p.Target) != len(commitorder.IntentID{}) {
+		return
+	}
+	id := commitorder.IntentID(p.Target)
+	a.n.mu.Lock()
+	sj := a.n.seenJoins[id]
+	a.n.mu.Unlock()
+	if sj == nil || sj.group != a.hexID || !bytes.Equal(sj.requester, sender) {
+		return
+	}
+	a.n.mu.Lock()
+	delete(a.n.seenJoins, id)
+	a.n.mu.Unlock()
+	if _, queued := a.intents[id]; queued && !a.carried(id) {
+		delete(a.intents, id)
+		return
+	}
+	a.queueIntent(&intent{kind: intentDropLeaf, kp: sj.kp})
 }
 
 // joinIntent turns a member's join request into an Add this admin may
@@ -71,7 +145,7 @@ func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-cha
 // joiner (it checked the invite and that the credential names the peer
 // that presented it); the KeyPackage itself is validated by the Commit
 // (RFC 9420, Section 10.1) and only its holder can use the Welcome.
-func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload) *intent {
+func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload, sender []byte) *intent {
 	m, err := mls.UnmarshalMLSMessage(p.KeyPackage)
 	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
 		a.log.Debug("join request without a key package")
@@ -89,6 +163,7 @@ func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload) *intent 
 		a.log.Debug("join request superseded by a newer one")
 		return nil
 	}
+	a.n.rememberJoin(id, &seenJoin{group: a.hexID, requester: bytes.Clone(sender), kp: m.KeyPackage})
 	return &intent{id: id, kind: intentAdd, kp: m.KeyPackage, relay: true}
 }
 

@@ -42,7 +42,7 @@ func TestJoinRequestViaMember(t *testing.T) {
 	if _, stop, err := bob.requestJoin(ctx, a, []byte{0, 1, 0, 5, 1, 2, 3}); err != nil {
 		t.Fatal(err)
 	} else {
-		stop()
+		stop(false)
 	}
 
 	inv, err := bob.Invite(ctx, g)
@@ -192,7 +192,7 @@ func TestRelayedWelcomeOnlyFromAdmins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer stop(false)
 	var id [16]byte
 	bob.mu.Lock()
 	for k := range bob.relays {
@@ -267,7 +267,7 @@ func TestHostileJoinRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer stop()
+		defer stop(false)
 	}
 	time.Sleep(time.Second)
 	if e := groupEpoch(t, alice, g); e != before {
@@ -288,5 +288,63 @@ func TestHostileJoinRequests(t *testing.T) {
 	})
 	if e := groupEpoch(t, alice, g); e != before+1 {
 		t.Fatalf("epoch %d after one Add on %d", e, before)
+	}
+}
+
+// TestWithdrawnJoinRequest: carol redeems bob's invite while the admin is
+// out of reach and gives up. Bob withdraws his join request; when the
+// admin gets both, carol's Add is never committed (or its unused leaf is
+// removed again), so the group ends as it was.
+func TestWithdrawnJoinRequest(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	carol := memNode(t, mn, "carol")
+	ctx := ctxT(t, 60*time.Second)
+	if err := carol.Connect(ctx, bob.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	bob.net.(*p2p.MemNode).Disconnect(alice.PeerID())
+	inv, err := bob.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = carol.Join(short, inv.Code)
+	cancel()
+	if !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("join with the admin away: %v", err)
+	}
+	// Bob notices at his next keepalive to carol and withdraws.
+	eventually(t, 3*joinKeepalive, "bob stops waiting", func() error {
+		bob.mu.Lock()
+		defer bob.mu.Unlock()
+		if len(bob.relays) != 0 {
+			return errors.New("bob still relays")
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // the withdrawal is published by bob's actor
+	if err := bob.Connect(ctx, alice.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	ns2 := []*Node{alice, bob}
+	settled := func() error {
+		for _, n := range ns2 {
+			if _, err := memberByName(n, g, "carol"); err == nil {
+				return fmt.Errorf("%s has a leaf for carol", n.self.Name)
+			}
+			if c := memberCount(n, g); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(ns2, g)
+	}
+	// Give alice time to catch up with bob's log (request and withdrawal).
+	time.Sleep(2 * time.Second)
+	eventually(t, 10*time.Second, "group as it was", settled)
+	time.Sleep(time.Second)
+	if err := settled(); err != nil {
+		t.Fatalf("after settling: %v", err)
 	}
 }

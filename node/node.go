@@ -53,6 +53,10 @@ type Node struct {
 	unread      map[string]int
 	unreadDirty map[string]bool
 	relays      map[commitorder.IntentID]*relayWait // join requests we wait on
+	// seenJoins (in seenJoinOrder, oldest first): members' join requests
+	// queued here as an admin, for withdrawals (joinrequest.go).
+	seenJoins     map[commitorder.IntentID]*seenJoin
+	seenJoinOrder []commitorder.IntentID
 	unreadIO    sync.Mutex                          // orders unread count writes (unread.go)
 	// lastNotBefore keeps our KeyPackages' not_before increasing.
 	lastNotBefore time.Time
@@ -76,6 +80,7 @@ func New(cfg Config) (*Node, error) {
 		unread:      make(map[string]int),
 		unreadDirty: make(map[string]bool),
 		relays:      make(map[commitorder.IntentID]*relayWait),
+		seenJoins:   make(map[commitorder.IntentID]*seenJoin),
 	}, nil
 }
 

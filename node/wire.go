@@ -137,6 +137,9 @@ const (
 	// intentJoin asks an admin to add the holder of KeyPackage: a member
 	// who is not an admin redeemed an invite it issued.
 	intentJoin intentKind = 3
+	// intentCancelJoin withdraws the sender's join request whose id is
+	// Target (16 bytes): its joiner gave up before being welcomed.
+	intentCancelJoin intentKind = 4
 )
 
 // appPayload is the plaintext of every Grove application message: a 128-bit
@@ -191,7 +194,7 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 	case kindIntent:
 		p.Intent = intentKind(r.u8("intent"))
 		p.Target = r.vec(maxIdentity, "target")
-		if r.err == nil && p.Intent != intentLeave && p.Intent != intentRemove && p.Intent != intentJoin {
+		if r.err == nil && (p.Intent < intentLeave || p.Intent > intentCancelJoin) {
 			return nil, fmt.Errorf("%w: intent %d", ErrMalformed, p.Intent)
 		}
 		if p.Intent == intentJoin {

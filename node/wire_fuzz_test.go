@@ -15,6 +15,7 @@ func FuzzPayload(f *testing.F) {
 	f.Add([]byte{1, 3})
 	f.Add((&appPayload{Kind: kindIntent, Intent: intentJoin, KeyPackage: []byte{0, 1, 0, 5}}).marshal())
 	f.Add((&appPayload{Kind: kindWelcome, Ref: [16]byte{7}, Welcome: []byte{0, 1, 0, 3}}).marshal())
+	f.Add((&appPayload{Kind: kindIntent, Intent: intentCancelJoin, Target: make([]byte, 16)}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := unmarshalPayload(data)
 		if err != nil {
