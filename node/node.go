@@ -57,7 +57,7 @@ type Node struct {
 	// queued here as an admin, for withdrawals (joinrequest.go).
 	seenJoins     map[commitorder.IntentID]*seenJoin
 	seenJoinOrder []commitorder.IntentID
-	unreadIO    sync.Mutex                          // orders unread count writes (unread.go)
+	unreadIO      sync.Mutex // orders unread count writes (unread.go)
 	// lastNotBefore keeps our KeyPackages' not_before increasing.
 	lastNotBefore time.Time
 	closed        bool
