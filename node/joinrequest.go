@@ -33,6 +33,9 @@ type seenJoin struct {
 	group     string
 	requester []byte // credential identity of the member who asked
 	kp        *mls.KeyPackage
+	// withdrawn: the withdrawal came first (a sync serves one epoch's
+	// messages in hash order), so the request is dropped when it comes.
+	withdrawn bool
 }
 
 // maxSeenJoins bounds the remembered join requests (oldest forgotten
@@ -127,7 +130,11 @@ func (a *groupActor) onWithdrawJoin(p *appPayload, sender []byte) {
 	a.n.mu.Lock()
 	sj := a.n.seenJoins[id]
 	a.n.mu.Unlock()
-	if sj == nil || sj.group != a.hexID || !bytes.Equal(sj.requester, sender) {
+	if sj == nil {
+		a.n.rememberJoin(id, &seenJoin{group: a.hexID, requester: bytes.Clone(sender), withdrawn: true})
+		return
+	}
+	if sj.group != a.hexID || !bytes.Equal(sj.requester, sender) || sj.withdrawn {
 		return
 	}
 	a.n.mu.Lock()
@@ -157,6 +164,13 @@ func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload, sender [
 	}
 	if err := a.validateKeyPackage(m.KeyPackage); err != nil {
 		a.log.Debug("join request with an invalid key package", "err", err)
+		return nil
+	}
+	a.n.mu.Lock()
+	sj := a.n.seenJoins[id]
+	a.n.mu.Unlock()
+	if sj != nil && sj.withdrawn && sj.group == a.hexID && bytes.Equal(sj.requester, sender) {
+		a.log.Debug("join request withdrawn before it arrived")
 		return nil
 	}
 	if a.supersedeAdds(m.KeyPackage) {
