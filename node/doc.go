@@ -20,6 +20,16 @@
 // Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the
 // log since an epoch, served only to peers whose credential is in the group).
+// /grove/keypackage/1 is deliberately not served: a KeyPackage reaches a
+// group only inside its owner's own join request (node.go, Start).
+//
+// Policy (read from the group state): the creator is admin; admins add and
+// remove; any member may invite (a non-admin's invite becomes a join
+// request an admin commits, joinrequest.go), leave and rotate its keys; the
+// last admin to leave first hands the role to the longest-standing
+// remaining member (leave.go). A join that timed out is retried with the
+// same code (join.go, checkAdd). Unread counts are kept per group and
+// survive restarts (unread.go).
 // Members gossip signed tips (epoch, epoch id) on the group topic so that a
 // member that is behind notices and catches up. A member whose branch lost
 // beyond the retention window (a split brain whose halves both finalised)

@@ -37,11 +37,12 @@ type intent struct {
 	target []byte          // remove/leave: credential identity
 	kp     *mls.KeyPackage // add
 	join   chan joinResult // add: where the Welcome goes once accepted
+	relay  bool            // add from a member's join request: relay the Welcome
 }
 
 func (it *intent) class() commitorder.Class {
 	switch it.kind {
-	case intentAdd:
+	case intentAdd, intentHandover:
 		return commitorder.ClassAdd
 	case intentUpdate:
 		return commitorder.ClassUpdate
@@ -524,7 +525,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 	case commitorder.CommitSettled:
 		oc := a.own[e.Cid]
 		for _, id := range e.Intents {
-			if it := a.intents[id]; it != nil && it.join == nil {
+			if it := a.intents[id]; it != nil && it.join == nil && !it.relay {
 				delete(a.intents, id)
 			}
 		}
@@ -542,6 +543,9 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		for _, id := range oc.intents {
 			if it := a.intents[id]; it != nil && it.join != nil {
 				it.join <- joinResult{welcome: oc.welcome}
+				delete(a.intents, id)
+			} else if it != nil && it.relay {
+				a.relayWelcome(id, oc.welcome)
 				delete(a.intents, id)
 			}
 		}
@@ -640,6 +644,7 @@ func (a *groupActor) flush() {
 	if a.orderDirty && !a.removed {
 		a.saveOrder()
 	}
+	a.n.saveUnread(a.hexID)
 }
 
 // ---- receive path ----
@@ -840,6 +845,8 @@ func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *ml
 		a.addToView(p, m.Identity, g.Epoch(), 0)
 	case kindIntent:
 		a.onIntent(p, m.Identity)
+	case kindWelcome:
+		a.onRelayedWelcome(p, m.Identity)
 	}
 }
 
@@ -851,6 +858,9 @@ func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags
 		return
 	}
 	if added {
+		if !bytes.Equal(sender, a.n.selfID) {
+			a.n.noteUnread(a.hexID)
+		}
 		m := a.n.apiMessage(a, sm)
 		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	}
@@ -867,6 +877,13 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 	}
 	it := &intent{id: id, kind: p.Intent, target: p.Target}
 	switch p.Intent {
+	case intentJoin:
+		if it = a.joinIntent(id, p, sender); it == nil {
+			return
+		}
+	case intentCancelJoin:
+		a.onWithdrawJoin(p, sender)
+		return
 	case intentLeave:
 		it.target = sender // one may only ask to remove oneself
 	case intentRemove:
@@ -1119,7 +1136,7 @@ func (a *groupActor) publish(data []byte) {
 
 func (a *groupActor) send(text string) (api.Message, error) {
 	if a.removed {
-		return api.Message{}, api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return api.Message{}, a.errRemoved()
 	}
 	if a.stale {
 		return api.Message{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
@@ -1215,14 +1232,52 @@ func (a *groupActor) replayOutbox() {
 
 func (a *groupActor) queueIntent(it *intent) error {
 	if a.removed {
-		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return a.errRemoved()
 	}
 	if it.id == (commitorder.IntentID{}) {
 		rand.Read(it.id[:])
 	}
+	if it.kind == intentAdd && a.supersedeAdds(it.kp) {
+		return api.Errorf(api.CodeConflict, "a newer join attempt of this device is already queued")
+	}
 	a.intents[it.id] = it
 	a.step(commitorder.IntentQueued{ID: it.id, Class: it.class()})
 	return nil
+}
+
+// supersedeAdds drops queued, not yet committed Adds of the device whose
+// signature key kp carries and that are older than kp (that device retried
+// its join, and two leaves with one key cannot be in one Commit, RFC 9420,
+// Section 7.3). It reports whether kp itself is obsolete: a newer Add of
+// the same device is already queued (a join request that arrived late).
+func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) (obsolete bool) {
+	for id, old := range a.intents {
+		if old.kind != intentAdd || !bytes.Equal(old.kp.LeafNode.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
+		}
+		if old.kp.LeafNode.Lifetime.NotBefore >= kp.LeafNode.Lifetime.NotBefore {
+			obsolete = true
+			continue
+		}
+		if a.carried(id) {
+			continue
+		}
+		if old.join != nil {
+			old.join <- joinResult{err: errors.New("superseded by a newer join attempt")}
+		}
+		delete(a.intents, id)
+	}
+	return obsolete
+}
+
+// carried reports whether one of our unsettled Commits carries intent id.
+func (a *groupActor) carried(id commitorder.IntentID) bool {
+	for _, oc := range a.own {
+		if slices.Contains(oc.intents, id) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.IntentID) {
@@ -1235,6 +1290,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	var joins []*intent
 	forcePath := false
 	removed := map[mls.LeafIndex]bool{}
+	stale := map[mls.LeafIndex]bool{} // unused leaves of joiners that gave up
 	for _, id := range ids {
 		it := a.intents[id]
 		if it == nil {
@@ -1243,7 +1299,30 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		switch it.kind {
 		case intentUpdate:
 			forcePath = true
+		case intentHandover:
+			props = append(props, a.handoverProposal(parent, it.target))
+		case intentDropLeaf:
+			leaf, ok := unusedLeaf(parent, it.kp)
+			if !ok || removed[leaf] {
+				delete(a.intents, id) // used after all, or already gone
+				continue
+			}
+			removed[leaf], stale[leaf] = true, true
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 		case intentAdd:
+			switch leaf, c := checkAdd(parent, it.kp); {
+			case c == addObsolete:
+				// Added by another commit, or superseded by the device's
+				// newer attempt.
+				if it.join != nil {
+					it.join <- joinResult{err: errors.New("this device is already in the group")}
+				}
+				delete(a.intents, id)
+				continue
+			case c == addReplaces && !removed[leaf]:
+				removed[leaf], stale[leaf] = true, true
+				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+			}
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
 			joins = append(joins, it)
 		case intentLeave, intentRemove:
@@ -1265,7 +1344,9 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	if err != nil {
 		a.log.Warn("commit failed", "err", err)
 		for _, it := range joins {
-			it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			if it.join != nil { // a relayed join request has no waiter here
+				it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			}
 			delete(a.intents, it.id)
 		}
 		return
@@ -1293,6 +1374,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
 	})
 	a.publish(sc.Message)
+	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)
 }
 
@@ -1317,10 +1399,16 @@ func (a *groupActor) isAdmin() bool {
 }
 
 func (a *groupActor) info() api.Group {
-	g := api.Group{ID: a.hexID, Name: a.name}
+	g := api.Group{ID: a.hexID, Name: a.name, State: api.GroupActive, Unread: a.n.unreadCount(a.hexID)}
 	eid, hg := a.head()
 	if hg != nil && !a.removed {
 		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()
+	}
+	switch {
+	case a.removed:
+		g.State = api.GroupRemoved
+	case a.stale:
+		g.State = api.GroupRejoinNeeded
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
 	return g
@@ -1381,7 +1469,7 @@ func (a *groupActor) memberPeers() map[peer.ID]bool {
 
 func (a *groupActor) remove(member string) error {
 	if a.removed {
-		return api.Errorf(api.CodeForbidden, "this device was removed from the group")
+		return a.errRemoved()
 	}
 	if !a.isAdmin() {
 		return api.Errorf(api.CodeForbidden, "only admins may remove members")

@@ -25,31 +25,64 @@ type pendingInvite struct {
 	group   string // hex id
 	expires time.Time
 	used    bool
+	// redeemer is the MLS signature key of the device that redeemed the
+	// code; until its Welcome is handed over (delivered), that device (and
+	// only it) may redeem the code again: a join that timed out on the
+	// joiner's side is retried with the same code.
+	redeemer  []byte
+	delivered bool
 }
+
+// pendingInviteVersion 2 added redeemer and delivered; version 1 records
+// (used or not) still load.
+const pendingInviteVersion = 2
 
 func inviteSetting(secret [16]byte) string { return "invite." + hex.EncodeToString(secret[:]) }
 
 func (p *pendingInvite) marshal() []byte {
 	var w wbuf
-	w.u8(1)
-	if p.used {
-		w.u8(1)
-	} else {
-		w.u8(0)
-	}
+	w.u8(pendingInviteVersion)
+	w.u8(boolByte(p.used))
 	w.u64(uint64(p.expires.Unix()))
 	w.vec([]byte(p.group))
+	w.vec(p.redeemer)
+	w.u8(boolByte(p.delivered))
 	return w.b
+}
+
+// readBool reads a boolean byte: 0 or 1, nothing else (canonical, so that
+// a record re-encodes to the same bytes).
+func readBool(r *rbuf, what string) bool {
+	switch r.u8(what) {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.fail(what + " (not a boolean)")
+	return false
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 	r := rbuf{b: data}
-	if v := r.u8("version"); r.err == nil && v != 1 {
+	v := r.u8("version")
+	if r.err == nil && v != 1 && v != pendingInviteVersion {
 		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
 	}
-	p := &pendingInvite{used: r.u8("used") != 0}
+	p := &pendingInvite{used: readBool(&r, "used")}
 	p.expires = time.Unix(int64(r.u64("expires")), 0)
 	p.group = string(r.vec(2*maxGroupID, "group"))
+	if v == pendingInviteVersion {
+		p.redeemer = r.vec(maxSignatureKey, "redeemer")
+		p.delivered = readBool(&r, "delivered")
+	}
 	if err := r.done("invite record"); err != nil {
 		return nil, err
 	}
@@ -62,9 +95,18 @@ const joinKeepalive = 5 * time.Second
 
 func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
 	now := n.cfg.Clock.Now()
+	// not_before orders this device's KeyPackages (checkAdd): strictly
+	// increasing, in whole seconds as the wire carries them.
+	notBefore := now.Add(-time.Hour).Truncate(time.Second)
+	n.mu.Lock()
+	if !notBefore.After(n.lastNotBefore) {
+		notBefore = n.lastNotBefore.Add(time.Second)
+	}
+	n.lastNotBefore = notBefore
+	n.mu.Unlock()
 	return mls.NewKeyPackage(&mls.KeyPackageParams{
 		Suite: n.cfg.CipherSuite, Credential: mls.NewBasicCredential(n.selfID), SigningKey: n.sig,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour),
+		NotBefore: notBefore, NotAfter: now.Add(90 * 24 * time.Hour),
 		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
 		Rand:         rand.Reader,
 	})
@@ -136,12 +178,17 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	if err != nil {
 		return api.Invite{}, err
 	}
-	var admin, removed bool
-	if err := a.do(ctx, func() error { admin, removed = a.isAdmin(), a.removed; return nil }); err != nil {
+	// Any member may invite: a non-admin inviter has an admin commit the
+	// Add (a join request, joinrequest.go).
+	var removed, stale bool
+	if err := a.do(ctx, func() error { removed, stale = a.removed, a.stale; return nil }); err != nil {
 		return api.Invite{}, err
 	}
-	if removed || !admin {
-		return api.Invite{}, api.Errorf(api.CodeForbidden, "only admins may invite")
+	if removed {
+		return api.Invite{}, a.errRemoved()
+	}
+	if stale {
+		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
 	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(n.cfg.InviteExpiry).Truncate(time.Second), Peer: []byte(n.net.ID())}
 	rand.Read(iv.Secret[:])
@@ -170,7 +217,16 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	if !n.cfg.Clock.Now().Before(iv.Expires) {
 		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code expired at %s", iv.Expires.Format(time.RFC3339))
 	}
-	if _, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
+	if a, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
+		var removed bool
+		if err := a.do(ctx, func() error { removed = a.removed; return nil }); err != nil {
+			return api.Group{}, err
+		}
+		if removed {
+			// Its old history is still here; joining again would need it
+			// gone first, and deleting it is the user's call.
+			return api.Group{}, api.Errorf(api.CodeConflict, "this device was removed from group %q earlier: leave it first (which deletes its old history here), then join again", a.name)
+		}
 		return api.Group{}, api.Errorf(api.CodeConflict, "already a member of this group")
 	}
 	pid, err := peer.IDFromBytes(iv.Peer)
@@ -214,7 +270,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		frame, err := s.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
-				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline")
+				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline: run join again with the same code to retry")
 			}
 			if errors.Is(err, io.EOF) {
 				err = errors.New("inviter closed the stream")
@@ -273,36 +329,6 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		reject(joinRejected, "malformed request")
 		return
 	}
-	n.mu.Lock()
-	pi := n.invites[req.Secret]
-	if pi == nil {
-		if raw, err := n.db.Setting(inviteSetting(req.Secret)); err == nil {
-			pi, _ = unmarshalPendingInvite(raw)
-			if pi != nil {
-				n.invites[req.Secret] = pi
-			}
-		}
-	}
-	var why string
-	switch {
-	case pi == nil:
-		why = "unknown invite code"
-	case pi.used:
-		why = "invite code already used"
-	case !n.cfg.Clock.Now().Before(pi.expires):
-		why = "invite code expired"
-	default:
-		pi.used = true // one-time, whatever happens next
-		if err := n.db.SetSetting(inviteSetting(req.Secret), pi.marshal()); err != nil {
-			why = "internal error"
-		}
-	}
-	n.mu.Unlock()
-	if why != "" {
-		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
-		reject(joinRejected, why)
-		return
-	}
 	m, err := mls.UnmarshalMLSMessage(req.KeyPackage)
 	if err != nil || m.WireFormat != mls.WireFormatKeyPackage {
 		reject(joinFailed, "not a key package")
@@ -315,32 +341,79 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		reject(joinFailed, "credential does not match the connecting peer")
 		return
 	}
+	sigKey := m.KeyPackage.LeafNode.SignatureKey
+	pi, why := n.redeemInvite(req.Secret, sigKey)
+	if why != "" {
+		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
+		reject(joinRejected, why)
+		return
+	}
 	a, err := n.lookup(pi.group)
 	if err != nil {
 		reject(joinFailed, "group no longer here")
 		return
 	}
+	// An admin commits the Add itself; any other member asks the admins
+	// with a join request and relays their Welcome (joinrequest.go).
+	var results <-chan joinResult
+	var gaveUp bool
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
-	if err := a.do(ctx, func() error { return a.queueIntent(it) }); err != nil {
-		reject(joinFailed, "cannot add")
+	var admin bool
+	err = a.do(ctx, func() error {
+		if a.removed {
+			return a.errRemoved()
+		}
+		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
+			return fmt.Errorf("invalid key package: %w", err)
+		}
+		if admin = a.isAdmin(); admin {
+			return a.queueIntent(it)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		reject(joinFailed, "cannot add: "+err.Error())
 		return
+	case admin:
+		results = it.join
+	default:
+		ch, stop, err := n.requestJoin(ctx, a, req.KeyPackage)
+		if err != nil {
+			reject(joinFailed, "cannot ask the group's admins: "+err.Error())
+			return
+		}
+		defer func() { stop(gaveUp) }()
+		results = ch
+	}
+	// The joiner gave up before its Welcome: the Add it asked for must
+	// not leave a leaf that nobody will use (abandonAdd, withdrawJoin).
+	giveUp := func() {
+		if admin {
+			a.post(func() { a.abandonAdd(it) })
+		} else {
+			gaveUp = true
+		}
 	}
 	tick := time.NewTicker(joinKeepalive)
 	defer tick.Stop()
 	for {
 		select {
-		case res := <-it.join:
+		case res := <-results:
 			if res.err != nil {
 				reject(joinFailed, res.err.Error())
 				return
 			}
-			s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal())
+			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err != nil {
+				giveUp()
+			} else {
+				n.inviteDelivered(req.Secret)
+			}
 			s.CloseWrite()
 			return
 		case <-tick.C:
 			if err := s.Send((&joinResponse{Status: joinWaiting}).marshal()); err != nil {
-				// The joiner gave up; the Add stays (it is harmless: the
-				// leaf is never used) and a later invite adds it afresh.
+				giveUp()
 				return
 			}
 		case <-ctx.Done():
@@ -348,6 +421,157 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 			return
 		}
 	}
+}
+
+// maxSignatureKey bounds a stored signature public key.
+const maxSignatureKey = 256
+
+// redeemInvite checks an invite secret presented with a KeyPackage signed
+// by sigKey and marks the invite used by that key. It returns why the
+// invite is refused, or "". A used code is accepted again only from the
+// device that first redeemed it and only until its Welcome was handed over:
+// a joiner whose wait timed out retries with the same code (the inviter
+// then replaces the leaf its first attempt added, see staleLeaf).
+func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (*pendingInvite, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.invites[secret]
+	if pi == nil {
+		if raw, err := n.db.Setting(inviteSetting(secret)); err == nil {
+			pi, _ = unmarshalPendingInvite(raw)
+			if pi != nil {
+				n.invites[secret] = pi
+			}
+		}
+	}
+	switch {
+	case pi == nil:
+		return nil, "unknown invite code"
+	case !n.cfg.Clock.Now().Before(pi.expires):
+		return nil, "invite code expired"
+	case pi.used && (pi.delivered || !bytes.Equal(pi.redeemer, sigKey)):
+		return nil, "invite code already used"
+	}
+	prev := *pi
+	pi.used, pi.redeemer = true, bytes.Clone(sigKey) // one-time, whatever happens next
+	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
+		*pi = prev
+		return nil, "internal error"
+	}
+	return pi, ""
+}
+
+// inviteDelivered records that an invite's Welcome was handed over, which
+// ends the redeemer's right to retry with the same code.
+func (n *Node) inviteDelivered(secret [16]byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.invites[secret]
+	if pi == nil {
+		return
+	}
+	pi.delivered = true
+	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
+		n.log.Warn("save invite", "err", err)
+	}
+}
+
+// addCheck says how an Add of a KeyPackage relates to the tree.
+type addCheck int
+
+const (
+	addNew      addCheck = iota // no leaf has its signature key
+	addReplaces                 // replace the leaf of the device's earlier attempt
+	addObsolete                 // the device already has a newer (or this) leaf
+)
+
+// checkAdd looks for a leaf with the KeyPackage's signature key. RFC 9420
+// (Section 7.3) forbids two leaves with one signature key, so an Add for a
+// device whose earlier join attempt left a leaf behind (it gave up before
+// its Welcome) must remove that leaf in the same Commit (Removes apply
+// before Adds, RFC 9420, Section 12.3). A leaf is replaced only if its
+// device never used it (it is still the KeyPackage leaf) and came from an
+// older KeyPackage (earlier not_before; newKeyPackage makes them strictly
+// increasing): a join request that arrives late, after the device's newer
+// attempt is in, must not evict the member. Only the key's holder can sign
+// the KeyPackage, so nobody can evict another member this way; our own
+// leaf is never replaced (a Commit cannot remove its committer).
+func checkAdd(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, addCheck) {
+	for _, m := range g.Members() {
+		if !bytes.Equal(m.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
+		}
+		ln := g.Tree().LeafNode(m.Leaf)
+		if m.Leaf != g.OwnLeaf() && ln != nil && ln.Source == mls.LeafNodeSourceKeyPackage &&
+			ln.Lifetime.NotBefore < kp.LeafNode.Lifetime.NotBefore {
+			return m.Leaf, addReplaces
+		}
+		return m.Leaf, addObsolete
+	}
+	return 0, addNew
+}
+
+// welcomeEarly hands the Welcomes of our Commit cid over at once, before
+// its parent is final, when no rival Commit on that parent can exist: every
+// other member of the parent is an unused leaf of a joiner that gave up,
+// which this Commit removes (such a leaf has no group state, so it cannot
+// commit). This is the two-person group whose joiner lost the first
+// Welcome: waiting for the parent's finality would wait for the joiner to
+// act, which it can only do once welcomed.
+func (a *groupActor) welcomeEarly(parent *mls.Group, stale map[mls.LeafIndex]bool, cid commitorder.CommitID) {
+	if len(stale) == 0 {
+		return
+	}
+	for _, m := range parent.Members() {
+		if m.Leaf != parent.OwnLeaf() && !stale[m.Leaf] {
+			return
+		}
+	}
+	oc := a.own[cid]
+	if oc == nil || oc.welcome == nil {
+		return
+	}
+	for _, id := range oc.intents {
+		if it := a.intents[id]; it != nil && it.join != nil {
+			it.join <- joinResult{welcome: oc.welcome}
+			delete(a.intents, id)
+		}
+	}
+}
+
+// intentDropLeaf is a local intent: remove the leaf an abandoned join
+// added (kp's leaf), if it is still there unused.
+const intentDropLeaf intentKind = 13
+
+// abandonAdd is called when the joiner of an Add we queued gave up before
+// it was welcomed. An Add not yet committed is dropped. A committed one
+// left a leaf that nobody will ever use, and such a leaf costs the group
+// for good: every epoch it is in can only become final by age, never by
+// all members acting on it, so later joiners wait minutes for their
+// Welcome. So its removal is queued (a retry of the joiner would replace
+// it anyway, checkAdd).
+func (a *groupActor) abandonAdd(it *intent) {
+	if a.removed {
+		return
+	}
+	if _, queued := a.intents[it.id]; queued && !a.carried(it.id) {
+		delete(a.intents, it.id)
+		return
+	}
+	a.queueIntent(&intent{kind: intentDropLeaf, kp: it.kp})
+}
+
+// unusedLeaf finds kp's own leaf in g while its holder never used it (it
+// has not committed since being added: the leaf is still kp's).
+func unusedLeaf(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, bool) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.EncryptionKey, kp.LeafNode.EncryptionKey) && m.Leaf != g.OwnLeaf() {
+			if ln := g.Tree().LeafNode(m.Leaf); ln != nil && ln.Source == mls.LeafNodeSourceKeyPackage {
+				return m.Leaf, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // errNotMember is returned to sync requesters outside the group.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
@@ -48,8 +49,19 @@ type Node struct {
 	groups  map[string]*groupActor // by hex group id
 	subs    map[chan api.Event]struct{}
 	invites map[[16]byte]*pendingInvite
-	closed  bool
-	metrics metrics
+	// unread and unreadDirty: see unread.go.
+	unread      map[string]int
+	unreadDirty map[string]bool
+	relays      map[commitorder.IntentID]*relayWait // join requests we wait on
+	// seenJoins (in seenJoinOrder, oldest first): members' join requests
+	// queued here as an admin, for withdrawals (joinrequest.go).
+	seenJoins     map[commitorder.IntentID]*seenJoin
+	seenJoinOrder []commitorder.IntentID
+	unreadIO      sync.Mutex // orders unread count writes (unread.go)
+	// lastNotBefore keeps our KeyPackages' not_before increasing.
+	lastNotBefore time.Time
+	closed        bool
+	metrics       metrics
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -64,6 +76,11 @@ func New(cfg Config) (*Node, error) {
 		groups:  make(map[string]*groupActor),
 		subs:    make(map[chan api.Event]struct{}),
 		invites: make(map[[16]byte]*pendingInvite),
+
+		unread:      make(map[string]int),
+		unreadDirty: make(map[string]bool),
+		relays:      make(map[commitorder.IntentID]*relayWait),
+		seenJoins:   make(map[commitorder.IntentID]*seenJoin),
 	}, nil
 }
 
@@ -112,7 +129,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = n.cfg.Clock.Now()
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
-	n.net.Serve(p2p.ProtocolKeyPackage, func(ctx context.Context, s p2p.Stream) { s.Reset() })
+	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
+	// reaches a group only inside a join request it makes itself (invite
+	// redemption), which is its consent to join that group. Serving
+	// KeyPackages on demand would let anyone it shares a group with add it
+	// to other groups, and drain its one-time init keys.
 	ids, err := n.db.Groups()
 	if err != nil {
 		return fmt.Errorf("node: list groups: %w", err)
@@ -455,7 +476,13 @@ func (n *Node) Members(ctx context.Context, group string) ([]api.Member, error) 
 		return nil, err
 	}
 	var out []api.Member
-	err = a.do(ctx, func() error { out = a.members(); return nil })
+	err = a.do(ctx, func() error {
+		if a.removed {
+			return a.errRemoved() // an empty list would read as an empty group
+		}
+		out = a.members()
+		return nil
+	})
 	return out, err
 }
 
@@ -484,6 +511,10 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	if err != nil {
 		return err
 	}
+	// The last admin passes the role on first (see leave.go).
+	if err := n.handOver(ctx, a); err != nil {
+		return err
+	}
 	if err := a.do(ctx, func() error { return a.leave() }); err != nil {
 		return err
 	}
@@ -494,6 +525,7 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	if err := n.db.DeleteGroup(a.id); err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
 	}
+	n.forgetUnread(a.hexID)
 	return nil
 }
 

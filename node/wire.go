@@ -120,6 +120,11 @@ type payloadKind uint8
 const (
 	kindText   payloadKind = 1
 	kindIntent payloadKind = 2
+	// kindWelcome relays a Welcome from the admin that committed a join
+	// request to the member whose invite the joiner redeemed (Ref names
+	// the join request). The Welcome is encrypted to the joiner's
+	// KeyPackage, so the group learns nothing it did not already know.
+	kindWelcome payloadKind = 3
 )
 
 // intentKind is the change an intent asks for (ARCHITECTURE.md, section 3:
@@ -129,6 +134,12 @@ type intentKind uint8
 const (
 	intentLeave  intentKind = 1 // remove the sender
 	intentRemove intentKind = 2 // remove Target (an admin asked from another device)
+	// intentJoin asks an admin to add the holder of KeyPackage: a member
+	// who is not an admin redeemed an invite it issued.
+	intentJoin intentKind = 3
+	// intentCancelJoin withdraws the sender's join request whose id is
+	// Target (16 bytes): its joiner gave up before being welcomed.
+	intentCancelJoin intentKind = 4
 )
 
 // appPayload is the plaintext of every Grove application message: a 128-bit
@@ -141,6 +152,10 @@ type appPayload struct {
 	Text   string    // kindText
 	Intent intentKind
 	Target []byte // kindIntent: credential identity of the member concerned
+	// KeyPackage (intentJoin) is the joiner's MLSMessage-framed KeyPackage.
+	KeyPackage []byte
+	Ref        [16]byte // kindWelcome: the id of the join request answered
+	Welcome    []byte   // kindWelcome: the MLSMessage Welcome
 }
 
 func (p *appPayload) marshal() []byte {
@@ -155,6 +170,12 @@ func (p *appPayload) marshal() []byte {
 	case kindIntent:
 		w.u8(byte(p.Intent))
 		w.vec(p.Target)
+		if p.Intent == intentJoin {
+			w.vec(p.KeyPackage)
+		}
+	case kindWelcome:
+		w.raw(p.Ref[:])
+		w.vec(p.Welcome)
 	}
 	return w.b
 }
@@ -173,9 +194,15 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 	case kindIntent:
 		p.Intent = intentKind(r.u8("intent"))
 		p.Target = r.vec(maxIdentity, "target")
-		if r.err == nil && p.Intent != intentLeave && p.Intent != intentRemove {
+		if r.err == nil && (p.Intent < intentLeave || p.Intent > intentCancelJoin) {
 			return nil, fmt.Errorf("%w: intent %d", ErrMalformed, p.Intent)
 		}
+		if p.Intent == intentJoin {
+			p.KeyPackage = r.vec(maxKeyPackage, "key package")
+		}
+	case kindWelcome:
+		copy(p.Ref[:], r.fixed(16, "join request id"))
+		p.Welcome = r.vec(maxWelcome, "welcome")
 	default:
 		if r.err == nil {
 			return nil, fmt.Errorf("%w: payload kind %d", ErrMalformed, p.Kind)

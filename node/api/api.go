@@ -36,8 +36,11 @@ type Service interface {
 	// the outbox; delivery continues in the background.
 	Send(ctx context.Context, group, text string) (Message, error)
 	// Log returns the newest messages of group, oldest first; limit <= 0
-	// means a default page.
+	// means a default page. It does not change the unread count.
 	Log(ctx context.Context, group string, limit int) ([]Message, error)
+	// MarkRead marks every message of group received so far as read: the
+	// group's Unread count drops to zero.
+	MarkRead(ctx context.Context, group string) error
 	// Search searches the decrypted history on this device.
 	Search(ctx context.Context, req SearchRequest) (SearchResult, error)
 	// Members lists the members of group with their safety fingerprints.
@@ -77,10 +80,30 @@ type Group struct {
 	EpochID string `json:"epoch_id"` // hex, the canonical epoch this device is on
 	Members int    `json:"members"`
 	Admin   bool   `json:"admin"` // whether this device may add and remove
-	Unread  int    `json:"unread"`
+	// Unread counts messages from other members received since the group
+	// was last marked read (MarkRead); it survives daemon restarts.
+	Unread int `json:"unread"`
+	// State says whether this device still takes part in the group.
+	State GroupState `json:"state"`
 	// Sync reports catch-up progress; zero values mean up to date.
 	Sync SyncState `json:"sync"`
 }
+
+// GroupState is whether this device still takes part in a group.
+type GroupState string
+
+// Group states.
+const (
+	// GroupActive: this device is a member and can send.
+	GroupActive GroupState = "active"
+	// GroupRemoved: this device was removed from the group. Its history
+	// stays readable and searchable here until the user leaves the group
+	// (which deletes it); sending fails.
+	GroupRemoved GroupState = "removed"
+	// GroupRejoinNeeded: this device's state lost to the rest of the group
+	// beyond the retention window; it must leave and be invited again.
+	GroupRejoinNeeded GroupState = "rejoin_needed"
+)
 
 // SyncState is the progress of catching up with the group.
 type SyncState struct {

@@ -343,6 +343,11 @@ func (c *Client) Rotate(ctx context.Context, group string) error {
 	return c.call(ctx, methodRotate, groupParams{Group: group}, nil)
 }
 
+// MarkRead implements Service.
+func (c *Client) MarkRead(ctx context.Context, group string) error {
+	return c.call(ctx, methodMarkRead, groupParams{Group: group}, nil)
+}
+
 func (c *Client) Leave(ctx context.Context, group string) error {
 	return c.call(ctx, methodLeave, groupParams{Group: group}, nil)
 }

@@ -393,6 +393,13 @@ var handlers = map[string]handler{
 		}
 		return nil, svc.Rotate(ctx, p.Group)
 	}},
+	methodMarkRead: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p groupParams
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return nil, svc.MarkRead(ctx, p.Group)
+	}},
 	methodLeave: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
 		var p groupParams
 		if err := decodeParams(raw, &p); err != nil {

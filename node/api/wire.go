@@ -57,6 +57,7 @@ const (
 	methodMembers     = "members"
 	methodRemove      = "remove"
 	methodRotate      = "rotate"
+	methodMarkRead    = "mark_read"
 	methodLeave       = "leave"
 	methodPeers       = "peers"
 	methodExport      = "export"

@@ -45,6 +45,7 @@ type fakeGroup struct {
 	admin    bool
 	members  []api.Member
 	messages []api.Message
+	unread   int
 }
 
 var _ api.Service = (*Fake)(nil)
@@ -182,7 +183,7 @@ func (f *Fake) group(ref string) (*fakeGroup, error) {
 
 func (f *Fake) groupInfo(g *fakeGroup) api.Group {
 	return api.Group{ID: g.id, Name: g.name, Epoch: g.epoch, EpochID: fmt.Sprintf("%016x", g.epoch*0x9e3779b97f4a7c15),
-		Members: len(g.members), Admin: g.admin}
+		Members: len(g.members), Admin: g.admin, Unread: g.unread, State: api.GroupActive}
 }
 
 // emit delivers ev to every subscriber that has room. Callers hold mu.
@@ -201,6 +202,9 @@ func (f *Fake) addMessage(g *fakeGroup, sender, peer, text string, own bool) api
 	m := api.Message{Group: g.id, ID: fmt.Sprintf("%032x", f.seq), Sender: sender, SenderPeer: peer,
 		Text: text, Time: f.tick(), Epoch: g.epoch, Own: own}
 	g.messages = append(g.messages, m)
+	if !own {
+		g.unread++
+	}
 	f.emit(api.Event{Kind: api.EventMessage, Group: g.id, Message: &m})
 	return m
 }
@@ -333,6 +337,21 @@ func (f *Fake) Log(ctx context.Context, group string, limit int) ([]api.Message,
 		ms = ms[len(ms)-limit:]
 	}
 	return slices.Clone(ms), nil
+}
+
+// MarkRead implements api.Service.
+func (f *Fake) MarkRead(ctx context.Context, group string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("MarkRead"); err != nil {
+		return err
+	}
+	g, err := f.group(group)
+	if err != nil {
+		return err
+	}
+	g.unread = 0
+	return nil
 }
 
 func (f *Fake) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {

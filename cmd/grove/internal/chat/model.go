@@ -454,10 +454,15 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		if isNew && !msg.Own && msg.Group != m.cur {
 			g.Unread++
 		}
+		var read tea.Cmd
+		if isNew && !msg.Own && msg.Group == m.cur {
+			read = m.markRead(m.cur) // shown at once: read
+		}
 		if msg.Group == m.cur && m.scroll > 0 {
 			// Keep the view still while the user reads older lines.
 			m.scroll += len(m.timeline(m.cur, m.paneWidth())) - before
 		}
+		return m, read
 	case api.EventMemberAdded, api.EventMemberRemoved:
 		who := "someone"
 		if ev.Member != nil && ev.Member.Name != "" {
@@ -661,9 +666,21 @@ func (m *Model) switchTo(id string) tea.Cmd {
 		g.Unread = 0
 	}
 	if _, ok := m.msgs[id]; ok || m.loading[id] {
+		return m.markRead(id)
+	}
+	return tea.Batch(m.markRead(id), m.loadLog(id, pageSize, ""))
+}
+
+// markRead tells the daemon that the user has seen group id, so that its
+// unread count (shown by grove group list too) restarts from zero. A
+// failure only leaves the count high; it is not worth interrupting the
+// user for.
+func (m *Model) markRead(id string) tea.Cmd {
+	svc, ctx := m.svc, m.ctx
+	return func() tea.Msg {
+		svc.MarkRead(ctx, id)
 		return nil
 	}
-	return m.loadLog(id, pageSize, "")
 }
 
 func (m *Model) cycle(d int) tea.Cmd {
@@ -860,14 +877,11 @@ func (m *Model) refreshGroups(sel string) tea.Cmd {
 	}
 }
 
-// mergeGroups takes the daemon's group list. Unread counts are this UI's
-// own once it has seen a group (the local API has no "mark read"), so a
-// refresh cannot bring back a count the user has already read away.
+// mergeGroups takes the daemon's group list. The daemon's unread counts
+// are authoritative (this UI marks a group read when it shows it), except
+// for the group on screen, which is being read.
 func (m *Model) mergeGroups(gs []api.Group) {
 	for i := range gs {
-		if old := m.group(gs[i].ID); old != nil {
-			gs[i].Unread = old.Unread
-		}
 		if gs[i].ID == m.cur {
 			gs[i].Unread = 0
 		}

@@ -222,14 +222,19 @@ func TestIncomingMessageUnreadAndSwitch(t *testing.T) {
 	must(t, f.Receive("random", "carol", "two"))
 	must(t, f.Receive("general", "carol", "here"))
 	h.pump()
-	h.contains("carol: here", "#random          2")
+	// The daemon's count: "random thought" (received before the UI
+	// started) and the two new ones.
+	h.contains("carol: here", "#random          3")
 	h.lacks("carol: one")
 	h.key(tea.KeyTab)
 	h.contains("carol: one", "carol: two")
 	if h.cur().Name != "random" || h.cur().Unread != 0 {
 		t.Fatalf("after tab: %+v", h.cur())
 	}
-	h.lacks("#random          2")
+	h.lacks("#random          3")
+	if gs, _ := f.Groups(context.Background()); gs[1].Name != "random" || gs[1].Unread != 0 {
+		t.Fatalf("switching to #random did not mark it read in the daemon: %+v", gs)
+	}
 	h.update(tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift})
 	if h.cur().Name != "general" {
 		t.Fatalf("shift+tab went to %q", h.cur().Name)

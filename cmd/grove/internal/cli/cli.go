@@ -207,19 +207,28 @@ The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM
 GROUP (name or id) opens first; default the first group. Type /help inside
 for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
 		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
-		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, ""},
-		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, ""},
+		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, `
+UNREAD counts messages from others since the group was last read (grove
+log or the chat client); STATE is ok, catching up, removed (this device was
+removed: the history stays readable until you leave) or rejoin needed.`},
+		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+Any member may invite. If you are not an admin, your device asks the
+group's admins to add the joiner, so an admin's daemon must be running.`},
 		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin, `
 Waits until the inviter's device welcomes this one, which happens once the
 change that adds it is final (about two minutes), or until --timeout
-(default 5m). The inviter's daemon must be running.`},
+(default 5m). The inviter's daemon must be running. After a timeout, run
+join again with the same code.`},
 		{"send", "GROUP TEXT", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, ""},
-		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP", (*env).cmdLog, ""},
+		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
 		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
 		{"remove", "GROUP MEMBER", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, ""},
 		{"rotate", "GROUP", "update your keys in GROUP", (*env).cmdRotate, ""},
-		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, ""},
+		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, `
+If you are the group's last admin, the admin role passes first to the
+longest-standing remaining member; leave fails, changing nothing, if that
+cannot be done (no other member reachable).`},
 		{"peers", "[--json]", "list connected peers", (*env).cmdPeers, ""},
 		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration

@@ -229,11 +229,11 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		want string
 	}{
 		{[]string{"group", "list"}, "" +
-			"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  SYNC\n" +
+			"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  STATE\n" +
 			"ops   000000000000  0      2        admin  0       ok\n" +
 			"dev   000000000000  0      1        admin  0       ok\n"},
-		{[]string{"group", "list", "--json"}, `[{"id":"0000000000000000000000000000ab01","name":"ops","epoch":0,"epoch_id":"0000000000000000","members":2,"admin":true,"unread":0,"sync":{"catching_up":false,"done":0,"total":0}},` +
-			`{"id":"0000000000000000000000000000ab02","name":"dev","epoch":0,"epoch_id":"0000000000000000","members":1,"admin":true,"unread":0,"sync":{"catching_up":false,"done":0,"total":0}}]` + "\n"},
+		{[]string{"group", "list", "--json"}, `[{"id":"0000000000000000000000000000ab01","name":"ops","epoch":0,"epoch_id":"0000000000000000","members":2,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0}},` +
+			`{"id":"0000000000000000000000000000ab02","name":"dev","epoch":0,"epoch_id":"0000000000000000","members":1,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0}}]` + "\n"},
 		{[]string{"invite", "ops"}, "grove1-ops-0003\n"},
 		{[]string{"send", "ops", "deploy at noon"}, ""},
 		{[]string{"log", "ops"}, "2026-01-02 03:04:09  alice  deploy at noon\n"},
@@ -276,8 +276,15 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		"2026-01-02 03:04:10  alice  two lines\n" +
 		"                            of text\n" +
 		"2026-01-02 03:04:11  bob    reply \\x1b[2Jwith an escape\n"
+	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        admin  1       ok") {
+		t.Errorf("bob's reply not counted unread:\n%s", h.ok("group", "list"))
+	}
 	if got := h.ok("log", "ops"); got != wantLog {
 		t.Errorf("log:\n%s\nwant:\n%s", got, wantLog)
+	}
+	// What log showed is read.
+	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        admin  0       ok") {
+		t.Errorf("log did not mark ops read:\n%s", h.ok("group", "list"))
 	}
 	if got, want := h.ok("log", "ops", "--limit", "1"), "2026-01-02 03:04:11  bob  reply \\x1b[2Jwith an escape\n"; got != want {
 		t.Errorf("log --limit 1: %q", got)
@@ -332,7 +339,7 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		t.Errorf("leave: %q", got)
 	}
 	if got, want := h.ok("group", "list"), ""+
-		"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  SYNC\n"+
+		"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  STATE\n"+
 		"ops   000000000000  2      1        admin  0       ok\n"; got != want {
 		t.Errorf("group list after rotate, remove, leave:\n%s", got)
 	}
@@ -372,7 +379,7 @@ func TestCommandErrors(t *testing.T) {
 
 	// join gives up with a clear message.
 	h.fake.SetJoinBlocks(true)
-	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable?)\n", 1, "join", "grove1-x", "--timeout", "100ms")
+	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable? run join again with the same code to retry)\n", 1, "join", "grove1-x", "--timeout", "100ms")
 
 	// send - with too much input.
 	_, errOut, err := h.run(strings.Repeat("x", maxStdinText+1), "send", "ops", "-")

@@ -87,17 +87,24 @@ func (e *env) cmdGroupList(args []string) error {
 			return nil
 		}
 		t := &table{}
-		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "SYNC")
+		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "STATE")
 		for _, g := range gs {
 			role := "member"
 			if g.Admin {
 				role = "admin"
 			}
-			sync := "ok"
-			if g.Sync.CatchingUp {
-				sync = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
+			state := "ok"
+			switch {
+			case g.State == api.GroupRemoved:
+				role, state = "-", "removed"
+			case g.State == api.GroupRejoinNeeded:
+				state = "rejoin needed"
+			case g.Sync.CatchingUp && g.Sync.Total > 0:
+				state = fmt.Sprintf("catching up %d/%d", g.Sync.Done, g.Sync.Total)
+			case g.Sync.CatchingUp:
+				state = "catching up" // progress unknown
 			}
-			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), sync)
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), state)
 		}
 		t.write(e.stdout)
 		return nil
@@ -144,7 +151,7 @@ func (e *env) cmdJoin(args []string) error {
 				return e.ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrTimeout) {
-				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable?)", *timeout)
+				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable? run join again with the same code to retry)", *timeout)
 			}
 			return err
 		}
@@ -195,14 +202,18 @@ func (e *env) cmdLog(args []string) error {
 			return err
 		}
 		if *asJSON {
-			return e.json(orEmpty(ms))
+			if err := e.json(orEmpty(ms)); err != nil {
+				return err
+			}
+		} else {
+			t := &table{}
+			for _, m := range ms {
+				t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))
+			}
+			t.write(e.stdout)
 		}
-		t := &table{}
-		for _, m := range ms {
-			t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))
-		}
-		t.write(e.stdout)
-		return nil
+		// What log showed is read: the group's unread count restarts.
+		return c.MarkRead(e.ctx, pos[0])
 	})
 }
 

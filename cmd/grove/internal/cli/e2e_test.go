@@ -239,6 +239,26 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("export: %q", lines)
 	}
+	// Unread: alice's log above marked ops read; bob's next message counts
+	// until alice reads the log again.
+	unread := func(d *device) int {
+		var gs []api.Group
+		if err := json.Unmarshal([]byte(d.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 {
+			t.Fatalf("%s: group list: %+v %v", d.name, gs, err)
+		}
+		return gs[0].Unread
+	}
+	alice.ok("log", "ops")
+	bob.ok("send", "ops", "one more thing")
+	waitUntil(t, 30*time.Second, "alice to count bob's message unread", func() bool { return unread(alice) == 1 })
+	if n := unread(bob); n != 0 {
+		t.Errorf("bob's own message counted unread for him: %d", n)
+	}
+	alice.ok("log", "ops", "--limit", "1")
+	if n := unread(alice); n != 0 {
+		t.Errorf("alice's unread after log: %d", n)
+	}
+
 	// Alice's metrics count what happened and reveal no plaintext or names.
 	m := regexp.MustCompile(`metrics=(http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(aliceLog.String())
 	if m == nil {
@@ -296,8 +316,19 @@ func TestEndToEndTwoDaemons(t *testing.T) {
 	// Bob learns that he was removed and can no longer send.
 	waitUntil(t, 30*time.Second, "bob to know he was removed", func() bool {
 		_, errOut, err := bob.run("", "send", "ops", "still here?")
-		return err != nil && errOut == "grove: this device was removed from the group\n"
+		return err != nil && errOut == "grove: group \"ops\": this device was removed from it (its history stays readable here; leave the group to delete it)\n"
 	})
+	// Bob's group list says so, and his history is still there.
+	var gs []api.Group
+	if err := json.Unmarshal([]byte(bob.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 || gs[0].State != api.GroupRemoved {
+		t.Errorf("bob's group list after removal: %+v %v", gs, err)
+	}
+	if out := bob.ok("group", "list"); !strings.Contains(out, "removed") {
+		t.Errorf("bob's group list does not show the removal:\n%s", out)
+	}
+	if _, errOut, err := bob.run("", "members", "ops"); err == nil || !strings.Contains(errOut, "removed") {
+		t.Errorf("members of a group bob was removed from: %v %q", err, errOut)
+	}
 }
 
 // TestAcknowledgedMessagesSurviveSIGKILL is the crash test of issue 8: bob's
