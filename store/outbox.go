@@ -42,6 +42,13 @@ func outboxKey(g []byte, id MessageID) []byte {
 // PutOutbox writes an outbox entry (synced: losing it would lose what the
 // user wrote).
 func (db *DB) PutOutbox(e OutboxEntry) error {
+	if err := checkOutbox(e); err != nil {
+		return err
+	}
+	return db.setRecord(outboxKey(e.Group, e.ID), encodeOutbox(e))
+}
+
+func checkOutbox(e OutboxEntry) error {
 	if err := checkGroup(e.Group); err != nil {
 		return err
 	}
@@ -51,7 +58,7 @@ func (db *DB) PutOutbox(e OutboxEntry) error {
 	if len(e.Plaintext) > MaxTextLen {
 		return invalidf("plaintext of %d bytes exceeds %d", len(e.Plaintext), MaxTextLen)
 	}
-	return db.setRecord(outboxKey(e.Group, e.ID), encodeOutbox(e))
+	return nil
 }
 
 // SetOutboxState updates the state and epoch of an existing entry; it returns
