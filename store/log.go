@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -67,7 +69,12 @@ func (db *DB) LogEntry(group []byte, epoch uint64, hash MessageHash) (LogEntry, 
 	return e, nil
 }
 
-// LogByEpoch returns every logged message of a group's epoch, ordered by hash.
+// LogByEpoch returns every logged message of a group's epoch in arrival
+// order (by Seq). That is an order in which a receiver can decrypt them: an
+// MLS member keeps only a bounded number of keys of skipped generations per
+// sender (RFC 9420, Section 15.3; mls.SecretTreeConfig.MaxSkippedKeys), so
+// hundreds of one sender's messages served out of order (by hash, as the
+// keys lie) would lose all but the last of them.
 func (db *DB) LogByEpoch(group []byte, epoch uint64) ([]LogEntry, error) {
 	if err := checkGroup(group); err != nil {
 		return nil, err
@@ -93,6 +100,7 @@ func (db *DB) LogByEpoch(group []byte, epoch uint64) ([]LogEntry, error) {
 		out = append(out, e)
 		return nil
 	})
+	slices.SortFunc(out, func(a, b LogEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, err
 }
 
