@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Batch collects writes that belong together and commits them as one Pebble
@@ -159,6 +161,20 @@ func (b *Batch) wipe() {
 // On error nothing was written. An empty Batch commits without touching the
 // disk. A Batch is committed at most once.
 func (b *Batch) Commit() (applied []bool, err error) {
+	return b.commit(pebble.Sync)
+}
+
+// CommitNoSync applies the writes like Commit, atomically and visible to
+// every later read, but returns without waiting for the disk: they become
+// durable with the next synced write to the database or DB.Sync. The write-
+// ahead log is a sequence, so a crash can lose only a suffix of the no-sync
+// writes, never one that was followed by a synced write. A caller that
+// must not acknowledge a write before it is durable calls DB.Sync first.
+func (b *Batch) CommitNoSync() (applied []bool, err error) {
+	return b.commit(pebble.NoSync)
+}
+
+func (b *Batch) commit(wo *pebble.WriteOptions) (applied []bool, err error) {
 	if b.committed {
 		return nil, invalidf("batch already committed")
 	}
@@ -284,13 +300,27 @@ func (b *Batch) Commit() (applied []bool, err error) {
 			return nil, err
 		}
 	}
-	if err := db.commit(pb); err != nil {
-		return nil, err
+	if err := pb.Commit(wo); err != nil {
+		return nil, fmt.Errorf("store: commit: %w", err)
 	}
 	db.logSeq = seq
 	ix.publish()
 	db.present.add(newKeys...)
 	return applied, nil
+}
+
+// Sync makes every write committed before it durable (those of
+// CommitNoSync; every other write of this package is synced already).
+func (db *DB) Sync() error {
+	release, err := db.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := db.pdb.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
 }
 
 // kv is one key/value write; a nil value is a deletion.

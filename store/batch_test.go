@@ -286,3 +286,67 @@ func TestBatchZeroesStateCopies(t *testing.T) {
 		t.Fatalf("stored state %q", st.State)
 	}
 }
+
+// CommitNoSync applies at once (reads see it) without a sync; a crash
+// before the next sync may lose it, never a write followed by a synced one;
+// DB.Sync makes it durable.
+func TestBatchCommitNoSyncThenSync(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	c := &syncCounter{}
+	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	db, err := Open(testOptions(errorfs.Wrap(mem, c), "db", clock))
+	must(t, err)
+	defer db.Close()
+	at := clock.t
+
+	noSync := func(id byte) {
+		t.Helper()
+		b := db.NewBatch()
+		must(t, b.AddMessage(msg(g1, id, at, "bob", "received")))
+		must(t, b.AppendLog(g1, 1, hash(id), []byte("ct")))
+		before := c.n.Load()
+		applied, err := b.CommitNoSync()
+		must(t, err)
+		if !equalBools(applied, []bool{true, true}) {
+			t.Fatalf("applied %v", applied)
+		}
+		if got := c.n.Load() - before; got != 0 {
+			t.Fatalf("CommitNoSync synced %d times", got)
+		}
+		if seen, err := db.Seen(g1, mid(id)); err != nil || !seen {
+			t.Fatalf("no-sync write not visible: %v %v", seen, err)
+		}
+	}
+	held := func(fs *vfs.MemFS, id byte) bool {
+		t.Helper()
+		d, err := Open(testOptions(fs, "db", clock))
+		must(t, err)
+		defer d.Close()
+		_, errM := d.Message(g1, mid(id))
+		_, errL := d.LogEntry(g1, 1, hash(id))
+		if (errM == nil) != (errL == nil) {
+			t.Fatalf("message %d half there after a crash: view %v, log %v", id, errM, errL)
+		}
+		return errM == nil
+	}
+
+	noSync(1)
+	if held(mem.CrashClone(vfs.CrashCloneCfg{}), 1) {
+		t.Fatal("a no-sync write survived a crash that dropped every unsynced byte: the test proves nothing")
+	}
+	before := c.n.Load()
+	must(t, db.Sync())
+	if got := c.n.Load() - before; got != 1 {
+		t.Fatalf("Sync synced %d times, want 1", got)
+	}
+	if !held(mem.CrashClone(vfs.CrashCloneCfg{}), 1) {
+		t.Fatal("message lost after Sync")
+	}
+
+	// A synced write makes the earlier no-sync writes durable too.
+	noSync(2)
+	must(t, db.PutOutbox(OutboxEntry{Group: g1, ID: mid(9), State: OutboxPending, Plaintext: []byte("p"), Created: at}))
+	if !held(mem.CrashClone(vfs.CrashCloneCfg{}), 2) {
+		t.Fatal("no-sync write lost although a synced write followed it")
+	}
+}

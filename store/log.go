@@ -73,8 +73,8 @@ func (db *DB) LogEntry(group []byte, epoch uint64, hash MessageHash) (LogEntry, 
 // order (by Seq). That is an order in which a receiver can decrypt them: an
 // MLS member keeps only a bounded number of keys of skipped generations per
 // sender (RFC 9420, Section 15.3; mls.SecretTreeConfig.MaxSkippedKeys), so
-// hundreds of one sender's messages served out of order (by hash, as the
-// keys lie) would lose all but the last of them.
+// hundreds of one sender's messages served in hash order (as the keys lie)
+// would lose every message whose key fell out of that window.
 func (db *DB) LogByEpoch(group []byte, epoch uint64) ([]LogEntry, error) {
 	if err := checkGroup(group); err != nil {
 		return nil, err
