@@ -350,3 +350,16 @@ func TestBatchCommitNoSyncThenSync(t *testing.T) {
 		t.Fatal("no-sync write lost although a synced write followed it")
 	}
 }
+
+func TestDeleteOutboxDoesNotSync(t *testing.T) {
+	db, syncs := openCounted(t)
+	must(t, db.PutOutbox(OutboxEntry{Group: g1, ID: mid(1), State: OutboxSent, Epoch: 1, Plaintext: []byte("p"), Created: time.Now()}))
+	before := syncs.n.Load()
+	must(t, db.DeleteOutbox(g1, mid(1)))
+	if got := syncs.n.Load() - before; got != 0 {
+		t.Fatalf("DeleteOutbox synced %d times", got)
+	}
+	if _, err := db.Outbox(g1, mid(1)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted entry still read back: %v", err)
+	}
+}
