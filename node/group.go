@@ -608,6 +608,8 @@ func (a *groupActor) receive(data []byte) {
 	if a.removed {
 		return
 	}
+	a.beginWrites() // view and log of this message: one sync (durable.go)
+	defer a.endWrites()
 	if isTip(data) {
 		a.onTip(data)
 		return
@@ -674,7 +676,7 @@ func (a *groupActor) receive(data []byte) {
 		// must leave the message unlogged (it is then processed again and
 		// deduplicated by its application id) rather than logged but
 		// never shown.
-		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
+		if _, err := a.appendLog(epoch, h, data); err != nil {
 			a.log.Warn("log message", "err", err)
 		}
 		return
