@@ -12,13 +12,13 @@ import (
 // Between beginWrites and the matching endWrites (nested calls count), the
 // view and log writes of received messages are applied at once but without
 // a sync (store.Batch.CommitNoSync), and their message events are held.
-// The outermost endWrites syncs once and then emits the events, so a
-// received message is still shown only once it is durable. Pebble's
-// write-ahead log is a sequence: a crash loses at most an unsynced suffix
-// of these writes, never one that a synced write (an epoch state, the
-// commit order) followed, so no write reaches the disk ahead of one it
-// depends on. A message whose writes are lost that way is not logged
-// either, so the next resync processes it again.
+// The outermost endWrites (or maxHeldEvents held events) syncs once and
+// then emits the events, so a received message is still shown only once it
+// is durable. Pebble's write-ahead log is a sequence: a crash loses at most
+// an unsynced suffix of these writes, never one that a synced write (an
+// epoch state, the commit order) followed, so no write reaches the disk
+// ahead of one it depends on. A message whose writes are lost that way is
+// not logged either, so the next resync processes it again.
 type deferredWrites struct {
 	depth    int
 	unsynced bool
@@ -28,9 +28,22 @@ type deferredWrites struct {
 func (a *groupActor) beginWrites() { a.writes.depth++ }
 
 func (a *groupActor) endWrites() {
+	a.writes.depth--
+	if a.writes.depth == 0 {
+		a.syncWrites()
+	}
+}
+
+// maxHeldEvents bounds the events held for one sync: a burst of events
+// larger than a subscriber's buffer (defaultSubscriberBuff) would be
+// dropped for that subscriber, and a long page should not keep its first
+// messages from being shown until its end.
+const maxHeldEvents = defaultSubscriberBuff / 2
+
+// syncWrites makes the deferred writes durable, then emits their events.
+func (a *groupActor) syncWrites() {
 	w := &a.writes
-	w.depth--
-	if w.depth > 0 || !w.unsynced {
+	if !w.unsynced {
 		return
 	}
 	events := w.events
@@ -87,5 +100,8 @@ func (a *groupActor) storeReceived(sm store.Message) error {
 	}
 	a.writes.unsynced = true
 	a.writes.events = append(a.writes.events, ev)
+	if len(a.writes.events) >= maxHeldEvents {
+		a.syncWrites()
+	}
 	return nil
 }

@@ -122,9 +122,14 @@ func resyncOnce(b *testing.B, seed int) (wall, cpu time.Duration) {
 	t0, c0 := time.Now(), cpuTime()
 	bob = benchRealNode(b, bobHome, "bob")
 	defer bob.Close()
+	started := time.Since(t0)
 	if err := bob.Connect(ctx, alice.AddrInfo()); err != nil {
 		b.Fatal(err)
 	}
+	connected := time.Since(t0)
+	defer func() {
+		b.Logf("bob started in %v, connected in %v, caught up in %v", started, connected, time.Since(t0))
+	}()
 	last := time.Now()
 	waitFor(b, 5*time.Minute, func() bool {
 		ms, err := bob.db.Messages(gid, time.Time{}, resyncMessages+10)
