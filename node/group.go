@@ -988,6 +988,9 @@ func (a *groupActor) send(text string) (api.Message, error) {
 	}
 	eid, ct, encErr := a.encryptInto(tx, plain, p.ID)
 	if _, err := tx.Commit(); err != nil {
+		if encErr == nil {
+			a.dirty[eid] = true // the key is consumed in memory
+		}
 		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
 	}
 	m := a.n.apiMessage(a, sm)
@@ -1012,6 +1015,7 @@ func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 		return err
 	}
 	if _, err := tx.Commit(); err != nil {
+		a.dirty[eid] = true // the key is consumed in memory
 		return fmt.Errorf("node: log: %w", err)
 	}
 	a.published(eid, ct, id)
