@@ -308,7 +308,7 @@ func (a *groupActor) run() {
 		case f := <-a.cmds:
 			f()
 		case data := <-a.inbound:
-			a.receive(data)
+			a.receiveQueued(data)
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
