@@ -119,6 +119,8 @@ type groupActor struct {
 	// epoch's parent (the rejoin's genesis records the commit there, so
 	// commitorder can judge its siblings).
 	floor uint64
+
+	writes deferredWrites // see durable.go
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -341,7 +343,7 @@ func (a *groupActor) run() {
 		case f := <-a.cmds:
 			f()
 		case data := <-a.inbound:
-			a.receive(data)
+			a.receiveQueued(data)
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
@@ -619,6 +621,17 @@ func (a *groupActor) memberEvents(parent, next *mls.Group) {
 // persist writes an epoch's MLS state at once (own sends: a sending key
 // generation must never be reused after a crash).
 func (a *groupActor) persist(eid commitorder.EpochID) error {
+	tx := a.n.db.NewBatch()
+	if err := a.persistTo(tx, eid); err != nil {
+		return err
+	}
+	_, err := tx.Commit()
+	return err
+}
+
+// persistTo adds an epoch's MLS state to tx, to be written with the writes
+// that depend on it.
+func (a *groupActor) persistTo(tx *store.Batch, eid commitorder.EpochID) error {
 	g := a.epochs[eid]
 	if g == nil {
 		return nil
@@ -627,9 +640,9 @@ func (a *groupActor) persist(eid commitorder.EpochID) error {
 	if err != nil {
 		return fmt.Errorf("node: marshal epoch state: %w", err)
 	}
-	defer clear(data)
+	defer clear(data) // tx holds its own copy
 	delete(a.dirty, eid)
-	return a.n.db.PutEpochState(a.id, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
+	return tx.PutEpochState(a.id, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
 }
 
 // flush persists epochs whose receive keys were consumed since the last
@@ -653,6 +666,8 @@ func (a *groupActor) receive(data []byte) {
 	if a.removed {
 		return
 	}
+	a.beginWrites() // view and log of this message: one sync (durable.go)
+	defer a.endWrites()
 	if isTip(data) {
 		a.onTip(data)
 		return
@@ -716,7 +731,7 @@ func (a *groupActor) receive(data []byte) {
 		// must leave the message unlogged (it is then processed again and
 		// deduplicated by its application id) rather than logged but
 		// never shown.
-		if _, err := a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data); err != nil {
+		if _, err := a.appendLog(epoch, h, data); err != nil {
 			a.log.Warn("log message", "err", err)
 		}
 		return
@@ -852,17 +867,8 @@ func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *ml
 
 func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags store.MessageFlags) {
 	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: sender, Text: p.Text, Epoch: epoch, Flags: flags}
-	added, err := a.n.db.AddMessage(sm)
-	if err != nil {
+	if err := a.storeReceived(sm); err != nil {
 		a.log.Warn("add message to view", "err", err)
-		return
-	}
-	if added {
-		if !bytes.Equal(sender, a.n.selfID) {
-			a.n.noteUnread(a.hexID)
-		}
-		m := a.n.apiMessage(a, sm)
-		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	}
 }
 
@@ -1148,47 +1154,87 @@ func (a *groupActor) send(text string) (api.Message, error) {
 		return api.Message{}, api.Errorf(api.CodeUnavailable, "group has no usable epoch")
 	}
 	plain := p.marshal()
-	// Durable first: once Send returns, a crash cannot lose the message.
-	if err := a.n.db.PutOutbox(store.OutboxEntry{Group: a.id, ID: store.MessageID(p.ID), State: store.OutboxPending,
-		Epoch: g.Epoch(), Plaintext: plain, Created: a.n.cfg.Clock.Now()}); err != nil {
+	out := store.OutboxEntry{Group: a.id, ID: store.MessageID(p.ID), State: store.OutboxPending,
+		Epoch: g.Epoch(), Plaintext: plain, Created: a.n.cfg.Clock.Now()}
+	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: a.n.selfID, Text: text, Epoch: g.Epoch()}
+	// Durable first, in one synced batch before anything is published: the
+	// outbox entry (once Send returns, a crash cannot lose the message),
+	// the view record and, when it could be encrypted, the consumed sending
+	// key and the ciphertext. encryptInto marks the entry sent.
+	tx := a.n.db.NewBatch()
+	if err := errors.Join(tx.PutOutbox(out), tx.AddMessage(sm)); err != nil {
+		tx.Discard()
 		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
 	}
-	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: a.n.selfID, Text: text, Epoch: g.Epoch()}
-	a.n.db.AddMessage(sm)
+	eid, ct, encErr := a.encryptInto(tx, plain, p.ID)
+	if _, err := tx.Commit(); err != nil {
+		if encErr == nil {
+			a.dirty[eid] = true // the key is consumed in memory
+		}
+		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
 	m := a.n.apiMessage(a, sm)
 	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
-	if err := a.encryptAndPublish(plain, p.ID); err != nil {
+	if encErr != nil {
 		m.Pending = true
-		a.log.Warn("send deferred", "err", err)
+		a.log.Warn("send deferred", "err", encErr)
+		return m, nil
 	}
+	a.published(eid, ct, p.ID)
 	return m, nil
 }
 
 // encryptAndPublish encrypts plaintext in the canonical epoch, persists the
-// consumed sending key, logs the ciphertext, publishes it and marks the
-// outbox entry sent.
+// consumed sending key, logs the ciphertext and marks the outbox entry sent
+// in one synced batch, then publishes it.
 func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
+	tx := a.n.db.NewBatch()
+	eid, ct, err := a.encryptInto(tx, plain, id)
+	if err != nil {
+		tx.Discard()
+		return err
+	}
+	if _, err := tx.Commit(); err != nil {
+		a.dirty[eid] = true // the key is consumed in memory
+		return fmt.Errorf("node: log: %w", err)
+	}
+	a.published(eid, ct, id)
+	return nil
+}
+
+// encryptInto encrypts plaintext in the canonical epoch and adds to tx the
+// epoch state with the consumed sending key, the ciphertext's log entry and
+// the outbox entry's new state (sent in this epoch); nothing may be
+// published before tx is committed. On error the ciphertext must not be
+// published; what tx already holds (at most the epoch state) is still
+// right to write.
+func (a *groupActor) encryptInto(tx *store.Batch, plain []byte, id [16]byte) (commitorder.EpochID, []byte, error) {
 	eid, g := a.head()
 	if g == nil {
-		return errors.New("node: no head epoch")
+		return eid, nil, errors.New("node: no head epoch")
 	}
 	ct, err := g.ProtectApplication(plain, nil, rand.Reader)
 	if err != nil {
-		return fmt.Errorf("node: encrypt: %w", err)
-	}
-	if err := a.persist(eid); err != nil {
-		return err
+		return eid, nil, fmt.Errorf("node: encrypt: %w", err)
 	}
 	h := sha256.Sum256(ct)
-	a.markSeen(h)
-	if _, err := a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct); err != nil {
-		return fmt.Errorf("node: log: %w", err)
+	if err := errors.Join(a.persistTo(tx, eid),
+		tx.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct),
+		tx.SetOutboxState(a.id, store.MessageID(id), store.OutboxSent, g.Epoch())); err != nil {
+		// The key is consumed in memory; the next persist writes it.
+		a.dirty[eid] = true
+		return eid, nil, err
 	}
+	return eid, ct, nil
+}
+
+// published publishes a ciphertext whose writes are durable and tells
+// commitorder about the outbox entry.
+func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) {
+	a.markSeen(sha256.Sum256(ct))
 	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
-	a.n.db.SetOutboxState(a.id, store.MessageID(id), store.OutboxSent, g.Epoch())
 	a.step(commitorder.OutboxAdded{ID: commitorder.MsgID(id), Eid: eid})
-	return nil
 }
 
 // resend re-encrypts an outbox entry in the canonical epoch under the same

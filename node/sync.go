@@ -160,6 +160,8 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 		done := make(chan struct{})
 		a.post(func() {
 			defer close(done)
+			a.beginWrites() // the whole page: one sync (durable.go)
+			defer a.endWrites()
 			for _, m := range msgs {
 				a.receive(m)
 			}

@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -22,7 +23,29 @@ const (
 	crashPerBatch = 3
 )
 
-var crashGroup = []byte("crash-group")
+var (
+	crashGroup = []byte("crash-group")
+	// crashBatchGroup receives what one sent message writes, as one Batch.
+	crashBatchGroup = []byte("crash-batch-group")
+)
+
+// crashBatch writes, as one Batch, what sending message b changes: its
+// outbox entry, view record, ciphertext log entry and epoch state.
+func crashBatch(db *DB, b int, at time.Time) error {
+	bt := db.NewBatch()
+	id := crashMsgID(b, 0)
+	var h MessageHash
+	binary.BigEndian.PutUint64(h[:], uint64(b))
+	var e EpochID
+	binary.BigEndian.PutUint64(e[:], uint64(b))
+	return errors.Join(
+		bt.PutOutbox(OutboxEntry{Group: crashBatchGroup, ID: id, State: OutboxSent, Epoch: uint64(b), Plaintext: []byte("plain"), Created: at}),
+		bt.AddMessage(Message{Group: crashBatchGroup, ID: id, Time: at, Sender: []byte("child"), Text: fmt.Sprintf("sent%d", b)}),
+		bt.AppendLog(crashBatchGroup, uint64(b), h, []byte(fmt.Sprintf("sent ciphertext %d", b))),
+		bt.PutEpochState(crashBatchGroup, EpochState{EID: e, Epoch: uint64(b), State: []byte("state")}),
+		func() error { _, err := bt.Commit(); return err }(),
+	)
+}
 
 func crashMsgID(batch, item int) MessageID {
 	var id MessageID
@@ -71,6 +94,11 @@ func TestCrashChild(t *testing.T) {
 			os.Exit(2)
 		}
 		fmt.Printf("ack log %d\n", b)
+		if err := crashBatch(db, b, base.Add(time.Duration(b)*time.Millisecond)); err != nil {
+			fmt.Println("write error:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("ack batch %d\n", b)
 	}
 }
 
@@ -87,6 +115,7 @@ func TestCrashSafety(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, 2))
 	ackedMsgs := map[int]bool{}
 	ackedLogs := map[int]bool{}
+	ackedBatches := map[int]bool{}
 	for round := 0; round < 20; round++ {
 		start := round * 1_000_000
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
@@ -122,6 +151,9 @@ func TestCrashSafety(t *testing.T) {
 			case strings.HasPrefix(line, "ack log "):
 				b, _ := strconv.Atoi(strings.TrimPrefix(line, "ack log "))
 				ackedLogs[b] = true
+			case strings.HasPrefix(line, "ack batch "):
+				b, _ := strconv.Atoi(strings.TrimPrefix(line, "ack batch "))
+				ackedBatches[b] = true
 			case strings.HasPrefix(line, "=== RUN"), strings.HasPrefix(line, "PASS"), line == "":
 			default:
 				t.Errorf("child: %s", line)
@@ -142,12 +174,12 @@ func TestCrashSafety(t *testing.T) {
 		if n == 0 {
 			t.Fatalf("round %d: child acknowledged nothing", round)
 		}
-		verifyCrashDB(t, dir, ackedMsgs, ackedLogs)
+		verifyCrashDB(t, dir, ackedMsgs, ackedLogs, ackedBatches)
 	}
 	t.Logf("%d acknowledged message batches over 20 kills", len(ackedMsgs))
 }
 
-func verifyCrashDB(t *testing.T, dir string, ackedMsgs, ackedLogs map[int]bool) {
+func verifyCrashDB(t *testing.T, dir string, ackedMsgs, ackedLogs, ackedBatches map[int]bool) {
 	t.Helper()
 	db, err := Open(Options{Dir: dir, FS: vfs.Default, Logger: quietLogger()})
 	if err != nil {
@@ -172,8 +204,12 @@ func verifyCrashDB(t *testing.T, dir string, ackedMsgs, ackedLogs map[int]bool) 
 			t.Fatalf("batch %d half-applied: %d of %d messages", b, n, crashPerBatch)
 		}
 	}
-	if db.stats.docs != uint64(len(ms)) {
-		t.Fatalf("index statistics count %d documents, view has %d", db.stats.docs, len(ms))
+	sent, err := db.Messages(crashBatchGroup, time.Time{}, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.stats.docs != uint64(len(ms)+len(sent)) {
+		t.Fatalf("index statistics count %d documents, view has %d", db.stats.docs, len(ms)+len(sent))
 	}
 	// Every stored batch is searchable, and only its own messages match.
 	for b := range perBatch {
@@ -201,6 +237,59 @@ func verifyCrashDB(t *testing.T, dir string, ackedMsgs, ackedLogs map[int]bool) 
 	for b := range ackedLogs {
 		if !logged[b] {
 			t.Fatalf("acknowledged log entry %d missing", b)
+		}
+	}
+	verifyCrashBatches(t, db, ackedBatches)
+}
+
+// verifyCrashBatches checks that every acknowledged Batch is whole and that
+// every Batch is either whole or absent: outbox, view, log and epoch state
+// name the same set of messages.
+func verifyCrashBatches(t *testing.T, db *DB, acked map[int]bool) {
+	t.Helper()
+	sets := map[string]map[int]bool{"outbox": {}, "view": {}, "log": {}, "state": {}}
+	obs, err := db.OutboxEntries(crashBatchGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range obs {
+		sets["outbox"][int(binary.BigEndian.Uint64(o.ID[:8]))] = true
+	}
+	ms, err := db.Messages(crashBatchGroup, time.Time{}, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		sets["view"][int(binary.BigEndian.Uint64(m.ID[:8]))] = true
+	}
+	les, err := db.LogSince(crashBatchGroup, 0, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range les {
+		sets["log"][int(e.Epoch)] = true
+	}
+	sts, err := db.EpochStates(crashBatchGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		sets["state"][int(binary.BigEndian.Uint64(s.EID[:8]))] = true
+	}
+	for b := range acked {
+		for name, set := range sets {
+			if !set[b] {
+				t.Fatalf("acknowledged batch %d lost its %s write", b, name)
+			}
+		}
+	}
+	for name, set := range sets {
+		for b := range set {
+			for other, oset := range sets {
+				if !oset[b] {
+					t.Fatalf("batch %d half-applied: has its %s write, not its %s write", b, name, other)
+				}
+			}
 		}
 	}
 }

@@ -7,7 +7,12 @@
 // There is no server to fall back on, so this database is the only copy of a
 // device's history. Every write that belongs together is one Pebble batch, and
 // every batch is synced before the call returns, so an acknowledged write
-// survives a crash and no group of records is ever half-applied.
+// survives a crash and no group of records is ever half-applied. Batch lets
+// a caller commit everything one message (or a page of messages) changes
+// with one sync. Two kinds of write are deliberately not synced, and become
+// durable with the next synced write: Batch.CommitNoSync, for callers that
+// sync once after a run of writes (DB.Sync), and DeleteOutbox, whose loss
+// only repeats a send.
 //
 // Every record read back from disk is decoded by a versioned, length-checked
 // decoder; a record that does not decode yields an error wrapping ErrCorrupt,

@@ -51,13 +51,20 @@ func epochKey(space byte, g []byte, eid EpochID) []byte {
 
 // PutGroup creates or replaces a group's metadata.
 func (db *DB) PutGroup(group []byte, meta GroupMeta) error {
+	if err := checkGroupMeta(group, meta); err != nil {
+		return err
+	}
+	return db.setRecord(groupKey(group), encodeGroupMeta(meta))
+}
+
+func checkGroupMeta(group []byte, meta GroupMeta) error {
 	if err := checkGroup(group); err != nil {
 		return err
 	}
 	if len(meta.Name) > MaxSettingNameLen || len(meta.Data) > MaxBlobLen {
 		return invalidf("group name or data too long")
 	}
-	return db.setRecord(groupKey(group), encodeGroupMeta(meta))
+	return nil
 }
 
 // Group returns a group's metadata, or ErrNotFound.
@@ -99,13 +106,22 @@ func (db *DB) Groups() ([][]byte, error) {
 
 // PutEpochState stores a retained epoch state (synced).
 func (db *DB) PutEpochState(group []byte, st EpochState) error {
+	if err := checkEpochState(group, st); err != nil {
+		return err
+	}
+	val := encodeEpochState(st)
+	defer clear(val)
+	return db.setRecord(epochKey(spaceEpochState, group, st.EID), val)
+}
+
+func checkEpochState(group []byte, st EpochState) error {
 	if err := checkGroup(group); err != nil {
 		return err
 	}
 	if len(st.State) == 0 || len(st.State) > MaxStateLen {
 		return invalidf("epoch state of %d bytes, want 1..%d", len(st.State), MaxStateLen)
 	}
-	return db.setRecord(epochKey(spaceEpochState, group, st.EID), encodeEpochState(st))
+	return nil
 }
 
 // EpochState returns the retained state of an epoch, or ErrNotFound.

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -30,39 +32,25 @@ func arrivalKey(g []byte, seq uint64) []byte {
 // by its hash. A message already logged is left alone and added is false;
 // that is the dedup by message hash.
 func (db *DB) AppendLog(group []byte, epoch uint64, hash MessageHash, msg []byte) (added bool, err error) {
-	if err := checkGroup(group); err != nil {
+	b := db.NewBatch()
+	if err := b.AppendLog(group, epoch, hash, msg); err != nil {
 		return false, err
 	}
-	if len(msg) == 0 || len(msg) > MaxMLSMessageLen {
-		return false, invalidf("MLS message of %d bytes, want 1..%d", len(msg), MaxMLSMessageLen)
-	}
-	release, err := db.use()
+	applied, err := b.Commit()
 	if err != nil {
 		return false, err
 	}
-	defer release()
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-	k := logKey(group, epoch, hash)
-	exists, err := db.hasFiltered(k)
-	if err != nil || exists {
-		return false, err
+	return applied[0], nil
+}
+
+func checkLogEntry(group, msg []byte) error {
+	if err := checkGroup(group); err != nil {
+		return err
 	}
-	seq := db.logSeq + 1
-	now := db.opts.Now()
-	b := db.pdb.NewBatch()
-	defer b.Close()
-	b.Set(k, encodeLogEntry(seq, now, msg), nil)
-	b.Set(arrivalKey(group, seq), encodeLogRef(epoch, hash, now), nil)
-	// The counter is persisted so pruning the newest entries never lets a
-	// sequence number be reused (peers page through the log by it).
-	b.Set(logSeqKey, binary.BigEndian.AppendUint64(nil, seq), nil)
-	if err := db.commit(b); err != nil {
-		return false, err
+	if len(msg) == 0 || len(msg) > MaxMLSMessageLen {
+		return invalidf("MLS message of %d bytes, want 1..%d", len(msg), MaxMLSMessageLen)
 	}
-	db.logSeq = seq
-	db.present.add(k)
-	return true, nil
+	return nil
 }
 
 // LogEntry returns one logged message, or ErrNotFound.
@@ -81,7 +69,12 @@ func (db *DB) LogEntry(group []byte, epoch uint64, hash MessageHash) (LogEntry, 
 	return e, nil
 }
 
-// LogByEpoch returns every logged message of a group's epoch, ordered by hash.
+// LogByEpoch returns every logged message of a group's epoch in arrival
+// order (by Seq). That is an order in which a receiver can decrypt them: an
+// MLS member keeps only a bounded number of keys of skipped generations per
+// sender (RFC 9420, Section 15.3; mls.SecretTreeConfig.MaxSkippedKeys), so
+// hundreds of one sender's messages served in hash order (as the keys lie)
+// would lose every message whose key fell out of that window.
 func (db *DB) LogByEpoch(group []byte, epoch uint64) ([]LogEntry, error) {
 	if err := checkGroup(group); err != nil {
 		return nil, err
@@ -107,6 +100,7 @@ func (db *DB) LogByEpoch(group []byte, epoch uint64) ([]LogEntry, error) {
 		out = append(out, e)
 		return nil
 	})
+	slices.SortFunc(out, func(a, b LogEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, err
 }
 

@@ -42,6 +42,13 @@ func outboxKey(g []byte, id MessageID) []byte {
 // PutOutbox writes an outbox entry (synced: losing it would lose what the
 // user wrote).
 func (db *DB) PutOutbox(e OutboxEntry) error {
+	if err := checkOutbox(e); err != nil {
+		return err
+	}
+	return db.setRecord(outboxKey(e.Group, e.ID), encodeOutbox(e))
+}
+
+func checkOutbox(e OutboxEntry) error {
 	if err := checkGroup(e.Group); err != nil {
 		return err
 	}
@@ -51,7 +58,7 @@ func (db *DB) PutOutbox(e OutboxEntry) error {
 	if len(e.Plaintext) > MaxTextLen {
 		return invalidf("plaintext of %d bytes exceeds %d", len(e.Plaintext), MaxTextLen)
 	}
-	return db.setRecord(outboxKey(e.Group, e.ID), encodeOutbox(e))
+	return nil
 }
 
 // SetOutboxState updates the state and epoch of an existing entry; it returns
@@ -136,20 +143,19 @@ func containsState(states []OutboxState, s OutboxState) bool {
 	return false
 }
 
-// DeleteOutbox removes an outbox entry; removing a missing one is not an error.
+// DeleteOutbox removes an outbox entry; removing a missing one is not an
+// error. The deletion is not synced (it becomes durable with the next
+// synced write, see Batch.CommitNoSync): the node deletes an entry once its
+// epoch is final, for every message it sends, and losing the deletion in a
+// crash only means the message is sent again, which receivers deduplicate
+// by its id.
 func (db *DB) DeleteOutbox(group []byte, id MessageID) error {
-	if err := checkGroup(group); err != nil {
+	b := db.NewBatch()
+	if err := b.DeleteOutbox(group, id); err != nil {
 		return err
 	}
-	release, err := db.use()
-	if err != nil {
-		return err
-	}
-	defer release()
-	b := db.pdb.NewBatch()
-	defer b.Close()
-	b.Delete(outboxKey(group, id), nil)
-	return db.commit(b)
+	_, err := b.CommitNoSync()
+	return err
 }
 
 func encodeOutbox(o OutboxEntry) []byte {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +72,18 @@ func TestDeletedSecretsLeaveNoTrace(t *testing.T) {
 	plant := func(name string, g []byte, e byte) planted {
 		p := planted{name: name, group: g, eid: eid(e), secret: randomSecret(t)}
 		state := append(append([]byte("state-prefix:"), p.secret...), []byte(":suffix")...)
-		if err := db.PutEpochState(g, EpochState{EID: p.eid, Epoch: uint64(e), State: state}); err != nil {
+		st := EpochState{EID: p.eid, Epoch: uint64(e), State: state}
+		if strings.Contains(name, "batch") {
+			// As the node's send path writes it: with the message's log
+			// entry and view record in one Batch.
+			b := db.NewBatch()
+			must(t, b.PutEpochState(g, st))
+			must(t, b.AppendLog(g, uint64(e), hash(e), []byte("ciphertext")))
+			must(t, b.AddMessage(Message{Group: g, ID: mid(e), Time: clock.t, Sender: []byte("s"), Text: "sent"}))
+			if _, err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := db.PutEpochState(g, st); err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
@@ -101,6 +113,7 @@ func TestDeletedSecretsLeaveNoTrace(t *testing.T) {
 	kept := plant("kept", g1, 3)
 	inGroup := plant("left group", []byte("group-left"), 4)
 	walOnly := plant("wal only", g1, 5) // still only in the memtable and WAL
+	batched := plant("wal only, batch", g1, 6)
 
 	for _, p := range ps {
 		if hits := filesContaining(t, dir, p.secret); len(hits) == 0 {
@@ -115,6 +128,9 @@ func TestDeletedSecretsLeaveNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.DeleteEpochState(g1, walOnly.eid); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteEpochState(g1, batched.eid); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteGroup(inGroup.group); err != nil {

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -80,66 +78,14 @@ func (db *DB) AddMessage(m Message) (added bool, err error) {
 // AddMessages adds several messages in one synced batch; added[i] reports
 // whether msgs[i] was new. Either all new messages are stored or none.
 func (db *DB) AddMessages(msgs []Message) (added []bool, err error) {
+	b := db.NewBatch()
 	for i := range msgs {
-		if err := checkMessage(&msgs[i]); err != nil {
+		if err := b.AddMessage(msgs[i]); err != nil {
 			return nil, err
 		}
 	}
-	release, err := db.use()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-
-	added = make([]bool, len(msgs))
-	b := db.pdb.NewBatch()
-	defer b.Close()
-	ix := db.newIndexer(b)
-	inBatch := make(map[string]bool, len(msgs))
-	var newKeys [][]byte
-	writes := make([]kv, 0, 2*len(msgs))
-	now := db.opts.Now()
-	for i := range msgs {
-		m := &msgs[i]
-		dk := dedupKey(m.Group, m.ID)
-		if inBatch[string(dk)] {
-			continue
-		}
-		seen, err := db.hasFiltered(dk)
-		if err != nil {
-			return nil, err
-		}
-		if seen {
-			continue
-		}
-		inBatch[string(dk)] = true
-		added[i] = true
-		ts := m.Time.UnixNano()
-		doc := ix.add(m, ts)
-		writes = append(writes,
-			kv{viewKey(m.Group, ts, m.ID), encodeMessage(m, doc)},
-			kv{dk, encodeDedup(dedupRecord{seen: now, inView: true, ts: ts})})
-		newKeys = append(newKeys, dk)
-	}
-	// Sorted inserts are cheaper for the memtable (see indexer.finish).
-	slices.SortFunc(writes, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	for _, w := range writes {
-		b.Set(w.k, w.v, nil)
-	}
-	if err := ix.finish(); err != nil {
-		return nil, err
-	}
-	if err := db.commit(b); err != nil {
-		return nil, err
-	}
-	ix.publish()
-	db.present.add(newKeys...)
-	return added, nil
+	return b.Commit()
 }
-
-type kv struct{ k, v []byte }
 
 // Seen reports whether a message id has been recorded in the group's dedup
 // markers (by AddMessage or MarkSeen).
