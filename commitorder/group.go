@@ -2,6 +2,7 @@ package commitorder
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -100,6 +101,10 @@ type Group struct {
 	// a branch that others hold final wins over one we have not finalised.
 	claims map[MemberID]claim
 
+	// hints: epochs of messages we could not decrypt (CiphertextPending),
+	// unauthenticated; they only hold depth finality back. Not serialised.
+	hints map[EpochID]uint64
+
 	held    map[CommitID]*heldCommit
 	history []histEntry // oldest first
 	outbox  map[MsgID]*outEntry
@@ -133,8 +138,12 @@ type Group struct {
 	bmut      uint64 // like mut, for behind: acts, the tree and the head
 	behindMut uint64
 	behindVal bool
-	heldMut   uint64
-	heldVal   map[*node]*node
+	// unknownMin: lowest epoch number of an act on an unknown epoch
+	// (unknownOK: there is one); cached with behindVal.
+	unknownMin uint64
+	unknownOK  bool
+	heldMut    uint64
+	heldVal    map[*node]*node
 	// witnessMut: noteWitnesses found the root not fully witnessed at
 	// this stamp.
 	witnessMut uint64
@@ -273,6 +282,8 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 		}
 	case TipSeen:
 		err = g.tipSeen(e)
+	case CiphertextPending:
+		g.ciphertextPending(e)
 	case Tick:
 		if n := e.Now.UnixNano(); n > g.now {
 			g.now = n
@@ -437,6 +448,30 @@ func (g *Group) parentMissing(e ParentMissing) error {
 	return nil
 }
 
+// maxHints bounds the unauthenticated hints kept from CiphertextPending.
+const maxHints = 8
+
+// ciphertextPending notes an unreadable message's epoch as a hint and
+// fetches the range. A hint is not evidence (the framing is not
+// authenticated): it never affects validity, the fork choice or whether we
+// are behind; it only holds depth finality back (as an act on an unknown
+// epoch does) until the epoch is fetched or the root passes it. Forged
+// hints can therefore at worst slow depth finality down to age finality;
+// witness finality ignores them. Hints are not serialised.
+func (g *Group) ciphertextPending(e CiphertextPending) {
+	if g.nodes[e.Eid] != nil || g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+		return
+	}
+	if _, ok := g.hints[e.Eid]; !ok && len(g.hints) < maxHints {
+		if g.hints == nil {
+			g.hints = make(map[EpochID]uint64)
+		}
+		g.hints[e.Eid] = e.Epoch
+		g.bmut++
+	}
+	g.maybeFetchRange()
+}
+
 func (g *Group) actEvent(m MemberID, eid EpochID, epoch uint64) error {
 	if m == "" {
 		return fmt.Errorf("%w: empty member", ErrInvalidEvent)
@@ -515,7 +550,7 @@ func (g *Group) maybeFetchRange() {
 	for i := len(g.history) - 1; i >= 0; i-- {
 		loc = append(loc, g.history[i].eid)
 	}
-	g.emit(FetchRange{Locator: loc})
+	g.emit(FetchRange{Locator: loc, Peers: g.unknownHolders(3)})
 }
 
 const maxUnknownActs = 4
@@ -550,8 +585,8 @@ func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
 	}
 	a[eid] = epoch
 	g.mut++
-	if g.nodes[eid] == nil || g.behindVal {
-		// An act on a known epoch can only clear being behind.
+	if g.nodes[eid] == nil || g.behindVal || g.unknownOK {
+		// An act on a known epoch can only clear unknown acts.
 		g.bmut++
 	}
 	if g.nodes[eid] != nil {
@@ -876,7 +911,8 @@ func (g *Group) rootFinal(r, c *node) bool {
 	if g.now < c.seenAt+int64(g.cfg.Grace) {
 		return false
 	}
-	if g.head.epoch >= r.epoch+uint64(g.cfg.Depth) || g.now >= c.seenAt+int64(g.cfg.MaxAge) {
+	deep := g.head.epoch >= r.epoch+uint64(g.cfg.Depth) && !g.unseenAbove(r.epoch)
+	if deep || g.now >= c.seenAt+int64(g.cfg.MaxAge) {
 		// Depth and age finalise only with a quorum: at least one other
 		// member on our chain. An isolated member keeps its states (up to
 		// HardDepth) rather than finalising a branch nobody else saw.
@@ -1035,6 +1071,11 @@ func appendSubtree(out []*node, n *node) []*node {
 func (g *Group) pruneActs() {
 	g.mut++
 	g.bmut++
+	for e, ep := range g.hints {
+		if g.nodes[e] != nil || ep <= g.root.epoch {
+			delete(g.hints, e)
+		}
+	}
 	for m, a := range g.proofs {
 		for e := range a {
 			if g.nodes[e] == nil {
@@ -1126,21 +1167,87 @@ func (g *Group) retryFetches() {
 
 // behind: some member tipped an epoch we do not know, newer than our head.
 func (g *Group) behind() bool {
-	if g.behindMut != g.bmut {
-		g.behindVal, g.behindMut = g.scanBehind(), g.bmut
-	}
+	g.scanUnknown()
 	return g.behindVal
 }
 
-func (g *Group) scanBehind() bool {
+// unseenAbove: some member acted on an epoch we do not know, numbered past
+// epoch. Either it is on a branch we have not fetched (at a number we hold,
+// it certainly is) or we are behind; in both cases a better sibling may be
+// on its way, so depth finality waits for the fetch (simulator seed 19912:
+// a dropped commit, re-sent 1.7 s later, lost to a branch that had grown
+// W deep within Grace in a 35-member group, while tips from members on the
+// better branch had already arrived). Age and hard depth still bound it.
+func (g *Group) unseenAbove(epoch uint64) bool {
+	g.scanUnknown()
+	return g.unknownOK && g.unknownMin > epoch
+}
+
+// unknownHolders lists up to max members (sorted) seen acting on epochs we
+// do not hold, newest such epoch first.
+func (g *Group) unknownHolders(limit int) []MemberID {
+	type holder struct {
+		m  MemberID
+		ep uint64
+	}
+	var hs []holder
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		best, ok := uint64(0), false
+		for e, ep := range a {
+			if g.nodes[e] == nil && !g.inHistory(e) && (!ok || ep > best) {
+				best, ok = ep, true
+			}
+		}
+		if ok {
+			hs = append(hs, holder{m, best})
+		}
+	}
+	slices.SortFunc(hs, func(a, b holder) int {
+		if a.ep != b.ep {
+			return cmp.Compare(b.ep, a.ep)
+		}
+		return cmp.Compare(a.m, b.m)
+	})
+	if len(hs) > limit {
+		hs = hs[:limit]
+	}
+	var out []MemberID
+	for _, h := range hs {
+		out = append(out, h.m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scanUnknown caches, per bmut, whether an act names an unknown epoch newer
+// than our head and the lowest number of any act on an unknown epoch.
+func (g *Group) scanUnknown() {
+	if g.behindMut == g.bmut {
+		return
+	}
+	g.behindVal, g.unknownOK, g.unknownMin = false, false, 0
+	for e, ep := range g.hints {
+		if g.nodes[e] == nil && (!g.unknownOK || ep < g.unknownMin) {
+			g.unknownOK, g.unknownMin = true, ep
+		}
+	}
 	for _, a := range g.acts {
 		for e, ep := range a {
-			if ep > g.head.epoch && g.nodes[e] == nil {
-				return true
+			if g.nodes[e] != nil {
+				continue
+			}
+			if ep > g.head.epoch {
+				g.behindVal = true
+			}
+			if !g.unknownOK || ep < g.unknownMin {
+				g.unknownOK, g.unknownMin = true, ep
 			}
 		}
 	}
-	return false
+	g.behindMut = g.bmut
 }
 
 // requeue puts intents back in front of the queue, in their order.
