@@ -116,6 +116,11 @@ type Group struct {
 	// just before those acts can still arrive.
 	witnessedAt int64
 	headSince   int64 // when the head last changed
+	// behindSince: when we last started catching up (a member acted on an
+	// epoch newer than our head that we do not hold); zero when not
+	// behind. Time offline is no time "without progress": a member back
+	// after a long absence has not yet had a chance to fetch.
+	behindSince int64
 	lastRange   int64
 	lost        bool   // a sibling that beat our final branch was seen
 	lostEpoch   uint64 // epoch of that sibling's parent
@@ -126,6 +131,10 @@ type Group struct {
 	wonAt    int64
 	diverged bool
 	done     bool
+	// fresh: we joined (by Welcome or external commit: the genesis names
+	// its commit) and the root is still that genesis (nothing finalised
+	// since). Version 1 state decodes as not fresh.
+	fresh bool
 
 	claimStamp uint64
 
@@ -196,6 +205,7 @@ func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) 
 	g.nodes[root.eid] = root
 	g.root, g.head = root, root
 	g.headSince = g.now
+	g.fresh = gen.HasCommit
 	root.canonical = true
 	return g, nil
 }
@@ -416,15 +426,15 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		}
 		return nil
 	}
-	if e.ParentEpoch <= g.root.epoch {
-		g.diverged = true
-	}
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
 	if e.ParentEpoch < oldest {
 		return nil // older than anything we can still judge
+	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
 	}
 	if _, ok := g.held[e.Cid]; ok {
 		return nil
@@ -658,9 +668,18 @@ func (g *Group) settle() {
 		g.sweepMut = g.mut
 	}
 	g.retryFetches()
+	if b := g.behind(); b && g.behindSince == 0 {
+		g.behindSince = max(g.now, 1)
+	} else if !b {
+		g.behindSince = 0
+	}
 	g.maybePropose()
 	g.checkLost()
 }
+
+// progressAt is when we last made progress or started trying to: the later
+// of the last head change and the start of the current catch-up.
+func (g *Group) progressAt() int64 { return max(g.headSince, g.behindSince) }
 
 // valid decides whether child c of p counts. It is a function of the
 // commits and the evidence known, never of arrival order.
@@ -1017,6 +1036,7 @@ func (g *Group) finalise(r, c *node) {
 	}
 	c.up = nil
 	g.root = c
+	g.fresh = false
 	g.history = append(g.history, histEntry{eid: r.eid, epoch: r.epoch, child: c.key()})
 	if len(g.history) > g.cfg.History {
 		g.history = slices.Delete(g.history, 0, len(g.history)-g.cfg.History)
@@ -1274,7 +1294,7 @@ func (g *Group) maybePropose() {
 		g.requeue(g.prop.intents)
 		g.prop = nil
 	}
-	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedGenesis() {
+	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedHead() {
 		return
 	}
 	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
@@ -1299,17 +1319,29 @@ func (g *Group) maybePropose() {
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
 }
 
-// unconfirmedGenesis: our head is final (nothing else retained) and no
-// other member has been seen acting on it or later. That is a joiner whose
-// Welcome may be stale (delayed while the group moved on): committing on it
-// could beat a branch the group has already finalised past the window, so
-// it waits for one heartbeat. Everyone else's final head has been seen in
-// use by another member (witness, depth and age finality need one), so
-// this costs them nothing; a group of one has no one to wait for.
-func (g *Group) unconfirmedGenesis() bool {
+// unconfirmedHead: no other member has been seen acting on our head or
+// later, and either our head is final (nothing else retained) or we joined
+// and have finalised nothing since. That is a joiner whose
+// Welcome may be stale (delayed while the group moved on) and who may have
+// fetched only part of what followed: committing on such a head could beat,
+// below the window, a branch others already finalised, so it waits for one
+// heartbeat on its head (simulator seeds 15343: a joiner committed on its
+// genesis; 28063: a joiner fetched one commit past its genesis, six epochs
+// behind the group, and committed on it, the act that vouched for its head
+// being that very commit's committer acting on the parent). Everyone
+// else's final head has been seen in use by another member (witness, depth
+// and age finality need one), so this costs them nothing; a group of one
+// has no one to wait for.
+func (g *Group) unconfirmedHead() bool {
 	h := g.head
-	if h != g.root || len(h.members) <= 1 {
+	if (h != g.root && !g.fresh) || len(h.members) <= 1 {
 		return false
+	}
+	if g.fresh && g.now < g.root.seenAt+int64(g.cfg.Grace) {
+		// A heartbeat on our head may itself be stale (a message delayed
+		// past the group's next commits: simulator seed 21337); a joiner
+		// lets Grace pass, hearing current tips, before its first commit.
+		return true
 	}
 	for m, a := range g.acts {
 		if m == g.self {
@@ -1340,9 +1372,10 @@ func (g *Group) checkLost() {
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
-	support := 0
+	support, supportPast := 0, 0
 	var vouchers []MemberID
 	var target claim
+	stalled := g.now-g.progressAt() > int64(g.cfg.MaxAge)
 	for m, cl := range g.claims {
 		if m == g.self {
 			continue
@@ -1353,14 +1386,20 @@ func (g *Group) checkLost() {
 			// or itself stranded) vouches for nothing.
 			if recent {
 				support++
+				if cl.epoch > g.lostEpoch {
+					supportPast++
+				}
 			}
 			continue
 		}
 		if g.lost {
-			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
-				continue // too old to judge
+			if cl.epoch <= g.lostEpoch || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
+				// Too old to judge, or newer than our root: possibly our
+				// own descendant that we have not fetched (we are behind,
+				// not beaten) until a catch-up has failed for MaxAge.
+				continue
 			}
-		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
 			// A claim older than anything we remember may be our own
 			// ancestor held by a laggard (a joiner knows only its
 			// genesis and its parent): it proves nothing.
@@ -1377,7 +1416,24 @@ func (g *Group) checkLost() {
 			target = cl
 		}
 	}
-	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support >= len(vouchers)) {
+	q := claimQuorum(len(g.head.members))
+	if len(vouchers) < q {
+		// A quorum holding our chain final past the fork shows that the
+		// better sibling we saw lost there too (it arrived after everyone
+		// had finalised): we did not lose. Likewise, commits off our chain
+		// that no quorum holds final were a dead branch. Clearing the
+		// flags keeps them from turning a later, ordinary lag into a
+		// rejoin (simulator seed 17198: every member kept a stale lost
+		// flag after a late rejoin commit).
+		if g.lost && supportPast >= q {
+			g.lost, g.lostEpoch = false, 0
+		}
+		if g.diverged && !g.lost && support >= q && !waiting {
+			g.diverged = false
+		}
+		return
+	}
+	if !g.lost && support >= len(vouchers) {
 		return
 	}
 	slices.Sort(vouchers)
@@ -1439,6 +1495,9 @@ func (g *Group) NextDeadline() time.Time {
 	}
 	if len(g.queue) > 0 && g.prop == nil {
 		consider(g.head.seenAt + int64(g.CommitDelay()))
+		if g.fresh {
+			consider(g.root.seenAt + int64(g.cfg.Grace))
+		}
 	}
 	if g.prop != nil {
 		consider(g.prop.at + int64(g.cfg.Retry))
@@ -1459,7 +1518,7 @@ func (g *Group) NextDeadline() time.Time {
 		if g.wonAt != 0 {
 			consider(g.wonAt + int64(g.cfg.MaxAge) + 1)
 		}
-		consider(g.headSince + int64(g.cfg.MaxAge) + 1)
+		consider(g.progressAt() + int64(g.cfg.MaxAge) + 1)
 		for _, cl := range g.claims {
 			consider(cl.at + int64(g.cfg.MaxAge) + 1)
 		}

@@ -1226,9 +1226,9 @@ func (s *sim) check() {
 			if s.verbose {
 				for _, p := range s.nodes {
 					if s.active(p) {
-						s.logf("DEBUG %s online=%v head=%v@%d root=%v@%d members=%v lost=%v diverged=%v vouch=%v", p.id, p.online, p.g.head.eid, p.g.head.epoch, p.g.root.eid, p.g.root.epoch, p.g.root.members, p.g.lost, p.g.diverged, slices.Contains(n.vouchers, p.id))
+						s.logf("  %s online=%v head=%v@%d root=%v@%d members=%v lost=%v diverged=%v vouch=%v", p.id, p.online, p.g.head.eid, p.g.head.epoch, p.g.root.eid, p.g.root.epoch, p.g.root.members, p.g.lost, p.g.diverged, slices.Contains(n.vouchers, p.id))
 					} else {
-						s.logf("DEBUG %s inactive rejoin=%v", p.id, p.rejoin)
+						s.logf("  %s inactive rejoin=%v", p.id, p.rejoin)
 					}
 				}
 			}
@@ -1436,6 +1436,34 @@ func TestSimulationRegressions(t *testing.T) {
 		// A message 951 ms late (Grace 1 s) found its epoch final: the
 		// receiver stamped the next commit at its last tick, 50 ms early.
 		{"GraceWithinOneTick13071", 13071},
+		// Every member kept a stale lost flag after a rejoiner's late
+		// external commit beat the one they had all finalised; the last
+		// stranded member found no peer to rejoin from (the flags now clear
+		// once a quorum holds our chain final past the fork).
+		{"StaleLostFlagBlocksRejoin17198", 17198},
+		// A dropped commit, re-sent 1.7 s later, lost to a branch that had
+		// grown W deep within Grace in a 35-member group although tips
+		// from members on the better branch had arrived: depth finality
+		// now waits for epochs others act on that we have not fetched.
+		{"DepthFinalityIgnoredUnfetchedEpochs19912", 19912},
+		// A member heard only ciphertexts from the other side of a healed
+		// partition (the commit was lost to it) and finalised by depth:
+		// undecryptable messages now fetch the range and hold depth
+		// finality back (CiphertextPending).
+		{"CiphertextsFromUnknownBranch3811", 3811},
+		{"CiphertextsFromUnknownBranch3942", 3942},
+		// Range fetches went to random peers and missed, for six seconds,
+		// the only member holding the winning commit: FetchRange now names
+		// the members seen on epochs we lack.
+		{"FetchRangeAsksHolders37642", 37642},
+		// A joiner fetched one commit past its stale genesis and committed
+		// on it, six epochs behind: a fresh Group waits for a heartbeat on
+		// its head, not just on its genesis.
+		{"JoinerCommitsOnStaleFetchedHead28063", 28063},
+		{"JoinerCommitsOnStaleFetchedHead21337", 21337},
+		// Beyond-window rejoin cascade that broke when commits older than
+		// our memory stopped counting as divergence (issue 7 note).
+		{"IgnoreCommitsOlderThanMemory9944", 9944},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,164 @@
+package commitorder
+
+import (
+	"testing"
+	"time"
+)
+
+// Scenarios for members that come back, and for flags that must not
+// outlive the evidence that set them.
+
+// chainFrom builds n update commits on parent by committers in turn, each
+// epoch with members ms, numbered from epoch+1.
+func chainFrom(parent EpochID, epoch uint64, committers, ms []MemberID, n int, salt uint64) []CommitSeen {
+	var out []CommitSeen
+	for i := range n {
+		c := mkCommit(parent, epoch+uint64(i)+1, committers[i%len(committers)], ClassUpdate, ms, salt+uint64(i))
+		out = append(out, c)
+		parent = c.Eid
+	}
+	return out
+}
+
+// TestScenarioReturningMemberIgnoresCommitsFromBeforeItJoined (testnet):
+// a member that joined at epoch 10 goes offline for ten minutes and comes
+// back. Sync serves it commits from before it joined (parents it never
+// held), a commit of a dead branch it had dropped, and then the group's
+// chain. It must catch up, not give the group up as diverged: commits older
+// than anything it can judge are ignored, and time spent offline is not
+// "no progress" — the catch-up clock starts when it learns it is behind.
+func TestScenarioReturningMemberIgnoresCommitsFromBeforeItJoined(t *testing.T) {
+	ms := ids("a", "b", "c")
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	// The group's history before c joined: epochs 1..10.
+	pre := chainFrom(EpochID{0xee, 1}, 1, ids("a", "b"), ids("a", "b"), 9, 100)
+	welcome := pre[len(pre)-1] // created epoch 10 and added c
+	gen := Genesis{Eid: welcome.Eid, Epoch: welcome.Epoch, Members: ms,
+		HasCommit: true, Parent: welcome.Parent, Class: ClassAdd, Committer: welcome.Committer, Cid: welcome.Cid}
+	g, err := New(cfg, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two epochs together, both final by witnesses.
+	chain := chainFrom(gen.Eid, gen.Epoch, ms, ms, 20, 200) // epochs 11..30
+	now := time.Duration(0)
+	for _, c := range chain[:3] {
+		step(t, g, c)
+		for _, m := range ids("a", "b") {
+			step(t, g, TipSeen{Member: m, Eid: c.Eid, Epoch: c.Epoch})
+		}
+		now += 2 * time.Second
+		step(t, g, Tick{Now: at(now)})
+	}
+	if _, re := g.Root(); re < 12 {
+		t.Fatalf("root at %d, want final past 12", re)
+	}
+	// A sibling of epoch 12's canonical child (a dead branch) was dropped.
+	dead := mkCommit(chain[0].Eid, 12, "a", ClassUpdate, ms, 999)
+	deadChild := mkCommit(dead.Eid, 13, "b", ClassUpdate, ms, 998)
+
+	// Offline for ten minutes; the group moves to epoch 30.
+	now += 10 * time.Minute
+	step(t, g, Tick{Now: at(now)})
+	head, root := chain[19], chain[17]
+	for _, m := range ids("a", "b") {
+		step(t, g, TipSeen{Member: m, Eid: head.Eid, Epoch: head.Epoch, Root: root.Eid, RootEpoch: root.Epoch})
+	}
+	// Sync serves everything it has, oldest first: commits from before we
+	// joined (their parents are older than anything we remember)...
+	for _, c := range pre[:7] {
+		eff := step(t, g, ParentMissing{Parent: c.Parent, ParentEpoch: c.Epoch - 1, Cid: c.Cid, Class: c.Class, Committer: c.Committer})
+		if _, ok := findEffect[FetchParent](eff); ok {
+			t.Fatalf("fetches the parent of a commit older than its memory (epoch %d)", c.Epoch-1)
+		}
+	}
+	if g.diverged {
+		t.Fatal("commits from before we joined marked us diverged")
+	}
+	// ...and a dead branch's commit whose parent we dropped (a real,
+	// judgeable sign of another chain, but nobody holds it final).
+	step(t, g, ParentMissing{Parent: deadChild.Parent, ParentEpoch: 12, Cid: deadChild.Cid, Class: deadChild.Class, Committer: deadChild.Committer})
+	// The fetch takes a while; heartbeats keep coming.
+	for i := range 20 {
+		now += 2 * time.Second
+		step(t, g, Tick{Now: at(now)})
+		for _, m := range ids("a", "b") {
+			step(t, g, TipSeen{Member: m, Eid: head.Eid, Epoch: head.Epoch, Root: root.Eid, RootEpoch: root.Epoch})
+		}
+		if g.Done() {
+			t.Fatalf("gave the group up %d s after coming back, while catching up", 2*(i+1))
+		}
+	}
+	for _, c := range chain[3:] {
+		eff := step(t, g, c)
+		if _, ok := findEffect[Rejoin](eff); ok {
+			t.Fatalf("rejoined while catching up at epoch %d", c.Epoch)
+		}
+	}
+	for _, m := range ids("a", "b") {
+		step(t, g, TipSeen{Member: m, Eid: head.Eid, Epoch: head.Epoch, Root: root.Eid, RootEpoch: root.Epoch})
+	}
+	now += 2 * time.Second
+	step(t, g, Tick{Now: at(now)})
+	headIs(t, g, head.Eid)
+	if g.Done() || g.diverged || g.lost {
+		t.Fatalf("done %v diverged %v lost %v after catching up", g.Done(), g.diverged, g.lost)
+	}
+}
+
+// TestScenarioStaleLostFlagClearedBySupport (simulator seed 17198): a
+// better sibling of our final commit arrives after every member finalised
+// ours (a late commit, e.g. a rejoiner's external commit). Once a quorum
+// holds our chain final past that fork the sibling lost everywhere; the
+// flag must go, or a later ordinary lag (members ahead on epochs we have
+// not fetched, a fetch failing for MaxAge) is taken for losing.
+func TestScenarioStaleLostFlagClearedBySupport(t *testing.T) {
+	ms := ids("a", "b", "c")
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	g := newGroup(t, cfg, "a", ms)
+	g0 := genesisOf(ms).Eid
+	chain := chainFrom(g0, 1, ids("b", "c"), ms, 8, 300)
+	x := chain[0]
+	step(t, g, x)
+	for _, m := range ids("b", "c") {
+		step(t, g, TipSeen{Member: m, Eid: x.Eid, Epoch: 2})
+	}
+	step(t, g, Tick{Now: at(2 * time.Second)})
+	if r, _ := g.Root(); r != x.Eid {
+		t.Fatal("x not final")
+	}
+	// The late sibling: a removal (class 0) beats x's update.
+	y := mkCommit(g0, 2, "c", ClassRemove, ids("a", "c"), 301)
+	step(t, g, ParentMissing{Parent: g0, ParentEpoch: 1, Cid: y.Cid, Class: y.Class, Committer: y.Committer})
+	if !g.lost {
+		t.Fatal("a better sibling of a final commit should raise lost")
+	}
+	// b and c hold our chain final past the fork.
+	for _, m := range ids("b", "c") {
+		step(t, g, TipSeen{Member: m, Eid: x.Eid, Epoch: 2, Root: x.Eid, RootEpoch: 2})
+	}
+	if g.lost {
+		t.Fatal("lost kept although a quorum holds our branch final past the fork")
+	}
+	// Later, b and c move ahead and our fetches fail for longer than
+	// MaxAge: we are behind, with no sign of another chain.
+	ahead, aheadRoot := chain[7], chain[5]
+	now := 2 * time.Second
+	for range 40 {
+		now += 2 * time.Second
+		for _, m := range ids("b", "c") {
+			step(t, g, TipSeen{Member: m, Eid: ahead.Eid, Epoch: ahead.Epoch, Root: aheadRoot.Eid, RootEpoch: aheadRoot.Epoch})
+		}
+		eff := step(t, g, Tick{Now: at(now)})
+		if rj, ok := findEffect[Rejoin](eff); ok {
+			t.Fatalf("rejoined while merely behind: %+v", rj)
+		}
+	}
+	for _, c := range chain[1:] {
+		step(t, g, c)
+	}
+	headIs(t, g, ahead.Eid)
+	if g.Done() {
+		t.Fatal("finished")
+	}
+}
