@@ -297,6 +297,10 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 	case Tick:
 		if n := e.Now.UnixNano(); n > g.now {
 			g.now = n
+			if len(g.nodes) > int(g.head.epoch-g.root.epoch)+1 {
+				// A fork is retained: abandoned depends on time.
+				g.mut++
+			}
 		}
 	case IntentQueued:
 		if !e.Class.valid() {
@@ -752,16 +756,97 @@ func (g *Group) canonicalTip() *node {
 	n := g.root
 	n.canonical = true
 	for {
-		c := g.bestChild(n)
-		if h := held[n]; h != nil {
-			c = h
-		}
+		c := g.chosenChild(n, held)
 		if c == nil {
 			return n
 		}
 		c.canonical = true
 		n = c
 	}
+}
+
+// chosenChild is the canonical child of n: the fork choice, unless others
+// hold another child final (heldElsewhere) or have all gone elsewhere
+// (abandoned).
+func (g *Group) chosenChild(n *node, held map[*node]*node) *node {
+	if h := held[n]; h != nil {
+		return h
+	}
+	c := g.bestChild(n)
+	if c != nil {
+		if s := g.abandoned(n, c); s != nil {
+			return s
+		}
+	}
+	return c
+}
+
+// abandoned returns the sibling of c to defer to when nobody but us has
+// acted on c's subtree for MaxAge after c appeared, we are behind (others
+// act on epochs we do not hold, newer than our head), a quorum of other
+// members acted on the valid sibling's subtree, and that subtree removes
+// us; nil otherwise. A member that
+// cannot follow the group's branch past its own removal there (MLS gives it
+// none of the later epochs' secrets) never sees the claims that would make
+// it defer; without this it stayed for ever on a better sibling that only
+// it had (a returning member's stale commit, simulator seed 3686 once the
+// simulator stopped letting removed members process commits). Everyone
+// else went the other way, and will have finalised it by age; following
+// them leads such a member to its removal. Only a member alone on its
+// branch is moved, and only after MaxAge, so the fork choice is untouched
+// wherever anyone else could still adopt our branch.
+func (g *Group) abandoned(p, c *node) *node {
+	if len(p.children) < 2 || g.now < c.seenAt+int64(g.cfg.MaxAge) || !g.behind() {
+		return nil
+	}
+	var counts map[*node]int
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		var seen []*node // acts of one member count once per subtree
+		for eid, ep := range a {
+			if ep <= p.epoch {
+				continue
+			}
+			n := g.nodes[eid]
+			for n != nil && n.epoch > p.epoch+1 {
+				n = n.up
+			}
+			if n == nil || n.up != p || slices.Contains(seen, n) {
+				continue
+			}
+			if n == c {
+				return nil // someone else is on our branch
+			}
+			seen = append(seen, n)
+			if counts == nil {
+				counts = make(map[*node]int)
+			}
+			counts[n]++
+		}
+	}
+	var best *node
+	for s, k := range counts {
+		if k >= claimQuorum(len(p.members)) && g.valid(p, s) && g.removesUs(s) && (best == nil || s.key().less(best.key())) {
+			best = s
+		}
+	}
+	return best
+}
+
+// removesUs reports whether n's subtree holds an epoch we are not a member
+// of: the reason we cannot follow it further.
+func (g *Group) removesUs(n *node) bool {
+	if !contains(n.members, g.self) {
+		return true
+	}
+	for _, c := range n.children {
+		if g.removesUs(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimQuorum is how many other members must hold a branch final before
@@ -1365,12 +1450,12 @@ func (g *Group) unconfirmedHead() bool {
 // chain final and a quorum holds another chain final.
 func (g *Group) checkLost() {
 	waiting := g.wonAt != 0 && g.now-g.wonAt <= int64(g.cfg.MaxAge)
-	if !g.lost && !(g.diverged && !waiting) {
-		return
-	}
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
+	}
+	if !g.lost && !(g.diverged && !waiting) && (waiting || !g.foreignFinalQuorum(oldest)) {
+		return
 	}
 	support, supportPast := 0, 0
 	var vouchers []MemberID
@@ -1420,16 +1505,15 @@ func (g *Group) checkLost() {
 	if len(vouchers) < q {
 		// A quorum holding our chain final past the fork shows that the
 		// better sibling we saw lost there too (it arrived after everyone
-		// had finalised): we did not lose. Likewise, commits off our chain
-		// that no quorum holds final were a dead branch. Clearing the
-		// flags keeps them from turning a later, ordinary lag into a
-		// rejoin (simulator seed 17198: every member kept a stale lost
-		// flag after a late rejoin commit).
+		// had finalised): we did not lose. Clearing the flag keeps it from
+		// turning a later, ordinary lag into a rejoin (simulator seed
+		// 17198: every member kept a stale lost flag after a late rejoin
+		// commit). (diverged stays: it carries no epoch to compare claims
+		// with, and support that predates the divergence evidence would
+		// clear it wrongly — beyond-window seed 220, a joiner welcomed
+		// onto the losing side just as its members rejoined.)
 		if g.lost && supportPast >= q {
 			g.lost, g.lostEpoch = false, 0
-		}
-		if g.diverged && !g.lost && support >= q && !waiting {
-			g.diverged = false
 		}
 		return
 	}
@@ -1465,6 +1549,26 @@ func (g *Group) checkLost() {
 	g.emit(Rejoin{Outbox: ids, Intents: intents, ForkEpoch: fork, Target: target.eid, Vouchers: vouchers})
 	clear(g.outbox)
 	g.done = true
+}
+
+// foreignFinalQuorum reports whether a quorum of other members currently
+// hold final an epoch we do not know at a number we hold final ourselves
+// (oldest History epoch to root): another final chain exists, whether or
+// not we have seen any of its commits. A joiner welcomed onto a branch
+// that lost may only ever be served commits older than its memory (the
+// group's chain can be shorter than the joiner's genesis), which prove
+// nothing; the claims do (beyond-window seed 220, and 9944).
+func (g *Group) foreignFinalQuorum(oldest uint64) bool {
+	n := 0
+	for m, cl := range g.claims {
+		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch < oldest || cl.epoch > g.root.epoch {
+			continue
+		}
+		if g.nodes[cl.eid] == nil && !g.inHistory(cl.eid) {
+			n++
+		}
+	}
+	return n >= claimQuorum(len(g.head.members))
 }
 
 // noSupport reports whether no other member's latest final claim is on our
@@ -1512,7 +1616,7 @@ func (g *Group) NextDeadline() time.Time {
 	if g.lastRange != 0 && g.behind() {
 		consider(g.lastRange + int64(g.cfg.Retry))
 	}
-	if g.lost || g.diverged {
+	if g.lost || g.diverged || len(g.claims) > 0 {
 		// checkLost's clocks: waiting for losers to rejoin us ends, no
 		// progress for MaxAge, support going stale.
 		if g.wonAt != 0 {

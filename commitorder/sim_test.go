@@ -178,6 +178,7 @@ type sim struct {
 
 type simStats struct {
 	steps, commits, forks, rollbacks, rejoins, crashes, msgs, late, resends, surfaced, welcomes int
+	unprocessable                                                                               int
 }
 
 func (s *sim) logf(format string, a ...any) {
@@ -433,6 +434,14 @@ func (s *sim) commitEvent(c *simCommit) CommitSeen {
 func (s *sim) feedCommit(n *simNode, c *simCommit) {
 	n.log[c.Cid] = true
 	if n.g.Known(c.Parent) {
+		if !contains(n.g.nodes[c.Parent].members, n.id) {
+			// MLS: a member removed in the parent epoch holds none of its
+			// secrets and cannot process a commit on it (RFC 9420,
+			// Section 12.4.2). The node drops it; the machine learns
+			// nothing past its removal.
+			s.stats.unprocessable++
+			return
+		}
 		ev := s.commitEvent(c)
 		if c.Committer == n.id && !c.forged {
 			// Our own commit coming back (after a crash lost it).
@@ -1382,6 +1391,7 @@ func runSimulation(t *testing.T, beyond bool) {
 				total.surfaced += st.surfaced
 				total.welcomes += st.welcomes
 				total.steps += st.steps
+				total.unprocessable += st.unprocessable
 				mu.Unlock()
 			}
 		}()
