@@ -1,6 +1,7 @@
 package commitorder
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -161,4 +162,117 @@ func TestScenarioStaleLostFlagClearedBySupport(t *testing.T) {
 	if g.Done() {
 		t.Fatal("finished")
 	}
+}
+
+// TestScenarioRemovedMemberAloneOnBetterSiblingDefers: d comes back and
+// commits on a stale head; its commit beats, on d's view, the sibling the
+// group had already finalised, on which the group then removed d. MLS
+// gives d none of the epochs after its removal, so it never sees the
+// claims that would make it defer. Once nobody but d has acted on its
+// branch for MaxAge, while a quorum acted on the sibling that removes it
+// and d hears of epochs it cannot have, d follows the others — to its
+// removal (simulator seed 3686).
+func TestScenarioRemovedMemberAloneOnBetterSiblingDefers(t *testing.T) {
+	ms := ids("a", "b", "c", "d")
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	p := genesisOf(ms).Eid
+	// The group's branch is committed by a member whose rank on p is worse
+	// than d's, so d's own commit wins on d's view.
+	var by MemberID
+	for _, m := range ids("a", "b", "c") {
+		if rd, rm := RankOf(p, "d"), RankOf(p, m); bytes.Compare(rd[:], rm[:]) < 0 {
+			by = m
+		}
+	}
+	if by == "" {
+		t.Fatal("d ranks last on this genesis; the scenario needs a better rank")
+	}
+	r := mkCommit(p, 2, by, ClassUpdate, ms, 1)
+	r2 := mkCommit(r.Eid, 3, "a", ClassRemove, ids("a", "b", "c"), 2)
+	ahead := mkCommit(r2.Eid, 4, "b", ClassUpdate, ids("a", "b", "c"), 3)
+	x := mkCommit(p, 2, "d", ClassUpdate, ms, 9)
+	x.Own = true
+	run := func(t *testing.T, someoneOnOurs bool) (*Group, []Effect) {
+		g := newGroup(t, cfg, "d", ms)
+		step(t, g, x)
+		step(t, g, r)
+		step(t, g, r2)
+		headIs(t, g, x.Eid)
+		for _, m := range ids("b", "c") {
+			step(t, g, TipSeen{Member: m, Eid: r2.Eid, Epoch: 3})
+			step(t, g, TipSeen{Member: m, Eid: ahead.Eid, Epoch: 4})
+		}
+		if someoneOnOurs {
+			step(t, g, AppMessageSeen{Eid: x.Eid, Epoch: 2, Sender: "a"})
+		}
+		step(t, g, Tick{Now: at(30 * time.Second)})
+		headIs(t, g, x.Eid) // not before MaxAge
+		eff, err := g.Step(Tick{Now: at(61 * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, eff
+	}
+	t.Run("alone", func(t *testing.T) {
+		g, eff := run(t, false)
+		if _, ok := findEffect[Removed](eff); !ok {
+			t.Fatalf("want the switch to the removing branch and Removed: %s", effectNames(eff))
+		}
+		rb, ok := findEffect[RollbackTo](eff)
+		if !ok || rb.Eid != p {
+			t.Fatalf("want a rollback to the fork point: %s", effectNames(eff))
+		}
+		if !g.Done() {
+			t.Fatal("not finished after Removed")
+		}
+	})
+	t.Run("not alone", func(t *testing.T) {
+		// Someone else acted on our branch: the fork choice stands.
+		g, eff := run(t, true)
+		headIs(t, g, x.Eid)
+		if _, ok := findEffect[Removed](eff); ok || g.Done() {
+			t.Fatal("removed although another member is on our branch")
+		}
+	})
+}
+
+// TestScenarioJoinerOnLosingBranchSeesOnlyClaims: a joiner welcomed onto a
+// branch that lost beyond the window is served only commits older than its
+// genesis (the group's chain may even be shorter than its genesis), which
+// prove nothing; a quorum of claims at an epoch number it holds final, not
+// its own, does (beyond-window seed 220).
+func TestScenarioJoinerOnLosingBranchSeesOnlyClaims(t *testing.T) {
+	ms := ids("a", "b", "c")
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	h := mkCommit(EpochID{0xee, 1}, 3, "a", ClassUpdate, ms, 1) // our genesis parent, epoch 3
+	w := mkCommit(h.Eid, 4, "a", ClassAdd, ms, 2)
+	gen := Genesis{Eid: w.Eid, Epoch: 4, Members: ms, HasCommit: true, Parent: h.Eid, Class: ClassAdd, Committer: "a", Cid: w.Cid}
+	foreign := EpochID{0xf0, 3} // the group's final epoch 3
+	t.Run("quorum", func(t *testing.T) {
+		g, err := New(cfg, "c", gen, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		step(t, g, TipSeen{Member: "a", Eid: foreign, Epoch: 3, Root: foreign, RootEpoch: 3})
+		if g.Done() {
+			t.Fatal("rejoined on one claim")
+		}
+		eff := step(t, g, TipSeen{Member: "b", Eid: foreign, Epoch: 3, Root: foreign, RootEpoch: 3})
+		rj, ok := findEffect[Rejoin](eff)
+		if !ok || rj.Target != foreign || len(rj.Vouchers) != 2 {
+			t.Fatalf("want Rejoin to %v: %s %+v", foreign, effectNames(eff), rj)
+		}
+	})
+	t.Run("own history", func(t *testing.T) {
+		g, err := New(cfg, "c", gen, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ids("a", "b") {
+			step(t, g, TipSeen{Member: m, Eid: h.Eid, Epoch: 3, Root: h.Eid, RootEpoch: 3})
+		}
+		if g.Done() {
+			t.Fatal("laggards holding our own ancestor final made us rejoin")
+		}
+	})
 }

@@ -1471,6 +1471,11 @@ func TestSimulationRegressions(t *testing.T) {
 		// its head, not just on its genesis.
 		{"JoinerCommitsOnStaleFetchedHead28063", 28063},
 		{"JoinerCommitsOnStaleFetchedHead21337", 21337},
+		// With MLS removal modelled, a returning member whose stale commit
+		// beat (on its view) the branch the group finalised and then
+		// removed it on, stayed on its branch for ever: it now defers once
+		// it has been alone there for MaxAge (abandoned).
+		{"RemovedMemberAloneOnBetterSibling3686", 3686},
 		// Beyond-window rejoin cascade that broke when commits older than
 		// our memory stopped counting as divergence (issue 7 note).
 		{"IgnoreCommitsOlderThanMemory9944", 9944},
@@ -1478,6 +1483,27 @@ func TestSimulationRegressions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			if _, err := runSchedule(t, tc.seed, false, false); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSimulationBeyondRegressions replays beyond-window seeds that once
+// failed (the beyond-window sweep itself is opt-in: -sim.beyond).
+func TestSimulationBeyondRegressions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seed uint64
+	}{
+		// A joiner welcomed onto the losing side as its members rejoined
+		// was only ever served commits older than its genesis; a quorum
+		// of claims at an epoch it holds final now suffices.
+		{"JoinerOnLosingSideSeesOnlyClaims220", 220},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := runSchedule(t, tc.seed, false, true); err != nil {
 				t.Fatal(err)
 			}
 		})
