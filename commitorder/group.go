@@ -1454,13 +1454,13 @@ func (g *Group) checkLost() {
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
-	if !g.lost && !(g.diverged && !waiting) && (waiting || !g.foreignFinalQuorum(oldest)) {
+	stalled := g.now-g.progressAt() > int64(g.cfg.MaxAge)
+	if !g.lost && !(g.diverged && !waiting) && (waiting || !g.foreignFinalQuorum(oldest, stalled)) {
 		return
 	}
 	support, supportPast := 0, 0
 	var vouchers []MemberID
 	var target claim
-	stalled := g.now-g.progressAt() > int64(g.cfg.MaxAge)
 	for m, cl := range g.claims {
 		if m == g.self {
 			continue
@@ -1484,7 +1484,7 @@ func (g *Group) checkLost() {
 				// not beaten) until a catch-up has failed for MaxAge.
 				continue
 			}
-		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
+		} else if !recent || ((cl.epoch < oldest || cl.epoch > g.root.epoch) && !stalled) {
 			// A claim older than anything we remember may be our own
 			// ancestor held by a laggard (a joiner knows only its
 			// genesis and its parent): it proves nothing.
@@ -1558,10 +1558,16 @@ func (g *Group) checkLost() {
 // that lost may only ever be served commits older than its memory (the
 // group's chain can be shorter than the joiner's genesis), which prove
 // nothing; the claims do (beyond-window seed 220, and 9944).
-func (g *Group) foreignFinalQuorum(oldest uint64) bool {
+//
+// Once we have made no progress for MaxAge, claims older than our memory
+// count too (as they do as vouchers): a joiner welcomed onto a losing
+// branch past the epoch the group has reached meanwhile can judge nothing
+// else (beyond-window seed 455); a laggard's claim on our own ancestor is
+// outweighed by support, since members on our chain hold it final.
+func (g *Group) foreignFinalQuorum(oldest uint64, stalled bool) bool {
 	n := 0
 	for m, cl := range g.claims {
-		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch < oldest || cl.epoch > g.root.epoch {
+		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch > g.root.epoch || (cl.epoch < oldest && !stalled) {
 			continue
 		}
 		if g.nodes[cl.eid] == nil && !g.inHistory(cl.eid) {
