@@ -177,6 +177,7 @@ func FuzzEvents(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 	f.Add(bytes.Repeat([]byte{0, 0, 3, 1, 6, 2}, 20))
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 5, 4, 3, 2, 1, 7}, 30))
+	f.Add(bytes.Repeat([]byte{0, 1, 2, 3, 9, 0, 1, 2, 3, 4, 5, 8, 1, 2, 3, 0, 5, 200}, 20))
 	f.Fuzz(runEvents)
 }
 
@@ -199,7 +200,7 @@ func runEvents(t *testing.T, data []byte) {
 			return b
 		}
 		for steps := 0; len(data) > 0 && steps < 200; steps++ {
-			op := next() % 8
+			op := next() % 10
 			pick := known[int(next())%len(known)]
 			m := ms[int(next())%len(ms)]
 			var ev Event
@@ -234,6 +235,11 @@ func runEvents(t *testing.T, data []byte) {
 				ev = IntentQueued{ID: IntentID{next()}, Class: Class(next() % 3)}
 			case 7:
 				ev = OutboxAdded{ID: MsgID{next()}, Eid: pick}
+			case 8: // a ciphertext for an epoch we may not hold
+				ev = CiphertextPending{Eid: EpochID{next(), next()}, Epoch: uint64(next())}
+			case 9: // a heartbeat naming epochs we do not know
+				ep := uint64(next())
+				ev = TipSeen{Member: m, Eid: EpochID{0xaa, next()}, Epoch: ep + uint64(next()%4), Root: EpochID{0xbb, next()}, RootEpoch: ep}
 			}
 			_, err := g.Step(ev)
 			if err == ErrDone {
