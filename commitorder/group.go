@@ -1459,7 +1459,7 @@ func (g *Group) checkLost() {
 		return
 	}
 	support, supportPast := 0, 0
-	var vouchers []MemberID
+	var vouchers, older []MemberID
 	var target claim
 	for m, cl := range g.claims {
 		if m == g.self {
@@ -1484,7 +1484,10 @@ func (g *Group) checkLost() {
 				// not beaten) until a catch-up has failed for MaxAge.
 				continue
 			}
-		} else if !recent || ((cl.epoch < oldest || cl.epoch > g.root.epoch) && !stalled) {
+		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
+			if recent && cl.epoch < oldest && stalled {
+				older = append(older, m)
+			}
 			// A claim older than anything we remember may be our own
 			// ancestor held by a laggard (a joiner knows only its
 			// genesis and its parent): it proves nothing.
@@ -1499,6 +1502,20 @@ func (g *Group) checkLost() {
 		vouchers = append(vouchers, m)
 		if cl.epoch > target.epoch || (cl.epoch == target.epoch && bytes.Compare(cl.eid[:], target.eid[:]) < 0) {
 			target = cl
+		}
+	}
+	if support == 0 && !g.lost {
+		// Claims older than our memory count only when we have made no
+		// progress for MaxAge and nobody holds our chain final: then they
+		// are no laggards on our own ancestry (beyond seed 455; seed 34431
+		// shows why support must veto: in a 41-member group eight members
+		// still held an ancestor of a joiner's genesis final).
+		for _, m := range older {
+			cl := g.claims[m]
+			vouchers = append(vouchers, m)
+			if cl.epoch > target.epoch || (cl.epoch == target.epoch && bytes.Compare(cl.eid[:], target.eid[:]) < 0) {
+				target = cl
+			}
 		}
 	}
 	q := claimQuorum(len(g.head.members))
@@ -1559,20 +1576,27 @@ func (g *Group) checkLost() {
 // group's chain can be shorter than the joiner's genesis), which prove
 // nothing; the claims do (beyond-window seed 220, and 9944).
 //
-// Once we have made no progress for MaxAge, claims older than our memory
-// count too (as they do as vouchers): a joiner welcomed onto a losing
-// branch past the epoch the group has reached meanwhile can judge nothing
-// else (beyond-window seed 455); a laggard's claim on our own ancestor is
-// outweighed by support, since members on our chain hold it final.
+// Once we have made no progress for MaxAge and no member holds our chain
+// final, claims older than our memory count too (as they do as vouchers):
+// a joiner welcomed onto a losing branch past the epoch the group has
+// reached meanwhile can judge nothing else (beyond-window seed 455).
 func (g *Group) foreignFinalQuorum(oldest uint64, stalled bool) bool {
-	n := 0
+	n, old, support := 0, 0, 0
 	for m, cl := range g.claims {
-		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch > g.root.epoch || (cl.epoch < oldest && !stalled) {
+		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch > g.root.epoch {
 			continue
 		}
-		if g.nodes[cl.eid] == nil && !g.inHistory(cl.eid) {
+		switch {
+		case g.nodes[cl.eid] != nil || g.inHistory(cl.eid):
+			support++
+		case cl.epoch >= oldest:
 			n++
+		case stalled:
+			old++
 		}
+	}
+	if support == 0 {
+		n += old
 	}
 	return n >= claimQuorum(len(g.head.members))
 }

@@ -276,3 +276,48 @@ func TestScenarioJoinerOnLosingBranchSeesOnlyClaims(t *testing.T) {
 		}
 	})
 }
+
+// TestScenarioClaimsOlderThanMemory: claims at epochs older than anything a
+// joiner remembers prove nothing while any member holds its chain final
+// (laggards on its own ancestry: simulator seed 34431, eight of 41 members);
+// once it has made no progress for MaxAge and nobody holds its chain final,
+// they are all it has to go on (beyond-window seed 455: the group's chain
+// is shorter than its genesis).
+func TestScenarioClaimsOlderThanMemory(t *testing.T) {
+	ms := ids("a", "b", "c", "d")
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	h := mkCommit(EpochID{0xee, 1}, 3, "a", ClassUpdate, ms, 1)
+	w := mkCommit(h.Eid, 4, "a", ClassAdd, ms, 2)
+	gen := Genesis{Eid: w.Eid, Epoch: 4, Members: ms, HasCommit: true, Parent: h.Eid, Class: ClassAdd, Committer: "a", Cid: w.Cid}
+	old := EpochID{0xf0, 2} // final at epoch 2: older than our memory (3)
+	for _, tc := range []struct {
+		name   string
+		ours   bool // d holds our chain final
+		rejoin bool
+	}{{"support vetoes", true, false}, {"no support", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := New(cfg, "c", gen, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var eff []Effect
+			for i := range 40 {
+				now := time.Duration(i) * 5 * time.Second
+				for _, m := range ids("a", "b") {
+					step(t, g, TipSeen{Member: m, Eid: old, Epoch: 2, Root: old, RootEpoch: 2})
+				}
+				if tc.ours {
+					step(t, g, TipSeen{Member: "d", Eid: w.Eid, Epoch: 4, Root: h.Eid, RootEpoch: 3})
+				}
+				eff = step(t, g, Tick{Now: at(now)})
+				if g.Done() {
+					break
+				}
+			}
+			_, ok := findEffect[Rejoin](eff)
+			if ok != tc.rejoin {
+				t.Fatalf("rejoin %v, want %v (%s)", ok, tc.rejoin, effectNames(eff))
+			}
+		})
+	}
+}

@@ -1490,6 +1490,10 @@ func TestSimulationRegressions(t *testing.T) {
 		// longer follow the group) finalised its removal by age and
 		// surfaced its message: quiesce now waits for it.
 		{"QuiesceWaitsForRemovedMember34775", 34775},
+		// Eight laggards of a 41-member group held an ancestor of a
+		// joiner's genesis final; taken for another final chain, they
+		// outnumbered the support: support now vetoes such claims.
+		{"LaggardsOlderThanMemoryVetoedBySupport34431", 34431},
 		// Beyond-window rejoin cascade that broke when commits older than
 		// our memory stopped counting as divergence (issue 7 note).
 		{"IgnoreCommitsOlderThanMemory9944", 9944},
@@ -1514,6 +1518,9 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		// was only ever served commits older than its genesis; a quorum
 		// of claims at an epoch it holds final now suffices.
 		{"JoinerOnLosingSideSeesOnlyClaims220", 220},
+		// Same, with the group's chain shorter than the joiner's genesis:
+		// only claims older than its memory are left to judge by.
+		{"JoinerPastTheGroupsChain455", 455},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
