@@ -165,6 +165,9 @@ type Group struct {
 	// to date at this stamp (neither depends on time).
 	tipMut   uint64
 	sweepMut uint64
+	// ffqMut, ffqMax: foreignFinalQuorum's time-free upper bound.
+	ffqMut uint64
+	ffqMax int
 
 	delayEid EpochID
 	delay    time.Duration
@@ -1581,9 +1584,26 @@ func (g *Group) checkLost() {
 // a joiner welcomed onto a losing branch past the epoch the group has
 // reached meanwhile can judge nothing else (beyond-window seed 455).
 func (g *Group) foreignFinalQuorum(oldest uint64, stalled bool) bool {
+	q := claimQuorum(len(g.head.members))
+	if g.ffqMut != g.mut {
+		// An upper bound that ignores time (recency, stalling), cached
+		// until the claims, the tree or the root change: in a settled
+		// group every claim is on our chain and the check costs nothing.
+		g.ffqMax, g.ffqMut = g.countForeign(oldest, false, true), g.mut
+	}
+	if g.ffqMax < q {
+		return false
+	}
+	return g.countForeign(oldest, true, stalled) >= q
+}
+
+// countForeign counts claims at epochs we do not know at numbers we hold
+// final (and, when stalled and nobody holds our chain final, older ones);
+// timed applies the recency bound.
+func (g *Group) countForeign(oldest uint64, timed, stalled bool) int {
 	n, old, support := 0, 0, 0
 	for m, cl := range g.claims {
-		if m == g.self || g.now-cl.at > int64(g.cfg.MaxAge) || cl.epoch > g.root.epoch {
+		if m == g.self || (timed && g.now-cl.at > int64(g.cfg.MaxAge)) || cl.epoch > g.root.epoch {
 			continue
 		}
 		switch {
@@ -1595,10 +1615,10 @@ func (g *Group) foreignFinalQuorum(oldest uint64, stalled bool) bool {
 			old++
 		}
 	}
-	if support == 0 {
+	if support == 0 || !timed {
 		n += old
 	}
-	return n >= claimQuorum(len(g.head.members))
+	return n
 }
 
 // noSupport reports whether no other member's latest final claim is on our
@@ -1646,7 +1666,7 @@ func (g *Group) NextDeadline() time.Time {
 	if g.lastRange != 0 && g.behind() {
 		consider(g.lastRange + int64(g.cfg.Retry))
 	}
-	if g.lost || g.diverged || len(g.claims) > 0 {
+	if g.lost || g.diverged || (g.ffqMut == g.mut && g.ffqMax >= claimQuorum(len(g.head.members))) {
 		// checkLost's clocks: waiting for losers to rejoin us ends, no
 		// progress for MaxAge, support going stale.
 		if g.wonAt != 0 {
