@@ -877,7 +877,12 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 	var touched []*node
 	for m, cl := range g.claims {
 		n := g.nodes[cl.eid]
-		if n == nil || n == g.root || !contains(g.root.members, m) {
+		if n == nil || n == g.root || !contains(n.members, m) {
+			// A claim counts from a member of the epoch it names (a joiner
+			// added on that branch counts; a member the other side removed
+			// had left: beyond-window seed 3340, where the only other
+			// member of the fork point still in the group was one short of
+			// a quorum with the joiner beside it).
 			continue
 		}
 		for ; n.up != nil; n = n.up {

@@ -860,10 +860,13 @@ func (s *sim) doRejoin(n *simNode) {
 		}
 	}
 	if len(peers) == 0 {
-		// Vouchers gone (they rejoined or left): ask any member that is not
-		// itself stranded.
+		// Vouchers gone (they rejoined or left): ask any member that does
+		// not know itself beaten. (Not "not diverged": that flag is
+		// evidence kept for good, set on healthy members by any late
+		// commit of a dead branch; beyond-window seeds 4235, 4457 found
+		// no peer at all.)
 		for _, p := range s.nodes {
-			if p != n && s.active(p) && p.online && s.side[p.idx] == s.side[n.idx] && contains(p.g.head.members, p.id) && !p.g.lost && !p.g.diverged {
+			if p != n && s.active(p) && p.online && s.side[p.idx] == s.side[n.idx] && contains(p.g.head.members, p.id) && !p.g.lost {
 				peers = append(peers, p)
 			}
 		}
@@ -1521,6 +1524,14 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		// Same, with the group's chain shorter than the joiner's genesis:
 		// only claims older than its memory are left to judge by.
 		{"JoinerPastTheGroupsChain455", 455},
+		// The only other member of the fork point left in the group held
+		// the winning branch final beside a joiner added there; claims
+		// from the joiner did not count, so no quorum (heldElsewhere now
+		// counts members of the epoch claimed).
+		{"ClaimsFromJoinerOnWinningBranch3340", 3340},
+		// Rejoiners found no peer: every healthy member carried the
+		// (permanent) diverged flag the simulator used to exclude peers.
+		{"RejoinPeerNotExcludedForDiverged4235", 4235},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
