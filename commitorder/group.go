@@ -785,7 +785,7 @@ func (g *Group) chosenChild(n *node, held map[*node]*node) *node {
 }
 
 // abandoned returns the sibling of c to defer to when nobody but us has
-// acted on c's subtree for MaxAge after c appeared, we are behind (others
+// acted on or committed in c's subtree for MaxAge after c appeared, we are behind (others
 // act on epochs we do not hold, newer than our head), a quorum of other
 // members acted on the valid sibling's subtree, and that subtree removes
 // us; nil otherwise. A member that
@@ -802,12 +802,32 @@ func (g *Group) abandoned(p, c *node) *node {
 	if len(p.children) < 2 || g.now < c.seenAt+int64(g.cfg.MaxAge) || !g.behind() {
 		return nil
 	}
-	var counts map[*node]int
-	for m, a := range g.acts {
+	// Who is on each child's branch: members seen acting in its subtree,
+	// and the committers of its commits (a committer is on the branch it
+	// extends, even when we cannot process what it did next).
+	on := make(map[*node]map[MemberID]bool, len(p.children))
+	add := func(ch *node, m MemberID) {
 		if m == g.self {
-			continue
+			return
 		}
-		var seen []*node // acts of one member count once per subtree
+		if on[ch] == nil {
+			on[ch] = make(map[MemberID]bool)
+		}
+		on[ch][m] = true
+	}
+	for _, ch := range p.children {
+		var walk func(n *node)
+		walk = func(n *node) {
+			if n.mlsValid {
+				add(ch, n.committer)
+			}
+			for _, k := range n.children {
+				walk(k)
+			}
+		}
+		walk(ch)
+	}
+	for m, a := range g.acts {
 		for eid, ep := range a {
 			if ep <= p.epoch {
 				continue
@@ -816,18 +836,17 @@ func (g *Group) abandoned(p, c *node) *node {
 			for n != nil && n.epoch > p.epoch+1 {
 				n = n.up
 			}
-			if n == nil || n.up != p || slices.Contains(seen, n) {
-				continue
+			if n != nil && n.up == p {
+				add(n, m)
 			}
-			if n == c {
-				return nil // someone else is on our branch
-			}
-			seen = append(seen, n)
-			if counts == nil {
-				counts = make(map[*node]int)
-			}
-			counts[n]++
 		}
+	}
+	if len(on[c]) > 0 {
+		return nil // someone else is on our branch
+	}
+	counts := make(map[*node]int, len(on))
+	for ch, ms := range on {
+		counts[ch] = len(ms)
 	}
 	var best *node
 	for s, k := range counts {

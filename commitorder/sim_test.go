@@ -1532,6 +1532,11 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		// Rejoiners found no peer: every healthy member carried the
 		// (permanent) diverged flag the simulator used to exclude peers.
 		{"RejoinPeerNotExcludedForDiverged4235", 4235},
+		// A member alone on a better sibling, removed on the branch the
+		// others took, saw only one of them act there (the other's acts
+		// were on epochs past its removal): the committers of the branch
+		// now count as on it.
+		{"CommittersCountAsOnTheirBranch4601", 4601},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
