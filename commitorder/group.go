@@ -1315,8 +1315,8 @@ func (g *Group) unseenAbove(epoch uint64) bool {
 	return g.unknownOK && g.unknownMin > epoch
 }
 
-// unknownHolders lists up to max members (sorted) seen acting on epochs we
-// do not hold, newest such epoch first.
+// unknownHolders lists up to limit members (sorted) seen acting on epochs
+// we do not hold, preferring those on the newest such epochs.
 func (g *Group) unknownHolders(limit int) []MemberID {
 	type holder struct {
 		m  MemberID
@@ -1643,17 +1643,6 @@ func (g *Group) countForeign(oldest uint64, timed, stalled bool) int {
 		n += old
 	}
 	return n
-}
-
-// noSupport reports whether no other member's latest final claim is on our
-// chain.
-func (g *Group) noSupport() bool {
-	for m, cl := range g.claims {
-		if m != g.self && (g.nodes[cl.eid] != nil || g.inHistory(cl.eid)) {
-			return false
-		}
-	}
-	return true
 }
 
 // NextDeadline is the earliest time at which a Tick could change anything,
