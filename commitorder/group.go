@@ -796,7 +796,8 @@ func (g *Group) chosenChild(n *node, held map[*node]*node) *node {
 }
 
 // abandoned returns the sibling of c to defer to when nobody but us has
-// acted on or committed in c's subtree for MaxAge after c appeared, we are behind (others
+// acted on or committed in c's subtree (and not also in another) for
+// MaxAge after c appeared, we are behind (others
 // act on epochs we do not hold, newer than our head), a quorum of other
 // members acted on the valid sibling's subtree, and that subtree removes
 // us; nil otherwise. A member that
@@ -827,6 +828,14 @@ func (g *Group) abandoned(p, c *node) *node {
 		on[ch][m] = true
 	}
 	for _, ch := range p.children {
+		if ch == c {
+			// On our own branch only acts count: a committer still there
+			// would be heard (tips); one that left may act only on epochs
+			// we cannot hold (simulator seed 58634: a member back from
+			// offline committed on a stale epoch, then followed the group
+			// past the epoch that removed us).
+			continue
+		}
 		var walk func(n *node)
 		walk = func(n *node) {
 			if n.mlsValid {
@@ -852,8 +861,18 @@ func (g *Group) abandoned(p, c *node) *node {
 			}
 		}
 	}
-	if len(on[c]) > 0 {
-		return nil // someone else is on our branch
+	for m := range on[c] {
+		elsewhere := false
+		for ch, ms := range on {
+			elsewhere = elsewhere || (ch != c && ms[m])
+		}
+		if !elsewhere {
+			// Someone else is on our branch and on no other. (One seen
+			// on both has most likely left ours: its own commit on our
+			// branch does not keep us there once it acts on the other;
+			// simulator seed 58634.)
+			return nil
+		}
 	}
 	counts := make(map[*node]int, len(on))
 	for ch, ms := range on {

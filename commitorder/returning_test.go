@@ -188,7 +188,7 @@ func TestScenarioRemovedMemberAloneOnBetterSiblingDefers(t *testing.T) {
 		t.Fatal("d ranks last on this genesis; the scenario needs a better rank")
 	}
 	r := mkCommit(p, 2, by, ClassUpdate, ms, 1)
-	r2 := mkCommit(r.Eid, 3, "a", ClassRemove, ids("a", "b", "c"), 2)
+	r2 := mkCommit(r.Eid, 3, "b", ClassRemove, ids("a", "b", "c"), 2)
 	ahead := mkCommit(r2.Eid, 4, "b", ClassUpdate, ids("a", "b", "c"), 3)
 	x := mkCommit(p, 2, "d", ClassUpdate, ms, 9)
 	x.Own = true

@@ -1497,6 +1497,11 @@ func TestSimulationRegressions(t *testing.T) {
 		// joiner's genesis final; taken for another final chain, they
 		// outnumbered the support: support now vetoes such claims.
 		{"LaggardsOlderThanMemoryVetoedBySupport34431", 34431},
+		// A member back from offline committed on a stale epoch; another
+		// member adopted it, was then removed on the group's branch and
+		// counted the absent committer as still on its own: only acts
+		// count on our own branch now.
+		{"StaleCommitterLeftOurBranch58634", 58634},
 		// Beyond-window rejoin cascade that broke when commits older than
 		// our memory stopped counting as divergence (issue 7 note).
 		{"IgnoreCommitsOlderThanMemory9944", 9944},
