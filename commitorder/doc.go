@@ -212,11 +212,10 @@
 // loses beyond the window is never told.
 //
 // Beyond the window (TestSimulationBeyondWindow, opt-in: -sim.beyond) most
-// schedules converge, but not all (4 of seeds 1-5,000 at the time of
-// writing: 566, 1752, 2687, 4596): a member that saw its own branch win a
-// fork waits MaxAge for the losers to rejoin it while they had in fact
-// finalised elsewhere, or a member knows it lost but hears no quorum of
-// vouchers it can judge. Default schedules include beyond-window cases (an
+// schedules converge, but not all (2 of seeds 1-5,000 at the time of
+// writing: 1752, 2687): a member that saw its own branch win a fork waits
+// for the losers to rejoin it while they had in fact finalised elsewhere,
+// or a member knows it lost but hears no quorum of vouchers it can judge. Default schedules include beyond-window cases (an
 // outage longer than the window by time or commit count) and must all
 // converge.
 package commitorder
