@@ -7,15 +7,18 @@ import (
 	"slices"
 )
 
-// Serialised state, version 1. Every collection is written in a canonical
+// Serialised state, version 2. Version 1 lacks the trailing behind-since
+// time and the "fresh" group flag (8); it is still decoded, as "not
+// catching up" and "not fresh". Every collection is written in a canonical
 // order (sorted by key, strictly increasing) and every integer as a minimal
 // uvarint or fixed 8 bytes, and the decoder rejects anything else, so
 // decode-then-encode reproduces the input byte for byte. Derived fields
 // (parent pointers, children, the canonical marks) are not stored; they are
 // rebuilt and must agree with the stored head.
 const (
-	codecMagic   = "GCO"
-	codecVersion = 1
+	codecMagic     = "GCO"
+	codecVersion   = 2
+	codecVersionV1 = 1
 )
 
 // MarshalBinary encodes the whole state. The node stores it in the same
@@ -149,8 +152,12 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	if g.diverged {
 		flags |= 4
 	}
+	if g.fresh {
+		flags |= 8 // version 2
+	}
 	w = append(w, flags)
 	w = binary.AppendUvarint(w, g.lostEpoch)
+	w = binary.BigEndian.AppendUint64(w, uint64(g.behindSince)) // version 2
 	return w, nil
 }
 
@@ -379,8 +386,9 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	if string(r.take(3, "magic")) != codecMagic {
 		return nil, fmt.Errorf("bad magic")
 	}
-	if v := r.byte1("version"); v != codecVersion {
-		return nil, fmt.Errorf("unsupported version %d", v)
+	version := r.byte1("version")
+	if version != codecVersion && version != codecVersionV1 {
+		return nil, fmt.Errorf("unsupported version %d", version)
 	}
 	self := MemberID(r.str("self"))
 	if self == "" {
@@ -578,13 +586,20 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	g.lastRange = int64(r.u64("last range"))
 	flags := r.byte1("flags")
 	g.lostEpoch = r.uvarint("lost epoch")
+	if version >= 2 {
+		g.behindSince = int64(r.u64("behind since"))
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
-	if flags&^7 != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
+	known := byte(15)
+	if version == codecVersionV1 {
+		known = 7
+	}
+	if flags&^known != 0 || (flags&1 == 0 && g.lostEpoch != 0) {
 		return nil, fmt.Errorf("bad group flags")
 	}
-	g.lost, g.done, g.diverged = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	g.lost, g.done, g.diverged, g.fresh = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", len(r.b))
 	}

@@ -16,9 +16,10 @@
 // # Inputs and outputs
 //
 // Events: CommitSeen (a processed Commit, ours or not), ParentMissing (a
-// Commit whose parent state we lack), AppMessageSeen, TipSeen (a member's
-// heartbeat: its head and the newest epoch it holds final), Tick,
-// IntentQueued, OutboxAdded. Effects: RollbackTo, Apply, Orphaned, Resend,
+// Commit whose parent state we lack), AppMessageSeen, CiphertextPending (an
+// application message for an epoch we do not hold: a hint, not evidence),
+// TipSeen (a member's heartbeat: its head and the newest epoch it holds
+// final), Tick, IntentQueued, OutboxAdded. Effects: RollbackTo, Apply, Orphaned, Resend,
 // Surface, OutboxDone, FinaliseEpoch, DropBranch, ProposeCommit,
 // CommitSettled, CommitDiscarded, SendWelcome, FetchParent, FetchRange,
 // Retry, Rejoin, Removed. The node persists MarshalBinary output in the same
@@ -61,18 +62,27 @@
 // the fork choice for a member that has not finalised that fork: they can no
 // longer switch, it still can. Without this an isolated member whose lone
 // commit wins on rank would never converge with a majority that had already
-// finalised the other branch.
+// finalised the other branch. Claims name epochs, so a member must hold
+// them to defer; a member the other branch removed cannot (MLS gives it
+// nothing past its removal). So, too, a member defers to a valid sibling
+// when nobody else has acted on its own branch for MaxAge since it
+// appeared, it hears of epochs it does not hold, and a quorum acted on the
+// sibling's subtree, which removes it (abandoned): it follows the group to
+// its removal instead of staying alone for ever.
 //
 // Avoidance. Intents are committed by value. A member proposes only when its
 // delay on the head has elapsed: position in the rank order of the head's
 // members × Delta (CommitDelay). A valid commit arriving first moves the
 // head, so the delay restarts and nothing is proposed on the stale parent. No
 // proposal while a member's tip shows we are behind, or while we are rate
-// limited, or while our head is final and no other member has been seen on
-// it or later: a joiner's Welcome can arrive long after the group moved on,
-// and its first commit on the stale genesis could beat, below the window, a
-// branch others already finalised (one heartbeat settles it; everyone
-// else's final head was seen in use, as finality requires).
+// limited, or while our head is final, or we joined and have finalised
+// nothing since, and no other member has been seen on our head or later:
+// a joiner's Welcome can arrive long after the group moved on, and its
+// first commit on a stale head (its genesis, or a commit fetched after it)
+// could beat, below the window, a branch others already finalised. A
+// joiner also lets Grace pass after joining, since the heartbeat it sees
+// may itself be a delayed message. Everyone else's final head was seen in
+// use, as finality requires, so this costs them nothing.
 //
 // Finality and retention. The newest final canonical epoch is the root; the
 // node keeps the states of the root and everything below it (canonical and
@@ -85,6 +95,15 @@
 //   - depth: the head is Depth (W) epochs past R, Grace after C appeared;
 //   - age: C appeared MaxAge (T) ago;
 //   - hard depth: the head is HardDepth past R, regardless.
+//
+// Depth finality also waits while any member has been seen acting on an
+// epoch we do not hold numbered past R, or a ciphertext arrived for one
+// (CiphertextPending): a better sibling of C may be on its way (a dropped
+// commit re-sent later than Grace, or one lost to a partition while the
+// messages on its branch were not). The range is fetched, from the members
+// seen on those epochs first (FetchRange.Peers); age finality still bounds
+// the wait, and witness finality ignores these hints, so forged ciphertext
+// framing can at worst slow depth finality down to age finality.
 //
 // Depth and age finalise only with a quorum: at least one other member seen
 // on our chain below R. An isolated member keeps its states (bounded by
@@ -122,15 +141,25 @@
 // Beyond the window. Rejoin is emitted when (A) a sibling that beats our
 // final commit at a remembered fork point (History epochs are remembered)
 // is seen and a quorum of members hold final an epoch past that fork that is
-// not ours; or (B) commits off our chain were seen at or below our root, we
-// never saw the fork, we are not waiting for losers to rejoin us (MaxAge
-// after we saw ourselves win a fork), and more members currently hold
-// another chain final than ours. Rejoin names the vouching members and a
-// target epoch. Only a claim at an epoch number we hold final (between the
-// oldest History epoch and our root) proves another final chain at once: a
-// claim newer than our root may be a descendant we have not fetched (a late
-// joiner), one older than our memory may be our own ancestor held by a
-// laggard; those count only after MaxAge without progress. The node
+// not ours; or (B) commits off our chain were seen at or below our root
+// (at epoch numbers we remember: commits older than our memory, such as a
+// returning member is served by a deep sync, prove nothing and are
+// ignored), or a quorum of members hold final epochs we do not know at
+// numbers we hold final (a joiner welcomed onto a losing branch may never
+// be served a commit it can judge), we never saw the fork, we are not
+// waiting for losers to rejoin us (MaxAge after we saw ourselves win a
+// fork), and more members currently hold another chain final than ours.
+// Rejoin names the vouching members and a target epoch. Only a claim at an
+// epoch number we hold final (between the oldest History epoch and our
+// root) proves another final chain at once: a claim newer than our root may
+// be a descendant we have not fetched (a late joiner, a member back from
+// offline), one older than our memory may be our own ancestor held by a
+// laggard; those count only after MaxAge without progress, and the
+// no-progress clock starts when we learn we are behind (time spent offline
+// is not time spent failing to catch up). In case (A) the same holds for
+// claims newer than our root, and the lost flag is cleared once a quorum
+// holds our chain final past the fork (the better sibling arrived after
+// everyone had finalised ours). The node
 // rejoins by external Commit (RFC 9420, Section
 // 12.4.3.2) from an epoch the vouchers hold final, and reconciles what it
 // sent in the abandoned Group against the rejoined group's log.
@@ -156,7 +185,10 @@
 // Epoch secrets live from the epoch's creation until it is final: normally
 // one gossip round plus Grace (5 s) after every member has moved on; at most
 // MaxAge (2 min) after it was superseded while some member is silent but one
-// other is reachable; at most HardDepth epochs for an isolated member.
+// other is reachable (also while an epoch we lack is named by an act or a
+// ciphertext and not yet fetched, which holds depth finality back; forged
+// ciphertext framing can keep a group with a silent member at this bound);
+// at most HardDepth epochs for an isolated member.
 // Orphaned branch states live until their fork point is final (same bounds).
 // Outbox plaintext lives until its epoch is settled. Consumed message keys
 // are the mls package's concern (deleted at once).
@@ -165,13 +197,25 @@
 //
 // Witness finality trusts tips: a member that tips an epoch and then
 // releases a better sibling of it makes members disagree about finality
-// (tips are not replicated evidence); no simulated schedule needed this
-// (the convergence failures once blamed on it were a simulator artefact and
-// the rejoin rules above). A member removed on the branch the group
-// finalised, holding a late better sibling that keeps it, cannot process
-// the winner past its removal and so cannot learn it lost (the simulator
-// lets removed members keep processing commits, which hides this; modelling
-// the MLS limit made 3 of 10,000 schedules fail this way). Beyond the window, more than two final chains can cause
-// rejoin cascades, so TestSimulationBeyondWindow is opt-in (-sim.beyond). A
-// member removed on a side that later loses beyond the window is never told.
+// (tips are not replicated evidence); no simulated schedule needed this.
+// Depth finality assumes a better sibling arrives within Grace unless some
+// evidence of it (an act or a ciphertext on an epoch we lack) does: a
+// commit and every message and tip about its branch all delayed past Grace
+// still defeat it (the simulator treats a partition as beyond the window
+// for a member until it first hears the other side).
+//
+// The simulator models MLS removal (a removed member processes no commit
+// on an epoch it is not in). A member removed on the branch the group
+// finalised, holding a better sibling that keeps it, learns it lost only
+// through the abandoned rule: MaxAge after its sibling appeared, and only if
+// nobody else acted on that sibling. A member removed on a side that later
+// loses beyond the window is never told.
+//
+// Beyond the window (TestSimulationBeyondWindow, opt-in: -sim.beyond) most
+// schedules converge, but not all (2 of seeds 1-5,000 at the time of
+// writing: 1752, 2687): a member that saw its own branch win a fork waits
+// for the losers to rejoin it while they had in fact finalised elsewhere,
+// or a member knows it lost but hears no quorum of vouchers it can judge. Default schedules include beyond-window cases (an
+// outage longer than the window by time or commit count) and must all
+// converge.
 package commitorder

@@ -2,7 +2,9 @@ package commitorder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,6 +43,7 @@ func seedStates(tb testing.TB) [][]byte {
 func FuzzUnmarshal(f *testing.F) {
 	for _, s := range seedStates(f) {
 		f.Add(s)
+		f.Add(toV1(s))
 	}
 	f.Add([]byte("GCO\x01"))
 	f.Add([]byte{})
@@ -60,7 +63,7 @@ func FuzzUnmarshal(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(out, data) {
+		if !bytes.Equal(out, upgraded(data)) {
 			t.Fatalf("round trip differs:\n%x\n%x", data, out)
 		}
 		// And it keeps working.
@@ -89,6 +92,84 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 }
 
+// toV1 rewrites a version 2 state as version 1 would have stored it (no
+// behind-since time, no fresh flag).
+func toV1(s []byte) []byte {
+	g, err := Unmarshal(Config{}, s)
+	if err != nil {
+		panic(err)
+	}
+	g.behindSince, g.fresh = 0, false
+	b, _ := g.MarshalBinary()
+	v1 := b[:len(b)-8]
+	v1[3] = codecVersionV1
+	return v1
+}
+
+// upgraded is what a decoded state re-encodes to: version 1 gains the
+// version 2 field, zero.
+func upgraded(data []byte) []byte {
+	if len(data) < 4 || data[3] != codecVersionV1 {
+		return data
+	}
+	out := slices.Clone(data)
+	out[3] = codecVersion
+	return binary.BigEndian.AppendUint64(out, 0)
+}
+
+// TestUnmarshalVersion1: states stored before version 2 still decode, to
+// the same group (head, root, retained epochs, outbox), and re-encode as
+// version 2 with "not catching up".
+func TestUnmarshalVersion1(t *testing.T) {
+	for i, s := range seedStates(t) {
+		if s[3] != codecVersion {
+			t.Fatalf("%d: seed state is not version 2", i)
+		}
+		g2, err := Unmarshal(Config{}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g1, err := Unmarshal(Config{}, toV1(s))
+		if err != nil {
+			t.Fatalf("%d: version 1 rejected: %v", i, err)
+		}
+		if g1.head.eid != g2.head.eid || g1.root.eid != g2.root.eid || !slices.Equal(g1.Retained(), g2.Retained()) || len(g1.outbox) != len(g2.outbox) || g1.behindSince != 0 {
+			t.Fatalf("%d: version 1 decodes to a different group", i)
+		}
+		out, _ := g1.MarshalBinary()
+		if !bytes.Equal(out, upgraded(toV1(s))) || len(out) != len(s) {
+			t.Fatalf("%d: version 1 does not re-encode as the version 2 state", i)
+		}
+	}
+	// A version 2 state cut to version 1 length but still labelled 2 is
+	// corrupt, as is an unknown version.
+	ms := ids("a", "b", "c")
+	j := mkCommit(EpochID{7}, 5, "a", ClassAdd, ms, 1)
+	joiner, err := New(Config{}, "c", Genesis{Eid: j.Eid, Epoch: 5, Members: ms, HasCommit: true, Parent: j.Parent, Class: j.Class, Committer: j.Committer, Cid: j.Cid}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := joiner.MarshalBinary()
+	if g, _ := Unmarshal(Config{}, js); g == nil || !g.fresh {
+		t.Fatal("a joiner's state should decode as fresh")
+	}
+	if g, _ := Unmarshal(Config{}, toV1(js)); g == nil || g.fresh || g.behindSince != 0 {
+		t.Fatal("version 1 state should decode as not fresh and not catching up")
+	}
+	s := seedStates(t)[1]
+	if binary.BigEndian.Uint64(s[len(s)-8:]) == 0 {
+		t.Fatal("seed state 1 should be catching up (a tip ahead of it)")
+	}
+	if _, err := Unmarshal(Config{}, s[:len(s)-8]); err == nil {
+		t.Fatal("accepted a truncated version 2 state")
+	}
+	bad := slices.Clone(s)
+	bad[3] = 3
+	if _, err := Unmarshal(Config{}, bad); err == nil {
+		t.Fatal("accepted version 3")
+	}
+}
+
 // FuzzEvents drives a group with an event sequence decoded from the input:
 // no panic, invariants after every step, and the state survives a round
 // trip at every point.
@@ -96,6 +177,7 @@ func FuzzEvents(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 	f.Add(bytes.Repeat([]byte{0, 0, 3, 1, 6, 2}, 20))
 	f.Add(bytes.Repeat([]byte{1, 2, 0, 5, 4, 3, 2, 1, 7}, 30))
+	f.Add(bytes.Repeat([]byte{0, 1, 2, 3, 9, 0, 1, 2, 3, 4, 5, 8, 1, 2, 3, 0, 5, 200}, 20))
 	f.Fuzz(runEvents)
 }
 
@@ -118,7 +200,7 @@ func runEvents(t *testing.T, data []byte) {
 			return b
 		}
 		for steps := 0; len(data) > 0 && steps < 200; steps++ {
-			op := next() % 8
+			op := next() % 10
 			pick := known[int(next())%len(known)]
 			m := ms[int(next())%len(ms)]
 			var ev Event
@@ -153,6 +235,11 @@ func runEvents(t *testing.T, data []byte) {
 				ev = IntentQueued{ID: IntentID{next()}, Class: Class(next() % 3)}
 			case 7:
 				ev = OutboxAdded{ID: MsgID{next()}, Eid: pick}
+			case 8: // a ciphertext for an epoch we may not hold
+				ev = CiphertextPending{Eid: EpochID{next(), next()}, Epoch: uint64(next())}
+			case 9: // a heartbeat naming epochs we do not know
+				ep := uint64(next())
+				ev = TipSeen{Member: m, Eid: EpochID{0xaa, next()}, Epoch: ep + uint64(next()%4), Root: EpochID{0xbb, next()}, RootEpoch: ep}
 			}
 			_, err := g.Step(ev)
 			if err == ErrDone {

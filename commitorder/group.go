@@ -2,10 +2,19 @@ package commitorder
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
 )
+
+// lostKey identifies the inputs of one checkLost evaluation.
+type lostKey struct {
+	mut                     uint64
+	now, behindSince, wonAt int64
+	lost, diverged          bool
+	lostEpoch               uint64
+}
 
 // node is one known epoch: a retained state of the group.
 type node struct {
@@ -100,6 +109,10 @@ type Group struct {
 	// a branch that others hold final wins over one we have not finalised.
 	claims map[MemberID]claim
 
+	// hints: epochs of messages we could not decrypt (CiphertextPending),
+	// unauthenticated; they only hold depth finality back. Not serialised.
+	hints map[EpochID]uint64
+
 	held    map[CommitID]*heldCommit
 	history []histEntry // oldest first
 	outbox  map[MsgID]*outEntry
@@ -111,6 +124,11 @@ type Group struct {
 	// just before those acts can still arrive.
 	witnessedAt int64
 	headSince   int64 // when the head last changed
+	// behindSince: when we last started catching up (a member acted on an
+	// epoch newer than our head that we do not hold); zero when not
+	// behind. Time offline is no time "without progress": a member back
+	// after a long absence has not yet had a chance to fetch.
+	behindSince int64
 	lastRange   int64
 	lost        bool   // a sibling that beat our final branch was seen
 	lostEpoch   uint64 // epoch of that sibling's parent
@@ -121,6 +139,10 @@ type Group struct {
 	wonAt    int64
 	diverged bool
 	done     bool
+	// fresh: we joined (by Welcome or external commit: the genesis names
+	// its commit) and the root is still that genesis (nothing finalised
+	// since). Version 1 state decodes as not fresh.
+	fresh bool
 
 	claimStamp uint64
 
@@ -133,8 +155,12 @@ type Group struct {
 	bmut      uint64 // like mut, for behind: acts, the tree and the head
 	behindMut uint64
 	behindVal bool
-	heldMut   uint64
-	heldVal   map[*node]*node
+	// unknownMin: lowest epoch number of an act on an unknown epoch
+	// (unknownOK: there is one); cached with behindVal.
+	unknownMin uint64
+	unknownOK  bool
+	heldMut    uint64
+	heldVal    map[*node]*node
 	// witnessMut: noteWitnesses found the root not fully witnessed at
 	// this stamp.
 	witnessMut uint64
@@ -147,6 +173,12 @@ type Group struct {
 	// to date at this stamp (neither depends on time).
 	tipMut   uint64
 	sweepMut uint64
+	// ffqMut, ffqMax: foreignFinalQuorum's time-free upper bound.
+	ffqMut uint64
+	ffqMax int
+	// lostKey: the inputs checkLost last found nothing to do with.
+	lostKey   lostKey
+	lostKeyOK bool
 
 	delayEid EpochID
 	delay    time.Duration
@@ -187,6 +219,7 @@ func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) 
 	g.nodes[root.eid] = root
 	g.root, g.head = root, root
 	g.headSince = g.now
+	g.fresh = gen.HasCommit
 	root.canonical = true
 	return g, nil
 }
@@ -273,9 +306,15 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 		}
 	case TipSeen:
 		err = g.tipSeen(e)
+	case CiphertextPending:
+		g.ciphertextPending(e)
 	case Tick:
 		if n := e.Now.UnixNano(); n > g.now {
+			old := g.now
 			g.now = n
+			if g.abandonDue(old, n) {
+				g.mut++ // abandoned may now move the chain
+			}
 		}
 	case IntentQueued:
 		if !e.Class.valid() {
@@ -405,15 +444,15 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		}
 		return nil
 	}
-	if e.ParentEpoch <= g.root.epoch {
-		g.diverged = true
-	}
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
 	if e.ParentEpoch < oldest {
 		return nil // older than anything we can still judge
+	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
 	}
 	if _, ok := g.held[e.Cid]; ok {
 		return nil
@@ -435,6 +474,30 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		g.emit(FetchParent{Eid: e.Parent})
 	}
 	return nil
+}
+
+// maxHints bounds the unauthenticated hints kept from CiphertextPending.
+const maxHints = 8
+
+// ciphertextPending notes an unreadable message's epoch as a hint and
+// fetches the range. A hint is not evidence (the framing is not
+// authenticated): it never affects validity, the fork choice or whether we
+// are behind; it only holds depth finality back (as an act on an unknown
+// epoch does) until the epoch is fetched or the root passes it. Forged
+// hints can therefore at worst slow depth finality down to age finality;
+// witness finality ignores them. Hints are not serialised.
+func (g *Group) ciphertextPending(e CiphertextPending) {
+	if g.nodes[e.Eid] != nil || g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+		return
+	}
+	if _, ok := g.hints[e.Eid]; !ok && len(g.hints) < maxHints {
+		if g.hints == nil {
+			g.hints = make(map[EpochID]uint64)
+		}
+		g.hints[e.Eid] = e.Epoch
+		g.bmut++
+	}
+	g.maybeFetchRange()
 }
 
 func (g *Group) actEvent(m MemberID, eid EpochID, epoch uint64) error {
@@ -515,7 +578,7 @@ func (g *Group) maybeFetchRange() {
 	for i := len(g.history) - 1; i >= 0; i-- {
 		loc = append(loc, g.history[i].eid)
 	}
-	g.emit(FetchRange{Locator: loc})
+	g.emit(FetchRange{Locator: loc, Peers: g.unknownHolders(3)})
 }
 
 const maxUnknownActs = 4
@@ -550,8 +613,8 @@ func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
 	}
 	a[eid] = epoch
 	g.mut++
-	if g.nodes[eid] == nil || g.behindVal {
-		// An act on a known epoch can only clear being behind.
+	if g.nodes[eid] == nil || g.behindVal || g.unknownOK {
+		// An act on a known epoch can only clear unknown acts.
 		g.bmut++
 	}
 	if g.nodes[eid] != nil {
@@ -623,9 +686,18 @@ func (g *Group) settle() {
 		g.sweepMut = g.mut
 	}
 	g.retryFetches()
+	if b := g.behind(); b && g.behindSince == 0 {
+		g.behindSince = max(g.now, 1)
+	} else if !b {
+		g.behindSince = 0
+	}
 	g.maybePropose()
 	g.checkLost()
 }
+
+// progressAt is when we last made progress or started trying to: the later
+// of the last head change and the start of the current catch-up.
+func (g *Group) progressAt() int64 { return max(g.headSince, g.behindSince) }
 
 // valid decides whether child c of p counts. It is a function of the
 // commits and the evidence known, never of arrival order.
@@ -698,16 +770,151 @@ func (g *Group) canonicalTip() *node {
 	n := g.root
 	n.canonical = true
 	for {
-		c := g.bestChild(n)
-		if h := held[n]; h != nil {
-			c = h
-		}
+		c := g.chosenChild(n, held)
 		if c == nil {
 			return n
 		}
 		c.canonical = true
 		n = c
 	}
+}
+
+// chosenChild is the canonical child of n: the fork choice, unless others
+// hold another child final (heldElsewhere) or have all gone elsewhere
+// (abandoned).
+func (g *Group) chosenChild(n *node, held map[*node]*node) *node {
+	if h := held[n]; h != nil {
+		return h
+	}
+	c := g.bestChild(n)
+	if c != nil {
+		if s := g.abandoned(n, c); s != nil {
+			return s
+		}
+	}
+	return c
+}
+
+// abandoned returns the sibling of c to defer to when nobody but us has
+// acted on or committed in c's subtree (and not also in another) for
+// MaxAge after c appeared, we are behind (others
+// act on epochs we do not hold, newer than our head), a quorum of other
+// members acted on the valid sibling's subtree, and that subtree removes
+// us; nil otherwise. A member that
+// cannot follow the group's branch past its own removal there (MLS gives it
+// none of the later epochs' secrets) never sees the claims that would make
+// it defer; without this it stayed for ever on a better sibling that only
+// it had (a returning member's stale commit, simulator seed 3686 once the
+// simulator stopped letting removed members process commits). Everyone
+// else went the other way, and will have finalised it by age; following
+// them leads such a member to its removal. Only a member alone on its
+// branch is moved, and only after MaxAge, so the fork choice is untouched
+// wherever anyone else could still adopt our branch.
+func (g *Group) abandoned(p, c *node) *node {
+	if len(p.children) < 2 || g.now < c.seenAt+int64(g.cfg.MaxAge) || !g.behind() {
+		return nil
+	}
+	// Who is on each child's branch: members seen acting in its subtree,
+	// and the committers of its commits (a committer is on the branch it
+	// extends, even when we cannot process what it did next).
+	on := make(map[*node]map[MemberID]bool, len(p.children))
+	add := func(ch *node, m MemberID) {
+		if m == g.self {
+			return
+		}
+		if on[ch] == nil {
+			on[ch] = make(map[MemberID]bool)
+		}
+		on[ch][m] = true
+	}
+	for _, ch := range p.children {
+		if ch == c {
+			// On our own branch only acts count: a committer still there
+			// would be heard (tips); one that left may act only on epochs
+			// we cannot hold (simulator seed 58634: a member back from
+			// offline committed on a stale epoch, then followed the group
+			// past the epoch that removed us).
+			continue
+		}
+		var walk func(n *node)
+		walk = func(n *node) {
+			if n.mlsValid {
+				add(ch, n.committer)
+			}
+			for _, k := range n.children {
+				walk(k)
+			}
+		}
+		walk(ch)
+	}
+	for m, a := range g.acts {
+		for eid, ep := range a {
+			if ep <= p.epoch {
+				continue
+			}
+			n := g.nodes[eid]
+			for n != nil && n.epoch > p.epoch+1 {
+				n = n.up
+			}
+			if n != nil && n.up == p {
+				add(n, m)
+			}
+		}
+	}
+	for m := range on[c] {
+		elsewhere := false
+		for ch, ms := range on {
+			elsewhere = elsewhere || (ch != c && ms[m])
+		}
+		if !elsewhere {
+			// Someone else is on our branch and on no other. (One seen
+			// on both has most likely left ours: its own commit on our
+			// branch does not keep us there once it acts on the other;
+			// simulator seed 58634.)
+			return nil
+		}
+	}
+	counts := make(map[*node]int, len(on))
+	for ch, ms := range on {
+		counts[ch] = len(ms)
+	}
+	var best *node
+	for s, k := range counts {
+		if k >= claimQuorum(len(p.members)) && g.valid(p, s) && g.removesUs(s) && (best == nil || s.key().less(best.key())) {
+			best = s
+		}
+	}
+	return best
+}
+
+// abandonDue reports whether, between from and to, MaxAge passed since
+// the canonical child of some fork on our chain appeared: the one time
+// abandoned can change its answer without any other state changing.
+func (g *Group) abandonDue(from, to int64) bool {
+	for n := g.head; n != nil; n = n.up {
+		p := n.up
+		if p == nil || len(p.children) < 2 {
+			continue
+		}
+		if t := n.seenAt + int64(g.cfg.MaxAge); from < t && t <= to {
+			return true
+		}
+	}
+	return false
+}
+
+// removesUs reports whether n's subtree holds an epoch we are not a member
+// of: the reason we cannot follow it further.
+func (g *Group) removesUs(n *node) bool {
+	if !contains(n.members, g.self) {
+		return true
+	}
+	for _, c := range n.children {
+		if g.removesUs(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimQuorum is how many other members must hold a branch final before
@@ -735,7 +942,12 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 	var touched []*node
 	for m, cl := range g.claims {
 		n := g.nodes[cl.eid]
-		if n == nil || n == g.root || !contains(g.root.members, m) {
+		if n == nil || n == g.root || !contains(n.members, m) {
+			// A claim counts from a member of the epoch it names (a joiner
+			// added on that branch counts; a member the other side removed
+			// had left: beyond-window seed 3340, where the only other
+			// member of the fork point still in the group was one short of
+			// a quorum with the joiner beside it).
 			continue
 		}
 		for ; n.up != nil; n = n.up {
@@ -876,7 +1088,8 @@ func (g *Group) rootFinal(r, c *node) bool {
 	if g.now < c.seenAt+int64(g.cfg.Grace) {
 		return false
 	}
-	if g.head.epoch >= r.epoch+uint64(g.cfg.Depth) || g.now >= c.seenAt+int64(g.cfg.MaxAge) {
+	deep := g.head.epoch >= r.epoch+uint64(g.cfg.Depth) && !g.unseenAbove(r.epoch)
+	if deep || g.now >= c.seenAt+int64(g.cfg.MaxAge) {
 		// Depth and age finalise only with a quorum: at least one other
 		// member on our chain. An isolated member keeps its states (up to
 		// HardDepth) rather than finalising a branch nobody else saw.
@@ -981,6 +1194,7 @@ func (g *Group) finalise(r, c *node) {
 	}
 	c.up = nil
 	g.root = c
+	g.fresh = false
 	g.history = append(g.history, histEntry{eid: r.eid, epoch: r.epoch, child: c.key()})
 	if len(g.history) > g.cfg.History {
 		g.history = slices.Delete(g.history, 0, len(g.history)-g.cfg.History)
@@ -1035,6 +1249,11 @@ func appendSubtree(out []*node, n *node) []*node {
 func (g *Group) pruneActs() {
 	g.mut++
 	g.bmut++
+	for e, ep := range g.hints {
+		if g.nodes[e] != nil || ep <= g.root.epoch {
+			delete(g.hints, e)
+		}
+	}
 	for m, a := range g.proofs {
 		for e := range a {
 			if g.nodes[e] == nil {
@@ -1126,21 +1345,87 @@ func (g *Group) retryFetches() {
 
 // behind: some member tipped an epoch we do not know, newer than our head.
 func (g *Group) behind() bool {
-	if g.behindMut != g.bmut {
-		g.behindVal, g.behindMut = g.scanBehind(), g.bmut
-	}
+	g.scanUnknown()
 	return g.behindVal
 }
 
-func (g *Group) scanBehind() bool {
+// unseenAbove: some member acted on an epoch we do not know, numbered past
+// epoch. Either it is on a branch we have not fetched (at a number we hold,
+// it certainly is) or we are behind; in both cases a better sibling may be
+// on its way, so depth finality waits for the fetch (simulator seed 19912:
+// a dropped commit, re-sent 1.7 s later, lost to a branch that had grown
+// W deep within Grace in a 35-member group, while tips from members on the
+// better branch had already arrived). Age and hard depth still bound it.
+func (g *Group) unseenAbove(epoch uint64) bool {
+	g.scanUnknown()
+	return g.unknownOK && g.unknownMin > epoch
+}
+
+// unknownHolders lists up to limit members (sorted) seen acting on epochs
+// we do not hold, preferring those on the newest such epochs.
+func (g *Group) unknownHolders(limit int) []MemberID {
+	type holder struct {
+		m  MemberID
+		ep uint64
+	}
+	var hs []holder
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		best, ok := uint64(0), false
+		for e, ep := range a {
+			if g.nodes[e] == nil && !g.inHistory(e) && (!ok || ep > best) {
+				best, ok = ep, true
+			}
+		}
+		if ok {
+			hs = append(hs, holder{m, best})
+		}
+	}
+	slices.SortFunc(hs, func(a, b holder) int {
+		if a.ep != b.ep {
+			return cmp.Compare(b.ep, a.ep)
+		}
+		return cmp.Compare(a.m, b.m)
+	})
+	if len(hs) > limit {
+		hs = hs[:limit]
+	}
+	var out []MemberID
+	for _, h := range hs {
+		out = append(out, h.m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scanUnknown caches, per bmut, whether an act names an unknown epoch newer
+// than our head and the lowest number of any act on an unknown epoch.
+func (g *Group) scanUnknown() {
+	if g.behindMut == g.bmut {
+		return
+	}
+	g.behindVal, g.unknownOK, g.unknownMin = false, false, 0
+	for e, ep := range g.hints {
+		if g.nodes[e] == nil && (!g.unknownOK || ep < g.unknownMin) {
+			g.unknownOK, g.unknownMin = true, ep
+		}
+	}
 	for _, a := range g.acts {
 		for e, ep := range a {
-			if ep > g.head.epoch && g.nodes[e] == nil {
-				return true
+			if g.nodes[e] != nil {
+				continue
+			}
+			if ep > g.head.epoch {
+				g.behindVal = true
+			}
+			if !g.unknownOK || ep < g.unknownMin {
+				g.unknownOK, g.unknownMin = true, ep
 			}
 		}
 	}
-	return false
+	g.behindMut = g.bmut
 }
 
 // requeue puts intents back in front of the queue, in their order.
@@ -1167,7 +1452,7 @@ func (g *Group) maybePropose() {
 		g.requeue(g.prop.intents)
 		g.prop = nil
 	}
-	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedGenesis() {
+	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedHead() {
 		return
 	}
 	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
@@ -1192,17 +1477,29 @@ func (g *Group) maybePropose() {
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
 }
 
-// unconfirmedGenesis: our head is final (nothing else retained) and no
-// other member has been seen acting on it or later. That is a joiner whose
-// Welcome may be stale (delayed while the group moved on): committing on it
-// could beat a branch the group has already finalised past the window, so
-// it waits for one heartbeat. Everyone else's final head has been seen in
-// use by another member (witness, depth and age finality need one), so
-// this costs them nothing; a group of one has no one to wait for.
-func (g *Group) unconfirmedGenesis() bool {
+// unconfirmedHead: no other member has been seen acting on our head or
+// later, and either our head is final (nothing else retained) or we joined
+// and have finalised nothing since. That is a joiner whose
+// Welcome may be stale (delayed while the group moved on) and who may have
+// fetched only part of what followed: committing on such a head could beat,
+// below the window, a branch others already finalised, so it waits for one
+// heartbeat on its head (simulator seeds 15343: a joiner committed on its
+// genesis; 28063: a joiner fetched one commit past its genesis, six epochs
+// behind the group, and committed on it, the act that vouched for its head
+// being that very commit's committer acting on the parent). Everyone
+// else's final head has been seen in use by another member (witness, depth
+// and age finality need one), so this costs them nothing; a group of one
+// has no one to wait for.
+func (g *Group) unconfirmedHead() bool {
 	h := g.head
-	if h != g.root || len(h.members) <= 1 {
+	if (h != g.root && !g.fresh) || len(h.members) <= 1 {
 		return false
+	}
+	if g.fresh && g.now < g.root.seenAt+int64(g.cfg.Grace) {
+		// A heartbeat on our head may itself be stale (a message delayed
+		// past the group's next commits: simulator seed 21337); a joiner
+		// lets Grace pass, hearing current tips, before its first commit.
+		return true
 	}
 	for m, a := range g.acts {
 		if m == g.self {
@@ -1225,16 +1522,25 @@ func (g *Group) unconfirmedGenesis() bool {
 // Welcome came from a branch that later lost), no other member holds our
 // chain final and a quorum holds another chain final.
 func (g *Group) checkLost() {
-	waiting := g.wonAt != 0 && g.now-g.wonAt <= int64(g.cfg.MaxAge)
-	if !g.lost && !(g.diverged && !waiting) {
+	// Nothing it reads (claims, the tree, root and head, the flags, the
+	// clocks) changed since it last found nothing to do: most events
+	// between two ticks (profiled: 10% of simulation time).
+	key := lostKey{g.mut, g.now, g.behindSince, g.wonAt, g.lost, g.diverged, g.lostEpoch}
+	if g.lostKeyOK && g.lostKey == key {
 		return
 	}
+	g.lostKey, g.lostKeyOK = key, true
+	waiting := g.wonAt != 0 && g.now-g.wonAt <= int64(g.cfg.MaxAge)
 	oldest := g.root.epoch
 	if len(g.history) > 0 {
 		oldest = g.history[0].epoch
 	}
-	support := 0
-	var vouchers []MemberID
+	stalled := g.now-g.progressAt() > int64(g.cfg.MaxAge)
+	if !g.lost && !(g.diverged && !waiting) && (waiting || !g.foreignFinalQuorum(oldest, stalled)) {
+		return
+	}
+	support, supportPast := 0, 0
+	var vouchers, older []MemberID
 	var target claim
 	for m, cl := range g.claims {
 		if m == g.self {
@@ -1246,14 +1552,23 @@ func (g *Group) checkLost() {
 			// or itself stranded) vouches for nothing.
 			if recent {
 				support++
+				if cl.epoch > g.lostEpoch {
+					supportPast++
+				}
 			}
 			continue
 		}
 		if g.lost {
-			if cl.epoch <= g.lostEpoch || cl.epoch < oldest {
-				continue // too old to judge
+			if cl.epoch <= g.lostEpoch || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
+				// Too old to judge, or newer than our root: possibly our
+				// own descendant that we have not fetched (we are behind,
+				// not beaten) until a catch-up has failed for MaxAge.
+				continue
 			}
-		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && g.now-g.headSince <= int64(g.cfg.MaxAge)) {
+		} else if !recent || cl.epoch < oldest || (cl.epoch > g.root.epoch && !stalled) {
+			if recent && cl.epoch < oldest && stalled {
+				older = append(older, m)
+			}
 			// A claim older than anything we remember may be our own
 			// ancestor held by a laggard (a joiner knows only its
 			// genesis and its parent): it proves nothing.
@@ -1270,7 +1585,38 @@ func (g *Group) checkLost() {
 			target = cl
 		}
 	}
-	if len(vouchers) < claimQuorum(len(g.head.members)) || (!g.lost && support >= len(vouchers)) {
+	if support == 0 && !g.lost {
+		// Claims older than our memory count only when we have made no
+		// progress for MaxAge and nobody holds our chain final: then they
+		// are no laggards on our own ancestry (beyond seed 455; seed 34431
+		// shows why support must veto: in a 41-member group eight members
+		// still held an ancestor of a joiner's genesis final).
+		for _, m := range older {
+			cl := g.claims[m]
+			vouchers = append(vouchers, m)
+			if cl.epoch > target.epoch || (cl.epoch == target.epoch && bytes.Compare(cl.eid[:], target.eid[:]) < 0) {
+				target = cl
+			}
+		}
+	}
+	q := claimQuorum(len(g.head.members))
+	if len(vouchers) < q {
+		// A quorum holding our chain final past the fork shows that the
+		// better sibling we saw lost there too (it arrived after everyone
+		// had finalised): we did not lose. Clearing the flag keeps it from
+		// turning a later, ordinary lag into a rejoin (simulator seed
+		// 17198: every member kept a stale lost flag after a late rejoin
+		// commit). (diverged stays: it carries no epoch to compare claims
+		// with, and support that predates the divergence evidence would
+		// clear it wrongly — beyond-window seed 220, a joiner welcomed
+		// onto the losing side just as its members rejoined.)
+		if g.lost && supportPast >= q {
+			g.lost, g.lostEpoch = false, 0
+			g.lostKeyOK = false
+		}
+		return
+	}
+	if !g.lost && support >= len(vouchers) {
 		return
 	}
 	slices.Sort(vouchers)
@@ -1304,15 +1650,54 @@ func (g *Group) checkLost() {
 	g.done = true
 }
 
-// noSupport reports whether no other member's latest final claim is on our
-// chain.
-func (g *Group) noSupport() bool {
+// foreignFinalQuorum reports whether a quorum of other members currently
+// hold final an epoch we do not know at a number we hold final ourselves
+// (oldest History epoch to root): another final chain exists, whether or
+// not we have seen any of its commits. A joiner welcomed onto a branch
+// that lost may only ever be served commits older than its memory (the
+// group's chain can be shorter than the joiner's genesis), which prove
+// nothing; the claims do (beyond-window seed 220, and 9944).
+//
+// Once we have made no progress for MaxAge and no member holds our chain
+// final, claims older than our memory count too (as they do as vouchers):
+// a joiner welcomed onto a losing branch past the epoch the group has
+// reached meanwhile can judge nothing else (beyond-window seed 455).
+func (g *Group) foreignFinalQuorum(oldest uint64, stalled bool) bool {
+	q := claimQuorum(len(g.head.members))
+	if g.ffqMut != g.mut {
+		// An upper bound that ignores time (recency, stalling), cached
+		// until the claims, the tree or the root change: in a settled
+		// group every claim is on our chain and the check costs nothing.
+		g.ffqMax, g.ffqMut = g.countForeign(oldest, false, true), g.mut
+	}
+	if g.ffqMax < q {
+		return false
+	}
+	return g.countForeign(oldest, true, stalled) >= q
+}
+
+// countForeign counts claims at epochs we do not know at numbers we hold
+// final (and, when stalled and nobody holds our chain final, older ones);
+// timed applies the recency bound.
+func (g *Group) countForeign(oldest uint64, timed, stalled bool) int {
+	n, old, support := 0, 0, 0
 	for m, cl := range g.claims {
-		if m != g.self && (g.nodes[cl.eid] != nil || g.inHistory(cl.eid)) {
-			return false
+		if m == g.self || (timed && g.now-cl.at > int64(g.cfg.MaxAge)) || cl.epoch > g.root.epoch {
+			continue
+		}
+		switch {
+		case g.nodes[cl.eid] != nil || g.inHistory(cl.eid):
+			support++
+		case cl.epoch >= oldest:
+			n++
+		case stalled:
+			old++
 		}
 	}
-	return true
+	if support == 0 || !timed {
+		n += old
+	}
+	return n
 }
 
 // NextDeadline is the earliest time at which a Tick could change anything,
@@ -1332,6 +1717,9 @@ func (g *Group) NextDeadline() time.Time {
 	}
 	if len(g.queue) > 0 && g.prop == nil {
 		consider(g.head.seenAt + int64(g.CommitDelay()))
+		if g.fresh {
+			consider(g.root.seenAt + int64(g.cfg.Grace))
+		}
 	}
 	if g.prop != nil {
 		consider(g.prop.at + int64(g.cfg.Retry))
@@ -1346,13 +1734,13 @@ func (g *Group) NextDeadline() time.Time {
 	if g.lastRange != 0 && g.behind() {
 		consider(g.lastRange + int64(g.cfg.Retry))
 	}
-	if g.lost || g.diverged {
+	if g.lost || g.diverged || (g.ffqMut == g.mut && g.ffqMax >= claimQuorum(len(g.head.members))) {
 		// checkLost's clocks: waiting for losers to rejoin us ends, no
 		// progress for MaxAge, support going stale.
 		if g.wonAt != 0 {
 			consider(g.wonAt + int64(g.cfg.MaxAge) + 1)
 		}
-		consider(g.headSince + int64(g.cfg.MaxAge) + 1)
+		consider(g.progressAt() + int64(g.cfg.MaxAge) + 1)
 		for _, cl := range g.claims {
 			consider(cl.at + int64(g.cfg.MaxAge) + 1)
 		}

@@ -80,10 +80,7 @@ func (g *Group) checkStructure() error {
 	}
 	held := g.heldElsewhere()
 	for {
-		c := g.bestChild(n)
-		if h := held[n]; h != nil {
-			c = h
-		}
+		c := g.chosenChild(n, held)
 		if c == nil {
 			break
 		}

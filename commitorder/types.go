@@ -258,6 +258,20 @@ type TipSeen struct {
 	RootEpoch uint64
 }
 
+// CiphertextPending: an application message arrived for epoch Eid (number
+// Epoch, both from the unauthenticated framing) whose state we do not hold,
+// so it could not be decrypted. It is no evidence (anyone can send it): it
+// prompts a range fetch (rate-limited by Retry) and, as a bounded hint that
+// is not serialised, holds depth finality back until the epoch is fetched
+// or the root passes it. A message on a branch we never heard of is often
+// the first sign of one (simulator seeds 3942, 3811: the commit was lost to
+// a partition, the messages on it were not). Forged hints can slow depth
+// finality down to age finality at worst; witness finality ignores them.
+type CiphertextPending struct {
+	Eid   EpochID
+	Epoch uint64
+}
+
 // Tick: time passed. The state machine has no clock; this is its only
 // source of time.
 type Tick struct{ Now time.Time }
@@ -275,13 +289,14 @@ type OutboxAdded struct {
 	Eid EpochID
 }
 
-func (CommitSeen) isEvent()     {}
-func (ParentMissing) isEvent()  {}
-func (AppMessageSeen) isEvent() {}
-func (TipSeen) isEvent()        {}
-func (Tick) isEvent()           {}
-func (IntentQueued) isEvent()   {}
-func (OutboxAdded) isEvent()    {}
+func (CommitSeen) isEvent()        {}
+func (ParentMissing) isEvent()     {}
+func (AppMessageSeen) isEvent()    {}
+func (TipSeen) isEvent()           {}
+func (Tick) isEvent()              {}
+func (CiphertextPending) isEvent() {}
+func (IntentQueued) isEvent()      {}
+func (OutboxAdded) isEvent()       {}
 
 // ---- Effects (outputs), in the order the node must carry them out ----
 
@@ -357,7 +372,15 @@ type FetchParent struct{ Eid EpochID }
 // FetchRange: we are behind; ask peers for canonical Commits after the
 // first of these epochs they know (newest first: head, retained chain,
 // remembered final epochs).
-type FetchRange struct{ Locator []EpochID }
+//
+// Peers names members seen acting on epochs we do not hold (they have
+// them), at most three, sorted; ask them first, then anyone (simulator seed
+// 37642: asking random peers missed the only member holding the winning
+// commit for six seconds, and age finality settled the losing one).
+type FetchRange struct {
+	Locator []EpochID
+	Peers   []MemberID
+}
 
 // Retry: the parent of these held Commits is now known; feed them again.
 type Retry struct{ Cids []CommitID }
