@@ -96,6 +96,11 @@ type groupActor struct {
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
 	resentEpoch uint64
+	// unheard: outbox entries last published while gossip reached no
+	// member, with who could read the epoch they were encrypted in (see
+	// resendUnheard). In memory: after a crash the replay publishes
+	// every entry left in the outbox again.
+	unheard map[[16]byte]map[string]bool
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -352,6 +357,7 @@ func (a *groupActor) run() {
 			// Periodic anti-entropy with one member covers gossip that
 			// was lost while the mesh formed.
 			a.resendAfterCut()
+			a.resendUnheard()
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
@@ -506,6 +512,11 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		}
 	case commitorder.OutboxDone:
 		for _, id := range e.IDs {
+			if a.unheard[[16]byte(id)] != nil {
+				// Settled here, but no member has it: kept for
+				// resendUnheard (and for replay after a crash).
+				continue
+			}
 			n.db.DeleteOutbox(a.id, store.MessageID(id))
 		}
 	case commitorder.FinaliseEpoch:
@@ -1167,9 +1178,17 @@ func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 	if _, err := a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct); err != nil {
 		return fmt.Errorf("node: log: %w", err)
 	}
+	heard := a.gossipReach()
 	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
-	a.n.db.SetOutboxState(a.id, store.MessageID(id), store.OutboxSent, g.Epoch())
+	if heard {
+		delete(a.unheard, id)
+		a.n.db.SetOutboxState(a.id, store.MessageID(id), store.OutboxSent, g.Epoch())
+	} else {
+		// Before OutboxAdded: it may settle the entry at once (a head
+		// that is already final), and the entry must outlive that.
+		a.noteUnheard(id, g)
+	}
 	a.step(commitorder.OutboxAdded{ID: commitorder.MsgID(id), Eid: eid})
 	return nil
 }
