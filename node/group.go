@@ -1178,7 +1178,8 @@ func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 	if _, err := a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct); err != nil {
 		return fmt.Errorf("node: log: %w", err)
 	}
-	heard := a.gossipReach()
+	// (A group of one has nobody to reach: the entry settles as before.)
+	heard := len(g.Members()) < 2 || a.gossipReach()
 	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
 	if heard {

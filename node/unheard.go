@@ -66,8 +66,8 @@ func (a *groupActor) noteUnheard(id [16]byte, g *mls.Group) {
 // resendUnheard re-sends, once gossip reaches a member, the entries last
 // published while it reached none. Same membership rule as every re-send:
 // only if everyone in the head could read the epoch the message was
-// encrypted in; otherwise it is flagged for the user (or, when nobody else
-// could ever read it, a message to an empty group, simply dropped).
+// encrypted in; otherwise it is flagged for the user, as an orphaned
+// message is.
 func (a *groupActor) resendUnheard() {
 	if len(a.unheard) == 0 || a.removed || a.stale {
 		return
@@ -87,24 +87,16 @@ func (a *groupActor) resendUnheard() {
 		if _, err := a.n.db.Outbox(a.id, store.MessageID(id)); err != nil {
 			continue // settled or surfaced meanwhile by another path
 		}
-		others, leak := 0, false
-		for r := range readers {
-			if r != string(a.n.selfID) {
-				others++
-			}
-		}
+		leak := false
 		for _, m := range g.Members() {
 			leak = leak || !readers[string(m.Identity)]
 		}
-		switch {
-		case others == 0:
-			a.n.db.DeleteOutbox(a.id, store.MessageID(id))
-		case leak:
+		if leak {
 			a.n.db.SetMessageFlags(a.id, store.MessageID(id), store.FlagOrphanedBranch)
 			a.n.db.DeleteOutbox(a.id, store.MessageID(id))
 			a.log.Warn("message sent unheard not re-sent: the group now has members who could not read it")
-		default:
-			a.resend(commitorder.MsgID(id))
+			continue
 		}
+		a.resend(commitorder.MsgID(id))
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -60,28 +61,23 @@ func rootEpoch(t *testing.T, n *Node, group string) uint64 {
 	return e
 }
 
-// TestUnheardSendSurvivesFinality is the regression test for the loss of
-// an acknowledged message in the testnet's crash scenario: a member sends
-// while its publish reaches nobody (as right after a restart, before the
-// GossipSub mesh forms), the others move on and the epoch it sent in
-// becomes final everywhere. The sender used to clear the outbox entry at
-// finality, so the message was left only in its own log, in an epoch the
-// others no longer fetch or keep; a SIGKILL then lost even that chance. It
-// must be re-sent once gossip reaches the others, and shown once.
-func TestUnheardSendSurvivesFinality(t *testing.T) {
-	checkLeaks(t)
+// deafGroup builds a group of the named members on a MemNetwork (the
+// first creates it and invites the others); the member named deaf gets a
+// deafNet.
+func deafGroup(t *testing.T, deaf string, names ...string) (*p2p.MemNetwork, []*Node, string, *deafNet) {
+	t.Helper()
 	mn := p2p.NewMemNetwork()
 	var ns []*Node
-	var deaf *deafNet
-	for _, name := range []string{"alice", "bob", "carol"} {
+	var dn *deafNet
+	for _, name := range names {
 		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var net p2p.Network = mnode
-		if name == "alice" {
-			deaf = &deafNet{Network: mnode}
-			net = deaf
+		if name == deaf {
+			dn = &deafNet{Network: mnode}
+			net = dn
 		}
 		cfg := Config{Home: t.TempDir(), Name: name, Network: net, Logger: testLogger().With("node", name)}
 		testTiming(&cfg)
@@ -98,7 +94,7 @@ func TestUnheardSendSurvivesFinality(t *testing.T) {
 		})
 		ns = append(ns, n)
 	}
-	ctx := ctxT(t, 40*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	for i := range ns {
 		for j := i + 1; j < len(ns); j++ {
 			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
@@ -106,14 +102,12 @@ func TestUnheardSendSurvivesFinality(t *testing.T) {
 			}
 		}
 	}
-	alice, bob, carol := ns[0], ns[1], ns[2]
-	gi, err := alice.CreateGroup(ctx, "g")
+	gi, err := ns[0].CreateGroup(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gi.ID
-	for _, n := range []*Node{bob, carol} {
-		inv, err := alice.Invite(ctx, g)
+	for _, n := range ns[1:] {
+		inv, err := ns[0].Invite(ctx, gi.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,9 +115,46 @@ func TestUnheardSendSurvivesFinality(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, g) })
-	time.Sleep(3 * alice.cfg.TipInterval)
+	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
+	time.Sleep(3 * ns[0].cfg.TipInterval)
+	return mn, ns, gi.ID, dn
+}
 
+// waitEpochFinal waits until every node in ns is on epoch want and holds
+// epoch below final (the root is past it).
+func waitEpochFinal(t *testing.T, ns []*Node, g string, want, below uint64) {
+	t.Helper()
+	eventually(t, 10*time.Second, "epoch reached", func() error {
+		for _, n := range ns {
+			if e := groupEpoch(t, n, g); e != want {
+				return fmt.Errorf("%s on epoch %d, want %d", n.self.Name, e, want)
+			}
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "epoch final everywhere", func() error {
+		for _, n := range ns {
+			if r := rootEpoch(t, n, g); r <= below {
+				return fmt.Errorf("%s's root is epoch %d", n.self.Name, r)
+			}
+		}
+		return nil
+	})
+}
+
+// TestUnheardSendSurvivesFinality is the regression test for the loss of
+// an acknowledged message in the testnet's crash scenario: a member sends
+// while its publish reaches nobody (as right after a restart, before the
+// GossipSub mesh forms), the others move on and the epoch it sent in
+// becomes final everywhere. The sender used to clear the outbox entry at
+// finality, so the message was left only in its own log, in an epoch the
+// others no longer fetch or keep; a SIGKILL then lost even that chance. It
+// must be re-sent once gossip reaches the others, and shown once.
+func TestUnheardSendSurvivesFinality(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g, deaf := deafGroup(t, "alice", "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 40*time.Second)
 	e0 := groupEpoch(t, alice, g)
 	deaf.deaf.Store(true)
 	const text = "sent while nobody could hear"
@@ -136,23 +167,8 @@ func TestUnheardSendSurvivesFinality(t *testing.T) {
 		if err := bob.Rotate(ctx, g); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "rotation applied", func() error {
-			for _, n := range ns {
-				if e := groupEpoch(t, n, g); e != e0+i {
-					return fmt.Errorf("%s on epoch %d, want %d", n.self.Name, e, e0+i)
-				}
-			}
-			return nil
-		})
+		waitEpochFinal(t, ns, g, e0+i, e0+i-1)
 	}
-	eventually(t, 10*time.Second, "alice's epoch final everywhere", func() error {
-		for _, n := range ns {
-			if r := rootEpoch(t, n, g); r <= e0 {
-				return fmt.Errorf("%s's root is epoch %d", n.self.Name, r)
-			}
-		}
-		return nil
-	})
 	if err := hasTexts(bob, g, text); err == nil {
 		t.Fatal("bob has the message although alice's publish reached nobody: the test lost its point")
 	}
@@ -166,6 +182,56 @@ func TestUnheardSendSurvivesFinality(t *testing.T) {
 	for _, n := range ns {
 		if err := hasTexts(n, g, text); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestUnheardSendNotLeakedToLaterMember: a message that reached nobody is
+// not re-sent to a group that has since added a member who could not have
+// read it when it was written; its sender sees it flagged instead.
+func TestUnheardSendNotLeakedToLaterMember(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g, deaf := deafGroup(t, "carol", "alice", "bob", "carol")
+	alice, carol := ns[0], ns[2]
+	ctx := ctxT(t, 40*time.Second)
+	e0 := groupEpoch(t, alice, g)
+	deaf.deaf.Store(true)
+	const text = "before dave joined"
+	if _, err := carol.Send(ctx, g, text); err != nil {
+		t.Fatal(err)
+	}
+	dave := memNode(t, mn, "dave")
+	for _, n := range ns {
+		if err := dave.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := alice.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dave.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	waitEpochFinal(t, append(ns, dave), g, e0+1, e0)
+
+	deaf.deaf.Store(false)
+	eventually(t, 10*time.Second, "carol's message flagged", func() error {
+		ms, err := carol.Log(ctx, g, 100)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Text == text && m.Orphaned {
+				return nil
+			}
+		}
+		return errors.New("not flagged")
+	})
+	time.Sleep(3 * alice.cfg.TipInterval)
+	for _, n := range []*Node{alice, dave} {
+		if err := hasTexts(n, g, text); err == nil {
+			t.Fatalf("%s got a message written before dave could read the group", n.self.Name)
 		}
 	}
 }
