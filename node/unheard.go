@@ -61,6 +61,7 @@ func (a *groupActor) noteUnheard(id [16]byte, g *mls.Group) {
 		a.unheard = map[[16]byte]map[string]bool{}
 	}
 	a.unheard[id] = readers
+	a.log.Debug("published while gossip reached no member: kept for a re-send", "epoch", g.Epoch())
 }
 
 // resendUnheard re-sends, once gossip reaches a member, the entries last
