@@ -1160,7 +1160,8 @@ func (a *groupActor) send(text string) (api.Message, error) {
 
 // encryptAndPublish encrypts plaintext in the canonical epoch, persists the
 // consumed sending key, logs the ciphertext, publishes it and marks the
-// outbox entry sent.
+// outbox entry sent, or, when gossip reached no member, unheard (see
+// resendUnheard).
 func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 	eid, g := a.head()
 	if g == nil {
@@ -1179,7 +1180,7 @@ func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 		return fmt.Errorf("node: log: %w", err)
 	}
 	// (A group of one has nobody to reach: the entry settles as before.)
-	heard := len(g.Members()) < 2 || a.gossipReach()
+	heard := a.gossipReach() || len(g.Members()) < 2
 	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
 	if heard {
@@ -1209,7 +1210,9 @@ func (a *groupActor) resend(id commitorder.MsgID) {
 
 // replayOutbox re-sends, after a restart, every entry not yet settled:
 // receivers deduplicate by message id, so a message that did go out before
-// the crash is still shown once.
+// the crash is still shown once. Right after a start the mesh has usually
+// not formed: what this publishes is then unheard, and resendUnheard sends
+// it again once gossip reaches a member.
 func (a *groupActor) replayOutbox() {
 	if a.removed {
 		return
