@@ -15,7 +15,10 @@
 // the ciphertext log: the log doubles as the "processed" marker after a
 // restart, so a crash in between must leave the message to be processed
 // again (and deduplicated by its application id) rather than logged but
-// never shown.
+// never shown. An outbox entry is cleared when its epoch is final, unless
+// it was published while gossip reached no member (no mesh yet, as right
+// after a restart): then it is kept and re-sent once the mesh forms
+// (unheard.go), since finality here says nothing about who received it.
 //
 // Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the

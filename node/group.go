@@ -97,6 +97,11 @@ type groupActor struct {
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
 	resentEpoch uint64
+	// unheard: outbox entries last published while gossip reached no
+	// member, with who could read the epoch they were encrypted in (see
+	// resendUnheard). In memory: after a crash the replay publishes
+	// every entry left in the outbox again.
+	unheard map[[16]byte]map[string]bool
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -355,6 +360,7 @@ func (a *groupActor) run() {
 			// Periodic anti-entropy with one member covers gossip that
 			// was lost while the mesh formed.
 			a.resendAfterCut()
+			a.resendUnheard()
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
@@ -509,6 +515,11 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		}
 	case commitorder.OutboxDone:
 		for _, id := range e.IDs {
+			if a.unheard[[16]byte(id)] != nil {
+				// Settled here, but no member has it: kept for
+				// resendUnheard (and for replay after a crash).
+				continue
+			}
 			n.db.DeleteOutbox(a.id, store.MessageID(id))
 		}
 	case commitorder.FinaliseEpoch:
@@ -1186,7 +1197,8 @@ func (a *groupActor) send(text string) (api.Message, error) {
 
 // encryptAndPublish encrypts plaintext in the canonical epoch, persists the
 // consumed sending key, logs the ciphertext and marks the outbox entry sent
-// in one synced batch, then publishes it.
+// in one synced batch, then publishes it (see published for an entry whose
+// publish reached no member).
 func (a *groupActor) encryptAndPublish(plain []byte, id [16]byte) error {
 	tx := a.n.db.NewBatch()
 	eid, ct, err := a.encryptInto(tx, plain, id)
@@ -1229,11 +1241,23 @@ func (a *groupActor) encryptInto(tx *store.Batch, plain []byte, id [16]byte) (co
 }
 
 // published publishes a ciphertext whose writes are durable and tells
-// commitorder about the outbox entry.
+// commitorder about the outbox entry. An entry whose publish reached no
+// member is remembered as unheard (resendUnheard); its stored state says
+// sent, which is fine: replayOutbox treats pending and sent entries alike.
 func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) {
+	g := a.epochs[eid]
 	a.markSeen(sha256.Sum256(ct))
+	// (A group of one has nobody to reach: the entry settles as before.)
+	heard := g == nil || a.gossipReach() || len(g.Members()) < 2
 	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
+	if heard {
+		delete(a.unheard, id)
+	} else {
+		// Before OutboxAdded: it may settle the entry at once (a head
+		// that is already final), and the entry must outlive that.
+		a.noteUnheard(id, g)
+	}
 	a.step(commitorder.OutboxAdded{ID: commitorder.MsgID(id), Eid: eid})
 }
 
@@ -1252,7 +1276,9 @@ func (a *groupActor) resend(id commitorder.MsgID) {
 
 // replayOutbox re-sends, after a restart, every entry not yet settled:
 // receivers deduplicate by message id, so a message that did go out before
-// the crash is still shown once.
+// the crash is still shown once. Right after a start the mesh has usually
+// not formed: what this publishes is then unheard, and resendUnheard sends
+// it again once gossip reaches a member.
 func (a *groupActor) replayOutbox() {
 	if a.removed {
 		return
