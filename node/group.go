@@ -707,6 +707,7 @@ func (a *groupActor) receive(data []byte) {
 		return bytes.Compare(cands[i][:], cands[j][:]) < 0
 	})
 	now := a.n.cfg.Clock.Now()
+	var lastErr error
 	for _, eid := range cands {
 		g := a.epochs[eid]
 		pm, err := g.ProcessMessage(data, mls.ProcessOptions{Now: now})
@@ -715,6 +716,7 @@ func (a *groupActor) receive(data []byte) {
 			return
 		}
 		if err != nil {
+			lastErr = err
 			continue
 		}
 		a.markSeen(h)
@@ -737,7 +739,7 @@ func (a *groupActor) receive(data []byte) {
 		return
 	}
 	a.parentMissing(data, epoch)
-	a.log.Debug("message not decryptable with any retained epoch yet", "epoch", epoch)
+	a.log.Debug("message not decryptable with any retained epoch yet", "epoch", epoch, "err", lastErr)
 	// Perhaps sent in a sibling of our epoch whose Commit has not reached
 	// us yet (gossip does not keep the order across senders): keep it
 	// until that Commit arrives (see heldBuffer).
