@@ -320,9 +320,9 @@ func cutOneSideChats(t *testing.T, age, grace, hold time.Duration) {
 		}
 		return nil
 	})
-	// carol's side has it (gossip is asynchronous: Send returns once it
-	// is durable and published, not once delivered).
-	eventually(t, 5*time.Second, "dave has carol's message", func() error { return hasTexts(dave, g, text) })
+	// Gossip reaches dave asynchronously: Send returns once carol's writes
+	// are durable, not once dave has the message.
+	eventually(t, 5*time.Second, "carol's message at dave before the heal", func() error { return hasTexts(dave, g, text) })
 	time.Sleep(hold) // long enough for the sides to lose touch (a few tips)
 	cut.set()        // heal: everyone on one side
 	eventually(t, 10*time.Second, "one group again", func() error { return sameEpoch(ns, g) })

@@ -10,12 +10,13 @@ import (
 )
 
 // TestResyncPageShowsEveryMessageOnce: bob misses more messages from one
-// sender than an MLS member keeps skipped keys for (MaxSkippedKeys, 256),
-// then catches up in sync pages whose writes are made durable with one
-// sync. Every message must be stored and announced by exactly one event:
-// regressions for the hash-ordered sync that lost about half of such a
-// backlog, and for holding a page's events in one burst larger than a
-// subscriber's buffer.
+// sender than mls keeps skipped keys for by default (256), then catches up
+// in sync pages whose writes are made durable with one sync. Every message
+// must be stored and announced by exactly one event: regressions for the
+// hash-ordered sync that lost about half of such a backlog (node groups now
+// keep 1000 skipped keys, see groupConfig, so that order is pinned by
+// store's TestLogByEpochArrivalOrder), and for holding a page's events in
+// one burst larger than a subscriber's buffer.
 func TestResyncPageShowsEveryMessageOnce(t *testing.T) {
 	checkLeaks(t)
 	const missed = 400

@@ -125,7 +125,7 @@ func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) 
 	pol := &policy{Admins: [][]byte{n.selfID}, RateLimit: uint8(n.cfg.CommitRate)}
 	g, err := mls.CreateGroup(&mls.CreateParams{
 		Suite: n.cfg.CipherSuite, Own: kp, Rand: rand.Reader, Now: n.cfg.Clock.Now(),
-		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}},
+		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}}, Config: groupConfig(),
 	})
 	if err != nil {
 		return api.Group{}, api.Errorf(api.CodeInternal, "create group: %v", err)
@@ -291,7 +291,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	case joinFailed:
 		return api.Group{}, api.Errorf(api.CodeUnavailable, "inviter could not add this device: %s", resp.Reason)
 	}
-	g, err := mls.JoinFromWelcome(&mls.JoinParams{Welcome: resp.Welcome, KeyPackage: kp, Now: n.cfg.Clock.Now()})
+	g, err := mls.JoinFromWelcome(&mls.JoinParams{Welcome: resp.Welcome, KeyPackage: kp, Config: groupConfig(), Now: n.cfg.Clock.Now()})
 	if err != nil {
 		return api.Group{}, api.Errorf(api.CodeUnavailable, "welcome: %v", err)
 	}

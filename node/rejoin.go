@@ -136,7 +136,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	g, commitMsg, err := mls.JoinExternal(&mls.ExternalJoinParams{
 		GroupInfo: gi, Credential: mls.NewBasicCredential(n.selfID),
 		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
-		SigningKey:   n.sig, Resync: true, AuthenticatedData: parentAD(parent), Now: now, Rand: rand.Reader,
+		SigningKey:   n.sig, Resync: true, AuthenticatedData: parentAD(parent), Config: groupConfig(), Now: now, Rand: rand.Reader,
 	})
 	if err != nil {
 		a.log.Warn("rejoin by external commit failed", "err", err)

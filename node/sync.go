@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
 )
@@ -21,6 +22,33 @@ const syncBatchBytes = 512 << 10
 
 // syncTimeout bounds one sync exchange.
 const syncTimeout = 30 * time.Second
+
+// groupConfig is the MLS configuration of every group this node creates or
+// joins (it is stored with each epoch's state and carried to the next).
+//
+// A member returning from a long absence does not receive what it missed in
+// order: GossipSub's IWANT repair hands it the last seconds of messages from
+// a sender's cache as soon as it is back on the topic, ahead of the
+// /grove/sync/1 pages that bring everything from its oldest epoch in
+// arrival order, and a message of a later epoch waits in the held buffer
+// and is decrypted the moment its Commit arrives, before that epoch's
+// earlier messages further down the page. Decrypting such a message moves
+// the sender's ratchet past every generation in between, keeping their keys
+// (RFC 9420, Section 15.3 leaves both bounds to the application). With mls's default window of 256 kept keys, a jump of more
+// than 256 erased the oldest, and those messages, still to come from the
+// sync, could never be decrypted: the resync stalled for good (issue 8/9,
+// BenchmarkResync stuck at 1551 of 2001 messages). Keeping as many skipped
+// keys as a message may jump ahead (MaxForwardGeneration) means that no
+// single early message costs the key of an earlier one; a message further
+// ahead is refused without consuming anything and comes again, in order,
+// with the sync. The cost is memory only while messages are out of order
+// (at most the forward bound of keys per sender and retained epoch).
+func groupConfig() mls.Config {
+	return mls.Config{SecretTree: mls.SecretTreeConfig{
+		MaxForwardGeneration: mls.DefaultMaxForwardGeneration,
+		MaxSkippedKeys:       mls.DefaultMaxForwardGeneration,
+	}}
+}
 
 // serveSync is the server side of /grove/sync/1: the log of the group from
 // the requested epoch on, in epoch order, to peers whose credential is in
