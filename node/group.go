@@ -1206,14 +1206,12 @@ func (a *groupActor) sendTip() {
 	a.publish(t.marshal())
 }
 
-func (a *groupActor) publish(data []byte) error {
+func (a *groupActor) publish(data []byte) {
 	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
 	defer cancel()
-	err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data)
-	if err != nil {
+	if err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data); err != nil {
 		a.log.Debug("publish", "err", err)
 	}
-	return err
 }
 
 // ---- send path ----
@@ -1315,14 +1313,8 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	g := a.epochs[eid]
 	a.markSeen(sha256.Sum256(ct))
 	// (A group of one has nobody to reach: the entry settles as before.)
-	alone := g == nil || len(g.Members()) < 2
-	heard := alone || a.gossipReach()
-	// A publish our own topic check refused (the per-author rate limit
-	// during a burst) went nowhere either: every member would refuse it
-	// too, so it is kept and re-sent like one that reached nobody.
-	if err := a.publish(ct); err != nil && !alone {
-		heard = false
-	}
+	heard := g == nil || a.gossipReach() || len(g.Members()) < 2
+	a.publish(ct)
 	a.n.metrics.messagesOut.Add(1)
 	if heard {
 		delete(a.unheard, id)

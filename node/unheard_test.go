@@ -66,30 +66,19 @@ func rootEpoch(t *testing.T, n *Node, group string) uint64 {
 // deafNet.
 func deafGroup(t *testing.T, deaf string, names ...string) (*p2p.MemNetwork, []*Node, string, *deafNet) {
 	t.Helper()
-	var dn *deafNet
-	mn, ns, g := wrappedGroup(t, func(name string, net p2p.Network) p2p.Network {
-		if name != deaf {
-			return net
-		}
-		dn = &deafNet{Network: net}
-		return dn
-	}, names...)
-	return mn, ns, g, dn
-}
-
-// wrappedGroup builds a group of the named members on a MemNetwork (the
-// first creates it and invites the others); wrap may replace each
-// member's network.
-func wrappedGroup(t *testing.T, wrap func(name string, net p2p.Network) p2p.Network, names ...string) (*p2p.MemNetwork, []*Node, string) {
-	t.Helper()
 	mn := p2p.NewMemNetwork()
 	var ns []*Node
+	var dn *deafNet
 	for _, name := range names {
 		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		net := wrap(name, mnode)
+		var net p2p.Network = mnode
+		if name == deaf {
+			dn = &deafNet{Network: mnode}
+			net = dn
+		}
 		cfg := Config{Home: t.TempDir(), Name: name, Network: net, Logger: testLogger().With("node", name)}
 		testTiming(&cfg)
 		n, err := New(cfg)
@@ -128,7 +117,7 @@ func wrappedGroup(t *testing.T, wrap func(name string, net p2p.Network) p2p.Netw
 	}
 	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
 	time.Sleep(3 * ns[0].cfg.TipInterval)
-	return mn, ns, gi.ID
+	return mn, ns, gi.ID, dn
 }
 
 // waitEpochFinal waits until every node in ns is on epoch want and holds
@@ -245,66 +234,4 @@ func TestUnheardSendNotLeakedToLaterMember(t *testing.T) {
 			t.Fatalf("%s got a message written before dave could read the group", n.self.Name)
 		}
 	}
-}
-
-// refusingNet refuses the next refuse publishes the way our own topic
-// check does when a burst exceeds the per-author rate limit (an error,
-// nothing sent), while its mesh is not empty; while noServe is set it
-// serves no sync, so what its peers get must come by gossip.
-type refusingNet struct {
-	p2p.Network
-	refuse  atomic.Int32
-	noServe atomic.Bool
-}
-
-func (r *refusingNet) Publish(ctx context.Context, g p2p.GroupID, data []byte) error {
-	if r.refuse.Add(-1) >= 0 {
-		return errors.New("publish: validation failed")
-	}
-	return r.Network.Publish(ctx, g, data)
-}
-
-func (r *refusingNet) MeshPeers(p2p.GroupID) []peer.ID { return r.Network.Peers() }
-
-func (r *refusingNet) Serve(proto protocol.ID, h p2p.StreamHandler) {
-	r.Network.Serve(proto, func(ctx context.Context, s p2p.Stream) {
-		if r.noServe.Load() {
-			s.Reset()
-			return
-		}
-		h(ctx, s)
-	})
-}
-
-// TestRefusedPublishResent: publishes our own topic check refused (a burst
-// over the rate limit) reached nobody although the mesh was full; they are
-// re-sent by gossip, not left for some later sync. Regression: they used
-// to count as heard, and with no sync from the sender bob never got them.
-func TestRefusedPublishResent(t *testing.T) {
-	checkLeaks(t)
-	var rn *refusingNet
-	_, ns, g := wrappedGroup(t, func(name string, net p2p.Network) p2p.Network {
-		if name != "alice" {
-			return net
-		}
-		rn = &refusingNet{Network: net}
-		return rn
-	}, "alice", "bob")
-	alice, bob := ns[0], ns[1]
-	ctx := ctxT(t, 30*time.Second)
-	rn.noServe.Store(true)
-	const sends, refused = 12, 8
-	rn.refuse.Store(refused)
-	var texts []string
-	for i := range sends {
-		text := fmt.Sprintf("burst %d", i)
-		texts = append(texts, text)
-		if _, err := alice.Send(ctx, g, text); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// hasTexts also fails on a message shown twice.
-	eventually(t, 10*time.Second, "every refused message re-sent by gossip", func() error {
-		return hasTexts(bob, g, texts...)
-	})
 }
