@@ -458,32 +458,12 @@ func (a *groupActor) step(ev commitorder.Event) {
 	// chain, the queue or produced effects is saved at once.
 	switch ev.(type) {
 	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded:
-		if len(effects) == 0 || onlyOutboxDone(effects) {
+		if len(effects) == 0 {
 			a.orderDirty = true
 			return
 		}
 	}
 	a.saveOrder()
-}
-
-// onlyOutboxDone reports whether effects settle sent messages and nothing
-// else: what a message sent on a final epoch yields at once (one synced
-// write per sent message when it was saved at once). Such a step leaves
-// commitorder's state as durable as the outbox already is, so it can wait
-// for the next flush: the outbox entry is written (synced) before the
-// message is published, and its deletion (OutboxDone) is itself not synced.
-// A crash before the flush leaves the entry in the outbox and commitorder
-// without it; replayOutbox then sends it again under the same id (receivers
-// deduplicate by id) and feeds OutboxAdded again, which settles it again.
-// Nothing is lost and nothing commitorder decided is forgotten: settling a
-// message on a final epoch decides nothing about the chain.
-func onlyOutboxDone(effects []commitorder.Effect) bool {
-	for _, e := range effects {
-		if _, ok := e.(commitorder.OutboxDone); !ok {
-			return false
-		}
-	}
-	return len(effects) > 0
 }
 
 func (a *groupActor) saveOrder() {
