@@ -243,56 +243,12 @@ func TestHealedPartitionOneSideChatOnly(t *testing.T) {
 // the returned partition can cut, with the given finality timing.
 func cutGroup(t *testing.T, age, grace time.Duration, names ...string) (*p2p.MemNetwork, []*Node, string, *partition) {
 	t.Helper()
-	mn := p2p.NewMemNetwork()
 	cut := &partition{}
-	var ns []*Node
-	for _, name := range names {
-		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{Home: t.TempDir(), Name: name, Network: &cutNet{Network: mnode, cut: cut}, Logger: testLogger().With("node", name)}
-		testTiming(&cfg)
+	mn, ns, g := wrappedMemGroup(t, func(_ string, net p2p.Network, cfg *Config) p2p.Network {
 		cfg.FinalityAge, cfg.FinalityGrace = age, grace
-		n, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.Close()
-			mnode.Close()
-		})
-		ns = append(ns, n)
-	}
-	ctx := ctxT(t, 30*time.Second)
-	for i := range ns {
-		for j := i + 1; j < len(ns); j++ {
-			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	gi, err := ns[0].CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns[1:] {
-		inv, err := ns[0].Invite(ctx, gi.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Join(ctx, inv.Code); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
-	// A joiner commits only once another member has been seen on its
-	// epoch: let a few tips go round.
-	time.Sleep(3 * ns[0].cfg.TipInterval)
-	return mn, ns, gi.ID, cut
+		return &cutNet{Network: net, cut: cut}
+	}, names...)
+	return mn, ns, g, cut
 }
 
 // cutOneSideChats: alice and bob are cut off from carol and dave; alice

@@ -241,3 +241,59 @@ func memNodeClock(t *testing.T, mn *p2p.MemNetwork, name string, clock Clock) *N
 	})
 	return n
 }
+
+// wrappedMemGroup builds a group of the named members on a MemNetwork with test
+// timing: the first creates it and invites the others, all connected to
+// each other. setup may wrap each member's network and adjust its config.
+// It returns once everyone is on one epoch and a few tips went round (a
+// joiner commits only once another member has been seen on its epoch).
+func wrappedMemGroup(t *testing.T, setup func(name string, net p2p.Network, cfg *Config) p2p.Network, names ...string) (*p2p.MemNetwork, []*Node, string) {
+	t.Helper()
+	mn := p2p.NewMemNetwork()
+	var ns []*Node
+	for _, name := range names {
+		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Home: t.TempDir(), Name: name, Logger: testLogger().With("node", name)}
+		testTiming(&cfg)
+		cfg.Network = setup(name, mnode, &cfg)
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			n.Close()
+			mnode.Close()
+		})
+		ns = append(ns, n)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	for i := range ns {
+		for j := i + 1; j < len(ns); j++ {
+			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gi, err := ns[0].CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns[1:] {
+		inv, err := ns[0].Invite(ctx, gi.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
+	time.Sleep(3 * ns[0].cfg.TipInterval)
+	return mn, ns, gi.ID
+}

@@ -66,58 +66,15 @@ func rootEpoch(t *testing.T, n *Node, group string) uint64 {
 // deafNet.
 func deafGroup(t *testing.T, deaf string, names ...string) (*p2p.MemNetwork, []*Node, string, *deafNet) {
 	t.Helper()
-	mn := p2p.NewMemNetwork()
-	var ns []*Node
 	var dn *deafNet
-	for _, name := range names {
-		mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
-		if err != nil {
-			t.Fatal(err)
+	mn, ns, g := wrappedMemGroup(t, func(name string, net p2p.Network, _ *Config) p2p.Network {
+		if name != deaf {
+			return net
 		}
-		var net p2p.Network = mnode
-		if name == deaf {
-			dn = &deafNet{Network: mnode}
-			net = dn
-		}
-		cfg := Config{Home: t.TempDir(), Name: name, Network: net, Logger: testLogger().With("node", name)}
-		testTiming(&cfg)
-		n, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.Close()
-			mnode.Close()
-		})
-		ns = append(ns, n)
-	}
-	ctx := ctxT(t, 30*time.Second)
-	for i := range ns {
-		for j := i + 1; j < len(ns); j++ {
-			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	gi, err := ns[0].CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns[1:] {
-		inv, err := ns[0].Invite(ctx, gi.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Join(ctx, inv.Code); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, 10*time.Second, "group formed", func() error { return sameEpoch(ns, gi.ID) })
-	time.Sleep(3 * ns[0].cfg.TipInterval)
-	return mn, ns, gi.ID, dn
+		dn = &deafNet{Network: net}
+		return dn
+	}, names...)
+	return mn, ns, g, dn
 }
 
 // waitEpochFinal waits until every node in ns is on epoch want and holds
