@@ -1143,12 +1143,14 @@ func (a *groupActor) sendTip() {
 	a.publish(t.marshal())
 }
 
-func (a *groupActor) publish(data []byte) {
+func (a *groupActor) publish(data []byte) error {
 	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
 	defer cancel()
-	if err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data); err != nil {
+	err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data)
+	if err != nil {
 		a.log.Debug("publish", "err", err)
 	}
+	return err
 }
 
 // ---- send path ----
@@ -1250,8 +1252,14 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	g := a.epochs[eid]
 	a.markSeen(sha256.Sum256(ct))
 	// (A group of one has nobody to reach: the entry settles as before.)
-	heard := g == nil || a.gossipReach() || len(g.Members()) < 2
-	a.publish(ct)
+	alone := g == nil || len(g.Members()) < 2
+	heard := alone || a.gossipReach()
+	// A publish our own topic check refused (the per-author rate limit
+	// during a burst) went nowhere either: every member would refuse it
+	// too, so it is kept and re-sent like one that reached nobody.
+	if err := a.publish(ct); err != nil && !alone {
+		heard = false
+	}
 	a.n.metrics.messagesOut.Add(1)
 	if heard {
 		delete(a.unheard, id)

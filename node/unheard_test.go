@@ -192,3 +192,65 @@ func TestUnheardSendNotLeakedToLaterMember(t *testing.T) {
 		}
 	}
 }
+
+// refusingNet refuses the next refuse publishes the way our own topic
+// check does when a burst exceeds the per-author rate limit (an error,
+// nothing sent), while its mesh is not empty; while noServe is set it
+// serves no sync, so what its peers get must come by gossip.
+type refusingNet struct {
+	p2p.Network
+	refuse  atomic.Int32
+	noServe atomic.Bool
+}
+
+func (r *refusingNet) Publish(ctx context.Context, g p2p.GroupID, data []byte) error {
+	if r.refuse.Add(-1) >= 0 {
+		return errors.New("publish: validation failed")
+	}
+	return r.Network.Publish(ctx, g, data)
+}
+
+func (r *refusingNet) MeshPeers(p2p.GroupID) []peer.ID { return r.Network.Peers() }
+
+func (r *refusingNet) Serve(proto protocol.ID, h p2p.StreamHandler) {
+	r.Network.Serve(proto, func(ctx context.Context, s p2p.Stream) {
+		if r.noServe.Load() {
+			s.Reset()
+			return
+		}
+		h(ctx, s)
+	})
+}
+
+// TestRefusedPublishResent: publishes our own topic check refused (a burst
+// over the rate limit) reached nobody although the mesh was full; they are
+// re-sent by gossip, not left for some later sync. Regression: they used
+// to count as heard, and with no sync from the sender bob never got them.
+func TestRefusedPublishResent(t *testing.T) {
+	checkLeaks(t)
+	var rn *refusingNet
+	_, ns, g := wrappedMemGroup(t, func(name string, net p2p.Network, _ *Config) p2p.Network {
+		if name != "alice" {
+			return net
+		}
+		rn = &refusingNet{Network: net}
+		return rn
+	}, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	rn.noServe.Store(true)
+	const sends, refused = 12, 8
+	rn.refuse.Store(refused)
+	var texts []string
+	for i := range sends {
+		text := fmt.Sprintf("burst %d", i)
+		texts = append(texts, text)
+		if _, err := alice.Send(ctx, g, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// hasTexts also fails on a message shown twice.
+	eventually(t, 10*time.Second, "every refused message re-sent by gossip", func() error {
+		return hasTexts(bob, g, texts...)
+	})
+}
