@@ -107,7 +107,7 @@ type groupActor struct {
 	// had just been made; it goes out when that one ends or on the next
 	// tip tick (from syncPrefer first, if set) rather than being dropped.
 	syncWanted bool
-	syncPrefer peer.ID
+	syncPrefer []peer.ID // newest request's first, at most maxSyncPrefer
 	syncRound  int       // rotates which members anti-entropy asks
 	lastTick   time.Time // commitorder's clock as last fed
 	// heardAt: when each member's tip was last seen (a member silent for
@@ -364,7 +364,7 @@ func (a *groupActor) run() {
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
-				a.requestSync(a.syncPrefer, false)
+				a.requestSyncFrom(a.syncPrefer, false)
 			}
 		case <-persist.C:
 			a.flush()
@@ -455,9 +455,10 @@ func (a *groupActor) step(ev commitorder.Event) {
 	}
 	// Evidence (tips, application messages, ticks) is re-learnt after a
 	// crash, so it is saved with the next flush; anything that changed the
-	// chain, the queue or produced effects is saved at once.
+	// chain, the queue or produced effects is saved at once. Hints
+	// (CiphertextPending) are not saved at all, so they cost no write.
 	switch ev.(type) {
-	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded:
+	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded, commitorder.CiphertextPending:
 		if len(effects) == 0 {
 			a.orderDirty = true
 			return
@@ -562,8 +563,19 @@ func (a *groupActor) effect(e commitorder.Effect) {
 				delete(a.intents, id)
 			}
 		}
-	case commitorder.FetchParent, commitorder.FetchRange:
+	case commitorder.FetchParent:
 		a.requestSync("", false)
+	case commitorder.FetchRange:
+		// The members seen on the epochs we miss hold them; asking random
+		// members first may miss the only one that does until age
+		// finality has settled the other branch (commitorder.FetchRange).
+		var prefer []peer.ID
+		for _, m := range e.Peers {
+			if id, err := parseIdentity([]byte(m)); err == nil && id.Peer != n.net.ID() {
+				prefer = append(prefer, id.Peer)
+			}
+		}
+		a.requestSyncFrom(prefer, false)
 	case commitorder.Retry:
 		// Commits with unknown parents are not held by the node (they are
 		// fetched again by sync), so there is nothing to re-feed.
@@ -706,6 +718,7 @@ func (a *groupActor) receive(data []byte) {
 		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
 			a.held.add(h, epoch, data)
+			a.ciphertextPending(data, epoch)
 			a.requestSync("", false)
 		}
 		return
@@ -755,6 +768,36 @@ func (a *groupActor) receive(data []byte) {
 	// us yet (gossip does not keep the order across senders): keep it
 	// until that Commit arrives (see heldBuffer).
 	a.held.add(h, epoch, data)
+	a.ciphertextPending(data, epoch)
+}
+
+// messageAD is the authenticated_data of Grove's application messages: a
+// version byte and the id of the epoch the message is sent in (the
+// format of parentAD). It lets a member that does not hold that epoch
+// name it to commitorder (CiphertextPending) before it can decrypt
+// anything; like parentAD it is an exporter output and reveals nothing
+// else. The framing carries it in the clear, so until the message is
+// decrypted it is only a claim.
+func messageAD(eid commitorder.EpochID) []byte { return parentAD(eid) }
+
+// ciphertextPending tells commitorder about an application message held
+// because no retained epoch could decrypt it: a hint (from unauthenticated
+// framing) that a branch we do not hold exists, so commitorder fetches
+// the range (from the members seen on it first) and holds depth finality
+// back until the epoch is known (commitorder.CiphertextPending). Messages
+// without messageAD (older senders) give no epoch id and no hint.
+func (a *groupActor) ciphertextPending(data []byte, epoch uint64) {
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil || m.WireFormat != mls.WireFormatPrivateMessage {
+		return
+	}
+	pm := m.PrivateMessage
+	if pm.ContentType != mls.ContentTypeApplication || len(pm.AuthenticatedData) != 17 || pm.AuthenticatedData[0] != 1 {
+		return
+	}
+	var eid commitorder.EpochID
+	copy(eid[:], pm.AuthenticatedData[1:])
+	a.step(commitorder.CiphertextPending{Eid: eid, Epoch: epoch})
 }
 
 // parentAD is the authenticated_data of Grove's Commits: a version byte and
@@ -1229,7 +1272,7 @@ func (a *groupActor) encryptInto(tx *store.Batch, plain []byte, id [16]byte) (co
 	if g == nil {
 		return eid, nil, errors.New("node: no head epoch")
 	}
-	ct, err := g.ProtectApplication(plain, nil, rand.Reader)
+	ct, err := g.ProtectApplication(plain, messageAD(eid), rand.Reader)
 	if err != nil {
 		return eid, nil, fmt.Errorf("node: encrypt: %w", err)
 	}
@@ -1592,7 +1635,7 @@ func (a *groupActor) leave() error {
 
 func (a *groupActor) encryptAndPublishIntent(p *appPayload) error {
 	eid, g := a.head()
-	ct, err := g.ProtectApplication(p.marshal(), nil, rand.Reader)
+	ct, err := g.ProtectApplication(p.marshal(), messageAD(eid), rand.Reader)
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "encrypt: %v", err)
 	}
@@ -1613,9 +1656,27 @@ func (a *groupActor) peerConnected(p peer.ID) {
 	})
 }
 
+// maxSyncPrefer bounds the members a deferred sync remembers to ask first
+// (commitorder names at most three per FetchRange).
+const maxSyncPrefer = 4
+
 // requestSync asks up to SyncFanout members for the log since our oldest
-// retained epoch. force skips the rate limit (a member just connected).
+// retained epoch, prefer first if it is a member of a retained epoch.
+// force skips the rate limit (a member just connected).
 func (a *groupActor) requestSync(prefer peer.ID, force bool) {
+	if prefer != "" && a.memberPeers()[prefer] {
+		a.requestSyncFrom([]peer.ID{prefer}, force)
+		return
+	}
+	a.requestSyncFrom(nil, force)
+}
+
+// requestSyncFrom is requestSync asking the peers in prefer first, in
+// order (up to SyncFanout of them), then other members. prefer need not be
+// members of an epoch we hold: commitorder names members seen acting on
+// epochs we do not hold, which may have joined there; the server decides
+// whether to answer, and every message fetched is validated like gossip.
+func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 	if a.removed {
 		return
 	}
@@ -1625,15 +1686,13 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 		// this one is for (a branch that another member tipped), and
 		// commitorder does not ask again before its Retry.
 		a.syncWanted = true
-		if prefer != "" {
-			a.syncPrefer = prefer
+		if len(prefer) > 0 {
+			a.syncPrefer = mergePrefer(prefer, a.syncPrefer)
 		}
 		return
 	}
-	if prefer == "" && a.syncPrefer != "" {
-		prefer = a.syncPrefer
-	}
-	a.syncWanted, a.syncPrefer = false, ""
+	prefer = mergePrefer(prefer, a.syncPrefer)
+	a.syncWanted, a.syncPrefer = false, nil
 	a.lastSync = now
 	_, from := a.co.Root()
 	if a.deepSync {
@@ -1641,11 +1700,17 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 		a.deepSync = false
 		from -= min(from, deepSyncEpochs)
 	}
+	self := a.n.net.ID()
 	members := a.memberPeers()
-	delete(members, a.n.net.ID())
+	delete(members, self)
 	var peers []peer.ID
-	if prefer != "" && members[prefer] {
-		peers = append(peers, prefer)
+	for _, p := range prefer {
+		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
+			break
+		}
+		if p != self {
+			peers = append(peers, p)
+		}
 	}
 	connected := a.n.net.Peers()
 	sort.Slice(connected, func(i, j int) bool { return connected[i] < connected[j] })
@@ -1661,7 +1726,7 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
 			break
 		}
-		if members[p] && p != prefer {
+		if members[p] && !slices.Contains(peers, p) {
 			peers = append(peers, p)
 		}
 	}
@@ -1670,4 +1735,16 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 		a.n.wg.Add(1)
 		go a.n.syncFrom(a, p, from)
 	}
+}
+
+// mergePrefer lists first then rest without repeats, at most
+// maxSyncPrefer peers.
+func mergePrefer(first, rest []peer.ID) []peer.ID {
+	var out []peer.ID
+	for _, p := range slices.Concat(first, rest) {
+		if len(out) < maxSyncPrefer && p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -152,7 +152,7 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 	defer a.post(func() {
 		a.syncs--
 		if a.syncs == 0 && a.syncWanted {
-			a.requestSync(a.syncPrefer, false)
+			a.requestSyncFrom(a.syncPrefer, false)
 		}
 	})
 	ctx, cancel := context.WithTimeout(n.ctx, syncTimeout)
