@@ -89,7 +89,7 @@ type groupActor struct {
 	lastSync   time.Time
 	syncs      int // sync requests in flight
 	tipCount   int
-	selfRemove map[commitorder.EpochID]bool
+	selfRemove map[commitorder.EpochID]pendingRemoval
 	orderDirty bool // commitorder evidence not yet saved
 	deepSync   bool // next sync starts below the root (a member is on another branch)
 	rejoin     *rejoinState
@@ -166,7 +166,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		held:       newHeldBuffer(defaultHeldMessages, defaultHeldBytes),
 		tipMaxAge:  n.coConfig(DefaultCommitRate).MaxAge,
 		dirty:      make(map[commitorder.EpochID]bool),
-		selfRemove: make(map[commitorder.EpochID]bool),
+		selfRemove: make(map[commitorder.EpochID]pendingRemoval),
 	}
 }
 
@@ -477,6 +477,21 @@ func (a *groupActor) saveOrder() {
 	if err := a.n.db.PutGroup(a.id, store.GroupMeta{Name: a.name, Created: a.created, Data: data}); err != nil {
 		a.log.Error("save group", "err", err)
 	}
+}
+
+// pendingRemoval is an epoch, named by its Commit, that removes this device:
+// we hold no state for it (we are not in it), only what the group list
+// shows until commitorder makes the removal final or a sibling beats it.
+type pendingRemoval struct {
+	epoch   uint64
+	members int
+}
+
+// errRemoving is the error for sending while a Commit removing this device
+// is the head but not yet final. Removed members see no later epoch, so
+// only the finality age settles it (commitorder's rootFinal).
+func (a *groupActor) errRemoving() error {
+	return api.Errorf(api.CodeForbidden, "group %q: a commit removing this device was received; it becomes final within %v and this device can no longer send", a.name, a.n.coConfig(0).MaxAge)
 }
 
 func (a *groupActor) head() (commitorder.EpochID, *mls.Group) {
@@ -1024,7 +1039,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 			}
 		}
 		ev.Admins = adminIDs(parent)
-		a.selfRemove[ev.Eid] = true
+		a.selfRemove[ev.Eid] = pendingRemoval{epoch: sc.Epoch, members: len(ev.Members)}
 		sc.Discard()
 	} else {
 		next, err := sc.Merge()
@@ -1207,8 +1222,11 @@ func (a *groupActor) send(text string) (api.Message, error) {
 	}
 	p := &appPayload{Kind: kindText, Time: a.n.cfg.Clock.Now().UTC(), Text: text}
 	rand.Read(p.ID[:])
-	_, g := a.head()
+	eid, g := a.head()
 	if g == nil {
+		if _, ok := a.selfRemove[eid]; ok {
+			return api.Message{}, a.errRemoving()
+		}
 		return api.Message{}, api.Errorf(api.CodeUnavailable, "group has no usable epoch")
 	}
 	plain := p.marshal()
@@ -1529,7 +1547,10 @@ func (a *groupActor) info() api.Group {
 	if hg != nil && !a.removed {
 		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()
 	}
+	pending, removing := a.selfRemove[eid]
 	switch {
+	case removing && hg == nil && !a.removed:
+		g.State, g.Epoch, g.Members = api.GroupRemoving, pending.epoch, pending.members
 	case a.removed:
 		g.State = api.GroupRemoved
 	case a.stale:

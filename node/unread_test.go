@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"grove/node/api"
+	"grove/p2p"
 )
 
 func groupInfo(t *testing.T, n *Node, id string) api.Group {
@@ -183,6 +184,41 @@ func TestRemovedGroupListedAsRemoved(t *testing.T) {
 		}
 		if c := memberCount(alice, g); c != 2 {
 			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+}
+
+// TestPendingRemovalListed: between the Commit that removes bob and its
+// finality (which a removed member can only reach by age: it sees no later
+// epoch), bob's group is listed as removing, with the epoch and member
+// count of the removal, and sending says why it fails. Regression: the
+// list showed epoch 0, 0 members and state active, and a send failed
+// with "group has no usable epoch".
+func TestPendingRemovalListed(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := wrappedMemGroup(t, func(_ string, net p2p.Network, cfg *Config) p2p.Network {
+		cfg.FinalityAge = 4 * time.Second
+		return net
+	}, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	before := groupInfo(t, alice, g).Epoch
+	if err := alice.Remove(ctx, g, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "bob's removal pending", func() error {
+		if gi := groupInfo(t, bob, g); gi.State != api.GroupRemoving || gi.Epoch != before+1 || gi.Members != 1 {
+			return fmt.Errorf("bob's group %+v", gi)
+		}
+		return nil
+	})
+	if _, err := bob.Send(ctx, g, "still here?"); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "removing this device") {
+		t.Fatalf("send while the removal is pending: %v", err)
+	}
+	eventually(t, 15*time.Second, "bob removed", func() error {
+		if s := groupInfo(t, bob, g).State; s != api.GroupRemoved {
+			return fmt.Errorf("bob's group state %q", s)
 		}
 		return nil
 	})

@@ -100,6 +100,10 @@ const (
 	// stays readable and searchable here until the user leaves the group
 	// (which deletes it); sending fails.
 	GroupRemoved GroupState = "removed"
+	// GroupRemoving: a Commit removing this device is the newest epoch but
+	// not final yet (a concurrent Commit could still win). Sending fails;
+	// the history stays readable.
+	GroupRemoving GroupState = "removing"
 	// GroupRejoinNeeded: this device's state lost to the rest of the group
 	// beyond the retention window; it must leave and be invited again.
 	GroupRejoinNeeded GroupState = "rejoin_needed"

@@ -293,6 +293,7 @@ func (e *env) usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "DIR defaults to $GROVE_HOME, else $XDG_DATA_HOME/grove, else ~/.local/share/grove.")
 	fmt.Fprintln(w, "GROUP is a group name or id; MEMBER a name, peer id or fingerprint prefix.")
+	fmt.Fprintln(w, "The daemon logs at info level; GROVE_LOG=debug (or warn, error) changes that.")
 }
 
 func (e *env) cmdHelp(args []string) error {

@@ -494,6 +494,9 @@ func TestUp(t *testing.T) {
 		t.Errorf("bad --listen: %q", errOut)
 	}
 	h.fails("grove: up: --bootstrap \"/ip4/127.0.0.1/tcp/1\" has no /p2p/PEER_ID\n", 2, "up", "--bootstrap", "/ip4/127.0.0.1/tcp/1")
+	h.env["GROVE_LOG"] = "loud"
+	h.fails("grove: up: GROVE_LOG=\"loud\": want debug, info, warn or error\n", 2, "up")
+	delete(h.env, "GROVE_LOG")
 	if len(h.configs) != 0 {
 		t.Fatal("daemon created despite bad flags")
 	}

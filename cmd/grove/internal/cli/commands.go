@@ -97,6 +97,8 @@ func (e *env) cmdGroupList(args []string) error {
 			switch {
 			case g.State == api.GroupRemoved:
 				role, state = "-", "removed"
+			case g.State == api.GroupRemoving:
+				role, state = "-", "removal pending"
 			case g.State == api.GroupRejoinNeeded:
 				state = "rejoin needed"
 			case g.Sync.CatchingUp && g.Sync.Total > 0:

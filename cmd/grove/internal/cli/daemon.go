@@ -121,6 +121,13 @@ func (e *env) cmdUp(args []string) error {
 			return usagef("up: --metrics: %v", err)
 		}
 	}
+	level := slog.LevelInfo
+	if v := e.r.getenv("GROVE_LOG"); v != "" {
+		// GROVE_LOG=debug|info|warn|error sets the daemon's log level.
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return usagef("up: GROVE_LOG=%q: want debug, info, warn or error", v)
+		}
+	}
 	if len(listen) == 0 {
 		listen = DefaultListen
 	}
@@ -142,7 +149,7 @@ func (e *env) cmdUp(args []string) error {
 		}
 		return fmt.Errorf("up: %w", err)
 	}
-	log := e.logger(slog.LevelInfo)
+	log := e.logger(level)
 	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log})
 	if err != nil {
 		lis.Close()
