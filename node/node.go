@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"grove/commitorder"
 	"grove/mls"
@@ -548,10 +549,20 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 			known[id] = p
 		}
 	}
+	// Hosts on real networks know the connections' addresses; MemNetwork
+	// has none.
+	addrs, _ := n.net.(interface {
+		PeerAddrs(peer.ID) []ma.Multiaddr
+	})
 	var out []api.Peer
 	for _, id := range n.net.Peers() {
 		p := known[id]
 		p.ID = id.String()
+		if addrs != nil {
+			for _, a := range addrs.PeerAddrs(id) {
+				p.Addrs = append(p.Addrs, a.String())
+			}
+		}
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

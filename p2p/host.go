@@ -26,6 +26,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // eventBuffer is the capacity of the Events channel.
@@ -257,6 +258,16 @@ func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 
 // Peers lists connected peers.
 func (n *Host) Peers() []peer.ID { return n.h.Network().Peers() }
+
+// PeerAddrs lists the remote addresses of the open connections to p
+// (what `grove peers` shows); empty when p is not connected.
+func (n *Host) PeerAddrs(p peer.ID) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, c := range n.h.Network().ConnsToPeer(p) {
+		out = append(out, c.RemoteMultiaddr())
+	}
+	return out
+}
 
 // Events returns the peer event channel.
 func (n *Host) Events() <-chan PeerEvent { return n.events }

@@ -145,6 +145,12 @@ func TestHostStartsOnLoopbackAndConnects(t *testing.T) {
 	if got := a.Peers(); len(got) != 1 || got[0] != b.ID() {
 		t.Fatalf("Peers = %v", got)
 	}
+	if as := a.PeerAddrs(b.ID()); len(as) == 0 || !hasPrefix(as[0].String(), "/ip4/127.0.0.1/") {
+		t.Fatalf("PeerAddrs = %v", as)
+	}
+	if as := a.PeerAddrs(a.ID()); len(as) != 0 {
+		t.Fatalf("PeerAddrs of an unconnected peer = %v", as)
+	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
