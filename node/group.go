@@ -102,6 +102,10 @@ type groupActor struct {
 	// resendUnheard). In memory: after a crash the replay publishes
 	// every entry left in the outbox again.
 	unheard map[[16]byte]map[string]bool
+	// settled: outbox entries commitorder settled, with when; they are
+	// deleted outboxLinger later (dropSettled). In memory: after a crash
+	// the replay publishes them again.
+	settled map[[16]byte]time.Time
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -368,6 +372,7 @@ func (a *groupActor) run() {
 			}
 		case <-persist.C:
 			a.flush()
+			a.dropSettled()
 		}
 	}
 }
@@ -521,7 +526,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 				// resendUnheard (and for replay after a crash).
 				continue
 			}
-			n.db.DeleteOutbox(a.id, store.MessageID(id))
+			a.settle([16]byte(id))
 		}
 	case commitorder.FinaliseEpoch:
 		if g := a.epochs[e.Eid]; g != nil && a.resent != nil && g.Epoch() >= a.resentEpoch {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -99,5 +100,52 @@ func (a *groupActor) resendUnheard() {
 			continue
 		}
 		a.resend(commitorder.MsgID(id))
+	}
+}
+
+// outboxLinger is how long an outbox entry commitorder has settled is kept
+// before it is deleted. "Heard" above means only that GossipSub's mesh for
+// the topic was not empty: Publish returns once the message is queued for
+// the mesh peers, not once it is on the wire, let alone received. A device
+// killed in between (SIGKILL, a crash) lost a message it had acknowledged
+// when the entry went at once: commitorder settles a message sent on an
+// epoch that is already final the moment it is published, and nothing
+// re-sent it after the restart. Kept this long, such an entry is replayed
+// after the restart (replayOutbox), and receivers deduplicate by message
+// id. The window covers the local send queue, which drains in
+// milliseconds; losses on the network after that are gossip's and
+// anti-entropy's to repair. No member acknowledges an application message,
+// and waiting for indirect evidence (a sync that served it, a later
+// message from each member) would keep entries without bound when the
+// evidence never comes, replaying all of them after every restart.
+const outboxLinger = 2 * time.Second
+
+// settle marks an outbox entry settled: dropSettled deletes it once it has
+// not been published for outboxLinger. A re-publish (resendUnheard,
+// resendAfterCut) settles it again and restarts the wait.
+func (a *groupActor) settle(id [16]byte) {
+	if a.settled == nil {
+		a.settled = map[[16]byte]time.Time{}
+	}
+	a.settled[id] = a.n.cfg.Clock.Now()
+}
+
+// dropSettled deletes the outbox entries settled at least outboxLinger ago.
+// The deletion is not synced: lost in a crash, it only means one more
+// replay of a message receivers already hold.
+func (a *groupActor) dropSettled() {
+	if len(a.settled) == 0 {
+		return
+	}
+	now := a.n.cfg.Clock.Now()
+	for id, at := range a.settled {
+		if now.Sub(at) < outboxLinger {
+			continue
+		}
+		delete(a.settled, id)
+		if a.unheard[id] != nil {
+			continue // published unheard meanwhile: resendUnheard's now
+		}
+		a.n.db.DeleteOutbox(a.id, store.MessageID(id))
 	}
 }
