@@ -106,6 +106,12 @@ type groupActor struct {
 	// deleted outboxLinger later (dropSettled). In memory: after a crash
 	// the replay publishes them again.
 	settled map[[16]byte]time.Time
+	// replaying: replayOutbox is publishing (see published).
+	replaying bool
+	// caughtUp: the newest member tip taken named an epoch we hold, no
+	// newer than our head (see resendUnheard). False after a start
+	// until such a tip arrives.
+	caughtUp bool
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -1097,6 +1103,9 @@ func (a *groupActor) onTip(data []byte) {
 	if a.removed {
 		return
 	}
+	if _, g := a.head(); g != nil {
+		a.caughtUp = t.Epoch <= g.Epoch() && a.co.Known(t.Eid)
+	}
 	var tipper peer.ID
 	if id, err := parseIdentity(member); err == nil {
 		tipper = id.Peer
@@ -1301,7 +1310,12 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	a.markSeen(sha256.Sum256(ct))
 	// (A group of one has nobody to reach: the entry settles as before.)
 	alone := g == nil || len(g.Members()) < 2
-	heard := alone || a.gossipReach()
+	// A replay right after a restart is never taken as heard: our head
+	// may be one the others have since left and deleted (they moved on
+	// while we were down), so a message encrypted there may be readable
+	// by nobody. It stays unheard until we have caught up with a member
+	// and is then re-sent in the head (resendUnheard).
+	heard := alone || (!a.replaying && a.gossipReach())
 	// A publish our own topic check refused (the per-author rate limit
 	// during a burst) went nowhere either: every member would refuse it
 	// too, so it is kept and re-sent like one that reached nobody.
@@ -1346,6 +1360,8 @@ func (a *groupActor) replayOutbox() {
 		return
 	}
 	_, g := a.head()
+	a.replaying = true
+	defer func() { a.replaying = false }()
 	for _, e := range entries {
 		// Send writes the outbox before the view; a crash between the two
 		// must not hide the message from its own sender.

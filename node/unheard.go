@@ -65,8 +65,9 @@ func (a *groupActor) noteUnheard(id [16]byte, g *mls.Group) {
 	a.log.Debug("published while gossip reached no member: kept for a re-send", "epoch", g.Epoch())
 }
 
-// resendUnheard re-sends, once gossip reaches a member, the entries last
-// published while it reached none. Same membership rule as every re-send:
+// resendUnheard re-sends, once gossip reaches a member and a member's tip
+// shows that our head is current, the entries last published while gossip
+// reached none (or replayed after a restart, see published). Same membership rule as every re-send:
 // only if everyone in the head could read the epoch the message was
 // encrypted in; otherwise it is flagged for the user, as an orphaned
 // message is.
@@ -75,7 +76,10 @@ func (a *groupActor) resendUnheard() {
 		return
 	}
 	_, g := a.head()
-	if g == nil || !a.gossipReach() {
+	// Only once caught up with a member: re-sent in a head the others
+	// have left (as after a restart, before the sync), an entry would be
+	// lost again.
+	if g == nil || !a.caughtUp || !a.gossipReach() {
 		return
 	}
 	ids := make([][16]byte, 0, len(a.unheard))
