@@ -470,12 +470,35 @@ func (a *groupActor) step(ev commitorder.Event) {
 	// (CiphertextPending) are not saved at all, so they cost no write.
 	switch ev.(type) {
 	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded, commitorder.CiphertextPending:
-		if len(effects) == 0 {
+		if len(effects) == 0 || onlyOutboxDone(effects) {
 			a.orderDirty = true
 			return
 		}
 	}
 	a.saveOrder()
+}
+
+// onlyOutboxDone reports whether effects settle sent messages and nothing
+// else: what a message sent on a final epoch yields at once (one synced
+// write per sent message when it was saved at once). Such a step leaves
+// commitorder's state as durable as the outbox already is, so it waits for
+// the next flush: the outbox entry is written (synced) before the message
+// is published, and kept for outboxLinger after it settles. A crash before
+// the flush leaves the entry in the outbox and commitorder without it;
+// replayOutbox sends it again under the same id (receivers deduplicate by
+// id), as unheard until this device has caught up, and feeds OutboxAdded
+// again, which settles it again. Settling a message on a final epoch
+// decides nothing about the chain, so nothing commitorder decided is
+// forgotten. (Reverted once as the cause of a lost message in the cli
+// SIGKILL test; the loss was a restarted daemon that had never written
+// its peer file and reached nobody, now fixed in p2p.)
+func onlyOutboxDone(effects []commitorder.Effect) bool {
+	for _, e := range effects {
+		if _, ok := e.(commitorder.OutboxDone); !ok {
+			return false
+		}
+	}
+	return len(effects) > 0
 }
 
 func (a *groupActor) saveOrder() {
