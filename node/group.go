@@ -112,6 +112,15 @@ type groupActor struct {
 	// newer than our head (see resendUnheard). False after a start
 	// until such a tip arrives.
 	caughtUp bool
+	// leaving: this device has left the group and waits to see its own
+	// removal (leave.go); leaveMsg is the intent it re-publishes.
+	leaving  bool
+	leaveMsg *appPayload
+	// leaveEpoch: the epoch the leave intent went out in; takenOver:
+	// when an admin's tip first showed it past that epoch (see
+	// noteTakeOver).
+	leaveEpoch uint64
+	takenOver  time.Time
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -263,7 +272,11 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 // the actor goroutine (and its subscription reader).
 func (n *Node) startActor(a *groupActor) {
 	n.mu.Lock()
-	n.groups[a.hexID] = a
+	if a.leaving {
+		n.leaving[a.hexID] = a
+	} else {
+		n.groups[a.hexID] = a
+	}
 	n.mu.Unlock()
 	if !a.removed {
 		sub, err := n.net.Subscribe(p2p.GroupID(a.id), a.validate)
@@ -371,6 +384,10 @@ func (a *groupActor) run() {
 			// was lost while the mesh formed.
 			a.resendAfterCut()
 			a.resendUnheard()
+			if a.leaving {
+				a.republishLeave()
+				a.finishLeaveIfTakenOver()
+			}
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
@@ -630,6 +647,10 @@ func (a *groupActor) effect(e commitorder.Effect) {
 				it.join <- joinResult{err: api.Errorf(api.CodeUnavailable, "the inviter was removed from the group")}
 			}
 			delete(a.intents, id)
+		}
+		if a.leaving {
+			n.finishLeave(a) // what we asked for: the group's data goes
+			return
 		}
 		n.emit(api.Event{Kind: api.EventRemoved, Group: a.hexID, Time: n.cfg.Clock.Now(), Detail: "this device was removed from the group"})
 	}
@@ -1129,6 +1150,7 @@ func (a *groupActor) onTip(data []byte) {
 	if _, g := a.head(); g != nil {
 		a.caughtUp = t.Epoch <= g.Epoch() && a.co.Known(t.Eid)
 	}
+	a.noteTakeOver(member, t.Epoch)
 	var tipper peer.ID
 	if id, err := parseIdentity(member); err == nil {
 		tipper = id.Peer
@@ -1674,6 +1696,7 @@ func (a *groupActor) leave() error {
 	if g == nil {
 		return nil
 	}
+	a.leaveMsg, a.leaveEpoch = p, g.Epoch()
 	return a.encryptAndPublishIntent(p)
 }
 
