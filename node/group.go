@@ -232,6 +232,13 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: epoch state: %w", err)
 		}
+		// The secret tree bounds are stored with each state: without this,
+		// a group stored before groupConfig's window was raised would keep
+		// the old one (256 skipped keys) for ever, and with it the resync
+		// stall the raise fixed.
+		if err := g.SetSecretTreeConfig(groupConfig().SecretTree); err != nil {
+			return nil, fmt.Errorf("node: epoch state: %w", err)
+		}
 		a.epochs[commitorder.EpochID(st.EID)] = g
 		if p := groupPolicy(g); p.RateLimit > 0 {
 			rate = int(p.RateLimit)
