@@ -197,16 +197,28 @@ func (n *Node) finishLeave(a *groupActor) {
 		n.mu.Unlock()
 		return
 	}
-	delete(n.leaving, a.hexID)
 	n.wg.Add(1)
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
+		// Under leaveMu, and the entry dropped only with the data, so that
+		// a Join of the same group (dropLeaving) never runs between.
+		n.leaveMu.Lock()
+		defer n.leaveMu.Unlock()
+		n.mu.Lock()
+		mine := n.leaving[a.hexID] == a
+		n.mu.Unlock()
+		if !mine {
+			return // dropped meanwhile by dropLeaving, or a second call
+		}
 		a.stop()
 		if err := n.deleteGroupData(a); err != nil {
 			n.log.Warn("delete left group", "group", a.hexID[:8], "err", err)
 		}
-		n.log.Info("left group removed us: its data is deleted", "group", a.hexID[:8])
+		n.mu.Lock()
+		delete(n.leaving, a.hexID)
+		n.mu.Unlock()
+		n.log.Info("left group: its data is deleted", "group", a.hexID[:8])
 	}()
 }
 
@@ -257,4 +269,23 @@ func (a *groupActor) finishLeaveIfTakenOver() {
 	}
 	a.log.Info("left group: an admin took over, our removal did not reach us; deleting it")
 	a.n.finishLeave(a)
+}
+
+// dropLeaving deletes at once a group this device is leaving (it is joining
+// it again: two actors must never share a group's data).
+func (n *Node) dropLeaving(hexID string) error {
+	n.leaveMu.Lock()
+	defer n.leaveMu.Unlock()
+	n.mu.Lock()
+	a := n.leaving[hexID]
+	n.mu.Unlock()
+	if a == nil {
+		return nil
+	}
+	a.stop()
+	err := n.deleteGroupData(a)
+	n.mu.Lock()
+	delete(n.leaving, hexID)
+	n.mu.Unlock()
+	return err
 }

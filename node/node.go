@@ -50,6 +50,9 @@ type Node struct {
 	// leaving: groups this device has left and that wait to see its
 	// removal (leave.go); not listed, not usable, still synced.
 	leaving map[string]*groupActor
+	// leaveMu orders the deletion of a left group (finishLeave) with a
+	// new join of it (dropLeaving).
+	leaveMu sync.Mutex
 	subs    map[chan api.Event]struct{}
 	invites map[[16]byte]*pendingInvite
 	// unread and unreadDirty: see unread.go.
