@@ -121,10 +121,19 @@ func crashReal(n *Node) {
 // until bob, back later, has taken them from her, become admin and removed
 // her; then her device deletes it. Regression: alice deleted the group at
 // once, and bob was left with alice as the only admin and member forever.
+// Also with alice's daemon restarted while she waits: the leaving state is
+// stored and resumed.
 func TestLastAdminLeavesWhileOnlyMemberOffline(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("alice restarted %v", restart), func(t *testing.T) { testLeaveOffline(t, restart) })
+	}
+}
+
+func testLeaveOffline(t *testing.T, restartAlice bool) {
 	checkLeaks(t)
-	alice := realNode(t, t.TempDir(), "alice")
-	defer alice.Close()
+	aliceHome := t.TempDir()
+	alice := realNode(t, aliceHome, "alice")
+	defer func() { alice.Close() }()
 	bobHome := t.TempDir()
 	bob := realNode(t, bobHome, "bob")
 	ctx := ctxT(t, 90*time.Second)
@@ -156,6 +165,19 @@ func TestLastAdminLeavesWhileOnlyMemberOffline(t *testing.T) {
 	}
 	if _, err := alice.Send(ctx, g.ID, "after leaving"); err == nil {
 		t.Fatal("alice could still send to the group she left")
+	}
+	if restartAlice {
+		alice.Close()
+		alice = realNode(t, aliceHome, "alice")
+		if gs, _ := alice.Groups(ctx); len(gs) != 0 {
+			t.Fatalf("alice lists %+v after a restart", gs)
+		}
+		alice.mu.Lock()
+		left := len(alice.leaving)
+		alice.mu.Unlock()
+		if left != 1 {
+			t.Fatalf("alice resumed %d groups being left, want 1", left)
+		}
 	}
 
 	bob = realNode(t, bobHome, "bob")
