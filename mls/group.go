@@ -214,6 +214,33 @@ func (g *Group) Tree() *RatchetTree { return g.tree }
 // SetPSKStore sets the external PSK store (not part of the serialised state).
 func (g *Group) SetPSKStore(s PSKStore) { g.cfg.PSKs = s }
 
+// SecretTreeConfig returns the secret tree bounds in force in this epoch
+// (carried to the epochs that follow it).
+func (g *Group) SecretTreeConfig() SecretTreeConfig { return g.cfg.SecretTree.withDefaults() }
+
+// SetSecretTreeConfig replaces the secret tree bounds of this epoch, of the
+// past epochs it keeps and of the epochs that follow it. The bounds are
+// part of the serialised state, so without this a state restored by
+// UnmarshalGroup keeps the ones it was created with, however the
+// application's have changed since. Lowering MaxSkippedKeys erases the
+// surplus kept keys, oldest first, as the ratchets next move on.
+func (g *Group) SetSecretTreeConfig(c SecretTreeConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	c = c.withDefaults()
+	g.cfg.SecretTree = c
+	if g.keys != nil {
+		g.keys.cfg = c
+	}
+	for _, p := range g.past {
+		if p.keys != nil {
+			p.keys.cfg = c
+		}
+	}
+	return nil
+}
+
 // Members lists the current members in leaf order.
 func (g *Group) Members() []Member {
 	var out []Member

@@ -15,10 +15,12 @@
 // the ciphertext log: the log doubles as the "processed" marker after a
 // restart, so a crash in between must leave the message to be processed
 // again (and deduplicated by its application id) rather than logged but
-// never shown. An outbox entry is cleared when its epoch is final, unless
-// it was published while gossip reached no member (no mesh yet, as right
-// after a restart): then it is kept and re-sent once the mesh forms
-// (unheard.go), since finality here says nothing about who received it.
+// never shown. An outbox entry is cleared outboxLinger after its epoch is
+// final (a publish is only queued, not on the wire, when it returns), unless
+// it was published while gossip reached no member (no mesh yet) or replayed
+// after a restart: then it is kept and re-sent once the mesh forms and a
+// member's tip shows our head is current (unheard.go), since finality here
+// says nothing about who received it.
 //
 // Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the
@@ -30,7 +32,8 @@
 // remove; any member may invite (a non-admin's invite becomes a join
 // request an admin commits, joinrequest.go), leave and rotate its keys; the
 // last admin to leave first hands the role to the longest-standing
-// remaining member (leave.go). A join that timed out is retried with the
+// remaining member, and a device that left keeps the group, unlisted and
+// still serving it, until it sees its removal (leave.go). A join that timed out is retried with the
 // same code (join.go, checkAdd). Unread counts are kept per group and
 // survive restarts (unread.go).
 // Members gossip signed tips (epoch, epoch id) on the group topic so that a

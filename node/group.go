@@ -102,6 +102,25 @@ type groupActor struct {
 	// resendUnheard). In memory: after a crash the replay publishes
 	// every entry left in the outbox again.
 	unheard map[[16]byte]map[string]bool
+	// settled: outbox entries commitorder settled, with when; they are
+	// deleted outboxLinger later (dropSettled). In memory: after a crash
+	// the replay publishes them again.
+	settled map[[16]byte]time.Time
+	// replaying: replayOutbox is publishing (see published).
+	replaying bool
+	// caughtUp: the newest member tip taken named an epoch we hold, no
+	// newer than our head (see resendUnheard). False after a start
+	// until such a tip arrives.
+	caughtUp bool
+	// leaving: this device has left the group and waits to see its own
+	// removal (leave.go); leaveMsg is the intent it re-publishes.
+	leaving  bool
+	leaveMsg *appPayload
+	// leaveEpoch: the epoch the leave intent went out in; takenOver:
+	// when an admin's tip first showed it past that epoch (see
+	// noteTakeOver).
+	leaveEpoch uint64
+	takenOver  time.Time
 
 	// syncWanted: a sync was asked for while another was in flight or
 	// had just been made; it goes out when that one ends or on the next
@@ -213,6 +232,13 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: epoch state: %w", err)
 		}
+		// The secret tree bounds are stored with each state: without this,
+		// a group stored before groupConfig's window was raised would keep
+		// the old one (256 skipped keys) for ever, and with it the resync
+		// stall the raise fixed.
+		if err := g.SetSecretTreeConfig(groupConfig().SecretTree); err != nil {
+			return nil, fmt.Errorf("node: epoch state: %w", err)
+		}
 		a.epochs[commitorder.EpochID(st.EID)] = g
 		if p := groupPolicy(g); p.RateLimit > 0 {
 			rate = int(p.RateLimit)
@@ -253,7 +279,11 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 // the actor goroutine (and its subscription reader).
 func (n *Node) startActor(a *groupActor) {
 	n.mu.Lock()
-	n.groups[a.hexID] = a
+	if a.leaving {
+		n.leaving[a.hexID] = a
+	} else {
+		n.groups[a.hexID] = a
+	}
 	n.mu.Unlock()
 	if !a.removed {
 		sub, err := n.net.Subscribe(p2p.GroupID(a.id), a.validate)
@@ -361,6 +391,10 @@ func (a *groupActor) run() {
 			// was lost while the mesh formed.
 			a.resendAfterCut()
 			a.resendUnheard()
+			if a.leaving {
+				a.republishLeave()
+				a.finishLeaveIfTakenOver()
+			}
 			if a.tipCount%10 == 0 {
 				a.requestSync("", true)
 			} else if a.syncWanted {
@@ -368,6 +402,7 @@ func (a *groupActor) run() {
 			}
 		case <-persist.C:
 			a.flush()
+			a.dropSettled()
 		}
 	}
 }
@@ -459,12 +494,35 @@ func (a *groupActor) step(ev commitorder.Event) {
 	// (CiphertextPending) are not saved at all, so they cost no write.
 	switch ev.(type) {
 	case commitorder.TipSeen, commitorder.AppMessageSeen, commitorder.Tick, commitorder.OutboxAdded, commitorder.CiphertextPending:
-		if len(effects) == 0 {
+		if len(effects) == 0 || onlyOutboxDone(effects) {
 			a.orderDirty = true
 			return
 		}
 	}
 	a.saveOrder()
+}
+
+// onlyOutboxDone reports whether effects settle sent messages and nothing
+// else: what a message sent on a final epoch yields at once (one synced
+// write per sent message when it was saved at once). Such a step leaves
+// commitorder's state as durable as the outbox already is, so it waits for
+// the next flush: the outbox entry is written (synced) before the message
+// is published, and kept for outboxLinger after it settles. A crash before
+// the flush leaves the entry in the outbox and commitorder without it;
+// replayOutbox sends it again under the same id (receivers deduplicate by
+// id), as unheard until this device has caught up, and feeds OutboxAdded
+// again, which settles it again. Settling a message on a final epoch
+// decides nothing about the chain, so nothing commitorder decided is
+// forgotten. (Reverted once as the cause of a lost message in the cli
+// SIGKILL test; the loss was a restarted daemon that had never written
+// its peer file and reached nobody, now fixed in p2p.)
+func onlyOutboxDone(effects []commitorder.Effect) bool {
+	for _, e := range effects {
+		if _, ok := e.(commitorder.OutboxDone); !ok {
+			return false
+		}
+	}
+	return len(effects) > 0
 }
 
 func (a *groupActor) saveOrder() {
@@ -536,7 +594,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 				// resendUnheard (and for replay after a crash).
 				continue
 			}
-			n.db.DeleteOutbox(a.id, store.MessageID(id))
+			a.settle([16]byte(id))
 		}
 	case commitorder.FinaliseEpoch:
 		if g := a.epochs[e.Eid]; g != nil && a.resent != nil && g.Epoch() >= a.resentEpoch {
@@ -611,6 +669,10 @@ func (a *groupActor) effect(e commitorder.Effect) {
 				it.join <- joinResult{err: api.Errorf(api.CodeUnavailable, "the inviter was removed from the group")}
 			}
 			delete(a.intents, id)
+		}
+		if a.leaving {
+			n.finishLeave(a) // what we asked for: the group's data goes
+			return
 		}
 		n.emit(api.Event{Kind: api.EventRemoved, Group: a.hexID, Time: n.cfg.Clock.Now(), Detail: "this device was removed from the group"})
 	}
@@ -1107,6 +1169,10 @@ func (a *groupActor) onTip(data []byte) {
 	if a.removed {
 		return
 	}
+	if _, g := a.head(); g != nil {
+		a.caughtUp = t.Epoch <= g.Epoch() && a.co.Known(t.Eid)
+	}
+	a.noteTakeOver(member, t.Epoch)
 	var tipper peer.ID
 	if id, err := parseIdentity(member); err == nil {
 		tipper = id.Peer
@@ -1314,7 +1380,12 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	a.markSeen(sha256.Sum256(ct))
 	// (A group of one has nobody to reach: the entry settles as before.)
 	alone := g == nil || len(g.Members()) < 2
-	heard := alone || a.gossipReach()
+	// A replay right after a restart is never taken as heard: our head
+	// may be one the others have since left and deleted (they moved on
+	// while we were down), so a message encrypted there may be readable
+	// by nobody. It stays unheard until we have caught up with a member
+	// and is then re-sent in the head (resendUnheard).
+	heard := alone || (!a.replaying && a.gossipReach())
 	// A publish our own topic check refused (the per-author rate limit
 	// during a burst) went nowhere either: every member would refuse it
 	// too, so it is kept and re-sent like one that reached nobody.
@@ -1359,6 +1430,8 @@ func (a *groupActor) replayOutbox() {
 		return
 	}
 	_, g := a.head()
+	a.replaying = true
+	defer func() { a.replaying = false }()
 	for _, e := range entries {
 		// Send writes the outbox before the view; a crash between the two
 		// must not hide the message from its own sender.
@@ -1651,6 +1724,7 @@ func (a *groupActor) leave() error {
 	if g == nil {
 		return nil
 	}
+	a.leaveMsg, a.leaveEpoch = p, g.Epoch()
 	return a.encryptAndPublishIntent(p)
 }
 

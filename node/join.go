@@ -229,6 +229,11 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		}
 		return api.Group{}, api.Errorf(api.CodeConflict, "already a member of this group")
 	}
+	// Joining a group we have left but not yet seen our removal from: the
+	// old copy goes now (the admin replaces our old leaf with the new one).
+	if err := n.dropLeaving(hex.EncodeToString(iv.Group)); err != nil {
+		return api.Group{}, err
+	}
 	pid, err := peer.IDFromBytes(iv.Peer)
 	if err != nil {
 		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code: bad peer id")

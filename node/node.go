@@ -46,8 +46,14 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	groups  map[string]*groupActor // by hex group id
+	mu     sync.Mutex
+	groups map[string]*groupActor // by hex group id
+	// leaving: groups this device has left and that wait to see its
+	// removal (leave.go); not listed, not usable, still synced.
+	leaving map[string]*groupActor
+	// leaveMu orders the deletion of a left group (finishLeave) with a
+	// new join of it (dropLeaving).
+	leaveMu sync.Mutex
 	subs    map[chan api.Event]struct{}
 	invites map[[16]byte]*pendingInvite
 	// unread and unreadDirty: see unread.go.
@@ -75,6 +81,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "node"),
 		groups:  make(map[string]*groupActor),
+		leaving: make(map[string]*groupActor),
 		subs:    make(map[chan api.Event]struct{}),
 		invites: make(map[[16]byte]*pendingInvite),
 
@@ -144,6 +151,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err != nil {
 			n.log.Warn("group not loaded", "group", hex.EncodeToString(id), "err", err)
 			continue
+		}
+		if _, err := n.db.Setting(leavingSetting(a.hexID)); err == nil {
+			a.leaving = true
+			if !a.awaitsRemoval() {
+				if err := n.deleteGroupData(a); err != nil {
+					n.log.Warn("delete left group", "group", a.hexID, "err", err)
+				}
+				continue
+			}
 		}
 		n.startActor(a)
 	}
@@ -215,8 +231,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	actors := make([]*groupActor, 0, len(n.groups))
+	actors := make([]*groupActor, 0, len(n.groups)+len(n.leaving))
 	for _, a := range n.groups {
+		actors = append(actors, a)
+	}
+	for _, a := range n.leaving {
 		actors = append(actors, a)
 	}
 	n.mu.Unlock()
@@ -267,13 +286,38 @@ func (n *Node) peerLoop() {
 			}
 			n.emit(api.Event{Kind: api.EventPeers, Time: n.cfg.Clock.Now(), Detail: ev.Kind.String()})
 			if ev.Kind == p2p.PeerConnected {
-				// A (re)connected member may hold what we missed.
-				for _, a := range n.actorList() {
+				// A (re)connected member may hold what we missed (or,
+				// for a group we are leaving, miss what we hold).
+				for _, a := range n.allActors() {
 					a.peerConnected(ev.Peer)
 				}
 			}
 		}
 	}
+}
+
+// allActors lists the actors of listed groups and of groups being left.
+func (n *Node) allActors() []*groupActor {
+	out := n.actorList()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range n.leaving {
+		out = append(out, a)
+	}
+	return out
+}
+
+// lookupServing finds the actor of group (a hex id), listed or being
+// left: a device that has left a group still serves it until it is
+// removed (leave.go).
+func (n *Node) lookupServing(group string) (*groupActor, error) {
+	n.mu.Lock()
+	a, ok := n.leaving[strings.ToLower(group)]
+	n.mu.Unlock()
+	if ok {
+		return a, nil
+	}
+	return n.lookup(group)
 }
 
 func (n *Node) actorList() []*groupActor {
@@ -516,15 +560,30 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	if err := n.handOver(ctx, a); err != nil {
 		return err
 	}
-	if err := a.do(ctx, func() error { return a.leave() }); err != nil {
+	var wait bool
+	if err := a.do(ctx, func() error {
+		wait = a.othersRemain()
+		return a.leave()
+	}); err != nil {
 		return err
+	}
+	if wait {
+		return n.awaitRemoval(a)
 	}
 	n.mu.Lock()
 	delete(n.groups, a.hexID)
 	n.mu.Unlock()
 	a.stop()
+	return n.deleteGroupData(a)
+}
+
+// deleteGroupData deletes a stopped actor's group from the store.
+func (n *Node) deleteGroupData(a *groupActor) error {
 	if err := n.db.DeleteGroup(a.id); err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
+	}
+	if err := n.db.DeleteSetting(leavingSetting(a.hexID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Warn("delete leaving mark", "err", err)
 	}
 	n.forgetUnread(a.hexID)
 	return nil

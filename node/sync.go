@@ -65,7 +65,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		s.Reset()
 		return
 	}
-	a, err := n.lookup(hexOf(req.Group))
+	a, err := n.lookupServing(hexOf(req.Group))
 	if err != nil || !bytesEqual(a.id, req.Group) {
 		s.Reset()
 		return

@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -64,8 +65,9 @@ func (a *groupActor) noteUnheard(id [16]byte, g *mls.Group) {
 	a.log.Debug("published while gossip reached no member: kept for a re-send", "epoch", g.Epoch())
 }
 
-// resendUnheard re-sends, once gossip reaches a member, the entries last
-// published while it reached none. Same membership rule as every re-send:
+// resendUnheard re-sends, once gossip reaches a member and a member's tip
+// shows that our head is current, the entries last published while gossip
+// reached none (or replayed after a restart, see published). Same membership rule as every re-send:
 // only if everyone in the head could read the epoch the message was
 // encrypted in; otherwise it is flagged for the user, as an orphaned
 // message is.
@@ -74,7 +76,10 @@ func (a *groupActor) resendUnheard() {
 		return
 	}
 	_, g := a.head()
-	if g == nil || !a.gossipReach() {
+	// Only once caught up with a member: re-sent in a head the others
+	// have left (as after a restart, before the sync), an entry would be
+	// lost again.
+	if g == nil || !a.caughtUp || !a.gossipReach() {
 		return
 	}
 	ids := make([][16]byte, 0, len(a.unheard))
@@ -99,5 +104,52 @@ func (a *groupActor) resendUnheard() {
 			continue
 		}
 		a.resend(commitorder.MsgID(id))
+	}
+}
+
+// outboxLinger is how long an outbox entry commitorder has settled is kept
+// before it is deleted. "Heard" above means only that GossipSub's mesh for
+// the topic was not empty: Publish returns once the message is queued for
+// the mesh peers, not once it is on the wire, let alone received. A device
+// killed in between (SIGKILL, a crash) lost a message it had acknowledged
+// when the entry went at once: commitorder settles a message sent on an
+// epoch that is already final the moment it is published, and nothing
+// re-sent it after the restart. Kept this long, such an entry is replayed
+// after the restart (replayOutbox), and receivers deduplicate by message
+// id. The window covers the local send queue, which drains in
+// milliseconds; losses on the network after that are gossip's and
+// anti-entropy's to repair. No member acknowledges an application message,
+// and waiting for indirect evidence (a sync that served it, a later
+// message from each member) would keep entries without bound when the
+// evidence never comes, replaying all of them after every restart.
+const outboxLinger = 2 * time.Second
+
+// settle marks an outbox entry settled: dropSettled deletes it once it has
+// not been published for outboxLinger. A re-publish (resendUnheard,
+// resendAfterCut) settles it again and restarts the wait.
+func (a *groupActor) settle(id [16]byte) {
+	if a.settled == nil {
+		a.settled = map[[16]byte]time.Time{}
+	}
+	a.settled[id] = a.n.cfg.Clock.Now()
+}
+
+// dropSettled deletes the outbox entries settled at least outboxLinger ago.
+// The deletion is not synced: lost in a crash, it only means one more
+// replay of a message receivers already hold.
+func (a *groupActor) dropSettled() {
+	if len(a.settled) == 0 {
+		return
+	}
+	now := a.n.cfg.Clock.Now()
+	for id, at := range a.settled {
+		if now.Sub(at) < outboxLinger {
+			continue
+		}
+		delete(a.settled, id)
+		if a.unheard[id] != nil {
+			continue // published unheard meanwhile: resendUnheard's now
+		}
+		a.n.db.DeleteOutbox(a.id, store.MessageID(id))
 	}
 }

@@ -276,17 +276,44 @@ func (n *Host) dialKnown(known []peer.AddrInfo) {
 	wg.Wait()
 }
 
+// minPeerSaveGap is the least time between two peer-file writes prompted
+// by new connections (a burst of connections costs one or two writes).
+const minPeerSaveGap = time.Second
+
+// savePeersLoop rewrites the peer file every PeerstoreSaveInterval and soon
+// after a peer connects. Close writes it too, but a process killed without
+// Close (SIGKILL, a crash, power loss) keeps only what was written before:
+// with the periodic write alone, a device killed within minutes of meeting
+// its only peers (say, right after joining a group) restarted knowing
+// nobody, and what it still had to send (its replayed outbox) could reach
+// no one until some peer happened to dial it.
 func (n *Host) savePeersLoop() {
 	t := time.NewTicker(n.cfg.PeerstoreSaveInterval)
 	defer t.Stop()
+	soon := time.NewTimer(time.Hour)
+	soon.Stop()
+	defer soon.Stop()
+	var last time.Time
+	save := func() {
+		last = time.Now()
+		if err := n.savePeers(); err != nil {
+			n.log.Warn("save peer file", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			if err := n.savePeers(); err != nil {
-				n.log.Warn("save peer file", "err", err)
+			save()
+		case <-n.newPeer:
+			if wait := minPeerSaveGap - time.Since(last); wait > 0 {
+				soon.Reset(wait)
+				continue
 			}
+			save()
+		case <-soon.C:
+			save()
 		}
 	}
 }

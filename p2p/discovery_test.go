@@ -12,6 +12,26 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
+// TestPeerFileWrittenSoonAfterConnect: the peer file lists a new peer long
+// before the periodic save, without Close. Regression: a daemon SIGKILLed
+// within minutes of joining (its only peer met at the join) restarted with
+// no peer file, reached nobody, and its replayed outbox was lost to the
+// group (cli TestAcknowledgedMessagesSurviveSIGKILL, about 1 run in 7).
+func TestPeerFileWrittenSoonAfterConnect(t *testing.T) {
+	checkLeaks(t)
+	path := filepath.Join(t.TempDir(), "peers.json")
+	a := newTestHost(t, func(c *Config) { c.PeerstoreFile = path; c.PeerstoreSaveInterval = time.Hour })
+	b := newTestHost(t, nil)
+	c := newTestHost(t, nil)
+	for _, p := range []*Host{b, c} {
+		connect(t, a, p)
+		waitFor(t, 5*time.Second, "the peer file to list the new peer", func() bool {
+			known, err := loadPeerFile(path, 10)
+			return err == nil && slices.ContainsFunc(known, func(ai peer.AddrInfo) bool { return ai.ID == p.ID() })
+		})
+	}
+}
+
 // TestRestartKeepsIdentityAndReconnects: a host with an identity file and a
 // peer file restarts with the same peer ID and, with no discovery at all,
 // reconnects to the peers it knew.

@@ -50,6 +50,9 @@ type Host struct {
 	handlers sync.WaitGroup // inbound stream handlers (Serve)
 
 	events chan PeerEvent
+	// newPeer is signalled (never blocking) when a peer connects, so that
+	// savePeersLoop writes the peer file soon after (see savePeersLoop).
+	newPeer chan struct{}
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -79,14 +82,15 @@ func New(cfg Config) (*Host, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Host{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "p2p"),
-		tracer: newMeshTracer(),
-		ctx:    ctx,
-		cancel: cancel,
-		events: make(chan PeerEvent, eventBuffer),
-		topics: make(map[string]*hostTopic),
-		scores: make(map[peer.ID]float64),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "p2p"),
+		tracer:  newMeshTracer(),
+		ctx:     ctx,
+		cancel:  cancel,
+		events:  make(chan PeerEvent, eventBuffer),
+		newPeer: make(chan struct{}, 1),
+		topics:  make(map[string]*hostTopic),
+		scores:  make(map[peer.ID]float64),
 	}
 	if err := n.start(key); err != nil {
 		n.Close()
@@ -222,6 +226,12 @@ func (n *Host) forwardEvents(sub event.Subscription) {
 				kind = PeerDisconnected
 			default:
 				continue
+			}
+			if kind == PeerConnected {
+				select {
+				case n.newPeer <- struct{}{}:
+				default: // a save is already due
+				}
 			}
 			select {
 			case n.events <- PeerEvent{Peer: ev.Peer, Kind: kind, Time: time.Now()}:

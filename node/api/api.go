@@ -49,7 +49,9 @@ type Service interface {
 	Remove(ctx context.Context, group, member string) error
 	// Rotate updates this device's keys in group (post-compromise security).
 	Rotate(ctx context.Context, group string) error
-	// Leave leaves group and deletes everything of it on this device.
+	// Leave leaves group and deletes everything of it on this device: at
+	// once when nobody else is in it, otherwise (the group no longer
+	// listed or usable) once the group has removed this device.
 	Leave(ctx context.Context, group string) error
 	// Peers lists connected peers.
 	Peers(ctx context.Context) ([]Peer, error)
