@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -62,6 +63,10 @@ type Host struct {
 	closed bool
 	topics map[string]*hostTopic // by topic name
 	scores map[peer.ID]float64   // latest peer-score snapshot
+	// probing holds the connections being checked by probeConn.
+	probing map[network.Conn]struct{}
+
+	staleClosed atomic.Int64 // connections closed by probeConn
 }
 
 var _ Network = (*Host)(nil)
@@ -98,6 +103,7 @@ func New(cfg Config) (*Host, error) {
 		newPeer:  make(chan struct{}, 1),
 		topics:   make(map[string]*hostTopic),
 		scores:   make(map[peer.ID]float64),
+		probing:  make(map[network.Conn]struct{}),
 	}
 	if err := n.start(key); err != nil {
 		n.Close()
@@ -167,6 +173,7 @@ func (n *Host) start(key crypto.PrivKey) error {
 		return fmt.Errorf("p2p: start libp2p: %w", err)
 	}
 	n.h = h
+	n.watchStaleConns()
 
 	// Subscribe to connectivity before anything can connect.
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))

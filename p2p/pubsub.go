@@ -399,15 +399,19 @@ type GossipStats struct {
 	// or dropping us from its mesh). A neighbour that merely stops or
 	// restarts sends none (see Host.Close).
 	PrunesReceived int64
+	// StaleConnsClosed counts connections closed because their peer
+	// connected again and they no longer answered (liveness.go).
+	StaleConnsClosed int64
 }
 
 // GossipStats returns the host's gossip counters.
 func (n *Host) GossipStats() GossipStats {
 	return GossipStats{
-		DroppedRPCs:    n.tracer.droppedRPCs.Load(),
-		Throttled:      n.tracer.throttled.Load(),
-		Rejected:       n.tracer.rejected.Load(),
-		PrunesReceived: n.tracer.prunesReceived.Load(),
+		DroppedRPCs:      n.tracer.droppedRPCs.Load(),
+		Throttled:        n.tracer.throttled.Load(),
+		Rejected:         n.tracer.rejected.Load(),
+		PrunesReceived:   n.tracer.prunesReceived.Load(),
+		StaleConnsClosed: n.staleClosed.Load(),
 	}
 }
 
