@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -18,7 +19,7 @@ const meshBackBound = 3 * time.Second
 // meshTriangle starts hosts A and B and a host C whose identity lives in
 // dir, connects them all and subscribes each to g, and waits until every
 // host has both others in its mesh.
-func meshTriangle(t *testing.T, g GroupID, idFile string) (a, b, c *Host, subs []Subscription) {
+func meshTriangle(t testing.TB, g GroupID, idFile string) (a, b, c *Host, subs []Subscription) {
 	t.Helper()
 	a, b = newTestHost(t, nil), newTestHost(t, nil)
 	c = newTestHost(t, func(cfg *Config) { cfg.IdentityFile = idFile; cfg.PeerstoreFile = idFile + ".peers" })
@@ -53,7 +54,7 @@ func fullMesh(g GroupID, hosts ...*Host) bool {
 // restartHost starts a host with idFile's identity (the same peer ID as
 // the one that was closed), connects it to peers and subscribes it to g.
 // It returns the host, its subscription and when the subscription began.
-func restartHost(t *testing.T, g GroupID, idFile string, peers ...*Host) (*Host, Subscription, time.Time) {
+func restartHost(t testing.TB, g GroupID, idFile string, peers ...*Host) (*Host, Subscription, time.Time) {
 	t.Helper()
 	c := newTestHost(t, func(cfg *Config) { cfg.IdentityFile = idFile; cfg.PeerstoreFile = idFile + ".peers" })
 	for _, p := range peers {
@@ -179,4 +180,43 @@ func TestRejoinDuringUnsubscribeBackoff(t *testing.T) {
 		return fullMesh(g, c2, a, b)
 	})
 	t.Logf("mesh back %v after rejoining during the backoff", time.Since(start).Round(time.Millisecond))
+}
+
+// BenchmarkMeshAfterRestart measures the time from a host's Subscribe
+// until it and its two neighbours have each other in their meshes, for a
+// host that was closed and restarted with the same identity (restart) and
+// for a host never seen before (fresh, the floor). Heartbeat 100 ms.
+func BenchmarkMeshAfterRestart(b *testing.B) {
+	for _, mode := range []string{"fresh", "restart"} {
+		b.Run("mode="+mode, func(b *testing.B) {
+			g := GroupID("bench-restart")
+			idFile := filepath.Join(b.TempDir(), "c.key")
+			a, bh, c, _ := meshTriangle(b, g, idFile)
+			var total time.Duration
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				id := c.ID()
+				c.Close()
+				waitFor(b, 10*time.Second, "C gone", func() bool {
+					return !slices.Contains(a.Peers(), id) && !slices.Contains(bh.Peers(), id)
+				})
+				f := idFile
+				if mode == "fresh" {
+					f = filepath.Join(b.TempDir(), fmt.Sprintf("fresh-%d.key", i))
+				}
+				var start time.Time
+				c, _, start = restartHost(b, g, f, a, bh)
+				b.StartTimer()
+				deadline := start.Add(30 * time.Second)
+				for !fullMesh(g, c, a, bh) {
+					if time.Now().After(deadline) {
+						b.Fatal("no full mesh after 30 s")
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-mesh")
+		})
+	}
 }
