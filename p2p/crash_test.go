@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -204,12 +206,14 @@ func TestCrashedHostRegainsMesh(t *testing.T) {
 	}
 }
 
-// stubConn is a dead connection to peer that opened at opened: every new
-// stream fails. Methods it does not override panic (nil embedded).
+// stubConn is a connection to peer that opened at opened. Its new streams
+// come from stream (nil: opening one fails). Methods it does not override
+// panic (nil embedded).
 type stubConn struct {
 	network.Conn
 	peer   peer.ID
 	opened time.Time
+	stream func() network.Stream
 	closed atomic.Bool
 }
 
@@ -218,11 +222,60 @@ func (c *stubConn) Stat() network.ConnStats {
 	return network.ConnStats{Stats: network.Stats{Opened: c.opened}}
 }
 func (c *stubConn) NewStream(context.Context) (network.Stream, error) {
-	return nil, errors.New("stub: dead connection")
+	if c.stream == nil {
+		return nil, errors.New("stub: stream limit reached")
+	}
+	return c.stream(), nil
 }
 func (c *stubConn) IsClosed() bool                { return c.closed.Load() }
 func (c *stubConn) Close() error                  { c.closed.Store(true); return nil }
 func (c *stubConn) RemoteMultiaddr() ma.Multiaddr { return nil }
+
+// stubStream accepts writes; reads fail with readErr at once, or (nil)
+// wait for the deadline or a reset, as on a dead connection.
+type stubStream struct {
+	network.Stream
+	readErr  error
+	mu       sync.Mutex
+	deadline time.Time
+	reset    chan struct{}
+	once     sync.Once
+}
+
+func newStubStream(readErr error) network.Stream {
+	return &stubStream{readErr: readErr, reset: make(chan struct{})}
+}
+
+func (s *stubStream) Write(p []byte) (int, error) { return len(p), nil }
+func (s *stubStream) Read([]byte) (int, error) {
+	if s.readErr != nil {
+		return 0, s.readErr
+	}
+	s.mu.Lock()
+	dl := s.deadline
+	s.mu.Unlock()
+	var timeout <-chan time.Time
+	if !dl.IsZero() {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return 0, os.ErrDeadlineExceeded
+	case <-s.reset:
+		return 0, network.ErrReset
+	}
+}
+func (s *stubStream) SetDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.deadline = t
+	s.mu.Unlock()
+	return nil
+}
+func (s *stubStream) Reset() error                  { s.once.Do(func() { close(s.reset) }); return nil }
+func (s *stubStream) Close() error                  { return s.Reset() }
+func (s *stubStream) SetProtocol(protocol.ID) error { return nil }
 
 // stubNetwork lists conns as the connections to every peer.
 type stubNetwork struct {
@@ -273,25 +326,44 @@ func TestLiveOlderConnectionKept(t *testing.T) {
 	}
 }
 
-// TestDeadOlderConnectionClosed: the older connection of a peer that
-// connected again is closed when it does not answer; the new one is not
-// probed.
-func TestDeadOlderConnectionClosed(t *testing.T) {
+// TestOlderConnectionProbe: the older connection of a peer that connected
+// again is closed only when it stays silent until the probe's deadline; a
+// stream reset is an answer (the peer is there, its limits refused the
+// stream), and a stream this host cannot open proves nothing. The new
+// connection is never probed.
+func TestOlderConnectionProbe(t *testing.T) {
 	checkLeaks(t)
-	a := newTestHost(t, nil)
-	p := peer.ID("peer")
-	now := time.Now()
-	old := &stubConn{peer: p, opened: now.Add(-time.Minute)}
-	newer := &stubConn{peer: p, opened: now}
-	a.onConnected(stubNetwork{conns: []network.Conn{old, newer}}, newer)
-	waitProbesDone(t, a)
-	if !old.IsClosed() {
-		t.Error("the dead older connection is still open")
-	}
-	if newer.IsClosed() {
-		t.Error("the new connection was closed")
-	}
-	if n := a.GossipStats().StaleConnsClosed; n != 1 {
-		t.Errorf("StaleConnsClosed = %d, want 1", n)
+	for _, tc := range []struct {
+		name   string
+		stream func() network.Stream
+		closed bool
+	}{
+		{"silent", func() network.Stream { return newStubStream(nil) }, true},
+		{"reset by the peer", func() network.Stream { return newStubStream(network.ErrReset) }, false},
+		{"no stream here", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTestHost(t, nil)
+			a.staleProbeTimeout = 200 * time.Millisecond
+			p := peer.ID("peer")
+			now := time.Now()
+			old := &stubConn{peer: p, opened: now.Add(-time.Minute), stream: tc.stream}
+			newer := &stubConn{peer: p, opened: now}
+			a.onConnected(stubNetwork{conns: []network.Conn{old, newer}}, newer)
+			waitProbesDone(t, a)
+			if old.IsClosed() != tc.closed {
+				t.Errorf("older connection closed = %v, want %v", old.IsClosed(), tc.closed)
+			}
+			if newer.IsClosed() {
+				t.Error("the new connection was closed")
+			}
+			want := int64(0)
+			if tc.closed {
+				want = 1
+			}
+			if n := a.GossipStats().StaleConnsClosed; n != want {
+				t.Errorf("StaleConnsClosed = %d, want %d", n, want)
+			}
+		})
 	}
 }

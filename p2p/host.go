@@ -66,7 +66,8 @@ type Host struct {
 	// probing holds the connections being checked by probeConn.
 	probing map[network.Conn]struct{}
 
-	staleClosed atomic.Int64 // connections closed by probeConn
+	staleClosed       atomic.Int64 // connections closed by probeConn
+	staleProbeTimeout time.Duration
 }
 
 var _ Network = (*Host)(nil)
@@ -104,6 +105,8 @@ func New(cfg Config) (*Host, error) {
 		topics:   make(map[string]*hostTopic),
 		scores:   make(map[peer.ID]float64),
 		probing:  make(map[network.Conn]struct{}),
+
+		staleProbeTimeout: staleConnProbeTimeout,
 	}
 	if err := n.start(key); err != nil {
 		n.Close()

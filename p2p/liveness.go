@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -14,8 +17,8 @@ import (
 )
 
 // staleConnProbeTimeout bounds the check of an older connection to a peer
-// that has just connected again. A live connection answers in a round
-// trip; a dead one never does.
+// that has just connected again (Host.staleProbeTimeout; tests shorten
+// it). A live connection answers in a round trip; a dead one never does.
 const staleConnProbeTimeout = 5 * time.Second
 
 // A peer that crashes (or whose laptop sleeps, or whose network changes)
@@ -52,30 +55,43 @@ func (n *Host) onConnected(nw network.Network, c network.Conn) {
 	}
 }
 
-// probeConn closes c if it does not answer a ping in time.
+// probeConn closes c if it does not answer a ping in time. Any answer,
+// even a stream reset (the peer's resource limits), proves the connection
+// alive, and a stream this host cannot open (its own limits) proves
+// nothing: only silence until the deadline closes it.
 func (n *Host) probeConn(c network.Conn) {
 	defer func() {
 		n.mu.Lock()
 		delete(n.probing, c)
 		n.mu.Unlock()
 	}()
-	ctx, cancel := context.WithTimeout(n.ctx, staleConnProbeTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.staleProbeTimeout)
 	defer cancel()
 	err := pingConn(ctx, c)
 	if err == nil || n.ctx.Err() != nil || c.IsClosed() {
 		return
 	}
+	if !errors.Is(err, errNoAnswer) {
+		n.log.Debug("connection probe inconclusive", "peer", c.RemotePeer(), "err", err)
+		return
+	}
 	n.log.Debug("closing a stale connection: the peer connected again and this one does not answer",
-		"peer", c.RemotePeer(), "remote", c.RemoteMultiaddr(), "err", err)
+		"peer", c.RemotePeer(), "remote", c.RemoteMultiaddr())
 	c.Close()
 	n.staleClosed.Add(1)
 }
 
+// errNoAnswer is pingConn's error when the peer did not answer before the
+// context's deadline.
+var errNoAnswer = errors.New("p2p: no answer on the connection")
+
 // pingConn runs one libp2p ping (/ipfs/ping/1.0.0, which every libp2p
 // host answers) on a new stream of c, not on whichever connection the
-// host would choose.
-func pingConn(ctx context.Context, c network.Conn) error {
-	s, err := c.NewStream(ctx)
+// host would choose. It wraps errNoAnswer when ctx's deadline passed
+// without an answer.
+func pingConn(ctx context.Context, c network.Conn) (err error) {
+	// A relayed (limited) connection is probed too: a ping is a few bytes.
+	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "grove liveness probe"))
 	if err != nil {
 		return fmt.Errorf("p2p: open probe stream: %w", err)
 	}
@@ -85,6 +101,13 @@ func pingConn(ctx context.Context, c network.Conn) error {
 	}
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
+	defer func() {
+		var ne net.Error
+		if err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+			errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+	}()
 	if err := msmux.SelectProtoOrFail(ping.ID, s); err != nil {
 		return fmt.Errorf("p2p: negotiate ping: %w", err)
 	}
@@ -101,7 +124,7 @@ func pingConn(ctx context.Context, c network.Conn) error {
 		return fmt.Errorf("p2p: read ping: %w", err)
 	}
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("p2p: ping answered with other bytes")
+		return errors.New("p2p: ping answered with other bytes")
 	}
 	return nil
 }
