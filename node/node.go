@@ -222,8 +222,9 @@ func (n *Node) loadIdentity() error {
 	return nil
 }
 
-// Close stops every actor and background goroutine, then closes the
-// network (if the node opened it) and the store.
+// Close closes the network first (if the node opened it), so that peers
+// see a disconnect rather than a leave, then stops every actor and
+// background goroutine and closes the store.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -242,12 +243,12 @@ func (n *Node) Close() error {
 	if n.cancel != nil {
 		n.cancel()
 	}
-	for _, a := range actors {
-		a.stop()
-	}
 	var errs []error
 	if n.net != nil && n.ownNet {
 		errs = append(errs, n.net.Close())
+	}
+	for _, a := range actors {
+		a.stop()
 	}
 	n.wg.Wait()
 	n.mu.Lock()

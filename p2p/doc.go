@@ -16,6 +16,12 @@
 //     outsiders cannot guess it, with message id = hash of the payload, a
 //     size check and a node-supplied validator that run before a message is
 //     forwarded, and peer scoring that penalises invalid payloads and floods;
+//     backoffs sized for small groups, and a Close that looks like a
+//     disconnect rather than a leave, so that a device that restarts is back
+//     in its group's mesh at the next heartbeat;
+//   - a liveness probe of the older connection to a peer that connects
+//     again, so a peer that crashed and came back is not written to
+//     through a dead connection;
 //   - the stream protocols /grove/join/1, /grove/sync/1 and
 //     /grove/keypackage/1 with uvarint length-delimited framing, size limits,
 //     deadlines, a request/response primitive and a streaming primitive whose

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -44,8 +45,12 @@ type Host struct {
 
 	tracer *meshTracer
 
-	ctx      context.Context // ends at Close; parent of every goroutine's context
-	cancel   context.CancelFunc
+	ctx    context.Context // ends at Close; parent of every goroutine's context
+	cancel context.CancelFunc
+	// psCtx runs GossipSub. It ends after ctx, once the libp2p host is
+	// closed and the topics are unwound (see Close).
+	psCtx    context.Context
+	psCancel context.CancelFunc
 	wg       sync.WaitGroup // owned goroutines
 	handlers sync.WaitGroup // inbound stream handlers (Serve)
 
@@ -58,6 +63,11 @@ type Host struct {
 	closed bool
 	topics map[string]*hostTopic // by topic name
 	scores map[peer.ID]float64   // latest peer-score snapshot
+	// probing holds the connections being checked by probeConn.
+	probing map[network.Conn]struct{}
+
+	staleClosed       atomic.Int64 // connections closed by probeConn
+	staleProbeTimeout time.Duration
 }
 
 var _ Network = (*Host)(nil)
@@ -81,16 +91,22 @@ func New(cfg Config) (*Host, error) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	psCtx, psCancel := context.WithCancel(context.Background())
 	n := &Host{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "p2p"),
-		tracer:  newMeshTracer(),
-		ctx:     ctx,
-		cancel:  cancel,
-		events:  make(chan PeerEvent, eventBuffer),
-		newPeer: make(chan struct{}, 1),
-		topics:  make(map[string]*hostTopic),
-		scores:  make(map[peer.ID]float64),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "p2p"),
+		tracer:   newMeshTracer(),
+		ctx:      ctx,
+		cancel:   cancel,
+		psCtx:    psCtx,
+		psCancel: psCancel,
+		events:   make(chan PeerEvent, eventBuffer),
+		newPeer:  make(chan struct{}, 1),
+		topics:   make(map[string]*hostTopic),
+		scores:   make(map[peer.ID]float64),
+		probing:  make(map[network.Conn]struct{}),
+
+		staleProbeTimeout: staleConnProbeTimeout,
 	}
 	if err := n.start(key); err != nil {
 		n.Close()
@@ -160,6 +176,7 @@ func (n *Host) start(key crypto.PrivKey) error {
 		return fmt.Errorf("p2p: start libp2p: %w", err)
 	}
 	n.h = h
+	n.watchStaleConns()
 
 	// Subscribe to connectivity before anything can connect.
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
@@ -288,8 +305,17 @@ func (n *Host) isClosed() bool {
 	return n.closed
 }
 
-// Close leaves every topic, stops discovery, saves known peers, closes the
-// libp2p host and waits for every goroutine this Host started.
+// Close stops discovery, saves known peers, closes the libp2p host and
+// waits for every goroutine this Host started.
+//
+// Close is a disconnect, not a leave: the host's connections are closed
+// before its topics are unwound, so no PRUNE reaches the neighbours. A
+// PRUNE asks them to back off (refuse our GRAFTs) for a while, and a
+// device restarted within that time would find no mesh; a disconnect makes
+// GossipSub drop us from its meshes with no backoff (go-libp2p-pubsub
+// v0.19.0, GossipSubRouter.OnClosedOutboundStream), so a restarted device
+// is grafted again at the next heartbeat. Leaving a group is
+// Subscription.Close.
 func (n *Host) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -304,9 +330,6 @@ func (n *Host) Close() error {
 	n.mu.Unlock()
 
 	var errs []error
-	for _, t := range topics {
-		t.close()
-	}
 	if n.h != nil && n.cfg.PeerstoreFile != "" {
 		if err := n.savePeers(); err != nil {
 			errs = append(errs, err)
@@ -328,6 +351,13 @@ func (n *Host) Close() error {
 			errs = append(errs, fmt.Errorf("p2p: close host: %w", err))
 		}
 	}
+	// With every connection closed (and no new one possible), unwinding a
+	// topic through GossipSub, which still runs, sends nothing: its PRUNEs
+	// go to dead streams. It ends pending Next calls with ErrClosed.
+	for _, t := range topics {
+		t.close()
+	}
+	n.psCancel()
 	n.wg.Wait()
 	n.handlers.Wait()
 	close(n.events)

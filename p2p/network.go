@@ -101,7 +101,10 @@ type Subscription interface {
 	// Next blocks until a message arrives, ctx ends or the subscription is
 	// closed (ErrClosed).
 	Next(ctx context.Context) (*Message, error)
-	// Close leaves the topic; later Next calls return ErrClosed.
+	// Close leaves the topic; later Next calls return ErrClosed. The
+	// neighbours are told (GossipSub PRUNE) and will not take this host
+	// back into their meshes for about a second. A device that is only
+	// stopping closes the Network instead, with its subscriptions open.
 	Close() error
 }
 
@@ -188,6 +191,10 @@ type Network interface {
 	Events() <-chan PeerEvent
 
 	// Close stops every goroutine the Network started and waits for them.
+	// Open subscriptions end (Next returns ErrClosed) without leaving
+	// their topics: to the peers a closed network is a device that
+	// disconnected, which they take back into their meshes as soon as it
+	// returns. Close it before closing subscriptions when stopping.
 	Close() error
 }
 

@@ -65,6 +65,29 @@ func topicScoreParams() *pubsub.TopicScoreParams {
 	}
 }
 
+// GossipSub backoffs. A PRUNE carries a backoff during which the pruned
+// peer must not GRAFT us again; a GRAFT that comes anyway is refused, costs
+// a behaviour penalty and restarts the backoff at pruneBackoff on both
+// sides. Expired backoffs are only swept every 15 heartbeats, plus 2 s of
+// slack (go-libp2p-pubsub v0.19.0, clearBackoff), before the heartbeat
+// grafts that peer again. The library defaults (a minute after a prune, 10 s
+// after an unsubscribe) are made for large public meshes; in a group of a
+// few devices that stop and start all the time they leave a device that
+// rejoins soon after leaving without a mesh for over a minute.
+const (
+	// unsubscribeBackoff is what we ask of our mesh peers when we leave a
+	// topic (Subscription.Close). The wire carries whole seconds, and 0
+	// would mean "use your pruneBackoff", so 1 s is the shortest.
+	unsubscribeBackoff = time.Second
+	// pruneBackoff is what we ask of a peer we prune: one over the mesh's
+	// upper bound (Dhi), one with a negative score (whose GRAFTs the score
+	// refuses anyway) or one that GRAFTed during a backoff.
+	pruneBackoff = 5 * time.Second
+	// graftFloodThreshold: a GRAFT this soon after a PRUNE costs an extra
+	// penalty. A restarted device grafts once; a flooder, every heartbeat.
+	graftFloodThreshold = 2 * time.Second
+)
+
 // gossipWindow is the minimum age of messages still advertised in IHAVE.
 const gossipWindow = 3 * time.Second
 
@@ -75,6 +98,9 @@ const peerOutboundQueue = 4096
 func (n *Host) startPubSub() error {
 	gsp := pubsub.DefaultGossipSubParams()
 	gsp.HeartbeatInterval = n.cfg.HeartbeatInterval
+	gsp.UnsubscribeBackoff = unsubscribeBackoff
+	gsp.PruneBackoff = pruneBackoff
+	gsp.GraftFloodThreshold = graftFloodThreshold
 	if gsp.HeartbeatInitialDelay > n.cfg.HeartbeatInterval {
 		gsp.HeartbeatInitialDelay = n.cfg.HeartbeatInterval
 	}
@@ -86,7 +112,7 @@ func (n *Host) startPubSub() error {
 		gsp.HistoryLength = w + 2
 	}
 	rpcMax := max(1<<20, 2*n.cfg.MaxMessageSize)
-	ps, err := pubsub.NewGossipSub(n.ctx, n.h,
+	ps, err := pubsub.NewGossipSub(n.psCtx, n.h,
 		pubsub.WithGossipSubParams(gsp),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { return MessageID(m.Data) }),
 		pubsub.WithMaxMessageSize(rpcMax),
@@ -361,7 +387,7 @@ type meshTracer struct {
 	mu     sync.Mutex
 	meshes map[string]map[peer.ID]struct{}
 
-	droppedRPCs, throttled, rejected atomic.Int64
+	droppedRPCs, throttled, rejected, prunesReceived atomic.Int64
 }
 
 // GossipStats are counters for diagnostics and metrics.
@@ -369,14 +395,23 @@ type GossipStats struct {
 	DroppedRPCs int64 // outbound RPCs dropped because a peer's queue was full
 	Throttled   int64 // inbound messages dropped by the validation throttle
 	Rejected    int64 // messages that failed validation
+	// PrunesReceived counts PRUNEs from peers (a neighbour leaving a topic
+	// or dropping us from its mesh). A neighbour that merely stops or
+	// restarts sends none (see Host.Close).
+	PrunesReceived int64
+	// StaleConnsClosed counts connections closed because their peer
+	// connected again and they no longer answered (liveness.go).
+	StaleConnsClosed int64
 }
 
 // GossipStats returns the host's gossip counters.
 func (n *Host) GossipStats() GossipStats {
 	return GossipStats{
-		DroppedRPCs: n.tracer.droppedRPCs.Load(),
-		Throttled:   n.tracer.throttled.Load(),
-		Rejected:    n.tracer.rejected.Load(),
+		DroppedRPCs:      n.tracer.droppedRPCs.Load(),
+		Throttled:        n.tracer.throttled.Load(),
+		Rejected:         n.tracer.rejected.Load(),
+		PrunesReceived:   n.tracer.prunesReceived.Load(),
+		StaleConnsClosed: n.staleClosed.Load(),
 	}
 }
 
@@ -419,16 +454,41 @@ func (t *meshTracer) Leave(topic string) {
 	delete(t.meshes, topic)
 }
 
-func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (t *meshTracer) OnClosedOutboundStream(peer.ID)                       {}
-func (t *meshTracer) Join(string)                                          {}
-func (t *meshTracer) ValidateMessage(*pubsub.Message)                      {}
-func (t *meshTracer) DeliverMessage(*pubsub.Message)                       {}
-func (t *meshTracer) RejectMessage(*pubsub.Message, string)                {}
-func (t *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
-func (t *meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (t *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+// OnClosedOutboundStream is GossipSub dropping a peer (disconnected, or its
+// stream died): the router removes it from every mesh without a PRUNE, so
+// the tracer must too, or a peer that reconnects with the same ID would
+// look as if it were still in the mesh.
+func (t *meshTracer) OnClosedOutboundStream(p peer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.meshes {
+		delete(m, p)
+	}
+}
+
+func (t *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (t *meshTracer) Join(string)                              {}
+func (t *meshTracer) ValidateMessage(*pubsub.Message)          {}
+func (t *meshTracer) DeliverMessage(*pubsub.Message)           {}
+func (t *meshTracer) DuplicateMessage(*pubsub.Message)         {}
+func (t *meshTracer) ThrottlePeer(peer.ID)                     {}
+
+func (t *meshTracer) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationFailed:
+		t.rejected.Add(1)
+	case pubsub.RejectValidationThrottled, pubsub.RejectValidationQueueFull:
+		t.throttled.Add(1)
+	}
+}
+
+func (t *meshTracer) RecvRPC(rpc *pubsub.RPC) {
+	if n := len(rpc.GetControl().GetPrune()); n > 0 {
+		t.prunesReceived.Add(int64(n))
+	}
+}
+
 func (t *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (t *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         { t.droppedRPCs.Add(1) }
 func (t *meshTracer) UndeliverableMessage(*pubsub.Message)                 {}

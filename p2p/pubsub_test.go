@@ -243,6 +243,11 @@ func TestInvalidPayloadStopsAtFirstHop(t *testing.T) {
 		s, ok := hosts[1].PeerScore(x.ID())
 		return ok && s < 0
 	})
+	for i, want := range []int64{0, 3, 0, 0} {
+		if got := hosts[i].GossipStats().Rejected; got != want {
+			t.Errorf("host %d counted %d rejected messages, want %d", i, got, want)
+		}
+	}
 }
 
 // TestFloodingPeerIsPenalisedAndPruned: a peer running plain GossipSub

@@ -1,0 +1,130 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	msmux "github.com/multiformats/go-multistream"
+)
+
+// staleConnProbeTimeout bounds the check of an older connection to a peer
+// that has just connected again (Host.staleProbeTimeout; tests shorten
+// it). A live connection answers in a round trip; a dead one never does.
+const staleConnProbeTimeout = 5 * time.Second
+
+// A peer that crashes (or whose laptop sleeps, or whose network changes)
+// closes nothing: we keep its connection, and GossipSub keeps writing to
+// the stream on it, until the transport notices. For TCP the kernel of a
+// crashed process resets the connection at once, but a QUIC connection
+// only ends after its idle timeout (30 s), unless the peer returns on the
+// same UDP port and answers with a stateless reset. Meanwhile the restarted
+// peer dials us again on a new connection, but every message we publish or
+// forward to it goes down the dead one and is lost.
+//
+// So when a peer connects while we still hold an older connection to it,
+// the older one is probed (a ping on a stream opened on that connection)
+// and closed if it does not answer in staleConnProbeTimeout. GossipSub then
+// opens its stream on the live connection. A duplicate that is alive (both
+// sides dialed at once) answers and stays.
+func (n *Host) watchStaleConns() {
+	n.h.Network().Notify(&network.NotifyBundle{ConnectedF: n.onConnected})
+}
+
+func (n *Host) onConnected(nw network.Network, c network.Conn) {
+	for _, old := range nw.ConnsToPeer(c.RemotePeer()) {
+		if old == c || !old.Stat().Opened.Before(c.Stat().Opened) {
+			continue
+		}
+		n.mu.Lock()
+		if _, busy := n.probing[old]; busy || n.closed {
+			n.mu.Unlock()
+			continue
+		}
+		n.probing[old] = struct{}{}
+		n.goOwnedLocked(func() { n.probeConn(old) })
+		n.mu.Unlock()
+	}
+}
+
+// probeConn closes c if it does not answer a ping in time. Any answer,
+// even a stream reset (the peer's resource limits), proves the connection
+// alive, and a stream this host cannot open (its own limits) proves
+// nothing: only silence until the deadline closes it.
+func (n *Host) probeConn(c network.Conn) {
+	defer func() {
+		n.mu.Lock()
+		delete(n.probing, c)
+		n.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(n.ctx, n.staleProbeTimeout)
+	defer cancel()
+	err := pingConn(ctx, c)
+	if err == nil || n.ctx.Err() != nil || c.IsClosed() {
+		return
+	}
+	if !errors.Is(err, errNoAnswer) {
+		n.log.Debug("connection probe inconclusive", "peer", c.RemotePeer(), "err", err)
+		return
+	}
+	n.log.Debug("closing a stale connection: the peer connected again and this one does not answer",
+		"peer", c.RemotePeer(), "remote", c.RemoteMultiaddr())
+	c.Close()
+	n.staleClosed.Add(1)
+}
+
+// errNoAnswer is pingConn's error when the peer did not answer before the
+// context's deadline.
+var errNoAnswer = errors.New("p2p: no answer on the connection")
+
+// pingConn runs one libp2p ping (/ipfs/ping/1.0.0, which every libp2p
+// host answers) on a new stream of c, not on whichever connection the
+// host would choose. It wraps errNoAnswer when ctx's deadline passed
+// without an answer.
+func pingConn(ctx context.Context, c network.Conn) (err error) {
+	// A relayed (limited) connection is probed too: a ping is a few bytes.
+	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "grove liveness probe"))
+	if err != nil {
+		return fmt.Errorf("p2p: open probe stream: %w", err)
+	}
+	defer s.Reset()
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	defer func() {
+		var ne net.Error
+		if err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+			errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+	}()
+	if err := msmux.SelectProtoOrFail(ping.ID, s); err != nil {
+		return fmt.Errorf("p2p: negotiate ping: %w", err)
+	}
+	if err := s.SetProtocol(ping.ID); err != nil {
+		return fmt.Errorf("p2p: ping protocol: %w", err)
+	}
+	want := make([]byte, ping.PingSize)
+	rand.Read(want)
+	if _, err := s.Write(want); err != nil {
+		return fmt.Errorf("p2p: write ping: %w", err)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(s, got); err != nil {
+		return fmt.Errorf("p2p: read ping: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return errors.New("p2p: ping answered with other bytes")
+	}
+	return nil
+}
