@@ -199,7 +199,7 @@ func TestCrashedHostRegainsMesh(t *testing.T) {
 			if tc.probed && stale == 0 {
 				t.Error("no stale connection was closed, yet the member was reached")
 			}
-			waitFor(t, meshBackBound, "C back in A's and B's meshes", func() bool {
+			waitFor(t, crashBackBound, "C back in A's and B's meshes", func() bool {
 				return slices.Contains(a.MeshPeers(g), id) && slices.Contains(b.MeshPeers(g), id)
 			})
 		})

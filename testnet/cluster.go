@@ -343,13 +343,16 @@ func (c *Cluster) Stop(p *Peer) error {
 		p.notePeak(proc.peakRSSMB())
 		err = proc.stop()
 	} else {
-		err = n.Close()
+		// The host goes first, as a daemon's own network does in
+		// node.Close: peers then see a disconnect, not a topic leave whose
+		// prune backoff would keep the restarted node out of their mesh.
+		if h != nil {
+			err = h.Close()
+		}
+		err = errors.Join(err, n.Close())
 	}
 	stop()
 	<-done
-	if h != nil {
-		err = errors.Join(err, h.Close())
-	}
 	return err
 }
 
