@@ -1,11 +1,15 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
 	"grove/node/api"
+	"grove/p2p"
 )
 
 // TestRemovedWhileCutOffLearnsIt: carol is cut off; alice removes her,
@@ -119,4 +123,170 @@ func TestRemovedWhileCutOffLearnsIt(t *testing.T) {
 	if err := sameEpoch(pair, g); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rawSync sends req over /grove/sync/1 from the network of n to server and
+// returns every message answered, and the error that ended the stream (nil
+// on a clean end: the server answered; an error with no messages: refused).
+func rawSync(ctx context.Context, from p2p.Network, server *Node, req *syncRequest) ([][]byte, error) {
+	s, err := from.OpenStream(ctx, server.PeerID(), p2p.ProtocolSync)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Reset()
+	if err := s.Send(req.marshal()); err != nil {
+		return nil, err
+	}
+	s.CloseWrite()
+	var out [][]byte
+	for {
+		frame, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		b, err := unmarshalSyncBatch(frame)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, b.Messages...)
+	}
+}
+
+// TestRemovedMemberServedOnlyItsEpochs checks what the sync server hands a
+// member removed while its daemon was down, asking with hand-made
+// requests: the log of the epochs it was in, up to and including the
+// Commit that removed it, whatever epoch it asks from; nothing if it asks
+// beyond, nothing more than once a second, and never a GroupInfo. A peer
+// that was never a member still gets nothing at all.
+func TestRemovedMemberServedOnlyItsEpochs(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	time.Sleep(3 * carol.cfg.TipInterval)
+	joined := groupEpoch(t, carol, g)
+	gid := decodeHexT(t, g)
+	// Carol's daemon stops; her network (her peer id) stays for the
+	// hand-made requests below.
+	carolNet := carol.net
+	carol.Close()
+	dave := memNode(t, mn, "dave")
+	for _, n := range ns[:2] {
+		if err := dave.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bob.Send(ctx, g, "before the removal"); err != nil {
+		t.Fatal(err)
+	}
+	removedAt := groupEpoch(t, alice, g)
+	if err := alice.Remove(ctx, g, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	pair := []*Node{alice, bob}
+	eventually(t, 10*time.Second, "carol removed", func() error {
+		for _, n := range pair {
+			if c := memberCount(n, g); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(pair, g)
+	})
+	for i := range 2 {
+		if _, err := alice.Send(ctx, g, fmt.Sprintf("after the removal %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.Rotate(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "rotated", func() error {
+			if e := groupEpoch(t, alice, g); e != removedAt+2+uint64(i) {
+				return fmt.Errorf("alice on epoch %d", e)
+			}
+			return sameEpoch(pair, g)
+		})
+	}
+	time.Sleep(2 * alice.cfg.FinalityAge)
+	// What alice holds: the log of carol's last epoch (the removing
+	// Commit and bob's message), and of the later epochs.
+	var want [][]byte
+	for e := joined; e <= removedAt; e++ {
+		c, a := logged(t, alice, g, e)
+		want = append(append(want, c...), a...)
+	}
+	if len(want) < 2 {
+		t.Fatalf("alice logged %d messages for epochs %d..%d", len(want), joined, removedAt)
+	}
+
+	got, err := rawSync(ctx, carolNet, alice, &syncRequest{Group: gid, From: 0})
+	if err != nil {
+		t.Fatalf("removed carol's sync: %v (after %d messages)", err, len(got))
+	}
+	commits := 0
+	for _, m := range got {
+		_, epoch, commit, err := frameInfo(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if epoch < joined || epoch > removedAt {
+			t.Fatalf("carol (member in epochs %d..%d) was served a message of epoch %d", joined, removedAt, epoch)
+		}
+		if commit {
+			commits++
+		}
+	}
+	if len(got) != len(want) || commits == 0 {
+		t.Fatalf("carol was served %d messages (%d commits), alice logged %d in her epochs", len(got), commits, len(want))
+	}
+	// At once again: refused (rate limit).
+	if got, err := rawSync(ctx, carolNet, alice, &syncRequest{Group: gid, From: joined}); err == nil || len(got) != 0 {
+		t.Fatalf("a second request at once: %d messages, err %v", len(got), err)
+	}
+	time.Sleep(removedSyncEvery + 100*time.Millisecond)
+	// Beyond her removal: nothing.
+	if got, err := rawSync(ctx, carolNet, bob, &syncRequest{Group: gid, From: removedAt + 1}); err == nil || len(got) != 0 {
+		t.Fatalf("asking beyond the removal: %d messages, err %v", len(got), err)
+	}
+	// Never a GroupInfo: it would show the members after her removal.
+	for _, server := range pair {
+		if _, _, err := carolNetFetchGroupInfo(ctx, carolNet, server, gid); err == nil {
+			t.Fatalf("%s handed removed carol a GroupInfo", server.self.Name)
+		}
+	}
+	// Bob serves her too (he applied the same Commit).
+	if got, err := rawSync(ctx, carolNet, bob, &syncRequest{Group: gid, From: removedAt}); err != nil || len(got) == 0 {
+		t.Fatalf("bob's answer to removed carol: %d messages, err %v", len(got), err)
+	}
+
+	// Dave was never a member: nothing, whatever he asks.
+	for _, server := range pair {
+		for _, from := range []uint64{0, joined, removedAt, removedAt + 1} {
+			if got, err := rawSync(ctx, dave.net, server, &syncRequest{Group: gid, From: from}); err == nil || len(got) != 0 {
+				t.Fatalf("%s served never-member dave from %d: %d messages, err %v", server.self.Name, from, len(got), err)
+			}
+		}
+		if _, _, err := dave.fetchGroupInfo(ctx, gid, server.PeerID()); err == nil {
+			t.Fatalf("%s handed dave a GroupInfo", server.self.Name)
+		}
+	}
+}
+
+// carolNetFetchGroupInfo is fetchGroupInfo from a bare network.
+func carolNetFetchGroupInfo(ctx context.Context, from p2p.Network, server *Node, gid []byte) ([]byte, [16]byte, error) {
+	var eid [16]byte
+	resp, err := from.Request(ctx, server.PeerID(), p2p.ProtocolSync, (&syncRequest{Kind: syncGroupInfo, Group: gid}).marshal())
+	if err != nil {
+		return nil, eid, err
+	}
+	b, err := unmarshalSyncBatch(resp)
+	if err != nil {
+		return nil, eid, err
+	}
+	if len(b.Messages) != 2 {
+		return nil, eid, fmt.Errorf("%w: group info response", ErrMalformed)
+	}
+	return b.Messages[0], eid, nil
 }
