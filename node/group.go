@@ -272,7 +272,7 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 			a.stale, a.rejoin = true, rs
 		}
 	}
-	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale {
+	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale && !a.resumeRemoval() {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
 	return a, nil

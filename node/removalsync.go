@@ -152,22 +152,28 @@ func (a *groupActor) membership() *membershipHistory {
 
 func (a *groupActor) saveMembership() {
 	h := a.membership()
-	if len(h.spans) > maxRemovalSpans {
-		// Drop the oldest closed spans; open ones are current members.
-		drop := len(h.spans) - maxRemovalSpans
-		h.spans = slices.DeleteFunc(h.spans, func(s membershipSpan) bool {
-			if drop > 0 && !s.Open {
-				drop--
-				return true
-			}
-			return false
-		})
-		if len(h.spans) > maxRemovalSpans {
-			h.spans = h.spans[len(h.spans)-maxRemovalSpans:]
-		}
-	}
+	h.trim(maxRemovalSpans)
 	if err := a.n.db.SetSetting(membershipSetting(a.hexID), h.marshal()); err != nil {
 		a.log.Warn("save membership history", "err", err)
+	}
+}
+
+// trim keeps at most max spans, dropping the oldest closed ones first
+// (open ones are current members, whose join epoch we would lose).
+func (h *membershipHistory) trim(max int) {
+	drop := len(h.spans) - max
+	if drop <= 0 {
+		return
+	}
+	h.spans = slices.DeleteFunc(h.spans, func(s membershipSpan) bool {
+		if drop > 0 && !s.Open {
+			drop--
+			return true
+		}
+		return false
+	})
+	if len(h.spans) > max {
+		h.spans = h.spans[len(h.spans)-max:]
 	}
 }
 
@@ -177,34 +183,7 @@ func (a *groupActor) noteMembership(parent, next *mls.Group, eid commitorder.Epo
 	if parent == nil || next == nil {
 		return
 	}
-	before, after := peersOf(parent), peersOf(next)
-	h := a.membership()
-	changed := false
-	for p := range after {
-		if before[p] {
-			continue
-		}
-		changed = true
-		if i := h.open(p); i >= 0 {
-			h.spans[i].First = next.Epoch() // added again on another branch
-			continue
-		}
-		h.spans = append(h.spans, membershipSpan{Peer: p, First: next.Epoch(), Open: true})
-	}
-	for p := range before {
-		if after[p] {
-			continue
-		}
-		changed = true
-		s := membershipSpan{Peer: p}
-		if i := h.open(p); i >= 0 {
-			s = h.spans[i]
-			h.spans = slices.Delete(h.spans, i, i+1)
-		}
-		s.Open, s.Last, s.Removal = false, parent.Epoch(), eid
-		h.spans = append(h.spans, s)
-	}
-	if changed {
+	if a.membership().apply(peersOf(parent), peersOf(next), parent.Epoch(), eid) {
 		a.saveMembership()
 	}
 }
@@ -213,18 +192,77 @@ func (a *groupActor) noteMembership(parent, next *mls.Group, eid commitorder.Epo
 // orphaned epochs: on the canonical chain those members were not removed
 // there.
 func (a *groupActor) forgetRemovals(orphaned []commitorder.EpochID) {
-	h := a.membership()
-	changed := false
-	for i := range h.spans {
-		s := &h.spans[i]
-		if !s.Open && slices.Contains(orphaned, s.Removal) {
-			s.Open, s.Last, s.Removal = true, 0, commitorder.EpochID{}
-			changed = true
-		}
-	}
-	if changed {
+	if a.membership().forget(orphaned) {
 		a.saveMembership()
 	}
+}
+
+// apply notes a canonical Commit on an epoch (parentEpoch) with members
+// before that created eid with members after, and reports whether
+// anything changed.
+func (h *membershipHistory) apply(before, after map[peer.ID]bool, parentEpoch uint64, eid commitorder.EpochID) (changed bool) {
+	added := sortedPeers(after, before)
+	for _, p := range added {
+		if i := h.open(p); i >= 0 {
+			h.spans[i].First = parentEpoch + 1 // added again, on another branch
+			continue
+		}
+		h.spans = append(h.spans, membershipSpan{Peer: p, First: parentEpoch + 1, Open: true})
+	}
+	removed := sortedPeers(before, after)
+	for _, p := range removed {
+		s := membershipSpan{Peer: p}
+		if i := h.open(p); i >= 0 {
+			s = h.spans[i]
+			h.spans = slices.Delete(h.spans, i, i+1)
+		}
+		s.Open, s.Last, s.Removal = false, parentEpoch, eid
+		h.spans = append(h.spans, s)
+	}
+	return len(added)+len(removed) > 0
+}
+
+// forget reopens the spans closed by removals that created the orphaned
+// epochs, and reports whether there were any.
+func (h *membershipHistory) forget(orphaned []commitorder.EpochID) (changed bool) {
+	open := map[peer.ID]bool{}
+	for _, s := range h.spans {
+		if s.Open {
+			open[s.Peer] = true
+		}
+	}
+	kept := h.spans[:0]
+	for _, s := range h.spans {
+		if s.Open || !slices.Contains(orphaned, s.Removal) {
+			kept = append(kept, s)
+			continue
+		}
+		changed = true
+		// In the group on the canonical chain after all: open again,
+		// unless a span of the peer already is (it is dropped then).
+		if open[s.Peer] {
+			continue
+		}
+		open[s.Peer] = true
+		s.Open, s.Last, s.Removal = true, 0, commitorder.EpochID{}
+		kept = append(kept, s)
+	}
+	clear(h.spans[len(kept):])
+	h.spans = kept
+	return changed
+}
+
+// sortedPeers lists the peers in a that are not in b, in a fixed order
+// (the history is stored, and compared in tests).
+func sortedPeers(a, b map[peer.ID]bool) []peer.ID {
+	var out []peer.ID
+	for p := range a {
+		if !b[p] {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (h *membershipHistory) open(p peer.ID) int {
@@ -339,5 +377,22 @@ func (n *Node) serveRemovedSync(ctx context.Context, s p2p.Stream, a *groupActor
 	if flush() {
 		s.CloseWrite()
 	}
+	return true
+}
+
+// resumeRemoval is for loadGroup: a head epoch without a state is the
+// epoch a Commit that removes this device created (onCommit names it, we
+// hold no state for it) when this device is not among its members. That
+// removal was pending, not yet final, when the daemon stopped:
+// commitorder carries on and finalises it, and the group shows as being
+// removed meanwhile. It reports whether the head is such an epoch; if not,
+// the missing state is corruption.
+func (a *groupActor) resumeRemoval() bool {
+	head, epoch := a.co.Head()
+	members := a.co.Members()
+	if len(members) == 0 || slices.Contains(members, commitorder.MemberID(a.n.selfID)) {
+		return false
+	}
+	a.selfRemove[head] = pendingRemoval{epoch: epoch, members: len(members)}
 	return true
 }

@@ -290,3 +290,111 @@ func carolNetFetchGroupInfo(ctx context.Context, from p2p.Network, server *Node,
 	}
 	return b.Messages[0], eid, nil
 }
+
+// restartMem closes n and starts it again on the same home and the same
+// MemNetwork node (so the same peer id), with cfg adjusted by adjust.
+func restartMem(t *testing.T, n *Node, adjust func(*Config)) *Node {
+	t.Helper()
+	cfg := n.cfg
+	n.Close()
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	nn, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nn.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nn.Close() })
+	return nn
+}
+
+// TestRemovedWhileDownLearnsItAfterRestart: carol's daemon is down while
+// alice removes her and alice and bob go on; started again, carol ends
+// removed and reads nothing sent after her removal.
+func TestRemovedWhileDownLearnsItAfterRestart(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	time.Sleep(3 * carol.cfg.TipInterval)
+	cfg := carol.cfg
+	carol.Close()
+	if err := alice.Remove(ctx, g, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	pair := []*Node{alice, bob}
+	eventually(t, 10*time.Second, "carol removed", func() error {
+		for _, n := range pair {
+			if c := memberCount(n, g); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(pair, g)
+	})
+	const secret = "after carol's removal"
+	if _, err := bob.Send(ctx, g, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alice reads bob", func() error { return hasTexts(alice, g, secret) })
+	time.Sleep(3 * alice.cfg.FinalityAge)
+
+	carol = restartMem(t, &Node{cfg: cfg}, nil)
+	eventually(t, 20*time.Second, "restarted carol sees she was removed", func() error {
+		if s := groupInfo(t, carol, g).State; s != api.GroupRemoved {
+			return fmt.Errorf("carol's state %q", s)
+		}
+		return nil
+	})
+	if err := hasTexts(carol, g, secret); err == nil {
+		t.Fatal("removed carol read a message sent after her removal")
+	}
+}
+
+// TestRemovalPendingAcrossRestart: carol has received the Commit that
+// removes her, and her daemon restarts before the removal is final (her
+// head is then an epoch she holds no state for). She must come back in
+// the removing state, not fail to load the group, and end removed.
+func TestRemovalPendingAcrossRestart(t *testing.T) {
+	checkLeaks(t)
+	const slow = 3 * time.Second // carol's finality age: time to restart her
+	_, ns, g := wrappedMemGroup(t, func(name string, net p2p.Network, cfg *Config) p2p.Network {
+		if name == "carol" {
+			cfg.FinalityAge = slow
+		}
+		return net
+	}, "alice", "bob", "carol")
+	alice, carol := ns[0], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	if err := alice.Remove(ctx, g, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol receives her removal", func() error {
+		if s := groupInfo(t, carol, g).State; s != api.GroupRemoving {
+			return fmt.Errorf("carol's state %q", s)
+		}
+		return nil
+	})
+	carol = restartMem(t, carol, nil)
+	gs, err := carol.Groups(ctx)
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("restarted carol lists %+v (%v)", gs, err)
+	}
+	if s := gs[0].State; s != api.GroupRemoving && s != api.GroupRemoved {
+		t.Fatalf("restarted carol's state %q", s)
+	}
+	if _, err := carol.Send(ctx, g, "still here?"); err == nil {
+		t.Fatal("carol could send after receiving her removal")
+	}
+	eventually(t, 3*slow, "carol removed", func() error {
+		if s := groupInfo(t, carol, g).State; s != api.GroupRemoved {
+			return fmt.Errorf("carol's state %q", s)
+		}
+		return nil
+	})
+}
