@@ -398,3 +398,79 @@ func TestRemovalPendingAcrossRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRemovalBeatsOwnCommitWhileCutOff: carol, cut off, rotates her keys
+// (a Commit only she has) while alice removes her on the same epoch. Her
+// branch loses (a removal beats an update, commitorder's class): back, she
+// receives the removing Commit from the sync, switches to it and ends
+// removed; what she wrote on her own branch reaches nobody.
+func TestRemovalBeatsOwnCommitWhileCutOff(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	time.Sleep(3 * carol.cfg.TipInterval)
+	isolate(carol, alice, bob)
+	e0 := groupEpoch(t, alice, g)
+	if err := carol.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol committed alone", func() error {
+		if e := groupEpoch(t, carol, g); e != e0+1 {
+			return fmt.Errorf("carol on epoch %d", e)
+		}
+		return nil
+	})
+	const lost = "carol on her own branch"
+	if _, err := carol.Send(ctx, g, lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Remove(ctx, g, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	pair := []*Node{alice, bob}
+	eventually(t, 10*time.Second, "carol removed", func() error {
+		for _, n := range pair {
+			if c := memberCount(n, g); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(pair, g)
+	})
+	const secret = "after carol's removal"
+	if _, err := bob.Send(ctx, g, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alice reads bob", func() error { return hasTexts(alice, g, secret) })
+	time.Sleep(3 * alice.cfg.FinalityAge)
+
+	for _, n := range pair {
+		if err := carol.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "carol sees she was removed", func() error {
+		if s := groupInfo(t, carol, g).State; s != api.GroupRemoved {
+			return fmt.Errorf("carol's state %q", s)
+		}
+		return nil
+	})
+	if err := hasTexts(carol, g, secret); err == nil {
+		t.Fatal("removed carol read a message sent after her removal")
+	}
+	time.Sleep(2 * alice.cfg.TipInterval)
+	for _, n := range pair {
+		if err := hasTexts(n, g, lost); err == nil {
+			t.Fatalf("%s read what carol sent on her losing branch", n.self.Name)
+		}
+		if s := groupInfo(t, n, g).State; s != api.GroupActive || memberCount(n, g) != 2 {
+			t.Fatalf("%s: state %q, %d members", n.self.Name, s, memberCount(n, g))
+		}
+	}
+	if err := sameEpoch(pair, g); err != nil {
+		t.Fatal(err)
+	}
+}
