@@ -312,8 +312,9 @@ func restartMem(t *testing.T, n *Node, adjust func(*Config)) *Node {
 }
 
 // TestRemovedWhileDownLearnsItAfterRestart: carol's daemon is down while
-// alice removes her and alice and bob go on; started again, carol ends
-// removed and reads nothing sent after her removal.
+// bob writes to her, alice rotates, then removes her, and alice and bob go
+// on; started again, carol reads what was hers, ends removed and reads
+// nothing sent after her removal.
 func TestRemovedWhileDownLearnsItAfterRestart(t *testing.T) {
 	checkLeaks(t)
 	_, ns, g := memGroup(t, "alice", "bob", "carol")
@@ -322,10 +323,26 @@ func TestRemovedWhileDownLearnsItAfterRestart(t *testing.T) {
 	time.Sleep(3 * carol.cfg.TipInterval)
 	cfg := carol.cfg
 	carol.Close()
+	pair := []*Node{alice, bob}
+	// While carol is down but still a member: a message and a rotation
+	// she must catch up with before her removal reaches her.
+	const hers = "to carol, before her removal"
+	if _, err := bob.Send(ctx, g, hers); err != nil {
+		t.Fatal(err)
+	}
+	e0 := groupEpoch(t, alice, g)
+	if err := alice.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "rotated with carol down", func() error {
+		if e := groupEpoch(t, alice, g); e != e0+1 {
+			return fmt.Errorf("alice on epoch %d", e)
+		}
+		return sameEpoch(pair, g)
+	})
 	if err := alice.Remove(ctx, g, "carol"); err != nil {
 		t.Fatal(err)
 	}
-	pair := []*Node{alice, bob}
 	eventually(t, 10*time.Second, "carol removed", func() error {
 		for _, n := range pair {
 			if c := memberCount(n, g); c != 2 {
@@ -353,6 +370,9 @@ func TestRemovedWhileDownLearnsItAfterRestart(t *testing.T) {
 	})
 	if err := hasTexts(carol, g, secret); err == nil {
 		t.Fatal("removed carol read a message sent after her removal")
+	}
+	if err := hasTexts(carol, g, hers); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -472,5 +492,48 @@ func TestRemovalBeatsOwnCommitWhileCutOff(t *testing.T) {
 	}
 	if err := sameEpoch(pair, g); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMembershipHistoryDeletedWithGroup: the membership history (who was
+// in the group, when) is deleted with the group's data when the device
+// has left.
+func TestMembershipHistoryDeletedWithGroup(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	name := membershipSetting(g)
+	// Bob saw carol added after him.
+	eventually(t, 5*time.Second, "bob's history", func() error {
+		_, err := bob.db.Setting(name)
+		return err
+	})
+	if err := bob.Leave(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "bob's copy deleted", func() error {
+		if c := memberCount(alice, g); c != 2 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		if _, err := bob.db.Group(decodeHexT(t, g)); err == nil {
+			return errors.New("bob's store still holds the group")
+		}
+		return nil
+	})
+	if _, err := bob.db.Setting(name); err == nil {
+		t.Fatal("bob's membership history outlived the group")
+	}
+	// Alice, who removed bob, keeps his span.
+	v, err := alice.db.Setting(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := unmarshalMembershipHistory(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := h.removedRange(bob.PeerID(), 0); !ok {
+		t.Fatalf("alice's history has no span for bob: %+v", h.spans)
 	}
 }
