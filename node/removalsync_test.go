@@ -537,3 +537,110 @@ func TestMembershipHistoryDeletedWithGroup(t *testing.T) {
 		t.Fatalf("alice's history has no span for bob: %+v", h.spans)
 	}
 }
+
+// TestRealRemovedWhileDownLearnsIt is the scenario on real daemons
+// (libp2p on 127.0.0.1, Pebble on disk): carol's daemon is killed, alice
+// removes her, alice and bob chat and rotate twice; carol's daemon starts
+// again, reconnects and shows the group as removed, having read nothing
+// sent after her removal, while alice and bob go on.
+func TestRealRemovedWhileDownLearnsIt(t *testing.T) {
+	checkLeaks(t)
+	alice := realNode(t, t.TempDir(), "alice")
+	defer alice.Close()
+	bob := realNode(t, t.TempDir(), "bob")
+	defer bob.Close()
+	carolHome := t.TempDir()
+	carol := realNode(t, carolHome, "carol")
+	ctx := ctxT(t, 90*time.Second)
+	g, err := alice.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{bob, carol} {
+		inv, err := alice.Invite(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := []*Node{alice, bob, carol}
+	eventually(t, 15*time.Second, "three members", func() error {
+		for _, n := range all {
+			if c := memberCount(n, g.ID); c != 3 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(all, g.ID)
+	})
+	crashReal(carol)
+
+	if err := alice.Remove(ctx, g.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	pair := []*Node{alice, bob}
+	eventually(t, 15*time.Second, "carol removed", func() error {
+		for _, n := range pair {
+			if c := memberCount(n, g.ID); c != 2 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(pair, g.ID)
+	})
+	var after []string
+	for r := range 2 {
+		for i := range 3 {
+			text := fmt.Sprintf("after carol's removal %d.%d", r, i)
+			after = append(after, text)
+			if _, err := pair[i%2].Send(ctx, g.ID, text); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := groupEpoch(t, alice, g.ID)
+		if err := pair[r].Rotate(ctx, g.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "rotated", func() error {
+			if e := groupEpoch(t, alice, g.ID); e <= before {
+				return fmt.Errorf("alice on epoch %d", e)
+			}
+			return sameEpoch(pair, g.ID)
+		})
+	}
+	for _, n := range pair {
+		eventually(t, 15*time.Second, "alice and bob read everything", func() error { return hasTexts(n, g.ID, after...) })
+	}
+	time.Sleep(3 * alice.cfg.FinalityAge)
+
+	carol = realNode(t, carolHome, "carol")
+	defer carol.Close()
+	if s := groupInfo(t, carol, g.ID).State; s != api.GroupActive {
+		t.Fatalf("restarted carol in state %q before reconnecting", s)
+	}
+	for _, n := range pair {
+		if err := carol.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "carol sees she was removed", func() error {
+		if s := groupInfo(t, carol, g.ID).State; s != api.GroupRemoved {
+			return fmt.Errorf("carol's state %q", s)
+		}
+		return nil
+	})
+	const later = "after carol came back"
+	if _, err := bob.Send(ctx, g.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alice reads bob", func() error { return hasTexts(alice, g.ID, later) })
+	time.Sleep(2 * alice.cfg.TipInterval)
+	for _, txt := range append(after, later) {
+		if hasTexts(carol, g.ID, txt) == nil {
+			t.Fatalf("removed carol read %q", txt)
+		}
+	}
+	if err := sameEpoch(pair, g.ID); err != nil {
+		t.Fatal(err)
+	}
+}
