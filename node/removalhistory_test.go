@@ -55,6 +55,10 @@ func TestMembershipHistory(t *testing.T) {
 	if !h.apply(abc, ab, 5, x) {
 		t.Fatal("a removal left the history unchanged")
 	}
+	n := len(h.spans)
+	if h.apply(abc, ab, 5, x) || len(h.spans) != n { // applied again: no second span
+		t.Fatalf("the same removal applied twice left %d spans, want %d", len(h.spans), n)
+	}
 	check("removed on 5",
 		want{carol, 0, 0, 5, true}, want{carol, 3, 3, 5, true}, want{carol, 5, 5, 5, true},
 		want{carol, 6, 0, 0, false}, want{bob, 0, 0, 0, false}, want{dave, 0, 0, 0, false})
@@ -98,7 +102,7 @@ func TestMembershipHistory(t *testing.T) {
 	check("dave's removal orphaned", want{dave, 0, 0, 0, false})
 
 	// trim drops the oldest closed spans first.
-	n := len(h.spans)
+	n = len(h.spans)
 	h.trim(n - 1)
 	if len(h.spans) != n-1 || h.spans[0].Peer != carol || h.spans[0].First != 10 {
 		t.Fatalf("trimmed to %+v", h.spans)

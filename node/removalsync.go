@@ -202,6 +202,7 @@ func (a *groupActor) forgetRemovals(orphaned []commitorder.EpochID) {
 // anything changed.
 func (h *membershipHistory) apply(before, after map[peer.ID]bool, parentEpoch uint64, eid commitorder.EpochID) (changed bool) {
 	added := sortedPeers(after, before)
+	changed = len(added) > 0
 	for _, p := range added {
 		if i := h.open(p); i >= 0 {
 			h.spans[i].First = parentEpoch + 1 // added again, on another branch
@@ -211,6 +212,10 @@ func (h *membershipHistory) apply(before, after map[peer.ID]bool, parentEpoch ui
 	}
 	removed := sortedPeers(before, after)
 	for _, p := range removed {
+		if slices.ContainsFunc(h.spans, func(s membershipSpan) bool { return !s.Open && s.Peer == p && s.Removal == eid }) {
+			continue // the same Commit applied again
+		}
+		changed = true
 		s := membershipSpan{Peer: p}
 		if i := h.open(p); i >= 0 {
 			s = h.spans[i]
@@ -219,7 +224,7 @@ func (h *membershipHistory) apply(before, after map[peer.ID]bool, parentEpoch ui
 		s.Open, s.Last, s.Removal = false, parentEpoch, eid
 		h.spans = append(h.spans, s)
 	}
-	return len(added)+len(removed) > 0
+	return changed
 }
 
 // forget reopens the spans closed by removals that created the orphaned
