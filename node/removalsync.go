@@ -30,11 +30,13 @@ import (
 // ends removed once the removal is final. No epoch after its removal, no
 // member list or GroupInfo of a later epoch, is ever served to it.
 //
-// What a span serves: the ciphertexts of epochs whose canonical state held
-// the peer. The log is kept by epoch number, so a number may also hold
-// messages of a sibling epoch the peer was not in (a fork inside the
-// window); those are application ciphertexts it has no key for, or
-// Commits made on a parent it was in.
+// What a span serves: everything logged for the epochs whose canonical
+// state held the peer, Commits and application messages (those were
+// encrypted to it: what was said before its removal while it was away is
+// its to read, as for any member catching up). The log is kept by epoch
+// number, so a number may also hold messages of a sibling epoch the peer
+// was not in (a fork inside the window): application ciphertexts it has
+// no key for, or the Commits of a losing branch.
 
 // maxRemovalSpans bounds the membership history kept per group (the oldest
 // closed spans go first).
@@ -306,7 +308,13 @@ func (a *groupActor) removedSyncRange(p peer.ID, from uint64) (lo, hi uint64, ok
 		return 0, 0, false
 	}
 	lo, hi, ok = a.membership().removedRange(p, from)
-	if !ok {
+	_, g := a.head()
+	if !ok || g == nil {
+		return 0, 0, false
+	}
+	// A removal is always below our head; a history read from a damaged
+	// store must not send the server scanning far beyond it.
+	if hi = min(hi, g.Epoch()); lo > hi {
 		return 0, 0, false
 	}
 	now := a.n.cfg.Clock.Now()
@@ -375,7 +383,7 @@ func (n *Node) serveRemovedSync(ctx context.Context, s p2p.Stream, a *groupActor
 			batch.Messages = append(batch.Messages, le.Message)
 			size += len(le.Message) + 8
 		}
-		if e == hi { // hi may be the largest uint64 only if forged: never loop past it
+		if e == hi { // never wrap around
 			break
 		}
 	}
