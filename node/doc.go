@@ -24,7 +24,9 @@
 //
 // Protocols served: /grove/join/1 (invite redemption; the Welcome is returned
 // only once the Add's epoch is final) and /grove/sync/1 (anti-entropy: the
-// log since an epoch, served only to peers whose credential is in the group).
+// log since an epoch, served only to peers whose credential is in the group,
+// and to a member removed while away only its own epochs, up to the Commit
+// that removed it, so that it learns of its removal: removalsync.go).
 // /grove/keypackage/1 is deliberately not served: a KeyPackage reaches a
 // group only inside its owner's own join request (node.go, Start).
 //

@@ -145,6 +145,9 @@ type groupActor struct {
 	floor uint64
 
 	writes deferredWrites // see durable.go
+
+	history       *membershipHistory    // see removalsync.go
+	removedServed map[peer.ID]time.Time // see removedSyncRange
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -269,7 +272,7 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 			a.stale, a.rejoin = true, rs
 		}
 	}
-	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale {
+	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale && !a.resumeRemoval() {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
 	return a, nil
@@ -567,11 +570,13 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		n.metrics.epochs.Add(1)
 		if g != nil {
 			a.noteHeadMembers(e.Eid, g)
+			a.noteMembership(a.epochs[e.Parent], g, e.Eid)
 			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
 			a.memberEvents(a.epochs[e.Parent], g)
 		}
 	case commitorder.Orphaned:
 		n.metrics.forks.Add(1)
+		a.forgetRemovals(e.Eids)
 		for _, eid := range e.Eids {
 			if g := a.epochs[eid]; g != nil {
 				n.db.OrphanEpoch(a.id, store.EpochID(eid), g.Epoch())

@@ -587,6 +587,7 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 		n.log.Warn("delete leaving mark", "err", err)
 	}
 	n.forgetUnread(a.hexID)
+	n.db.DeleteSetting(membershipSetting(a.hexID)) // who was in the group goes with it
 	return nil
 }
 

@@ -79,6 +79,9 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		}
 		return nil
 	}); err != nil || !member {
+		if err == nil && n.serveRemovedSync(ctx, s, a, req) {
+			return // a member removed while away (removalsync.go)
+		}
 		n.log.Info("sync refused", "peer", s.RemotePeer(), "err", errNotMember)
 		s.Reset()
 		return
