@@ -78,7 +78,9 @@ func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([
 			}
 		}()
 	}
+	start := time.Now()
 	for i := range m {
+		pace(start, i, gap)
 		c.mu.Lock()
 		s := subs[c.rng.IntN(len(subs))]
 		c.mu.Unlock()
@@ -87,9 +89,6 @@ func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([
 		s.p.mu.Unlock()
 		if err := h.Publish(ctx, topic, floorMessage(s.p.ID, i)); err != nil {
 			return nil, fmt.Errorf("testnet: floor publish: %w", err)
-		}
-		if gap > 0 {
-			time.Sleep(gap)
 		}
 	}
 	select {
@@ -158,15 +157,14 @@ func (c *Cluster) measureFloorProcs(ctx context.Context, m int, gap time.Duratio
 		}
 	}
 	time.Sleep(max(time.Second, 20*c.cfg.Timing.Heartbeat))
+	start := time.Now()
 	for i := range m {
+		pace(start, i, gap)
 		c.mu.Lock()
 		p := procs[c.rng.IntN(len(procs))]
 		c.mu.Unlock()
 		if err := p.control(fmt.Sprintf("floor-pub %s %d", topic, i)); err != nil {
 			return nil, err
-		}
-		if gap > 0 {
-			time.Sleep(gap)
 		}
 	}
 	want := m * (len(procs) - 1)

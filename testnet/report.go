@@ -210,6 +210,21 @@ func (r *recorder) latencies(pairs map[string][]string) []time.Duration {
 	return out
 }
 
+// seenAll reports whether every (text, receiver) pair has had its live
+// event.
+func (r *recorder) seenAll(pairs map[string][]string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for text, receivers := range pairs {
+		for _, rc := range receivers {
+			if _, ok := r.recvAt[rc][text]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (r *recorder) maxForks() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

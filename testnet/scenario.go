@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -237,24 +238,53 @@ func (r *run) send(p *Peer) error {
 	return nil
 }
 
-// chat sends m messages from the given senders in a random order, pacing
-// them by gap.
+// chat sends m messages from the given senders in a random order, the
+// i-th at start + i*gap (the floor's schedule, see pace), not gap after
+// the previous Send returned: a slow Send must not lighten the load.
 func (r *run) chat(m int, senders []*Peer, gap time.Duration) error {
 	if r.trafficStart.IsZero() {
 		r.trafficStart = time.Now()
 	}
-	for range m {
+	start := time.Now()
+	for i := range m {
+		pace(start, i, gap)
 		r.c.mu.Lock()
 		p := senders[r.c.rng.IntN(len(senders))]
 		r.c.mu.Unlock()
 		if err := r.send(p); err != nil {
 			return err
 		}
-		if gap > 0 {
-			time.Sleep(gap)
-		}
 	}
 	return nil
+}
+
+// pace waits until the i-th message of a run started at start is due:
+// start + i*gap. Chat and the floor share it so that both offer the same
+// load whatever a send costs (sleeping gap after each send would stretch
+// the slower one's schedule by its own send time).
+func pace(start time.Time, i int, gap time.Duration) {
+	if gap <= 0 {
+		return
+	}
+	if d := time.Until(start.Add(time.Duration(i) * gap)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// awaitLive waits, without calling any node, until the recorder has seen
+// a live delivery event for every (message, receiver) pair sent so far, or
+// for at most timeout (a delivery missed live is then found by settle).
+func (r *run) awaitLive(timeout time.Duration) {
+	r.mu.Lock()
+	pairs := make(map[string][]string, len(r.msgs))
+	for _, m := range r.msgs {
+		pairs[m.text] = m.receivers
+	}
+	r.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for !r.c.rec.seenAll(pairs) && time.Now().Before(deadline) && r.ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // progress is a check of the current state against expectations.
@@ -426,6 +456,10 @@ func playChat(r *run) error {
 		gap = 2 * time.Millisecond
 	}
 	if r.o.Floor {
+		// Each measured phase starts from a collected heap, so neither
+		// pays for the garbage of what ran before it (group formation
+		// before the floor, the floor before the chat).
+		runtime.GC()
 		lat, err := r.c.measureFloor(r.ctx, r.o.Messages, gap)
 		if err != nil {
 			return err
@@ -434,10 +468,16 @@ func playChat(r *run) error {
 		r.floor = &f
 	}
 	r.say("group of %d formed; sending %d messages", r.o.Nodes, r.o.Messages)
+	runtime.GC()
 	r.trafficStart = time.Now()
 	if err := r.chat(r.o.Messages, r.memberList(), gap); err != nil {
 		return err
 	}
+	// settle reads every node's whole history ten times a second; while
+	// deliveries are still in flight that load would land on the last
+	// messages' latency, which the floor (waiting on its subscribers) does
+	// not pay. Wait on the event streams first.
+	r.awaitLive(r.o.SettleTimeout)
 	return r.settle("traffic")
 }
 
