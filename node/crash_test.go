@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 // runChild: join (GROVE_CHILD_CODE set) and send 100 messages, printing
 // "ack i" once each Send has returned; or just run and reconnect.
 func runChild(home string) error {
+	if os.Getenv("GROVE_CHILD_MODE") == "receive" {
+		return runReceivingChild(home)
+	}
 	cfg := Config{Home: home, Name: "child", Logger: testLogger()}
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.P2P.HeartbeatInterval = 100 * time.Millisecond

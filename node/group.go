@@ -348,7 +348,7 @@ func (a *groupActor) run() {
 		case f := <-a.cmds:
 			f()
 		case data := <-a.inbound:
-			a.receiveQueued(data)
+			a.receive(data)
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
@@ -669,18 +669,49 @@ func (a *groupActor) persistTo(tx *store.Batch, eid commitorder.EpochID) error {
 }
 
 // flush persists epochs whose receive keys were consumed since the last
-// write. Losing these on a crash only means a message could be decrypted
-// once more (and is then deduplicated by id).
+// write and the commit order's evidence, then makes them and the received
+// messages stored since the last flush durable, all with one sync (see
+// deferredWrites). Losing these on a crash only means a message could be
+// decrypted once more (and is then deduplicated by id).
 func (a *groupActor) flush() {
+	tx := a.n.db.NewBatch()
+	var eids []commitorder.EpochID
 	for eid := range a.dirty {
-		if err := a.persist(eid); err != nil {
+		if err := a.persistTo(tx, eid); err != nil {
 			a.log.Warn("persist epoch", "err", err)
+			continue
+		}
+		eids = append(eids, eid)
+	}
+	order := a.orderDirty && !a.removed
+	if order {
+		a.orderDirty = false
+		data, err := a.co.MarshalBinary()
+		if err != nil {
+			a.log.Error("marshal commit order", "err", err)
+		} else if err := tx.PutGroup(a.id, store.GroupMeta{Name: a.name, Created: a.created, Data: data}); err != nil {
+			a.log.Error("save group", "err", err)
 		}
 	}
-	if a.orderDirty && !a.removed {
-		a.saveOrder()
+	if tx.Len() > 0 {
+		if _, err := tx.CommitNoSync(); err != nil {
+			a.log.Warn("persist epochs", "err", err)
+			for _, eid := range eids {
+				a.dirty[eid] = true
+			}
+			a.orderDirty = a.orderDirty || order
+		} else {
+			a.writes.unsynced = true
+		}
+	} else {
+		tx.Discard()
 	}
-	a.n.saveUnread(a.hexID)
+	// The unread count's write is synced: when there is one, it covers
+	// everything above.
+	if a.n.saveUnread(a.hexID) {
+		a.writes.unsynced = false
+	}
+	a.syncWrites()
 }
 
 // ---- receive path ----
@@ -689,7 +720,7 @@ func (a *groupActor) receive(data []byte) {
 	if a.removed {
 		return
 	}
-	a.beginWrites() // view and log of this message: one sync (durable.go)
+	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)
 	defer a.endWrites()
 	if isTip(data) {
 		a.onTip(data)
