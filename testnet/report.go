@@ -210,19 +210,19 @@ func (r *recorder) latencies(pairs map[string][]string) []time.Duration {
 	return out
 }
 
-// seenAll reports whether every (text, receiver) pair has had its live
-// event.
-func (r *recorder) seenAll(pairs map[string][]string) bool {
+// missing counts the (text, receiver) pairs still without a live event.
+func (r *recorder) missing(pairs map[string][]string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := 0
 	for text, receivers := range pairs {
 		for _, rc := range receivers {
 			if _, ok := r.recvAt[rc][text]; !ok {
-				return false
+				n++
 			}
 		}
 	}
-	return true
+	return n
 }
 
 func (r *recorder) maxForks() int {

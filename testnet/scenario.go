@@ -123,6 +123,9 @@ type run struct {
 	resyncS float64
 
 	trafficStart, trafficEnd time.Time
+	// trafficBusy: time spent chatting (each block from its first send
+	// to its last live delivery), when the floor's blocks come between.
+	trafficBusy time.Duration
 }
 
 type sentMsg struct {
@@ -217,7 +220,11 @@ func (r *run) join(peers []*Peer, parallel int) error {
 }
 
 // send sends one uniquely numbered message from p.
-func (r *run) send(p *Peer) error {
+func (r *run) send(p *Peer) error { return r.sendAt(p, time.Now()) }
+
+// sendAt is send for a message that was due at the given time: its latency
+// counts from then.
+func (r *run) sendAt(p *Peer, due time.Time) error {
 	r.mu.Lock()
 	r.seq++
 	text := fmt.Sprintf("m%05d from %s seed %d", r.seq, p.Name, r.o.Seed)
@@ -228,7 +235,7 @@ func (r *run) send(p *Peer) error {
 		}
 	}
 	r.mu.Unlock()
-	r.c.rec.sent(text, time.Now())
+	r.c.rec.sent(text, due)
 	if _, err := p.Device().Send(r.ctx, r.group, text); err != nil {
 		return fmt.Errorf("%s send: %w", p.Name, err)
 	}
@@ -258,6 +265,46 @@ func (r *run) chat(m int, senders []*Peer, gap time.Duration) error {
 	return nil
 }
 
+// chatLoad is chat as people make it: message i is due at start + i*gap
+// from a random sender, and goes to that sender's own queue, so that one
+// device's slow Send holds back only that device's later messages, as a
+// person waits for their own app but not for anyone else's. A message's
+// latency counts from when it was due, so time spent queued behind a slow
+// Send is counted rather than hidden (a sender that waits for each Send
+// before scheduling the next measures only the messages it manages to
+// send).
+func (r *run) chatLoad(m int, senders []*Peer, gap time.Duration) error {
+	queues := make(map[*Peer]chan time.Time, len(senders))
+	errs := make([]error, len(senders))
+	var wg sync.WaitGroup
+	for i, p := range senders {
+		q := make(chan time.Time, m)
+		queues[p] = q
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for due := range q {
+				if errs[i] == nil {
+					errs[i] = r.sendAt(p, due)
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	for i := range m {
+		pace(start, i, gap)
+		r.c.mu.Lock()
+		p := senders[r.c.rng.IntN(len(senders))]
+		r.c.mu.Unlock()
+		queues[p] <- time.Now()
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // pace waits until the i-th message of a run started at start is due:
 // start + i*gap. Chat and the floor share it so that both offer the same
 // load whatever a send costs (sleeping gap after each send would stretch
@@ -273,7 +320,8 @@ func pace(start time.Time, i int, gap time.Duration) {
 
 // awaitLive waits, without calling any node, until the recorder has seen
 // a live delivery event for every (message, receiver) pair sent so far, or
-// for at most timeout (a delivery missed live is then found by settle).
+// for at most timeout or liveIdle without progress (a delivery missed live
+// is then found by settle).
 func (r *run) awaitLive(timeout time.Duration) {
 	r.mu.Lock()
 	pairs := make(map[string][]string, len(r.msgs))
@@ -282,10 +330,23 @@ func (r *run) awaitLive(timeout time.Duration) {
 	}
 	r.mu.Unlock()
 	deadline := time.Now().Add(timeout)
-	for !r.c.rec.seenAll(pairs) && time.Now().Before(deadline) && r.ctx.Err() == nil {
+	lastMissing, lastProgress := -1, time.Now()
+	for time.Now().Before(deadline) && r.ctx.Err() == nil {
+		missing := r.c.rec.missing(pairs)
+		if missing == 0 {
+			return
+		}
+		if missing != lastMissing {
+			lastMissing, lastProgress = missing, time.Now()
+		} else if time.Since(lastProgress) > liveIdle {
+			return // what is left arrives by resync: settle's business
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// liveIdle is how long awaitLive waits without any new live delivery.
+const liveIdle = 2 * time.Second
 
 // progress is a check of the current state against expectations.
 type progress struct {
@@ -425,7 +486,9 @@ func (r *run) report() *Report {
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
 	rep.resyncS = r.resyncS
-	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
+	if d := r.trafficBusy.Seconds(); d > 0 {
+		rep.ThroughputPerS = float64(pr.delivered) / d
+	} else if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
 	if len(rep.Notes) == 0 {
@@ -441,6 +504,11 @@ func (r *run) rotate(p *Peer) error {
 	return nil
 }
 
+// floorBlocks is how many blocks of floor and of chat traffic alternate
+// in a run with Floor: the machine's other load comes and goes, and
+// measuring one after the other let a burst of it land on one side only.
+const floorBlocks = 3
+
 func playChat(r *run) error {
 	parallel := r.o.JoinParallel
 	if parallel <= 0 && r.o.Nodes > 9 {
@@ -455,29 +523,50 @@ func playChat(r *run) error {
 	if gap == 0 {
 		gap = 2 * time.Millisecond
 	}
+	senders := r.memberList()
+	blocks := 1
+	var fl *floorSession
 	if r.o.Floor {
-		// Each measured phase starts from a collected heap, so neither
-		// pays for the garbage of what ran before it (group formation
-		// before the floor, the floor before the chat).
-		runtime.GC()
-		lat, err := r.c.measureFloor(r.ctx, r.o.Messages, gap)
-		if err != nil {
+		blocks = min(floorBlocks, r.o.Messages)
+		var err error
+		if fl, err = r.c.openFloor(r.ctx); err != nil {
 			return err
 		}
-		f := percentiles(lat)
-		r.floor = &f
+		defer fl.close()
 	}
 	r.say("group of %d formed; sending %d messages", r.o.Nodes, r.o.Messages)
-	runtime.GC()
 	r.trafficStart = time.Now()
-	if err := r.chat(r.o.Messages, r.memberList(), gap); err != nil {
-		return err
+	for b := range blocks {
+		mb := r.o.Messages*(b+1)/blocks - r.o.Messages*b/blocks
+		if fl != nil {
+			// The floor block must not pay for the chat block before it:
+			// its nodes' periodic flush (PersistEvery) falls before it,
+			// and it starts from a collected heap.
+			if b > 0 {
+				time.Sleep(r.c.cfg.Timing.PersistEvery)
+			}
+			runtime.GC()
+			if err := fl.block(r.ctx, mb, gap); err != nil {
+				return err
+			}
+		}
+		// Nor the chat block for the garbage of what ran before it.
+		runtime.GC()
+		t0 := time.Now()
+		if err := r.chatLoad(mb, senders, gap); err != nil {
+			return err
+		}
+		// settle reads every node's whole history ten times a second;
+		// while deliveries are still in flight that load would land on
+		// the last messages' latency, which the floor (waiting on its
+		// subscribers) does not pay. Wait on the event streams first.
+		r.awaitLive(r.o.SettleTimeout)
+		r.trafficBusy += time.Since(t0)
 	}
-	// settle reads every node's whole history ten times a second; while
-	// deliveries are still in flight that load would land on the last
-	// messages' latency, which the floor (waiting on its subscribers) does
-	// not pay. Wait on the event streams first.
-	r.awaitLive(r.o.SettleTimeout)
+	if fl != nil {
+		f := percentiles(fl.latencies())
+		r.floor = &f
+	}
 	return r.settle("traffic")
 }
 
