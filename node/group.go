@@ -246,6 +246,9 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
+	if err := a.skipSendGenerations(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -1256,21 +1259,75 @@ func (a *groupActor) send(text string) (api.Message, error) {
 		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
 	}
 	eid, ct, encErr := a.encryptInto(tx, plain, p.ID)
-	if _, err := tx.Commit(); err != nil {
-		if encErr == nil {
-			a.dirty[eid] = true // the key is consumed in memory
-		}
-		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
-	}
-	m := a.n.apiMessage(a, sm)
-	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	if encErr != nil {
+		if _, err := tx.Commit(); err != nil {
+			return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+		}
+		m := a.n.apiMessage(a, sm)
+		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 		m.Pending = true
 		a.log.Warn("send deferred", "err", encErr)
 		return m, nil
 	}
+	// Published before its writes are synced, and synced before Send
+	// returns: the fsync (the slowest step, tens of milliseconds when the
+	// disk is busy) no longer delays every delivery of the message. A
+	// crash in between cannot make this device reuse the sending key: the
+	// epoch states it loads at the next start skip sendGenerationMargin
+	// generations (skipSendGenerations), and only this one is unsynced.
+	if _, err := tx.CommitNoSync(); err != nil {
+		a.dirty[eid] = true // the key is consumed in memory
+		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
 	a.published(eid, ct, p.ID)
+	if err := a.n.db.Sync(); err != nil {
+		a.dirty[eid] = true
+		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
+	m := a.n.apiMessage(a, sm)
+	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	return m, nil
+}
+
+// sendGenerationMargin is how many sending generations each epoch state
+// skips when it is loaded (skipSendGenerations): more than a crash can
+// have used without a durable trace. Send publishes one message before
+// its writes are synced; every other encrypting path writes synced
+// before publishing. Receivers keep the keys of skipped generations
+// (mls MaxSkippedKeys, 1000 in groupConfig), so each start costs every
+// other member this many unused keys per epoch at most.
+const sendGenerationMargin = 8
+
+// skipSendGenerations moves this device's sending ratchet of every loaded
+// epoch sendGenerationMargin generations on and stores the states (synced)
+// before anything can be sent: a message published before a crash whose
+// consumed key never reached the disk must not have its generation used
+// again for another plaintext (AES-GCM nonce reuse; RFC 9420, Section
+// 6.3.1's reuse guard makes it unlikely, not impossible, and receivers
+// that consumed the key could not read the second message at all). An
+// epoch in which this device cannot send is left as it is.
+func (a *groupActor) skipSendGenerations() error {
+	tx := a.n.db.NewBatch()
+	for eid, g := range a.epochs {
+		skipped := 0
+		for range sendGenerationMargin {
+			if _, err := g.ProtectApplication([]byte{0}, nil, rand.Reader); err != nil {
+				break
+			}
+			skipped++
+		}
+		if skipped == 0 {
+			continue
+		}
+		if err := a.persistTo(tx, eid); err != nil {
+			tx.Discard()
+			return err
+		}
+	}
+	if _, err := tx.Commit(); err != nil {
+		return fmt.Errorf("node: store skipped sending generations: %w", err)
+	}
+	return nil
 }
 
 // encryptAndPublish encrypts plaintext in the canonical epoch, persists the
