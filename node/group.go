@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -126,6 +127,9 @@ type groupActor struct {
 	floor uint64
 
 	writes deferredWrites // see durable.go
+	// unsyncedSends counts messages send published whose writes Node.Send
+	// has not yet synced (decremented off the actor, hence atomic).
+	unsyncedSends atomic.Int32
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -1269,31 +1273,46 @@ func (a *groupActor) send(text string) (api.Message, error) {
 		a.log.Warn("send deferred", "err", encErr)
 		return m, nil
 	}
-	// Published before its writes are synced, and synced before Send
-	// returns: the fsync (the slowest step, tens of milliseconds when the
-	// disk is busy) no longer delays every delivery of the message. A
-	// crash in between cannot make this device reuse the sending key: the
-	// epoch states it loads at the next start skip sendGenerationMargin
-	// generations (skipSendGenerations), and only this one is unsynced.
+	// Published before its writes are synced, and synced by Node.Send,
+	// off the actor, before Send returns: the fsync (the slowest step,
+	// tens of milliseconds when the disk is busy) delays neither the
+	// deliveries of this message nor the actor's other work. A crash in
+	// between cannot make this device reuse the sending key: the epoch
+	// states it loads at the next start skip sendGenerationMargin
+	// generations (skipSendGenerations), and unsyncedSends keeps fewer
+	// than that unsynced.
+	if a.unsyncedSends.Load() >= sendGenerationMargin/2 {
+		if err := a.n.db.Sync(); err != nil {
+			return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+		}
+	}
 	if _, err := tx.CommitNoSync(); err != nil {
 		a.dirty[eid] = true // the key is consumed in memory
 		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
 	}
+	a.unsyncedSends.Add(1)
 	a.published(eid, ct, p.ID)
-	if err := a.n.db.Sync(); err != nil {
-		a.dirty[eid] = true
-		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
-	}
 	m := a.n.apiMessage(a, sm)
 	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	return m, nil
 }
 
+// syncSend makes a message that send published durable, on the caller's
+// goroutine (see send).
+func (a *groupActor) syncSend() error {
+	defer a.unsyncedSends.Add(-1)
+	if err := a.n.db.Sync(); err != nil {
+		return api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
+	return nil
+}
+
 // sendGenerationMargin is how many sending generations each epoch state
 // skips when it is loaded (skipSendGenerations): more than a crash can
-// have used without a durable trace. Send publishes one message before
-// its writes are synced; every other encrypting path writes synced
-// before publishing. Receivers keep the keys of skipped generations
+// have used without a durable trace. Send publishes before its writes are
+// synced, and syncs inline first once half this many are unsynced
+// (unsyncedSends); every other encrypting path writes synced before
+// publishing. Receivers keep the keys of skipped generations
 // (mls MaxSkippedKeys, 1000 in groupConfig), so each start costs every
 // other member this many unused keys per epoch at most.
 const sendGenerationMargin = 8
