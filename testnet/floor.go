@@ -26,10 +26,11 @@ const floorPayload = 256
 // alternate with blocks of chat so that both meet the same background
 // (other work on the machine comes and goes).
 type floorSession struct {
-	c     *Cluster
-	topic p2p.GroupID
-	sent  int // floor messages published so far
-	peers int // subscribed peers
+	c      *Cluster
+	topic  p2p.GroupID
+	sent   int // floor messages published so far
+	peers  int // subscribed peers
+	closed bool
 
 	// in-process mode
 	cancel context.CancelFunc
@@ -178,8 +179,13 @@ func (f *floorSession) latencies() []time.Duration {
 	return slices.Clone(f.lat)
 }
 
-// close unsubscribes every peer and stops the receivers.
+// close unsubscribes every peer and stops the receivers; later calls do
+// nothing.
 func (f *floorSession) close() {
+	if f.closed {
+		return
+	}
+	f.closed = true
 	for _, p := range f.procs {
 		p.control("floor-unsub " + string(f.topic))
 	}

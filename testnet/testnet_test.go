@@ -53,8 +53,7 @@ func TestChat(t *testing.T) {
 	if rep.LatencyMS.Samples == 0 {
 		t.Error("no latency samples from the event streams")
 	}
-	// The floor's blocks, alternating with the chat's, add up to the
-	// same traffic.
+	// The floor carries the same traffic as the chat.
 	if f := rep.FloorLatencyMS; f == nil || f.Samples != 40*4 {
 		t.Errorf("floor samples %+v, want %d", f, 40*4)
 	}
