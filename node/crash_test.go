@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 // "ack i" once each Send has returned; or just run, reconnecting to
 // GROVE_CHILD_PEER if set and otherwise to the peers it remembers.
 func runChild(home string) error {
+	if os.Getenv("GROVE_CHILD_MODE") == "receive" {
+		return runReceivingChild(home)
+	}
 	cfg := Config{Home: home, Name: "child", Logger: testLogger()}
 	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.P2P.HeartbeatInterval = 100 * time.Millisecond

@@ -7,62 +7,59 @@ import (
 	"grove/store"
 )
 
-// deferredWrites lets the actor make a run of received messages durable
-// with one sync instead of one or two per message (ARCHITECTURE.md section
-// 4: writes that belong together, synced where loss would matter).
+// deferredWrites makes the writes of received messages durable in the
+// background of the actor's work instead of one sync each (ARCHITECTURE.md
+// section 4: synced where loss would matter).
 //
 // Between beginWrites and the matching endWrites (nested calls count), the
 // view and log writes of received messages are applied at once but without
-// a sync (store.Batch.CommitNoSync), and their message events are held.
-// The outermost endWrites (or maxHeldEvents held events) syncs once and
-// then emits the events, so a received message is still shown only once it
-// is durable. Pebble's write-ahead log is a sequence: a crash loses at most
-// an unsynced suffix of these writes, never one that a synced write (an
-// epoch state, the commit order) followed, so no write reaches the disk
-// ahead of one it depends on. A message whose writes are lost that way is
-// not logged either, so the next resync processes it again.
+// a sync (store.Batch.CommitNoSync), and each message's event is emitted as
+// soon as its writes are applied: the message is then stored (Log, Search
+// and Seen find it), though not yet durable. The writes become durable with
+// the next synced write of the database, at the latest at the actor's next
+// flush (Config.PersistEvery), which syncs once for all of them.
+//
+// Why that loses nothing: Pebble's write-ahead log is a sequence, so a
+// crash loses at most an unsynced suffix of these writes, never one that a
+// synced write (an epoch state, the commit order, an own send) followed,
+// and no write reaches the disk ahead of one it depends on. A received
+// message whose writes are lost is not logged either; the log is the
+// "already processed" marker, so the resync after the restart (and the
+// periodic anti-entropy sync) fetches it again from any member's log and
+// processes it as new. Its sender made it durable (outbox, view, log, the
+// consumed sending key: one synced batch) before publishing it. What a
+// crash can cost is that a message shown just before it is missing after
+// the restart until that resync brings it back.
+//
+// Why not one sync per message, as before: in a testnet every message cost
+// one fsync per receiver on one disk (nine per message at ten nodes), and
+// those fsyncs, not the decryption, were most of the gap between Grove's
+// delivery latency and bare GossipSub's (BenchmarkChat; see the commit that
+// made this change for the numbers).
 type deferredWrites struct {
 	depth    int
 	unsynced bool
-	events   []api.Event
 }
 
 func (a *groupActor) beginWrites() { a.writes.depth++ }
 
-func (a *groupActor) endWrites() {
-	a.writes.depth--
-	if a.writes.depth == 0 {
-		a.syncWrites()
-	}
-}
+func (a *groupActor) endWrites() { a.writes.depth-- }
 
-// maxHeldEvents bounds the events held for one sync: a burst of events
-// larger than a subscriber's buffer (defaultSubscriberBuff) would be
-// dropped for that subscriber, and a long page should not keep its first
-// messages from being shown until its end.
-const maxHeldEvents = defaultSubscriberBuff / 2
-
-// syncWrites makes the deferred writes durable, then emits their events.
+// syncWrites makes the deferred writes durable (flush calls it).
 func (a *groupActor) syncWrites() {
-	w := &a.writes
-	if !w.unsynced {
+	if !a.writes.unsynced {
 		return
 	}
-	events := w.events
-	w.events, w.unsynced = nil, false
 	if err := a.n.db.Sync(); err != nil {
-		// Not durable: not shown. The messages are in the view and will be
-		// listed, but no event claims a delivery the disk has not kept.
+		// Still unsynced: the next flush tries again.
 		a.log.Error("sync received messages", "err", err)
 		return
 	}
-	for _, ev := range events {
-		a.n.emit(ev)
-	}
+	a.writes.unsynced = false
 }
 
-// appendLog logs a handled message: deferred inside beginWrites, synced
-// otherwise.
+// appendLog logs a handled message: without a sync inside beginWrites,
+// synced otherwise.
 func (a *groupActor) appendLog(epoch uint64, h [32]byte, data []byte) (bool, error) {
 	if a.writes.depth == 0 {
 		return a.n.db.AppendLog(a.id, epoch, store.MessageHash(h), data)
@@ -79,8 +76,9 @@ func (a *groupActor) appendLog(epoch uint64, h [32]byte, data []byte) (bool, err
 	return applied[0], nil
 }
 
-// storeReceived adds a received message to the view and index and emits
-// its event if it is new: at once (synced), or deferred inside beginWrites.
+// storeReceived adds a received message to the view and index and, if it
+// is new, emits its event once it is stored: synced first outside
+// beginWrites, made durable by the next flush inside.
 func (a *groupActor) storeReceived(sm store.Message) error {
 	tx := a.n.db.NewBatch()
 	if err := tx.AddMessage(sm); err != nil {
@@ -89,6 +87,7 @@ func (a *groupActor) storeReceived(sm store.Message) error {
 	commit := tx.Commit
 	if a.writes.depth > 0 {
 		commit = tx.CommitNoSync
+		a.writes.unsynced = true
 	}
 	applied, err := commit()
 	if err != nil || !applied[0] {
@@ -98,33 +97,6 @@ func (a *groupActor) storeReceived(sm store.Message) error {
 		a.n.noteUnread(a.hexID)
 	}
 	m := a.n.apiMessage(a, sm)
-	ev := api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m}
-	if a.writes.depth == 0 {
-		a.n.emit(ev)
-		return nil
-	}
-	a.writes.unsynced = true
-	a.writes.events = append(a.writes.events, ev)
-	if len(a.writes.events) >= maxHeldEvents {
-		a.syncWrites()
-	}
+	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	return nil
-}
-
-// receiveQueued handles a gossip message and those already queued behind
-// it (up to maxHeldEvents) with one sync between them: group commit. When
-// messages arrive faster than one sync each can keep up with, as on a busy
-// disk, the runs grow and the syncs per message fall instead of the queue.
-func (a *groupActor) receiveQueued(data []byte) {
-	a.beginWrites()
-	defer a.endWrites()
-	a.receive(data)
-	for range maxHeldEvents - 1 {
-		select {
-		case data := <-a.inbound:
-			a.receive(data)
-		default:
-			return
-		}
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -148,6 +149,9 @@ type groupActor struct {
 
 	history       *membershipHistory    // see removalsync.go
 	removedServed map[peer.ID]time.Time // see removedSyncRange
+	// unsyncedSends counts messages send published whose writes Node.Send
+	// has not yet synced (decremented off the actor, hence atomic).
+	unsyncedSends atomic.Int32
 }
 
 // tickGranularity is how stale commitorder's clock may be when an event is
@@ -275,6 +279,9 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale && !a.resumeRemoval() {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
+	if err := a.skipSendGenerations(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -381,7 +388,7 @@ func (a *groupActor) run() {
 		case f := <-a.cmds:
 			f()
 		case data := <-a.inbound:
-			a.receiveQueued(data)
+			a.receive(data)
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
@@ -751,18 +758,49 @@ func (a *groupActor) persistTo(tx *store.Batch, eid commitorder.EpochID) error {
 }
 
 // flush persists epochs whose receive keys were consumed since the last
-// write. Losing these on a crash only means a message could be decrypted
-// once more (and is then deduplicated by id).
+// write and the commit order's evidence, then makes them and the received
+// messages stored since the last flush durable, all with one sync (see
+// deferredWrites). Losing these on a crash only means a message could be
+// decrypted once more (and is then deduplicated by id).
 func (a *groupActor) flush() {
+	tx := a.n.db.NewBatch()
+	var eids []commitorder.EpochID
 	for eid := range a.dirty {
-		if err := a.persist(eid); err != nil {
+		if err := a.persistTo(tx, eid); err != nil {
 			a.log.Warn("persist epoch", "err", err)
+			continue
+		}
+		eids = append(eids, eid)
+	}
+	order := a.orderDirty && !a.removed
+	if order {
+		a.orderDirty = false
+		data, err := a.co.MarshalBinary()
+		if err != nil {
+			a.log.Error("marshal commit order", "err", err)
+		} else if err := tx.PutGroup(a.id, store.GroupMeta{Name: a.name, Created: a.created, Data: data}); err != nil {
+			a.log.Error("save group", "err", err)
 		}
 	}
-	if a.orderDirty && !a.removed {
-		a.saveOrder()
+	if tx.Len() > 0 {
+		if _, err := tx.CommitNoSync(); err != nil {
+			a.log.Warn("persist epochs", "err", err)
+			for _, eid := range eids {
+				a.dirty[eid] = true
+			}
+			a.orderDirty = a.orderDirty || order
+		} else {
+			a.writes.unsynced = true
+		}
+	} else {
+		tx.Discard()
 	}
-	a.n.saveUnread(a.hexID)
+	// The unread count's write is synced: when there is one, it covers
+	// everything above.
+	if a.n.saveUnread(a.hexID) {
+		a.writes.unsynced = false
+	}
+	a.syncWrites()
 }
 
 // ---- receive path ----
@@ -771,7 +809,7 @@ func (a *groupActor) receive(data []byte) {
 	if a.removed {
 		return
 	}
-	a.beginWrites() // view and log of this message: one sync (durable.go)
+	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)
 	defer a.endWrites()
 	if isTip(data) {
 		a.onTip(data)
@@ -1314,21 +1352,90 @@ func (a *groupActor) send(text string) (api.Message, error) {
 		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
 	}
 	eid, ct, encErr := a.encryptInto(tx, plain, p.ID)
-	if _, err := tx.Commit(); err != nil {
-		if encErr == nil {
-			a.dirty[eid] = true // the key is consumed in memory
-		}
-		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
-	}
-	m := a.n.apiMessage(a, sm)
-	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	if encErr != nil {
+		if _, err := tx.Commit(); err != nil {
+			return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+		}
+		m := a.n.apiMessage(a, sm)
+		a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 		m.Pending = true
 		a.log.Warn("send deferred", "err", encErr)
 		return m, nil
 	}
+	// Published before its writes are synced, and synced by Node.Send,
+	// off the actor, before Send returns: the fsync (the slowest step,
+	// tens of milliseconds when the disk is busy) delays neither the
+	// deliveries of this message nor the actor's other work. A crash in
+	// between cannot make this device reuse the sending key: the epoch
+	// states it loads at the next start skip sendGenerationMargin
+	// generations (skipSendGenerations), and unsyncedSends keeps fewer
+	// than that unsynced.
+	if a.unsyncedSends.Load() >= sendGenerationMargin/2 {
+		if err := a.n.db.Sync(); err != nil {
+			return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+		}
+	}
+	if _, err := tx.CommitNoSync(); err != nil {
+		a.dirty[eid] = true // the key is consumed in memory
+		return api.Message{}, api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
+	a.unsyncedSends.Add(1)
 	a.published(eid, ct, p.ID)
+	m := a.n.apiMessage(a, sm)
+	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	return m, nil
+}
+
+// syncSend makes a message that send published durable, on the caller's
+// goroutine (see send).
+func (a *groupActor) syncSend() error {
+	defer a.unsyncedSends.Add(-1)
+	if err := a.n.db.Sync(); err != nil {
+		return api.Errorf(api.CodeInternal, "outbox: %v", err)
+	}
+	return nil
+}
+
+// sendGenerationMargin is how many sending generations each epoch state
+// skips when it is loaded (skipSendGenerations): more than a crash can
+// have used without a durable trace. Send publishes before its writes are
+// synced, and syncs inline first once half this many are unsynced
+// (unsyncedSends); every other encrypting path writes synced before
+// publishing. Receivers keep the keys of skipped generations
+// (mls MaxSkippedKeys, 1000 in groupConfig), so each start costs every
+// other member this many unused keys per epoch at most.
+const sendGenerationMargin = 8
+
+// skipSendGenerations moves this device's sending ratchet of every loaded
+// epoch sendGenerationMargin generations on and stores the states (synced)
+// before anything can be sent: a message published before a crash whose
+// consumed key never reached the disk must not have its generation used
+// again for another plaintext (AES-GCM nonce reuse; RFC 9420, Section
+// 6.3.1's reuse guard makes it unlikely, not impossible, and receivers
+// that consumed the key could not read the second message at all). An
+// epoch in which this device cannot send is left as it is.
+func (a *groupActor) skipSendGenerations() error {
+	tx := a.n.db.NewBatch()
+	for eid, g := range a.epochs {
+		skipped := 0
+		for range sendGenerationMargin {
+			if _, err := g.ProtectApplication([]byte{0}, nil, rand.Reader); err != nil {
+				break
+			}
+			skipped++
+		}
+		if skipped == 0 {
+			continue
+		}
+		if err := a.persistTo(tx, eid); err != nil {
+			tx.Discard()
+			return err
+		}
+	}
+	if _, err := tx.Commit(); err != nil {
+		return fmt.Errorf("node: store skipped sending generations: %w", err)
+	}
+	return nil
 }
 
 // encryptAndPublish encrypts plaintext in the canonical epoch, persists the

@@ -417,11 +417,22 @@ func (n *Node) Send(ctx context.Context, group, text string) (api.Message, error
 		return api.Message{}, err
 	}
 	var m api.Message
+	var sent bool
 	err = a.do(ctx, func() error {
 		var err error
 		m, err = a.send(text)
+		sent = err == nil && !m.Pending
 		return err
 	})
+	if err == nil && sent {
+		// Published already; durable before we say so (groupActor.send).
+		// (When ctx ends while the actor sends, nobody syncs here and
+		// the count stays up: later sends then sync first, which is
+		// only slower.)
+		if err := a.syncSend(); err != nil {
+			return api.Message{}, err
+		}
+	}
 	return m, err
 }
 

@@ -55,22 +55,23 @@ func (n *Node) noteUnread(hexID string) {
 	n.unreadDirty[hexID] = true
 }
 
-// saveUnread writes a group's count if it changed since the last write.
-func (n *Node) saveUnread(hexID string) {
+// saveUnread writes a group's count if it changed since the last write,
+// and reports whether it made a (synced) write: every write committed
+// before it is then durable too.
+func (n *Node) saveUnread(hexID string) (synced bool) {
 	n.mu.Lock()
 	dirty := n.unreadDirty[hexID]
 	n.mu.Unlock()
-	if dirty {
-		n.writeUnread(hexID)
-	}
+	return dirty && n.writeUnread(hexID)
 }
 
 // writeUnread stores a group's current count. The (synced) write happens
 // outside n.mu, which every actor's events need; unreadIO orders the
 // writes and the count is read under it, so the last write always carries
 // the latest count (a flush racing MarkRead cannot store a stale one). On
-// failure the count is marked dirty again for the next flush.
-func (n *Node) writeUnread(hexID string) {
+// failure the count is marked dirty again for the next flush. It reports
+// whether the write succeeded.
+func (n *Node) writeUnread(hexID string) bool {
 	n.unreadIO.Lock()
 	defer n.unreadIO.Unlock()
 	n.mu.Lock()
@@ -82,7 +83,9 @@ func (n *Node) writeUnread(hexID string) {
 		n.mu.Lock()
 		n.unreadDirty[hexID] = true
 		n.mu.Unlock()
+		return false
 	}
+	return true
 }
 
 // forgetUnread drops a group's count (the group was left).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,95 +17,197 @@ import (
 // application message on the wire.
 const floorPayload = 256
 
-// measureFloor publishes m raw payloads on a separate topic through the
-// same libp2p hosts (same connections, same GossipSub router and settings,
-// no MLS, no store), from random running peers paced by gap, and returns
-// publish-to-receive latencies at every other peer: the floor the chat
-// scenario is compared with on the same topology in the same run.
-func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
+// floorSession measures bare GossipSub on the cluster's hosts: a separate
+// topic through the same libp2p hosts (same connections, same GossipSub
+// router and settings, no MLS, no store), raw payloads published from
+// random running peers on the chat's schedule, and publish-to-receive
+// latencies at every other peer. It is the floor the chat scenario is
+// compared with on the same topology in the same run; blocks of it
+// alternate with blocks of chat so that both meet the same background
+// (other work on the machine comes and goes).
+type floorSession struct {
+	c      *Cluster
+	topic  p2p.GroupID
+	sent   int // floor messages published so far
+	peers  int // subscribed peers
+	closed bool
+
+	// in-process mode
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	subs   []floorSub
+	mu     sync.Mutex
+	lat    []time.Duration
+	more   chan struct{} // signalled on every delivery
+
+	// processes mode
+	procs []*nodeProc
+}
+
+type floorSub struct {
+	p *Peer
+	s p2p.Subscription
+}
+
+// openFloor subscribes every running peer to the floor topic and lets
+// its mesh form.
+func (c *Cluster) openFloor(ctx context.Context) (*floorSession, error) {
+	f := &floorSession{c: c, more: make(chan struct{}, 1)}
 	if c.cfg.Processes != nil {
-		return c.measureFloorProcs(ctx, m, gap)
-	}
-	topic := p2p.GroupID(fmt.Sprintf("testnet floor %d", c.cfg.Seed))
-	peers := c.Running()
-	type sub struct {
-		p *Peer
-		s p2p.Subscription
-	}
-	var subs []sub
-	for _, p := range peers {
-		p.mu.Lock()
-		h := p.host
-		p.mu.Unlock()
-		s, err := h.Subscribe(topic, func(context.Context, peer.ID, []byte) p2p.ValidationResult { return p2p.Accept })
-		if err != nil {
-			return nil, fmt.Errorf("testnet: floor subscribe: %w", err)
+		f.topic = c.floorTopic()
+		for _, p := range c.Running() {
+			p.mu.Lock()
+			if p.proc != nil {
+				f.procs = append(f.procs, p.proc)
+			}
+			p.mu.Unlock()
 		}
-		subs = append(subs, sub{p, s})
-	}
-	defer func() {
-		for _, s := range subs {
-			s.s.Close()
+		for _, p := range f.procs {
+			if err := p.control("floor-sub " + string(f.topic)); err != nil {
+				f.close()
+				return nil, err
+			}
 		}
-	}()
+		f.peers = len(f.procs)
+	} else {
+		f.topic = p2p.GroupID(fmt.Sprintf("testnet floor %d", c.cfg.Seed))
+		for _, p := range c.Running() {
+			p.mu.Lock()
+			h := p.host
+			p.mu.Unlock()
+			s, err := h.Subscribe(f.topic, func(context.Context, peer.ID, []byte) p2p.ValidationResult { return p2p.Accept })
+			if err != nil {
+				f.close()
+				return nil, fmt.Errorf("testnet: floor subscribe: %w", err)
+			}
+			f.subs = append(f.subs, floorSub{p, s})
+		}
+		f.peers = len(f.subs)
+		rctx, cancel := context.WithCancel(ctx)
+		f.cancel = cancel
+		for _, s := range f.subs {
+			f.wg.Add(1)
+			go f.receive(rctx, s)
+		}
+	}
 	// Let the mesh for the new topic form (a few heartbeats).
 	time.Sleep(max(time.Second, 20*c.cfg.Timing.Heartbeat))
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	var lat []time.Duration
-	want := m * (len(subs) - 1)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, s := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				msg, err := s.s.Next(rctx)
-				if err != nil {
-					return
-				}
-				sentAt, from, ok := parseFloor(msg.Data)
-				if !ok || from == s.p.ID {
-					continue
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(sentAt))
-				if len(lat) == want {
-					close(done)
-				}
-				mu.Unlock()
-			}
-		}()
+	return f, nil
+}
+
+func (f *floorSession) receive(ctx context.Context, s floorSub) {
+	defer f.wg.Done()
+	for {
+		msg, err := s.s.Next(ctx)
+		if err != nil {
+			return
+		}
+		sentAt, from, ok := parseFloor(msg.Data)
+		if !ok || from == s.p.ID {
+			continue
+		}
+		f.mu.Lock()
+		f.lat = append(f.lat, time.Since(sentAt))
+		f.mu.Unlock()
+		select {
+		case f.more <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// block publishes m floor messages paced by gap (see pace) and waits up to
+// ten seconds for their deliveries.
+func (f *floorSession) block(ctx context.Context, m int, gap time.Duration) error {
+	start := time.Now()
 	for i := range m {
-		c.mu.Lock()
-		s := subs[c.rng.IntN(len(subs))]
-		c.mu.Unlock()
+		pace(start, i, gap)
+		seq := f.sent
+		f.sent++
+		f.c.mu.Lock()
+		var pick int
+		if f.peers > 0 {
+			pick = f.c.rng.IntN(f.peers)
+		}
+		f.c.mu.Unlock()
+		if f.procs != nil {
+			if err := f.procs[pick].control(fmt.Sprintf("floor-pub %s %d", f.topic, seq)); err != nil {
+				return err
+			}
+			continue
+		}
+		s := f.subs[pick]
 		s.p.mu.Lock()
 		h := s.p.host
 		s.p.mu.Unlock()
-		if err := h.Publish(ctx, topic, floorMessage(s.p.ID, i)); err != nil {
-			return nil, fmt.Errorf("testnet: floor publish: %w", err)
-		}
-		if gap > 0 {
-			time.Sleep(gap)
+		if err := h.Publish(ctx, f.topic, floorMessage(s.p.ID, seq)); err != nil {
+			return fmt.Errorf("testnet: floor publish: %w", err)
 		}
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
+	want := f.sent * (f.peers - 1)
+	deadline := time.After(10 * time.Second)
+	for {
+		if got := len(f.latencies()); got >= want {
+			return nil
+		}
+		wait := f.more
+		if f.procs != nil {
+			wait = nil // processes report on stdout: poll
+		}
+		select {
+		case <-wait:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			return fmt.Errorf("testnet: floor: %d of %d deliveries", len(f.latencies()), want)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	cancel()
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lat) < want {
-		return lat, fmt.Errorf("testnet: floor: %d of %d deliveries", len(lat), want)
+}
+
+// latencies returns every floor delivery's latency so far.
+func (f *floorSession) latencies() []time.Duration {
+	if f.procs != nil {
+		var lat []time.Duration
+		for _, p := range f.procs {
+			lat = append(lat, p.floorLatencies()...)
+		}
+		return lat
 	}
-	return lat, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lat)
+}
+
+// close unsubscribes every peer and stops the receivers; later calls do
+// nothing.
+func (f *floorSession) close() {
+	if f.closed {
+		return
+	}
+	f.closed = true
+	for _, p := range f.procs {
+		p.control("floor-unsub " + string(f.topic))
+	}
+	for _, s := range f.subs {
+		s.s.Close()
+	}
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wg.Wait()
+}
+
+// measureFloor measures m floor messages in one block (openFloor, block,
+// close).
+func (c *Cluster) measureFloor(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
+	f, err := c.openFloor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	err = f.block(ctx, m, gap)
+	return f.latencies(), err
 }
 
 // floorMessage is one floor payload: send time (Unix ns), sender, sequence
@@ -135,58 +238,4 @@ func parseFloor(data []byte) (time.Time, peer.ID, bool) {
 // lines).
 func (c *Cluster) floorTopic() p2p.GroupID {
 	return p2p.GroupID(fmt.Sprintf("testnet-floor-%d", c.cfg.Seed))
-}
-
-// measureFloorProcs is measureFloor for node processes: each one
-// subscribes its own host to the floor topic and reports, for every floor
-// message it receives, the publish-to-receive latency it measured (one
-// machine, one clock); publishing is triggered by a control line and
-// stamped in the publishing process.
-func (c *Cluster) measureFloorProcs(ctx context.Context, m int, gap time.Duration) ([]time.Duration, error) {
-	topic := c.floorTopic()
-	var procs []*nodeProc
-	for _, p := range c.Running() {
-		p.mu.Lock()
-		if p.proc != nil {
-			procs = append(procs, p.proc)
-		}
-		p.mu.Unlock()
-	}
-	for _, p := range procs {
-		if err := p.control("floor-sub " + string(topic)); err != nil {
-			return nil, err
-		}
-	}
-	time.Sleep(max(time.Second, 20*c.cfg.Timing.Heartbeat))
-	for i := range m {
-		c.mu.Lock()
-		p := procs[c.rng.IntN(len(procs))]
-		c.mu.Unlock()
-		if err := p.control(fmt.Sprintf("floor-pub %s %d", topic, i)); err != nil {
-			return nil, err
-		}
-		if gap > 0 {
-			time.Sleep(gap)
-		}
-	}
-	want := m * (len(procs) - 1)
-	deadline := time.Now().Add(10 * time.Second)
-	var lat []time.Duration
-	for {
-		lat = lat[:0]
-		for _, p := range procs {
-			lat = append(lat, p.floorLatencies()...)
-		}
-		if len(lat) >= want || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, p := range procs {
-		p.control("floor-unsub " + string(topic))
-	}
-	if len(lat) < want {
-		return lat, fmt.Errorf("testnet: floor: %d of %d deliveries", len(lat), want)
-	}
-	return lat, nil
 }

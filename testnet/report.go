@@ -210,6 +210,21 @@ func (r *recorder) latencies(pairs map[string][]string) []time.Duration {
 	return out
 }
 
+// missing counts the (text, receiver) pairs still without a live event.
+func (r *recorder) missing(pairs map[string][]string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for text, receivers := range pairs {
+		for _, rc := range receivers {
+			if _, ok := r.recvAt[rc][text]; !ok {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func (r *recorder) maxForks() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -122,6 +123,9 @@ type run struct {
 	resyncS float64
 
 	trafficStart, trafficEnd time.Time
+	// trafficBusy: time spent chatting (each block from its first send
+	// to its last live delivery), when the floor's blocks come between.
+	trafficBusy time.Duration
 }
 
 type sentMsg struct {
@@ -216,7 +220,11 @@ func (r *run) join(peers []*Peer, parallel int) error {
 }
 
 // send sends one uniquely numbered message from p.
-func (r *run) send(p *Peer) error {
+func (r *run) send(p *Peer) error { return r.sendAt(p, time.Now()) }
+
+// sendAt is send for a message that was due at the given time: its latency
+// counts from then.
+func (r *run) sendAt(p *Peer, due time.Time) error {
 	r.mu.Lock()
 	r.seq++
 	text := fmt.Sprintf("m%05d from %s seed %d", r.seq, p.Name, r.o.Seed)
@@ -227,7 +235,7 @@ func (r *run) send(p *Peer) error {
 		}
 	}
 	r.mu.Unlock()
-	r.c.rec.sent(text, time.Now())
+	r.c.rec.sent(text, due)
 	if _, err := p.Device().Send(r.ctx, r.group, text); err != nil {
 		return fmt.Errorf("%s send: %w", p.Name, err)
 	}
@@ -237,25 +245,101 @@ func (r *run) send(p *Peer) error {
 	return nil
 }
 
-// chat sends m messages from the given senders in a random order, pacing
-// them by gap.
+// chat sends m messages from the given senders in a random order, the
+// i-th at start + i*gap (the floor's schedule, see pace), not gap after
+// the previous Send returned: a slow Send must not lighten the load.
 func (r *run) chat(m int, senders []*Peer, gap time.Duration) error {
 	if r.trafficStart.IsZero() {
 		r.trafficStart = time.Now()
 	}
-	for range m {
+	start := time.Now()
+	for i := range m {
+		pace(start, i, gap)
 		r.c.mu.Lock()
 		p := senders[r.c.rng.IntN(len(senders))]
 		r.c.mu.Unlock()
 		if err := r.send(p); err != nil {
 			return err
 		}
-		if gap > 0 {
-			time.Sleep(gap)
-		}
 	}
 	return nil
 }
+
+// chatLoad is chat as people make it: message i is due at start + i*gap
+// from a random sender and is handed to that sender's device when it is
+// due, whether or not the device has finished sending the previous one (a
+// chat app does not stop its user typing while a message goes out; the
+// node queues them on its group's actor). Its latency counts from when it
+// was due, so a send stuck behind a slow one is counted rather than hidden
+// (a sender that waits for each Send before scheduling the next measures
+// only the messages it manages to send: coordinated omission).
+func (r *run) chatLoad(m int, senders []*Peer, gap time.Duration) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for i := range m {
+		pace(start, i, gap)
+		r.c.mu.Lock()
+		p := senders[r.c.rng.IntN(len(senders))]
+		r.c.mu.Unlock()
+		due := time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.sendAt(p, due); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pace waits until the i-th message of a run started at start is due:
+// start + i*gap. Chat and the floor share it so that both offer the same
+// load whatever a send costs (sleeping gap after each send would stretch
+// the slower one's schedule by its own send time).
+func pace(start time.Time, i int, gap time.Duration) {
+	if gap <= 0 {
+		return
+	}
+	if d := time.Until(start.Add(time.Duration(i) * gap)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// awaitLive waits, without calling any node, until the recorder has seen
+// a live delivery event for every (message, receiver) pair sent so far, or
+// for at most timeout or liveIdle without progress (a delivery missed live
+// is then found by settle).
+func (r *run) awaitLive(timeout time.Duration) {
+	r.mu.Lock()
+	pairs := make(map[string][]string, len(r.msgs))
+	for _, m := range r.msgs {
+		pairs[m.text] = m.receivers
+	}
+	r.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	lastMissing, lastProgress := -1, time.Now()
+	for time.Now().Before(deadline) && r.ctx.Err() == nil {
+		missing := r.c.rec.missing(pairs)
+		if missing == 0 {
+			return
+		}
+		if missing != lastMissing {
+			lastMissing, lastProgress = missing, time.Now()
+		} else if time.Since(lastProgress) > liveIdle {
+			return // what is left arrives by resync: settle's business
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// liveIdle is how long awaitLive waits without any new live delivery.
+const liveIdle = 2 * time.Second
 
 // progress is a check of the current state against expectations.
 type progress struct {
@@ -395,7 +479,9 @@ func (r *run) report() *Report {
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
 	rep.resyncS = r.resyncS
-	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
+	if d := r.trafficBusy.Seconds(); d > 0 {
+		rep.ThroughputPerS = float64(pr.delivered) / d
+	} else if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
 	if len(rep.Notes) == 0 {
@@ -411,6 +497,14 @@ func (r *run) rotate(p *Peer) error {
 	return nil
 }
 
+// floorBlocks is how many blocks of floor and of chat traffic alternate
+// in a run with Floor. One: the floor goes first, on idle nodes. With
+// three, meant to spread the machine's other load over both sides, a chat
+// block that had saturated the nodes left work behind (queued tips,
+// anti-entropy, garbage) that slowed the next floor block (floor p50 4-9
+// ms instead of 1-2), and the floor must never be slowed down.
+const floorBlocks = 1
+
 func playChat(r *run) error {
 	parallel := r.o.JoinParallel
 	if parallel <= 0 && r.o.Nodes > 9 {
@@ -425,18 +519,50 @@ func playChat(r *run) error {
 	if gap == 0 {
 		gap = 2 * time.Millisecond
 	}
+	senders := r.memberList()
+	blocks := 1
+	var fl *floorSession
 	if r.o.Floor {
-		lat, err := r.c.measureFloor(r.ctx, r.o.Messages, gap)
-		if err != nil {
+		blocks = min(floorBlocks, r.o.Messages)
+		var err error
+		if fl, err = r.c.openFloor(r.ctx); err != nil {
 			return err
 		}
-		f := percentiles(lat)
-		r.floor = &f
+		defer fl.close() // on an early return
 	}
 	r.say("group of %d formed; sending %d messages", r.o.Nodes, r.o.Messages)
 	r.trafficStart = time.Now()
-	if err := r.chat(r.o.Messages, r.memberList(), gap); err != nil {
-		return err
+	for b := range blocks {
+		mb := r.o.Messages*(b+1)/blocks - r.o.Messages*b/blocks
+		if fl != nil {
+			// The floor block must not pay for the chat block before it:
+			// its nodes' periodic flush (PersistEvery) falls before it,
+			// and it starts from a collected heap.
+			if b > 0 {
+				time.Sleep(r.c.cfg.Timing.PersistEvery)
+			}
+			runtime.GC()
+			if err := fl.block(r.ctx, mb, gap); err != nil {
+				return err
+			}
+			if b == blocks-1 {
+				// Its topic's heartbeats are not the chat's to pay for.
+				r.floor = ptr(percentiles(fl.latencies()))
+				fl.close()
+			}
+		}
+		// Nor the chat block for the garbage of what ran before it.
+		runtime.GC()
+		t0 := time.Now()
+		if err := r.chatLoad(mb, senders, gap); err != nil {
+			return err
+		}
+		// settle reads every node's whole history ten times a second;
+		// while deliveries are still in flight that load would land on
+		// the last messages' latency, which the floor (waiting on its
+		// subscribers) does not pay. Wait on the event streams first.
+		r.awaitLive(r.o.SettleTimeout)
+		r.trafficBusy += time.Since(t0)
 	}
 	return r.settle("traffic")
 }

@@ -46,12 +46,19 @@ func playOK(t *testing.T, o Options) *Report {
 }
 
 func TestChat(t *testing.T) {
-	rep := playOK(t, Options{Scenario: "chat", Nodes: 5, Messages: 40})
+	rep := playOK(t, Options{Scenario: "chat", Nodes: 5, Messages: 40, Floor: true})
 	if rep.Expected != 40*4 {
 		t.Errorf("expected %d deliveries, want %d", rep.Expected, 40*4)
 	}
 	if rep.LatencyMS.Samples == 0 {
 		t.Error("no latency samples from the event streams")
+	}
+	// The floor carries the same traffic as the chat.
+	if f := rep.FloorLatencyMS; f == nil || f.Samples != 40*4 {
+		t.Errorf("floor samples %+v, want %d", f, 40*4)
+	}
+	if rep.ThroughputPerS <= 0 {
+		t.Error("no throughput measured")
 	}
 }
 
