@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -119,7 +120,7 @@ type run struct {
 	seq     int
 	notes   map[string]string
 	floor   *Percentiles
-	resyncS float64
+	resync  *ResyncStats
 
 	trafficStart, trafficEnd time.Time
 }
@@ -394,7 +395,7 @@ func (r *run) report() *Report {
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
-	rep.resyncS = r.resyncS
+	rep.Resync = r.resync
 	if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	}
@@ -522,13 +523,20 @@ func playPartition(r *run) error {
 }
 
 // playOffline: one member goes away while the others send messages and
-// rotate keys for many epochs, then returns and must catch up.
+// rotate keys for many epochs, then returns and must catch up. With
+// Options.Floor the run also measures the local floor of that catch-up
+// (resyncFloor).
 func playOffline(r *run) error {
 	if err := r.formGroup(r.o.Nodes, 1); err != nil {
 		return err
 	}
 	ms := r.memberList()
 	away := ms[len(ms)-1]
+	g, err := groupOf(r.ctx, away.Device(), r.group)
+	if err != nil {
+		return err
+	}
+	unread0 := g.Unread
 	if err := r.c.Stop(away); err != nil {
 		return err
 	}
@@ -559,18 +567,42 @@ func playOffline(r *run) error {
 	r.mu.Lock()
 	r.members[away.Name] = away
 	r.mu.Unlock()
-	t0 := time.Now()
+	var snap string
+	if r.o.Floor {
+		snap = filepath.Join(r.c.Dir(), away.Name+"-floor-db")
+		if err := snapshotStore(away, snap); err != nil {
+			return err
+		}
+	}
+	st := &ResyncStats{Messages: r.o.Messages, Epochs: r.o.Epochs}
+	t0, c0 := time.Now(), cpuTime()
 	if err := r.c.Restart(r.ctx, away); err != nil {
 		return err
 	}
 	r.say("%s is back", away.Name)
+	if err := r.awaitCaughtUp(away, others[0], unread0, r.o.Messages); err != nil {
+		r.notes["resync"] = err.Error()
+		return r.settle("resync") // the report says what is missing
+	}
+	st.WallS = time.Since(t0).Seconds()
+	if r.c.cfg.Processes == nil {
+		st.CPUS = (cpuTime() - c0).Seconds()
+	}
+	r.resync = st
+	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
+		away.Name, r.o.Messages, r.o.Epochs, st.WallS)
 	if err := r.settle("resync"); err != nil {
 		return err
 	}
-	r.resyncS = time.Since(t0).Seconds()
-	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
-		away.Name, r.o.Messages, r.o.Epochs, time.Since(t0).Seconds())
-	return nil
+	if snap == "" {
+		return nil
+	}
+	if err := r.resyncFloor(away, snap, st); err != nil {
+		return err
+	}
+	r.notes["resync floor"] = fmt.Sprintf("the same %d log entries decrypted and stored locally in %.2f s (%.2fx)",
+		st.FloorMessages, st.FloorWallS, st.WallS/max(st.FloorWallS, 1e-9))
+	return r.settle("back")
 }
 
 // playChurn: members join, leave and are removed while others chat.
