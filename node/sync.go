@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
@@ -360,4 +361,15 @@ func putEpochState(tx *store.Batch, gid []byte, g *mls.Group) error {
 	}
 	defer clear(data) // tx holds its own copy
 	return tx.PutEpochState(gid, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
+}
+
+// finalHere reports whether eid is an epoch of our chain that this device
+// has finalised (and forgotten: commitorder no longer knows it). A tip
+// naming it comes from a member behind us, catching up, not from another
+// branch: without this check each such tip of a returning member sent
+// every other member on a deep sync from below its root, with fanout, in
+// the middle of the returning member's own resync (BenchmarkResync).
+func (a *groupActor) finalHere(eid commitorder.EpochID) bool {
+	m, err := a.n.db.EpochMarker(a.id, store.EpochID(eid))
+	return err == nil && m.Mark == store.MarkFinal
 }

@@ -3,6 +3,8 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"testing"
 	"time"
 )
@@ -37,11 +39,26 @@ func BenchmarkChat(b *testing.B) {
 // is the whole process's (the three nodes serving it included).
 func BenchmarkResync(b *testing.B) {
 	for i := range b.N {
-		rep := benchRun(b, Options{Scenario: "offline", Nodes: 4, Messages: 10000, Epochs: 20, Seed: uint64(i + 1),
-			Floor: true, SettleTimeout: 5 * time.Minute})
+		o := Options{Scenario: "offline", Nodes: 4, Messages: 10000, Epochs: 20, Seed: uint64(i + 1),
+			Floor: true, SettleTimeout: 5 * time.Minute}
+		// GROVE_RESYNC_PROFILE=file writes a CPU profile of the catch-up
+		// alone (-cpuprofile would mostly show the others sending).
+		if path := os.Getenv("GROVE_RESYNC_PROFILE"); path != "" {
+			o.profileResync = func() func() {
+				f, err := os.Create(fmt.Sprintf("%s.%d", path, i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
+				return func() { pprof.StopCPUProfile(); f.Close() }
+			}
+		}
+		rep := benchRun(b, o)
 		rs := rep.Resync
-		if rs == nil || rs.FloorWallS == 0 {
-			b.Fatalf("no resync measured: %+v", rs)
+		if rs == nil || rs.FloorWallS == 0 || rs.FloorStored != o.Messages {
+			b.Fatalf("resync or its floor not measured: %+v", rs)
 		}
 		b.ReportMetric(rs.WallS, "resync-s")
 		b.ReportMetric(rs.FloorWallS, "floor-s")

@@ -32,8 +32,10 @@ type ResyncStats struct {
 	FloorWallS float64 `json:"floor_wall_s,omitempty"`
 	FloorCPUS  float64 `json:"floor_cpu_s,omitempty"`
 	// FloorMessages counts the log entries the floor replayed (messages
-	// and Commits), FloorSkipped those it could not process.
+	// and Commits), FloorStored the text messages it stored (Messages when
+	// all is well), FloorSkipped the entries it could not process.
 	FloorMessages int `json:"floor_messages,omitempty"`
+	FloorStored   int `json:"floor_stored,omitempty"`
 	FloorSkipped  int `json:"floor_skipped,omitempty"`
 }
 
@@ -146,12 +148,12 @@ func (r *run) resyncFloor(p *Peer, snap string, st *ResyncStats) error {
 		return err
 	}
 	t0, c0 := time.Now(), cpuTime()
-	_, skipped, err := node.ReplayLocally(snap, r.group, msgs, floorBatch)
+	stored, skipped, err := node.ReplayLocally(snap, r.group, msgs, floorBatch)
 	if err != nil {
 		return fmt.Errorf("testnet: floor: %w", err)
 	}
 	st.FloorWallS, st.FloorCPUS = time.Since(t0).Seconds(), (cpuTime() - c0).Seconds()
-	st.FloorMessages, st.FloorSkipped = len(msgs), skipped
+	st.FloorMessages, st.FloorStored, st.FloorSkipped = len(msgs), stored, skipped
 	if err := os.RemoveAll(snap); err != nil {
 		return fmt.Errorf("testnet: remove snapshot: %w", err)
 	}
