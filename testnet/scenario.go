@@ -24,7 +24,8 @@ type Options struct {
 	Epochs int
 	// Dir keeps the nodes' homes there instead of a removed temp dir.
 	Dir string
-	// Timing defaults to FastTiming.
+	// Timing defaults to FastTiming (scale: scaleTiming, slower with
+	// more nodes).
 	Timing Timing
 	// SettleTimeout bounds each wait for delivery and convergence.
 	// Default 60s.
@@ -95,6 +96,9 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 			// on a dead branch by design: commitorder's Rejoin).
 			o.Timing.FinalityAge = 3 * time.Second
 		}
+		if o.Scenario == "scale" {
+			o.Timing = scaleTiming(o.Nodes)
+		}
 	}
 	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger, Processes: o.Processes})
 	if err != nil {
@@ -110,6 +114,38 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 	rep.DurationS = time.Since(start).Seconds()
 	return rep, nil
 }
+
+// scaleTiming is the scale scenario's timing for n nodes: FastTiming for
+// small groups; for large ones, tips and finality slow down with n, so
+// that n nodes sharing this machine's cores are not loaded n times more
+// per node than the devices of a real group (node's defaults: a tip per
+// 5 s, finality after 2 minutes).
+//
+// Tips: every member signs one per interval and every member verifies
+// every tip (twice: GossipSub's message signature and the tip's own), so in
+// one process a group's tips cost n*n verifications per interval. At
+// FastTiming's 200 ms that was 8,000 tips verified twice per second at 40
+// nodes, two thirds of all CPU: the run took five minutes, p99 26 s. The
+// whole group's tips are kept to scaleTipsPerSecond.
+//
+// Finality: a member that has not caught up with claims of epochs it does
+// not know within FinalityAge takes its branch for lost (commitorder's
+// Rejoin). At 60 nodes a joiner of the formation's join storm, on two
+// cores, could not process its Welcome and the next Commit within
+// FastTiming's 1.5 s and was stranded. The age grows by scaleAgePerNode.
+func scaleTiming(n int) Timing {
+	t := FastTiming
+	t.TipInterval = max(t.TipInterval, time.Duration(n)*time.Second/scaleTipsPerSecond)
+	t.FinalityAge = max(t.FinalityAge, time.Duration(n)*scaleAgePerNode)
+	return t
+}
+
+const (
+	// scaleTipsPerSecond bounds the tips of a scale run's whole group.
+	scaleTipsPerSecond = 25
+	// scaleAgePerNode is a scale run's finality age per node.
+	scaleAgePerNode = 100 * time.Millisecond
+)
 
 // run is the state of one scenario: the group, who is a member, and every
 // message sent with the members that should receive it.
