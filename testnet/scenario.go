@@ -31,7 +31,8 @@ type Options struct {
 	// Default 60s.
 	SettleTimeout time.Duration
 	// Floor makes chat and scale also measure the same traffic over bare
-	// GossipSub on the same hosts (Report.FloorLatencyMS).
+	// GossipSub on the same hosts (Report.FloorLatencyMS), and offline the
+	// local floor of the returning node's resync (Report.Resync).
 	Floor bool
 	// JoinParallel is how many invitees of chat and scale join at once.
 	// Default 1 (one after the other).
