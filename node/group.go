@@ -1226,9 +1226,11 @@ func (a *groupActor) onTip(data []byte) {
 		a.noteCutOff(since, t.Root, t.RootEpoch)
 	}
 	switch {
-	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root):
+	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) && !a.finalHere(t.Eid):
 		// The member is on a branch we do not hold: fetch from before our
-		// root so that the sibling commits reach commitorder.
+		// root so that the sibling commits reach commitorder. (An epoch
+		// we finalised is no such branch: the member is behind us on our
+		// chain, catching up.)
 		a.deepSync = true
 		a.requestSync(tipper, false)
 	case t.Epoch > headG.Epoch():
@@ -1888,7 +1890,14 @@ func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 		return
 	}
 	now := a.n.cfg.Clock.Now()
-	if !force && (a.syncs > 0 || now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
+	// force skips the rate limit, not a sync in flight: that one fetches
+	// the same range (from the same root), and a member returning from
+	// a long absence connects to several members at once, each
+	// connection forcing a sync; run in parallel they each served and
+	// sent it the whole log (three times the work, BenchmarkResync).
+	// What the in-flight sync does not bring comes with the deferred one,
+	// right after it.
+	if a.syncs > 0 || (!force && now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
 		// Deferred, not dropped: the request in flight may not bring what
 		// this one is for (a branch that another member tipped), and
 		// commitorder does not ask again before its Retry.

@@ -3,17 +3,21 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
+	"grove/store"
 )
 
 // syncBatchBytes bounds one /grove/sync/1 response frame (below p2p's
@@ -232,4 +236,143 @@ func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi 
 	}
 	copy(eid[:], b.Messages[1])
 	return b.Messages[0], eid, nil
+}
+
+// ReplayLocally is the local floor a resync is measured against (issue 9):
+// it processes msgs, MLS messages of one group (hex id) in the order
+// /grove/sync/1 serves them (by epoch, in arrival order within each), with
+// the mls package alone, starting from the newest epoch state in the store
+// at dbDir, and writes what a resync has to keep in synced batches of
+// batch messages: every message in the ciphertext log, every text message
+// in the view and search index, the state of every epoch a Commit creates,
+// and once per batch the states whose receive keys were used. No commit
+// ordering, no dedup lookups, no events, no network: the work a resync of
+// the same messages cannot avoid. The store must not be open elsewhere (a
+// stopped node's, or a copy of it); ReplayLocally writes to it.
+//
+// It returns how many text messages it stored and how many messages no
+// state could process (a losing sibling Commit, a message of its branch).
+func ReplayLocally(dbDir, group string, msgs [][]byte, batch int) (stored, skipped int, err error) {
+	gid, err := hex.DecodeString(group)
+	if err != nil {
+		return 0, 0, fmt.Errorf("node: replay: group id: %w", err)
+	}
+	batch = max(1, batch)
+	db, err := store.Open(store.Options{Dir: dbDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, 0, fmt.Errorf("node: replay: %w", err)
+	}
+	defer db.Close()
+	states, err := db.EpochStates(gid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("node: replay: %w", err)
+	}
+	// The newest stored epoch is where a returning member resumes; older
+	// retained ones would only serve late messages of their epochs.
+	var head *mls.Group
+	for _, st := range states {
+		g, err := mls.UnmarshalGroup(st.State)
+		if err != nil {
+			return 0, 0, fmt.Errorf("node: replay: epoch state: %w", err)
+		}
+		if head == nil || g.Epoch() > head.Epoch() {
+			head = g
+		}
+	}
+	if head == nil {
+		return 0, 0, fmt.Errorf("node: replay: no epoch state for group %.8s: %w", group, store.ErrNotFound)
+	}
+	byEpoch := map[uint64]*mls.Group{head.Epoch(): head}
+	used := map[*mls.Group]bool{}
+	now := time.Now()
+	tx := db.NewBatch()
+	pending := 0
+	commit := func() error {
+		for g := range used {
+			if err := putEpochState(tx, gid, g); err != nil {
+				return err
+			}
+		}
+		clear(used)
+		if _, err := tx.Commit(); err != nil {
+			return fmt.Errorf("node: replay: %w", err)
+		}
+		tx, pending = db.NewBatch(), 0
+		return nil
+	}
+	for _, data := range msgs {
+		_, epoch, _, err := frameInfo(data)
+		g := byEpoch[epoch]
+		if err != nil || g == nil {
+			skipped++
+			continue
+		}
+		pm, err := g.ProcessMessage(data, mls.ProcessOptions{Now: now})
+		if err != nil {
+			skipped++
+			continue
+		}
+		switch pm.Kind {
+		case mls.KindApplication:
+			used[g] = true
+			p, err := unmarshalPayload(pm.ApplicationData)
+			m, merr := g.Member(pm.Sender.LeafIndex)
+			if err == nil && merr == nil && p.Kind == kindText {
+				if err := tx.AddMessage(store.Message{Group: gid, ID: store.MessageID(p.ID), Time: p.Time,
+					Sender: m.Identity, Text: p.Text, Epoch: epoch}); err != nil {
+					return stored, skipped, fmt.Errorf("node: replay: %w", err)
+				}
+				stored++
+			}
+		case mls.KindCommit:
+			if byEpoch[epoch+1] != nil { // a sibling: the first one won here
+				pm.Commit.Discard()
+				skipped++
+				continue
+			}
+			next, err := pm.Commit.Merge()
+			if err != nil {
+				skipped++
+				continue
+			}
+			byEpoch[next.Epoch()] = next
+			if err := putEpochState(tx, gid, next); err != nil {
+				return stored, skipped, err
+			}
+		}
+		if err := tx.AppendLog(gid, epoch, store.MessageHash(sha256.Sum256(data)), data); err != nil {
+			return stored, skipped, fmt.Errorf("node: replay: %w", err)
+		}
+		if pending++; pending >= batch {
+			if err := commit(); err != nil {
+				return stored, skipped, err
+			}
+		}
+	}
+	return stored, skipped, commit()
+}
+
+// putEpochState adds g's state to tx.
+func putEpochState(tx *store.Batch, gid []byte, g *mls.Group) error {
+	eid, err := epochID(g)
+	if err != nil {
+		return err
+	}
+	data, err := g.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("node: marshal epoch state: %w", err)
+	}
+	defer clear(data) // tx holds its own copy
+	return tx.PutEpochState(gid, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
+}
+
+// finalHere reports whether eid is an epoch of our chain that this device
+// has finalised (and forgotten: commitorder no longer knows it). A tip
+// naming it comes from a member behind us, catching up, not from another
+// branch: without this check each such tip of a returning member sent
+// every other member on a deep sync from below its root, with fanout, in
+// the middle of the returning member's own resync (BenchmarkResync).
+func (a *groupActor) finalHere(eid commitorder.EpochID) bool {
+	m, err := a.n.db.EpochMarker(a.id, store.EpochID(eid))
+	return err == nil && m.Mark == store.MarkFinal
 }

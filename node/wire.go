@@ -419,7 +419,13 @@ type syncBatch struct {
 }
 
 func (s *syncBatch) marshal() []byte {
-	var w wbuf
+	size := 1 + binary.MaxVarintLen64
+	for _, m := range s.Messages {
+		size += binary.MaxVarintLen64 + len(m)
+	}
+	// Sized up front: a page is up to syncBatchBytes, and growing it by
+	// appends cost a resync's server a fifth of its CPU (BenchmarkResync).
+	w := wbuf{b: make([]byte, 0, size)}
 	w.u8(syncVersion)
 	w.b = binary.AppendUvarint(w.b, uint64(len(s.Messages)))
 	for _, m := range s.Messages {

@@ -53,8 +53,8 @@ type Report struct {
 	ThroughputPerS float64 `json:"throughput_per_s,omitempty"`
 	// Notes are scenario-specific observations (e.g. resync time).
 	Notes map[string]string `json:"notes,omitempty"`
-	// resyncS is the offline scenario's restart-to-caught-up time.
-	resyncS float64
+	// Resync is the offline scenario's catch-up (and its floor).
+	Resync *ResyncStats `json:"resync,omitempty"`
 	// Problems explains lost messages or non-convergence.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -106,6 +106,16 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, ", %.0f deliveries/s while chatting", r.ThroughputPerS)
 	}
 	fmt.Fprintln(w)
+	if rs := r.Resync; rs != nil {
+		fmt.Fprintf(w, "  resync     %d messages, %d epochs in %.2f s", rs.Messages, rs.Epochs, rs.WallS)
+		if rs.FloorWallS > 0 {
+			fmt.Fprintf(w, "; local floor %.2f s (%.2fx)", rs.FloorWallS, rs.WallS/rs.FloorWallS)
+		}
+		if rs.CPUS > 0 && rs.FloorCPUS > 0 {
+			fmt.Fprintf(w, ", CPU %.2f s vs %.2f s (%.2fx)", rs.CPUS, rs.FloorCPUS, rs.CPUS/rs.FloorCPUS)
+		}
+		fmt.Fprintln(w)
+	}
 	keys := make([]string, 0, len(r.Notes))
 	for k := range r.Notes {
 		keys = append(keys, k)

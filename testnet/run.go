@@ -36,7 +36,9 @@ each node in its own network namespace on a virtual LAN the run creates and dele
 where the nodes find each other by mDNS only; --delay and --loss add tc netem to
 every node's link.
 --floor (chat, scale) also sends the same traffic as raw payloads over the same
-hosts' GossipSub (in the node processes with --processes), for comparison.
+hosts' GossipSub (in the node processes with --processes), for comparison; with
+offline it replays the ciphertexts the returning node fetched on a copy of its
+store, decrypting and storing them locally, the floor of its resync time.
 Exit status 1 when a message was lost or the nodes did not converge.
 `
 

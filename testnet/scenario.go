@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -24,13 +25,15 @@ type Options struct {
 	Epochs int
 	// Dir keeps the nodes' homes there instead of a removed temp dir.
 	Dir string
-	// Timing defaults to FastTiming.
+	// Timing defaults to FastTiming (scale: scaleTiming, slower with
+	// more nodes).
 	Timing Timing
 	// SettleTimeout bounds each wait for delivery and convergence.
 	// Default 60s.
 	SettleTimeout time.Duration
 	// Floor makes chat and scale also measure the same traffic over bare
-	// GossipSub on the same hosts (Report.FloorLatencyMS).
+	// GossipSub on the same hosts (Report.FloorLatencyMS), and offline the
+	// local floor of the returning node's resync (Report.Resync).
 	Floor bool
 	// JoinParallel is how many invitees of chat and scale join at once.
 	// Default 1 (one after the other).
@@ -45,6 +48,11 @@ type Options struct {
 	// Processes, if set, runs each node as its own process (required by
 	// crash).
 	Processes *Processes
+
+	// profileResync, if set, is started when the offline scenario's node
+	// returns and the function it returns called once it caught up
+	// (BenchmarkResync's CPU profile of the catch-up alone).
+	profileResync func() (stop func())
 }
 
 // Scenarios lists the scenario names Run accepts.
@@ -90,6 +98,9 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 			// on a dead branch by design: commitorder's Rejoin).
 			o.Timing.FinalityAge = 3 * time.Second
 		}
+		if o.Scenario == "scale" {
+			o.Timing = scaleTiming(o.Nodes)
+		}
 	}
 	c, err := NewCluster(ClusterConfig{Dir: o.Dir, Seed: o.Seed, Timing: o.Timing, Logger: o.Logger, Processes: o.Processes})
 	if err != nil {
@@ -106,6 +117,38 @@ func RunScenario(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// scaleTiming is the scale scenario's timing for n nodes: FastTiming for
+// small groups; for large ones, tips and finality slow down with n, so
+// that n nodes sharing this machine's cores are not loaded n times more
+// per node than the devices of a real group (node's defaults: a tip per
+// 5 s, finality after 2 minutes).
+//
+// Tips: every member signs one per interval and every member verifies
+// every tip (twice: GossipSub's message signature and the tip's own), so in
+// one process a group's tips cost n*n verifications per interval. At
+// FastTiming's 200 ms that was 8,000 tips verified twice per second at 40
+// nodes, two thirds of all CPU: the run took five minutes, p99 26 s. The
+// whole group's tips are kept to scaleTipsPerSecond.
+//
+// Finality: a member that has not caught up with claims of epochs it does
+// not know within FinalityAge takes its branch for lost (commitorder's
+// Rejoin). At 60 nodes a joiner of the formation's join storm, on two
+// cores, could not process its Welcome and the next Commit within
+// FastTiming's 1.5 s and was stranded. The age grows by scaleAgePerNode.
+func scaleTiming(n int) Timing {
+	t := FastTiming
+	t.TipInterval = max(t.TipInterval, time.Duration(n)*time.Second/scaleTipsPerSecond)
+	t.FinalityAge = max(t.FinalityAge, time.Duration(n)*scaleAgePerNode)
+	return t
+}
+
+const (
+	// scaleTipsPerSecond bounds the tips of a scale run's whole group.
+	scaleTipsPerSecond = 25
+	// scaleAgePerNode is a scale run's finality age per node.
+	scaleAgePerNode = 100 * time.Millisecond
+)
+
 // run is the state of one scenario: the group, who is a member, and every
 // message sent with the members that should receive it.
 type run struct {
@@ -120,7 +163,7 @@ type run struct {
 	seq     int
 	notes   map[string]string
 	floor   *Percentiles
-	resyncS float64
+	resync  *ResyncStats
 
 	trafficStart, trafficEnd time.Time
 	// trafficBusy: time spent chatting (each block from its first send
@@ -478,7 +521,7 @@ func (r *run) report() *Report {
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
-	rep.resyncS = r.resyncS
+	rep.Resync = r.resync
 	if d := r.trafficBusy.Seconds(); d > 0 {
 		rep.ThroughputPerS = float64(pr.delivered) / d
 	} else if d := r.trafficEnd.Sub(r.trafficStart).Seconds(); d > 0 && !r.trafficStart.IsZero() && !r.trafficEnd.IsZero() {
@@ -648,13 +691,20 @@ func playPartition(r *run) error {
 }
 
 // playOffline: one member goes away while the others send messages and
-// rotate keys for many epochs, then returns and must catch up.
+// rotate keys for many epochs, then returns and must catch up. With
+// Options.Floor the run also measures the local floor of that catch-up
+// (resyncFloor).
 func playOffline(r *run) error {
 	if err := r.formGroup(r.o.Nodes, 1); err != nil {
 		return err
 	}
 	ms := r.memberList()
 	away := ms[len(ms)-1]
+	g, err := groupOf(r.ctx, away.Device(), r.group)
+	if err != nil {
+		return err
+	}
+	unread0 := g.Unread
 	if err := r.c.Stop(away); err != nil {
 		return err
 	}
@@ -685,18 +735,47 @@ func playOffline(r *run) error {
 	r.mu.Lock()
 	r.members[away.Name] = away
 	r.mu.Unlock()
-	t0 := time.Now()
+	var snap string
+	if r.o.Floor {
+		snap = filepath.Join(r.c.Dir(), away.Name+"-floor-db")
+		if err := snapshotStore(away, snap); err != nil {
+			return err
+		}
+	}
+	st := &ResyncStats{Messages: r.o.Messages, Epochs: r.o.Epochs}
+	stopProfile := func() {}
+	if r.o.profileResync != nil {
+		stopProfile = r.o.profileResync()
+	}
+	t0, c0 := time.Now(), cpuTime()
 	if err := r.c.Restart(r.ctx, away); err != nil {
+		stopProfile()
 		return err
 	}
 	r.say("%s is back", away.Name)
+	err = r.awaitCaughtUp(away, others[0], unread0, r.o.Messages)
+	stopProfile()
+	if err != nil {
+		r.notes["resync"] = err.Error()
+		return r.settle("resync") // the report says what is missing
+	}
+	st.WallS = time.Since(t0).Seconds()
+	if r.c.cfg.Processes == nil {
+		st.CPUS = (cpuTime() - c0).Seconds()
+	}
+	r.resync = st
+	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
+		away.Name, r.o.Messages, r.o.Epochs, st.WallS)
 	if err := r.settle("resync"); err != nil {
 		return err
 	}
-	r.resyncS = time.Since(t0).Seconds()
-	r.notes["resync"] = fmt.Sprintf("%s caught up on %d messages and %d epochs in %.2f s (incl. restart)",
-		away.Name, r.o.Messages, r.o.Epochs, time.Since(t0).Seconds())
-	return nil
+	if snap == "" {
+		return nil
+	}
+	if err := r.resyncFloor(away, snap, st); err != nil {
+		return err
+	}
+	return r.settle("back")
 }
 
 // playChurn: members join, leave and are removed while others chat.

@@ -73,10 +73,21 @@ func TestPartitionHeal(t *testing.T) {
 	playOK(t, Options{Scenario: "partition", Nodes: 6, Messages: 40})
 }
 
+// TestOfflineResync also measures the resync's local floor (as
+// BenchmarkResync does): the returning node's fetched log replayed on a
+// copy of its store must hold every message and every Commit it missed.
 func TestOfflineResync(t *testing.T) {
-	rep := playOK(t, Options{Scenario: "offline", Nodes: 5, Messages: 100, Epochs: 5})
+	rep := playOK(t, Options{Scenario: "offline", Nodes: 5, Messages: 100, Epochs: 5, Floor: true})
 	if rep.Notes["resync"] == "" {
 		t.Error("no resync note")
+	}
+	rs := rep.Resync
+	if rs == nil || rs.WallS <= 0 || rs.FloorWallS <= 0 {
+		t.Fatalf("resync not measured: %+v", rs)
+	}
+	if rs.FloorStored != 100 || rs.FloorMessages < 100+5 || rs.FloorSkipped != 0 {
+		t.Errorf("floor replayed %d log entries, stored %d messages, skipped %d; want 100 messages and 5 Commits",
+			rs.FloorMessages, rs.FloorStored, rs.FloorSkipped)
 	}
 }
 
