@@ -346,19 +346,7 @@ func (n *Node) serveRemovedSync(ctx context.Context, s p2p.Stream, a *groupActor
 		return false
 	}
 	n.log.Info("serving a removed member up to its removal", "group", a.hexID[:8], "peer", s.RemotePeer(), "from", lo, "to", hi)
-	var batch syncBatch
-	size := 0
-	flush := func() bool {
-		if len(batch.Messages) == 0 {
-			return true
-		}
-		if err := s.Send(batch.marshal()); err != nil {
-			s.Reset()
-			return false
-		}
-		batch.Messages, size = nil, 0
-		return true
-	}
+	pages := syncPager{s: s}
 	for e := lo; e <= hi; e++ {
 		if ctx.Err() != nil {
 			s.Reset()
@@ -375,19 +363,15 @@ func (n *Node) serveRemovedSync(ctx context.Context, s p2p.Stream, a *groupActor
 			if _, epoch, _, err := frameInfo(le.Message); err != nil || epoch != e {
 				continue
 			}
-			if size+len(le.Message) > syncBatchBytes || len(batch.Messages) >= maxSyncEntries {
-				if !flush() {
-					return true
-				}
+			if !pages.add(le.Message) {
+				return true
 			}
-			batch.Messages = append(batch.Messages, le.Message)
-			size += len(le.Message) + 8
 		}
 		if e == hi { // never wrap around
 			break
 		}
 	}
-	if flush() {
+	if pages.flush() {
 		s.CloseWrite()
 	}
 	return true

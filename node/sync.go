@@ -118,19 +118,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		s.CloseWrite()
 		return
 	}
-	var batch syncBatch
-	size := 0
-	flush := func() bool {
-		if len(batch.Messages) == 0 {
-			return true
-		}
-		if err := s.Send(batch.marshal()); err != nil {
-			s.Reset()
-			return false
-		}
-		batch.Messages, size = nil, 0
-		return true
-	}
+	pages := syncPager{s: s}
 	for e := req.From; e <= head; e++ {
 		entries, err := n.db.LogByEpoch(a.id, e)
 		if err != nil {
@@ -138,18 +126,49 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 			return
 		}
 		for _, le := range entries {
-			if size+len(le.Message) > syncBatchBytes || len(batch.Messages) >= maxSyncEntries {
-				if !flush() {
-					return
-				}
+			if !pages.add(le.Message) {
+				return
 			}
-			batch.Messages = append(batch.Messages, le.Message)
-			size += len(le.Message) + 8
 		}
 	}
-	if flush() {
+	if pages.flush() {
 		s.CloseWrite()
 	}
+}
+
+// syncPager sends log entries on a sync stream in pages of at most
+// syncBatchBytes and maxSyncEntries (the serving side of /grove/sync/1,
+// for members and for removed members alike).
+type syncPager struct {
+	s     p2p.Stream
+	batch syncBatch
+	size  int
+}
+
+// add queues msg, sending the page first when msg would overfill it;
+// false when the stream failed (it is then reset).
+func (p *syncPager) add(msg []byte) bool {
+	if p.size+len(msg) > syncBatchBytes || len(p.batch.Messages) >= maxSyncEntries {
+		if !p.flush() {
+			return false
+		}
+	}
+	p.batch.Messages = append(p.batch.Messages, msg)
+	p.size += len(msg) + 8
+	return true
+}
+
+// flush sends the queued page, if any; false when the stream failed.
+func (p *syncPager) flush() bool {
+	if len(p.batch.Messages) == 0 {
+		return true
+	}
+	if err := p.s.Send(p.batch.marshal()); err != nil {
+		p.s.Reset()
+		return false
+	}
+	p.batch.Messages, p.size = nil, 0
+	return true
 }
 
 // syncFrom fetches the log from p and feeds it to the actor, which
@@ -195,7 +214,7 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 		done := make(chan struct{})
 		a.post(func() {
 			defer close(done)
-			a.beginWrites() // the whole page: one sync (durable.go)
+			a.beginWrites() // the whole page: made durable by the next flush (durable.go)
 			defer a.endWrites()
 			for _, m := range msgs {
 				a.receive(m)
