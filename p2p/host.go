@@ -68,6 +68,16 @@ type Host struct {
 
 	staleClosed       atomic.Int64 // connections closed by probeConn
 	staleProbeTimeout time.Duration
+
+	// saveMu serialises peer-file writes, snapshot to rename, so the file
+	// always holds the latest snapshot written (see savePeers).
+	saveMu sync.Mutex
+	// peersFinal is set (under saveMu) once Close has written the peer
+	// file; later saves are skipped.
+	peersFinal bool
+	// afterPeerSnapshot, when set (tests only), runs in savePeers between
+	// taking the snapshot and writing it.
+	afterPeerSnapshot func()
 }
 
 var _ Network = (*Host)(nil)
@@ -331,7 +341,7 @@ func (n *Host) Close() error {
 
 	var errs []error
 	if n.h != nil && n.cfg.PeerstoreFile != "" {
-		if err := n.savePeers(); err != nil {
+		if err := n.saveFinalPeers(); err != nil {
 			errs = append(errs, err)
 		}
 	}
