@@ -199,11 +199,38 @@ func TestCrashedHostRegainsMesh(t *testing.T) {
 			if tc.probed && stale == 0 {
 				t.Error("no stale connection was closed, yet the member was reached")
 			}
-			waitFor(t, crashBackBound, "C back in A's and B's meshes", func() bool {
-				return slices.Contains(a.MeshPeers(g), id) && slices.Contains(b.MeshPeers(g), id)
-			})
+			deadline := time.Now().Add(crashBackBound)
+			for !slices.Contains(a.MeshPeers(g), id) || !slices.Contains(b.MeshPeers(g), id) {
+				if time.Now().After(deadline) {
+					t.Fatalf("timed out after %v waiting for C back in A's and B's meshes:\nA: %s\nB: %s",
+						crashBackBound, meshDiag(a, g, id), meshDiag(b, g, id))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		})
 	}
+}
+
+// meshDiag describes what h knows of peer p in group g, for a failure
+// message: whether p is in h's mesh (as the tracer and MeshPeers see it),
+// whether GossipSub knows p subscribed, and h's connections to p.
+func meshDiag(h *Host, g GroupID, p peer.ID) string {
+	h.mu.Lock()
+	t := h.topics[TopicName(g)]
+	h.mu.Unlock()
+	subscribed := "unknown"
+	if t != nil {
+		subscribed = fmt.Sprint(slices.Contains(t.topic.ListPeers(), p))
+	}
+	var conns []string
+	for _, c := range h.Libp2pHost().Network().ConnsToPeer(p) {
+		conns = append(conns, fmt.Sprintf("%s opened %s ago, %d streams, closed=%v",
+			c.RemoteMultiaddr(), time.Since(c.Stat().Opened).Round(time.Millisecond), len(c.GetStreams()), c.IsClosed()))
+	}
+	score, _ := h.PeerScore(p)
+	return fmt.Sprintf("tracer mesh %v, MeshPeers %v, known subscribed %s, score %.2f, connectedness %v, conns %v",
+		slices.Contains(h.tracer.mesh(TopicName(g)), p), slices.Contains(h.MeshPeers(g), p), subscribed,
+		score, h.Libp2pHost().Network().Connectedness(p), conns)
 }
 
 // stubConn is a connection to peer that opened at opened. Its new streams
