@@ -67,6 +67,7 @@ type Host struct {
 	probing map[network.Conn]struct{}
 
 	staleClosed       atomic.Int64 // connections closed by probeConn
+	writersRevived    atomic.Int64 // peers renewed by watchPubSubWriters
 	staleProbeTimeout time.Duration
 
 	// saveMu serialises peer-file writes, snapshot to rename, so the file
@@ -199,6 +200,7 @@ func (n *Host) start(key crypto.PrivKey) error {
 	if err := n.startPubSub(); err != nil {
 		return err
 	}
+	n.goOwned(n.watchPubSubWriters)
 	if err := n.startDiscovery(); err != nil {
 		return err
 	}
