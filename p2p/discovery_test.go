@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,66 @@ func TestPeerFileWrittenSoonAfterConnect(t *testing.T) {
 			known, err := loadPeerFile(path, 10)
 			return err == nil && slices.ContainsFunc(known, func(ai peer.AddrInfo) bool { return ai.ID == p.ID() })
 		})
+	}
+}
+
+// TestCloseSaveNotOverwrittenByOlderSave: a peer-file save that took its
+// snapshot before Close (the write prompted by a new peer) must not rename
+// that older snapshot over the one Close writes. Regression: A met B and C
+// and closed; the save prompted by B, slowed by its fsync on a loaded
+// machine, finished after Close's and the file forgot C, so the restarted
+// host never dialed C (TestRestartKeepsIdentityAndReconnects, about 1 run
+// in 10 under load).
+func TestCloseSaveNotOverwrittenByOlderSave(t *testing.T) {
+	checkLeaks(t)
+	path := filepath.Join(t.TempDir(), "peers.json")
+	snapshotted := make(chan struct{})
+	release := make(chan struct{})
+	var held atomic.Bool
+	a := newTestHost(t, func(c *Config) { c.PeerstoreFile = path; c.PeerstoreSaveInterval = time.Hour })
+	a.afterPeerSnapshot = func() {
+		if held.CompareAndSwap(false, true) { // the first save only; later ones pass
+			close(snapshotted)
+			<-release
+		}
+	}
+	b, c := newTestHost(t, nil), newTestHost(t, nil)
+	connect(t, a, b)
+	select {
+	case <-snapshotted: // the save prompted by B holds a snapshot without C
+	case <-time.After(5 * time.Second):
+		t.Fatal("no peer-file save after B connected")
+	}
+	connect(t, a, c)
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	lists := func(known []peer.AddrInfo, id peer.ID) bool {
+		return slices.ContainsFunc(known, func(ai peer.AddrInfo) bool { return ai.ID == id })
+	}
+	// Give an unserialised Close the time to write its own snapshot and
+	// stop the save loop (which would otherwise save once more, prompted by
+	// C), then let the older save finish. A serialised Close waits for it.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		known, err := loadPeerFile(path, 10)
+		if err == nil && lists(known, c.ID()) && a.ctx.Err() != nil {
+			break
+		}
+	}
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	known, err := loadPeerFile(path, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lists(known, b.ID()) || !lists(known, c.ID()) {
+		t.Fatalf("peer file after Close lists %v, want B %s and C %s", known, b.ID(), c.ID())
 	}
 }
 

@@ -21,7 +21,9 @@
 //     in its group's mesh at the next heartbeat;
 //   - a liveness probe of the older connection to a peer that connects
 //     again, so a peer that crashed and came back is not written to
-//     through a dead connection;
+//     through a dead connection, and a renewal of the connection to a
+//     connected peer GossipSub has stopped writing to (it gives up after a
+//     peer's fourth restart in 10 minutes);
 //   - the stream protocols /grove/join/1, /grove/sync/1 and
 //     /grove/keypackage/1 with uvarint length-delimited framing, size limits,
 //     deadlines, a request/response primitive and a streaming primitive whose

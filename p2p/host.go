@@ -67,7 +67,18 @@ type Host struct {
 	probing map[network.Conn]struct{}
 
 	staleClosed       atomic.Int64 // connections closed by probeConn
+	writersRevived    atomic.Int64 // peers renewed by watchPubSubWriters
 	staleProbeTimeout time.Duration
+
+	// saveMu serialises peer-file writes, snapshot to rename, so the file
+	// always holds the latest snapshot written (see savePeers).
+	saveMu sync.Mutex
+	// peersFinal is set (under saveMu) once Close has written the peer
+	// file; later saves are skipped.
+	peersFinal bool
+	// afterPeerSnapshot, when set (tests only), runs in savePeers between
+	// taking the snapshot and writing it.
+	afterPeerSnapshot func()
 }
 
 var _ Network = (*Host)(nil)
@@ -189,6 +200,7 @@ func (n *Host) start(key crypto.PrivKey) error {
 	if err := n.startPubSub(); err != nil {
 		return err
 	}
+	n.goOwned(n.watchPubSubWriters)
 	if err := n.startDiscovery(); err != nil {
 		return err
 	}
@@ -331,7 +343,7 @@ func (n *Host) Close() error {
 
 	var errs []error
 	if n.h != nil && n.cfg.PeerstoreFile != "" {
-		if err := n.savePeers(); err != nil {
+		if err := n.saveFinalPeers(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -11,7 +11,10 @@ import (
 	"os"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	msmux "github.com/multiformats/go-multistream"
 )
@@ -127,4 +130,89 @@ func pingConn(ctx context.Context, c network.Conn) (err error) {
 		return errors.New("p2p: ping answered with other bytes")
 	}
 	return nil
+}
+
+// pubsubWriterCheck is how often watchPubSubWriters looks for connected
+// GossipSub peers that GossipSub no longer writes to, and pubsubWriterGrace
+// how long such a peer may stay so (longer than GossipSub's own respawn
+// delays, 0.1 to 0.8 s) before the connection to it is renewed.
+const (
+	pubsubWriterCheck = time.Second
+	pubsubWriterGrace = 2 * time.Second
+)
+
+// gossipProtocols are the GossipSub versions a peer may announce.
+var gossipProtocols = []protocol.ID{pubsub.GossipSubID_v13, pubsub.GossipSubID_v12, pubsub.GossipSubID_v11, pubsub.GossipSubID_v10}
+
+// watchPubSubWriters revives GossipSub's link to a connected peer that
+// GossipSub gave up writing to.
+//
+// When a peer's stream dies while the peer is still connected (its older
+// connection closed after it connected again: every restart after a crash,
+// see probeConn), GossipSub opens a new stream after a backoff, but only 4
+// times per peer in 10 minutes (go-libp2p-pubsub v0.19.0,
+// PubSub.handleDeadPeers and MaxBackoffAttempts). After that it forgets the
+// peer's subscriptions and never writes to it again while it stays
+// connected: no hello, so the peer never learns our topics and never
+// GRAFTs us, and we never GRAFT it. A device restarted a fifth time within
+// 10 minutes lost its mesh links for good (TestRepeatedRestartsRegainMesh).
+// GossipSub does start a writer for a connected peer it has none for when a
+// connection to that peer opens, so the connections are closed and the
+// peer dialed again.
+func (n *Host) watchPubSubWriters() {
+	t := time.NewTicker(pubsubWriterCheck)
+	defer t.Stop()
+	missingSince := make(map[peer.ID]time.Time)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		writing := make(map[peer.ID]bool)
+		for _, p := range n.ps.ListPeers("") {
+			writing[p] = true
+		}
+		now := time.Now()
+		seen := make(map[peer.ID]bool)
+		for _, p := range n.h.Network().Peers() {
+			if writing[p] || n.h.Network().Connectedness(p) != network.Connected {
+				continue
+			}
+			if ok, err := n.h.Peerstore().SupportsProtocols(p, gossipProtocols...); err != nil || len(ok) == 0 {
+				continue // not a GossipSub peer (or not identified yet)
+			}
+			seen[p] = true
+			since, ok := missingSince[p]
+			if !ok {
+				missingSince[p] = now
+				continue
+			}
+			if now.Sub(since) < pubsubWriterGrace {
+				continue
+			}
+			delete(missingSince, p)
+			n.renewConns(p)
+		}
+		for p := range missingSince {
+			if !seen[p] {
+				delete(missingSince, p)
+			}
+		}
+	}
+}
+
+// renewConns closes every connection to p and dials it again, so that
+// GossipSub starts a fresh writer for it.
+func (n *Host) renewConns(p peer.ID) {
+	n.log.Debug("gossipsub stopped writing to a connected peer; renewing its connection", "peer", p)
+	if err := n.h.Network().ClosePeer(p); err != nil {
+		n.log.Debug("close peer", "peer", p, "err", err)
+	}
+	n.writersRevived.Add(1)
+	ctx, cancel := context.WithTimeout(n.ctx, DefaultKnownPeerDialTimout)
+	defer cancel()
+	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
+		n.log.Debug("redial after renewing connection", "peer", p, "err", err)
+	}
 }

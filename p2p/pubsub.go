@@ -402,6 +402,9 @@ type GossipStats struct {
 	// StaleConnsClosed counts connections closed because their peer
 	// connected again and they no longer answered (liveness.go).
 	StaleConnsClosed int64
+	// PubSubLinksRenewed counts connected peers whose connections were
+	// renewed because GossipSub had stopped writing to them (liveness.go).
+	PubSubLinksRenewed int64
 }
 
 // GossipStats returns the host's gossip counters.
@@ -412,6 +415,8 @@ func (n *Host) GossipStats() GossipStats {
 		Rejected:         n.tracer.rejected.Load(),
 		PrunesReceived:   n.tracer.prunesReceived.Load(),
 		StaleConnsClosed: n.staleClosed.Load(),
+
+		PubSubLinksRenewed: n.writersRevived.Load(),
 	}
 }
 
