@@ -25,14 +25,7 @@ func TestResyncPageShowsEveryMessageOnce(t *testing.T) {
 	defer alice.Close()
 	bobHome := t.TempDir()
 	bob := realNode(t, bobHome, "bob")
-	g, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, _ := alice.Invite(ctx, g.ID)
-	if _, err := bob.Join(ctx, inv.Code); err != nil {
-		t.Fatal(err)
-	}
+	g := createAndJoin(t, ctx, alice, bob)
 	bob.Close()
 	want := map[string]bool{}
 	for i := range missed {

@@ -297,3 +297,21 @@ func wrappedMemGroup(t *testing.T, setup func(name string, net p2p.Network, cfg 
 	time.Sleep(3 * ns[0].cfg.TipInterval)
 	return mn, ns, gi.ID
 }
+
+// createAndJoin has creator create group "g" and invite joiner, who joins
+// (dialling the inviter from the code); it returns the group.
+func createAndJoin(t *testing.T, ctx context.Context, creator, joiner *Node) api.Group {
+	t.Helper()
+	g, err := creator.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := creator.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := joiner.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}

@@ -117,17 +117,7 @@ func TestSettledSendSurvivesCrashBeforeWire(t *testing.T) {
 	if err := bob.Connect(ctx, alice.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	g, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := alice.Invite(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.Join(ctx, inv.Code); err != nil {
-		t.Fatal(err)
-	}
+	g := createAndJoin(t, ctx, alice, bob)
 	if _, err := bob.Send(ctx, g.ID, "before"); err != nil {
 		t.Fatal(err)
 	}

@@ -24,14 +24,7 @@ func TestRestartNeverReusesASendingGeneration(t *testing.T) {
 	bobHome := t.TempDir()
 	bob := realNode(t, bobHome, "bob")
 	ctx := ctxT(t, 40*time.Second)
-	g, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, _ := alice.Invite(ctx, g.ID)
-	if _, err := bob.Join(ctx, inv.Code); err != nil {
-		t.Fatal(err)
-	}
+	g := createAndJoin(t, ctx, alice, bob)
 	if _, err := bob.Send(ctx, g.ID, "first"); err != nil {
 		t.Fatal(err)
 	}
