@@ -30,43 +30,7 @@ func TestJoinRetryAfterTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := alice.Invite(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Join(ctx, inv.Code); err != nil {
-		t.Fatal(err)
-	}
-	// Carol acts once (alice commits only on an epoch another member has
-	// confirmed), then is cut off from alice: the next epoch cannot become
-	// final (carol never acts on it, and finality by age needs a witness),
-	// so bob's Welcome cannot come while she is away.
-	if _, err := carol.Send(ctx, g.ID, "carol was here"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "carol's message", func() error { return hasTexts(alice, g.ID, "carol was here") })
-	carol.net.(*p2p.MemNode).Disconnect(alice.PeerID())
-	inv, err = alice.Invite(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	short, cancel := context.WithTimeout(ctx, time.Second)
-	_, err = bob.Join(short, inv.Code)
-	cancel()
-	if !errors.Is(err, api.ErrTimeout) {
-		t.Fatalf("first join: got %v, want a timeout", err)
-	}
-	// Alice committed the Add anyway: bob's leaf is in her tree.
-	eventually(t, 10*time.Second, "dangling add committed", func() error {
-		if c := memberCount(alice, g.ID); c != 3 {
-			return fmt.Errorf("alice sees %d members", c)
-		}
-		return nil
-	})
+	g, inv := danglingJoin(t, ctx, alice, bob, carol)
 	// Somebody else cannot use the code bob redeemed.
 	if _, err := dave.Join(ctx, inv.Code); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("dave with bob's code: got %v, want already used", err)
@@ -250,39 +214,7 @@ func TestAbandonedJoinLeafRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := alice.Invite(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Join(ctx, inv.Code); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Send(ctx, g.ID, "carol was here"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "carol's message", func() error { return hasTexts(alice, g.ID, "carol was here") })
-	// Carol away: bob's Welcome cannot come within his 1s wait.
-	carol.net.(*p2p.MemNode).Disconnect(alice.PeerID())
-	inv, err = alice.Invite(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	short, cancel := context.WithTimeout(ctx, time.Second)
-	_, err = bob.Join(short, inv.Code)
-	cancel()
-	if !errors.Is(err, api.ErrTimeout) {
-		t.Fatalf("join: got %v, want a timeout", err)
-	}
-	eventually(t, 10*time.Second, "dangling add committed", func() error {
-		if c := memberCount(alice, g.ID); c != 3 {
-			return fmt.Errorf("alice sees %d members", c)
-		}
-		return nil
-	})
+	g, _ := danglingJoin(t, ctx, alice, bob, carol)
 	if err := carol.Connect(ctx, alice.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +230,37 @@ func TestAbandonedJoinLeafRemoved(t *testing.T) {
 		}
 		return sameEpoch(ns, g.ID)
 	})
+}
+
+// danglingJoin: alice creates a group with carol, who acts once and is
+// then cut off from alice, so that the next epoch cannot become final
+// (carol never acts on it, and finality by age needs a witness). bob's
+// join with a new invite then times out before its Welcome can come,
+// while alice has committed his Add anyway (his leaf is in her tree). It
+// returns the group and bob's invite.
+func danglingJoin(t *testing.T, ctx context.Context, alice, bob, carol *Node) (api.Group, api.Invite) {
+	t.Helper()
+	g := createAndJoin(t, ctx, alice, carol)
+	if _, err := carol.Send(ctx, g.ID, "carol was here"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol's message", func() error { return hasTexts(alice, g.ID, "carol was here") })
+	carol.net.(*p2p.MemNode).Disconnect(alice.PeerID())
+	inv, err := alice.Invite(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	_, err = bob.Join(short, inv.Code)
+	cancel()
+	if !errors.Is(err, api.ErrTimeout) {
+		t.Fatalf("bob's join: got %v, want a timeout", err)
+	}
+	eventually(t, 10*time.Second, "dangling add committed", func() error {
+		if c := memberCount(alice, g.ID); c != 3 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	return g, inv
 }

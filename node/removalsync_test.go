@@ -36,18 +36,8 @@ func TestRemovedWhileCutOffLearnsIt(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "alice reads bob", func() error { return hasTexts(alice, g, away) })
 
-	if err := alice.Remove(ctx, g, "carol"); err != nil {
-		t.Fatal(err)
-	}
 	pair := []*Node{alice, bob}
-	eventually(t, 10*time.Second, "carol removed for alice and bob", func() error {
-		for _, n := range pair {
-			if c := memberCount(n, g); c != 2 {
-				return fmt.Errorf("%s sees %d members", n.self.Name, c)
-			}
-		}
-		return sameEpoch(pair, g)
-	})
+	removeAndSettle(t, ctx, alice, g, "carol", pair)
 	var after []string
 	for r := range 2 {
 		for i := range 3 {
@@ -183,18 +173,8 @@ func TestRemovedMemberServedOnlyItsEpochs(t *testing.T) {
 		t.Fatal(err)
 	}
 	removedAt := groupEpoch(t, alice, g)
-	if err := alice.Remove(ctx, g, "carol"); err != nil {
-		t.Fatal(err)
-	}
 	pair := []*Node{alice, bob}
-	eventually(t, 10*time.Second, "carol removed", func() error {
-		for _, n := range pair {
-			if c := memberCount(n, g); c != 2 {
-				return fmt.Errorf("%s sees %d members", n.self.Name, c)
-			}
-		}
-		return sameEpoch(pair, g)
-	})
+	removeAndSettle(t, ctx, alice, g, "carol", pair)
 	for i := range 2 {
 		if _, err := alice.Send(ctx, g, fmt.Sprintf("after the removal %d", i)); err != nil {
 			t.Fatal(err)
@@ -380,18 +360,8 @@ func TestRemovalBeatsOwnCommitWhileCutOff(t *testing.T) {
 	if _, err := carol.Send(ctx, g, lost); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.Remove(ctx, g, "carol"); err != nil {
-		t.Fatal(err)
-	}
 	pair := []*Node{alice, bob}
-	eventually(t, 10*time.Second, "carol removed", func() error {
-		for _, n := range pair {
-			if c := memberCount(n, g); c != 2 {
-				return fmt.Errorf("%s sees %d members", n.self.Name, c)
-			}
-		}
-		return sameEpoch(pair, g)
-	})
+	removeAndSettle(t, ctx, alice, g, "carol", pair)
 	const secret = "after carol's removal"
 	if _, err := bob.Send(ctx, g, secret); err != nil {
 		t.Fatal(err)
@@ -598,4 +568,23 @@ func TestRealRemovedWhileDownLearnsIt(t *testing.T) {
 	if err := sameEpoch(pair, g.ID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// removeAndSettle has remover remove the member named who from group g
+// and waits until every node of rest (remover included) sees one member
+// fewer than before, on one epoch.
+func removeAndSettle(t *testing.T, ctx context.Context, remover *Node, g, who string, rest []*Node) {
+	t.Helper()
+	want := memberCount(remover, g) - 1
+	if err := remover.Remove(ctx, g, who); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, who+" removed", func() error {
+		for _, n := range rest {
+			if c := memberCount(n, g); c != want {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		return sameEpoch(rest, g)
+	})
 }
