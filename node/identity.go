@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -53,8 +52,10 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 	if err != nil {
 		return memberIdentity{}, fmt.Errorf("%w: peer id: %v", ErrMalformed, err)
 	}
-	if !utf8.Valid(name) {
-		return memberIdentity{}, fmt.Errorf("%w: name is not UTF-8", ErrMalformed)
+	// A name from the network is checked like our own: a credential whose
+	// name hides characters is not a Grove identity (names.go).
+	if err := checkName(string(name)); err != nil {
+		return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return memberIdentity{Name: string(name), Peer: id}, nil
 }
@@ -63,8 +64,8 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 const maxNameLen = 64
 
 func validName(name string) error {
-	if name == "" || len(name) > maxNameLen || !utf8.ValidString(name) || strings.ContainsAny(name, "\n\r\t") {
-		return fmt.Errorf("node: display name must be 1..%d bytes of UTF-8 without control characters", maxNameLen)
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("display name %q cannot be used: %w (use 1 to %d bytes of visible letters, digits, punctuation and spaces)", name, err, maxNameLen)
 	}
 	return nil
 }

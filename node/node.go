@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -466,8 +467,11 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 	}
 	if id, err := parseIdentity(m.Sender); err == nil {
 		out.Sender, out.SenderPeer = id.Name, id.Peer.String()
-		out.Own = id.Peer == n.net.ID()
 	}
+	// Our own messages are those sent under our credential identity (name
+	// and peer id together), never merely from our peer id: a member that
+	// forged a credential with our peer id must not pass as us.
+	out.Own = bytes.Equal(m.Sender, n.selfID)
 	if out.Own {
 		if e, err := n.db.Outbox(a.id, m.ID); err == nil && e.State == store.OutboxPending {
 			out.Pending = true

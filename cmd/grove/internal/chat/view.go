@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -72,7 +73,7 @@ func clean(s string) string {
 		case r == '\t':
 			return ' '
 		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			unicode.Is(unicode.Cf, r), r == 0x2028, r == 0x2029: // zero-width, bidi and other invisible format characters
 			return '\uFFFD'
 		}
 		return r

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -68,7 +69,7 @@ func clean(s string, multiline bool) string {
 			b.WriteString("    ")
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			fmt.Fprintf(&b, "\\x%02x", r)
-		case isBidiControl(r) || r == '\u2028' || r == '\u2029':
+		case isHidden(r):
 			fmt.Fprintf(&b, "\\u%04x", r)
 		default:
 			b.WriteRune(r)
@@ -77,6 +78,10 @@ func clean(s string, multiline bool) string {
 	return b.String()
 }
 
-func isBidiControl(r rune) bool {
-	return (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == '\u200e' || r == '\u200f' || r == '\u061c'
+// isHidden reports characters that render as nothing or reorder the text
+// around them (format characters: zero-width spaces and joiners, bidi marks,
+// overrides and isolates, the byte order mark; line and paragraph
+// separators): shown escaped, so text cannot hide or disguise itself.
+func isHidden(r rune) bool {
+	return unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }

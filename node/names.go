@@ -1,0 +1,158 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Display names are chosen by their owner and reach every member inside
+// credentials, so they are hostile input like any other: a name that hides
+// characters (zero-width, bidi overrides, controls) or imitates another
+// member's name would let one member pass for another in every list and
+// log line. checkName is applied to our own name at init and to every name
+// received in a credential, so such a credential never enters a group; and
+// members whose names still look alike (confusables such as Cyrillic "а"
+// for Latin "a", or case) are shown with a suffix that tells them apart
+// (displayNames).
+
+// ErrBadName is wrapped by checkName's errors.
+var ErrBadName = errors.New("node: invalid display name")
+
+// checkName reports whether name is acceptable as a display name: 1 to
+// maxNameLen bytes of UTF-8 in NFC, no leading or trailing space, and no
+// character that is invisible or reorders text: controls, format characters
+// (zero-width spaces and joiners, bidi marks, overrides and isolates, the
+// byte order mark), line and paragraph separators, private-use and
+// unassigned code points, variation selectors and Hangul fillers.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty", ErrBadName)
+	case len(name) > maxNameLen:
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadName, maxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: not UTF-8", ErrBadName)
+	case strings.TrimSpace(name) != name:
+		return fmt.Errorf("%w: leading or trailing space", ErrBadName)
+	case !norm.NFC.IsNormalString(name):
+		return fmt.Errorf("%w: not in Unicode normal form C", ErrBadName)
+	}
+	for _, r := range name {
+		if hiddenRune(r) {
+			return fmt.Errorf("%w: contains the invisible or control character U+%04X", ErrBadName, r)
+		}
+	}
+	return nil
+}
+
+// hiddenRune reports characters that render as nothing, or change how the
+// text around them renders, and so can make two different names look
+// identical.
+func hiddenRune(r rune) bool {
+	switch {
+	case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp):
+		return true // controls, format (U+200B-U+200F, U+202A-U+202E, U+2060-U+2069, U+FEFF, ...)
+	case !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs):
+		return true // unassigned
+	case unicode.Is(unicode.Variation_Selector, r):
+		return true
+	case r == '\u115f' || r == '\u1160' || r == '\u3164' || r == '\uffa0' || r == '\u034f':
+		return true // Hangul fillers and the combining grapheme joiner render blank
+	case unicode.Is(unicode.Zs, r) && r != ' ':
+		return true // only the ordinary space separates words in a name
+	}
+	return false
+}
+
+// confusables maps letters that are commonly drawn like a Latin letter or
+// digit to it, after NFKC and lower-casing (a subset of Unicode's
+// confusables for the scripts a small team's names are most likely to mix:
+// Latin, Greek, Cyrillic, and digits that pass for letters).
+var confusables = map[rune]rune{
+	// Cyrillic
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p',
+	'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'l', 'ї': 'l', 'ј': 'j', 'һ': 'h',
+	'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w', 'ӏ': 'l', 'ɡ': 'g',
+	// Greek
+	'α': 'a', 'β': 'b', 'ε': 'e', 'η': 'n', 'ι': 'l', 'κ': 'k', 'ν': 'v', 'ο': 'o', 'ρ': 'p',
+	'τ': 't', 'υ': 'u', 'χ': 'x', 'ω': 'w', 'γ': 'y',
+	// Latin look-alikes and digits
+	'ı': 'l', 'i': 'l', '1': 'l', '|': 'l', '0': 'o', '5': 's', 'ß': 's',
+}
+
+// nameSkeleton folds a name to a form in which names that look alike are
+// equal: compatibility normalisation (NFKC folds full-width and styled
+// letters), lower case, confusable letters mapped to one representative,
+// combining marks, spaces and separators dropped. It is for comparison only,
+// never shown.
+func nameSkeleton(name string) string {
+	s := strings.ToLower(norm.NFKC.String(name))
+	s = norm.NFD.String(s)
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.Is(unicode.Mn, r) || unicode.IsSpace(r) || strings.ContainsRune("-_.·'’", r) {
+			continue
+		}
+		if c, ok := confusables[r]; ok {
+			r = c
+		}
+		b.WriteRune(r)
+	}
+	// "rn" is drawn like "m" in many fonts; "vv" like "w".
+	out := strings.ReplaceAll(b.String(), "rn", "m")
+	return strings.ReplaceAll(out, "vv", "w")
+}
+
+// nameTag is the suffix that tells apart members whose names look alike:
+// eight hex digits of a hash of the credential identity (name and peer id).
+// It is not a safety number (a member can grind a suffix of this length),
+// only a visible difference; members are verified by their fingerprints.
+func nameTag(identity []byte) string {
+	h := sha256.Sum256(append([]byte("grove name tag"), identity...))
+	return hex.EncodeToString(h[:4])
+}
+
+// displayNames returns, for each identity (by its string form), the name to
+// show: the name itself, or "name #tag" when another identity in the set has
+// a name with the same skeleton. Identities that do not parse are left out.
+func displayNames(identities [][]byte) map[string]string {
+	type entry struct {
+		id   []byte
+		name string
+	}
+	bySkel := map[string][]entry{}
+	for _, id := range identities {
+		mi, err := parseIdentity(id)
+		if err != nil {
+			continue
+		}
+		k := nameSkeleton(mi.Name)
+		dup := false
+		for _, e := range bySkel[k] {
+			if string(e.id) == string(id) {
+				dup = true
+			}
+		}
+		if !dup {
+			bySkel[k] = append(bySkel[k], entry{id, mi.Name})
+		}
+	}
+	out := map[string]string{}
+	for _, es := range bySkel {
+		for _, e := range es {
+			if len(es) > 1 {
+				out[string(e.id)] = e.name + " #" + nameTag(e.id)
+			} else {
+				out[string(e.id)] = e.name
+			}
+		}
+	}
+	return out
+}
