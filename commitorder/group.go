@@ -699,58 +699,6 @@ func (g *Group) settle() {
 // of the last head change and the start of the current catch-up.
 func (g *Group) progressAt() int64 { return max(g.headSince, g.behindSince) }
 
-// valid decides whether child c of p counts. It is a function of the
-// commits and the evidence known, never of arrival order.
-func (g *Group) valid(p, c *node) bool {
-	if !g.basicValid(p, c) {
-		return false
-	}
-	// Committing on p after having acted on a rival branch below p, a
-	// rival that c would beat: the committer followed a worse branch while
-	// holding c, which is what withholding a better commit looks like.
-	// (If c loses to that rival anyway, invalidating it changes nothing.
-	// Counting only rivals that are valid by the other rules means the
-	// largest such child can never be invalidated here, so some child of p
-	// is always valid and this rule can never stall the group.)
-	for eid, ep := range g.proofs[c.committer] {
-		if ep <= p.epoch {
-			continue
-		}
-		n := g.nodes[eid]
-		if n == nil {
-			continue
-		}
-		for n != nil && n.epoch > p.epoch+1 {
-			n = n.up
-		}
-		if n != nil && n.parent == p.eid && n != c && c.key().less(n.key()) && g.basicValid(p, n) {
-			return false
-		}
-	}
-	return true
-}
-
-// basicValid applies every rule except the cross-branch one.
-func (g *Group) basicValid(p, c *node) bool {
-	if !c.mlsValid || !contains(p.members, c.committer) {
-		return false
-	}
-	if c.class != ClassUpdate && len(p.admins) > 0 && !contains(p.admins, c.committer) {
-		return false
-	}
-	if c.class != ClassRemove && countOf(p.recent, c.committer) >= g.cfg.RateLimit {
-		return false
-	}
-	// Committing twice on one parent: only the lowest of them can count,
-	// so equivocating never helps.
-	for _, s := range p.children {
-		if s != c && s.mlsValid && s.committer == c.committer && s.key().less(c.key()) {
-			return false
-		}
-	}
-	return true
-}
-
 func (g *Group) bestChild(p *node) *node {
 	var best *node
 	for _, c := range p.children {
