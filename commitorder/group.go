@@ -46,12 +46,6 @@ type histEntry struct {
 	child tuple
 }
 
-type claim struct {
-	eid   EpochID
-	epoch uint64
-	at    int64 // when last heard
-}
-
 // Group is the commit-ordering state machine of one MLS group on one member.
 // It is not safe for concurrent use: one owner (the group's actor) calls it.
 type Group struct {
@@ -348,104 +342,6 @@ func appendRecent(prev []MemberID, m MemberID, window int) []MemberID {
 	return append(out, m)
 }
 
-func (g *Group) actEvent(m MemberID, eid EpochID, epoch uint64) error {
-	if m == "" {
-		return fmt.Errorf("%w: empty member", ErrInvalidEvent)
-	}
-	if n := g.nodes[eid]; n != nil && n.epoch != epoch {
-		return fmt.Errorf("%w: epoch number %d for %v (%d)", ErrInvalidEvent, epoch, eid, n.epoch)
-	}
-	g.recordAct(m, eid, epoch)
-	return nil
-}
-
-func (g *Group) tipSeen(e TipSeen) error {
-	if e.Root != (EpochID{}) && e.RootEpoch > e.Epoch {
-		return fmt.Errorf("%w: tip root newer than tip", ErrInvalidEvent)
-	}
-	if n := g.nodes[e.Root]; e.Root != (EpochID{}) && n != nil && n.epoch != e.RootEpoch {
-		return fmt.Errorf("%w: tip root epoch", ErrInvalidEvent)
-	}
-	if err := g.actEvent(e.Member, e.Eid, e.Epoch); err != nil {
-		return err
-	}
-	if e.Root != (EpochID{}) && e.Member != g.self {
-		// The latest heartbeat wins (a member that rejoined may report an
-		// older epoch than before).
-		if old, ok := g.claims[e.Member]; !ok || old.eid != e.Root {
-			g.mut++
-		}
-		g.claims[e.Member] = claim{e.Root, e.RootEpoch, g.now}
-	}
-	if g.nodes[e.Eid] == nil && !g.inHistory(e.Eid) && g.recentUnknown(e.Epoch) {
-		g.maybeFetchRange()
-	}
-	return nil
-}
-
-const maxUnknownActs = 4
-
-// recordProof keeps replicated evidence about retained epochs only.
-func (g *Group) recordProof(m MemberID, eid EpochID, epoch uint64) {
-	if g.nodes[eid] == nil {
-		return
-	}
-	a := g.proofs[m]
-	if a == nil {
-		a = make(map[EpochID]uint64, 2)
-		g.proofs[m] = a
-	}
-	if _, ok := a[eid]; !ok {
-		g.mut++
-	}
-	a[eid] = epoch
-}
-
-func (g *Group) recordAct(m MemberID, eid EpochID, epoch uint64) {
-	if g.nodes[eid] == nil && epoch < g.root.epoch {
-		return
-	}
-	a := g.acts[m]
-	if a == nil {
-		a = make(map[EpochID]uint64, 2)
-		g.acts[m] = a
-	}
-	if _, ok := a[eid]; ok {
-		return
-	}
-	a[eid] = epoch
-	g.mut++
-	if g.nodes[eid] == nil || g.behindVal || g.unknownOK {
-		// An act on a known epoch can only clear unknown acts.
-		g.bmut++
-	}
-	if g.nodes[eid] != nil {
-		// A member acting on a known epoch at least as new as an unknown
-		// one it tipped before has moved on (it rejoined or we caught up).
-		for e, ep := range a {
-			if ep <= epoch && g.nodes[e] == nil {
-				delete(a, e)
-			}
-		}
-		return
-	}
-	unknown := 0
-	var lowest EpochID
-	lowestEpoch := ^uint64(0)
-	for e, ep := range a {
-		if g.nodes[e] != nil {
-			continue
-		}
-		unknown++
-		if ep < lowestEpoch || (ep == lowestEpoch && bytes.Compare(e[:], lowest[:]) < 0) {
-			lowest, lowestEpoch = e, ep
-		}
-	}
-	if unknown > maxUnknownActs {
-		delete(a, lowest)
-	}
-}
-
 // ---- the decision procedure ----
 
 // settle recomputes the canonical chain, switches branch if needed,
@@ -480,36 +376,6 @@ func (g *Group) settle() {
 	}
 	g.maybePropose()
 	g.checkLost()
-}
-
-func (g *Group) pruneActs() {
-	g.mut++
-	g.bmut++
-	for e, ep := range g.hints {
-		if g.nodes[e] != nil || ep <= g.root.epoch {
-			delete(g.hints, e)
-		}
-	}
-	for m, a := range g.proofs {
-		for e := range a {
-			if g.nodes[e] == nil {
-				delete(a, e)
-			}
-		}
-		if len(a) == 0 {
-			delete(g.proofs, m)
-		}
-	}
-	for m, a := range g.acts {
-		for e, ep := range a {
-			if g.nodes[e] == nil && ep <= g.root.epoch {
-				delete(a, e)
-			}
-		}
-		if len(a) == 0 {
-			delete(g.acts, m)
-		}
-	}
 }
 
 // NextDeadline is the earliest time at which a Tick could change anything,
