@@ -1,3 +1,15 @@
+// The Group: its state, the constructor, and Step, which dispatches each
+// event to the file of the rule it feeds and then settles.
+//
+// settle applies the rules in a fixed order after every event: the fork
+// choice (forkchoice.go) moves the head if the canonical tip changed,
+// finality (finality.go) advances the root, repeating both until they
+// agree (a new root changes whose claims count); then the outbox is swept
+// (outbox.go), fetches are retried (catchup.go), our commit is proposed
+// when due (avoidance.go), and a lost final chain is detected (rejoin.go).
+// The same events in the same order with the same times therefore yield the
+// same effects on every member.
+
 package commitorder
 
 import (
