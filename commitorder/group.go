@@ -7,8 +7,6 @@
 // agree (a new root changes whose claims count); then the outbox is swept
 // (outbox.go), fetches are retried (catchup.go), our commit is proposed
 // when due (avoidance.go), and a lost final chain is detected (rejoin.go).
-// The same events in the same order with the same times therefore yield the
-// same effects on every member.
 
 package commitorder
 
