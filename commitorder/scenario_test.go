@@ -33,26 +33,6 @@ func sameHead(t *testing.T, gs []*Group) EpochID {
 	return h
 }
 
-func TestScenarioTwoSiblingsOppositeOrders(t *testing.T) {
-	ms := members(4)
-	g0 := genesisOf(ms).Eid
-	x := mkCommit(g0, 2, "a", ClassUpdate, ms, 1)
-	y := mkCommit(g0, 2, "d", ClassUpdate, ms, 1)
-	var left, right []*Group
-	for _, m := range ms[:2] {
-		left = append(left, newGroup(t, Config{}, m, ms))
-	}
-	for _, m := range ms[2:] {
-		right = append(right, newGroup(t, Config{}, m, ms))
-	}
-	feed(t, left, x, y)
-	feed(t, right, y, x)
-	h := sameHead(t, append(left, right...))
-	if h != x.Eid && h != y.Eid {
-		t.Fatalf("head %v", h)
-	}
-}
-
 func TestScenarioSiblingsEveryPermutation(t *testing.T) {
 	ms := members(5)
 	g0 := genesisOf(ms).Eid
