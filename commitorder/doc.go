@@ -29,6 +29,25 @@
 //
 // # Rules
 //
+// Each rule below is implemented in its own file, which opens with a short,
+// precise statement of it; this section is the summary and the reasoning:
+//
+//   - group.go: the Group type, New, Step (event dispatch), building the
+//     tree from CommitSeen, and settle, the order in which the rules run
+//     after every event; NextDeadline.
+//   - validity.go: which children of an epoch count.
+//   - forkchoice.go: the canonical child, deferring to finality elsewhere,
+//     abandoned branches, and switching the head (RollbackTo, Apply).
+//   - finality.go: witness, depth, age and hard-depth finality; settling
+//     and discarding own commits; Removed.
+//   - evidence.go: acts, replicated proofs and claims from tips.
+//   - avoidance.go: when to propose a commit for the queued intents.
+//   - outbox.go: settling, re-sending and surfacing outbox entries.
+//   - catchup.go: held commits, parent and range fetches, being behind.
+//   - rejoin.go: detecting a lost final chain beyond the window (Rejoin).
+//   - invariants.go, codec.go, types.go: checked invariants, the
+//     serialised state, the events, effects and configuration.
+//
 // Identities. A state is an epoch id (16-byte exporter) with its number; a
 // Commit is SHA-256 of its bytes (cid); its parent is the epoch it was made
 // on.

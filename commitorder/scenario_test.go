@@ -12,16 +12,6 @@ var abcdef = ids("a", "b", "c", "d", "e", "f")
 
 func members(n int) []MemberID { return abcdef[:n] }
 
-// feed steps every group with the events in order.
-func feed(t *testing.T, gs []*Group, evs ...Event) {
-	t.Helper()
-	for _, g := range gs {
-		for _, ev := range evs {
-			step(t, g, ev)
-		}
-	}
-}
-
 func sameHead(t *testing.T, gs []*Group) EpochID {
 	t.Helper()
 	h, _ := gs[0].Head()
@@ -31,26 +21,6 @@ func sameHead(t *testing.T, gs []*Group) EpochID {
 		}
 	}
 	return h
-}
-
-func TestScenarioTwoSiblingsOppositeOrders(t *testing.T) {
-	ms := members(4)
-	g0 := genesisOf(ms).Eid
-	x := mkCommit(g0, 2, "a", ClassUpdate, ms, 1)
-	y := mkCommit(g0, 2, "d", ClassUpdate, ms, 1)
-	var left, right []*Group
-	for _, m := range ms[:2] {
-		left = append(left, newGroup(t, Config{}, m, ms))
-	}
-	for _, m := range ms[2:] {
-		right = append(right, newGroup(t, Config{}, m, ms))
-	}
-	feed(t, left, x, y)
-	feed(t, right, y, x)
-	h := sameHead(t, append(left, right...))
-	if h != x.Eid && h != y.Eid {
-		t.Fatalf("head %v", h)
-	}
 }
 
 func TestScenarioSiblingsEveryPermutation(t *testing.T) {
@@ -253,136 +223,12 @@ func TestScenarioSpammerCappedRemoveLands(t *testing.T) {
 	t.Fatal("spammer never capped")
 }
 
-func TestScenarioSelfUpdateRacingRemoval(t *testing.T) {
-	ms := members(3)
-	g0 := genesisOf(ms).Eid
-	upd := mkCommit(g0, 2, "c", ClassUpdate, ms, 1)
-	rm := mkCommit(g0, 2, "a", ClassRemove, ids("a", "b"), 1)
-	for _, order := range [][]CommitSeen{{upd, rm}, {rm, upd}} {
-		for _, self := range ms {
-			g := newGroup(t, Config{}, self, ms)
-			step(t, g, order[0])
-			step(t, g, order[1])
-			headIs(t, g, rm.Eid)
-		}
-	}
-}
-
-func TestScenarioTwoMembersRemoveEachOther(t *testing.T) {
-	ms := members(3)
-	g0 := genesisOf(ms).Eid
-	cfg := Config{Grace: time.Second, MaxAge: time.Minute}
-	ab := mkCommit(g0, 2, "a", ClassRemove, ids("a", "c"), 1)
-	ba := mkCommit(g0, 2, "b", ClassRemove, ids("b", "c"), 1)
-	win := []CommitSeen{ab, ba}[lowest([]CommitSeen{ab, ba})]
-	loser := MemberID("b")
-	if win.Committer == "b" {
-		loser = "a"
-	}
-	for _, order := range [][]CommitSeen{{ab, ba}, {ba, ab}} {
-		var gs []*Group
-		for _, self := range ms {
-			g := newGroup(t, cfg, self, ms)
-			step(t, g, order[0])
-			step(t, g, order[1])
-			gs = append(gs, g)
-		}
-		sameHead(t, gs)
-		headIs(t, gs[0], win.Eid)
-		// The removed one learns it is out once the epoch is final.
-		lg := gs[slices.Index(ms, loser)]
-		eff := step(t, lg, Tick{Now: at(2 * time.Minute)})
-		if _, ok := findEffect[Removed](eff); !ok {
-			t.Fatalf("loser not told it was removed: %s", effectNames(eff))
-		}
-	}
-}
-
 func TestScenarioChildBeforeParent(t *testing.T) {
 	TestChildBeforeParentIsHeldAndFetched(t)
 }
 
-func TestScenarioBetterSiblingWithheld(t *testing.T) {
-	ms := members(4)
-	g0 := genesisOf(ms).Eid
-	cfg := Config{Grace: time.Second, MaxAge: time.Minute}
-	x := mkCommit(g0, 2, "a", ClassUpdate, ms, 1)
-	better := mkCommit(g0, 2, "d", ClassRemove, ids("a", "b", "d"), 1)
-	// Released inside the window: everyone rolls back to it.
-	g := newGroup(t, cfg, "b", ms)
-	step(t, g, x)
-	eff := step(t, g, better)
-	if _, ok := findEffect[RollbackTo](eff); !ok {
-		t.Fatalf("no rollback: %s", effectNames(eff))
-	}
-	headIs(t, g, better.Eid)
-	// Withheld while its author sent on the rival: invalid.
-	g = newGroup(t, cfg, "b", ms)
-	step(t, g, x)
-	step(t, g, AppMessageSeen{Eid: x.Eid, Epoch: 2, Sender: "d"})
-	step(t, g, better)
-	headIs(t, g, x.Eid)
-	// Released after the fork point is final: recorded as beyond the
-	// window; no rollback and no rejoin without vouchers.
-	g = newGroup(t, cfg, "b", ms)
-	step(t, g, x)
-	for _, m := range ids("a", "c", "d") {
-		step(t, g, TipSeen{Member: m, Eid: x.Eid, Epoch: 2})
-	}
-	step(t, g, Tick{Now: at(2 * time.Second)})
-	if r, _ := g.Root(); r != x.Eid {
-		t.Fatal("fork point not final")
-	}
-	eff = step(t, g, better)
-	if len(eff) != 0 || g.Done() {
-		t.Fatalf("late sibling beyond the window acted on: %s", effectNames(eff))
-	}
-	headIs(t, g, x.Eid)
-}
-
 func TestScenarioEquivocatingCommitter(t *testing.T) {
 	TestDoubleCommitOnlyLowestCounts(t)
-}
-
-func TestScenarioLoserCrashesMidRollback(t *testing.T) {
-	ms := members(3)
-	g0 := genesisOf(ms).Eid
-	mine := mkCommit(g0, 2, "a", ClassUpdate, ms, 1)
-	theirs := mkCommit(g0, 2, "b", ClassUpdate, ms, 1)
-	if lowest([]CommitSeen{mine, theirs}) == 0 {
-		mine, theirs = theirs, mine
-	}
-	self := mine.Committer
-	mine.Own, mine.Intents = true, []IntentID{{9}}
-	g := newGroup(t, Config{}, self, ms)
-	step(t, g, IntentQueued{ID: IntentID{9}, Class: ClassUpdate})
-	step(t, g, mine)
-	step(t, g, OutboxAdded{ID: MsgID{1}, Eid: mine.Eid})
-	snap, err := g.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := step(t, g, theirs)
-	// Crash before the effects were carried out: restart from the snapshot
-	// and receive the winner again (gossip retransmits it).
-	r, err := Unmarshal(Config{}, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := step(t, r, theirs)
-	if effectNames(first) != effectNames(second) {
-		t.Fatalf("replay differs: %s vs %s", effectNames(first), effectNames(second))
-	}
-	rs, ok := findEffect[Resend](second)
-	if !ok || rs.To != theirs.Eid {
-		t.Fatalf("outbox not re-sent after restart: %s", effectNames(second))
-	}
-	headIs(t, r, theirs.Eid)
-	a, _ := g.MarshalBinary()
-	b, _ := r.MarshalBinary()
-	if string(a) != string(b) {
-		t.Fatal("restarted state differs from uninterrupted state")
-	}
 }
 
 func TestScenarioWelcomeFromLosingCommit(t *testing.T) {
@@ -446,84 +292,4 @@ func TestScenarioWinnerReAddsRemovedNoResend(t *testing.T) {
 
 func TestScenarioForgedCommitterIdentity(t *testing.T) {
 	TestInvalidCommitsNeverWin(t)
-}
-
-// A joiner whose Welcome arrived late, having heard a commit on a branch
-// that forked below its genesis, sees two members claim final an epoch
-// numbered like its head that it has not fetched yet (a sibling of its head
-// inside the window). That is being behind, not being stranded: it must
-// fetch, not rejoin (simulator seed 2592 before the fix).
-func TestScenarioLateJoinerClaimNewerThanRootNoRejoin(t *testing.T) {
-	members := ids("a", "b", "c", "d")
-	gen := Genesis{Eid: EpochID{0x6e, 5}, Epoch: 5, Members: members}
-	g, err := New(Config{}, "d", gen, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := mkCommit(gen.Eid, 6, "a", ClassUpdate, members, 1)
-	theirs := mkCommit(gen.Eid, 6, "b", ClassUpdate, members, 2)
-	step(t, g, Tick{Now: at(10 * time.Millisecond)})
-	step(t, g, mine)
-	headIs(t, g, mine.Eid)
-	// A loser below our genesis, from an orphaned branch we never saw.
-	step(t, g, ParentMissing{Parent: EpochID{0x0f, 4}, ParentEpoch: 4, Cid: CommitID{0xcc}, Class: ClassUpdate, Committer: "c"})
-	var fetched bool
-	for i, m := range []MemberID{"b", "c"} {
-		eff := step(t, g, TipSeen{Member: m, Eid: theirs.Eid, Epoch: 6, Root: theirs.Eid, RootEpoch: 6})
-		if _, ok := findEffect[Rejoin](eff); ok {
-			t.Fatalf("tip %d: rejoin while the claimed epoch may descend from our root: %s", i, effectNames(eff))
-		}
-		if _, ok := findEffect[FetchRange](eff); ok {
-			fetched = true
-		}
-	}
-	if !fetched {
-		t.Fatal("no FetchRange for an unknown epoch claimed final")
-	}
-	eff := step(t, g, theirs)
-	if _, ok := findEffect[Rejoin](eff); ok {
-		t.Fatalf("rejoin after fetching the sibling: %s", effectNames(eff))
-	}
-	// Two others hold the sibling final: we defer to it.
-	headIs(t, g, theirs.Eid)
-}
-
-// A joiner's Welcome may arrive long after the group moved on. Committing
-// on its genesis at once could beat, at a fork the group has already
-// finalised past the window, the branch everyone is on (simulator seed
-// 15343: a stale joiner's removal rolled four epochs back and stranded a
-// member). It waits until another member is seen on its epoch or later.
-func TestScenarioStaleWelcomeJoinerWaitsForHeartbeat(t *testing.T) {
-	members := ids("a", "b", "c")
-	gen := Genesis{Eid: EpochID{0x77, 2}, Epoch: 2, Members: members, HasCommit: true,
-		Parent: EpochID{0x77, 1}, Class: ClassAdd, Committer: "a", Cid: CommitID{0x77}}
-	g, err := New(Config{}, "c", gen, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
-	eff := step(t, g, Tick{Now: at(time.Minute)})
-	if _, ok := findEffect[ProposeCommit](eff); ok {
-		t.Fatalf("joiner proposed on an unconfirmed genesis: %s", effectNames(eff))
-	}
-	// A heartbeat from a member on a newer epoch: we are behind, still no
-	// proposal, and we fetch.
-	eff = step(t, g, TipSeen{Member: "a", Eid: EpochID{0x77, 5}, Epoch: 5})
-	if _, ok := findEffect[ProposeCommit](eff); ok {
-		t.Fatalf("proposed while behind: %s", effectNames(eff))
-	}
-	if _, ok := findEffect[FetchRange](eff); !ok {
-		t.Fatalf("no range fetch when a member is ahead: %s", effectNames(eff))
-	}
-	// In a fresh group, a heartbeat on our genesis confirms it.
-	g, err = New(Config{}, "c", gen, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassRemove})
-	step(t, g, Tick{Now: at(time.Minute)})
-	eff = step(t, g, TipSeen{Member: "b", Eid: gen.Eid, Epoch: 2})
-	if p, ok := findEffect[ProposeCommit](eff); !ok || p.Parent != gen.Eid {
-		t.Fatalf("no proposal after a member confirmed our genesis: %s", effectNames(eff))
-	}
 }

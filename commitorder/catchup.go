@@ -1,0 +1,281 @@
+// Catch-up: fetching what others hold and we do not.
+//
+// A Commit whose parent state we lack is held (at most MaxHeld, only at
+// epoch numbers we can still judge) and FetchParent is emitted once per
+// parent, again every Retry; when the parent arrives, Retry names the held
+// commits. A sibling of a commit we hold final (its parent is in History) is
+// not held: it only marks our branch as lost or as having won (rejoin.go). A
+// tip naming an epoch we do not hold at a number we still remember, a
+// ciphertext for one newer than our root, or being behind emits FetchRange
+// (at most once per Retry) with a locator (head, retained chain, remembered
+// final epochs) and up to three members seen on the newest unknown epochs.
+// We are behind while some member acted on an unknown epoch newer than our
+// head: we then keep fetching and do not propose. Ciphertext hints are
+// unauthenticated: they never make us behind, only hold depth finality back.
+
+package commitorder
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// heldCommit waits for its parent state.
+type heldCommit struct {
+	cid         CommitID
+	parent      EpochID
+	parentEpoch uint64
+	askedAt     int64
+}
+
+func (g *Group) releaseHeld(eid EpochID) {
+	var cids []CommitID
+	for cid, h := range g.held {
+		if h.parent == eid {
+			cids = append(cids, cid)
+			delete(g.held, cid)
+		}
+	}
+	if len(cids) > 0 {
+		sortCids(cids)
+		g.emit(Retry{Cids: cids})
+	}
+}
+
+func (g *Group) parentMissing(e ParentMissing) error {
+	if !e.Class.valid() {
+		return fmt.Errorf("%w: class %d", ErrInvalidEvent, e.Class)
+	}
+	if g.nodes[e.Parent] != nil {
+		g.emit(Retry{Cids: []CommitID{e.Cid}})
+		return nil
+	}
+	for _, h := range g.history {
+		if h.eid != e.Parent {
+			continue
+		}
+		// A sibling of a commit that is final for us. If it beats ours,
+		// our branch lost beyond the window.
+		d := tuple{e.Class, RankOf(e.Parent, e.Committer), e.Cid}
+		switch {
+		case d.cid == h.child.cid:
+		case d.less(h.child):
+			if !g.lost {
+				g.lost, g.lostEpoch = true, h.epoch
+			}
+		default:
+			if g.wonAt == 0 {
+				g.wonAt = max(g.now, 1)
+			}
+		}
+		return nil
+	}
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	if e.ParentEpoch < oldest {
+		return nil // older than anything we can still judge
+	}
+	if e.ParentEpoch <= g.root.epoch {
+		g.diverged = true
+	}
+	if _, ok := g.held[e.Cid]; ok {
+		return nil
+	}
+	if len(g.held) >= g.cfg.MaxHeld {
+		return nil // bounded; the range fetch will bring it again
+	}
+	h := &heldCommit{cid: e.Cid, parent: e.Parent, parentEpoch: e.ParentEpoch, askedAt: g.now}
+	asked := false
+	for _, o := range g.held {
+		if o.parent == e.Parent {
+			asked = true
+			h.askedAt = o.askedAt
+			break
+		}
+	}
+	g.held[e.Cid] = h
+	if !asked {
+		g.emit(FetchParent{Eid: e.Parent})
+	}
+	return nil
+}
+
+// maxHints bounds the unauthenticated hints kept from CiphertextPending.
+const maxHints = 8
+
+// ciphertextPending notes an unreadable message's epoch as a hint and
+// fetches the range. A hint is not evidence (the framing is not
+// authenticated): it never affects validity, the fork choice or whether we
+// are behind; it only holds depth finality back (as an act on an unknown
+// epoch does) until the epoch is fetched or the root passes it. Forged
+// hints can therefore at worst slow depth finality down to age finality;
+// witness finality ignores them. Hints are not serialised.
+func (g *Group) ciphertextPending(e CiphertextPending) {
+	if g.nodes[e.Eid] != nil || g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+		return
+	}
+	if _, ok := g.hints[e.Eid]; !ok && len(g.hints) < maxHints {
+		if g.hints == nil {
+			g.hints = make(map[EpochID]uint64)
+		}
+		g.hints[e.Eid] = e.Epoch
+		g.bmut++
+	}
+	g.maybeFetchRange()
+}
+
+// recentUnknown: an unknown epoch at this number means we are behind or
+// diverged (not merely hearing an old tip from a laggard).
+func (g *Group) recentUnknown(epoch uint64) bool {
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	return epoch >= oldest
+}
+
+func (g *Group) inHistory(eid EpochID) bool {
+	if len(g.history) > 8 {
+		last := g.history[len(g.history)-1]
+		if g.histSet == nil || g.histLen != len(g.history) || g.histKey != last {
+			g.histSet = make(map[EpochID]struct{}, len(g.history))
+			for _, h := range g.history {
+				g.histSet[h.eid] = struct{}{}
+			}
+			g.histLen, g.histKey = len(g.history), last
+		}
+		_, ok := g.histSet[eid]
+		return ok
+	}
+	for _, h := range g.history {
+		if h.eid == eid {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Group) maybeFetchRange() {
+	if g.lastRange != 0 && g.now < g.lastRange+int64(g.cfg.Retry) {
+		return
+	}
+	g.lastRange = g.now
+	loc := make([]EpochID, 0, 8)
+	for n := g.head; n != nil; n = n.up {
+		loc = append(loc, n.eid)
+	}
+	for i := len(g.history) - 1; i >= 0; i-- {
+		loc = append(loc, g.history[i].eid)
+	}
+	g.emit(FetchRange{Locator: loc, Peers: g.unknownHolders(3)})
+}
+
+func (g *Group) pruneHeld() {
+	oldest := g.root.epoch
+	if len(g.history) > 0 {
+		oldest = g.history[0].epoch
+	}
+	for cid, h := range g.held {
+		if h.parentEpoch < oldest {
+			delete(g.held, cid)
+		}
+	}
+}
+
+func (g *Group) retryFetches() {
+	parents := map[EpochID]bool{}
+	var ask []EpochID
+	for _, h := range g.held {
+		if g.now >= h.askedAt+int64(g.cfg.Retry) {
+			h.askedAt = g.now
+			if !parents[h.parent] {
+				parents[h.parent] = true
+				ask = append(ask, h.parent)
+			}
+		}
+	}
+	slices.SortFunc(ask, func(a, b EpochID) int { return bytes.Compare(a[:], b[:]) })
+	for _, p := range ask {
+		g.emit(FetchParent{Eid: p})
+	}
+	if g.behind() {
+		g.maybeFetchRange()
+	}
+}
+
+// behind: some member tipped an epoch we do not know, newer than our head.
+func (g *Group) behind() bool {
+	g.scanUnknown()
+	return g.behindVal
+}
+
+// unknownHolders lists up to limit members (sorted) seen acting on epochs
+// we do not hold, preferring those on the newest such epochs.
+func (g *Group) unknownHolders(limit int) []MemberID {
+	type holder struct {
+		m  MemberID
+		ep uint64
+	}
+	var hs []holder
+	for m, a := range g.acts {
+		if m == g.self {
+			continue
+		}
+		best, ok := uint64(0), false
+		for e, ep := range a {
+			if g.nodes[e] == nil && !g.inHistory(e) && (!ok || ep > best) {
+				best, ok = ep, true
+			}
+		}
+		if ok {
+			hs = append(hs, holder{m, best})
+		}
+	}
+	slices.SortFunc(hs, func(a, b holder) int {
+		if a.ep != b.ep {
+			return cmp.Compare(b.ep, a.ep)
+		}
+		return cmp.Compare(a.m, b.m)
+	})
+	if len(hs) > limit {
+		hs = hs[:limit]
+	}
+	var out []MemberID
+	for _, h := range hs {
+		out = append(out, h.m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scanUnknown caches, per bmut, whether an act names an unknown epoch newer
+// than our head and the lowest number of any act on an unknown epoch.
+func (g *Group) scanUnknown() {
+	if g.behindMut == g.bmut {
+		return
+	}
+	g.behindVal, g.unknownOK, g.unknownMin = false, false, 0
+	for e, ep := range g.hints {
+		if g.nodes[e] == nil && (!g.unknownOK || ep < g.unknownMin) {
+			g.unknownOK, g.unknownMin = true, ep
+		}
+	}
+	for _, a := range g.acts {
+		for e, ep := range a {
+			if g.nodes[e] != nil {
+				continue
+			}
+			if ep > g.head.epoch {
+				g.behindVal = true
+			}
+			if !g.unknownOK || ep < g.unknownMin {
+				g.unknownOK, g.unknownMin = true, ep
+			}
+		}
+	}
+	g.behindMut = g.bmut
+}
