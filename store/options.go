@@ -29,6 +29,11 @@ type Options struct {
 	// bulk indexing (resync, migrations) flushes and compacts much less than
 	// with Pebble's 4 MiB default, at the price of up to two such buffers.
 	MemTableSize uint64
+
+	// testingOnlyNoCompression stores sstable blocks uncompressed, so that
+	// tests scanning the files for planted bytes see every copy (Snappy can
+	// turn a repeated string into a back-reference).
+	testingOnlyNoCompression bool
 }
 
 // EnsureDefaults fills in zero fields with their defaults.
