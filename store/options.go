@@ -14,7 +14,9 @@ type Options struct {
 	// Dir is the database directory. Required.
 	Dir string
 	// FS is the filesystem Pebble uses. Nil means vfs.Default (the real
-	// disk); tests pass vfs.NewMem() or an error-injecting FS.
+	// disk); tests pass vfs.NewMem() or an error-injecting FS. On
+	// vfs.Default, Open makes Dir 0700 and every file in it 0600 (warning
+	// about each it had to fix) and creates new files owner-only.
 	FS vfs.FS
 	// Logger receives store and Pebble log lines. Nil means slog.Default().
 	Logger *slog.Logger
