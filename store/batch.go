@@ -192,6 +192,8 @@ func (b *Batch) commit(wo *pebble.WriteOptions) (applied []bool, err error) {
 	defer release()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	db.purgeGate.RLock()
+	defer db.purgeGate.RUnlock()
 
 	pb := db.pdb.NewBatch()
 	defer pb.Close()
@@ -276,6 +278,11 @@ func (b *Batch) commit(wo *pebble.WriteOptions) (applied []bool, err error) {
 		case opDeleteOutbox:
 			writes = append(writes, kv{k: op.key})
 			outbox[string(op.key)] = nil
+			// The entry holds plaintext. Its group's whole outbox is
+			// noted, so that a purge after many sends compacts one
+			// range rather than one per message.
+			p := newKey(spaceOutbox, 1+len(op.group)).group(op.group)
+			db.notePurge(pb, keyRange{p, prefixEnd(p)})
 		}
 		applied[i] = true
 	}

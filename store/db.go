@@ -10,6 +10,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // SchemaVersion is the version of the key layout and record encodings this
@@ -49,8 +51,12 @@ type DB struct {
 	docs    *docTable  // in-memory document table of the search index
 	present *presenceFilter
 
-	// purgeMu guards pendingPurge: key ranges holding deleted secrets that
-	// PurgeDeleted must still compact away.
+	// purgeGate is read-locked by a deleting write from noting its ranges
+	// (notePurge) until its batch has committed, and write-locked by
+	// PurgeDeleted while it takes the pending ranges.
+	purgeGate sync.RWMutex
+	// purgeMu guards pendingPurge: key ranges holding deleted secrets or
+	// plaintext that PurgeDeleted must still compact away.
 	purgeMu      sync.Mutex
 	pendingPurge []keyRange
 
@@ -70,10 +76,17 @@ func Open(opts Options) (*DB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	fs := opts.FS
+	if fs == vfs.Default {
+		if err := restrictTree(opts.Dir, opts.Logger); err != nil {
+			return nil, err
+		}
+		fs = privateFS{fs}
+	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 fs,
 		Cache:              cache,
 		MemTableSize:       opts.MemTableSize,
 		Logger:             pebbleLogger{opts.Logger},
@@ -84,6 +97,9 @@ func Open(opts Options) (*DB, error) {
 	// so every level gets a Bloom filter.
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		if opts.testingOnlyNoCompression {
+			popts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+		}
 	}
 	pdb, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
@@ -98,8 +114,14 @@ func Open(opts Options) (*DB, error) {
 		pdb.Close()
 		return nil, err
 	}
-	// Deletions made before a restart may not have been purged; the first
-	// PurgeDeleted after Open covers every key space that holds secrets.
+	// Deletions made before a restart may not have been purged: the first
+	// PurgeDeleted after Open compacts every key space with a purge mark,
+	// and the epoch states in any case (databases written before purge
+	// marks existed have none).
+	if err := db.loadPurgeMarks(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
 	db.pendingPurge = append(db.pendingPurge, spaceRange(spaceEpochState))
 	return db, nil
 }

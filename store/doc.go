@@ -18,13 +18,25 @@
 // decoder; a record that does not decode yields an error wrapping ErrCorrupt,
 // never a panic.
 //
-// Deleted secrets (epoch states) are made unrecoverable from the database
-// directory by PurgeDeleted, which flushes the memtable, compacts the deleted
-// key ranges to the bottom level so the shadowed values are dropped, and lets
-// Pebble delete the old WAL and sstables (WAL recycling is disabled so no old
-// log survives inside a reused file). Removed files are unlinked, not
-// overwritten: what a filesystem or SSD keeps in freed blocks is outside the
-// store's reach.
+// Deleted secrets and plaintext (epoch states, settings, view messages and
+// their search postings, outbox entries, everything of a group left) are made
+// unrecoverable from the database directory by PurgeDeleted, which flushes
+// the memtable (switching to a new WAL), compacts the deleted key ranges to
+// the bottom level so the shadowed values are dropped, and lets Pebble delete
+// the old WAL and sstables (WAL recycling is disabled so no old log survives
+// inside a reused file). Every deleting call notes its ranges in memory and
+// persists a mark of its key space in the same batch, so a purge after a
+// restart still covers deletions made before it. MANIFEST and OPTIONS hold
+// no values. Removed files are unlinked, not overwritten: what a filesystem
+// or SSD keeps in freed blocks is outside the store's reach.
+//
+// Purge schedule for the node: PurgeDeleted returns at once when nothing is
+// pending (PurgePending), so call it after each batch of epoch finalisations
+// (coalesced: at most once every few seconds while epochs keep finalising),
+// right after leaving or being removed from a group (DeleteGroup), after
+// user or retention deletions (DeleteMessage, DeleteSetting), and once after
+// Open. Its cost is one flush plus one compaction per noted range (ranges
+// beyond 32 collapse to one per key space).
 //
 // Full-text search (Search) runs over the local view on the same Pebble
 // database: a Unicode tokenizer (case and diacritic folding, CJK bigrams),

@@ -192,12 +192,14 @@ func (db *DB) markEpoch(group []byte, m EpochMarker, deleteState bool) error {
 		return err
 	}
 	defer release()
+	db.purgeGate.RLock()
+	defer db.purgeGate.RUnlock()
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	if deleteState {
 		k := epochKey(spaceEpochState, group, m.EID)
 		b.Delete(k, nil)
-		db.notePurge(k, append(append([]byte(nil), k...), 0))
+		db.notePurge(b, keyRange{k, append(append([]byte(nil), k...), 0)})
 	}
 	if m.Mark != 0 {
 		b.Set(epochKey(spaceEpochMark, group, m.EID), encodeEpochMarker(m), nil)
@@ -281,11 +283,4 @@ func decodeEpochMarker(val []byte) (EpochMarker, error) {
 		d.fail("unknown mark %d", m.Mark)
 	}
 	return m, d.finish()
-}
-
-// notePurge remembers a deleted key range for the next PurgeDeleted.
-func (db *DB) notePurge(start, end []byte) {
-	db.purgeMu.Lock()
-	db.pendingPurge = append(db.pendingPurge, keyRange{start: start, end: end})
-	db.purgeMu.Unlock()
 }

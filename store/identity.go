@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -78,7 +79,16 @@ func (db *DB) DeleteSetting(name string) error {
 		return err
 	}
 	defer release()
-	if err := db.pdb.Delete(settingKey(name), pebble.Sync); err != nil {
+	db.purgeGate.RLock()
+	defer db.purgeGate.RUnlock()
+	// Settings may hold secrets (keys the node keeps there), so the
+	// deletion is purged like an epoch state's.
+	k := settingKey(name)
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	b.Delete(k, nil)
+	db.notePurge(b, keyRange{k, append(slices.Clone(k), 0)})
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store: delete setting: %w", err)
 	}
 	return nil

@@ -323,6 +323,9 @@ func (ix *indexer) removeFromBlocks(term string, docs []uint64) error {
 		} else {
 			ix.b.Set(bl.key, encodeBlock(bl.first, kept), nil)
 		}
+		// The block key holds the term and the old block the removed
+		// documents' positions: both are traces of deleted plaintext.
+		ix.db.notePurge(ix.b, keyRange{bl.key, append(slices.Clone(bl.key), 0)})
 	}
 	return nil
 }

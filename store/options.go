@@ -14,7 +14,9 @@ type Options struct {
 	// Dir is the database directory. Required.
 	Dir string
 	// FS is the filesystem Pebble uses. Nil means vfs.Default (the real
-	// disk); tests pass vfs.NewMem() or an error-injecting FS.
+	// disk); tests pass vfs.NewMem() or an error-injecting FS. On
+	// vfs.Default, Open makes Dir 0700 and every file in it 0600 (warning
+	// about each it had to fix) and creates new files owner-only.
 	FS vfs.FS
 	// Logger receives store and Pebble log lines. Nil means slog.Default().
 	Logger *slog.Logger
@@ -29,6 +31,11 @@ type Options struct {
 	// bulk indexing (resync, migrations) flushes and compacts much less than
 	// with Pebble's 4 MiB default, at the price of up to two such buffers.
 	MemTableSize uint64
+
+	// testingOnlyNoCompression stores sstable blocks uncompressed, so that
+	// tests scanning the files for planted bytes see every copy (Snappy can
+	// turn a repeated string into a back-reference).
+	testingOnlyNoCompression bool
 }
 
 // EnsureDefaults fills in zero fields with their defaults.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -192,5 +193,97 @@ func TestMergeRanges(t *testing.T) {
 		if !bytes.Equal(got[i].start, want[i].start) || !bytes.Equal(got[i].end, want[i].end) {
 			t.Fatalf("mergeRanges = %q, want %q", got, want)
 		}
+	}
+}
+
+// TestDeletedPlaintextLeavesNoTrace plants a marker in plaintext (a view
+// message with its search postings, an outbox entry, a setting), deletes it
+// through the store API (deleting the message, the sent outbox entry, the
+// setting, leaving the group), and scans every file of the real database
+// directory, WAL, MANIFEST and OPTIONS included, after PurgeDeleted. The
+// "restart" cases close and reopen the database between the deletion and the
+// purge, as a node that crashed or quit before its purge would. Each case has
+// its own database, so that the purge of one deletion cannot wipe another's
+// traces by compacting a file they share.
+func TestDeletedPlaintextLeavesNoTrace(t *testing.T) {
+	gLeft := []byte("group-left")
+	cases := []struct {
+		name   string
+		plant  func(db *DB, clock *fakeClock, marker string)
+		remove func(db *DB) error
+	}{
+		{"message", func(db *DB, clock *fakeClock, mk string) {
+			addMessages(t, db, []Message{{Group: g1, ID: mid(2), Time: clock.t, Sender: []byte("s"), Text: "bye " + mk}})
+		}, func(db *DB) error { return db.DeleteMessage(g1, mid(2)) }},
+		{"outbox", func(db *DB, clock *fakeClock, mk string) {
+			must(t, db.PutOutbox(OutboxEntry{Group: g1, ID: mid(4), State: OutboxPending, Created: clock.t, Plaintext: []byte(mk)}))
+		}, func(db *DB) error { return db.DeleteOutbox(g1, mid(4)) }},
+		{"setting", func(db *DB, clock *fakeClock, mk string) {
+			must(t, db.SetSetting("secret", []byte(mk)))
+		}, func(db *DB) error { return db.DeleteSetting("secret") }},
+		{"left group", func(db *DB, clock *fakeClock, mk string) {
+			addMessages(t, db, []Message{{Group: gLeft, ID: mid(1), Time: clock.t, Sender: []byte("s"), Text: "hello " + mk + " world"}})
+		}, func(db *DB) error { return db.DeleteGroup(gLeft) }},
+	}
+	for _, c := range cases {
+		for _, restart := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/restart=%v", c.name, restart), func(t *testing.T) {
+				dir := t.TempDir()
+				clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+				opts := testOptions(vfs.Default, dir, clock)
+				opts.testingOnlyNoCompression = true
+				db, err := Open(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { db.Close() }()
+				// The schema record goes to an sstable of its own, so that
+				// the marker's sstable holds only the key spaces the case
+				// writes: a purge compacting unrelated ranges (such as
+				// the epoch states, which every purge after Open covers)
+				// does not rewrite it by chance.
+				must(t, db.pdb.Flush())
+				mk := fmt.Sprintf("mk%x", randomSecret(t)[:20])
+				kept := fmt.Sprintf("mk%x", randomSecret(t)[:20])
+				addMessages(t, db, []Message{{Group: g2, ID: mid(3), Time: clock.t, Sender: []byte("s"), Text: "stay " + kept}})
+				c.plant(db, clock, mk)
+				must(t, db.pdb.Flush()) // the marker reaches an sstable
+				if len(filesContaining(t, dir, []byte(mk))) == 0 {
+					t.Fatal("marker not found before deletion: the scan proves nothing")
+				}
+				must(t, c.remove(db))
+				if !db.PurgePending() {
+					t.Fatal("PurgePending is false after the deletion")
+				}
+				if restart {
+					must(t, db.Close())
+					if db, err = Open(opts); err != nil {
+						t.Fatal(err)
+					}
+				}
+				must(t, db.PurgeDeleted(t.Context()))
+				if db.PurgePending() {
+					t.Fatal("PurgePending is true after PurgeDeleted")
+				}
+				if hits := filesContaining(t, dir, []byte(mk)); len(hits) != 0 {
+					t.Errorf("deleted marker still in %v", hits)
+				}
+				if len(filesContaining(t, dir, []byte(kept))) == 0 {
+					t.Fatal("the kept message is gone too")
+				}
+				if res, err := db.Search(t.Context(), Query{Text: kept}); err != nil || len(res.Hits) != 1 {
+					t.Fatalf("search for the kept message after purge: %+v, %v", res, err)
+				}
+				// A second purge with nothing deleted is a no-op.
+				must(t, db.PurgeDeleted(t.Context()))
+			})
+		}
+	}
+}
+
+func addMessages(t *testing.T, db *DB, ms []Message) {
+	t.Helper()
+	if _, err := db.AddMessages(ms); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -272,6 +273,8 @@ func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 	defer release()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	db.purgeGate.RLock()
+	defer db.purgeGate.RUnlock()
 	m, doc, err := db.lookupMessage(group, id)
 	if err != nil {
 		return err
@@ -280,7 +283,9 @@ func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 	defer b.Close()
 	ix := db.newIndexer(b)
 	ix.remove(&m, doc)
-	b.Delete(viewKey(group, m.Time.UnixNano(), id), nil)
+	vk := viewKey(group, m.Time.UnixNano(), id)
+	b.Delete(vk, nil)
+	db.notePurge(b, keyRange{vk, append(slices.Clone(vk), 0)})
 	b.Set(dedupKey(group, id), encodeDedup(dedupRecord{seen: db.opts.Now()}), nil)
 	if err := ix.finish(); err != nil {
 		return err

@@ -43,6 +43,9 @@ func (e *env) cmdInit(args []string) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
+	if err := restrictHome(home, e.stderr); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	if live(filepath.Join(home, SocketName)) {
 		return fmt.Errorf("init: a daemon is running in %s; stop it first", home)
 	}
@@ -140,6 +143,9 @@ func (e *env) cmdUp(args []string) error {
 	}
 	if _, err := os.Stat(home); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no grove home at %s (create one with: grove init --home %s --name NAME)", home, home)
+	}
+	if err := restrictHome(home, e.stderr); err != nil {
+		return fmt.Errorf("up: %w", err)
 	}
 	sock := filepath.Join(home, SocketName)
 	lis, err := api.Listen(sock)
