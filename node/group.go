@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -719,19 +718,4 @@ func (a *groupActor) info() api.Group {
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
 	return g
-}
-
-// leave asks the group to remove this device.
-func (a *groupActor) leave() error {
-	if a.removed {
-		return nil
-	}
-	p := &appPayload{Kind: kindIntent, Time: a.n.cfg.Clock.Now().UTC(), Intent: intentLeave, Target: a.n.selfID}
-	rand.Read(p.ID[:])
-	_, g := a.head()
-	if g == nil {
-		return nil
-	}
-	a.leaveMsg, a.leaveEpoch = p, g.Epoch()
-	return a.encryptAndPublishIntent(p)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"slices"
 	"sort"
 	"time"
@@ -288,4 +289,19 @@ func (n *Node) dropLeaving(hexID string) error {
 	delete(n.leaving, hexID)
 	n.mu.Unlock()
 	return err
+}
+
+// leave asks the group to remove this device.
+func (a *groupActor) leave() error {
+	if a.removed {
+		return nil
+	}
+	p := &appPayload{Kind: kindIntent, Time: a.n.cfg.Clock.Now().UTC(), Intent: intentLeave, Target: a.n.selfID}
+	rand.Read(p.ID[:])
+	_, g := a.head()
+	if g == nil {
+		return nil
+	}
+	a.leaveMsg, a.leaveEpoch = p, g.Epoch()
+	return a.encryptAndPublishIntent(p)
 }
