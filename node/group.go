@@ -26,6 +26,51 @@ import (
 	"grove/store"
 )
 
+// groupPhase is where this device stands in a group's life. The phases
+// exclude each other, so they are one value rather than the two booleans
+// (removed, stale) they once were:
+//
+//   - phaseActive: a member on the group's chain; the zero value.
+//   - phaseRejoining: commitorder emitted Rejoin (this device's branch lost
+//     beyond the retention window). Its commitorder is Done and takes no
+//     events; the old epochs are kept, Send is refused, and rejoin.go
+//     tries to come back by external Commit. a.rejoin is set exactly in
+//     this phase.
+//   - phaseRemoved: commitorder emitted Removed (a Commit removing this
+//     device is final). Every epoch state is erased; final.
+//
+// Transitions: active -> rejoining (effect Rejoin, startRejoin); rejoining
+// -> active (finishRejoin replaces commitorder and the epochs); active ->
+// removed (effect Removed). loadGroup starts in any phase: a Done
+// commitorder with no epoch states was removed, with states it is a
+// rejoin that had not finished. There is no rejoining -> removed: a Done
+// commitorder emits nothing until the rejoin replaces it.
+//
+// Leaving is not a phase: it is this device's request (leaving, leaveMsg,
+// leaveEpoch, takenOver), held in any phase until finishLeave deletes the
+// group; a removed group being left is deleted at once. The other
+// booleans (caughtUp, replaying, deepSync, syncWanted, orderDirty) are
+// independent flags.
+type groupPhase int
+
+const (
+	phaseActive groupPhase = iota
+	phaseRejoining
+	phaseRemoved
+)
+
+func (p groupPhase) String() string {
+	switch p {
+	case phaseActive:
+		return "active"
+	case phaseRejoining:
+		return "rejoining"
+	case phaseRemoved:
+		return "removed"
+	}
+	return fmt.Sprintf("groupPhase(%d)", int(p))
+}
+
 // groupActor owns one group's state. Only its goroutine touches the fields
 // below quit; others reach it through do and deliver.
 type groupActor struct {
@@ -49,15 +94,14 @@ type groupActor struct {
 	held       *heldBuffer
 	seen       map[[32]byte]struct{}
 	dirty      map[commitorder.EpochID]bool
-	removed    bool
-	stale      bool // commitorder asked for a rejoin we do not do yet
+	phase      groupPhase // active, rejoining or removed; see groupPhase
 	lastSync   time.Time
 	syncs      int // sync requests in flight
 	tipCount   int
 	selfRemove map[commitorder.EpochID]pendingRemoval
-	orderDirty bool // commitorder evidence not yet saved
-	deepSync   bool // next sync starts below the root (a member is on another branch)
-	rejoin     *rejoinState
+	orderDirty bool         // commitorder evidence not yet saved
+	deepSync   bool         // next sync starts below the root (a member is on another branch)
+	rejoin     *rejoinState // set exactly while phase is phaseRejoining
 	// resent: ids re-sent by the last rejoin, kept until that rejoin's
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
@@ -172,7 +216,7 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 		// Done is either Removed (every epoch state erased) or a Rejoin
 		// that had not finished before the restart (states kept).
 		if len(a.epochs) == 0 {
-			a.removed = true
+			a.phase = phaseRemoved
 		} else {
 			_, root := a.co.Root()
 			rs := &rejoinState{members: map[string]bool{}, forkEpoch: root - min(root, deepSyncEpochs)}
@@ -186,10 +230,10 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 					rs.outbox = append(rs.outbox, commitorder.MsgID(e.ID))
 				}
 			}
-			a.stale, a.rejoin = true, rs
+			a.phase, a.rejoin = phaseRejoining, rs
 		}
 	}
-	if head, _ := a.co.Head(); a.epochs[head] == nil && !a.removed && !a.stale && !a.resumeRemoval() {
+	if head, _ := a.co.Head(); a.epochs[head] == nil && a.phase == phaseActive && !a.resumeRemoval() {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
 	}
 	if err := a.skipSendGenerations(); err != nil {
@@ -208,7 +252,7 @@ func (n *Node) startActor(a *groupActor) {
 		n.groups[a.hexID] = a
 	}
 	n.mu.Unlock()
-	if !a.removed {
+	if a.phase != phaseRemoved {
 		sub, err := n.net.Subscribe(p2p.GroupID(a.id), a.validate)
 		if err != nil {
 			a.log.Warn("subscribe failed", "err", err)
@@ -289,7 +333,7 @@ func (a *groupActor) run() {
 	a.replayOutbox()
 	for {
 		d := time.Hour
-		if !a.removed {
+		if a.phase != phaseRemoved {
 			if dl := a.co.NextDeadline(); !dl.IsZero() {
 				d = max(dl.Sub(a.n.cfg.Clock.Now()), time.Millisecond)
 			}
@@ -353,16 +397,16 @@ func (a *groupActor) head() (commitorder.EpochID, *mls.Group) {
 func (a *groupActor) info() api.Group {
 	g := api.Group{ID: a.hexID, Name: a.name, State: api.GroupActive, Unread: a.n.unreadCount(a.hexID)}
 	eid, hg := a.head()
-	if hg != nil && !a.removed {
+	if hg != nil && a.phase != phaseRemoved {
 		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()
 	}
 	pending, removing := a.selfRemove[eid]
 	switch {
-	case removing && hg == nil && !a.removed:
+	case removing && hg == nil && a.phase != phaseRemoved:
 		g.State, g.Epoch, g.Members = api.GroupRemoving, pending.epoch, pending.members
-	case a.removed:
+	case a.phase == phaseRemoved:
 		g.State = api.GroupRemoved
-	case a.stale:
+	case a.phase == phaseRejoining:
 		g.State = api.GroupRejoinNeeded
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}

@@ -107,7 +107,7 @@ func classOf(props []*mls.Proposal) commitorder.Class {
 }
 
 func (a *groupActor) queueIntent(it *intent) error {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return a.errRemoved()
 	}
 	if it.id == (commitorder.IntentID{}) {

@@ -79,7 +79,7 @@ func (a *groupActor) apiMember(g *mls.Group, m mls.Member) api.Member {
 
 func (a *groupActor) members() []api.Member {
 	_, g := a.head()
-	if g == nil || a.removed {
+	if g == nil || a.phase == phaseRemoved {
 		return nil
 	}
 	var out []api.Member
@@ -120,7 +120,7 @@ func (a *groupActor) memberPeers() map[peer.ID]bool {
 }
 
 func (a *groupActor) remove(member string) error {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return a.errRemoved()
 	}
 	if !a.isAdmin() {

@@ -69,7 +69,7 @@ func adminIDs(g *mls.Group) []commitorder.MemberID {
 
 // step feeds commitorder and carries out its effects in order.
 func (a *groupActor) step(ev commitorder.Event) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	if tick, ok := ev.(commitorder.Tick); ok {
@@ -81,7 +81,7 @@ func (a *groupActor) step(ev commitorder.Event) {
 		// (and deleted) before the grace a late sibling or message is
 		// owed.
 		a.step(commitorder.Tick{Now: now})
-		if a.removed || a.co.Done() {
+		if a.phase == phaseRemoved || a.co.Done() {
 			return
 		}
 	}
@@ -233,7 +233,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		n.emit(api.Event{Kind: api.EventSync, Group: a.hexID, Time: n.cfg.Clock.Now(),
 			Detail: "this device's branch lost beyond the retention window: leave the group and be invited again"})
 	case commitorder.Removed:
-		a.removed = true
+		a.phase = phaseRemoved
 		for eid, g := range a.epochs {
 			g.Erase()
 			delete(a.epochs, eid)

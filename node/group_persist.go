@@ -68,7 +68,7 @@ func (a *groupActor) flush() {
 		}
 		eids = append(eids, eid)
 	}
-	order := a.orderDirty && !a.removed
+	order := a.orderDirty && a.phase != phaseRemoved
 	if order {
 		a.orderDirty = false
 		data, err := a.co.MarshalBinary()
@@ -104,7 +104,7 @@ func floorSetting(hexID string) string { return "group-floor/" + hexID }
 // loadFloor reads the group's floor, or records the current root as the
 // floor the first time (right after a join the root is the joined epoch).
 func (a *groupActor) loadFloor() {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	if v, err := a.n.db.Setting(floorSetting(a.hexID)); err == nil && len(v) == 8 {

@@ -63,7 +63,7 @@ func frameInfo(data []byte) (group []byte, epoch uint64, commit bool, err error)
 }
 
 func (a *groupActor) receive(data []byte) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)

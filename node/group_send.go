@@ -33,10 +33,10 @@ func (a *groupActor) publish(data []byte) error {
 }
 
 func (a *groupActor) send(text string) (api.Message, error) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return api.Message{}, a.errRemoved()
 	}
-	if a.stale {
+	if a.phase == phaseRejoining {
 		return api.Message{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
 	p := &appPayload{Kind: kindText, Time: a.n.cfg.Clock.Now().UTC(), Text: text}
@@ -244,7 +244,7 @@ func (a *groupActor) resend(id commitorder.MsgID) {
 // not formed: what this publishes is then unheard, and resendUnheard sends
 // it again once gossip reaches a member.
 func (a *groupActor) replayOutbox() {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	entries, err := a.n.db.OutboxEntries(a.id, store.OutboxPending, store.OutboxSent)

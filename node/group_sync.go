@@ -57,7 +57,7 @@ func (a *groupActor) onTip(data []byte) {
 		return
 	}
 	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	if _, g := a.head(); g != nil {
@@ -143,7 +143,7 @@ func (a *groupActor) reappeared(member []byte) (back bool, since time.Time) {
 const silentTips = 3
 
 func (a *groupActor) sendTip() {
-	if a.removed || a.sub == nil {
+	if a.phase == phaseRemoved || a.sub == nil {
 		return
 	}
 	eid, g := a.head()
@@ -189,7 +189,7 @@ func (a *groupActor) requestSync(prefer peer.ID, force bool) {
 // epochs we do not hold, which may have joined there; the server decides
 // whether to answer, and every message fetched is validated like gossip.
 func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	now := a.n.cfg.Clock.Now()
