@@ -89,7 +89,7 @@ func (a *groupActor) noteCutOff(since time.Time, root commitorder.EpochID, rootE
 // for the user, as an orphaned one is.
 func (a *groupActor) resendAfterCut() {
 	c := a.cut
-	if c == nil || a.removed || a.stale {
+	if c == nil || a.phase != phaseActive {
 		return
 	}
 	_, g := a.head()

@@ -181,7 +181,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	// Any member may invite: a non-admin inviter has an admin commit the
 	// Add (a join request, joinrequest.go).
 	var removed, stale bool
-	if err := a.do(ctx, func() error { removed, stale = a.removed, a.stale; return nil }); err != nil {
+	if err := a.do(ctx, func() error { removed, stale = a.phase == phaseRemoved, a.phase == phaseRejoining; return nil }); err != nil {
 		return api.Invite{}, err
 	}
 	if removed {
@@ -219,7 +219,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	}
 	if a, err := n.lookup(hex.EncodeToString(iv.Group)); err == nil {
 		var removed bool
-		if err := a.do(ctx, func() error { removed = a.removed; return nil }); err != nil {
+		if err := a.do(ctx, func() error { removed = a.phase == phaseRemoved; return nil }); err != nil {
 			return api.Group{}, err
 		}
 		if removed {
@@ -365,7 +365,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
 	var admin bool
 	err = a.do(ctx, func() error {
-		if a.removed {
+		if a.phase == phaseRemoved {
 			return a.errRemoved()
 		}
 		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
@@ -556,7 +556,7 @@ const intentDropLeaf intentKind = 13
 // Welcome. So its removal is queued (a retry of the joiner would replace
 // it anyway, checkAdd).
 func (a *groupActor) abandonAdd(it *intent) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return
 	}
 	if _, queued := a.intents[it.id]; queued && !a.carried(it.id) {

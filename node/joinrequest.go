@@ -70,10 +70,10 @@ func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-cha
 		}
 	}
 	err := a.do(ctx, func() error {
-		if a.removed {
+		if a.phase == phaseRemoved {
 			return a.errRemoved()
 		}
-		if a.stale {
+		if a.phase == phaseRejoining {
 			return api.Errorf(api.CodeConflict, "this device's state of the group is stale")
 		}
 		if _, g := a.head(); g == nil {
@@ -90,7 +90,7 @@ func (n *Node) requestJoin(ctx context.Context, a *groupActor, kp []byte) (<-cha
 
 // withdrawJoin publishes the withdrawal of our join request id.
 func (a *groupActor) withdrawJoin(id commitorder.IntentID) {
-	if a.removed || a.stale {
+	if a.phase != phaseActive {
 		return
 	}
 	if _, g := a.head(); g == nil {
@@ -201,7 +201,7 @@ func (a *groupActor) validateKeyPackage(kp *mls.KeyPackage) error {
 // relayWelcome sends the Welcome of a committed join request back through
 // the group to the member that asked.
 func (a *groupActor) relayWelcome(id commitorder.IntentID, welcome []byte) {
-	if a.removed || welcome == nil {
+	if a.phase == phaseRemoved || welcome == nil {
 		return
 	}
 	p := &appPayload{Kind: kindWelcome, Time: a.n.cfg.Clock.Now().UTC(), Ref: id, Welcome: welcome}

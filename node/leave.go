@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"slices"
 	"sort"
 	"time"
@@ -41,7 +42,7 @@ const handoverWait = 30 * time.Second
 // other member remains).
 func (a *groupActor) successor() []byte {
 	_, g := a.head()
-	if g == nil || a.removed || !a.isAdmin() {
+	if g == nil || a.phase == phaseRemoved || !a.isAdmin() {
 		return nil
 	}
 	admins := groupPolicy(g).Admins
@@ -157,7 +158,7 @@ const leaveRepublishTips = 10
 // othersRemain reports whether the group has members besides this device
 // that could commit its removal (so Leave waits for it).
 func (a *groupActor) othersRemain() bool {
-	if a.removed || a.stale {
+	if a.phase != phaseActive {
 		return false
 	}
 	_, g := a.head()
@@ -180,7 +181,7 @@ func (n *Node) awaitRemoval(a *groupActor) error {
 	n.mu.Unlock()
 	a.post(func() {
 		a.leaving = true
-		if a.removed {
+		if a.phase == phaseRemoved {
 			n.finishLeave(a)
 		}
 	})
@@ -225,7 +226,7 @@ func (n *Node) finishLeave(a *groupActor) {
 // republishLeave publishes the leave intent again, under its id (an admin
 // queues it once), or a new one after a restart.
 func (a *groupActor) republishLeave() {
-	if a.removed || a.stale || a.tipCount%leaveRepublishTips != leaveRepublishTips/2 {
+	if a.phase != phaseActive || a.tipCount%leaveRepublishTips != leaveRepublishTips/2 {
 		return
 	}
 	if _, g := a.head(); g == nil {
@@ -288,4 +289,19 @@ func (n *Node) dropLeaving(hexID string) error {
 	delete(n.leaving, hexID)
 	n.mu.Unlock()
 	return err
+}
+
+// leave asks the group to remove this device.
+func (a *groupActor) leave() error {
+	if a.phase == phaseRemoved {
+		return nil
+	}
+	p := &appPayload{Kind: kindIntent, Time: a.n.cfg.Clock.Now().UTC(), Intent: intentLeave, Target: a.n.selfID}
+	rand.Read(p.ID[:])
+	_, g := a.head()
+	if g == nil {
+		return nil
+	}
+	a.leaveMsg, a.leaveEpoch = p, g.Epoch()
+	return a.encryptAndPublishIntent(p)
 }

@@ -538,7 +538,7 @@ func (n *Node) Members(ctx context.Context, group string) ([]api.Member, error) 
 	}
 	var out []api.Member
 	err = a.do(ctx, func() error {
-		if a.removed {
+		if a.phase == phaseRemoved {
 			return a.errRemoved() // an empty list would read as an empty group
 		}
 		out = a.members()

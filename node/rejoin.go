@@ -35,7 +35,7 @@ type rejoinState struct {
 
 // startRejoin runs on the actor when commitorder emits Rejoin.
 func (a *groupActor) startRejoin(e commitorder.Rejoin) {
-	a.stale = true
+	a.phase = phaseRejoining
 	rs := &rejoinState{outbox: e.Outbox, forkEpoch: e.ForkEpoch, members: map[string]bool{}, vouchers: map[peer.ID]bool{}}
 	for _, v := range e.Vouchers {
 		if id, err := parseIdentity([]byte(v)); err == nil {
@@ -55,7 +55,8 @@ func (a *groupActor) startRejoin(e commitorder.Rejoin) {
 }
 
 // tryRejoin fetches GroupInfos in the background; the result comes back to
-// the actor. It is retried on the tip timer while the group is stale.
+// the actor. It is retried on the tip timer while the group is rejoining
+// (phaseRejoining).
 func (a *groupActor) tryRejoin() {
 	if a.rejoin == nil || a.rejoin.inFlight {
 		return
@@ -165,7 +166,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		n.db.DeleteEpochState(a.id, store.EpochID(old))
 	}
 	a.held.reset()
-	a.co, a.stale, a.rejoin = co, false, nil
+	a.co, a.phase, a.rejoin = co, phaseActive, nil
 	// Siblings of our rejoin commit (another member of the losing half
 	// rejoining at once) are judged at its parent, which the genesis
 	// records: they must reach commitorder.

@@ -304,7 +304,7 @@ func peersOf(g *mls.Group) map[peer.ID]bool {
 // canonical epoch) is served as a removed member asking from from, and
 // which epochs. It also applies the per-peer rate limit.
 func (a *groupActor) removedSyncRange(p peer.ID, from uint64) (lo, hi uint64, ok bool) {
-	if a.removed {
+	if a.phase == phaseRemoved {
 		return 0, 0, false
 	}
 	lo, hi, ok = a.membership().removedRange(p, from)

@@ -73,7 +73,7 @@ func TestSplitBrainBeyondWindow(t *testing.T) {
 	for _, n := range ns {
 		a, _ := n.lookup(g)
 		var stale bool
-		a.do(ctx, func() error { stale = a.stale; return nil })
+		a.do(ctx, func() error { stale = a.phase == phaseRejoining; return nil })
 		if stale {
 			t.Fatalf("%s still stale", n.self.Name)
 		}

@@ -77,7 +77,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	var member bool
 	var head uint64
 	if err := a.do(ctx, func() error {
-		member = !a.removed && a.headMemberPeers()[s.RemotePeer()]
+		member = a.phase != phaseRemoved && a.headMemberPeers()[s.RemotePeer()]
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
 		}

@@ -72,7 +72,7 @@ func (a *groupActor) noteUnheard(id [16]byte, g *mls.Group) {
 // encrypted in; otherwise it is flagged for the user, as an orphaned
 // message is.
 func (a *groupActor) resendUnheard() {
-	if len(a.unheard) == 0 || a.removed || a.stale {
+	if len(a.unheard) == 0 || a.phase != phaseActive {
 		return
 	}
 	_, g := a.head()

@@ -1,0 +1,264 @@
+// Intents and commits of a group's actor: a change this device will
+// commit (its own via queueIntent, a member's request via onIntent) is
+// queued with commitorder; when commitorder says ProposeCommit, commit
+// builds the Commit from the queued intents on the parent it names,
+// applies it locally and publishes it. classOf classes a Commit's
+// proposals the way commitorder judges them.
+
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+
+	"grove/commitorder"
+	"grove/mls"
+	"grove/node/api"
+	"grove/store"
+)
+
+// Local intent kinds beyond those carried in intent messages.
+const (
+	intentUpdate intentKind = 10 // rotate our own keys
+	intentAdd    intentKind = 11 // add the holder of a KeyPackage (invite)
+)
+
+// intent is a change this device will commit when commitorder says so.
+type intent struct {
+	id     commitorder.IntentID
+	kind   intentKind
+	target []byte          // remove/leave: credential identity
+	kp     *mls.KeyPackage // add
+	join   chan joinResult // add: where the Welcome goes once accepted
+	relay  bool            // add from a member's join request: relay the Welcome
+}
+
+func (it *intent) class() commitorder.Class {
+	switch it.kind {
+	case intentAdd, intentHandover:
+		return commitorder.ClassAdd
+	case intentUpdate:
+		return commitorder.ClassUpdate
+	}
+	return commitorder.ClassRemove
+}
+
+type joinResult struct {
+	welcome []byte
+	err     error
+}
+
+// ownCommit is a Commit this device made and has not settled yet.
+type ownCommit struct {
+	welcome []byte
+	intents []commitorder.IntentID
+}
+
+// onIntent queues a member's request if this device may commit it.
+func (a *groupActor) onIntent(p *appPayload, sender []byte) {
+	if !a.isAdmin() {
+		return
+	}
+	id := commitorder.IntentID(p.ID)
+	if _, ok := a.intents[id]; ok {
+		return
+	}
+	it := &intent{id: id, kind: p.Intent, target: p.Target}
+	switch p.Intent {
+	case intentJoin:
+		if it = a.joinIntent(id, p, sender); it == nil {
+			return
+		}
+	case intentCancelJoin:
+		a.onWithdrawJoin(p, sender)
+		return
+	case intentLeave:
+		it.target = sender // one may only ask to remove oneself
+	case intentRemove:
+		// Only an admin may have another member removed; a request from
+		// anyone else would let every member remove every other.
+		_, g := a.head()
+		if !slices.ContainsFunc(groupPolicy(g).Admins, func(b []byte) bool { return bytes.Equal(b, sender) }) {
+			return
+		}
+	}
+	if bytes.Equal(it.target, a.n.selfID) {
+		return // an admin cannot commit its own removal (RFC 9420, Section 12.2)
+	}
+	a.intents[id] = it
+	a.step(commitorder.IntentQueued{ID: id, Class: it.class()})
+}
+
+func classOf(props []*mls.Proposal) commitorder.Class {
+	c := commitorder.ClassUpdate
+	for _, p := range props {
+		switch p.Type {
+		case mls.ProposalTypeRemove, mls.ProposalTypeReInit, mls.ProposalTypeExternalInit:
+			return commitorder.ClassRemove
+		case mls.ProposalTypeAdd, mls.ProposalTypeGroupContextExtensions, mls.ProposalTypePSK:
+			c = commitorder.ClassAdd
+		}
+	}
+	return c
+}
+
+func (a *groupActor) queueIntent(it *intent) error {
+	if a.phase == phaseRemoved {
+		return a.errRemoved()
+	}
+	if it.id == (commitorder.IntentID{}) {
+		rand.Read(it.id[:])
+	}
+	if it.kind == intentAdd && a.supersedeAdds(it.kp) {
+		return api.Errorf(api.CodeConflict, "a newer join attempt of this device is already queued")
+	}
+	a.intents[it.id] = it
+	a.step(commitorder.IntentQueued{ID: it.id, Class: it.class()})
+	return nil
+}
+
+// supersedeAdds drops queued, not yet committed Adds of the device whose
+// signature key kp carries and that are older than kp (that device retried
+// its join, and two leaves with one key cannot be in one Commit, RFC 9420,
+// Section 7.3). It reports whether kp itself is obsolete: a newer Add of
+// the same device is already queued (a join request that arrived late).
+func (a *groupActor) supersedeAdds(kp *mls.KeyPackage) (obsolete bool) {
+	for id, old := range a.intents {
+		if old.kind != intentAdd || !bytes.Equal(old.kp.LeafNode.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
+		}
+		if old.kp.LeafNode.Lifetime.NotBefore >= kp.LeafNode.Lifetime.NotBefore {
+			obsolete = true
+			continue
+		}
+		if a.carried(id) {
+			continue
+		}
+		if old.join != nil {
+			old.join <- joinResult{err: errors.New("superseded by a newer join attempt")}
+		}
+		delete(a.intents, id)
+	}
+	return obsolete
+}
+
+// carried reports whether one of our unsettled Commits carries intent id.
+func (a *groupActor) carried(id commitorder.IntentID) bool {
+	for _, oc := range a.own {
+		if slices.Contains(oc.intents, id) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.IntentID) {
+	parent := a.epochs[parentEid]
+	if parent == nil {
+		return
+	}
+	var props []*mls.Proposal
+	var carried []commitorder.IntentID
+	var joins []*intent
+	forcePath := false
+	removed := map[mls.LeafIndex]bool{}
+	stale := map[mls.LeafIndex]bool{} // unused leaves of joiners that gave up
+	for _, id := range ids {
+		it := a.intents[id]
+		if it == nil {
+			continue
+		}
+		switch it.kind {
+		case intentUpdate:
+			forcePath = true
+		case intentHandover:
+			props = append(props, a.handoverProposal(parent, it.target))
+		case intentDropLeaf:
+			leaf, ok := unusedLeaf(parent, it.kp)
+			if !ok || removed[leaf] {
+				delete(a.intents, id) // used after all, or already gone
+				continue
+			}
+			removed[leaf], stale[leaf] = true, true
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+		case intentAdd:
+			switch leaf, c := checkAdd(parent, it.kp); {
+			case c == addObsolete:
+				// Added by another commit, or superseded by the device's
+				// newer attempt.
+				if it.join != nil {
+					it.join <- joinResult{err: errors.New("this device is already in the group")}
+				}
+				delete(a.intents, id)
+				continue
+			case c == addReplaces && !removed[leaf]:
+				removed[leaf], stale[leaf] = true, true
+				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+			}
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
+			joins = append(joins, it)
+		case intentLeave, intentRemove:
+			leaf, ok := leafOf(parent, it.target)
+			if !ok || removed[leaf] {
+				delete(a.intents, id) // already gone: nothing to do
+				continue
+			}
+			removed[leaf] = true
+			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
+		}
+		carried = append(carried, id)
+	}
+	if len(carried) == 0 {
+		return
+	}
+	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
+		AuthenticatedData: parentAD(parentEid), Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
+	if err != nil {
+		a.log.Warn("commit failed", "err", err)
+		for _, it := range joins {
+			if it.join != nil { // a relayed join request has no waiter here
+				it.join <- joinResult{err: fmt.Errorf("node: add: %w", err)}
+			}
+			delete(a.intents, it.id)
+		}
+		return
+	}
+	next, err := sc.Merge()
+	if err != nil {
+		return
+	}
+	eid, err := epochID(next)
+	if err != nil {
+		return
+	}
+	a.epochs[eid] = next
+	if err := a.persist(eid); err != nil {
+		a.log.Warn("persist epoch", "err", err)
+	}
+	cid := commitorder.CommitID(sha256.Sum256(sc.Message))
+	a.own[cid] = &ownCommit{welcome: sc.Welcome, intents: carried}
+	a.markSeen(cid)
+	a.n.db.AppendLog(a.id, parent.Epoch(), store.MessageHash(cid), sc.Message)
+	a.step(commitorder.CommitSeen{
+		Parent: parentEid, Eid: eid, Epoch: next.Epoch(), Cid: cid, Class: classOf(sc.Proposals),
+		Committer: commitorder.MemberID(a.n.selfID), Valid: true,
+		Members: memberIDs(next), Admins: adminIDs(next),
+		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
+	})
+	a.publish(sc.Message)
+	a.welcomeEarly(parent, stale, cid)
+	a.n.metrics.messagesOut.Add(1)
+}
+
+func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {
+	for _, m := range g.Members() {
+		if bytes.Equal(m.Identity, identity) {
+			return m.Leaf, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,269 @@
+// Tips and sync requests of a group's actor: sendTip publishes this
+// device's head and root every TipInterval; onTip takes a member's tip
+// (verified, fresh) to commitorder and decides whether to ask that member
+// for the log; requestSync and requestSyncFrom pick whom to ask and start
+// the fetches (the sync protocol itself is in sync.go), deferring a
+// request while another is in flight.
+
+package node
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"grove/commitorder"
+)
+
+// deepSyncEpochs is how far below its root a member asks when a tip shows
+// a branch it does not hold.
+const deepSyncEpochs = 16
+
+func (a *groupActor) onTip(data []byte) {
+	t, err := unmarshalTip(data)
+	if err != nil || !bytes.Equal(t.Group, a.id) {
+		return
+	}
+	_, headG := a.head()
+	if headG == nil {
+		return
+	}
+	var member []byte
+	for _, g := range a.epochs {
+		for _, m := range g.Members() {
+			if bytes.Equal(m.SignatureKey, t.SigKey) {
+				member = m.Identity
+				break
+			}
+		}
+		if member != nil {
+			break
+		}
+	}
+	if member == nil || bytes.Equal(member, a.n.selfID) {
+		// Unknown signer: perhaps added in an epoch we have not seen yet.
+		if t.Epoch > headG.Epoch() {
+			a.requestSync("", false)
+		}
+		return
+	}
+	if err := a.n.suite.VerifyWithLabel(t.SigKey, "grove tip", t.tbs(), t.Signature); err != nil {
+		return
+	}
+	if !a.freshTip(member, t.Time) {
+		return
+	}
+	a.step(commitorder.TipSeen{Member: commitorder.MemberID(member), Eid: t.Eid, Epoch: t.Epoch, Root: t.Root, RootEpoch: t.RootEpoch})
+	if a.phase == phaseRemoved {
+		return
+	}
+	if _, g := a.head(); g != nil {
+		a.caughtUp = t.Epoch <= g.Epoch() && a.co.Known(t.Eid)
+	}
+	a.noteTakeOver(member, t.Epoch)
+	var tipper peer.ID
+	if id, err := parseIdentity(member); err == nil {
+		tipper = id.Peer
+	}
+	_, rootEpoch := a.co.Root()
+	back, since := a.reappeared(member)
+	if back && t.RootEpoch > 0 {
+		a.noteCutOff(since, t.Root, t.RootEpoch)
+	}
+	switch {
+	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) && !a.finalHere(t.Eid):
+		// The member is on a branch we do not hold: fetch from before our
+		// root so that the sibling commits reach commitorder. (An epoch
+		// we finalised is no such branch: the member is behind us on our
+		// chain, catching up.)
+		a.deepSync = true
+		a.requestSync(tipper, false)
+	case t.Epoch > headG.Epoch():
+		a.requestSync(tipper, false)
+	case t.Epoch >= rootEpoch && !a.co.Known(t.Eid):
+		// A sibling branch inside our window (a partition that has just
+		// healed): the tipper holds it and what was sent on it, which the
+		// members we usually ask may not.
+		a.requestSync(tipper, false)
+	case back:
+		// A member we had not heard from for a while. If it was cut off
+		// (a partition that has just healed), what it sent meanwhile
+		// reached nobody on our side, and if its side made no commit
+		// nothing else shows it: its tips name epochs we hold (it may even
+		// have caught up from us before tipping). Fetch from it while
+		// those epochs are still ours to decrypt.
+		a.requestSync(tipper, false)
+	}
+}
+
+// freshTip reports whether a (verified) tip sent at sent (the member's
+// clock, UnixNano) is news: newer than the member's last tip we took and
+// within the finality age of our clock. GossipSub may hand a node
+// that has just (re)joined the topic tips seconds old, and a peer may
+// replay them on purpose; taken as current, such a tip rolls the member's
+// claim back to an old epoch, and its epoch, unknown to us by then, looks
+// like another branch (which sent us fetching below our root and made
+// commitorder believe our chain had diverged). The age bound tolerates
+// clock skew up to the finality age; a member whose clock lags ours by
+// more is not heard through tips (its commits and messages still count).
+func (a *groupActor) freshTip(member []byte, sent uint64) bool {
+	at := time.Unix(0, int64(min(sent, 1<<63-1)))
+	if age := a.n.cfg.Clock.Now().Sub(at); age > a.tipMaxAge || age < -a.tipMaxAge {
+		// (From as far in the future: taken, it would silence the
+		// member's honest tips until its clock caught up.)
+		return false
+	}
+	if a.tipTime == nil || len(a.tipTime) > 1<<14 {
+		a.tipTime = map[string]uint64{}
+	}
+	if last, ok := a.tipTime[string(member)]; ok && sent <= last {
+		return false
+	}
+	a.tipTime[string(member)] = sent
+	return true
+}
+
+// reappeared notes a tip from member and reports whether the member had
+// been silent for more than silentTips tip intervals, and since when.
+func (a *groupActor) reappeared(member []byte) (back bool, since time.Time) {
+	now := a.n.cfg.Clock.Now()
+	if a.heardAt == nil || len(a.heardAt) > 1<<14 {
+		a.heardAt = map[string]time.Time{}
+	}
+	last, ok := a.heardAt[string(member)]
+	a.heardAt[string(member)] = now
+	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval, last
+}
+
+// silentTips is how many tip intervals without a member's tip count as
+// having lost touch with it.
+const silentTips = 3
+
+func (a *groupActor) sendTip() {
+	if a.phase == phaseRemoved || a.sub == nil {
+		return
+	}
+	eid, g := a.head()
+	if g == nil {
+		return
+	}
+	root, rootEpoch := a.co.Root()
+	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey()}
+	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
+	if err != nil {
+		return
+	}
+	t.Signature = sig
+	a.publish(t.marshal())
+}
+
+func (a *groupActor) peerConnected(p peer.ID) {
+	a.post(func() {
+		if a.memberPeers()[p] {
+			a.requestSync(p, true)
+		}
+	})
+}
+
+// maxSyncPrefer bounds the members a deferred sync remembers to ask first
+// (commitorder names at most three per FetchRange).
+const maxSyncPrefer = 4
+
+// requestSync asks up to SyncFanout members for the log since our oldest
+// retained epoch, prefer first if it is a member of a retained epoch.
+// force skips the rate limit (a member just connected).
+func (a *groupActor) requestSync(prefer peer.ID, force bool) {
+	if prefer != "" && a.memberPeers()[prefer] {
+		a.requestSyncFrom([]peer.ID{prefer}, force)
+		return
+	}
+	a.requestSyncFrom(nil, force)
+}
+
+// requestSyncFrom is requestSync asking the peers in prefer first, in
+// order (up to SyncFanout of them), then other members. prefer need not be
+// members of an epoch we hold: commitorder names members seen acting on
+// epochs we do not hold, which may have joined there; the server decides
+// whether to answer, and every message fetched is validated like gossip.
+func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
+	if a.phase == phaseRemoved {
+		return
+	}
+	now := a.n.cfg.Clock.Now()
+	// force skips the rate limit, not a sync in flight: that one fetches
+	// the same range (from the same root), and a member returning from
+	// a long absence connects to several members at once, each
+	// connection forcing a sync; run in parallel they each served and
+	// sent it the whole log (three times the work, BenchmarkResync).
+	// What the in-flight sync does not bring comes with the deferred one,
+	// right after it.
+	if a.syncs > 0 || (!force && now.Sub(a.lastSync) < a.n.cfg.TipInterval) {
+		// Deferred, not dropped: the request in flight may not bring what
+		// this one is for (a branch that another member tipped), and
+		// commitorder does not ask again before its Retry.
+		a.syncWanted = true
+		if len(prefer) > 0 {
+			a.syncPrefer = mergePrefer(prefer, a.syncPrefer)
+		}
+		return
+	}
+	prefer = mergePrefer(prefer, a.syncPrefer)
+	a.syncWanted, a.syncPrefer = false, nil
+	a.lastSync = now
+	_, from := a.co.Root()
+	if a.deepSync {
+		// A fork below our root: ask from before it (bounded).
+		a.deepSync = false
+		from -= min(from, deepSyncEpochs)
+	}
+	self := a.n.net.ID()
+	members := a.memberPeers()
+	delete(members, self)
+	var peers []peer.ID
+	for _, p := range prefer {
+		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
+			break
+		}
+		if p != self {
+			peers = append(peers, p)
+		}
+	}
+	connected := a.n.net.Peers()
+	sort.Slice(connected, func(i, j int) bool { return connected[i] < connected[j] })
+	// Start at a different member each time: always asking the same
+	// few would leave whatever only the others hold (a message sent
+	// across a partition that has just healed) unfetched.
+	if len(connected) > 1 {
+		k := a.syncRound % len(connected)
+		connected = append(slices.Clone(connected[k:]), connected[:k]...)
+	}
+	a.syncRound++
+	for _, p := range connected {
+		if len(peers) >= a.n.cfg.SyncFanout || (force && len(peers) >= 1) {
+			break
+		}
+		if members[p] && !slices.Contains(peers, p) {
+			peers = append(peers, p)
+		}
+	}
+	for _, p := range peers {
+		a.syncs++
+		a.n.wg.Add(1)
+		go a.n.syncFrom(a, p, from)
+	}
+}
+
+// mergePrefer lists first then rest without repeats, at most
+// maxSyncPrefer peers.
+func mergePrefer(first, rest []peer.ID) []peer.ID {
+	var out []peer.ID
+	for _, p := range slices.Concat(first, rest) {
+		if len(out) < maxSyncPrefer && p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
