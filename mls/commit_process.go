@@ -45,7 +45,12 @@ type ProcessOptions struct {
 	// Now is the time KeyPackage lifetimes are checked against.
 	Now time.Time
 
-	ignoreLifetime bool
+	// IgnoreLifetimes skips the lifetime check of the leaves this message
+	// carries. RFC 9420, Section 7.3 makes that check RECOMMENDED, not
+	// required, for received leaves, since a leaf may expire between
+	// sending and receipt: a client catching up on a backlog of old
+	// messages, or replaying stored history, sets it.
+	IgnoreLifetimes bool
 }
 
 // maxMessageSize bounds what ProcessMessage decodes.
@@ -372,7 +377,7 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, opts *ProcessOptions) 
 	if p == nil || p.body() == nil {
 		return &ProposalError{Index: -1, Reason: "empty proposal"}
 	}
-	v, err := g.leafValidation(opts.Now, opts.ignoreLifetime)
+	v, err := g.leafValidation(opts.Now, opts.IgnoreLifetimes)
 	if err != nil {
 		return &ProposalError{Index: -1, Reason: "required_capabilities", Cause: err}
 	}
@@ -436,7 +441,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		return nil, err
 	}
 	tree := g.tree.Fork()
-	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime, 0)
+	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.IgnoreLifetimes, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +475,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	var commitSecret []byte
 	var ps *PathSecrets
 	if commit.Path != nil {
-		v, err := g.leafValidation(opts.Now, opts.ignoreLifetime)
+		v, err := g.leafValidation(opts.Now, opts.IgnoreLifetimes)
 		if err != nil {
 			return nil, err
 		}

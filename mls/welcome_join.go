@@ -24,7 +24,12 @@ type JoinParams struct {
 	// Now is the time the tree's KeyPackage leaves are checked against.
 	Now time.Time
 
-	ignoreLifetime bool
+	// IgnoreLifetimes skips the lifetime check of the leaves this Welcome
+	// carries. RFC 9420, Section 7.3 makes that check RECOMMENDED, not
+	// required, for received leaves, since a leaf may expire between
+	// sending and receipt: a client catching up on a backlog of old
+	// messages, or replaying stored history, sets it.
+	IgnoreLifetimes bool
 }
 
 // JoinFromWelcome joins a group from a Welcome (RFC 9420, Section
@@ -110,7 +115,7 @@ func JoinFromWelcome(p *JoinParams) (*Group, error) {
 	if err != nil {
 		return nil, wrap("required_capabilities", err)
 	}
-	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: p.ignoreLifetime}
+	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: p.IgnoreLifetimes}
 	tree, err := ImportRatchetTree(s, treeData, ctx.TreeHash, v)
 	if err != nil {
 		return nil, wrap("ratchet tree", err)

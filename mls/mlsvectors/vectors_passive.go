@@ -1,9 +1,11 @@
-package mls
+package mlsvectors
 
 import (
 	"bytes"
 	"fmt"
 	"time"
+
+	. "grove/mls"
 )
 
 // --- passive-client-welcome, passive-client-handling-commit, passive-client-random ---
@@ -66,12 +68,12 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		// lifetimes: only here is the lifetime check disabled.
 		now := time.Unix(0, 0)
 		g, err := JoinFromWelcome(&JoinParams{
-			Welcome:        v.Welcome,
-			KeyPackage:     &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
-			RatchetTree:    v.RatchetTree,
-			PSKs:           psks,
-			Now:            now,
-			ignoreLifetime: true,
+			Welcome:         v.Welcome,
+			KeyPackage:      &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
+			RatchetTree:     v.RatchetTree,
+			PSKs:            psks,
+			Now:             now,
+			IgnoreLifetimes: true,
 		})
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
@@ -79,7 +81,7 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		if err := expectEqual("initial epoch authenticator", g.EpochAuthenticator(), v.InitialEpochAuthenticator); err != nil {
 			return err
 		}
-		opts := ProcessOptions{Now: now, ignoreLifetime: true}
+		opts := ProcessOptions{Now: now, IgnoreLifetimes: true}
 		for i, e := range v.Epochs {
 			for j, p := range e.Proposals {
 				pm, err := g.ProcessMessage(p, opts)
