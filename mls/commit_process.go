@@ -405,12 +405,51 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, opts *ProcessOptions) 
 		if err := g.tree.ValidateLeafNode(&p.Update.LeafNode, sender.LeafIndex, LeafNodeSourceUpdate, v); err != nil {
 			return &ProposalError{Index: -1, Reason: "Update", Cause: err}
 		}
+		if old := g.tree.LeafNode(sender.LeafIndex); old != nil {
+			if err := g.cfg.checkCredentialChange(sender.LeafIndex, &old.Credential, &p.Update.LeafNode.Credential); err != nil {
+				return &ProposalError{Index: -1, Reason: "Update", Cause: err}
+			}
+		}
 	case ProposalTypeRemove:
 		if g.tree.LeafNode(p.Remove.Removed) == nil {
 			return &ProposalError{Index: -1, Reason: fmt.Sprintf("Remove of leaf %d", p.Remove.Removed), Cause: ErrUnknownMember}
 		}
 	case ProposalTypeExternalInit:
 		return &ProposalError{Index: -1, Reason: "ExternalInit sent as a standalone proposal"}
+	}
+	return nil
+}
+
+// checkCommitCredentials applies the group's CredentialPolicy to the leaf a
+// Commit's UpdatePath puts in place of the committer's (RFC 9420, Sections
+// 5.3.1 and 7.9) and, for an external commit that removes a leaf (a
+// resync), to that leaf replaced by the joiner's (Section 12.4.3.2: the
+// new leaf must be acceptable as an Update of the removed one).
+func (g *Group) checkCommitCredentials(commit *Commit, committer Sender, resolved []resolvedProposal) error {
+	if commit.Path == nil {
+		return nil
+	}
+	next := &commit.Path.LeafNode.Credential
+	if committer.Type != SenderTypeNewMemberCommit {
+		if old := g.tree.LeafNode(committer.LeafIndex); old != nil {
+			if err := g.cfg.checkCredentialChange(committer.LeafIndex, &old.Credential, next); err != nil {
+				return &CommitError{Reason: "update path leaf", Cause: err}
+			}
+		}
+		return nil
+	}
+	for _, rp := range resolved {
+		if rp.proposal.Type != ProposalTypeRemove {
+			continue
+		}
+		r := rp.proposal.Remove.Removed
+		old := g.tree.LeafNode(r)
+		if old == nil {
+			return &CommitError{Reason: fmt.Sprintf("external commit removes blank leaf %d", r), Cause: ErrUnknownMember}
+		}
+		if err := g.cfg.checkCredentialChange(r, &old.Credential, next); err != nil {
+			return &CommitError{Reason: "external commit removes another member's leaf", Cause: err}
+		}
 	}
 	return nil
 }
@@ -448,6 +487,12 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	if ap.pathRequired && commit.Path == nil {
 		return nil, &CommitError{Reason: "path required but absent"}
 	}
+	// The credential rules run before the self-removed return below: a
+	// member removed by a forged external commit (anyone holding the
+	// GroupInfo can sign one) must not accept it as its removal.
+	if err := g.checkCommitCredentials(commit, committer, resolved); err != nil {
+		return nil, err
+	}
 	sc := &StagedCommit{Sender: committer, Epoch: g.ctx.Epoch + 1, Proposals: proposalsOf(resolved)}
 	if ap.selfRemoved {
 		sc.SelfRemoved = true
@@ -458,16 +503,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		// RFC 9420, Section 12.4.3.2: the joiner takes the leftmost blank
 		// leaf (after any Remove of its old leaf). A placeholder with the
 		// joiner's credential stands there until the path is merged.
-		ln := &commit.Path.LeafNode
-		for _, rp := range resolved {
-			if rp.proposal.Type == ProposalTypeRemove {
-				old := g.tree.LeafNode(rp.proposal.Remove.Removed)
-				if old == nil || !old.Credential.Equal(&ln.Credential) {
-					return nil, &CommitError{Reason: "external commit removes a leaf with another credential"}
-				}
-			}
-		}
-		placeholder := ln.Clone()
+		placeholder := commit.Path.LeafNode.Clone()
 		placeholder.EncryptionKey = nil
 		sender = tree.AddLeaf(placeholder)
 		sc.Sender = Sender{Type: SenderTypeNewMemberCommit, LeafIndex: sender}

@@ -124,6 +124,11 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 		found := false
 		for l := LeafIndex(0); uint32(l) < tree.LeafCount(); l++ {
 			if ln := tree.LeafNode(l); ln != nil && ln.Credential.Equal(&p.Credential) {
+				// Members apply this group's policy to the replacement;
+				// refuse here what they would refuse.
+				if err := p.Config.checkCredentialChange(l, &ln.Credential, &p.Credential); err != nil {
+					return nil, nil, fmt.Errorf("mls: resync: %w", err)
+				}
 				props = append(props, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: l}}})
 				found = true
 				break
