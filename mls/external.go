@@ -85,7 +85,9 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 	if err != nil {
 		return nil, nil, fail("required_capabilities: %v", err)
 	}
-	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now}
+	// As in JoinFromWelcome, the lifetimes of the leaves already in the
+	// tree are not checked (RFC 9420, Section 7.3 only RECOMMENDS it).
+	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: true}
 	tree, err := ImportRatchetTree(s, treeData, ctx.TreeHash, v)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: external join: %w", ErrInvalidWelcome, err)

@@ -23,21 +23,17 @@ type JoinParams struct {
 	// Welcome may name; nil if none.
 	Resumption *Group
 	Config     Config
-	// Now is the time the tree's KeyPackage leaves are checked against.
+	// Now is the joiner's current time. The lifetimes of the leaves
+	// already in the tree are not checked against it (see
+	// JoinFromWelcome).
 	Now time.Time
-
-	// IgnoreLifetimes skips the lifetime check of the leaves this Welcome
-	// carries. RFC 9420, Section 7.3 makes that check RECOMMENDED, not
-	// required, for received leaves, since a leaf may expire between
-	// sending and receipt: a client catching up on a backlog of old
-	// messages, or replaying stored history, sets it.
-	IgnoreLifetimes bool
 }
 
 // JoinFromWelcome joins a group from a Welcome (RFC 9420, Section
 // 12.4.3.1): it decrypts the GroupSecrets with the KeyPackage's init key
 // and the GroupInfo with the welcome secret, verifies the GroupInfo
-// signature, validates the whole ratchet tree, checks the confirmation tag
+// signature, validates the whole ratchet tree (but not the lifetimes of
+// its leaves, RFC 9420, Section 7.3), checks the confirmation tag
 // and derives the path keys from the path secret.
 func JoinFromWelcome(p *JoinParams) (*Group, error) {
 	fail := func(format string, args ...any) error {
@@ -117,7 +113,14 @@ func JoinFromWelcome(p *JoinParams) (*Group, error) {
 	if err != nil {
 		return nil, wrap("required_capabilities", err)
 	}
-	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: p.IgnoreLifetimes}
+	// The lifetimes of the tree's key_package leaves are not checked: RFC
+	// 9420, Section 7.3 only RECOMMENDS it for a received tree, and the
+	// lifetime bounds how long a KeyPackage may be used to add its owner,
+	// not how long the member stays: checking it would refuse every
+	// Welcome to a group with a member added more than a KeyPackage
+	// lifetime ago. The members checked each lifetime when the leaf was
+	// added (Section 12.2).
+	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: true}
 	tree, err := ImportRatchetTree(s, treeData, ctx.TreeHash, v)
 	if err != nil {
 		return nil, wrap("ratchet tree", err)

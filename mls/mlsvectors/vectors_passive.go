@@ -68,12 +68,11 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		// lifetimes: only here is the lifetime check disabled.
 		now := time.Unix(0, 0)
 		g, err := JoinFromWelcome(&JoinParams{
-			Welcome:         v.Welcome,
-			KeyPackage:      &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
-			RatchetTree:     v.RatchetTree,
-			PSKs:            psks,
-			Now:             now,
-			IgnoreLifetimes: true,
+			Welcome:     v.Welcome,
+			KeyPackage:  &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
+			RatchetTree: v.RatchetTree,
+			PSKs:        psks,
+			Now:         now,
 		})
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
