@@ -65,10 +65,10 @@ const maxMessageSize = 1 << 26
 // ErrInvalidProposal, ErrInvalidCommit, ErrReplay, ...). The member's own
 // commit received back yields ErrOwnCommit (merge the StagedCommit that
 // Commit returned instead); its own proposals and application messages
-// yield ErrOwnMessage. A handshake message that decrypts consumes its key
-// in the secret tree even if its commit then fails validation (it was
-// sent by a member; a second delivery is rejected with ErrReplay), so the
-// caller should deduplicate deliveries.
+// yield ErrOwnMessage. A PrivateMessage consumes its key in the secret
+// tree only when it is accepted, so a rejected one leaves the state
+// unchanged and a second delivery of an accepted one fails with
+// ErrReplay.
 func (g *Group) ProcessMessage(data []byte, opts ProcessOptions) (*ProcessedMessage, error) {
 	if g.erased {
 		return nil, ErrErased
@@ -298,19 +298,31 @@ func (g *Group) processPrivate(pm *PrivateMessage, data []byte, opts *ProcessOpt
 		return nil, ErrOwnMessage
 	}
 	leaf, _ := msg.peekSender(pm)
+	// A handshake message is validated while its key is held, and the key
+	// is consumed only if the message is accepted: a commit rejected now
+	// (say, for a proposal not yet received) can be processed again.
+	var handshake *ProcessedMessage
+	var accept func(*AuthenticatedContent) error
+	if pm.ContentType != ContentTypeApplication {
+		accept = func(ac *AuthenticatedContent) error {
+			var err error
+			handshake, err = g.processContent(ac, data, opts)
+			return err
+		}
+	}
 	done := msg.tree.snapshotLeaf(leaf)
-	ac, err := msg.UnprotectPrivate(pm, g.senderKey(tree))
+	ac, err := msg.unprotectPrivate(pm, g.senderKey(tree), accept)
 	done(err != nil)
 	if err != nil {
 		return nil, err
 	}
-	if pm.ContentType == ContentTypeApplication {
-		return &ProcessedMessage{
-			Kind: KindApplication, Epoch: pm.Epoch, Sender: ac.Content.Sender,
-			AuthenticatedData: ac.Content.AuthenticatedData, ApplicationData: ac.Content.ApplicationData,
-		}, nil
+	if accept != nil {
+		return handshake, nil
 	}
-	return g.processContent(ac, data, opts)
+	return &ProcessedMessage{
+		Kind: KindApplication, Epoch: pm.Epoch, Sender: ac.Content.Sender,
+		AuthenticatedData: ac.Content.AuthenticatedData, ApplicationData: ac.Content.ApplicationData,
+	}, nil
 }
 
 // peekSender decrypts only the sender data of a PrivateMessage of this
