@@ -22,7 +22,8 @@
 //	proposal.go      Section 12.1: proposals, ProposalOrRef, ProposalRef
 //	commit.go        Section 12.4: Commit
 //	welcome.go       Section 12.4.3: GroupInfo, GroupSecrets, Welcome
-//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types
+//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types; CredentialPolicy (5.3.1, 7.9)
+//	wire.go          binary encodings of message parts without a constructor of their own
 //	leafnode.go      Section 7.2: LeafNode, LeafNodeTBS, signing per leaf_node_source
 //	tree.go          Sections 4, 7.1, 7.7-7.9, 12.4.3.3: the ratchet tree, forks, tree and parent hashes, ratchet_tree extension
 //	treevalidation.go Sections 7.3, 12.4.3.1: leaf node validation, validation of an imported tree
