@@ -25,6 +25,11 @@ func appendVarint(dst []byte, n uint32) []byte {
 	}
 }
 
+// AppendVarint appends the minimal variable-length header for a length n
+// (RFC 9420, Section 2.1.2), the inverse of DecodeVarint. It panics on
+// n >= 2^30, a length MLS cannot encode.
+func AppendVarint(dst []byte, n uint32) []byte { return appendVarint(dst, n) }
+
 // readVarint reads a minimal MLS varint (RFC 9420, Section 2.1.2).
 func readVarint(s *cryptobyte.String, out *uint32) bool {
 	var first uint8
@@ -52,9 +57,9 @@ func readVarint(s *cryptobyte.String, out *uint32) bool {
 	return true
 }
 
-// DecodeVarint decodes one variable-length vector header and reports how
-// many bytes it used. It exists for the deserialization test vectors and for
-// callers that frame MLS vectors themselves.
+// DecodeVarint decodes one variable-length header (RFC 9420, Section 2.1.2)
+// and reports how many bytes it used, for callers that frame MLS
+// variable-size fields themselves.
 func DecodeVarint(data []byte) (value uint32, n int, err error) {
 	s := cryptobyte.String(data)
 	if !readVarint(&s, &value) {

@@ -171,6 +171,9 @@ func (g *Group) Commit(opts *CommitOptions) (*StagedCommit, error) {
 		}
 		commit.Path, path = up, ps
 		defer clearPathSecrets(ps)
+		if err := g.checkCommitCredentials(commit, committer, nil); err != nil {
+			return nil, err
+		}
 	}
 	var commitSecret []byte
 	if path != nil {

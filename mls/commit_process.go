@@ -45,7 +45,12 @@ type ProcessOptions struct {
 	// Now is the time KeyPackage lifetimes are checked against.
 	Now time.Time
 
-	ignoreLifetime bool
+	// IgnoreLifetimes skips the lifetime check of the leaves this message
+	// carries. RFC 9420, Section 7.3 makes that check RECOMMENDED, not
+	// required, for received leaves, since a leaf may expire between
+	// sending and receipt: a client catching up on a backlog of old
+	// messages, or replaying stored history, sets it.
+	IgnoreLifetimes bool
 }
 
 // maxMessageSize bounds what ProcessMessage decodes.
@@ -60,10 +65,10 @@ const maxMessageSize = 1 << 26
 // ErrInvalidProposal, ErrInvalidCommit, ErrReplay, ...). The member's own
 // commit received back yields ErrOwnCommit (merge the StagedCommit that
 // Commit returned instead); its own proposals and application messages
-// yield ErrOwnMessage. A handshake message that decrypts consumes its key
-// in the secret tree even if its commit then fails validation (it was
-// sent by a member; a second delivery is rejected with ErrReplay), so the
-// caller should deduplicate deliveries.
+// yield ErrOwnMessage. A PrivateMessage consumes its key in the secret
+// tree only when it is accepted, so a rejected one leaves the state
+// unchanged and a second delivery of an accepted one fails with
+// ErrReplay.
 func (g *Group) ProcessMessage(data []byte, opts ProcessOptions) (*ProcessedMessage, error) {
 	if g.erased {
 		return nil, ErrErased
@@ -293,19 +298,31 @@ func (g *Group) processPrivate(pm *PrivateMessage, data []byte, opts *ProcessOpt
 		return nil, ErrOwnMessage
 	}
 	leaf, _ := msg.peekSender(pm)
+	// A handshake message is validated while its key is held, and the key
+	// is consumed only if the message is accepted: a commit rejected now
+	// (say, for a proposal not yet received) can be processed again.
+	var handshake *ProcessedMessage
+	var accept func(*AuthenticatedContent) error
+	if pm.ContentType != ContentTypeApplication {
+		accept = func(ac *AuthenticatedContent) error {
+			var err error
+			handshake, err = g.processContent(ac, data, opts)
+			return err
+		}
+	}
 	done := msg.tree.snapshotLeaf(leaf)
-	ac, err := msg.UnprotectPrivate(pm, g.senderKey(tree))
+	ac, err := msg.unprotectPrivate(pm, g.senderKey(tree), accept)
 	done(err != nil)
 	if err != nil {
 		return nil, err
 	}
-	if pm.ContentType == ContentTypeApplication {
-		return &ProcessedMessage{
-			Kind: KindApplication, Epoch: pm.Epoch, Sender: ac.Content.Sender,
-			AuthenticatedData: ac.Content.AuthenticatedData, ApplicationData: ac.Content.ApplicationData,
-		}, nil
+	if accept != nil {
+		return handshake, nil
 	}
-	return g.processContent(ac, data, opts)
+	return &ProcessedMessage{
+		Kind: KindApplication, Epoch: pm.Epoch, Sender: ac.Content.Sender,
+		AuthenticatedData: ac.Content.AuthenticatedData, ApplicationData: ac.Content.ApplicationData,
+	}, nil
 }
 
 // peekSender decrypts only the sender data of a PrivateMessage of this
@@ -372,7 +389,7 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, opts *ProcessOptions) 
 	if p == nil || p.body() == nil {
 		return &ProposalError{Index: -1, Reason: "empty proposal"}
 	}
-	v, err := g.leafValidation(opts.Now, opts.ignoreLifetime)
+	v, err := g.leafValidation(opts.Now, opts.IgnoreLifetimes)
 	if err != nil {
 		return &ProposalError{Index: -1, Reason: "required_capabilities", Cause: err}
 	}
@@ -400,12 +417,51 @@ func (g *Group) checkProposal(p *Proposal, sender Sender, opts *ProcessOptions) 
 		if err := g.tree.ValidateLeafNode(&p.Update.LeafNode, sender.LeafIndex, LeafNodeSourceUpdate, v); err != nil {
 			return &ProposalError{Index: -1, Reason: "Update", Cause: err}
 		}
+		if old := g.tree.LeafNode(sender.LeafIndex); old != nil {
+			if err := g.cfg.checkCredentialChange(sender.LeafIndex, &old.Credential, &p.Update.LeafNode.Credential); err != nil {
+				return &ProposalError{Index: -1, Reason: "Update", Cause: err}
+			}
+		}
 	case ProposalTypeRemove:
 		if g.tree.LeafNode(p.Remove.Removed) == nil {
 			return &ProposalError{Index: -1, Reason: fmt.Sprintf("Remove of leaf %d", p.Remove.Removed), Cause: ErrUnknownMember}
 		}
 	case ProposalTypeExternalInit:
 		return &ProposalError{Index: -1, Reason: "ExternalInit sent as a standalone proposal"}
+	}
+	return nil
+}
+
+// checkCommitCredentials applies the group's CredentialPolicy to the leaf a
+// Commit's UpdatePath puts in place of the committer's (RFC 9420, Sections
+// 5.3.1 and 7.9) and, for an external commit that removes a leaf (a
+// resync), to that leaf replaced by the joiner's (Section 12.4.3.2: the
+// new leaf must be acceptable as an Update of the removed one).
+func (g *Group) checkCommitCredentials(commit *Commit, committer Sender, resolved []resolvedProposal) error {
+	if commit.Path == nil {
+		return nil
+	}
+	next := &commit.Path.LeafNode.Credential
+	if committer.Type != SenderTypeNewMemberCommit {
+		if old := g.tree.LeafNode(committer.LeafIndex); old != nil {
+			if err := g.cfg.checkCredentialChange(committer.LeafIndex, &old.Credential, next); err != nil {
+				return &CommitError{Reason: "update path leaf", Cause: err}
+			}
+		}
+		return nil
+	}
+	for _, rp := range resolved {
+		if rp.proposal.Type != ProposalTypeRemove {
+			continue
+		}
+		r := rp.proposal.Remove.Removed
+		old := g.tree.LeafNode(r)
+		if old == nil {
+			return &CommitError{Reason: fmt.Sprintf("external commit removes blank leaf %d", r), Cause: ErrUnknownMember}
+		}
+		if err := g.cfg.checkCredentialChange(r, &old.Credential, next); err != nil {
+			return &CommitError{Reason: "external commit removes another member's leaf", Cause: err}
+		}
 	}
 	return nil
 }
@@ -436,12 +492,18 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		return nil, err
 	}
 	tree := g.tree.Fork()
-	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.ignoreLifetime, 0)
+	ap, err := g.validateAndApply(tree, resolved, committer, opts.Now, opts.IgnoreLifetimes, 0)
 	if err != nil {
 		return nil, err
 	}
 	if ap.pathRequired && commit.Path == nil {
 		return nil, &CommitError{Reason: "path required but absent"}
+	}
+	// The credential rules run before the self-removed return below: a
+	// member removed by a forged external commit (anyone holding the
+	// GroupInfo can sign one) must not accept it as its removal.
+	if err := g.checkCommitCredentials(commit, committer, resolved); err != nil {
+		return nil, err
 	}
 	sc := &StagedCommit{Sender: committer, Epoch: g.ctx.Epoch + 1, Proposals: proposalsOf(resolved)}
 	if ap.selfRemoved {
@@ -453,16 +515,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		// RFC 9420, Section 12.4.3.2: the joiner takes the leftmost blank
 		// leaf (after any Remove of its old leaf). A placeholder with the
 		// joiner's credential stands there until the path is merged.
-		ln := &commit.Path.LeafNode
-		for _, rp := range resolved {
-			if rp.proposal.Type == ProposalTypeRemove {
-				old := g.tree.LeafNode(rp.proposal.Remove.Removed)
-				if old == nil || !old.Credential.Equal(&ln.Credential) {
-					return nil, &CommitError{Reason: "external commit removes a leaf with another credential"}
-				}
-			}
-		}
-		placeholder := ln.Clone()
+		placeholder := commit.Path.LeafNode.Clone()
 		placeholder.EncryptionKey = nil
 		sender = tree.AddLeaf(placeholder)
 		sc.Sender = Sender{Type: SenderTypeNewMemberCommit, LeafIndex: sender}
@@ -470,7 +523,7 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 	var commitSecret []byte
 	var ps *PathSecrets
 	if commit.Path != nil {
-		v, err := g.leafValidation(opts.Now, opts.ignoreLifetime)
+		v, err := g.leafValidation(opts.Now, opts.IgnoreLifetimes)
 		if err != nil {
 			return nil, err
 		}

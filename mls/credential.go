@@ -1,6 +1,8 @@
 package mls
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -253,4 +255,57 @@ func (c *Capabilities) checkRequired(r *RequiredCapabilities) error {
 		}
 	}
 	return nil
+}
+
+// ErrCredentialChanged reports a leaf replaced by one whose credential the
+// group's CredentialPolicy refuses; with the default policy, a credential
+// of another identity.
+var ErrCredentialChanged = errors.New("mls: credential identity changed")
+
+// CredentialPolicy decides whether a member's leaf whose credential is old
+// may be replaced by a leaf with credential next: the leaf of an Update
+// proposal, the leaf of a Commit's UpdatePath, or the new leaf of an
+// external Commit that removes the joiner's old leaf (a resync). RFC 9420,
+// Sections 5.3.1, 7.9 and 12.4.3.2 leave that rule to the application. It
+// returns nil to accept; a refusal makes the proposal or commit invalid
+// with an error matching ErrCredentialChanged.
+type CredentialPolicy func(old, next *Credential) error
+
+// SameIdentity is the default CredentialPolicy: the credential keeps its
+// type and its identity, the identity bytes of a basic credential or the
+// end-entity certificate of an x509 one. Signature and encryption keys
+// may change.
+func SameIdentity(old, next *Credential) error {
+	if old.Type != next.Type {
+		return fmt.Errorf("%w: credential type %d replaced by %d", ErrCredentialChanged, old.Type, next.Type)
+	}
+	switch old.Type {
+	case CredentialTypeBasic:
+		if !bytes.Equal(old.Identity, next.Identity) {
+			return fmt.Errorf("%w: identity %q replaced by %q", ErrCredentialChanged, old.Identity, next.Identity)
+		}
+	case CredentialTypeX509:
+		if len(old.Certificates) == 0 || len(next.Certificates) == 0 ||
+			!bytes.Equal(old.Certificates[0].Data, next.Certificates[0].Data) {
+			return fmt.Errorf("%w: end-entity certificate replaced", ErrCredentialChanged)
+		}
+	}
+	return nil
+}
+
+// checkCredentialChange applies the group's CredentialPolicy to leaf l,
+// whose credential is old, being replaced by a leaf with credential next.
+func (c *Config) checkCredentialChange(l LeafIndex, old, next *Credential) error {
+	policy := c.CredentialPolicy
+	if policy == nil {
+		policy = SameIdentity
+	}
+	err := policy(old, next)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrCredentialChanged) {
+		err = fmt.Errorf("%w: %w", ErrCredentialChanged, err)
+	}
+	return fmt.Errorf("leaf %d: %w", l, err)
 }

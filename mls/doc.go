@@ -2,12 +2,12 @@
 //
 // The package is pure and deterministic: it never touches the network, the
 // disk, the clock or goroutines. Randomness is injected as an io.Reader, so a
-// test can replay any operation from a seed, and every official test vector
-// can be checked byte for byte.
+// test can replay any operation from a seed, and the package can be checked
+// byte for byte against the official interoperability test data.
 //
 // Map of the package to the RFC, one file per area:
 //
-//	codec.go         Section 2.1: TLS presentation language, variable-size vector headers
+//	codec.go         Section 2.1: TLS presentation language, variable-length headers
 //	suite.go         Section 5.1: cipher suites, hash, KDF (ExpandWithLabel, DeriveSecret), AEAD
 //	hpke.go          Section 5.1.3: HPKE, DeriveKeyPair (RFC 9180, Section 7.1.3), EncryptWithLabel
 //	signature.go     Section 5.1.2: signature schemes, SignWithLabel / VerifyWithLabel
@@ -22,12 +22,12 @@
 //	proposal.go      Section 12.1: proposals, ProposalOrRef, ProposalRef
 //	commit.go        Section 12.4: Commit
 //	welcome.go       Section 12.4.3: GroupInfo, GroupSecrets, Welcome
-//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types
+//	credential.go    Sections 5.3, 7.2: credentials, capabilities, lifetimes, proposal types; CredentialPolicy (5.3.1, 7.9)
+//	wire.go          binary encodings of message parts without a constructor of their own
 //	leafnode.go      Section 7.2: LeafNode, LeafNodeTBS, signing per leaf_node_source
 //	tree.go          Sections 4, 7.1, 7.7-7.9, 12.4.3.3: the ratchet tree, forks, tree and parent hashes, ratchet_tree extension
 //	treevalidation.go Sections 7.3, 12.4.3.1: leaf node validation, validation of an imported tree
 //	treekem.go       Sections 7.4-7.6: UpdatePath creation and processing
-//	vectors*.go      the official interoperability test vectors (Section 2 of the test-vector spec)
 //
 // The group layer (Sections 10-14), what an application uses:
 //
@@ -40,7 +40,6 @@
 //	external.go           Section 12.4.3.2: JoinExternal (external commits, resync)
 //	reinit.go             Sections 11.2-11.3: ReInit and branch successors
 //	groupstate.go         the versioned serialised state (MarshalBinary, UnmarshalGroup)
-//	vectors_passive.go    passive-client-welcome, -handling-commit and -random vectors
 //
 // Epochs are immutable values: Commit and ProcessMessage return a
 // StagedCommit whose Merge yields the next epoch's Group, leaving the

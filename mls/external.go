@@ -85,7 +85,9 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 	if err != nil {
 		return nil, nil, fail("required_capabilities: %v", err)
 	}
-	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now}
+	// As in JoinFromWelcome, the lifetimes of the leaves already in the
+	// tree are not checked (RFC 9420, Section 7.3 only RECOMMENDS it).
+	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: true}
 	tree, err := ImportRatchetTree(s, treeData, ctx.TreeHash, v)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: external join: %w", ErrInvalidWelcome, err)
@@ -124,6 +126,11 @@ func JoinExternal(p *ExternalJoinParams) (*Group, []byte, error) {
 		found := false
 		for l := LeafIndex(0); uint32(l) < tree.LeafCount(); l++ {
 			if ln := tree.LeafNode(l); ln != nil && ln.Credential.Equal(&p.Credential) {
+				// Members apply this group's policy to the replacement;
+				// refuse here what they would refuse.
+				if err := p.Config.checkCredentialChange(l, &ln.Credential, &p.Credential); err != nil {
+					return nil, nil, fmt.Errorf("mls: resync: %w", err)
+				}
 				props = append(props, ProposalOrRef{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Remove: &Remove{Removed: l}}})
 				found = true
 				break

@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -134,14 +135,16 @@ func officialMessageSeeds(fields ...string) [][]byte {
 	if err != nil {
 		return nil
 	}
-	var cases []map[string]hexBytes
+	var cases []map[string]string
 	if json.Unmarshal(data, &cases) != nil {
 		return nil
 	}
 	var out [][]byte
 	for i := 0; i < len(cases) && i < 3; i++ {
 		for _, f := range fields {
-			out = append(out, cases[i][f])
+			if b, err := hex.DecodeString(cases[i][f]); err == nil {
+				out = append(out, b)
+			}
 		}
 	}
 	return out

@@ -44,6 +44,12 @@ type Config struct {
 	// PSKs resolves external PSKs; nil holds none. Not serialised: set it
 	// again with SetPSKStore after UnmarshalGroup.
 	PSKs PSKStore
+	// CredentialPolicy decides whether a member may replace its leaf by
+	// one with another credential (Updates, UpdatePath leaves, resyncing
+	// external commits); nil selects SameIdentity. Not serialised: a
+	// custom policy must be set again with SetCredentialPolicy after
+	// UnmarshalGroup (until then SameIdentity applies).
+	CredentialPolicy CredentialPolicy
 }
 
 // Defaults of Config.
@@ -213,6 +219,11 @@ func (g *Group) Tree() *RatchetTree { return g.tree }
 
 // SetPSKStore sets the external PSK store (not part of the serialised state).
 func (g *Group) SetPSKStore(s PSKStore) { g.cfg.PSKs = s }
+
+// SetCredentialPolicy sets the group's CredentialPolicy (nil selects
+// SameIdentity), e.g. after UnmarshalGroup, which cannot restore a
+// function. Later epochs inherit it.
+func (g *Group) SetCredentialPolicy(p CredentialPolicy) { g.cfg.CredentialPolicy = p }
 
 // SecretTreeConfig returns the secret tree bounds in force in this epoch
 // (carried to the epochs that follow it).

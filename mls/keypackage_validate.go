@@ -142,7 +142,7 @@ func (kp *KeyPackage) IsLastResort() bool {
 // adding it (RFC 9420, Section 10.1): version and cipher suite match the
 // group's, the signature verifies, the leaf node is valid with source
 // key_package and a lifetime containing v.Now (unless v.IgnoreLifetime,
-// which only test vectors may set), and init_key differs from the leaf's
+// for a received leaf whose lifetime the caller chose not to check), and init_key differs from the leaf's
 // encryption_key. Checks against the tree (unique keys, mutual credential
 // support) are done by RatchetTree.ValidateLeafNode when the leaf is added.
 func ValidateKeyPackage(s *Suite, version ProtocolVersion, kp *KeyPackage, v *LeafValidation) error {

@@ -235,6 +235,11 @@ func (g *Group) validateAndApply(tree *RatchetTree, list []resolvedProposal, com
 		if old := tree.LeafNode(l); old != nil && bytes.Equal(old.EncryptionKey, ln.EncryptionKey) {
 			return nil, &ProposalError{Index: i, Reason: "Update keeps the encryption key"}
 		}
+		if old := tree.LeafNode(l); old != nil {
+			if err := g.cfg.checkCredentialChange(l, &old.Credential, &ln.Credential); err != nil {
+				return nil, &ProposalError{Index: i, Reason: "Update", Cause: err}
+			}
+		}
 		if err := tree.UpdateLeaf(l, ln.Clone()); err != nil {
 			return nil, &ProposalError{Index: i, Reason: "Update", Cause: err}
 		}

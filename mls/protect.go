@@ -310,6 +310,15 @@ func (p *MessageProtector) ProtectPrivate(ac *AuthenticatedContent, padding int,
 // ErrUnknownSender, ErrReplay, ErrGenerationTooFar, ErrInvalidMessage,
 // ErrInvalidSignature.
 func (p *MessageProtector) UnprotectPrivate(pm *PrivateMessage, keyFor SenderKeyFunc) (*AuthenticatedContent, error) {
+	return p.unprotectPrivate(pm, keyFor, nil)
+}
+
+// unprotectPrivate is UnprotectPrivate with a further condition for
+// consuming the key: accept, if not nil, runs on the authenticated content
+// while the key is held, and the key is consumed only if it returns nil
+// (its error is returned as is). The group layer validates a handshake
+// message there, so that one it rejects can still be opened later.
+func (p *MessageProtector) unprotectPrivate(pm *PrivateMessage, keyFor SenderKeyFunc, accept func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
 	if err := p.checkEpoch(pm.GroupID, pm.Epoch); err != nil {
 		return nil, err
 	}
@@ -378,6 +387,11 @@ func (p *MessageProtector) UnprotectPrivate(pm *PrivateMessage, keyFor SenderKey
 		}
 		if err := cand.verifySignature(vk, p.groupContextEnc); err != nil {
 			return err
+		}
+		if accept != nil {
+			if err := accept(cand); err != nil {
+				return err
+			}
 		}
 		ac = cand
 		return nil

@@ -67,7 +67,7 @@ func newProtectFixture(t testing.TB, cs CipherSuite, nLeaves uint32) *protectFix
 
 func (f *protectFixture) protect(t testing.TB, leaf LeafIndex, msg string) *PrivateMessage {
 	t.Helper()
-	pm, err := f.sender.ProtectApplication(leaf, f.signers[leaf], []byte(msg), []byte("ad"), 5, &vectorRand{})
+	pm, err := f.sender.ProtectApplication(leaf, f.signers[leaf], []byte(msg), []byte("ad"), 5, &fixedRand{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestProtectPadding(t *testing.T) {
 	f := newProtectFixture(t, 1, 2)
 	lens := map[int]int{}
 	for _, pad := range []int{0, 5, 100} {
-		pm, err := f.sender.ProtectApplication(0, f.signers[0], []byte("same"), nil, pad, &vectorRand{})
+		pm, err := f.sender.ProtectApplication(0, f.signers[0], []byte("same"), nil, pad, &fixedRand{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestProtectPadding(t *testing.T) {
 	if lens[5]-lens[0] != 5 || lens[100]-lens[0] != 100 {
 		t.Fatalf("ciphertext lengths %v do not grow by the padding", lens)
 	}
-	if _, err := f.sender.ProtectApplication(0, f.signers[0], nil, nil, -1, &vectorRand{}); !errors.Is(err, ErrInvalidMessage) {
+	if _, err := f.sender.ProtectApplication(0, f.signers[0], nil, nil, -1, &fixedRand{}); !errors.Is(err, ErrInvalidMessage) {
 		t.Fatalf("negative padding: got %v", err)
 	}
 }

@@ -16,6 +16,10 @@ const (
 	ApplicationRatchet
 )
 
+// String names the ratchet as the secret tree's derivation labels do
+// ("handshake", "application"; RFC 9420, Section 9.1).
+func (r RatchetType) String() string { return r.label() }
+
 func (r RatchetType) label() string {
 	if r == HandshakeRatchet {
 		return "handshake"

@@ -1,6 +1,6 @@
 package mls
 
-import "math/bits"
+import "grove/mls/internal/treemath"
 
 // Tree math for array-represented, left-balanced binary trees
 // (RFC 9420, Appendix C). Leaves sit at even node indices, parents at odd
@@ -22,63 +22,28 @@ func (x NodeIndex) IsLeaf() bool { return x&1 == 0 }
 // LeafIndex returns the leaf index of a leaf node.
 func (x NodeIndex) LeafIndex() LeafIndex { return LeafIndex(x >> 1) }
 
-func log2(x uint32) uint32 {
-	if x == 0 {
-		return 0
-	}
-	return uint32(bits.Len32(x) - 1)
-}
+func log2(x uint32) uint32 { return treemath.Log2(x) }
 
 // level is the height of x above the leaves.
-func level(x NodeIndex) uint32 { return uint32(bits.TrailingZeros32(^uint32(x))) }
+func level(x NodeIndex) uint32 { return treemath.Level(uint32(x)) }
 
 // nodeWidth is the number of nodes in a tree with n leaves.
-func nodeWidth(n uint32) uint32 {
-	if n == 0 {
-		return 0
-	}
-	return 2*(n-1) + 1
-}
+func nodeWidth(n uint32) uint32 { return treemath.NodeWidth(n) }
 
 // root is the root node of a tree with n leaves.
-func root(n uint32) NodeIndex { return NodeIndex(1<<log2(nodeWidth(n)) - 1) }
+func root(n uint32) NodeIndex { return NodeIndex(treemath.Root(n)) }
 
 // left returns the left child of the parent node x; x must not be a leaf.
-func left(x NodeIndex) NodeIndex {
-	k := level(x)
-	if k == 0 {
-		panic("mls: left child of a leaf")
-	}
-	return x ^ (1 << (k - 1))
-}
+func left(x NodeIndex) NodeIndex { return NodeIndex(treemath.Left(uint32(x))) }
 
 // right returns the right child of the parent node x; x must not be a leaf.
-func right(x NodeIndex) NodeIndex {
-	k := level(x)
-	if k == 0 {
-		panic("mls: right child of a leaf")
-	}
-	return x ^ (3 << (k - 1))
-}
+func right(x NodeIndex) NodeIndex { return NodeIndex(treemath.Right(uint32(x))) }
 
 // parent returns the parent of x in a tree of n leaves; x must not be the root.
-func parent(x NodeIndex, n uint32) NodeIndex {
-	if x == root(n) {
-		panic("mls: parent of the root")
-	}
-	k := level(x)
-	b := (uint64(x) >> (k + 1)) & 1
-	return NodeIndex((uint64(x) | 1<<k) ^ (b << (k + 1)))
-}
+func parent(x NodeIndex, n uint32) NodeIndex { return NodeIndex(treemath.Parent(uint32(x), n)) }
 
 // sibling returns the other child of x's parent.
-func sibling(x NodeIndex, n uint32) NodeIndex {
-	p := parent(x, n)
-	if x < p {
-		return right(p)
-	}
-	return left(p)
-}
+func sibling(x NodeIndex, n uint32) NodeIndex { return NodeIndex(treemath.Sibling(uint32(x), n)) }
 
 // directPath lists the ancestors of x from its parent up to the root.
 func directPath(x NodeIndex, n uint32) []NodeIndex {

@@ -18,8 +18,9 @@ type LeafValidation struct {
 	RequiredCapabilities *RequiredCapabilities
 	// Now is the current time, for the lifetime of key_package leaves.
 	Now time.Time
-	// IgnoreLifetime skips the lifetime check. Only test vectors, whose
-	// leaves have arbitrary lifetimes, should set it.
+	// IgnoreLifetime skips the lifetime check, which RFC 9420, Section 7.3
+	// makes RECOMMENDED, not required, for leaves the client receives
+	// (they may expire between sending and receipt).
 	IgnoreLifetime bool
 }
 

@@ -2,7 +2,9 @@ package mls
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -21,16 +23,17 @@ type JoinParams struct {
 	// Welcome may name; nil if none.
 	Resumption *Group
 	Config     Config
-	// Now is the time the tree's KeyPackage leaves are checked against.
+	// Now is the joiner's current time. The lifetimes of the leaves
+	// already in the tree are not checked against it (see
+	// JoinFromWelcome).
 	Now time.Time
-
-	ignoreLifetime bool
 }
 
 // JoinFromWelcome joins a group from a Welcome (RFC 9420, Section
 // 12.4.3.1): it decrypts the GroupSecrets with the KeyPackage's init key
 // and the GroupInfo with the welcome secret, verifies the GroupInfo
-// signature, validates the whole ratchet tree, checks the confirmation tag
+// signature, validates the whole ratchet tree (but not the lifetimes of
+// its leaves, RFC 9420, Section 7.3), checks the confirmation tag
 // and derives the path keys from the path secret.
 func JoinFromWelcome(p *JoinParams) (*Group, error) {
 	fail := func(format string, args ...any) error {
@@ -110,10 +113,20 @@ func JoinFromWelcome(p *JoinParams) (*Group, error) {
 	if err != nil {
 		return nil, wrap("required_capabilities", err)
 	}
-	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: p.ignoreLifetime}
+	// The lifetimes of the tree's key_package leaves are not checked: RFC
+	// 9420, Section 7.3 only RECOMMENDS it for a received tree, and the
+	// lifetime bounds how long a KeyPackage may be used to add its owner,
+	// not how long the member stays: checking it would refuse every
+	// Welcome to a group with a member added more than a KeyPackage
+	// lifetime ago. The members checked each lifetime when the leaf was
+	// added (Section 12.2).
+	v := &LeafValidation{GroupID: ctx.GroupID, Version: ctx.Version, RequiredCapabilities: rc, Now: p.Now, IgnoreLifetime: true}
 	tree, err := ImportRatchetTree(s, treeData, ctx.TreeHash, v)
 	if err != nil {
 		return nil, wrap("ratchet tree", err)
+	}
+	if err := checkResumption(gs.PSKs, ctx, tree, p.Resumption, &p.Config); err != nil {
+		return nil, wrap("resumption PSK", err)
 	}
 	signer := tree.LeafNode(gi.Signer)
 	if signer == nil {
@@ -185,6 +198,74 @@ func JoinFromWelcome(p *JoinParams) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// checkResumption checks a Welcome whose GroupSecrets name a resumption
+// PSK of usage reinit or branch (RFC 9420, Sections 11.2, 11.3 and
+// 12.4.3.1): it is the only such PSK, the new group is at epoch 1, and the
+// new group matches the old one, old being the group the PSK resolved
+// from: for reinit, the old group's epoch committed a ReInit whose
+// version, suite, group id and extensions the new GroupContext carries;
+// for branch, the version and suite are the old group's and every leaf of
+// the new tree matches a member of the old group (policy accepts the old
+// leaf's credential replaced by the new one).
+func checkResumption(psks []PreSharedKeyID, ctx *GroupContext, tree *RatchetTree, old *Group, cfg *Config) error {
+	var id *PreSharedKeyID
+	for i := range psks {
+		p := &psks[i]
+		if p.PSKType != PSKTypeResumption || (p.Usage != ResumptionPSKUsageReInit && p.Usage != ResumptionPSKUsageBranch) {
+			continue
+		}
+		if id != nil {
+			return errors.New("more than one reinit or branch PSK")
+		}
+		id = p
+	}
+	if id == nil {
+		return nil
+	}
+	if ctx.Epoch != 1 {
+		return fmt.Errorf("new group at epoch %d, want 1", ctx.Epoch)
+	}
+	if old == nil || !bytes.Equal(old.ctx.GroupID, id.PSKGroupID) {
+		// The checks below need the old group's state.
+		return errors.New("the old group is not JoinParams.Resumption")
+	}
+	switch id.Usage {
+	case ResumptionPSKUsageReInit:
+		r := old.reinit
+		if r == nil || old.ctx.Epoch != id.PSKEpoch {
+			return errors.New("reinit PSK of an epoch that committed no ReInit")
+		}
+		if ctx.Version != r.Version || ctx.CipherSuite != r.CipherSuite || !bytes.Equal(ctx.GroupID, r.GroupID) ||
+			!extensionsEqual(ctx.Extensions, r.Extensions) {
+			return errors.New("new group does not match the ReInit proposal")
+		}
+	case ResumptionPSKUsageBranch:
+		if ctx.Version != old.ctx.Version || ctx.CipherSuite != old.ctx.CipherSuite {
+			return errors.New("branch changes the version or cipher suite")
+		}
+		var unmatched error
+		tree.Leaves(func(l LeafIndex, ln *LeafNode) bool {
+			matched := false
+			old.tree.Leaves(func(_ LeafIndex, o *LeafNode) bool {
+				matched = cfg.checkCredentialChange(l, &o.Credential, &ln.Credential) == nil
+				return !matched
+			})
+			if !matched {
+				unmatched = fmt.Errorf("leaf %d matches no member of the old group", l)
+			}
+			return matched
+		})
+		return unmatched
+	}
+	return nil
+}
+
+// extensionsEqual reports whether a and b list the same extensions in the
+// same order.
+func extensionsEqual(a, b Extensions) bool {
+	return slices.EqualFunc(a, b, func(x, y Extension) bool { return x.Type == y.Type && bytes.Equal(x.Data, y.Data) })
 }
 
 // deriveWelcomePath derives the keys of the committer's filtered direct

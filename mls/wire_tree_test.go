@@ -16,11 +16,11 @@ func sampleLeafNode(t testing.TB, source LeafNodeSource) *LeafNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := s.GenerateSigningKey(&vectorRand{})
+	sig, err := s.GenerateSigningKey(&fixedRand{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hk, err := s.GenerateHPKEKeyPair(&vectorRand{ctr: 9})
+	hk, err := s.GenerateHPKEKeyPair(&fixedRand{ctr: 9})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Command mlsvectors verifies official MLS interoperability test-vector
-// files (mlswg/mls-implementations) against Grove's mls package.
+// files (mlswg/mls-implementations) against Grove's mls package (through grove/mls/mlsvectors).
 //
 //	go run ./cmd/mlsvectors FILE...
 //
@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"grove/mls"
+	"grove/mls/mlsvectors"
 )
 
 func main() {
@@ -31,7 +31,7 @@ var errFailed = errors.New("vector verification failed")
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: mlsvectors FILE... (supported types: %s)", strings.Join(mls.VectorKinds(), ", "))
+		return fmt.Errorf("usage: mlsvectors FILE... (supported types: %s)", strings.Join(mlsvectors.VectorKinds(), ", "))
 	}
 	var passed, failed int
 	bad := false
@@ -43,7 +43,7 @@ func run(args []string, stdout io.Writer) error {
 			bad = true
 			continue
 		}
-		rep, err := mls.VerifyVectors(mls.VectorKindFromPath(path), data)
+		rep, err := mlsvectors.VerifyVectors(mlsvectors.VectorKindFromPath(path), data)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: error: %v\n", name, err)
 			bad = true

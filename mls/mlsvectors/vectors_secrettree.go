@@ -1,8 +1,10 @@
-package mls
+package mlsvectors
 
 import (
 	"errors"
 	"fmt"
+
+	. "grove/mls"
 )
 
 // --- secret-tree ---
@@ -52,8 +54,8 @@ func verifySecretTreeVectors(data []byte) ([]error, error) {
 				} {
 					err := tree.Open(LeafIndex(i), c.typ, g.Generation, func(key, nonce []byte) error {
 						return errors.Join(
-							expectEqual(fmt.Sprintf("leaf %d %s key %d", i, c.typ.label(), g.Generation), key, c.key),
-							expectEqual(fmt.Sprintf("leaf %d %s nonce %d", i, c.typ.label(), g.Generation), nonce, c.nonce))
+							expectEqual(fmt.Sprintf("leaf %d %s key %d", i, c.typ, g.Generation), key, c.key),
+							expectEqual(fmt.Sprintf("leaf %d %s nonce %d", i, c.typ, g.Generation), nonce, c.nonce))
 					})
 					errs = append(errs, err)
 				}

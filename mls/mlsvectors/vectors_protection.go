@@ -1,8 +1,10 @@
-package mls
+package mlsvectors
 
 import (
 	"errors"
 	"fmt"
+
+	. "grove/mls"
 )
 
 // --- message-protection ---
@@ -135,10 +137,10 @@ func verifyMessageProtectionVectors(data []byte) ([]error, error) {
 				} else if err != nil {
 					errs = append(errs, fmt.Errorf("%s: protect public: %w", name, err))
 				} else {
-					enc, err := marshal(pm.marshal)
+					enc, err := pm.MarshalBinary()
 					if err == nil {
 						var back PublicMessage
-						if err = unmarshalAll("PublicMessage", enc, back.unmarshal); err == nil {
+						if err = back.UnmarshalBinary(enc); err == nil {
 							_, err = p.UnprotectPublic(&back, keyFor)
 						}
 					}
@@ -191,9 +193,9 @@ func verifyMessageProtectionVectors(data []byte) ([]error, error) {
 				pm, err := sender.ProtectPrivate(ac, 7, &vectorRand{})
 				if err == nil {
 					var enc []byte
-					if enc, err = marshal(pm.marshal); err == nil {
+					if enc, err = pm.MarshalBinary(); err == nil {
 						var back PrivateMessage
-						if err = unmarshalAll("PrivateMessage", enc, back.unmarshal); err == nil {
+						if err = back.UnmarshalBinary(enc); err == nil {
 							var got *AuthenticatedContent
 							if got, err = receiver.UnprotectPrivate(&back, keyFor); err == nil {
 								body, err2 := bodyOf(got)

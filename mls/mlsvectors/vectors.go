@@ -1,4 +1,4 @@
-package mls
+package mlsvectors
 
 import (
 	"encoding/hex"
@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-)
 
-// This file runs the official MLS interoperability test vectors
-// (mlswg/mls-implementations, test-vectors.md). It lives in the package, not
-// in a _test file, so that cmd/mlsvectors checks any vector file by path
-// with the same code the tests use, without exporting internals.
+	. "grove/mls"
+	"grove/mls/internal/treemath"
+)
 
 // VectorReport summarises the verification of one vector file.
 type VectorReport struct {
@@ -27,7 +25,7 @@ type VectorReport struct {
 }
 
 // ErrUnknownVectorKind reports a vector file whose type is not supported.
-var ErrUnknownVectorKind = errors.New("mls: unknown test-vector type")
+var ErrUnknownVectorKind = errors.New("mlsvectors: unknown test-vector type")
 
 // vectorVerifier checks every case of one vector file. It returns one entry
 // per case (nil when the case passed), or an error when the file as a whole
@@ -84,7 +82,7 @@ func VerifyVectors(kind string, data []byte) (VectorReport, error) {
 	}
 	results, err := v(data)
 	if err != nil {
-		return VectorReport{Kind: kind}, fmt.Errorf("mls: %s vectors: %w", kind, err)
+		return VectorReport{Kind: kind}, fmt.Errorf("mlsvectors: %s vectors: %w", kind, err)
 	}
 	rep := VectorReport{Kind: kind}
 	for i, r := range results {
@@ -163,13 +161,13 @@ type treeMathVector struct {
 func verifyTreeMathVectors(data []byte) ([]error, error) {
 	return runCases(data, func(v *treeMathVector) error {
 		n := v.NLeaves
-		if got := nodeWidth(n); got != v.NNodes {
+		if got := treemath.NodeWidth(n); got != v.NNodes {
 			return fmt.Errorf("n_nodes: got %d, want %d", got, v.NNodes)
 		}
-		if got := uint32(root(n)); got != v.Root {
+		if got := treemath.Root(n); got != v.Root {
 			return fmt.Errorf("root: got %d, want %d", got, v.Root)
 		}
-		r := root(n)
+		r := NodeIndex(treemath.Root(n))
 		check := func(name string, want []*uint32, f func(x NodeIndex) (NodeIndex, bool)) error {
 			if len(want) != int(v.NNodes) {
 				return fmt.Errorf("%s: %d entries for %d nodes", name, len(want), v.NNodes)
@@ -192,25 +190,25 @@ func verifyTreeMathVectors(data []byte) ([]error, error) {
 				if x.IsLeaf() {
 					return 0, false
 				}
-				return left(x), true
+				return NodeIndex(treemath.Left(uint32(x))), true
 			}),
 			check("right", v.Right, func(x NodeIndex) (NodeIndex, bool) {
 				if x.IsLeaf() {
 					return 0, false
 				}
-				return right(x), true
+				return NodeIndex(treemath.Right(uint32(x))), true
 			}),
 			check("parent", v.Parent, func(x NodeIndex) (NodeIndex, bool) {
 				if x == r {
 					return 0, false
 				}
-				return parent(x, n), true
+				return NodeIndex(treemath.Parent(uint32(x), n)), true
 			}),
 			check("sibling", v.Sibling, func(x NodeIndex) (NodeIndex, bool) {
 				if x == r {
 					return 0, false
 				}
-				return sibling(x, n), true
+				return NodeIndex(treemath.Sibling(uint32(x), n)), true
 			}),
 		)
 	})
@@ -349,6 +347,6 @@ func verifyDeserializationVectors(data []byte) ([]error, error) {
 			return fmt.Errorf("length: got %d, want %d", got, v.Length)
 		}
 		// The encoder must produce the same minimal header.
-		return expectEqual("re-encoded header", appendVarint(nil, got), v.Header)
+		return expectEqual("re-encoded header", AppendVarint(nil, got), v.Header)
 	})
 }

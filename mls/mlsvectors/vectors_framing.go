@@ -1,10 +1,10 @@
-package mls
+package mlsvectors
 
 import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/crypto/cryptobyte"
+	. "grove/mls"
 )
 
 // --- transcript-hashes ---
@@ -74,47 +74,19 @@ type messagesVector struct {
 	PrivateMessage                 hexBytes `json:"private_message"`
 }
 
-// ratchetTreeNodes is optional<Node> ratchet_tree<V> (RFC 9420, Section
-// 12.4.3.3), decoded here only to round-trip the messages vectors.
-type ratchetTreeNodes []*Node
-
-func (t *ratchetTreeNodes) marshal(b *cryptobyte.Builder) {
-	addVarVector(b, func(b *cryptobyte.Builder) {
-		for _, n := range *t {
-			addOptional(b, n != nil)
-			if n != nil {
-				n.marshal(b)
-			}
-		}
-	})
+// binaryCodec is a wire struct with its encoding pair.
+type binaryCodec interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
 }
 
-func (t *ratchetTreeNodes) unmarshal(s *cryptobyte.String) bool {
-	*t = nil
-	return readVectorElems(s, func(s *cryptobyte.String) bool {
-		var present bool
-		if !readOptional(s, &present) {
-			return false
-		}
-		var n *Node
-		if present {
-			n = new(Node)
-			if !n.unmarshal(s) {
-				return false
-			}
-		}
-		*t = append(*t, n)
-		return true
-	})
-}
-
-// roundTrip decodes data into v (rejecting trailing bytes) and checks that
-// re-encoding reproduces it.
-func roundTripVector(name string, data []byte, v wireStruct) error {
-	if err := unmarshalAll(name, data, v.unmarshal); err != nil {
-		return err
+// roundTripVector decodes data into v (which rejects trailing bytes) and
+// checks that re-encoding reproduces it.
+func roundTripVector(name string, data []byte, v binaryCodec) error {
+	if err := v.UnmarshalBinary(data); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	enc, err := marshal(v.marshal)
+	enc, err := v.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("%s: re-encoding: %w", name, err)
 	}
@@ -137,19 +109,33 @@ func verifyMessagesVectors(data []byte) ([]error, error) {
 			return nil
 		}
 		proposal := func(name string, data []byte, t ProposalType) error {
-			// The vectors hold the proposal bodies without the type prefix.
-			p := Proposal{Type: t}
-			if !p.allocBody() {
-				return fmt.Errorf("%s: unknown proposal type %d", name, t)
-			}
-			return roundTripVector(name, data, p.body())
+			// The vectors hold the proposal bodies without the type
+			// prefix; a Proposal is the type followed by the body.
+			full := append([]byte{byte(t >> 8), byte(t)}, data...)
+			return roundTripVector(name, full, new(Proposal))
 		}
-		var tree ratchetTreeNodes
+		// The ratchet tree's node encoding does not depend on the suite;
+		// decoding needs one only to bind the tree to it.
+		tree := func() error {
+			s, err := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.Suite()
+			if err != nil {
+				return err
+			}
+			t, err := UnmarshalRatchetTree(s, v.RatchetTree)
+			if err != nil {
+				return fmt.Errorf("ratchet_tree: %w", err)
+			}
+			enc, err := t.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("ratchet_tree: re-encoding: %w", err)
+			}
+			return expectEqual("ratchet_tree re-encoded", enc, v.RatchetTree)
+		}
 		return errors.Join(
 			mls("mls_welcome", v.MLSWelcome, WireFormatWelcome, 0),
 			mls("mls_group_info", v.MLSGroupInfo, WireFormatGroupInfo, 0),
 			mls("mls_key_package", v.MLSKeyPackage, WireFormatKeyPackage, 0),
-			roundTripVector("ratchet_tree", v.RatchetTree, &tree),
+			tree(),
 			roundTripVector("group_secrets", v.GroupSecrets, new(GroupSecrets)),
 			proposal("add_proposal", v.AddProposal, ProposalTypeAdd),
 			proposal("update_proposal", v.UpdateProposal, ProposalTypeUpdate),

@@ -1,8 +1,10 @@
-package mls
+package mlsvectors
 
 import (
 	"errors"
 	"fmt"
+
+	. "grove/mls"
 )
 
 // --- key-schedule ---

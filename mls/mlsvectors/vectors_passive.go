@@ -1,9 +1,11 @@
-package mls
+package mlsvectors
 
 import (
 	"bytes"
 	"fmt"
 	"time"
+
+	. "grove/mls"
 )
 
 // --- passive-client-welcome, passive-client-handling-commit, passive-client-random ---
@@ -62,16 +64,15 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		for _, p := range v.ExternalPSKs {
 			psks[string(p.PSKID)] = p.PSK
 		}
-		// The vectors' KeyPackages have arbitrary (often expired)
-		// lifetimes: only here is the lifetime check disabled.
+		// The lifetimes of the KeyPackages the vectors add all contain
+		// the Unix epoch, so the lifetime checks stay on.
 		now := time.Unix(0, 0)
 		g, err := JoinFromWelcome(&JoinParams{
-			Welcome:        v.Welcome,
-			KeyPackage:     &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
-			RatchetTree:    v.RatchetTree,
-			PSKs:           psks,
-			Now:            now,
-			ignoreLifetime: true,
+			Welcome:     v.Welcome,
+			KeyPackage:  &KeyPackageBundle{KeyPackage: *kp, InitKey: init, EncryptionKey: enc, SigningKey: sig},
+			RatchetTree: v.RatchetTree,
+			PSKs:        psks,
+			Now:         now,
 		})
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
@@ -79,7 +80,7 @@ func verifyPassiveClientVectors(data []byte) ([]error, error) {
 		if err := expectEqual("initial epoch authenticator", g.EpochAuthenticator(), v.InitialEpochAuthenticator); err != nil {
 			return err
 		}
-		opts := ProcessOptions{Now: now, ignoreLifetime: true}
+		opts := ProcessOptions{Now: now}
 		for i, e := range v.Epochs {
 			for j, p := range e.Proposals {
 				pm, err := g.ProcessMessage(p, opts)

@@ -1,8 +1,10 @@
-package mls
+package mlsvectors
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +86,30 @@ func underscored(kind string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestPassiveClientRandomFormat runs the passive-client-random verifier,
+// which shares the passive-client format, on cases of the official
+// handling-commit file (the random file is generated per run upstream and
+// not shipped here).
+func TestPassiveClientRandomFormat(t *testing.T) {
+	dir := vectorDir(t)
+	data, err := os.ReadFile(filepath.Join(dir, "passive-client-handling-commit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []json.RawMessage
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	subset, _ := json.Marshal(cases[:4])
+	rep, err := VerifyVectors("passive-client-random", subset)
+	if err != nil || rep.Failed != 0 || rep.Passed != 4 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	// A corrupted epoch authenticator is caught.
+	bad := strings.Replace(string(subset), `"epoch_authenticator":"`, `"epoch_authenticator":"00`, 1)
+	if rep, err := VerifyVectors("passive-client-random", []byte(bad)); err != nil || rep.Failed == 0 {
+		t.Fatalf("corrupted vector passed: %+v %v", rep, err)
+	}
 }

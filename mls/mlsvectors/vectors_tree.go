@@ -1,4 +1,4 @@
-package mls
+package mlsvectors
 
 import (
 	"bytes"
@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/crypto/cryptobyte"
+	. "grove/mls"
+	"grove/mls/internal/treemath"
 )
 
 // Verifiers for the tree-operations, tree-validation and treekem vectors
@@ -24,55 +25,19 @@ type treeOperationsVector struct {
 	TreeHashAfter  hexBytes    `json:"tree_hash_after"`
 }
 
-// treeOpsProposal is the part of a Proposal (RFC 9420, Section 12.1) that
-// changes the tree: the leaf of an Add's KeyPackage or of an Update, or the
-// leaf a Remove names. The full Proposal type belongs to the group layer.
-type treeOpsProposal struct {
-	typ     ProposalType
-	leaf    *LeafNode
-	removed LeafIndex
-}
-
-func (p *treeOpsProposal) unmarshal(s *cryptobyte.String) bool {
-	var t uint16
-	if !s.ReadUint16(&t) {
-		return false
-	}
-	p.typ = ProposalType(t)
-	switch p.typ {
-	case ProposalTypeAdd:
-		// KeyPackage: version, cipher_suite, init_key<V>, leaf_node,
-		// extensions<V>, signature<V> (Section 10).
-		var version, suite uint16
-		var initKey, sig []byte
-		var exts Extensions
-		p.leaf = new(LeafNode)
-		return s.ReadUint16(&version) && s.ReadUint16(&suite) && readVarBytes(s, &initKey) &&
-			p.leaf.unmarshal(s) && exts.unmarshal(s) && readVarBytes(s, &sig)
-	case ProposalTypeUpdate:
-		p.leaf = new(LeafNode)
-		return p.leaf.unmarshal(s)
-	case ProposalTypeRemove:
-		var r uint32
-		if !s.ReadUint32(&r) {
-			return false
-		}
-		p.removed = LeafIndex(r)
-		return true
-	}
-	return false
-}
-
-func (p *treeOpsProposal) apply(t *RatchetTree, sender LeafIndex) error {
-	switch p.typ {
-	case ProposalTypeAdd:
-		t.AddLeaf(p.leaf)
+// applyTreeOp applies the tree change of an Add, Update or Remove proposal
+// (RFC 9420, Section 12.1) sent by sender.
+func applyTreeOp(t *RatchetTree, p *Proposal, sender LeafIndex) error {
+	switch {
+	case p.Add != nil:
+		t.AddLeaf(&p.Add.KeyPackage.LeafNode)
 		return nil
-	case ProposalTypeUpdate:
-		return t.UpdateLeaf(sender, p.leaf)
-	default:
-		return t.RemoveLeaf(p.removed)
+	case p.Update != nil:
+		return t.UpdateLeaf(sender, &p.Update.LeafNode)
+	case p.Remove != nil:
+		return t.RemoveLeaf(p.Remove.Removed)
 	}
+	return fmt.Errorf("proposal of type %v does not change the tree", p.Type)
 }
 
 func verifyTreeOperationsVectors(data []byte) ([]error, error) {
@@ -81,12 +46,12 @@ func verifyTreeOperationsVectors(data []byte) ([]error, error) {
 		if err != nil {
 			return err
 		}
-		var prop treeOpsProposal
-		if err := unmarshalAll("Proposal", v.Proposal, prop.unmarshal); err != nil {
+		var prop Proposal
+		if err := prop.UnmarshalBinary(v.Proposal); err != nil {
 			return err
 		}
 		check := func(name string, t *RatchetTree) error {
-			if err := prop.apply(t, LeafIndex(v.ProposalSender)); err != nil {
+			if err := applyTreeOp(t, &prop, LeafIndex(v.ProposalSender)); err != nil {
 				return err
 			}
 			enc, err := t.MarshalBinary()
@@ -142,11 +107,11 @@ func verifyTreeValidationVectors(data []byte) ([]error, error) {
 		if err != nil {
 			return err
 		}
-		if len(v.Resolutions) != int(t.width()) || len(v.TreeHashes) != int(t.width()) {
-			return fmt.Errorf("%d resolutions and %d tree hashes for %d nodes", len(v.Resolutions), len(v.TreeHashes), t.width())
+		if len(v.Resolutions) != int(treemath.NodeWidth(t.LeafCount())) || len(v.TreeHashes) != int(treemath.NodeWidth(t.LeafCount())) {
+			return fmt.Errorf("%d resolutions and %d tree hashes for %d nodes", len(v.Resolutions), len(v.TreeHashes), treemath.NodeWidth(t.LeafCount()))
 		}
 		var errs []error
-		for x := range t.width() {
+		for x := range treemath.NodeWidth(t.LeafCount()) {
 			got := t.Resolution(NodeIndex(x))
 			want := make([]NodeIndex, len(v.Resolutions[x]))
 			for i, r := range v.Resolutions[x] {
@@ -195,15 +160,9 @@ type treeKEMVector struct {
 // (RFC 9420, Section 8.1) with empty extensions.
 func vectorGroupContext(cs CipherSuite, groupID []byte, epoch uint64, confirmed []byte) GroupContextFunc {
 	return func(treeHash []byte) ([]byte, error) {
-		return marshal(func(b *cryptobyte.Builder) {
-			b.AddUint16(uint16(ProtocolVersionMLS10))
-			b.AddUint16(uint16(cs))
-			addVarBytes(b, groupID)
-			b.AddUint64(epoch)
-			addVarBytes(b, treeHash)
-			addVarBytes(b, confirmed)
-			Extensions(nil).marshal(b)
-		})
+		gc := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: cs, GroupID: groupID, Epoch: epoch,
+			TreeHash: treeHash, ConfirmedTranscriptHash: confirmed}
+		return gc.MarshalBinary()
 	}
 }
 
@@ -212,7 +171,7 @@ func vectorGroupContext(cs CipherSuite, groupID []byte, epoch uint64, confirmed 
 func lowestNode(keys map[NodeIndex][]byte) NodeIndex {
 	best, first := NodeIndex(0), true
 	for x := range keys {
-		if first || level(x) < level(best) {
+		if first || treemath.Level(uint32(x)) < treemath.Level(uint32(best)) {
 			best, first = x, false
 		}
 	}
@@ -249,7 +208,7 @@ func verifyTreeKEMVectors(data []byte) ([]error, error) {
 				}
 			}
 			for x, k := range keys {
-				if uint32(x) >= tree.width() || tree.IsBlank(x) || !bytes.Equal(tree.encryptionKey(x), k.PublicKey()) {
+				if uint32(x) >= treemath.NodeWidth(tree.LeafCount()) || tree.IsBlank(x) || !bytes.Equal(nodeEncryptionKey(tree, x), k.PublicKey()) {
 					return fmt.Errorf("leaf %d: private key for node %d does not match the tree", l, x)
 				}
 			}
@@ -264,7 +223,7 @@ func verifyTreeKEMVectors(data []byte) ([]error, error) {
 		process := func(sender LeafIndex, path *UpdatePath) (map[LeafIndex]*PathSecrets, []byte, error) {
 			out := make(map[LeafIndex]*PathSecrets)
 			var hashAfter []byte
-			for l := LeafIndex(0); uint32(l) < tree.leaves; l++ {
+			for l := LeafIndex(0); uint32(l) < tree.LeafCount(); l++ {
 				keys, ok := privs[l]
 				if l == sender || tree.LeafNode(l) == nil || !ok {
 					continue
@@ -350,4 +309,12 @@ func verifyTreeKEMVectors(data []byte) ([]error, error) {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// nodeEncryptionKey is the HPKE public key of the non-blank node x.
+func nodeEncryptionKey(t *RatchetTree, x NodeIndex) []byte {
+	if x.IsLeaf() {
+		return t.LeafNode(x.LeafIndex()).EncryptionKey
+	}
+	return t.ParentNode(x).EncryptionKey
 }
