@@ -32,6 +32,8 @@ import (
 //	                   commits <p>1..<p>n, each on the one before, committed
 //	                   by the by list in turn, salts s, s+1, ...
 //	rank <commit>...   which of these siblings the reference order picks
+//	valid <self> <commit>...   whether the fork choice counts each
+//	                   commit, a child of the group's root
 //	new <self>... genesis=<name> [depth= max-age= grace= rate-limit= rate-window=]
 //	step <self>...     events below, fed to every named group in order
 //	state <self>...    head, root, retained states, done
@@ -115,6 +117,15 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			cs = append(cs, s.commit(t, d, n))
 		}
 		return fmt.Sprintf("lowest=%s\n", s.selves(d)[lowest(cs)])
+	case "valid":
+		self := s.pos(t, d, 0)
+		g := s.group(t, d, self)
+		var b strings.Builder
+		for _, n := range s.selves(d)[1:] {
+			nd, ok := g.nodes[s.commit(t, d, n).Eid]
+			fmt.Fprintf(&b, "%s: %s valid=%v\n", self, n, ok && g.valid(g.root, nd))
+		}
+		return b.String()
 	case "repeat":
 		return s.repeat(t, d)
 	case "permutations":
