@@ -187,32 +187,6 @@ func TestOutboxResendOnlyWithinMembership(t *testing.T) {
 	}
 }
 
-func TestChildBeforeParentIsHeldAndFetched(t *testing.T) {
-	g0 := genesisOf(abc).Eid
-	p := mkCommit(g0, 2, "bob", ClassUpdate, abc, 1)
-	c := mkCommit(p.Eid, 3, "carol", ClassUpdate, abc, 1)
-	g := newGroup(t, Config{}, "alice", abc)
-	eff := step(t, g, c)
-	fp, ok := findEffect[FetchParent](eff)
-	if !ok || fp.Eid != p.Eid {
-		t.Fatalf("want FetchParent(%v): %s", p.Eid, effectNames(eff))
-	}
-	// Asked again only after Retry.
-	if _, again := findEffect[FetchParent](step(t, g, Tick{Now: at(time.Second)})); again {
-		t.Fatal("fetch repeated before retry interval")
-	}
-	if _, again := findEffect[FetchParent](step(t, g, Tick{Now: at(3 * time.Second)})); !again {
-		t.Fatal("fetch not repeated after retry interval")
-	}
-	eff = step(t, g, p)
-	rt, ok := findEffect[Retry](eff)
-	if !ok || !slices.Equal(rt.Cids, []CommitID{c.Cid}) {
-		t.Fatalf("want Retry: %s", effectNames(eff))
-	}
-	step(t, g, c)
-	headIs(t, g, c.Eid)
-}
-
 func TestTipAheadFetchesRangeAndHoldsProposals(t *testing.T) {
 	g := newGroup(t, Config{}, "alice", abc)
 	step(t, g, IntentQueued{ID: IntentID{1}, Class: ClassUpdate})

@@ -121,31 +121,6 @@ func TestDecidedAtFirstDivergence(t *testing.T) {
 	}
 }
 
-func TestInvalidCommitsNeverWin(t *testing.T) {
-	g0 := genesisOf(abcd).Eid
-	good := mkCommit(g0, 2, "carol", ClassUpdate, abcd, 1)
-	cases := map[string]func() CommitSeen{
-		"mls invalid": func() CommitSeen {
-			c := mkCommit(g0, 2, "bob", ClassRemove, ids("bob"), 1)
-			c.Valid = false
-			return c
-		},
-		"forged non-member identity": func() CommitSeen {
-			return mkCommit(g0, 2, "mallory", ClassRemove, ids("mallory"), 1)
-		},
-	}
-	for name, mk := range cases {
-		t.Run(name, func(t *testing.T) {
-			bad := mk()
-			g := newGroup(t, Config{}, "alice", abcd)
-			step(t, g, bad)
-			headIs(t, g, g0)
-			step(t, g, good)
-			headIs(t, g, good.Eid)
-		})
-	}
-}
-
 func TestAdminsGateAddAndRemove(t *testing.T) {
 	gen := genesisOf(abcd)
 	gen.Admins = ids("alice")
@@ -161,25 +136,6 @@ func TestAdminsGateAddAndRemove(t *testing.T) {
 	adm := mkCommit(gen.Eid, 2, "alice", ClassRemove, ids("alice", "carol", "dave"), 1)
 	step(t, g, adm)
 	headIs(t, g, adm.Eid)
-}
-
-func TestDoubleCommitOnlyLowestCounts(t *testing.T) {
-	g0 := genesisOf(abcd).Eid
-	e1 := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 1)
-	e2 := mkCommit(g0, 2, "bob", ClassUpdate, abcd, 2)
-	lo, hi := e1, e2
-	if lowest([]CommitSeen{e1, e2}) == 1 {
-		lo, hi = e2, e1
-	}
-	for _, order := range [][]CommitSeen{{lo, hi}, {hi, lo}} {
-		g := newGroup(t, Config{}, "alice", abcd)
-		step(t, g, order[0])
-		step(t, g, order[1])
-		headIs(t, g, lo.Eid)
-		if g.valid(g.root, g.nodes[hi.Eid]) {
-			t.Fatal("higher equivocating sibling counted")
-		}
-	}
 }
 
 func TestCommitAfterActingOnRivalIsInvalid(t *testing.T) {

@@ -3,6 +3,7 @@ package commitorder
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -26,14 +27,27 @@ import (
 //	        [parent-id=<hex> cid=<hex> class=<c> by=<m>]  a joiner's genesis
 //	epoch <name> id=<hex> epoch=<n>   an epoch known only by id
 //	commit <name> parent=<epoch> by=<m> class=<c> members=(..) [salt=<n>]
+//	       [invalid]            the node's MLS verdict is "invalid"
+//	chain <p> parent=<epoch> by=(m,..) class=<c> members=(..) n=<n> [salt=<s>]
+//	                   commits <p>1..<p>n, each on the one before, committed
+//	                   by the by list in turn, salts s, s+1, ...
+//	rank <commit>...   which of these siblings the reference order picks
+//	valid <self> <commit>...   whether the fork choice counts each
+//	                   commit, a child of the group's root
 //	new <self>... genesis=<name> [depth= max-age= grace= rate-limit= rate-window=]
 //	step <self>...     events below, fed to every named group in order
 //	state <self>...    head, root, retained states, done
 //	snapshot <self> / restore <self>   MarshalBinary and Unmarshal
+//	repeat <self>... n=<n>   the events below n times, {i} standing for
+//	                   1..n; prints only a count of each effect per group
+//	permutations <self> genesis=<name> [config]   a fresh group per order
+//	                   of the events below; prints each final head reached
+//	                   and in how many orders
 //
 // Events: commit <c> [own] [intents=(..)] [welcome] | missing <c> (its
 // parent is unknown) | msg <m> <epoch> | tip <m> <epoch> [root=<epoch>] |
-// tick <duration since t0> | intent <n> <class> | outbox <n> <epoch>.
+// tick <duration since t0> | tick +<duration since the group's last tick>
+// | intent <n> <class> | outbox <n> <epoch>.
 func TestInteraction(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		s := newScript()
@@ -52,6 +66,8 @@ type script struct {
 	snaps    map[string][]byte
 	names    map[EpochID]string
 	cidNames map[CommitID]string
+	// clock is each group's last tick, for relative ticks.
+	clock map[string]time.Duration
 }
 
 func newScript() *script {
@@ -60,6 +76,7 @@ func newScript() *script {
 		commits: map[string]CommitSeen{}, geneses: map[string]Genesis{},
 		groups: map[string]*Group{}, snaps: map[string][]byte{},
 		names: map[EpochID]string{}, cidNames: map[CommitID]string{},
+		clock: map[string]time.Duration{},
 	}
 }
 
@@ -88,10 +105,31 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 		d.ScanArgs(t, "class", &class)
 		d.MaybeScanArgs(t, "salt", &salt)
 		c := mkCommit(s.epoch(t, parent), s.numbers[parent]+1, MemberID(by), parseClass(t, class), memberArg(t, d, "members"), salt)
-		s.commits[name] = c
-		s.nameEpoch(name, c.Eid, c.Epoch)
-		s.cidNames[c.Cid] = name
+		c.Valid = !d.HasArg("invalid")
+		s.addCommit(name, c)
 		return ""
+	case "chain":
+		s.chain(t, d)
+		return ""
+	case "rank":
+		var cs []CommitSeen
+		for _, n := range s.selves(d) {
+			cs = append(cs, s.commit(t, d, n))
+		}
+		return fmt.Sprintf("lowest=%s\n", s.selves(d)[lowest(cs)])
+	case "valid":
+		self := s.pos(t, d, 0)
+		g := s.group(t, d, self)
+		var b strings.Builder
+		for _, n := range s.selves(d)[1:] {
+			nd, ok := g.nodes[s.commit(t, d, n).Eid]
+			fmt.Fprintf(&b, "%s: %s valid=%v\n", self, n, ok && g.valid(g.root, nd))
+		}
+		return b.String()
+	case "repeat":
+		return s.repeat(t, d)
+	case "permutations":
+		return s.permutations(t, d)
 	case "new":
 		var gen string
 		d.ScanArgs(t, "genesis", &gen)
@@ -106,6 +144,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 				t.Fatalf("%s: %v", d.Pos, err)
 			}
 			s.groups[self] = grp
+			delete(s.clock, self)
 		}
 		return ""
 	case "step":
@@ -138,6 +177,7 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			t.Fatalf("%s: %v", d.Pos, err)
 		}
 		s.groups[as] = g
+		s.clock[as] = s.clock[self]
 		return ""
 	case "same-state":
 		// same-state <x> <y>: both groups serialise to the same bytes.
@@ -153,6 +193,116 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 	}
 	t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	return ""
+}
+
+func (s *script) addCommit(name string, c CommitSeen) {
+	s.commits[name] = c
+	s.nameEpoch(name, c.Eid, c.Epoch)
+	s.cidNames[c.Cid] = name
+}
+
+func (s *script) chain(t *testing.T, d *datadriven.TestData) {
+	prefix := s.pos(t, d, 0)
+	var parent, class string
+	var n, salt uint64
+	d.ScanArgs(t, "parent", &parent)
+	d.ScanArgs(t, "class", &class)
+	d.ScanArgs(t, "n", &n)
+	d.MaybeScanArgs(t, "salt", &salt)
+	by := memberArg(t, d, "by")
+	ms := memberArg(t, d, "members")
+	p, ep := s.epoch(t, parent), s.numbers[parent]
+	for i := range n {
+		c := mkCommit(p, ep+1, by[i%uint64(len(by))], parseClass(t, class), ms, salt+i)
+		s.addCommit(fmt.Sprintf("%s%d", prefix, i+1), c)
+		p, ep = c.Eid, c.Epoch
+	}
+}
+
+// repeat feeds the input n times to each group and tallies the effects:
+// a long run (50 epochs) is summarised, its end checked with state.
+func (s *script) repeat(t *testing.T, d *datadriven.TestData) string {
+	var n int
+	d.ScanArgs(t, "n", &n)
+	var b strings.Builder
+	for _, self := range s.selves(d) {
+		g := s.group(t, d, self)
+		count := map[string]int{}
+		for i := 1; i <= n; i++ {
+			for _, line := range eventLines(d.Input) {
+				line = strings.ReplaceAll(line, "{i}", strconv.Itoa(i))
+				eff, err := g.Step(s.event(t, d, self, line))
+				if err != nil {
+					count["error: "+err.Error()]++
+					continue
+				}
+				if err := g.checkInvariants(); err != nil {
+					t.Fatalf("%s: %s after %q: %v", d.Pos, self, line, err)
+				}
+				for _, e := range eff {
+					count[reflect.TypeOf(e).Name()]++
+				}
+			}
+		}
+		fmt.Fprintf(&b, "%s: %d rounds\n", self, n)
+		for _, k := range slices.Sorted(maps.Keys(count)) {
+			fmt.Fprintf(&b, "  %s x%d\n", k, count[k])
+		}
+	}
+	return b.String()
+}
+
+// permutations feeds the input, in every order, to a fresh group per
+// order, and prints each head reached with the number of orders reaching it.
+func (s *script) permutations(t *testing.T, d *datadriven.TestData) string {
+	var gen string
+	d.ScanArgs(t, "genesis", &gen)
+	g0, ok := s.geneses[gen]
+	if !ok {
+		t.Fatalf("%s: unknown genesis %s", d.Pos, gen)
+	}
+	cfg := configArgs(t, d)
+	lines := eventLines(d.Input)
+	var b strings.Builder
+	for _, self := range s.selves(d) {
+		heads := map[string]int{}
+		total := 0
+		permutations(len(lines), func(p []int) {
+			g, err := New(cfg, MemberID(self), g0, t0)
+			if err != nil {
+				t.Fatalf("%s: %v", d.Pos, err)
+			}
+			delete(s.clock, self)
+			for _, i := range p {
+				if _, err := g.Step(s.event(t, d, self, lines[i])); err != nil {
+					t.Fatalf("%s: %s order %v: %q: %v", d.Pos, self, p, lines[i], err)
+				}
+				if err := g.checkInvariants(); err != nil {
+					t.Fatalf("%s: %s order %v after %q: %v", d.Pos, self, p, lines[i], err)
+				}
+			}
+			h, he := g.Head()
+			heads[fmt.Sprintf("%s(%d)", s.eidName(h), he)]++
+			total++
+		})
+		fmt.Fprintf(&b, "%s: %d orders\n", self, total)
+		for _, h := range slices.Sorted(maps.Keys(heads)) {
+			fmt.Fprintf(&b, "  head=%s in %d\n", h, heads[h])
+		}
+	}
+	return b.String()
+}
+
+// eventLines is the input's event lines, without blanks and comments.
+func eventLines(input string) []string {
+	var out []string
+	for _, line := range strings.Split(input, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 func (s *script) genesis(t *testing.T, d *datadriven.TestData) {
@@ -194,12 +344,8 @@ func (s *script) step(t *testing.T, d *datadriven.TestData) string {
 	var b strings.Builder
 	for _, self := range s.selves(d) {
 		g := s.group(t, d, self)
-		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			ev := s.event(t, d, line)
+		for _, line := range eventLines(d.Input) {
+			ev := s.event(t, d, self, line)
 			fmt.Fprintf(&b, "%s: %s\n", self, line)
 			eff, err := g.Step(ev)
 			if err != nil {
@@ -217,7 +363,7 @@ func (s *script) step(t *testing.T, d *datadriven.TestData) string {
 	return b.String()
 }
 
-func (s *script) event(t *testing.T, d *datadriven.TestData, line string) Event {
+func (s *script) event(t *testing.T, d *datadriven.TestData, self, line string) Event {
 	f := strings.Fields(line)
 	need := func(n int) {
 		if len(f) < n {
@@ -261,10 +407,15 @@ func (s *script) event(t *testing.T, d *datadriven.TestData, line string) Event 
 		}
 		return tip
 	case "tick":
-		dur, err := time.ParseDuration(f[1])
+		rel, ok := strings.CutPrefix(f[1], "+")
+		dur, err := time.ParseDuration(rel)
 		if err != nil {
 			t.Fatalf("%s: %v", d.Pos, err)
 		}
+		if ok {
+			dur += s.clock[self]
+		}
+		s.clock[self] = dur
 		return Tick{Now: at(dur)}
 	case "intent":
 		need(3)
