@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -41,9 +40,11 @@ type Host struct {
 	ps  *pubsub.PubSub
 	dht *dht.IpfsDHT // nil unless Config.EnableDHT
 	rd  *drouting.RoutingDiscovery
-	mdn mdns.Service // nil unless Config.EnableMDNS
 
 	tracer *meshTracer
+	keep   *keeper // KeepConnected state (keep.go)
+	// mdnsKick (capacity 1) asks mdnsLoop to restart mDNS at once.
+	mdnsKick chan struct{}
 
 	ctx    context.Context // ends at Close; parent of every goroutine's context
 	cancel context.CancelFunc
@@ -68,6 +69,7 @@ type Host struct {
 
 	staleClosed       atomic.Int64 // connections closed by probeConn
 	writersRevived    atomic.Int64 // peers renewed by watchPubSubWriters
+	mdnsRestarts      atomic.Int64 // by mdnsLoop
 	staleProbeTimeout time.Duration
 
 	// saveMu serialises peer-file writes, snapshot to rename, so the file
@@ -107,6 +109,8 @@ func New(cfg Config) (*Host, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "p2p"),
 		tracer:   newMeshTracer(),
+		keep:     newKeeper(),
+		mdnsKick: make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 		psCtx:    psCtx,
@@ -201,6 +205,9 @@ func (n *Host) start(key crypto.PrivKey) error {
 		return err
 	}
 	n.goOwned(n.watchPubSubWriters)
+	if err := n.startKeeper(); err != nil {
+		return err
+	}
 	if err := n.startDiscovery(); err != nil {
 		return err
 	}
@@ -348,11 +355,6 @@ func (n *Host) Close() error {
 		}
 	}
 	n.cancel()
-	if n.mdn != nil {
-		if err := n.mdn.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("p2p: close mdns: %w", err))
-		}
-	}
 	if n.dht != nil {
 		if err := n.dht.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("p2p: close dht: %w", err))
