@@ -331,8 +331,9 @@ func (n *Host) dialKnown(known []peer.AddrInfo) {
 const minPeerSaveGap = time.Second
 
 // savePeersLoop rewrites the peer file every PeerstoreSaveInterval and soon
-// after a peer connects. Close writes it too, but a process killed without
-// Close (SIGKILL, a crash, power loss) keeps only what was written before:
+// after a peer is identified (connected, with its listen addresses known).
+// Close writes it too, but a process killed without Close (SIGKILL, a
+// crash, power loss) keeps only what was written before:
 // with the periodic write alone, a device killed within minutes of meeting
 // its only peers (say, right after joining a group) restarted knowing
 // nobody, and what it still had to send (its replayed outbox) could reach

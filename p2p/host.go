@@ -56,8 +56,9 @@ type Host struct {
 	handlers sync.WaitGroup // inbound stream handlers (Serve)
 
 	events chan PeerEvent
-	// newPeer is signalled (never blocking) when a peer connects, so that
-	// savePeersLoop writes the peer file soon after (see savePeersLoop).
+	// newPeer is signalled (never blocking) when identify completes for a
+	// peer, so that savePeersLoop writes the peer file soon after (see
+	// savePeersLoop).
 	newPeer chan struct{}
 
 	mu     sync.Mutex // guards the fields below
@@ -194,7 +195,10 @@ func (n *Host) start(key crypto.PrivKey) error {
 	n.watchStaleConns()
 
 	// Subscribe to connectivity before anything can connect.
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	sub, err := h.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtPeerIdentificationCompleted),
+	})
 	if err != nil {
 		return fmt.Errorf("p2p: event bus: %w", err)
 	}
@@ -241,7 +245,8 @@ func parseAddrInfos(ss []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
-// forwardEvents turns libp2p connectedness events into PeerEvents.
+// forwardEvents turns libp2p connectedness events into PeerEvents and
+// prompts a peer-file save when a peer's addresses become known.
 func (n *Host) forwardEvents(sub event.Subscription) {
 	defer n.wg.Done()
 	defer sub.Close()
@@ -253,6 +258,18 @@ func (n *Host) forwardEvents(sub event.Subscription) {
 			if !ok {
 				return
 			}
+			if _, ok := e.(event.EvtPeerIdentificationCompleted); ok {
+				// The peer's listen addresses are known from here (and
+				// again after each identify push, which reports a change):
+				// save them. At the connect event an inbound peer has no
+				// address yet, so saving then forgot every peer that had
+				// dialed us (a joiner, for its inviter).
+				select {
+				case n.newPeer <- struct{}{}:
+				default: // a save is already due
+				}
+				continue
+			}
 			ev := e.(event.EvtPeerConnectednessChanged)
 			var kind PeerEventKind
 			switch ev.Connectedness {
@@ -262,12 +279,6 @@ func (n *Host) forwardEvents(sub event.Subscription) {
 				kind = PeerDisconnected
 			default:
 				continue
-			}
-			if kind == PeerConnected {
-				select {
-				case n.newPeer <- struct{}{}:
-				default: // a save is already due
-				}
 			}
 			select {
 			case n.events <- PeerEvent{Peer: ev.Peer, Kind: kind, Time: time.Now()}:
