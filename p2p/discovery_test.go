@@ -311,3 +311,18 @@ func TestInboundPeerSavedWithListenAddrs(t *testing.T) {
 		return a2.Libp2pHost().Network().Connectedness(b.ID()) == network.Connected
 	})
 }
+
+// TestMDNSRestartedOnNetworkChange: mDNS is restarted (announcing the
+// current addresses and querying at once) when the network changes, and
+// Close stops the loop that owns it.
+func TestMDNSRestartedOnNetworkChange(t *testing.T) {
+	checkLeaks(t)
+	h := newTestHost(t, func(c *Config) { c.EnableMDNS = true; c.MDNSServiceName = "grove-test-restart" })
+	h.networkChanged()
+	waitFor(t, 5*time.Second, "an mDNS restart", func() bool { return h.mdnsRestarts.Load() == 1 })
+	h.networkChanged()
+	waitFor(t, 5*time.Second, "a second mDNS restart", func() bool { return h.mdnsRestarts.Load() == 2 })
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
