@@ -1,7 +1,9 @@
 package p2p
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,4 +146,66 @@ func TestJitteredBounds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBothRestartOnRememberedPorts: B dialed A once; then both crash and
+// restart, each with its key, its peer file and its old ports (as the
+// daemon remembers them), with no mDNS, no DHT and no kept sets. B comes
+// back first and finds A down; A, back a second later, dials B from its
+// peer file (written while running, as a crash leaves it) within 10 s.
+// That takes both the peer file written at identify (an inbound peer is
+// in it) and B's old port.
+func TestBothRestartOnRememberedPorts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(name string, listen []string) Config {
+		c := loopbackConfig()
+		c.IdentityFile = filepath.Join(dir, name+".key")
+		c.PeerstoreFile = filepath.Join(dir, name+".peers")
+		c.PeerstoreSaveInterval = time.Hour
+		if listen != nil {
+			c.Listen = listen
+		}
+		return c
+	}
+	a, err := New(cfg("a", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg("b", nil))
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	listenA, listenB := boundListen(t, a), boundListen(t, b)
+	connect(t, b, a)
+	var saved []byte
+	waitFor(t, 5*time.Second, "A's peer file to list B", func() bool {
+		known, _ := loadPeerFile(cfg("a", nil).PeerstoreFile, 10)
+		if !slices.ContainsFunc(known, func(ai peer.AddrInfo) bool { return ai.ID == b.ID() }) {
+			return false
+		}
+		saved, err = os.ReadFile(cfg("a", nil).PeerstoreFile)
+		return err == nil
+	})
+	a.Close()
+	b.Close()
+	// A crash leaves the file as written while running, not Close's save.
+	if err := os.WriteFile(cfg("a", nil).PeerstoreFile, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b2, err := New(cfg("b", listenB))
+	if err != nil {
+		t.Fatalf("restart B on %v: %v", listenB, err)
+	}
+	t.Cleanup(func() { b2.Close() })
+	time.Sleep(time.Second) // B's dial of A fails: A is not back yet
+	start := time.Now()
+	a2, err := New(cfg("a", listenA))
+	if err != nil {
+		t.Fatalf("restart A on %v: %v", listenA, err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	waitFor(t, 10*time.Second, "A and B meet again", func() bool { return a2.connected(b2.ID()) && b2.connected(a2.ID()) })
+	t.Logf("met again %v after A came back", time.Since(start).Round(time.Millisecond))
 }
