@@ -82,9 +82,57 @@ func (n *Host) startDiscovery() error {
 		if err := svc.Start(); err != nil {
 			return fmt.Errorf("p2p: start mdns: %w", err)
 		}
-		n.mdn = svc
+		if !n.goOwned(func() { n.mdnsLoop(svc) }) {
+			svc.Close()
+		}
 	}
 	return nil
+}
+
+// mdnsRefreshInterval is how often the mDNS service is restarted.
+const mdnsRefreshInterval = time.Minute
+
+// mdnsLoop owns the mDNS service and restarts it every mdnsRefreshInterval
+// and when the network changes (refreshMDNS). go-libp2p's service
+// announces once, with the addresses and on the interfaces of the moment
+// it starts, and its queries back off to one a minute: a device whose
+// address changed, or a link that came up later, stayed unannounced, and
+// two devices that both missed each other's first packets (a link without
+// carrier yet, a lost multicast) waited long for a query. A restart
+// announces the current addresses on the current interfaces and queries
+// at once.
+func (n *Host) mdnsLoop(svc mdns.Service) {
+	defer func() {
+		if err := svc.Close(); err != nil {
+			n.log.Debug("close mdns", "err", err)
+		}
+	}()
+	t := time.NewTicker(mdnsRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.mdnsKick:
+		}
+		if err := svc.Close(); err != nil {
+			n.log.Debug("close mdns", "err", err)
+		}
+		svc = mdns.NewMdnsService(n.h, n.cfg.MDNSServiceName, mdnsNotifee{n})
+		if err := svc.Start(); err != nil {
+			n.log.Warn("restart mdns", "err", err)
+		}
+		n.mdnsRestarts.Add(1)
+	}
+}
+
+// refreshMDNS asks mdnsLoop, if it runs, to restart mDNS now.
+func (n *Host) refreshMDNS() {
+	select {
+	case n.mdnsKick <- struct{}{}:
+	default:
+	}
 }
 
 type mdnsNotifee struct{ n *Host }
@@ -94,6 +142,7 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 		return
 	}
 	m.n.log.Debug("mdns found peer", "peer", ai.ID)
+	m.n.noteAddrs(ai, peerstore.TempAddrTTL)
 	// Both hosts usually discover each other in the same instant; dialing
 	// at once from ports bound with SO_REUSEPORT makes a TCP simultaneous
 	// open, where both ends act as the security handshake's initiator and
@@ -175,6 +224,7 @@ func (n *Host) rendezvousOnce(ctx context.Context, key string) {
 		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 {
 			continue
 		}
+		n.noteAddrs(ai, peerstore.TempAddrTTL)
 		if n.h.Network().Connectedness(ai.ID) == network.Connected {
 			continue
 		}
@@ -281,8 +331,9 @@ func (n *Host) dialKnown(known []peer.AddrInfo) {
 const minPeerSaveGap = time.Second
 
 // savePeersLoop rewrites the peer file every PeerstoreSaveInterval and soon
-// after a peer connects. Close writes it too, but a process killed without
-// Close (SIGKILL, a crash, power loss) keeps only what was written before:
+// after a peer is identified (connected, with its listen addresses known).
+// Close writes it too, but a process killed without Close (SIGKILL, a
+// crash, power loss) keeps only what was written before:
 // with the periodic write alone, a device killed within minutes of meeting
 // its only peers (say, right after joining a group) restarted knowing
 // nobody, and what it still had to send (its replayed outbox) could reach

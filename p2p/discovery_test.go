@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // TestPeerFileWrittenSoonAfterConnect: the peer file lists a new peer long
@@ -258,5 +261,72 @@ func TestNoBootstrapMeansNoDialing(t *testing.T) {
 		if p != h.ID() {
 			t.Fatalf("peer %s has addresses in the peerstore", p)
 		}
+	}
+}
+
+// TestInboundPeerSavedWithListenAddrs: a peer that dialed us is in the
+// peer file with its listen addresses soon after identify, so that after
+// our restart we can dial it. Regression: the file was written at the
+// connect event, when an inbound peer's listen addresses are not known
+// yet (identify has not finished), so the inviter never saved a joiner
+// and, once both had restarted on new ports, they never met again.
+func TestInboundPeerSavedWithListenAddrs(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "peers.json")
+	idFile := filepath.Join(dir, "a.key")
+	a := newTestHost(t, func(c *Config) {
+		c.PeerstoreFile = path
+		c.IdentityFile = idFile
+		c.PeerstoreSaveInterval = time.Hour
+	})
+	b := newTestHost(t, nil)
+	connect(t, b, a) // inbound to A
+	listen := b.Libp2pHost().Network().ListenAddresses()
+	waitFor(t, 5*time.Second, "A's peer file to list B's listen addresses", func() bool {
+		known, err := loadPeerFile(path, 10)
+		if err != nil {
+			return false
+		}
+		for _, ai := range known {
+			if ai.ID == b.ID() {
+				return slices.ContainsFunc(ai.Addrs, func(x ma.Multiaddr) bool {
+					return slices.ContainsFunc(listen, x.Equal)
+				})
+			}
+		}
+		return false
+	})
+	// Kill-like stop: the file as written while running is what counts,
+	// so A restarts from a copy taken now, not from Close's save.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a2 := newTestHost(t, func(c *Config) { c.PeerstoreFile = path; c.IdentityFile = idFile })
+	waitFor(t, 10*time.Second, "restarted A dials B", func() bool {
+		return a2.Libp2pHost().Network().Connectedness(b.ID()) == network.Connected
+	})
+}
+
+// TestMDNSRestartedOnNetworkChange: mDNS is restarted (announcing the
+// current addresses and querying at once) when the network changes, and
+// Close stops the loop that owns it.
+func TestMDNSRestartedOnNetworkChange(t *testing.T) {
+	checkLeaks(t)
+	h := newTestHost(t, func(c *Config) { c.EnableMDNS = true; c.MDNSServiceName = "grove-test-restart" })
+	// Other tests' namespaces change this machine's interfaces too, which
+	// restarts mDNS as well: count from what it is.
+	for i := range 2 {
+		before := h.mdnsRestarts.Load()
+		h.networkChanged()
+		waitFor(t, 5*time.Second, fmt.Sprintf("mDNS restart %d", i+1), func() bool { return h.mdnsRestarts.Load() > before })
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,6 +19,13 @@
 //     backoffs sized for small groups, and a Close that looks like a
 //     disconnect rather than a leave, so that a device that restarts is back
 //     in its group's mesh at the next heartbeat;
+//   - connections that heal: the node names, per group, the peers it
+//     needs ([Keeper]: Host.KeepConnected, Host.KeepStatus), and the host
+//     redials each one that is not connected, with capped exponential
+//     backoff and jitter, at once when the local network changes or a new
+//     address for the peer is learned; the peer file is written when a
+//     peer is identified, so peers that dialed us are remembered too; mDNS
+//     is restarted periodically and on network changes;
 //   - a liveness probe of the older connection to a peer that connects
 //     again, so a peer that crashed and came back is not written to
 //     through a dead connection, and a renewal of the connection to a

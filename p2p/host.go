@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -41,9 +40,11 @@ type Host struct {
 	ps  *pubsub.PubSub
 	dht *dht.IpfsDHT // nil unless Config.EnableDHT
 	rd  *drouting.RoutingDiscovery
-	mdn mdns.Service // nil unless Config.EnableMDNS
 
 	tracer *meshTracer
+	keep   *keeper // KeepConnected state (keep.go)
+	// mdnsKick (capacity 1) asks mdnsLoop to restart mDNS at once.
+	mdnsKick chan struct{}
 
 	ctx    context.Context // ends at Close; parent of every goroutine's context
 	cancel context.CancelFunc
@@ -55,8 +56,9 @@ type Host struct {
 	handlers sync.WaitGroup // inbound stream handlers (Serve)
 
 	events chan PeerEvent
-	// newPeer is signalled (never blocking) when a peer connects, so that
-	// savePeersLoop writes the peer file soon after (see savePeersLoop).
+	// newPeer is signalled (never blocking) when identify completes for a
+	// peer, so that savePeersLoop writes the peer file soon after (see
+	// savePeersLoop).
 	newPeer chan struct{}
 
 	mu     sync.Mutex // guards the fields below
@@ -68,6 +70,7 @@ type Host struct {
 
 	staleClosed       atomic.Int64 // connections closed by probeConn
 	writersRevived    atomic.Int64 // peers renewed by watchPubSubWriters
+	mdnsRestarts      atomic.Int64 // by mdnsLoop
 	staleProbeTimeout time.Duration
 
 	// saveMu serialises peer-file writes, snapshot to rename, so the file
@@ -107,6 +110,8 @@ func New(cfg Config) (*Host, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "p2p"),
 		tracer:   newMeshTracer(),
+		keep:     newKeeper(),
+		mdnsKick: make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 		psCtx:    psCtx,
@@ -190,7 +195,10 @@ func (n *Host) start(key crypto.PrivKey) error {
 	n.watchStaleConns()
 
 	// Subscribe to connectivity before anything can connect.
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	sub, err := h.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtPeerIdentificationCompleted),
+	})
 	if err != nil {
 		return fmt.Errorf("p2p: event bus: %w", err)
 	}
@@ -201,6 +209,9 @@ func (n *Host) start(key crypto.PrivKey) error {
 		return err
 	}
 	n.goOwned(n.watchPubSubWriters)
+	if err := n.startKeeper(); err != nil {
+		return err
+	}
 	if err := n.startDiscovery(); err != nil {
 		return err
 	}
@@ -234,7 +245,8 @@ func parseAddrInfos(ss []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
-// forwardEvents turns libp2p connectedness events into PeerEvents.
+// forwardEvents turns libp2p connectedness events into PeerEvents and
+// prompts a peer-file save when a peer's addresses become known.
 func (n *Host) forwardEvents(sub event.Subscription) {
 	defer n.wg.Done()
 	defer sub.Close()
@@ -246,6 +258,18 @@ func (n *Host) forwardEvents(sub event.Subscription) {
 			if !ok {
 				return
 			}
+			if _, ok := e.(event.EvtPeerIdentificationCompleted); ok {
+				// The peer's listen addresses are known from here (and
+				// again after each identify push, which reports a change):
+				// save them. At the connect event an inbound peer has no
+				// address yet, so saving then forgot every peer that had
+				// dialed us (a joiner, for its inviter).
+				select {
+				case n.newPeer <- struct{}{}:
+				default: // a save is already due
+				}
+				continue
+			}
 			ev := e.(event.EvtPeerConnectednessChanged)
 			var kind PeerEventKind
 			switch ev.Connectedness {
@@ -255,12 +279,6 @@ func (n *Host) forwardEvents(sub event.Subscription) {
 				kind = PeerDisconnected
 			default:
 				continue
-			}
-			if kind == PeerConnected {
-				select {
-				case n.newPeer <- struct{}{}:
-				default: // a save is already due
-				}
 			}
 			select {
 			case n.events <- PeerEvent{Peer: ev.Peer, Kind: kind, Time: time.Now()}:
@@ -348,11 +366,6 @@ func (n *Host) Close() error {
 		}
 	}
 	n.cancel()
-	if n.mdn != nil {
-		if err := n.mdn.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("p2p: close mdns: %w", err))
-		}
-	}
 	if n.dht != nil {
 		if err := n.dht.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("p2p: close dht: %w", err))

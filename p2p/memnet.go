@@ -61,6 +61,10 @@ type MemNode struct {
 	serve  map[protocol.ID]StreamHandler
 	seen   map[string]time.Time   // message ids, for duplicate suppression
 	open   map[*memReset]struct{} // streams to reset on Close
+	// kept and noneSince are the KeepConnected sets and when each last
+	// had no linked peer.
+	kept      map[string]map[peer.ID]struct{}
+	noneSince map[string]time.Time
 }
 
 var _ Network = (*MemNode)(nil)
@@ -160,6 +164,7 @@ func (n *MemNode) link(p peer.ID) bool {
 	if !n.links[p] {
 		n.links[p] = true
 		n.emitLocked(p, PeerConnected)
+		n.keptChangedLocked()
 	}
 	n.mu.Unlock()
 	return true
@@ -171,6 +176,69 @@ func (n *MemNode) unlink(p peer.ID) {
 	if n.links[p] && !n.closed {
 		delete(n.links, p)
 		n.emitLocked(p, PeerDisconnected)
+		n.keptChangedLocked()
+	}
+}
+
+var _ Keeper = (*MemNode)(nil)
+
+// KeepConnected implements Keeper. MemNode records the sets for
+// KeepStatus but never redials: its links are cut only by tests, on
+// purpose (partitions), and must stay cut until the test heals them.
+func (n *MemNode) KeepConnected(set string, peers []peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.kept == nil {
+		n.kept = make(map[string]map[peer.ID]struct{})
+		n.noneSince = make(map[string]time.Time)
+	}
+	want := make(map[peer.ID]struct{}, len(peers))
+	for _, p := range peers {
+		if p != "" && p != n.id {
+			want[p] = struct{}{}
+		}
+	}
+	if len(want) == 0 {
+		delete(n.kept, set)
+		delete(n.noneSince, set)
+		return
+	}
+	n.kept[set] = want
+	n.keptChangedLocked()
+}
+
+// KeepStatus implements Keeper.
+func (n *MemNode) KeepStatus(set string) KeepStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := KeepStatus{Wanted: len(n.kept[set])}
+	for p := range n.kept[set] {
+		if n.links[p] {
+			s.Connected++
+		}
+	}
+	if s.Connected == 0 && s.Wanted > 0 {
+		s.NoneSince = n.noneSince[set]
+	}
+	return s
+}
+
+// keptChangedLocked updates each set's NoneSince after a link change.
+func (n *MemNode) keptChangedLocked() {
+	now := time.Now()
+	for set, members := range n.kept {
+		linked := false
+		for p := range members {
+			if n.links[p] {
+				linked = true
+				break
+			}
+		}
+		if linked {
+			delete(n.noneSince, set)
+		} else if _, ok := n.noneSince[set]; !ok {
+			n.noneSince[set] = now
+		}
 	}
 }
 

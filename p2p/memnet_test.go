@@ -72,3 +72,42 @@ func TestMemNetworkHopByHop(t *testing.T) {
 		t.Fatalf("stream to unserved protocol: %v", err)
 	}
 }
+
+// TestMemNodeKeepStatus: MemNode reports a kept set's connectivity and
+// since when none of it was linked, and does not heal a partition.
+func TestMemNodeKeepStatus(t *testing.T) {
+	m := NewMemNetwork()
+	var nodes []*MemNode
+	for range 3 {
+		n, err := m.NewNode(Config{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	connect(t, a, b)
+	a.KeepConnected("g", []peer.ID{b.ID(), c.ID(), a.ID()})
+	if s := a.KeepStatus("g"); s.Wanted != 2 || s.Connected != 1 || !s.NoneSince.IsZero() {
+		t.Fatalf("one of two linked: %+v", s)
+	}
+	cut := time.Now()
+	a.Disconnect(b.ID())
+	s := a.KeepStatus("g")
+	if s.Connected != 0 || s.NoneSince.Before(cut) {
+		t.Fatalf("none linked: %+v (cut at %v)", s, cut)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if s2 := a.KeepStatus("g"); !s2.NoneSince.Equal(s.NoneSince) || len(a.Peers()) != 0 {
+		t.Fatalf("later: %+v, peers %v", s2, a.Peers())
+	}
+	connect(t, a, c)
+	if s := a.KeepStatus("g"); s.Connected != 1 || !s.NoneSince.IsZero() {
+		t.Fatalf("relinked: %+v", s)
+	}
+	a.KeepConnected("g", nil)
+	if s := a.KeepStatus("g"); s != (KeepStatus{}) {
+		t.Fatalf("removed: %+v", s)
+	}
+}

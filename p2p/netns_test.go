@@ -222,6 +222,8 @@ func runHelper(role string) error {
 		Logger:            testLogger(),
 	}
 	switch role {
+	case "keep":
+		return runKeepHelper(cfg)
 	case "mdns":
 		cfg.EnableMDNS = true
 		cfg.MDNSServiceName = "grove-test"

@@ -405,10 +405,17 @@ type GossipStats struct {
 	// PubSubLinksRenewed counts connected peers whose connections were
 	// renewed because GossipSub had stopped writing to them (liveness.go).
 	PubSubLinksRenewed int64
+	// Redials counts redials of kept peers (KeepConnected) that were not
+	// connected; Reconnects counts those that succeeded.
+	Redials    int64
+	Reconnects int64
 }
 
 // GossipStats returns the host's gossip counters.
 func (n *Host) GossipStats() GossipStats {
+	n.keep.mu.Lock()
+	redials, reconnects := n.keep.redials, n.keep.reconnects
+	n.keep.mu.Unlock()
 	return GossipStats{
 		DroppedRPCs:      n.tracer.droppedRPCs.Load(),
 		Throttled:        n.tracer.throttled.Load(),
@@ -417,6 +424,8 @@ func (n *Host) GossipStats() GossipStats {
 		StaleConnsClosed: n.staleClosed.Load(),
 
 		PubSubLinksRenewed: n.writersRevived.Load(),
+		Redials:            redials,
+		Reconnects:         reconnects,
 	}
 }
 

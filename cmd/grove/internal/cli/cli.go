@@ -50,8 +50,9 @@ type Metric struct {
 }
 
 // DefaultListen are the addresses `grove up` listens on without --listen:
-// every interface, ports chosen by the system, so that several daemons can
-// run on one machine. Invite codes carry the actual addresses.
+// every interface, ports chosen by the system at the first start (so that
+// several daemons can run on one machine) and kept for later starts
+// (ListenFile). Invite codes carry the actual addresses.
 var DefaultListen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
 
 // Runner runs grove commands. Its zero value uses the process environment
@@ -69,6 +70,10 @@ type Runner struct {
 	Now func() time.Time
 	// Ready, if set, is called by up once the local API serves.
 	Ready func(socket string)
+
+	// testingOnlyDefaultListen replaces DefaultListen (tests listen on
+	// loopback only).
+	testingOnlyDefaultListen []string
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -194,7 +199,9 @@ func init() {
 		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit, ""},
 		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
-                         /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1
+                         /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
+                         with the ports chosen at the first start kept in
+                         DIR/listen for later starts
   --bootstrap MULTIADDR  a /p2p/ address of a DHT bootstrap peer (repeatable);
                          none by default: invite codes carry addresses
   --mdns                 discover peers on the local network

@@ -131,9 +131,6 @@ func (e *env) cmdUp(args []string) error {
 			return usagef("up: GROVE_LOG=%q: want debug, info, warn or error", v)
 		}
 	}
-	if len(listen) == 0 {
-		listen = DefaultListen
-	}
 	if e.r.NewDaemon == nil {
 		return errNoDaemonSupport
 	}
@@ -156,6 +153,16 @@ func (e *env) cmdUp(args []string) error {
 		return fmt.Errorf("up: %w", err)
 	}
 	log := e.logger(level)
+	// Without --listen, the ports chosen the first time are kept across
+	// restarts (ListenFile); --listen is used as given and not remembered.
+	remember := len(listen) == 0
+	if remember {
+		defaults := DefaultListen
+		if e.r.testingOnlyDefaultListen != nil {
+			defaults = e.r.testingOnlyDefaultListen
+		}
+		listen = rememberedListen(home, defaults, log)
+	}
 	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log})
 	if err != nil {
 		lis.Close()
@@ -165,6 +172,15 @@ func (e *env) cmdUp(args []string) error {
 		lis.Close()
 		d.Close()
 		return fmt.Errorf("up: %w", err)
+	}
+	if remember {
+		st, err := d.Status(e.ctx)
+		if err == nil {
+			err = rememberListen(home, listen, st.Addrs)
+		}
+		if err != nil {
+			log.Warn("listen addresses not remembered; the next start may use other ports", "err", err)
+		}
 	}
 	return e.serveDaemon(d, lis, sock, *metricsAddr, log)
 }
