@@ -132,12 +132,16 @@ func (a *groupActor) noteReach() {
 		if r.known && r.reachable > 0 {
 			a.log.Info("no member of the group reachable: messages wait in the outbox", "members", len(wanted))
 		}
+		a.n.emit(api.Event{Kind: api.EventReach, Group: a.hexID, Time: now, Detail: "no member reachable"})
 	case !isCut && wasCut:
 		a.n.reach.cutOff.Add(-1)
 		if reachable > 0 && r.ever {
 			r.reconnects++
 			a.n.reach.reconnects.Add(1)
 			a.log.Info("a member of the group is reachable again", "cut_off_for", now.Sub(r.cutSince).Round(time.Second), "reachable", reachable)
+		}
+		if reachable > 0 {
+			a.n.emit(api.Event{Kind: api.EventReach, Group: a.hexID, Time: now, Detail: "a member is reachable again"})
 		}
 		r.cutSince = time.Time{}
 	}
