@@ -40,6 +40,7 @@ func (a *groupActor) noteHeadMembers(eid commitorder.EpochID, g *mls.Group) {
 	if a.epochsSeen == nil {
 		a.epochsSeen = map[uint64]*epochSeen{}
 	}
+	a.noteReach() // the members to reach may have changed
 	epoch := g.Epoch()
 	if old, ok := a.epochsSeen[epoch]; ok {
 		for m := range old.members {

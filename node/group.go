@@ -160,6 +160,9 @@ type groupActor struct {
 	// unsyncedSends counts messages send published whose writes Node.Send
 	// has not yet synced (decremented off the actor, hence atomic).
 	unsyncedSends atomic.Int32
+
+	reach   reachState                           // see reach.go
+	changes map[commitorder.IntentID]*changeWait // see change.go
 }
 
 func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {

@@ -249,6 +249,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		Members: memberIDs(next), Admins: adminIDs(next),
 		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
 	})
+	a.changesCommitted(carried, next.Epoch())
 	a.publish(sc.Message)
 	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)

@@ -120,11 +120,17 @@ func (a *groupActor) memberPeers() map[peer.ID]bool {
 }
 
 func (a *groupActor) remove(member string) error {
+	_, err := a.removeIntent(member)
+	return err
+}
+
+// removeIntent queues the removal of member and returns its intent.
+func (a *groupActor) removeIntent(member string) (*intent, error) {
 	if a.phase == phaseRemoved {
-		return a.errRemoved()
+		return nil, a.errRemoved()
 	}
 	if !a.isAdmin() {
-		return api.Errorf(api.CodeForbidden, "only admins may remove members")
+		return nil, api.Errorf(api.CodeForbidden, "only admins may remove members")
 	}
 	var match []api.Member
 	for _, m := range a.members() {
@@ -135,13 +141,14 @@ func (a *groupActor) remove(member string) error {
 	}
 	switch {
 	case len(match) == 0:
-		return api.Errorf(api.CodeNotFound, "no member %q", member)
+		return nil, api.Errorf(api.CodeNotFound, "no member %q", member)
 	case len(match) > 1:
-		return api.Errorf(api.CodeInvalidArgument, "member %q is ambiguous: use the peer id", member)
+		return nil, api.Errorf(api.CodeInvalidArgument, "member %q is ambiguous: use the peer id", member)
 	case match[0].Self:
-		return api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
+		return nil, api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
 	}
 	_, g := a.head()
 	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
-	return a.queueIntent(&intent{kind: intentRemove, target: m.Identity})
+	it := &intent{kind: intentRemove, target: m.Identity}
+	return it, a.queueIntent(it)
 }

@@ -185,6 +185,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 	case commitorder.ProposeCommit:
 		a.commit(e.Parent, e.Intents)
 	case commitorder.CommitSettled:
+		a.changesSettled(e.Intents)
 		oc := a.own[e.Cid]
 		for _, id := range e.Intents {
 			if it := a.intents[id]; it != nil && it.join == nil && !it.relay {
@@ -195,6 +196,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			delete(a.own, e.Cid)
 		}
 	case commitorder.CommitDiscarded:
+		a.changesRequeued(e.Intents)
 		delete(a.own, e.Cid)
 	case commitorder.SendWelcome:
 		oc := a.own[e.Cid]

@@ -165,6 +165,9 @@ func (a *groupActor) peerConnected(p peer.ID) {
 		if a.memberPeers()[p] {
 			a.requestSync(p, true)
 		}
+		if a.headMemberPeers()[p] {
+			a.noteReach()
+		}
 	})
 }
 

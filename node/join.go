@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -244,8 +245,15 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 			ai.Addrs = append(ai.Addrs, m)
 		}
 	}
+	hexGroup := hex.EncodeToString(iv.Group)
+	start := n.cfg.Clock.Now()
+	progress := func(what string) {
+		n.emit(api.Event{Kind: api.EventJoinProgress, Group: hexGroup, Time: n.cfg.Clock.Now(), Detail: what})
+	}
+	progress("connecting to the inviter's device")
 	if err := n.net.Connect(ctx, ai); err != nil {
-		return api.Group{}, api.Errorf(api.CodeUnavailable, "cannot reach the inviter: %v", err)
+		n.log.Info("join: inviter not reachable", "err", err)
+		return api.Group{}, errInviterUnreachable(iv.Addrs)
 	}
 	kp, err := n.newKeyPackage()
 	if err != nil {
@@ -262,7 +270,8 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	}
 	s, err := n.net.OpenStream(ctx, pid, p2p.ProtocolJoin)
 	if err != nil {
-		return api.Group{}, api.Errorf(api.CodeUnavailable, "cannot reach the inviter: %v", err)
+		n.log.Info("join: inviter not reachable", "err", err)
+		return api.Group{}, errInviterUnreachable(iv.Addrs)
 	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
@@ -270,31 +279,39 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	if err := s.Send((&joinRequest{Secret: iv.Secret, KeyPackage: kpBytes}).marshal()); err != nil {
 		return api.Group{}, api.Errorf(api.CodeUnavailable, "send join request: %v", err)
 	}
+	progress("asked the inviter to add you")
 	var resp *joinResponse
+	lastWait := ""
 	for {
 		frame, err := s.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
-				return api.Group{}, api.Errorf(api.CodeTimeout, "not welcomed before the deadline: run join again with the same code to retry")
+				return api.Group{}, joinTimeout(lastWait)
 			}
+			n.log.Info("join: stream to the inviter ended", "err", err)
 			if errors.Is(err, io.EOF) {
-				err = errors.New("inviter closed the stream")
+				return api.Group{}, api.Errorf(api.CodeUnavailable, "the inviter's device ended the join without an answer: run join again with the same code to retry")
 			}
-			return api.Group{}, api.Errorf(api.CodeUnavailable, "join: %v", err)
+			return api.Group{}, api.Errorf(api.CodeUnavailable, "lost the connection to the inviter's device: run join again with the same code to retry")
 		}
 		resp, err = unmarshalJoinResponse(frame)
 		if err != nil {
-			return api.Group{}, api.Errorf(api.CodeUnavailable, "join: %v", err)
+			return api.Group{}, api.Errorf(api.CodeUnavailable, "join: the inviter's answer: %v", err)
 		}
 		if resp.Status != joinWaiting {
 			break
 		}
+		if resp.Reason != "" {
+			lastWait = resp.Reason
+		}
+		what := lastWait
+		if what == "" {
+			what = "waiting to be added"
+		}
+		progress(fmt.Sprintf("%s (%d s)", what, int(n.cfg.Clock.Now().Sub(start).Seconds())))
 	}
-	switch resp.Status {
-	case joinRejected:
-		return api.Group{}, api.Errorf(api.CodeForbidden, "invite refused: %s", resp.Reason)
-	case joinFailed:
-		return api.Group{}, api.Errorf(api.CodeUnavailable, "inviter could not add this device: %s", resp.Reason)
+	if resp.Status == joinRejected || resp.Status == joinFailed {
+		return api.Group{}, joinRefusal(resp)
 	}
 	g, err := mls.JoinFromWelcome(&mls.JoinParams{Welcome: resp.Welcome, KeyPackage: kp, Config: groupConfig(), Now: n.cfg.Clock.Now()})
 	if err != nil {
@@ -318,10 +335,83 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	return out, err
 }
 
+// errInviterUnreachable is Join's error when the inviter's device cannot
+// be dialled. The dialler's own error (a list of per-address libp2p
+// failures) goes to the log: it says nothing the user can act on.
+func errInviterUnreachable(addrs []string) error {
+	where := "(the invite lists no address)"
+	if len(addrs) > 0 {
+		where = strings.Join(addrs, ", ")
+	}
+	return api.Errorf(api.CodeUnavailable, "could not reach the inviter's device at %s: is its daemon running and reachable?", where)
+}
+
+// joinTimeout is Join's error when its deadline passes while the inviter
+// still waits; lastWait is what it last said it waits for.
+func joinTimeout(lastWait string) error {
+	switch lastWait {
+	case joinWaitNoAdmin:
+		return api.Errorf(api.CodeTimeout, "no admin of the group was online to add you (the inviter is not an admin): run join again with the same code once an admin is online")
+	case joinWaitAdmin:
+		return api.Errorf(api.CodeTimeout, "no admin of the group added you before the deadline (the inviter is not an admin): run join again with the same code to retry")
+	}
+	return api.Errorf(api.CodeTimeout, "not welcomed before the deadline: run join again with the same code to retry")
+}
+
+// joinRefusal is Join's error for a rejection or failure from the inviter.
+func joinRefusal(resp *joinResponse) error {
+	switch resp.Code {
+	case joinReasonInviterLeaving:
+		return api.Errorf(api.CodeUnavailable, "the inviter is leaving or being removed from the group: ask another member for an invite")
+	case joinReasonNoAdmin:
+		return api.Errorf(api.CodeUnavailable, "no admin of the group answered (the inviter is not an admin): run join again with the same code once an admin is online")
+	case joinReasonRateLimited:
+		return api.Errorf(api.CodeUnavailable, "the inviter is turning join attempts away for now (too many): wait a minute, then run join again with the same code")
+	}
+	if resp.Status == joinRejected {
+		return api.Errorf(api.CodeForbidden, "invite refused: %s", resp.Reason)
+	}
+	return api.Errorf(api.CodeUnavailable, "the inviter could not add this device: %s", resp.Reason)
+}
+
+// inviterGone reports whether this device has left the group, or a Commit
+// removing it is known: it can no longer add anyone.
+func (a *groupActor) inviterGone() bool {
+	eid, _ := a.head()
+	_, removing := a.selfRemove[eid]
+	return a.phase == phaseRemoved || a.leaving || removing
+}
+
+// joinWait says what an inviter waits for while its joiner waits: its own
+// Commit (an admin), or an admin's, and whether one is connected.
+func (a *groupActor) joinWait(admin bool) string {
+	if admin {
+		return joinWaitInviter
+	}
+	_, g := a.head()
+	if g == nil {
+		return joinWaitAdmin
+	}
+	connected := map[peer.ID]bool{}
+	for _, p := range a.n.net.Peers() {
+		connected[p] = true
+	}
+	for _, ad := range groupPolicy(g).Admins {
+		if id, err := parseIdentity(ad); err == nil && connected[id.Peer] {
+			return joinWaitAdmin
+		}
+	}
+	return joinWaitNoAdmin
+}
+
 // serveJoin is the inviter's side of /grove/join/1.
 func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	reject := func(st joinStatus, reason string) {
 		s.Send((&joinResponse{Status: st, Reason: reason}).marshal())
+		s.CloseWrite()
+	}
+	gone := func() {
+		s.Send((&joinResponse{Status: joinFailed, Reason: "the inviter is leaving or being removed from the group", Code: joinReasonInviterLeaving}).marshal())
 		s.CloseWrite()
 	}
 	frame, err := s.Recv()
@@ -355,6 +445,13 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	}
 	a, err := n.lookup(pi.group)
 	if err != nil {
+		n.mu.Lock()
+		_, leaving := n.leaving[pi.group]
+		n.mu.Unlock()
+		if leaving {
+			gone()
+			return
+		}
 		reject(joinFailed, "group no longer here")
 		return
 	}
@@ -363,9 +460,9 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	var results <-chan joinResult
 	var gaveUp bool
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
-	var admin bool
+	var admin, isGone bool
 	err = a.do(ctx, func() error {
-		if a.phase == phaseRemoved {
+		if isGone = a.inviterGone(); isGone {
 			return a.errRemoved()
 		}
 		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
@@ -377,6 +474,9 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		return nil
 	})
 	switch {
+	case isGone:
+		gone()
+		return
 	case err != nil:
 		reject(joinFailed, "cannot add: "+err.Error())
 		return
@@ -406,6 +506,11 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		select {
 		case res := <-results:
 			if res.err != nil {
+				var left bool
+				if a.do(ctx, func() error { left = a.inviterGone(); return nil }) == nil && left {
+					gone()
+					return
+				}
 				reject(joinFailed, res.err.Error())
 				return
 			}
@@ -417,7 +522,14 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 			s.CloseWrite()
 			return
 		case <-tick.C:
-			if err := s.Send((&joinResponse{Status: joinWaiting}).marshal()); err != nil {
+			var wait string
+			var left bool
+			if a.do(ctx, func() error { wait, left = a.joinWait(admin), a.inviterGone(); return nil }) == nil && left {
+				giveUp()
+				gone()
+				return
+			}
+			if err := s.Send((&joinResponse{Status: joinWaiting, Reason: wait}).marshal()); err != nil {
 				giveUp()
 				return
 			}

@@ -213,6 +213,7 @@ func (n *Node) finishLeave(a *groupActor) {
 			return // dropped meanwhile by dropLeaving, or a second call
 		}
 		a.stop()
+		n.releasePeers(a)
 		if err := n.deleteGroupData(a); err != nil {
 			n.log.Warn("delete left group", "group", a.hexID[:8], "err", err)
 		}
@@ -284,6 +285,7 @@ func (n *Node) dropLeaving(hexID string) error {
 		return nil
 	}
 	a.stop()
+	n.releasePeers(a)
 	err := n.deleteGroupData(a)
 	n.mu.Lock()
 	delete(n.leaving, hexID)

@@ -70,6 +70,7 @@ type Node struct {
 	lastNotBefore time.Time
 	closed        bool
 	metrics       metrics
+	reach         reachTotals // see reach.go
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -287,11 +288,16 @@ func (n *Node) peerLoop() {
 				return
 			}
 			n.emit(api.Event{Kind: api.EventPeers, Time: n.cfg.Clock.Now(), Detail: ev.Kind.String()})
-			if ev.Kind == p2p.PeerConnected {
+			switch ev.Kind {
+			case p2p.PeerConnected:
 				// A (re)connected member may hold what we missed (or,
 				// for a group we are leaving, miss what we hold).
 				for _, a := range n.allActors() {
 					a.peerConnected(ev.Peer)
+				}
+			case p2p.PeerDisconnected:
+				for _, a := range n.allActors() {
+					a.peerDisconnected(ev.Peer)
 				}
 			}
 		}
@@ -400,7 +406,7 @@ func (n *Node) Groups(ctx context.Context) ([]api.Group, error) {
 	var out []api.Group
 	for _, a := range n.actorList() {
 		var g api.Group
-		if err := a.do(ctx, func() error { g = a.info(); return nil }); err != nil {
+		if err := a.do(ctx, func() error { g = a.info(); g.Reach = a.reachInfo(); return nil }); err != nil {
 			continue
 		}
 		out = append(out, g)
@@ -423,6 +429,8 @@ func (n *Node) Send(ctx context.Context, group, text string) (api.Message, error
 		var err error
 		m, err = a.send(text)
 		sent = err == nil && !m.Pending
+		// Accepted either way; the user is told it waits.
+		m.Queued = err == nil && a.reachInfo().CutOff()
 		return err
 	})
 	if err == nil && sent {
@@ -590,6 +598,7 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	delete(n.groups, a.hexID)
 	n.mu.Unlock()
 	a.stop()
+	n.releasePeers(a)
 	return n.deleteGroupData(a)
 }
 

@@ -312,13 +312,46 @@ func unmarshalJoinRequest(data []byte) (*joinRequest, error) {
 }
 
 // joinResponse is the inviter's answer: the Welcome (status ok) or a short
-// reason (any other status).
+// reason (any other status). Code, when not zero, classifies the reason so
+// that the joiner can say it in its user's terms; it is an optional last
+// field, absent when zero, so that responses of inviters that predate it
+// decode unchanged. (A joiner that predates it cannot decode a response
+// carrying one: inviters set it only on rejections and failures, where
+// such a joiner loses the reason text, not the join.) A waiting keepalive
+// carries, in Reason, what the inviter waits for (joinWait*): joiners
+// that predate it ignore it.
 type joinResponse struct {
 	Status  joinStatus
 	Welcome []byte // ok: the MLSMessage Welcome, ratchet_tree included
 	Name    string // ok: the group's display name
 	Reason  string
+	Code    joinReason
 }
+
+// joinReason classifies a rejection or failure.
+type joinReason uint8
+
+const (
+	joinReasonNone joinReason = iota
+	// joinReasonInviterLeaving: the inviter has left the group or is
+	// being removed from it.
+	joinReasonInviterLeaving
+	// joinReasonNoAdmin: the inviter is not an admin and no admin added
+	// the joiner.
+	joinReasonNoAdmin
+	// joinReasonRateLimited: the inviter refuses join attempts for now.
+	joinReasonRateLimited
+	// joinReasonBadCode: unknown, expired or used invite code.
+	joinReasonBadCode
+	joinReasonMax = joinReasonBadCode
+)
+
+// Reasons a waiting keepalive gives (joinResponse.Reason).
+const (
+	joinWaitInviter = "waiting for the inviter to add you"
+	joinWaitAdmin   = "waiting for an admin to add you"
+	joinWaitNoAdmin = "waiting for an admin to add you: none is online now"
+)
 
 type joinStatus uint8
 
@@ -338,6 +371,9 @@ func (j *joinResponse) marshal() []byte {
 		w.vec([]byte(j.Name))
 	} else {
 		w.vec([]byte(j.Reason))
+		if j.Code != joinReasonNone {
+			w.u8(byte(j.Code))
+		}
 	}
 	return w.b
 }
@@ -354,6 +390,13 @@ func unmarshalJoinResponse(data []byte) (*joinResponse, error) {
 		j.Name = string(r.vec(255, "name"))
 	case joinRejected, joinFailed, joinWaiting:
 		j.Reason = string(r.vec(512, "reason"))
+		if r.err == nil && len(r.b) > 0 {
+			// Zero is written as absence: accepting it would make two
+			// encodings of one response.
+			if j.Code = joinReason(r.u8("reason code")); j.Code == joinReasonNone || j.Code > joinReasonMax {
+				return nil, fmt.Errorf("%w: join reason code %d", ErrMalformed, j.Code)
+			}
+		}
 	default:
 		if r.err == nil {
 			return nil, fmt.Errorf("%w: join status %d", ErrMalformed, j.Status)

@@ -58,6 +58,8 @@ func FuzzJoinResponse(f *testing.F) {
 	f.Add((&joinResponse{Status: joinOK, Welcome: []byte{1}, Name: "n"}).marshal())
 	f.Add((&joinResponse{Status: joinRejected, Reason: "no"}).marshal())
 	f.Add((&joinResponse{Status: joinWaiting}).marshal())
+	f.Add((&joinResponse{Status: joinWaiting, Reason: joinWaitNoAdmin}).marshal())
+	f.Add((&joinResponse{Status: joinFailed, Reason: "leaving", Code: joinReasonInviterLeaving}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := unmarshalJoinResponse(data)
 		if err != nil {

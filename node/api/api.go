@@ -48,7 +48,16 @@ type Service interface {
 	// Remove removes member from group (admins only).
 	Remove(ctx context.Context, group, member string) error
 	// Rotate updates this device's keys in group (post-compromise security).
+	// It returns once the update is requested, like RequestChange.
 	Rotate(ctx context.Context, group string) error
+	// RequestChange asks for a change to group (a key rotation or a
+	// member's removal) and returns at once, in state ChangeRequested,
+	// with the id AwaitChange takes.
+	RequestChange(ctx context.Context, req ChangeRequest) (Change, error)
+	// AwaitChange waits up to timeout (at most MaxAwait) for the change
+	// id of group to be done and returns its state then: ChangeDone, or
+	// the state it is still in when the time is up.
+	AwaitChange(ctx context.Context, group, id string, timeout time.Duration) (Change, error)
 	// Leave leaves group and deletes everything of it on this device: at
 	// once when nobody else is in it, otherwise (the group no longer
 	// listed or usable) once the group has removed this device.
@@ -89,7 +98,28 @@ type Group struct {
 	State GroupState `json:"state"`
 	// Sync reports catch-up progress; zero values mean up to date.
 	Sync SyncState `json:"sync"`
+	// Reach says which of the other members this device can reach now.
+	Reach Reach `json:"reach"`
 }
+
+// Reach is how well a device is connected to the rest of a group.
+type Reach struct {
+	// Reachable counts the other members of the current epoch this
+	// device is connected to now; Others counts all other members.
+	Reachable int `json:"reachable"`
+	Others    int `json:"others"`
+	// CutOffSince is set while no other member is reachable: since when.
+	CutOffSince time.Time `json:"cut_off_since,omitzero"`
+	// Waiting counts own messages that no member has heard yet; they are
+	// sent again once one is reachable.
+	Waiting int `json:"waiting,omitempty"`
+	// Reconnects counts how often a member became reachable again after
+	// the device was cut off from every member, since the daemon started.
+	Reconnects int `json:"reconnects,omitempty"`
+}
+
+// CutOff reports whether other members exist and none is reachable.
+func (r Reach) CutOff() bool { return r.Others > 0 && r.Reachable == 0 }
 
 // GroupState is whether this device still takes part in a group.
 type GroupState string
@@ -141,6 +171,56 @@ type Message struct {
 	Resent   bool `json:"resent,omitempty"`
 	// Pending marks an own message not yet confirmed published.
 	Pending bool `json:"pending,omitempty"`
+	// Queued marks an own message sent while no other member was
+	// reachable: it waits in the outbox and goes out once one is.
+	Queued bool `json:"queued,omitempty"`
+}
+
+// ChangeKind names a change RequestChange asks for.
+type ChangeKind string
+
+// Change kinds.
+const (
+	ChangeRotate ChangeKind = "rotate" // update this device's keys
+	ChangeRemove ChangeKind = "remove" // remove Member (admins only)
+)
+
+// ChangeRequest asks for a change to a group.
+type ChangeRequest struct {
+	Group  string     `json:"group"`
+	Kind   ChangeKind `json:"kind"`
+	Member string     `json:"member,omitempty"` // ChangeRemove: whom
+}
+
+// ChangeState is how far a requested change has come.
+type ChangeState string
+
+// Change states.
+const (
+	// ChangeRequested: queued, not yet in a Commit of this device.
+	ChangeRequested ChangeState = "requested"
+	// ChangeCommitted: in this device's Commit of epoch Epoch, which the
+	// group has not confirmed yet (a concurrent Commit could still win,
+	// and the change would then be committed again).
+	ChangeCommitted ChangeState = "committed"
+	// ChangeDone: the group confirmed the epoch Epoch that carries it (or,
+	// for a removal, the member was already gone by epoch Epoch).
+	ChangeDone ChangeState = "done"
+)
+
+// MaxAwait bounds AwaitChange's timeout.
+const MaxAwait = 10 * time.Minute
+
+// Change is a requested change and how far it has come.
+type Change struct {
+	ID     string      `json:"id"`
+	Group  string      `json:"group"` // hex id
+	Kind   ChangeKind  `json:"kind"`
+	Member string      `json:"member,omitempty"`
+	State  ChangeState `json:"state"`
+	Epoch  uint64      `json:"epoch,omitempty"` // committed or done: the epoch that carries it
+	// Waiting says, while not done, what the change waits for.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Member is one member of a group.
@@ -203,6 +283,8 @@ const (
 	EventSync          EventKind = "sync"           // catch-up progress changed
 	EventGroupJoined   EventKind = "group_joined"   // this device joined Group
 	EventPeers         EventKind = "peers"          // the set of connected peers changed
+	EventReach         EventKind = "reach"          // Group lost its last reachable member or got one back
+	EventJoinProgress  EventKind = "join_progress"  // a Join in progress: Detail says what it waits for
 )
 
 // Event is one change streamed to subscribers.

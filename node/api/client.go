@@ -343,6 +343,20 @@ func (c *Client) Rotate(ctx context.Context, group string) error {
 	return c.call(ctx, methodRotate, groupParams{Group: group}, nil)
 }
 
+// RequestChange implements Service.
+func (c *Client) RequestChange(ctx context.Context, req ChangeRequest) (Change, error) {
+	var ch Change
+	err := c.call(ctx, methodRequest, req, &ch)
+	return ch, err
+}
+
+// AwaitChange implements Service.
+func (c *Client) AwaitChange(ctx context.Context, group, id string, timeout time.Duration) (Change, error) {
+	var ch Change
+	err := c.call(ctx, methodAwait, awaitParams{Group: group, ID: id, Timeout: timeout}, &ch)
+	return ch, err
+}
+
 // MarkRead implements Service.
 func (c *Client) MarkRead(ctx context.Context, group string) error {
 	return c.call(ctx, methodMarkRead, groupParams{Group: group}, nil)

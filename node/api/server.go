@@ -393,6 +393,23 @@ var handlers = map[string]handler{
 		}
 		return nil, svc.Rotate(ctx, p.Group)
 	}},
+	methodRequest: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p ChangeRequest
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return svc.RequestChange(ctx, p)
+	}},
+	methodAwait: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p awaitParams
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.Timeout < 0 || p.Timeout > MaxAwait {
+			return nil, Errorf(CodeInvalidArgument, "timeout must be 0..%v", MaxAwait)
+		}
+		return svc.AwaitChange(ctx, p.Group, p.ID, p.Timeout)
+	}},
 	methodMarkRead: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
 		var p groupParams
 		if err := decodeParams(raw, &p); err != nil {

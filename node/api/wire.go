@@ -62,6 +62,8 @@ const (
 	methodPeers       = "peers"
 	methodExport      = "export"
 	methodSubscribe   = "subscribe"
+	methodRequest     = "request_change"
+	methodAwait       = "await_change"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the
@@ -107,6 +109,11 @@ type (
 	memberParams struct {
 		Group  string `json:"group"`
 		Member string `json:"member"`
+	}
+	awaitParams struct {
+		Group   string        `json:"group"`
+		ID      string        `json:"id"`
+		Timeout time.Duration `json:"timeout"` // nanoseconds
 	}
 	exportParams struct {
 		Group string    `json:"group"`

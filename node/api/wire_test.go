@@ -140,9 +140,15 @@ func (zeroService) Search(context.Context, SearchRequest) (SearchResult, error) 
 func (zeroService) Members(context.Context, string) ([]Member, error) { return nil, nil }
 func (zeroService) Remove(context.Context, string, string) error      { return nil }
 func (zeroService) Rotate(context.Context, string) error              { return nil }
-func (zeroService) MarkRead(context.Context, string) error            { return nil }
-func (zeroService) Leave(context.Context, string) error               { return nil }
-func (zeroService) Peers(context.Context) ([]Peer, error)             { return nil, nil }
+func (zeroService) RequestChange(context.Context, ChangeRequest) (Change, error) {
+	return Change{}, nil
+}
+func (zeroService) AwaitChange(context.Context, string, string, time.Duration) (Change, error) {
+	return Change{}, nil
+}
+func (zeroService) MarkRead(context.Context, string) error { return nil }
+func (zeroService) Leave(context.Context, string) error    { return nil }
+func (zeroService) Peers(context.Context) ([]Peer, error)  { return nil, nil }
 func (zeroService) Export(ctx context.Context, _ string, _ time.Time, fn func(Message) error) error {
 	for range 3 {
 		if err := fn(Message{Text: "x"}); err != nil {

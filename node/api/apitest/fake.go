@@ -36,6 +36,9 @@ type Fake struct {
 	// JoinBlocks makes Join wait until its context ends, as a daemon does
 	// while no inviter answers.
 	joinBlocks bool
+	// changesStuck: requested changes never get committed.
+	changesStuck bool
+	changes      map[string]api.Change
 }
 
 type fakeGroup struct {
@@ -46,6 +49,7 @@ type fakeGroup struct {
 	members  []api.Member
 	messages []api.Message
 	unread   int
+	reach    api.Reach
 }
 
 var _ api.Service = (*Fake)(nil)
@@ -101,6 +105,27 @@ func (f *Fake) AddJoinable(code, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.joinable[code] = name
+}
+
+// SetReach sets what Groups reports as group's reach; a cut-off group's
+// sends are Queued.
+func (f *Fake) SetReach(group string, r api.Reach) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, err := f.group(group)
+	if err != nil {
+		return err
+	}
+	g.reach = r
+	return nil
+}
+
+// SetChangesStuck makes requested changes stay requested (as while no
+// member confirms them) instead of being done at once.
+func (f *Fake) SetChangesStuck(b bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changesStuck = b
 }
 
 // SetPeers sets what Peers returns.
@@ -183,7 +208,7 @@ func (f *Fake) group(ref string) (*fakeGroup, error) {
 
 func (f *Fake) groupInfo(g *fakeGroup) api.Group {
 	return api.Group{ID: g.id, Name: g.name, Epoch: g.epoch, EpochID: fmt.Sprintf("%016x", g.epoch*0x9e3779b97f4a7c15),
-		Members: len(g.members), Admin: g.admin, Unread: g.unread, State: api.GroupActive}
+		Members: len(g.members), Admin: g.admin, Unread: g.unread, State: api.GroupActive, Reach: g.reach}
 }
 
 // emit delivers ev to every subscriber that has room. Callers hold mu.
@@ -316,7 +341,12 @@ func (f *Fake) Send(ctx context.Context, group, text string) (api.Message, error
 	if text == "" {
 		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "empty message")
 	}
-	return f.addMessage(g, f.self.Name, f.self.PeerID, text, true), nil
+	m := f.addMessage(g, f.self.Name, f.self.PeerID, text, true)
+	if g.reach.CutOff() {
+		m.Queued = true
+		g.reach.Waiting++
+	}
+	return m, nil
 }
 
 func (f *Fake) Log(ctx context.Context, group string, limit int) ([]api.Message, error) {
@@ -411,6 +441,11 @@ func (f *Fake) Remove(ctx context.Context, group, member string) error {
 	if err != nil {
 		return err
 	}
+	return f.remove(g, member)
+}
+
+// remove removes member from g. Callers hold mu.
+func (f *Fake) remove(g *fakeGroup, member string) error {
 	if !g.admin {
 		return api.Errorf(api.CodeForbidden, "only admins may remove members")
 	}
@@ -439,10 +474,87 @@ func (f *Fake) Rotate(ctx context.Context, group string) error {
 	if err != nil {
 		return err
 	}
+	f.rotate(g)
+	return nil
+}
+
+// rotate makes an epoch. Callers hold mu.
+func (f *Fake) rotate(g *fakeGroup) {
 	g.epoch++
 	f.tick()
 	f.emit(api.Event{Kind: api.EventEpoch, Group: g.id, Epoch: g.epoch})
-	return nil
+}
+
+// RequestChange implements api.Service: the change is done at once (in
+// the next epoch), unless SetChangesStuck.
+func (f *Fake) RequestChange(ctx context.Context, req api.ChangeRequest) (api.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("RequestChange"); err != nil {
+		return api.Change{}, err
+	}
+	g, err := f.group(req.Group)
+	if err != nil {
+		return api.Change{}, err
+	}
+	f.seq++
+	c := api.Change{ID: fmt.Sprintf("%032x", f.seq), Group: g.id, Kind: req.Kind, Member: req.Member, State: api.ChangeRequested}
+	switch req.Kind {
+	case api.ChangeRotate:
+	case api.ChangeRemove:
+		if !g.admin {
+			return api.Change{}, api.Errorf(api.CodeForbidden, "only admins may remove members")
+		}
+		if !slices.ContainsFunc(g.members, func(m api.Member) bool { return m.Name == req.Member || m.PeerID == req.Member }) {
+			return api.Change{}, api.Errorf(api.CodeNotFound, "no member %q in %s", req.Member, g.name)
+		}
+	default:
+		return api.Change{}, api.Errorf(api.CodeInvalidArgument, "unknown change %q", req.Kind)
+	}
+	if f.changes == nil {
+		f.changes = map[string]api.Change{}
+	}
+	f.changes[c.ID] = c
+	if f.changesStuck {
+		return c, nil
+	}
+	if req.Kind == api.ChangeRemove {
+		if err := f.remove(g, req.Member); err != nil {
+			return api.Change{}, err
+		}
+	} else {
+		f.rotate(g)
+	}
+	done := c
+	done.State, done.Epoch = api.ChangeDone, g.epoch
+	f.changes[c.ID] = done
+	return c, nil
+}
+
+// AwaitChange implements api.Service; a stuck change is reported as
+// waiting once timeout has passed.
+func (f *Fake) AwaitChange(ctx context.Context, group, id string, timeout time.Duration) (api.Change, error) {
+	f.mu.Lock()
+	c, ok := f.changes[id]
+	err := f.injected("AwaitChange")
+	f.mu.Unlock()
+	switch {
+	case err != nil:
+		return api.Change{}, err
+	case !ok:
+		return api.Change{}, api.Errorf(api.CodeNotFound, "no change %q", id)
+	case c.State == api.ChangeDone:
+		return c, nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return api.Change{}, ctx.Err()
+	}
+	c.Waiting = "this device's turn to commit"
+	return c, nil
 }
 
 func (f *Fake) Leave(ctx context.Context, group string) error {

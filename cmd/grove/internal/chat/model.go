@@ -518,12 +518,13 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		}
 	case api.EventGroupJoined:
 		return m, m.refreshGroups("")
-	case api.EventPeers:
+	case api.EventPeers, api.EventReach:
 		svc, ctx := m.svc, m.ctx
-		return m, func() tea.Msg {
+		// Groups too: their reachability follows the peers.
+		return m, tea.Batch(m.refreshGroups(""), func() tea.Msg {
 			ps, err := svc.Peers(ctx)
 			return peersMsg{n: len(ps), err: err}
-		}
+		})
 	}
 	return m, nil
 }

@@ -345,11 +345,31 @@ func (m *Model) statusText() string {
 		} else {
 			s += " · up to date"
 		}
+		s += reachText(g.Reach)
 	}
 	if m.peers == 0 {
 		s += " · no peers connected"
 	}
 	return s + " · /help"
+}
+
+// reachText is the status bar's reachability note for a group: how many
+// members it reaches, or since when it reaches none.
+func reachText(r api.Reach) string {
+	switch {
+	case r.Others == 0:
+		return ""
+	case r.CutOff():
+		s := " · no member reachable"
+		if !r.CutOffSince.IsZero() {
+			s += " since " + r.CutOffSince.Local().Format("15:04")
+		}
+		if r.Waiting > 0 {
+			s += fmt.Sprintf(", %d waiting", r.Waiting)
+		}
+		return s
+	}
+	return fmt.Sprintf(" · %d/%d reachable", r.Reachable, r.Others)
 }
 
 func (m *Model) listLines(h int) []string {

@@ -216,8 +216,11 @@ for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
 		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
 		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, `
 UNREAD counts messages from others since the group was last read (grove
-log or the chat client); STATE is ok, catching up, removed (this device was
-removed: the history stays readable until you leave) or rejoin needed.`},
+log or the chat client); REACH is how many of the other members this device
+is connected to now; STATE is ok, catching up, removed (this device was
+removed: the history stays readable until you leave) or rejoin needed. A
+group with no member reachable is named below the table, with how many of
+your messages wait to be sent.`},
 		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, `
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
@@ -225,13 +228,20 @@ group's admins to add the joiner, so an admin's daemon must be running.`},
 Waits until the inviter's device welcomes this one, which happens once the
 change that adds it is final (about two minutes), or until --timeout
 (default 5m). The inviter's daemon must be running. After a timeout, run
-join again with the same code.`},
-		{"send", "GROUP TEXT", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, ""},
+join again with the same code. Progress goes to standard error.`},
+		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
+Prints nothing when a member is reachable. With no member reachable the
+message is queued and goes out once one is: send then prints "queued: no
+member reachable". --json prints the message, with "queued":true then.`},
 		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
 		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
-		{"remove", "GROUP MEMBER", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, ""},
-		{"rotate", "GROUP", "update your keys in GROUP", (*env).cmdRotate, ""},
+		{"remove", "GROUP MEMBER [--timeout DURATION]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
+Waits until the group has confirmed the removal, or until --timeout
+(default 30s; 0 does not wait), and says which epoch carried it or what it
+still waits for. The removal stays requested after a timeout.`},
+		{"rotate", "GROUP [--timeout DURATION]", "update your keys in GROUP", (*env).cmdRotate, `
+Waits like remove, then prints the epoch that carries your new keys.`},
 		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, `
 If you are the group's last admin, the admin role passes first to the
 longest-standing remaining member; leave fails, changing nothing, if that

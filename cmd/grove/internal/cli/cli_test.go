@@ -229,11 +229,11 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		want string
 	}{
 		{[]string{"group", "list"}, "" +
-			"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  STATE\n" +
-			"ops   000000000000  0      2        admin  0       ok\n" +
-			"dev   000000000000  0      1        admin  0       ok\n"},
-		{[]string{"group", "list", "--json"}, `[{"id":"0000000000000000000000000000ab01","name":"ops","epoch":0,"epoch_id":"0000000000000000","members":2,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0}},` +
-			`{"id":"0000000000000000000000000000ab02","name":"dev","epoch":0,"epoch_id":"0000000000000000","members":1,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0}}]` + "\n"},
+			"NAME  ID            EPOCH  MEMBERS  REACH  ROLE   UNREAD  STATE\n" +
+			"ops   000000000000  0      2        0/0    admin  0       ok\n" +
+			"dev   000000000000  0      1        0/0    admin  0       ok\n"},
+		{[]string{"group", "list", "--json"}, `[{"id":"0000000000000000000000000000ab01","name":"ops","epoch":0,"epoch_id":"0000000000000000","members":2,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0},"reach":{"reachable":0,"others":0}},` +
+			`{"id":"0000000000000000000000000000ab02","name":"dev","epoch":0,"epoch_id":"0000000000000000","members":1,"admin":true,"unread":0,"state":"active","sync":{"catching_up":false,"done":0,"total":0},"reach":{"reachable":0,"others":0}}]` + "\n"},
 		{[]string{"invite", "ops"}, "grove1-ops-0003\n"},
 		{[]string{"send", "ops", "deploy at noon"}, ""},
 		{[]string{"log", "ops"}, "2026-01-02 03:04:09  alice  deploy at noon\n"},
@@ -254,7 +254,9 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 			"groups       2\n" +
 			"peers        2\n" +
 			"started      2026-01-02 03:04:05\n" +
-			"version      test\n"},
+			"version      test\n" +
+			"group ops    no other members\n" +
+			"group dev    no other members\n"},
 		{[]string{"status", "--json"}, `{"name":"alice","peer_id":"12D3KooWAAAAAAAAalice","fingerprint":"` + apitest.Fingerprint("alice") +
 			`","addrs":["/ip4/127.0.0.1/tcp/4001"],"groups":2,"peers":2,"started_at":"2026-01-02T03:04:05Z","version":"test"}` + "\n"},
 	}
@@ -276,14 +278,14 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		"2026-01-02 03:04:10  alice  two lines\n" +
 		"                            of text\n" +
 		"2026-01-02 03:04:11  bob    reply \\x1b[2Jwith an escape\n"
-	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        admin  1       ok") {
+	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        0/0    admin  1       ok") {
 		t.Errorf("bob's reply not counted unread:\n%s", h.ok("group", "list"))
 	}
 	if got := h.ok("log", "ops"); got != wantLog {
 		t.Errorf("log:\n%s\nwant:\n%s", got, wantLog)
 	}
 	// What log showed is read.
-	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        admin  0       ok") {
+	if !strings.Contains(h.ok("group", "list"), "ops   000000000000  0      2        0/0    admin  0       ok") {
 		t.Errorf("log did not mark ops read:\n%s", h.ok("group", "list"))
 	}
 	if got, want := h.ok("log", "ops", "--limit", "1"), "2026-01-02 03:04:11  bob  reply \\x1b[2Jwith an escape\n"; got != want {
@@ -329,24 +331,24 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 		t.Errorf("export --since tomorrow: %q", got)
 	}
 
-	if got, want := h.ok("rotate", "ops"), "rotated your keys in ops\n"; got != want {
+	if got, want := h.ok("rotate", "ops"), "rotated your keys in ops (epoch 1)\n"; got != want {
 		t.Errorf("rotate: %q", got)
 	}
-	if got, want := h.ok("remove", "ops", "bob"), "removed bob from ops\n"; got != want {
+	if got, want := h.ok("remove", "ops", "bob"), "removed bob from ops (epoch 2)\n"; got != want {
 		t.Errorf("remove: %q", got)
 	}
 	if got, want := h.ok("leave", "dev"), "left dev\n"; got != want {
 		t.Errorf("leave: %q", got)
 	}
 	if got, want := h.ok("group", "list"), ""+
-		"NAME  ID            EPOCH  MEMBERS  ROLE   UNREAD  STATE\n"+
-		"ops   000000000000  2      1        admin  0       ok\n"; got != want {
+		"NAME  ID            EPOCH  MEMBERS  REACH  ROLE   UNREAD  STATE\n"+
+		"ops   000000000000  2      1        0/0    admin  0       ok\n"; got != want {
 		t.Errorf("group list after rotate, remove, leave:\n%s", got)
 	}
 
 	// join prints the group it joined.
 	h.fake.AddJoinable("grove1-good", "team")
-	if got, want := h.ok("join", "grove1-good"), "joined team 0000000000000000000000000000cd08 (2 members)\n"; got != want {
+	if got, want := h.ok("join", "grove1-good"), "joined team 0000000000000000000000000000cd0a (2 members)\n"; got != want {
 		t.Errorf("join: %q, want %q", got, want)
 	}
 }
@@ -359,7 +361,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: no group \"nope\"\n", 1, "send", "nope", "hi")
 	h.fails("grove: a group named \"ops\" exists\n", 1, "group", "create", "ops")
 	h.fails("grove: send: empty message\n", 2, "send", "ops", "  ")
-	h.fails("grove: usage: grove send GROUP TEXT\n", 2, "send", "ops")
+	h.fails("grove: usage: grove send GROUP TEXT [--json]\n", 2, "send", "ops")
 	h.fails("grove: usage: grove log GROUP [--json] [--limit N]\n", 2, "log")
 	h.fails("grove: log: invalid value \"x\" for flag -limit: parse error\n", 2, "log", "ops", "--limit", "x")
 	h.fails("grove: log: --limit must be positive\n", 2, "log", "ops", "--limit", "0")
@@ -374,7 +376,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: only admins may invite\n", 1, "invite", "ops")
 
 	// Multi-line errors from the daemon become one line.
-	h.fake.SetError("Rotate", api.Errorf(api.CodeInternal, "node: rotate failed.\ncommit rejected."))
+	h.fake.SetError("RequestChange", api.Errorf(api.CodeInternal, "node: rotate failed.\ncommit rejected."))
 	h.fails("grove: node: rotate failed.; commit rejected\n", 1, "rotate", "ops")
 
 	// join gives up with a clear message.
@@ -561,7 +563,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help lacks %q", c.name)
 		}
 	}
-	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT\n\nsend TEXT to GROUP (TEXT - reads standard input)\n"; got != want {
+	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\n"; got != want {
 		t.Errorf("help send: %q", got)
 	}
 	// The documented default listen addresses are the ones up uses.
@@ -600,5 +602,50 @@ func TestSanitize(t *testing.T) {
 func TestExitCode(t *testing.T) {
 	if ExitCode(nil) != 0 || ExitCode(errors.New("x")) != 1 || ExitCode(usagef("x")) != 2 || ExitCode(fmt.Errorf("w: %w", usagef("x"))) != 2 {
 		t.Error("exit codes wrong")
+	}
+}
+
+// TestCutOffAndChanges: a group with no member reachable is named under
+// the group list and in status, a send to it says it is queued (and
+// --json carries queued), and a rotation the group does not confirm in
+// time is reported as requested, with what it waits for.
+func TestCutOffAndChanges(t *testing.T) {
+	h := newHarness(t)
+	h.up()
+	h.ok("group", "create", "ops")
+	if err := h.fake.AddMember("ops", "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	if err := h.fake.SetReach("ops", api.Reach{Others: 1, CutOffSince: since, Waiting: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.ok("send", "ops", "hi"), "queued: no member reachable\n"; got != want {
+		t.Errorf("send while cut off: %q, want %q", got, want)
+	}
+	if got := h.ok("send", "ops", "hi", "--json"); !strings.Contains(got, `"queued":true`) {
+		t.Errorf("send --json while cut off: %q", got)
+	}
+	list := h.ok("group", "list")
+	if !strings.Contains(list, " 0/1 ") || !strings.Contains(list, "ops: no member reachable since ") || !strings.Contains(list, ", 4 messages waiting") {
+		t.Errorf("group list while cut off:\n%s", list)
+	}
+	if st := h.ok("status"); !strings.Contains(st, "group ops") || !strings.Contains(st, "no member reachable since") {
+		t.Errorf("status while cut off:\n%s", st)
+	}
+	h.fake.SetReach("ops", api.Reach{Others: 1, Reachable: 1})
+	if got := h.ok("send", "ops", "hi"); got != "" {
+		t.Errorf("send while reachable: %q, want nothing", got)
+	}
+	if st := h.ok("status"); !strings.Contains(st, "1 of 1 members reachable") {
+		t.Errorf("status while reachable:\n%s", st)
+	}
+
+	h.fake.SetChangesStuck(true)
+	if got, want := h.ok("rotate", "ops", "--timeout", "50ms"), "requested; not yet committed (still waiting for this device's turn to commit)\n"; got != want {
+		t.Errorf("rotate not confirmed: %q, want %q", got, want)
+	}
+	if got, want := h.ok("remove", "ops", "bob", "--timeout", "0"), "requested; not yet committed\n"; got != want {
+		t.Errorf("remove without waiting: %q, want %q", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"grove/node/api"
@@ -48,6 +49,16 @@ func (e *env) cmdStatus(args []string) error {
 		t.row("peers", fmt.Sprint(st.Peers))
 		t.row("started", e.time(st.StartedAt))
 		t.row("version", st.Version)
+		// One line per group: how many members it can reach now.
+		gs, err := c.Groups(e.ctx)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if g.State == api.GroupActive || g.State == "" {
+				t.row("group "+sanitize(g.Name), e.reachText(g.Reach))
+			}
+		}
 		t.write(e.stdout)
 		return nil
 	})
@@ -87,7 +98,8 @@ func (e *env) cmdGroupList(args []string) error {
 			return nil
 		}
 		t := &table{}
-		t.row("NAME", "ID", "EPOCH", "MEMBERS", "ROLE", "UNREAD", "STATE")
+		t.row("NAME", "ID", "EPOCH", "MEMBERS", "REACH", "ROLE", "UNREAD", "STATE")
+		var cut []string
 		for _, g := range gs {
 			role := "member"
 			if g.Admin {
@@ -106,11 +118,43 @@ func (e *env) cmdGroupList(args []string) error {
 			case g.Sync.CatchingUp:
 				state = "catching up" // progress unknown
 			}
-			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), role, fmt.Sprint(g.Unread), state)
+			reach := "-"
+			if g.State == api.GroupActive || g.State == "" {
+				reach = fmt.Sprintf("%d/%d", g.Reach.Reachable, g.Reach.Others)
+				if g.Reach.CutOff() {
+					cut = append(cut, sanitize(g.Name)+": "+e.reachText(g.Reach))
+				}
+			}
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), reach, role, fmt.Sprint(g.Unread), state)
 		}
 		t.write(e.stdout)
+		for _, line := range cut {
+			fmt.Fprintln(e.stdout, line)
+		}
 		return nil
 	})
+}
+
+// reachText says in words how many members a group can reach.
+func (e *env) reachText(r api.Reach) string {
+	switch {
+	case r.Others == 0:
+		return "no other members"
+	case r.CutOff():
+		s := "no member reachable"
+		if !r.CutOffSince.IsZero() {
+			s += " since " + e.time(r.CutOffSince)
+		}
+		return s + fmt.Sprintf(", %d %s waiting", r.Waiting, plural(r.Waiting, "message", "messages"))
+	}
+	return fmt.Sprintf("%d of %d members reachable", r.Reachable, r.Others)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func (e *env) cmdInvite(args []string) error {
@@ -147,12 +191,20 @@ func (e *env) cmdJoin(args []string) error {
 	return e.withClient(func(c *api.Client) error {
 		ctx, cancel := context.WithTimeout(e.ctx, *timeout)
 		defer cancel()
+		// Progress: the daemon reports what the join waits for on the
+		// event stream; the last report also explains a timeout.
+		var last progressNote
+		stopProgress := e.joinProgress(ctx, c, &last)
 		g, err := c.Join(ctx, strings.TrimSpace(pos[0]))
+		stopProgress()
 		if err != nil {
 			if e.ctx.Err() != nil {
 				return e.ctx.Err()
 			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrTimeout) {
+				if w := last.get(); w != "" {
+					return fmt.Errorf("join: not welcomed within %v: last heard: %s (run join again with the same code to retry)", *timeout, w)
+				}
 				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable? run join again with the same code to retry)", *timeout)
 			}
 			return err
@@ -162,8 +214,42 @@ func (e *env) cmdJoin(args []string) error {
 	})
 }
 
+// progressNote is the newest join progress report.
+type progressNote struct {
+	mu   sync.Mutex
+	text string
+}
+
+func (p *progressNote) set(s string) { p.mu.Lock(); p.text = s; p.mu.Unlock() }
+func (p *progressNote) get() string  { p.mu.Lock(); defer p.mu.Unlock(); return p.text }
+
+// joinProgress prints the daemon's join progress reports to stderr until
+// the returned function is called (which waits for the printer to end).
+func (e *env) joinProgress(ctx context.Context, c *api.Client, last *progressNote) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	evs, err := c.Subscribe(ctx)
+	if err != nil {
+		cancel()
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range evs {
+			if ev.Kind == api.EventJoinProgress && ev.Detail != "" {
+				d := sanitizeText(ev.Detail)
+				last.set(d)
+				fmt.Fprintf(e.stderr, "%s…\n", d)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 func (e *env) cmdSend(args []string) error {
-	pos, err := e.flags("send").parse(args, 2, 2)
+	f := e.flags("send")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -182,8 +268,16 @@ func (e *env) cmdSend(args []string) error {
 		return usagef("send: empty message")
 	}
 	return e.withClient(func(c *api.Client) error {
-		_, err := c.Send(e.ctx, pos[0], text)
-		return err
+		m, err := c.Send(e.ctx, pos[0], text)
+		switch {
+		case err != nil:
+			return err
+		case *asJSON:
+			return e.json(m)
+		case m.Queued:
+			fmt.Fprintln(e.stdout, "queued: no member reachable")
+		}
+		return nil
 	})
 }
 
@@ -320,30 +414,59 @@ func (e *env) cmdMembers(args []string) error {
 	})
 }
 
+// DefaultChangeTimeout is how long rotate and remove wait by default for
+// the group to confirm the change.
+const DefaultChangeTimeout = 30 * time.Second
+
 func (e *env) cmdRemove(args []string) error {
-	pos, err := e.flags("remove").parse(args, 2, 2)
+	f := e.flags("remove")
+	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	pos, err := f.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
-	return e.withClient(func(c *api.Client) error {
-		if err := c.Remove(e.ctx, pos[0], pos[1]); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "removed %s from %s\n", sanitize(pos[1]), sanitize(pos[0]))
-		return nil
-	})
+	done := fmt.Sprintf("removed %s from %s", sanitize(pos[1]), sanitize(pos[0]))
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRemove, Member: pos[1]}, *timeout, done)
 }
 
 func (e *env) cmdRotate(args []string) error {
-	pos, err := e.flags("rotate").parse(args, 1, 1)
+	f := e.flags("rotate")
+	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRotate}, *timeout, "rotated your keys in "+sanitize(pos[0]))
+}
+
+// change requests req, waits up to timeout for the group to confirm it and
+// says what happened: done (and in which epoch) or what it still waits for.
+func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) error {
+	if timeout < 0 || timeout > api.MaxAwait {
+		return usagef("--timeout must be 0..%v", api.MaxAwait)
+	}
 	return e.withClient(func(c *api.Client) error {
-		if err := c.Rotate(e.ctx, pos[0]); err != nil {
+		ch, err := c.RequestChange(e.ctx, req)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "rotated your keys in %s\n", sanitize(pos[0]))
+		if timeout > 0 {
+			if ch, err = c.AwaitChange(e.ctx, ch.Group, ch.ID, timeout); err != nil {
+				return err
+			}
+		}
+		switch ch.State {
+		case api.ChangeDone:
+			fmt.Fprintf(e.stdout, "%s (epoch %d)\n", done, ch.Epoch)
+		case api.ChangeCommitted:
+			fmt.Fprintf(e.stdout, "requested; committed in epoch %d, not yet confirmed (still waiting for %s)\n", ch.Epoch, sanitizeText(ch.Waiting))
+		default:
+			if ch.Waiting == "" {
+				fmt.Fprintln(e.stdout, "requested; not yet committed")
+			} else {
+				fmt.Fprintf(e.stdout, "requested; not yet committed (still waiting for %s)\n", sanitizeText(ch.Waiting))
+			}
+		}
 		return nil
 	})
 }

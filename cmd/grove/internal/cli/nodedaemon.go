@@ -49,6 +49,7 @@ type nodeDaemon struct{ *node.Node }
 // plaintext or identities.
 func (d nodeDaemon) Metrics() []Metric {
 	m := d.Node.Metrics()
+	r := d.Node.ReachMetrics()
 	return []Metric{
 		{"grove_messages_in_total", "MLS messages processed from the network or sync.", "counter", float64(m.MessagesIn)},
 		{"grove_messages_out_total", "MLS messages this device published.", "counter", float64(m.MessagesOut)},
@@ -59,5 +60,7 @@ func (d nodeDaemon) Metrics() []Metric {
 		{"grove_groups", "Groups this device is a member of.", "gauge", float64(m.Groups)},
 		{"grove_peers", "Connected peers.", "gauge", float64(m.Peers)},
 		{"grove_gossip_mesh_peers", "GossipSub mesh links summed over groups.", "gauge", float64(m.MeshPeers)},
+		{"grove_group_reconnects_total", "Times a group got a reachable member back after having none, summed over groups.", "counter", float64(r.Reconnects)},
+		{"grove_groups_cut_off", "Groups with other members of which none is reachable now.", "gauge", float64(r.CutOffGroups)},
 	}
 }
