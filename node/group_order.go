@@ -236,6 +236,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			Detail: "this device's branch lost beyond the retention window: leave the group and be invited again"})
 	case commitorder.Removed:
 		a.phase = phaseRemoved
+		a.noteReach() // a removed device stops redialing the group's members
 		for eid, g := range a.epochs {
 			g.Erase()
 			delete(a.epochs, eid)

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"grove/node/api"
+	"grove/p2p"
 )
 
 // Reachability: how many of a group's other members this device is
@@ -84,6 +85,10 @@ func (a *groupActor) wantedPeers() []peer.ID {
 type keepConnecteder interface {
 	KeepConnected(set string, peers []peer.ID)
 }
+
+// The real network must keep satisfying the optional interface: a drift
+// in p2p's signature would silently turn redialing off.
+var _ keepConnecteder = (*p2p.Host)(nil)
 
 // keepConnected hands the network the peers to keep connected for group
 // hexID, if it can keep them.
