@@ -239,6 +239,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			delete(a.epochs, eid)
 			n.db.DeleteEpochState(a.id, store.EpochID(eid))
 		}
+		n.requestPurge()
 		for id, it := range a.intents {
 			if it.join != nil {
 				it.join <- joinResult{err: api.Errorf(api.CodeUnavailable, "the inviter was removed from the group")}
@@ -267,4 +268,7 @@ func (a *groupActor) dropEpoch(eid commitorder.EpochID, final bool) {
 	} else {
 		a.n.db.DeleteEpochState(a.id, store.EpochID(eid))
 	}
+	// The state's secrets are deleted, not yet gone from disk: the purge
+	// (coalesced with the other epochs finalised meanwhile) removes them.
+	a.n.requestPurge()
 }
