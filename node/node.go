@@ -72,7 +72,7 @@ type Node struct {
 	// so requests made while one is pending coalesce.
 	purgeKick chan struct{}
 	closed    bool
-	metrics       metrics
+	metrics   metrics
 }
 
 // New checks cfg and returns a Node that is not yet running.
