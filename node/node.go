@@ -603,8 +603,9 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 }
 
 // deleteGroupData deletes a stopped actor's group from the store: its
-// data, the leaving mark, the unread count and the membership history (who
-// was in the group goes with it) in one batch, so that no crash leaves a
+// data, the leaving mark, the unread count, the membership history (who
+// was in the group goes with it) and the key rotation schedule in one
+// batch, so that no crash leaves a
 // mark of a group that is gone, then has the deleted secrets and plaintext
 // purged from disk.
 func (n *Node) deleteGroupData(a *groupActor) error {
@@ -615,7 +616,7 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 	delete(n.unread, a.hexID)
 	delete(n.unreadDirty, a.hexID)
 	n.mu.Unlock()
-	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID))
+	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID))
 	n.unreadIO.Unlock()
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
