@@ -29,6 +29,8 @@ const (
 	DefaultPersistEvery   = time.Second
 	DefaultCipherSuite    = mls.CipherSuite(0x0001) // MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 	DefaultCommitRate     = 8
+	DefaultPurgeEvery     = 5 * time.Second
+	DefaultRotateEvery    = 24 * time.Hour
 	defaultLogPage        = 50
 	defaultHeldMessages   = 4096
 	defaultSubscriberBuff = 256
@@ -88,6 +90,29 @@ type Config struct {
 	// stays unpersisted (own sends are persisted at once). Default
 	// DefaultPersistEvery.
 	PersistEvery time.Duration
+	// PurgeEvery is the least time between two purges of deleted secrets
+	// and plaintext from the database directory (store.DB.PurgeDeleted:
+	// one flush and a compaction per deleted range). Finalised epochs,
+	// left groups and the first start after a restart request a purge;
+	// requests within PurgeEvery of the last purge are served together at
+	// its end, so a finalised epoch's secrets stay on disk for at most
+	// about PurgeEvery while epochs keep finalising. Default
+	// DefaultPurgeEvery.
+	PurgeEvery time.Duration
+	// RotateEvery is how often this device updates its own leaf in each
+	// group (a Commit with a fresh path, what `grove rotate` does), with
+	// up to an eighth of it as random jitter so that members who joined
+	// together do not all commit at once; a negative value turns it off.
+	// Default DefaultRotateEvery (24h), for two reasons. Post-compromise
+	// security: a stolen leaf key decrypts what is sent to this device
+	// until the device updates it, so updates bound that window to about
+	// a day rather than to whenever someone happens to commit. Joins: a
+	// leaf that came from a KeyPackage carries its lifetime (90 days,
+	// see newKeyPackage), and a leaf updated by a Commit carries none, so
+	// regular updates keep expired lifetimes out of the tree a new member
+	// checks. The cost is one Commit per member and day (an O(log n) path
+	// each), well under the policy's commit rate limit.
+	RotateEvery time.Duration
 }
 
 // ErrInvalidConfig is wrapped by Validate's errors.
@@ -104,7 +129,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.CommitDelta < 0 || c.FinalityAge < 0 || c.FinalityGrace < 0 || c.TipInterval < 0 ||
-		c.InviteExpiry < 0 || c.SyncFanout < 0 || c.FinalityDepth < 0 || c.PersistEvery < 0 {
+		c.InviteExpiry < 0 || c.SyncFanout < 0 || c.FinalityDepth < 0 || c.PersistEvery < 0 || c.PurgeEvery < 0 {
 		return fmt.Errorf("%w: negative durations or counts", ErrInvalidConfig)
 	}
 	if c.CommitRate < 0 || c.CommitRate > 255 {
@@ -142,6 +167,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PersistEvery == 0 {
 		c.PersistEvery = DefaultPersistEvery
+	}
+	if c.PurgeEvery == 0 {
+		c.PurgeEvery = DefaultPurgeEvery
+	}
+	if c.RotateEvery == 0 {
+		c.RotateEvery = DefaultRotateEvery
 	}
 	return c
 }

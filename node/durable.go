@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"time"
 
 	"grove/node/api"
 	"grove/store"
@@ -80,6 +81,7 @@ func (a *groupActor) appendLog(epoch uint64, h [32]byte, data []byte) (bool, err
 // is new, emits its event once it is stored: synced first outside
 // beginWrites, made durable by the next flush inside.
 func (a *groupActor) storeReceived(sm store.Message) error {
+	sm.Time = clampSenderTime(sm.Time, a.n.cfg.Clock.Now())
 	tx := a.n.db.NewBatch()
 	if err := tx.AddMessage(sm); err != nil {
 		return err
@@ -99,4 +101,24 @@ func (a *groupActor) storeReceived(sm store.Message) error {
 	m := a.n.apiMessage(a, sm)
 	a.n.emit(api.Event{Kind: api.EventMessage, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Message: &m})
 	return nil
+}
+
+// maxFutureSkew is how far ahead of its receipt a message's sender time may
+// be and still be shown and ordered as the sender set it.
+const maxFutureSkew = 5 * time.Minute
+
+// clampSenderTime returns the time a received message is shown and ordered
+// by: the sender's time, unless that is more than maxFutureSkew ahead of
+// its receipt, then the receipt time. The sender's clock is the sender's
+// word: without a bound a member could pin a message to the end of every
+// view (or, with a copied id, order it anywhere) by dating it years ahead.
+// Honest clocks a few minutes fast keep their times. The past is not
+// clamped: a device that was offline receives, by sync, messages that are
+// legitimately days old, and a receipt-relative bound would re-date them
+// all to the moment of the sync.
+func clampSenderTime(sent, received time.Time) time.Time {
+	if sent.After(received.Add(maxFutureSkew)) {
+		return received
+	}
+	return sent
 }

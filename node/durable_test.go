@@ -60,7 +60,7 @@ func TestResyncPageShowsEveryMessageOnce(t *testing.T) {
 			// Shown only once stored.
 			var id store.MessageID
 			hex.Decode(id[:], []byte(ev.Message.ID))
-			if seen, err := bob.db.Seen(gid, id); err != nil || !seen {
+			if seen, err := bob.db.Seen(gid, alice.selfID, id); err != nil || !seen {
 				t.Fatalf("event for %q before the message is stored: %v", ev.Message.Text, err)
 			}
 		case <-ctx.Done():

@@ -155,6 +155,10 @@ type groupActor struct {
 
 	writes deferredWrites // see durable.go
 
+	// rotateDue and rotateIntent: see autoRotate (group_order.go).
+	rotateDue    time.Time
+	rotateIntent commitorder.IntentID
+
 	history       *membershipHistory    // see removalsync.go
 	removedServed map[peer.ID]time.Time // see removedSyncRange
 	// unsyncedSends counts messages send published whose writes Node.Send
@@ -373,6 +377,7 @@ func (a *groupActor) run() {
 		case <-persist.C:
 			a.flush()
 			a.dropSettled()
+			a.autoRotate()
 		}
 	}
 }

@@ -9,7 +9,9 @@
 package node
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -242,6 +244,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			delete(a.epochs, eid)
 			n.db.DeleteEpochState(a.id, store.EpochID(eid))
 		}
+		n.requestPurge()
 		for id, it := range a.intents {
 			if it.join != nil {
 				it.join <- joinResult{err: api.Errorf(api.CodeUnavailable, "the inviter was removed from the group")}
@@ -270,4 +273,59 @@ func (a *groupActor) dropEpoch(eid commitorder.EpochID, final bool) {
 	} else {
 		a.n.db.DeleteEpochState(a.id, store.EpochID(eid))
 	}
+	// The state's secrets are deleted, not yet gone from disk: the purge
+	// (coalesced with the other epochs finalised meanwhile) removes them.
+	a.n.requestPurge()
+}
+
+// rotatedSetting names the setting that holds when this device last
+// queued the update of its own leaf in a group (autoRotate), so that the
+// schedule survives restarts. It is deleted with the group.
+func rotatedSetting(hexID string) string { return "group-rotated/" + hexID }
+
+// autoRotate queues an update of this device's own leaf (intentUpdate,
+// committed when commitorder's avoidance says so, like `grove rotate`)
+// once Config.RotateEvery, less a random jitter, has passed since the last
+// one, or since the group was created or joined here. An update still
+// queued is not queued twice. Runs on the actor.
+func (a *groupActor) autoRotate() {
+	every := a.n.cfg.RotateEvery
+	if every <= 0 || a.phase != phaseActive || a.leaving {
+		return
+	}
+	if _, g := a.head(); g == nil {
+		return
+	}
+	now := a.n.cfg.Clock.Now()
+	if a.rotateDue.IsZero() {
+		last := a.created
+		if v, err := a.n.db.Setting(rotatedSetting(a.hexID)); err == nil && len(v) == 8 {
+			last = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		}
+		if last.IsZero() {
+			last = now
+		}
+		a.rotateDue = last.Add(every - rotateJitter(every))
+	}
+	if now.Before(a.rotateDue) || a.intents[a.rotateIntent] != nil {
+		return
+	}
+	it := &intent{kind: intentUpdate}
+	if err := a.queueIntent(it); err != nil {
+		a.log.Debug("automatic key rotation", "err", err)
+		return
+	}
+	a.rotateIntent = it.id
+	a.rotateDue = now.Add(every - rotateJitter(every))
+	// Saved when queued rather than when committed: a rotation lost to
+	// a crash before its Commit waits at most one more interval.
+	if err := a.n.db.SetSetting(rotatedSetting(a.hexID), binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
+		a.log.Warn("save key rotation time", "err", err)
+	}
+	a.log.Info("rotating this device's keys in the group (scheduled)")
+}
+
+// rotateJitter is a random part of up to an eighth of the interval.
+func rotateJitter(every time.Duration) time.Duration {
+	return rand.N(every/8 + 1)
 }

@@ -68,9 +68,12 @@ type Node struct {
 	unreadIO      sync.Mutex // orders unread count writes (unread.go)
 	// lastNotBefore keeps our KeyPackages' not_before increasing.
 	lastNotBefore time.Time
-	closed        bool
-	metrics       metrics
-	reach         reachTotals // see reach.go
+	// purgeKick requests a purge of deleted data (purgeLoop); capacity 1,
+	// so requests made while one is pending coalesce.
+	purgeKick chan struct{}
+	closed    bool
+	metrics   metrics
+	reach     reachTotals // see reach.go
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -91,6 +94,7 @@ func New(cfg Config) (*Node, error) {
 		unreadDirty: make(map[string]bool),
 		relays:      make(map[commitorder.IntentID]*relayWait),
 		seenJoins:   make(map[commitorder.IntentID]*seenJoin),
+		purgeKick:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -167,6 +171,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.wg.Add(1)
 	go n.peerLoop()
+	n.wg.Add(1)
+	go n.purgeLoop()
+	// Deletions made before a crash or restart (their marks survive in
+	// the store) are purged once now.
+	n.requestPurge()
 	return nil
 }
 
@@ -602,17 +611,77 @@ func (n *Node) Leave(ctx context.Context, group string) error {
 	return n.deleteGroupData(a)
 }
 
-// deleteGroupData deletes a stopped actor's group from the store.
+// deleteGroupData deletes a stopped actor's group from the store: its
+// data, the leaving mark, the unread count, the membership history (who
+// was in the group goes with it) and the key rotation schedule in one
+// batch, so that no crash leaves a
+// mark of a group that is gone, then has the deleted secrets and plaintext
+// purged from disk.
 func (n *Node) deleteGroupData(a *groupActor) error {
-	if err := n.db.DeleteGroup(a.id); err != nil {
+	// Under unreadIO, so that no unread count written meanwhile outlives
+	// the batch (see saveUnread).
+	n.unreadIO.Lock()
+	n.mu.Lock()
+	delete(n.unread, a.hexID)
+	delete(n.unreadDirty, a.hexID)
+	n.mu.Unlock()
+	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID))
+	n.unreadIO.Unlock()
+	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
 	}
-	if err := n.db.DeleteSetting(leavingSetting(a.hexID)); err != nil && !errors.Is(err, store.ErrNotFound) {
-		n.log.Warn("delete leaving mark", "err", err)
-	}
-	n.forgetUnread(a.hexID)
-	n.db.DeleteSetting(membershipSetting(a.hexID)) // who was in the group goes with it
+	n.requestPurge()
 	return nil
+}
+
+// requestPurge asks purgeLoop to purge deleted data from disk soon; it
+// never blocks.
+func (n *Node) requestPurge() {
+	select {
+	case n.purgeKick <- struct{}{}:
+	default: // one is pending already: it covers this request too
+	}
+}
+
+// purgeLoop makes deleted secrets and plaintext (finalised epoch states,
+// left groups) unrecoverable from the database directory
+// (store.DB.PurgeDeleted), at most once every Config.PurgeEvery: a purge
+// flushes the memtable and compacts, which is too much work to do per
+// finalised epoch, while requests that arrive meanwhile are served by one
+// purge at the end of the interval. The interval is measured on the wall
+// clock, not Config.Clock: it paces disk work, not protocol time. It stops
+// when the node's context is cancelled (Close), before the store closes.
+func (n *Node) purgeLoop() {
+	defer n.wg.Done()
+	var last time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.purgeKick:
+		}
+		if wait := n.cfg.PurgeEvery - time.Since(last); wait > 0 && !last.IsZero() {
+			t := time.NewTimer(wait)
+			select {
+			case <-n.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if !n.db.PurgePending() {
+			continue
+		}
+		last = time.Now()
+		if err := n.db.PurgeDeleted(n.ctx); err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			// The ranges stay queued in the store; the next request
+			// retries them.
+			n.log.Warn("purge deleted data", "err", err)
+		}
+	}
 }
 
 // Peers implements api.Service.

@@ -220,7 +220,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		var plain []byte
 		if e, err := n.db.Outbox(a.id, store.MessageID(id)); err == nil {
 			plain = e.Plaintext
-		} else if m, err := n.db.Message(a.id, store.MessageID(id)); err == nil {
+		} else if m, err := n.db.MessageFrom(a.id, n.selfID, store.MessageID(id)); err == nil {
 			// Settled on the lost branch, so gone from the outbox: put it
 			// back, so that a later fork or rejoin re-sends it again.
 			plain = (&appPayload{ID: id, Kind: kindText, Time: m.Time, Text: m.Text}).marshal()

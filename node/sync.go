@@ -337,7 +337,7 @@ func ReplayLocally(dbDir, group string, msgs [][]byte, batch int) (stored, skipp
 			p, err := unmarshalPayload(pm.ApplicationData)
 			m, merr := g.Member(pm.Sender.LeafIndex)
 			if err == nil && merr == nil && p.Kind == kindText {
-				if err := tx.AddMessage(store.Message{Group: gid, ID: store.MessageID(p.ID), Time: p.Time,
+				if err := tx.AddMessage(store.Message{Group: gid, ID: store.MessageID(p.ID), Time: clampSenderTime(p.Time, now),
 					Sender: m.Identity, Text: p.Text, Epoch: epoch}); err != nil {
 					return stored, skipped, fmt.Errorf("node: replay: %w", err)
 				}

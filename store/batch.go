@@ -20,7 +20,8 @@ import (
 // Arguments are checked when a write is added; nothing is read or written
 // until Commit, so the dedup checks (by message hash for the log, by
 // application message id for the view) see the database as of Commit and
-// the earlier writes of the same Batch. A Batch is not safe for concurrent
+// the earlier writes of the same Batch. Message ids are deduplicated per
+// sender: see dedupKey. A Batch is not safe for concurrent
 // use; it may be committed once. Discard a Batch that will not be committed:
 // it holds copies of epoch states, which are secrets.
 type Batch struct {
@@ -231,10 +232,10 @@ func (b *Batch) commit(wo *pebble.WriteOptions) (applied []bool, err error) {
 			newKeys = append(newKeys, k)
 		case opAddMessage:
 			m := &op.m
-			dk := dedupKey(m.Group, m.ID)
+			dk := dedupKey(m.Group, m.ID, m.Sender)
 			dup := written[string(dk)]
 			if !dup {
-				if dup, err = db.hasFiltered(dk); err != nil {
+				if dup, err = db.seenLocked(dk, m.Group, m.ID); err != nil {
 					return nil, err
 				}
 			}
@@ -244,7 +245,7 @@ func (b *Batch) commit(wo *pebble.WriteOptions) (applied []bool, err error) {
 			ts := m.Time.UnixNano()
 			doc := ix.add(m, ts)
 			writes = append(writes,
-				kv{viewKey(m.Group, ts, m.ID), encodeMessage(m, doc)},
+				kv{viewKey(m.Group, ts, m.ID, m.Sender), encodeMessage(m, doc)},
 				kv{dk, encodeDedup(dedupRecord{seen: now, inView: true, ts: ts})})
 			written[string(dk)] = true
 			newKeys = append(newKeys, dk)

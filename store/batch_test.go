@@ -313,7 +313,7 @@ func TestBatchCommitNoSyncThenSync(t *testing.T) {
 		if got := c.n.Load() - before; got != 0 {
 			t.Fatalf("CommitNoSync synced %d times", got)
 		}
-		if seen, err := db.Seen(g1, mid(id)); err != nil || !seen {
+		if seen, err := db.Seen(g1, []byte("bob"), mid(id)); err != nil || !seen {
 			t.Fatalf("no-sync write not visible: %v %v", seen, err)
 		}
 	}

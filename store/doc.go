@@ -14,6 +14,11 @@
 // sync once after a run of writes (DB.Sync), and DeleteOutbox, whose loss
 // only repeats a send.
 //
+// Dedup markers and view records are keyed by group, message id and
+// sender: ids are chosen by senders, so one member's id must not suppress
+// or overwrite another's message. Keys written before the sender was part
+// of them are still read (see dedupKey, viewKey).
+//
 // Every record read back from disk is decoded by a versioned, length-checked
 // decoder; a record that does not decode yields an error wrapping ErrCorrupt,
 // never a panic.

@@ -160,10 +160,12 @@ func FuzzCursor(f *testing.F) {
 
 // FuzzKeys parses arbitrary bytes as keys of the spaces scanned by key.
 func FuzzKeys(f *testing.F) {
-	f.Add(viewKey(g1, 5, mid(1)), []byte{2})
+	f.Add(viewKey(g1, 5, mid(1), []byte("ann")), []byte{2})
+	f.Add(legacyViewKey(g1, 5, mid(1)), []byte{2})
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		if m, doc, err := decodeMessageKeyed(k, v); err == nil {
-			if !bytes.Equal(viewKey(m.Group, m.Time.UnixNano(), m.ID), k) {
+			if !bytes.Equal(viewKey(m.Group, m.Time.UnixNano(), m.ID, m.Sender), k) &&
+				!bytes.Equal(legacyViewKey(m.Group, m.Time.UnixNano(), m.ID), k) {
 				t.Fatalf("view key round trip: %x", k)
 			}
 			_ = doc

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -539,12 +540,16 @@ func decodeMessageKeyed(k, v []byte) (Message, uint64, error) {
 	g := r.group()
 	ts := r.nanos()
 	id := r.fixed(MessageIDLen)
+	sender := r.optionalSender()
 	if err := r.done(); err != nil {
 		return Message{}, 0, fmt.Errorf("store: view: %w", err)
 	}
 	m, doc, err := decodeMessage(v)
 	if err != nil {
 		return Message{}, 0, fmt.Errorf("store: view: %w", err)
+	}
+	if sender != nil && !bytes.Equal(sender, m.Sender) {
+		return Message{}, 0, corruptf("view key and record name different senders")
 	}
 	m.Group = g
 	m.Time = time.Unix(0, ts).UTC()
@@ -616,7 +621,7 @@ func (db *DB) migrateBuildIndex() error {
 				doc := ix.add(m, m.Time.UnixNano())
 				b.Set(todo[i].key, encodeMessage(m, doc), nil)
 				rec := dedupRecord{seen: m.Time, inView: true, ts: m.Time.UnixNano()}
-				dk := dedupKey(m.Group, m.ID)
+				dk := dedupPrefix(m.Group, m.ID) // schema 1 keys had no sender
 				if old, err := db.get(dk); err == nil {
 					if r, err := decodeDedup(old); err == nil {
 						rec.seen = r.seen

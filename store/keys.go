@@ -21,9 +21,9 @@ const (
 	spaceLog        byte = 0x20 // group, epoch(8), hash(32) -> LogEntry
 	spaceLogArrival byte = 0x21 // group, seq(8) -> log reference (epoch, hash, arrival time)
 	spaceOutbox     byte = 0x30 // group, msg id(16) -> OutboxEntry
-	spaceView       byte = 0x40 // group, time(8), msg id(16) -> Message
+	spaceView       byte = 0x40 // group, time(8), msg id(16)[, sender] -> Message
 	spaceViewByID   byte = 0x41 // group, msg id(16) -> time(8)
-	spaceDedup      byte = 0x50 // group, msg id(16) -> first-seen time
+	spaceDedup      byte = 0x50 // group, msg id(16)[, sender] -> first-seen time, view time
 	spacePosting    byte = 0x60 // term, 0x00, time(8), group, msg id(16) -> posting
 	spaceSender     byte = 0x61 // sender, time(8), group, msg id(16) -> empty (sender filter)
 	spaceIndexStats byte = 0x62 // -> index statistics (documents, total length)
@@ -98,6 +98,13 @@ func (k keyBuf) nanos(n int64) keyBuf { return k.u64(uint64(n) ^ (1 << 63)) }
 
 func (k keyBuf) raw(p []byte) keyBuf { return append(k, p...) }
 
+// sender appends a sender identity, length-prefixed (1..MaxSenderLen
+// bytes, checked by the caller).
+func (k keyBuf) sender(s []byte) keyBuf {
+	k = append(k, byte(len(s)))
+	return append(k, s...)
+}
+
 // keyReader parses keys read back from iteration; like dec, it sticks on the
 // first error.
 type keyReader struct {
@@ -144,6 +151,30 @@ func (r *keyReader) fixed(n int) []byte {
 	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
+}
+
+// sender reads a length-prefixed sender identity.
+func (r *keyReader) sender() []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < 1 || r.b[0] == 0 || len(r.b) < 1+int(r.b[0]) {
+		r.fail()
+		return nil
+	}
+	n := int(r.b[0])
+	s := append([]byte(nil), r.b[1:1+n]...)
+	r.b = r.b[1+n:]
+	return s
+}
+
+// optionalSender reads the sender that ends a key written since keys
+// name it, or nothing from an older key that ends before it.
+func (r *keyReader) optionalSender() []byte {
+	if r.err != nil || len(r.b) == 0 {
+		return nil
+	}
+	return r.sender()
 }
 
 func (r *keyReader) u64() uint64 {

@@ -1,11 +1,21 @@
 package store
 
+import "slices"
+
 // DeleteGroup deletes everything the device holds about a group (metadata,
 // epoch states and markers, log, outbox, view, search postings, dedup
-// markers) in one synced batch. Secrets stay on disk until PurgeDeleted.
-func (db *DB) DeleteGroup(group []byte) error {
+// markers) and the named settings in one synced batch, so that a crash
+// never leaves settings that belong to the group (the caller's per-group
+// marks) behind a group that is gone, or the reverse. Settings that do not
+// exist are not an error. Secrets stay on disk until PurgeDeleted.
+func (db *DB) DeleteGroup(group []byte, settings ...string) error {
 	if err := checkGroup(group); err != nil {
 		return err
+	}
+	for _, name := range settings {
+		if err := checkSettingName(name); err != nil {
+			return err
+		}
 	}
 	release, err := db.use()
 	if err != nil {
@@ -42,6 +52,11 @@ func (db *DB) DeleteGroup(group []byte) error {
 		}
 		b.DeleteRange(r.start, r.end, nil)
 		db.notePurge(b, r)
+	}
+	for _, name := range settings {
+		k := settingKey(name)
+		b.Delete(k, nil)
+		db.notePurge(b, keyRange{k, append(slices.Clone(k), 0)})
 	}
 	if err := ix.finish(); err != nil {
 		return err

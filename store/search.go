@@ -714,15 +714,18 @@ func (s *searcher) page(acc []scored, after *cursor) (Result, error) {
 }
 
 // fillMessages reads the view records of hits (in key order through one
-// iterator, cheaper than a Get each) and drops hits deleted meanwhile.
+// iterator, cheaper than a Get each) and drops hits deleted meanwhile. A
+// record is looked up under its key naming the sender, then under the key
+// of a record written before keys named it.
 func (db *DB) fillMessages(hits []Hit) ([]Hit, error) {
 	type lookup struct {
-		key []byte
-		i   int
+		key, legacy []byte
+		i           int
 	}
 	ls := make([]lookup, len(hits))
 	for i, h := range hits {
-		ls[i] = lookup{viewKey(h.Message.Group, h.Message.Time.UnixNano(), h.Message.ID), i}
+		m := &h.Message
+		ls[i] = lookup{viewKey(m.Group, m.Time.UnixNano(), m.ID, m.Sender), legacyViewKey(m.Group, m.Time.UnixNano(), m.ID), i}
 	}
 	slices.SortFunc(ls, func(a, b lookup) int { return bytes.Compare(a.key, b.key) })
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceView}, UpperBound: []byte{spaceView + 1}})
@@ -733,7 +736,9 @@ func (db *DB) fillMessages(hits []Hit) ([]Hit, error) {
 	found := make([]bool, len(hits))
 	for _, l := range ls {
 		if !it.SeekGE(l.key) || !bytes.Equal(it.Key(), l.key) {
-			continue
+			if !it.SeekGE(l.legacy) || !bytes.Equal(it.Key(), l.legacy) {
+				continue
+			}
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
@@ -744,6 +749,9 @@ func (db *DB) fillMessages(hits []Hit) ([]Hit, error) {
 			return nil, fmt.Errorf("store: search: %w", err)
 		}
 		h := &hits[l.i].Message
+		if !bytes.Equal(m.Sender, h.Sender) {
+			continue // a legacy record of another sender
+		}
 		h.Sender, h.Text, h.Epoch, h.Flags = m.Sender, m.Text, m.Epoch, m.Flags
 		found[l.i] = true
 	}

@@ -344,16 +344,16 @@ func TestViewAndDedup(t *testing.T) {
 	if _, err := db.Message(g1, mid(2)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted message: %v", err)
 	}
-	if seen, err := db.Seen(g1, mid(2)); err != nil || !seen {
+	if seen, err := db.Seen(g1, []byte("bob"), mid(2)); err != nil || !seen {
 		t.Fatalf("dedup marker must survive deletion: %v %v", seen, err)
 	}
 	if ok, err := db.AddMessage(msg(g1, 2, t0, "bob", "late copy")); err != nil || ok {
 		t.Fatalf("late copy of deleted message added=%v err=%v", ok, err)
 	}
-	if n, err := db.MarkSeen(g2, mid(9)); err != nil || !n {
+	if n, err := db.MarkSeen(g2, []byte("cy"), mid(9)); err != nil || !n {
 		t.Fatalf("MarkSeen = %v %v", n, err)
 	}
-	if n, err := db.MarkSeen(g2, mid(9)); err != nil || n {
+	if n, err := db.MarkSeen(g2, []byte("cy"), mid(9)); err != nil || n {
 		t.Fatalf("second MarkSeen = %v %v", n, err)
 	}
 }
@@ -422,7 +422,7 @@ func TestDeleteGroup(t *testing.T) {
 	if _, err := db.Outbox(g1, mid(1)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("outbox: %v", err)
 	}
-	if seen, _ := db.Seen(g1, mid(1)); seen {
+	if seen, _ := db.Seen(g1, []byte("ann"), mid(1)); seen {
 		t.Fatal("dedup marker survived")
 	}
 	res, err := db.Search(t.Context(), Query{Text: "hello"})
@@ -490,7 +490,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 		e.bytes([]byte(text))
 		e.uvarint(3)
 		e.uvarint(0)
-		if err := pdb.Set(viewKey(g1, ts, id), e.b, nil); err != nil {
+		if err := pdb.Set(legacyViewKey(g1, ts, id), e.b, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := pdb.Set(viewByIDKey(g1, id), be64(uint64(ts)), nil); err != nil {
@@ -499,7 +499,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 		if i%2 == 0 { // schema-1 dedup marker: first-seen time only
 			d := newEncV(1, 10)
 			d.time(clock.t.Add(-time.Hour))
-			if err := pdb.Set(dedupKey(g1, id), d.b, nil); err != nil {
+			if err := pdb.Set(dedupPrefix(g1, id), d.b, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -582,8 +582,8 @@ func TestCorruptRecords(t *testing.T) {
 		{"epoch state", epochKey(spaceEpochState, g1, eid(1)), func() error { _, err := db.EpochState(g1, eid(1)); return err }},
 		{"log", logKey(g1, 1, hash(1)), func() error { _, err := db.LogEntry(g1, 1, hash(1)); return err }},
 		{"outbox", outboxKey(g1, mid(1)), func() error { _, err := db.Outbox(g1, mid(1)); return err }},
-		{"view", viewKey(g1, clock.t.UnixNano(), mid(1)), func() error { _, err := db.Message(g1, mid(1)); return err }},
-		{"dedup marker", dedupKey(g1, mid(1)), func() error { _, err := db.Message(g1, mid(1)); return err }},
+		{"view", viewKey(g1, clock.t.UnixNano(), mid(1), []byte("ann")), func() error { _, err := db.Message(g1, mid(1)); return err }},
+		{"dedup marker", dedupKey(g1, mid(1), []byte("ann")), func() error { _, err := db.Message(g1, mid(1)); return err }},
 		{"posting block", postingKey("hello", 1), func() error { _, err := db.Search(t.Context(), Query{Text: "hello"}); return err }},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -34,7 +35,18 @@ type Message struct {
 // had no document number; see migrateBuildIndex.
 const viewRecordVersion = 2
 
-func viewKey(g []byte, ts int64, id MessageID) []byte {
+// viewKey is the key of a message in the view: group, time, id, then the
+// sender (length-prefixed), so that two senders' messages with the same id
+// and time are two records (a member cannot overwrite another's message by
+// copying its id and time). Keys written before the sender was appended end
+// after the id; decodeViewKey accepts both, so no migration is needed.
+func viewKey(g []byte, ts int64, id MessageID, sender []byte) []byte {
+	return newKey(spaceView, 1+len(g)+8+MessageIDLen+1+len(sender)).group(g).nanos(ts).raw(id[:]).sender(sender)
+}
+
+// legacyViewKey is the key of a view record written before the sender was
+// part of it.
+func legacyViewKey(g []byte, ts int64, id MessageID) []byte {
 	return newKey(spaceView, 1+len(g)+8+MessageIDLen).group(g).nanos(ts).raw(id[:])
 }
 
@@ -44,16 +56,36 @@ func viewByIDKey(g []byte, id MessageID) []byte {
 	return newKey(spaceViewByID, 1+len(g)+MessageIDLen).group(g).raw(id[:])
 }
 
-func dedupKey(g []byte, id MessageID) []byte {
-	return newKey(spaceDedup, 1+len(g)+MessageIDLen).group(g).raw(id[:])
+// dedupKey is the dedup marker of a message id from one sender: ids are
+// chosen by senders, so a marker bound to the id alone would let one
+// member suppress another's message by sending first under its id. The
+// same sender's re-sends (across epochs, under the same id) still meet
+// their marker.
+func dedupKey(g []byte, id MessageID, sender []byte) []byte {
+	return dedupPrefix(g, id).sender(sender)
+}
+
+// dedupPrefix is the start of every dedup key of an id in a group, and
+// itself the key of a marker written before markers named the sender
+// (legacy: the sender is unknown, so such a marker deduplicates the id
+// for every sender, as it did when written).
+func dedupPrefix(g []byte, id MessageID) keyBuf {
+	return newKey(spaceDedup, 1+len(g)+MessageIDLen+1+MaxSenderLen).group(g).raw(id[:])
+}
+
+func checkSender(s []byte) error {
+	if len(s) == 0 || len(s) > MaxSenderLen {
+		return invalidf("sender of %d bytes, want 1..%d", len(s), MaxSenderLen)
+	}
+	return nil
 }
 
 func checkMessage(m *Message) error {
 	if err := checkGroup(m.Group); err != nil {
 		return err
 	}
-	if len(m.Sender) == 0 || len(m.Sender) > MaxSenderLen {
-		return invalidf("sender of %d bytes, want 1..%d", len(m.Sender), MaxSenderLen)
+	if err := checkSender(m.Sender); err != nil {
+		return err
 	}
 	if len(m.Text) > MaxTextLen {
 		return invalidf("text of %d bytes exceeds %d", len(m.Text), MaxTextLen)
@@ -88,10 +120,13 @@ func (db *DB) AddMessages(msgs []Message) (added []bool, err error) {
 	return b.Commit()
 }
 
-// Seen reports whether a message id has been recorded in the group's dedup
-// markers (by AddMessage or MarkSeen).
-func (db *DB) Seen(group []byte, id MessageID) (bool, error) {
+// Seen reports whether a message id from sender has been recorded in the
+// group's dedup markers (by AddMessage or MarkSeen).
+func (db *DB) Seen(group, sender []byte, id MessageID) (bool, error) {
 	if err := checkGroup(group); err != nil {
+		return false, err
+	}
+	if err := checkSender(sender); err != nil {
 		return false, err
 	}
 	release, err := db.use()
@@ -99,23 +134,30 @@ func (db *DB) Seen(group []byte, id MessageID) (bool, error) {
 		return false, err
 	}
 	defer release()
-	val, err := db.get(dedupKey(group, id))
-	if err == ErrNotFound {
-		return false, nil
+	for _, k := range [][]byte{dedupKey(group, id, sender), dedupPrefix(group, id)} {
+		val, err := db.get(k)
+		if err == ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if _, err := decodeDedup(val); err != nil {
+			return false, fmt.Errorf("store: dedup marker: %w", err)
+		}
+		return true, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	if _, err := decodeDedup(val); err != nil {
-		return false, fmt.Errorf("store: dedup marker: %w", err)
-	}
-	return true, nil
+	return false, nil
 }
 
-// MarkSeen records a dedup marker without adding a message (e.g. for
-// messages the node drops on purpose). It reports whether the id was new.
-func (db *DB) MarkSeen(group []byte, id MessageID) (bool, error) {
+// MarkSeen records a dedup marker of a message id from sender without
+// adding a message (e.g. for messages the node drops on purpose). It
+// reports whether the id was new from that sender.
+func (db *DB) MarkSeen(group, sender []byte, id MessageID) (bool, error) {
 	if err := checkGroup(group); err != nil {
+		return false, err
+	}
+	if err := checkSender(sender); err != nil {
 		return false, err
 	}
 	release, err := db.use()
@@ -125,8 +167,8 @@ func (db *DB) MarkSeen(group []byte, id MessageID) (bool, error) {
 	defer release()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	k := dedupKey(group, id)
-	seen, err := db.hasFiltered(k)
+	k := dedupKey(group, id, sender)
+	seen, err := db.seenLocked(k, group, id)
 	if err != nil || seen {
 		return false, err
 	}
@@ -137,37 +179,114 @@ func (db *DB) MarkSeen(group []byte, id MessageID) (bool, error) {
 	return true, nil
 }
 
-// lookupMessage finds a message by id; the caller holds use().
-func (db *DB) lookupMessage(group []byte, id MessageID) (Message, uint64, error) {
-	dv, err := db.get(dedupKey(group, id))
-	if err != nil {
-		return Message{}, 0, err
+// seenLocked reports whether the dedup marker k (of id from one sender) or
+// a legacy marker of id exists.
+func (db *DB) seenLocked(k, group []byte, id MessageID) (bool, error) {
+	seen, err := db.hasFiltered(k)
+	if err != nil || seen {
+		return seen, err
 	}
-	rec, err := decodeDedup(dv)
-	if err != nil {
-		return Message{}, 0, fmt.Errorf("store: dedup marker: %w", err)
+	return db.hasFiltered(dedupPrefix(group, id))
+}
+
+// viewRef locates a message of the view: its key and its time.
+type viewRef struct {
+	key    []byte // the dedup marker's key
+	sender []byte // nil for a legacy marker
+	ts     int64
+}
+
+// viewRefs lists the messages of the view with the given id in a group,
+// from any sender, or from one sender if sender is not nil; the caller
+// holds use().
+func (db *DB) viewRefs(group []byte, id MessageID, sender []byte) ([]viewRef, error) {
+	p := dedupPrefix(group, id)
+	var out []viewRef
+	err := db.scan(p, func(k, v []byte) error {
+		var snd []byte
+		if len(k) > len(p) {
+			r := keyReader{b: k[len(p):]}
+			snd = r.sender()
+			if err := r.done(); err != nil {
+				return fmt.Errorf("store: dedup marker: %w", err)
+			}
+		}
+		rec, err := decodeDedup(v)
+		if err != nil {
+			return fmt.Errorf("store: dedup marker: %w", err)
+		}
+		if !rec.inView || (sender != nil && snd != nil && !bytes.Equal(snd, sender)) {
+			return nil
+		}
+		out = append(out, viewRef{key: slices.Clone(k), sender: snd, ts: rec.ts})
+		return nil
+	})
+	return out, err
+}
+
+// loadMessage reads the view record ref points at; the caller holds use().
+func (db *DB) loadMessage(group []byte, id MessageID, ref viewRef) (Message, uint64, []byte, error) {
+	vk := legacyViewKey(group, ref.ts, id)
+	if ref.sender != nil {
+		vk = viewKey(group, ref.ts, id, ref.sender)
 	}
-	if !rec.inView {
-		return Message{}, 0, ErrNotFound
-	}
-	ts := rec.ts
-	val, err := db.get(viewKey(group, ts, id))
+	val, err := db.get(vk)
 	if err == ErrNotFound {
-		return Message{}, 0, corruptf("view id index points at missing message")
+		return Message{}, 0, nil, corruptf("view id index points at missing message")
 	}
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, nil, err
 	}
 	m, doc, err := decodeMessage(val)
 	if err != nil {
-		return Message{}, 0, fmt.Errorf("store: view: %w", err)
+		return Message{}, 0, nil, fmt.Errorf("store: view: %w", err)
 	}
-	m.Group, m.ID, m.Time = group, id, time.Unix(0, ts).UTC()
-	return m, doc, nil
+	m.Group, m.ID, m.Time = group, id, time.Unix(0, ref.ts).UTC()
+	return m, doc, vk, nil
 }
 
-// Message returns a message of the local view by id, or ErrNotFound.
+// lookupMessages finds the messages of the view with an id (from sender
+// only, if sender is not nil); the caller holds use().
+func (db *DB) lookupMessages(group []byte, id MessageID, sender []byte) ([]Message, []uint64, [][]byte, error) {
+	refs, err := db.viewRefs(group, id, sender)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var (
+		ms   []Message
+		docs []uint64
+		keys [][]byte
+	)
+	for _, ref := range refs {
+		m, doc, vk, err := db.loadMessage(group, id, ref)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if sender != nil && !bytes.Equal(m.Sender, sender) {
+			continue // a legacy record of another sender
+		}
+		ms, docs, keys = append(ms, m), append(docs, doc), append(keys, vk)
+	}
+	return ms, docs, keys, nil
+}
+
+// Message returns a message of the local view by id, or ErrNotFound. Ids
+// are chosen by senders, so two senders' messages may share one: Message
+// returns one of them; MessageFrom names the sender.
 func (db *DB) Message(group []byte, id MessageID) (Message, error) {
+	return db.message(group, id, nil)
+}
+
+// MessageFrom returns sender's message of the local view by id, or
+// ErrNotFound.
+func (db *DB) MessageFrom(group, sender []byte, id MessageID) (Message, error) {
+	if err := checkSender(sender); err != nil {
+		return Message{}, err
+	}
+	return db.message(group, id, sender)
+}
+
+func (db *DB) message(group []byte, id MessageID, sender []byte) (Message, error) {
 	if err := checkGroup(group); err != nil {
 		return Message{}, err
 	}
@@ -176,8 +295,14 @@ func (db *DB) Message(group []byte, id MessageID) (Message, error) {
 		return Message{}, err
 	}
 	defer release()
-	m, _, err := db.lookupMessage(group, id)
-	return m, err
+	ms, _, _, err := db.lookupMessages(group, id, sender)
+	if err != nil {
+		return Message{}, err
+	}
+	if len(ms) == 0 {
+		return Message{}, ErrNotFound
+	}
+	return ms[0], nil
 }
 
 // Messages returns up to limit messages of a group with Time >= since, in
@@ -225,6 +350,7 @@ func decodeViewEntry(k, v []byte) (Message, error) {
 	g := r.group()
 	ts := r.nanos()
 	id := r.fixed(MessageIDLen)
+	sender := r.optionalSender()
 	if err := r.done(); err != nil {
 		return Message{}, fmt.Errorf("store: view: %w", err)
 	}
@@ -232,12 +358,16 @@ func decodeViewEntry(k, v []byte) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("store: view: %w", err)
 	}
+	if sender != nil && !bytes.Equal(sender, m.Sender) {
+		return Message{}, corruptf("view key and record name different senders")
+	}
 	m.Group, m.Time = g, time.Unix(0, ts).UTC()
 	copy(m.ID[:], id)
 	return m, nil
 }
 
-// SetMessageFlags replaces the flags of a message in the view.
+// SetMessageFlags replaces the flags of the messages in the view with the
+// id (of every sender: see Message), or returns ErrNotFound.
 func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) error {
 	if err := checkGroup(group); err != nil {
 		return err
@@ -249,19 +379,26 @@ func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) er
 	defer release()
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	m, doc, err := db.lookupMessage(group, id)
+	ms, docs, keys, err := db.lookupMessages(group, id, nil)
 	if err != nil {
 		return err
 	}
-	m.Flags = flags
-	if err := db.pdb.Set(viewKey(group, m.Time.UnixNano(), id), encodeMessage(&m, doc), pebble.Sync); err != nil {
-		return fmt.Errorf("store: write: %w", err)
+	if len(ms) == 0 {
+		return ErrNotFound
 	}
-	return nil
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	for i := range ms {
+		ms[i].Flags = flags
+		b.Set(keys[i], encodeMessage(&ms[i], docs[i]), nil)
+	}
+	return db.commit(b)
 }
 
-// DeleteMessage removes a message from the view and its postings from the
-// search index. Its dedup marker stays, so a late copy is not shown again.
+// DeleteMessage removes the messages with the id (of every sender: see
+// Message) from the view and their postings from the search index, or
+// returns ErrNotFound. Their dedup markers stay, so a late copy is not
+// shown again.
 func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 	if err := checkGroup(group); err != nil {
 		return err
@@ -275,18 +412,26 @@ func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 	defer db.writeMu.Unlock()
 	db.purgeGate.RLock()
 	defer db.purgeGate.RUnlock()
-	m, doc, err := db.lookupMessage(group, id)
+	refs, err := db.viewRefs(group, id, nil)
 	if err != nil {
 		return err
+	}
+	if len(refs) == 0 {
+		return ErrNotFound
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	ix := db.newIndexer(b)
-	ix.remove(&m, doc)
-	vk := viewKey(group, m.Time.UnixNano(), id)
-	b.Delete(vk, nil)
-	db.notePurge(b, keyRange{vk, append(slices.Clone(vk), 0)})
-	b.Set(dedupKey(group, id), encodeDedup(dedupRecord{seen: db.opts.Now()}), nil)
+	for _, ref := range refs {
+		m, doc, vk, err := db.loadMessage(group, id, ref)
+		if err != nil {
+			return err
+		}
+		ix.remove(&m, doc)
+		b.Delete(vk, nil)
+		db.notePurge(b, keyRange{vk, append(slices.Clone(vk), 0)})
+		b.Set(ref.key, encodeDedup(dedupRecord{seen: db.opts.Now()}), nil)
+	}
 	if err := ix.finish(); err != nil {
 		return err
 	}
