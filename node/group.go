@@ -160,6 +160,11 @@ type groupActor struct {
 	// unsyncedSends counts messages send published whose writes Node.Send
 	// has not yet synced (decremented off the actor, hence atomic).
 	unsyncedSends atomic.Int32
+	// rejects sums rejected messages for the log (reject.go); shown is
+	// the names members are shown by (names.go). Both are reached from
+	// other goroutines and guard themselves.
+	rejects rejectLog
+	shown   shownNames
 }
 
 func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {

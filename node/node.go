@@ -466,7 +466,9 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		Orphaned: m.Flags&store.FlagOrphanedBranch != 0, Resent: m.Flags&store.FlagResent != 0,
 	}
 	if id, err := parseIdentity(m.Sender); err == nil {
-		out.Sender, out.SenderPeer = id.Name, id.Peer.String()
+		// Shown as the member list shows it, and with its tag when the
+		// sender, no longer a member, has a name like a member's.
+		out.Sender, out.SenderPeer = a.shown.name(m.Sender, id.Name), id.Peer.String()
 	}
 	// Our own messages are those sent under our credential identity (name
 	// and peer id together), never merely from our peer id: a member that
