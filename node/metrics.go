@@ -34,7 +34,7 @@ type Metrics struct {
 	// (zero on an in-memory network).
 	MeshPeers int
 	// Rejected counts messages dropped because they can never be part of
-	// their group, by reason ("proposal", "malformed", "identity change",
+	// their group, by reason ("proposal", "malformed", "identity_change",
 	// ...; see reject.go). Reasons never seen are absent.
 	Rejected map[string]int64
 }

@@ -23,17 +23,17 @@ type rejectReason string
 const (
 	rejectSize       rejectReason = "size"        // empty or over store.MaxMLSMessageLen
 	rejectMalformed  rejectReason = "malformed"   // not an MLSMessage (or tip) on a group topic
-	rejectOtherGroup rejectReason = "other group" // framing names another group
+	rejectOtherGroup rejectReason = "other_group" // framing names another group
 	rejectProposal   rejectReason = "proposal"    // standalone Proposal: Grove commits by value only
 	// rejectExternal: an external Commit that is not a member's rejoin
 	// replacing its own leaf.
-	rejectExternal rejectReason = "external commit"
+	rejectExternal rejectReason = "external_commit"
 	// rejectIdentity: a Commit whose committer's leaf carries another
 	// credential identity than it had (a member passing for another).
-	rejectIdentity rejectReason = "identity change"
+	rejectIdentity rejectReason = "identity_change"
 	// rejectDuplicate: a Commit whose epoch would list two members with
 	// one identity or one peer id.
-	rejectDuplicate rejectReason = "duplicate member"
+	rejectDuplicate rejectReason = "duplicate_member"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.

@@ -321,3 +321,63 @@ func TestStandaloneProposalsRefused(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "message after the flood", func() error { return hasTexts(alice, g, "after the flood") })
 }
+
+// TestLookAlikeNamesShownApart: two members whose names differ only by a
+// Cyrillic "а" are shown with tags in the member list and in the log, and
+// after the look-alike is removed its old messages keep their tag (its
+// name still looks like a member's) while the remaining alice is shown
+// plainly.
+func TestLookAlikeNamesShownApart(t *testing.T) {
+	checkLeaks(t)
+	const fake = "\u0430lice"
+	_, ns, g := memGroup(t, "alice", fake)
+	alice, other := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	ms, err := alice.Members(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, m := range ms {
+		shown[m.PeerID] = m.Name
+	}
+	a, o := shown[alice.PeerID().String()], shown[other.PeerID().String()]
+	if !strings.HasPrefix(a, "alice #") || !strings.HasPrefix(o, fake+" #") || a[len("alice"):] == o[len(fake):] {
+		t.Fatalf("members shown as %q and %q", a, o)
+	}
+	if _, err := other.Send(ctx, g, "it is me, alice"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the look-alike's message", func() error { return hasTexts(alice, g, "it is me, alice") })
+	sender := func() string {
+		msgs, err := alice.Log(ctx, g, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Text == "it is me, alice" {
+				return m.Sender
+			}
+		}
+		return ""
+	}
+	if s := sender(); s != o {
+		t.Fatalf("log shows the sender as %q, the member list as %q", s, o)
+	}
+	if err := alice.Remove(ctx, g, o); err != nil {
+		t.Fatalf("remove by the shown name: %v", err)
+	}
+	eventually(t, 10*time.Second, "look-alike removed", func() error {
+		if c := memberCount(alice, g); c != 1 {
+			return fmt.Errorf("%d members", c)
+		}
+		return nil
+	})
+	if s := sender(); s != o {
+		t.Fatalf("a former member with a member's name is shown as %q, want %q", s, o)
+	}
+	ms, _ = alice.Members(ctx, g)
+	if len(ms) != 1 || ms[0].Name != "alice" {
+		t.Fatalf("members after the removal: %+v", ms)
+	}
+}
