@@ -274,6 +274,20 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		Members: memberIDs(next), Admins: adminIDs(next),
 		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
 	})
+	if !a.co.Known(eid) {
+		// commitorder refused it (a rule commitRule does not know yet):
+		// published, it would be refused everywhere, and its intents
+		// would come back in every later Commit. Its Adds are dropped;
+		// the rest is proposed again without them.
+		a.log.Warn("own commit refused by commitorder; not published")
+		delete(a.own, cid)
+		delete(a.epochs, eid)
+		next.Erase()
+		for _, it := range joins {
+			a.dropAdd(it, "the group's rules refused the commit adding it")
+		}
+		return
+	}
 	a.publish(sc.Message)
 	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"grove/p2p"
 )
 
 // syncBuffer is a log sink safe for the validator's goroutines.
@@ -38,7 +40,7 @@ func TestRejectedMessagesCountedAndSummarised(t *testing.T) {
 	a := &groupActor{n: n, id: []byte("group-1"), log: slog.New(slog.NewTextHandler(&out, nil))}
 	ctx := context.Background()
 	for _, d := range [][]byte{nil, {1, 2, 3}, {0, 1, 0, 1, 0xff}, make([]byte, 1<<24)} {
-		if r := a.validate(ctx, "", d); r == 0 {
+		if r := a.validate(ctx, "", d); r == p2p.Accept {
 			t.Fatalf("garbage %x accepted", d[:min(len(d), 8)])
 		}
 	}
