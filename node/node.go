@@ -482,6 +482,16 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 	return out
 }
 
+// senderName is the name in a sender's credential, without the tag a
+// look-alike name is shown with (apiMessage).
+func senderName(identity []byte) string {
+	id, err := parseIdentity(identity)
+	if err != nil {
+		return ""
+	}
+	return id.Name
+}
+
 // Search implements api.Service.
 func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchResult, error) {
 	q := store.Query{Text: req.Query, From: req.Since, To: req.Until, Limit: req.Limit}
@@ -521,7 +531,7 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 			continue
 		}
 		m := n.apiMessage(a, h.Message)
-		if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender {
+		if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender && senderName(h.Message.Sender) != req.Sender {
 			continue
 		}
 		out.Hits = append(out.Hits, api.SearchHit{Message: m, Score: h.Score})

@@ -13,6 +13,7 @@ import (
 
 	"grove/commitorder"
 	"grove/mls"
+	"grove/node/api"
 	"grove/p2p"
 )
 
@@ -363,6 +364,15 @@ func TestLookAlikeNamesShownApart(t *testing.T) {
 	}
 	if s := sender(); s != o {
 		t.Fatalf("log shows the sender as %q, the member list as %q", s, o)
+	}
+	for _, by := range []string{fake, o} {
+		res, err := alice.Search(ctx, api.SearchRequest{Query: "alice", Sender: by})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != 1 || res.Hits[0].Message.Sender != o {
+			t.Fatalf("search by sender %q: %+v", by, res.Hits)
+		}
 	}
 	if err := alice.Remove(ctx, g, o); err != nil {
 		t.Fatalf("remove by the shown name: %v", err)
