@@ -33,6 +33,7 @@ type epochSeen struct {
 
 // noteHeadMembers records a state we are now on.
 func (a *groupActor) noteHeadMembers(eid commitorder.EpochID, g *mls.Group) {
+	a.shown.update(g)
 	members := map[string]bool{}
 	for _, m := range g.Members() {
 		members[string(m.Identity)] = true

@@ -167,6 +167,11 @@ type groupActor struct {
 
 	reach   reachState                           // see reach.go
 	changes map[commitorder.IntentID]*changeWait // see change.go
+	// rejects sums rejected messages for the log (reject.go); shown is
+	// the names members are shown by (names.go). Both are reached from
+	// other goroutines and guard themselves.
+	rejects rejectLog
+	shown   shownNames
 }
 
 func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
@@ -167,6 +169,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	forcePath := false
 	removed := map[mls.LeafIndex]bool{}
 	stale := map[mls.LeafIndex]bool{} // unused leaves of joiners that gave up
+	var adding []*mls.KeyPackage      // Adds in this Commit so far
 	for _, id := range ids {
 		it := a.intents[id]
 		if it == nil {
@@ -186,8 +189,8 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 			removed[leaf], stale[leaf] = true, true
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 		case intentAdd:
-			switch leaf, c := checkAdd(parent, it.kp); {
-			case c == addObsolete:
+			leaf, c := checkAdd(parent, it.kp)
+			if c == addObsolete {
 				// Added by another commit, or superseded by the device's
 				// newer attempt.
 				if it.join != nil {
@@ -195,10 +198,21 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 				}
 				delete(a.intents, id)
 				continue
-			case c == addReplaces && !removed[leaf]:
+			}
+			// Checked when queued, but the tree may have changed since
+			// (another admin's Add, a join request and a direct join of
+			// the same identity): an Add that would give two members one
+			// identity or peer id makes the whole Commit invalid, for
+			// ever, so it is dropped here and the rest goes ahead.
+			if why := addConflict(parent, it.kp, adding); why != "" {
+				a.dropAdd(it, why)
+				continue
+			}
+			if c == addReplaces && !removed[leaf] {
 				removed[leaf], stale[leaf] = true, true
 				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 			}
+			adding = append(adding, it.kp)
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *it.kp}})
 			joins = append(joins, it)
 		case intentLeave, intentRemove:
@@ -231,6 +245,17 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	if err != nil {
 		return
 	}
+	// Every member judges our Commit by the same rules (onCommit): one
+	// that breaks them is never published, or it would only be rejected
+	// everywhere and retried for ever with the intents that broke it.
+	if reason := commitRule(parent, next, mls.MemberSender(parent.OwnLeaf())); reason != "" {
+		next.Erase()
+		a.log.Warn("own commit would be invalid; its adds are dropped", "reason", string(reason))
+		for _, it := range joins {
+			a.dropAdd(it, "adding it would break the group's rules ("+string(reason)+")")
+		}
+		return
+	}
 	eid, err := epochID(next)
 	if err != nil {
 		return
@@ -249,6 +274,21 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		Members: memberIDs(next), Admins: adminIDs(next),
 		Own: true, Intents: carried, Welcome: sc.Welcome != nil,
 	})
+	if !a.co.Known(eid) {
+		// commitorder refused it (a rule commitRule does not know yet):
+		// published, it would be refused everywhere, and its intents
+		// would come back in every later Commit. Its Adds are dropped;
+		// the rest is proposed again without them.
+		a.log.Warn("own commit refused by commitorder; not published")
+		delete(a.own, cid)
+		delete(a.epochs, eid)
+		next.Erase()
+		a.n.db.DeleteEpochState(a.id, store.EpochID(eid)) // persisted above
+		for _, it := range joins {
+			a.dropAdd(it, "the group's rules refused the commit adding it")
+		}
+		return
+	}
 	a.changesCommitted(carried, next.Epoch())
 	a.publish(sc.Message)
 	a.welcomeEarly(parent, stale, cid)
@@ -262,4 +302,96 @@ func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {
 		}
 	}
 	return 0, false
+}
+
+// addConflict returns why the holder of kp cannot be added to g together
+// with the KeyPackages in batch, or "". No two members may share a
+// credential identity or the peer id inside it: members are told apart,
+// served history and removed by them, and commitorder rejects an epoch
+// that lists one identity twice. A member with kp's signature key is the
+// same device (only the key's holder can sign kp), which checkAdd handles.
+func addConflict(g *mls.Group, kp *mls.KeyPackage, batch []*mls.KeyPackage) string {
+	id := kp.LeafNode.Credential.Identity
+	mi, err := parseIdentity(id)
+	if err != nil {
+		return "its credential is not a Grove identity"
+	}
+	clash := func(other []byte) string {
+		if bytes.Equal(other, id) {
+			return "a member with the same identity is already in the group"
+		}
+		if o, err := parseIdentity(other); err == nil && o.Peer == mi.Peer {
+			return "a member with the same peer id is already in the group"
+		}
+		return ""
+	}
+	for _, m := range g.Members() {
+		if bytes.Equal(m.SignatureKey, kp.LeafNode.SignatureKey) {
+			continue
+		}
+		if why := clash(m.Identity); why != "" {
+			return why
+		}
+	}
+	for _, b := range batch {
+		if why := clash(b.LeafNode.Credential.Identity); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// dropAdd gives up an Add intent that can never be committed: the joiner,
+// if waiting here, is told why; a relayed request's joiner waits at its
+// inviter, which checked the same rule before asking (serveJoin).
+func (a *groupActor) dropAdd(it *intent, why string) {
+	a.log.Info("join request dropped", "reason", why)
+	if it.join != nil {
+		select {
+		case it.join <- joinResult{err: errors.New(why)}:
+		default:
+		}
+	}
+	delete(a.intents, it.id)
+}
+
+// commitRule checks what Grove requires of every Commit beyond RFC 9420,
+// given the parent epoch and the epoch it produces: the committer's leaf
+// keeps its credential identity (a member rotating its keys must not
+// come out of it as somebody else: a basic credential is only bytes, and
+// every list, log line and removal names members by it), and the members
+// it adds share neither identity nor peer id with any other member. A
+// pair that shared them before is left alone: refusing every later
+// Commit for it would freeze the group. It returns why the Commit breaks
+// them, or "".
+func commitRule(parent, next *mls.Group, sender mls.Sender) rejectReason {
+	if sender.Type == mls.SenderTypeMember {
+		before, err1 := parent.Member(sender.LeafIndex)
+		after, err2 := next.Member(sender.LeafIndex)
+		if err1 != nil || err2 != nil || !bytes.Equal(before.Identity, after.Identity) {
+			return rejectIdentity
+		}
+	}
+	old := map[mls.LeafIndex][]byte{}
+	for _, m := range parent.Members() {
+		old[m.Leaf] = m.SignatureKey
+	}
+	ms := next.Members()
+	peers := make([]peer.ID, len(ms))
+	for i, m := range ms {
+		if id, err := parseIdentity(m.Identity); err == nil {
+			peers[i] = id.Peer
+		}
+	}
+	for i, m := range ms {
+		if k, ok := old[m.Leaf]; ok && bytes.Equal(k, m.SignatureKey) {
+			continue // not new in this epoch
+		}
+		for j, o := range ms {
+			if j != i && (bytes.Equal(o.Identity, m.Identity) || (peers[i] != "" && peers[i] == peers[j])) {
+				return rejectDuplicate
+			}
+		}
+	}
+	return ""
 }

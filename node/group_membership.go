@@ -42,16 +42,17 @@ func (a *groupActor) memberEvents(parent, next *mls.Group) {
 		before[string(m.Identity)] = true
 	}
 	after := map[string]bool{}
+	nextNames, parentNames := displayNames(identities(next)), displayNames(identities(parent))
 	for _, m := range next.Members() {
 		after[string(m.Identity)] = true
 		if !before[string(m.Identity)] {
-			mm := a.apiMember(next, m)
+			mm := a.apiMember(next, m, nextNames)
 			a.n.emit(api.Event{Kind: api.EventMemberAdded, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Member: &mm})
 		}
 	}
 	for _, m := range parent.Members() {
 		if !after[string(m.Identity)] {
-			mm := a.apiMember(parent, m)
+			mm := a.apiMember(parent, m, parentNames)
 			a.n.emit(api.Event{Kind: api.EventMemberRemoved, Group: a.hexID, Time: a.n.cfg.Clock.Now(), Member: &mm})
 		}
 	}
@@ -66,10 +67,15 @@ func (a *groupActor) isAdmin() bool {
 	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, a.n.selfID) })
 }
 
-func (a *groupActor) apiMember(g *mls.Group, m mls.Member) api.Member {
+// apiMember describes member m of g; shown is displayNames of g's members,
+// so that two members whose names look alike are shown apart.
+func (a *groupActor) apiMember(g *mls.Group, m mls.Member, shown map[string]string) api.Member {
 	out := api.Member{Leaf: uint32(m.Leaf), Fingerprint: fingerprint(m.SignatureKey, m.Identity)}
 	if id, err := parseIdentity(m.Identity); err == nil {
 		out.Name, out.PeerID = id.Name, id.Peer.String()
+		if s, ok := shown[string(m.Identity)]; ok {
+			out.Name = s
+		}
 	}
 	out.Self = bytes.Equal(m.Identity, a.n.selfID)
 	admins := groupPolicy(g).Admins
@@ -83,8 +89,9 @@ func (a *groupActor) members() []api.Member {
 		return nil
 	}
 	var out []api.Member
+	shown := displayNames(identities(g))
 	for _, m := range g.Members() {
-		out = append(out, a.apiMember(g, m))
+		out = append(out, a.apiMember(g, m, shown))
 	}
 	return out
 }
@@ -132,9 +139,18 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 	if !a.isAdmin() {
 		return nil, api.Errorf(api.CodeForbidden, "only admins may remove members")
 	}
+	_, g := a.head()
 	var match []api.Member
 	for _, m := range a.members() {
-		if m.Name == member || m.PeerID == member ||
+		// By the name shown ("alice #1a2b3c4d" when two look alike) or
+		// the name itself (then ambiguous if two members share it).
+		name := m.Name
+		if lm, err := g.Member(mls.LeafIndex(m.Leaf)); err == nil {
+			if id, err := parseIdentity(lm.Identity); err == nil {
+				name = id.Name
+			}
+		}
+		if m.Name == member || name == member || m.PeerID == member ||
 			(len(member) >= 4 && strings.HasPrefix(strings.ReplaceAll(m.Fingerprint, " ", ""), strings.ReplaceAll(member, " ", ""))) {
 			match = append(match, m)
 		}
@@ -147,7 +163,6 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 	case match[0].Self:
 		return nil, api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
 	}
-	_, g := a.head()
 	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
 	it := &intent{kind: intentRemove, target: m.Identity}
 	return it, a.queueIntent(it)

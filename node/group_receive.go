@@ -25,45 +25,84 @@ import (
 )
 
 // validate is the gossip validator: cheap structural checks only (size,
-// MLSMessage parse, group id binding, tip parse). Runs on p2p's goroutines.
+// MLSMessage parse, group id binding, no standalone Proposal, tip parse).
+// Runs on p2p's goroutines. What it rejects is counted (rejectLog).
 func (a *groupActor) validate(_ context.Context, _ peer.ID, data []byte) p2p.ValidationResult {
-	if len(data) == 0 || len(data) > store.MaxMLSMessageLen {
-		return p2p.Reject
-	}
-	if isTip(data) {
-		t, err := unmarshalTip(data)
-		if err != nil || !bytes.Equal(t.Group, a.id) {
-			return p2p.Reject
-		}
-		return p2p.Accept
-	}
-	gid, _, _, err := frameInfo(data)
-	if err != nil || !bytes.Equal(gid, a.id) {
+	if reason := a.precheck(data); reason != "" {
+		a.reject(reason)
 		return p2p.Reject
 	}
 	return p2p.Accept
 }
 
+// precheck returns why data can never be a message of this group, or "".
+// Both the gossip validator and receive (which also takes synced
+// messages) apply it, before anything is cached or logged.
+func (a *groupActor) precheck(data []byte) rejectReason {
+	if len(data) == 0 || len(data) > store.MaxMLSMessageLen {
+		return rejectSize
+	}
+	if isTip(data) {
+		t, err := unmarshalTip(data)
+		switch {
+		case err != nil:
+			return rejectMalformed
+		case !bytes.Equal(t.Group, a.id):
+			return rejectOtherGroup
+		}
+		return ""
+	}
+	gid, _, ct, err := frameKind(data)
+	switch {
+	case err != nil:
+		return rejectMalformed
+	case !bytes.Equal(gid, a.id):
+		return rejectOtherGroup
+	case ct == mls.ContentTypeProposal:
+		// Grove commits every change by value inside its Commit
+		// (ARCHITECTURE.md, section 3), so a standalone Proposal, whoever
+		// signed it, is never needed. Accepting one would let anyone who
+		// sees the topic (a new_member_proposal needs no membership, only
+		// the group id and epoch) make every member cache it in the
+		// epoch state and keep it in the log.
+		return rejectProposal
+	}
+	return ""
+}
+
 // frameInfo parses an MLSMessage and returns the group id, epoch and
-// whether it is a handshake (commit or proposal) message.
+// whether it is a Commit.
 func frameInfo(data []byte) (group []byte, epoch uint64, commit bool, err error) {
+	group, epoch, ct, err := frameKind(data)
+	return group, epoch, ct == mls.ContentTypeCommit, err
+}
+
+// frameKind parses an MLSMessage and returns the group id, epoch and
+// content type its framing claims (in the clear for both wire formats).
+func frameKind(data []byte) (group []byte, epoch uint64, ct mls.ContentType, err error) {
 	m, err := mls.UnmarshalMLSMessage(data)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, 0, err
 	}
 	switch m.WireFormat {
 	case mls.WireFormatPublicMessage:
 		c := &m.PublicMessage.Content
-		return c.GroupID, c.Epoch, c.ContentType == mls.ContentTypeCommit, nil
+		return c.GroupID, c.Epoch, c.ContentType, nil
 	case mls.WireFormatPrivateMessage:
 		p := m.PrivateMessage
-		return p.GroupID, p.Epoch, p.ContentType == mls.ContentTypeCommit, nil
+		return p.GroupID, p.Epoch, p.ContentType, nil
 	}
-	return nil, 0, false, fmt.Errorf("%w: wire format %d on a group topic", ErrMalformed, m.WireFormat)
+	return nil, 0, 0, fmt.Errorf("%w: wire format %d on a group topic", ErrMalformed, m.WireFormat)
 }
 
 func (a *groupActor) receive(data []byte) {
 	if a.phase == phaseRemoved {
+		return
+	}
+	if reason := a.precheck(data); reason != "" {
+		// Gossip was checked by validate already; synced and held
+		// messages were not.
+		a.reject(reason)
 		return
 	}
 	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)
@@ -127,7 +166,10 @@ func (a *groupActor) receive(data []byte) {
 			a.dirty[eid] = true
 			a.onApplication(eid, g, pm)
 		case mls.KindCommit:
-			a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h), data)
+			if !a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h), data) {
+				// Invalid for Grove: neither kept nor served to others.
+				return
+			}
 		}
 		// Logged only once handled: the log is also the "already
 		// processed" marker after a restart, so a crash between the two
@@ -282,7 +324,10 @@ func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags
 	}
 }
 
-func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID, data []byte) {
+// onCommit hands a processed Commit to commitorder and keeps the epoch it
+// produces. It reports false for a Commit that is invalid for Grove
+// (dropped, or judged invalid), which is then not logged.
+func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID, data []byte) bool {
 	var committer []byte
 	class := classOf(sc.Proposals)
 	switch sc.Sender.Type {
@@ -290,7 +335,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		m, err := parent.Member(sc.Sender.LeafIndex)
 		if err != nil {
 			sc.Discard()
-			return
+			return false
 		}
 		committer = m.Identity
 	case mls.SenderTypeNewMemberCommit:
@@ -306,17 +351,27 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		id, selfOnly := externalCommitter(parent, data, sc)
 		if id == nil || !selfOnly {
 			sc.Discard()
-			return
+			a.reject(rejectExternal)
+			return false
 		}
 		committer = id
 		class = commitorder.ClassUpdate
 	default:
 		sc.Discard()
-		return
+		return false
 	}
 	ev := commitorder.CommitSeen{
 		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: class,
 		Committer: commitorder.MemberID(committer), Valid: true,
+	}
+	if sc.SelfRemoved && sc.Sender.Type == mls.SenderTypeMember {
+		// No next epoch to compare (we are not in it): the committer's new
+		// leaf is in the Commit's path.
+		if id, ok := pathIdentity(data); ok && !bytes.Equal(id, committer) {
+			sc.Discard()
+			a.invalidCommit(ev, rejectIdentity)
+			return false
+		}
 	}
 	if sc.SelfRemoved {
 		// We cannot compute the next epoch (we are not in it); name it by
@@ -335,11 +390,16 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	} else {
 		next, err := sc.Merge()
 		if err != nil {
-			return
+			return false
+		}
+		if reason := commitRule(parent, next, sc.Sender); reason != "" {
+			next.Erase()
+			a.invalidCommit(ev, reason)
+			return false
 		}
 		eid, err := epochID(next)
 		if err != nil {
-			return
+			return false
 		}
 		a.epochs[eid] = next
 		if err := a.persist(eid); err != nil {
@@ -349,6 +409,34 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	}
 	a.step(ev)
 	a.retryHeld(sc.Epoch)
+	return true
+}
+
+// invalidCommit tells commitorder about a Commit that is valid by RFC 9420
+// but breaks Grove's rules (commitRule): seen, so it is not asked for
+// again, but invalid, so it can never be canonical nor count as its
+// committer's act. Its epoch is named by its commit, as it is never
+// computed.
+func (a *groupActor) invalidCommit(ev commitorder.CommitSeen, reason rejectReason) {
+	a.reject(reason)
+	s := sha256.Sum256(append([]byte("grove invalid"), ev.Cid[:]...))
+	copy(ev.Eid[:], s[:16])
+	ev.Valid, ev.Members, ev.Admins = false, nil, nil
+	a.step(ev)
+}
+
+// pathIdentity returns the credential identity of the committer's new leaf
+// in a PublicMessage Commit with a path.
+func pathIdentity(data []byte) ([]byte, bool) {
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
+		return nil, false
+	}
+	c := m.PublicMessage.Content.Commit
+	if c == nil || c.Path == nil {
+		return nil, false
+	}
+	return c.Path.LeafNode.Credential.Identity, true
 }
 
 // retryHeld processes again the messages held for epoch, now that a

@@ -468,6 +468,11 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
 			return fmt.Errorf("invalid key package: %w", err)
 		}
+		if _, g := a.head(); g != nil {
+			if why := addConflict(g, m.KeyPackage, nil); why != "" {
+				return errors.New(why)
+			}
+		}
 		if admin = a.isAdmin(); admin {
 			return a.queueIntent(it)
 		}

@@ -166,6 +166,15 @@ func (a *groupActor) joinIntent(id commitorder.IntentID, p *appPayload, sender [
 		a.log.Debug("join request with an invalid key package", "err", err)
 		return nil
 	}
+	// A copy of a member's identity (or peer id) would make the Commit
+	// that adds it invalid for every member, and with it every change
+	// batched with it.
+	if _, g := a.head(); g != nil {
+		if why := addConflict(g, m.KeyPackage, nil); why != "" {
+			a.log.Info("join request refused", "reason", why)
+			return nil
+		}
+	}
 	a.n.mu.Lock()
 	sj := a.n.seenJoins[id]
 	a.n.mu.Unlock()

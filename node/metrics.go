@@ -15,6 +15,7 @@ type metrics struct {
 	messagesIn, messagesOut atomic.Int64
 	epochs, forks, resyncs  atomic.Int64
 	lastResyncNanos         atomic.Int64
+	rejected                [len(rejectReasons)]atomic.Int64 // by rejectReasons index
 }
 
 // Metrics is a snapshot of the node's counters, for a Prometheus exporter
@@ -32,6 +33,10 @@ type Metrics struct {
 	// MeshPeers is the number of GossipSub mesh links summed over groups
 	// (zero on an in-memory network).
 	MeshPeers int
+	// Rejected counts messages dropped because they can never be part of
+	// their group, by reason ("proposal", "malformed", "identity_change",
+	// ...; see reject.go). Reasons never seen are absent.
+	Rejected map[string]int64
 }
 
 // Metrics returns a snapshot of the counters.
@@ -49,7 +54,17 @@ func (n *Node) Metrics() Metrics {
 			mesh += len(h.MeshPeers(p2p.GroupID(id)))
 		}
 	}
+	var rejected map[string]int64
+	for i := range n.metrics.rejected {
+		if c := n.metrics.rejected[i].Load(); c > 0 {
+			if rejected == nil {
+				rejected = map[string]int64{}
+			}
+			rejected[string(rejectReasons[i])] = c
+		}
+	}
 	return Metrics{
+		Rejected:   rejected,
 		MessagesIn: n.metrics.messagesIn.Load(), MessagesOut: n.metrics.messagesOut.Load(),
 		Epochs: n.metrics.epochs.Load(), Forks: n.metrics.forks.Load(), Resyncs: n.metrics.resyncs.Load(),
 		LastResync: time.Duration(n.metrics.lastResyncNanos.Load()),

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"grove/mls"
 )
 
 // Display names are chosen by their owner and reach every member inside
@@ -153,6 +156,56 @@ func displayNames(identities [][]byte) map[string]string {
 				out[string(e.id)] = e.name
 			}
 		}
+	}
+	return out
+}
+
+// shownNames is the display names of the members of the group's head epoch
+// (displayNames), kept for the message views, which are built on and off
+// the actor's goroutine. The actor refreshes it whenever it moves to a new
+// head (noteHeadMembers).
+type shownNames struct {
+	mu        sync.Mutex
+	names     map[string]string // identity -> shown name
+	skeletons map[string]bool   // nameSkeleton of every member's name
+}
+
+// update takes the members of g, the new head.
+func (s *shownNames) update(g *mls.Group) {
+	ids := identities(g)
+	names := displayNames(ids)
+	skel := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if mi, err := parseIdentity(id); err == nil {
+			skel[nameSkeleton(mi.Name)] = true
+		}
+	}
+	s.mu.Lock()
+	s.names, s.skeletons = names, skel
+	s.mu.Unlock()
+}
+
+// name returns how to show identity, whose own name is name: as among the
+// current members, or, for a sender who is no longer (or never was) a
+// member, with its tag when its name looks like a current member's, so
+// that nobody's old or forged message passes for a member's.
+func (s *shownNames) name(identity []byte, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if shown, ok := s.names[string(identity)]; ok {
+		return shown
+	}
+	if s.skeletons[nameSkeleton(name)] {
+		return name + " #" + nameTag(identity)
+	}
+	return name
+}
+
+func identities(g *mls.Group) [][]byte {
+	ms := g.Members()
+	out := make([][]byte, len(ms))
+	for i, m := range ms {
+		out[i] = m.Identity
 	}
 	return out
 }

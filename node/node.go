@@ -483,7 +483,9 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		Orphaned: m.Flags&store.FlagOrphanedBranch != 0, Resent: m.Flags&store.FlagResent != 0,
 	}
 	if id, err := parseIdentity(m.Sender); err == nil {
-		out.Sender, out.SenderPeer = id.Name, id.Peer.String()
+		// Shown as the member list shows it, and with its tag when the
+		// sender, no longer a member, has a name like a member's.
+		out.Sender, out.SenderPeer = a.shown.name(m.Sender, id.Name), id.Peer.String()
 	}
 	// Our own messages are those sent under our credential identity (name
 	// and peer id together), never merely from our peer id: a member that
@@ -495,6 +497,16 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		}
 	}
 	return out
+}
+
+// senderName is the name in a sender's credential, without the tag a
+// look-alike name is shown with (apiMessage).
+func senderName(identity []byte) string {
+	id, err := parseIdentity(identity)
+	if err != nil {
+		return ""
+	}
+	return id.Name
 }
 
 // Search implements api.Service.
@@ -536,7 +548,7 @@ func (n *Node) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 			continue
 		}
 		m := n.apiMessage(a, h.Message)
-		if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender {
+		if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender && senderName(h.Message.Sender) != req.Sender {
 			continue
 		}
 		out.Hits = append(out.Hits, api.SearchHit{Message: m, Score: h.Score})
