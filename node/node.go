@@ -108,7 +108,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Close()
 		}
 	}()
-	db, err := store.Open(store.Options{Dir: filepath.Join(n.cfg.Home, "db"), Logger: n.cfg.Logger, Now: n.cfg.Clock.Now})
+	db, err := store.Open(store.Options{Dir: filepath.Join(n.cfg.Home, "db"), Key: n.cfg.StoreKey, Logger: n.cfg.Logger, Now: n.cfg.Clock.Now})
 	if err != nil {
 		return fmt.Errorf("node: open store: %w", err)
 	}
