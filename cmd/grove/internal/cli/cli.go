@@ -79,6 +79,9 @@ type Runner struct {
 	// the system's (Secret Service, Keychain, Credential Manager).
 	Keyring Keyring
 
+	// testingOnlyPlaintext keeps the database in the clear (the control
+	// case of the disk scan tests).
+	testingOnlyPlaintext bool
 	// testingOnlyKDF replaces store.DefaultKDF (tests derive keys fast).
 	testingOnlyKDF *store.KDFParams
 	// testingOnlyDefaultListen replaces DefaultListen (tests listen on
