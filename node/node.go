@@ -120,6 +120,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if pc.IdentityFile == "" {
 			pc.IdentityFile = filepath.Join(n.cfg.Home, "peer.key")
 		}
+		if pc.IdentityKey == nil {
+			pc.IdentityKey = n.cfg.StoreKey
+		}
 		if pc.PeerstoreFile == "" {
 			pc.PeerstoreFile = filepath.Join(n.cfg.Home, "peers")
 		}
