@@ -90,6 +90,16 @@ func sampleHeader(inner vfs.FS, dir string) ([]byte, error) {
 	return nil, nil
 }
 
+// IsEncrypted reports whether the database in dir (on the real disk) is
+// encrypted; a missing or empty dir is not.
+func IsEncrypted(dir string) (bool, error) {
+	hdr, err := sampleHeader(vfs.Default, dir)
+	if err != nil {
+		return false, err
+	}
+	return hdr != nil && isCryptHeader(hdr), nil
+}
+
 // Suffixes of the directories EncryptDir works in, beside dir.
 const (
 	encryptingSuffix  = ".encrypting"

@@ -152,6 +152,14 @@ func (e *env) storeKey(home string, c *keyChoice) (key []byte, created *store.Ke
 	path := filepath.Join(home, StoreKeyFile)
 	kf, err := store.ReadKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A new key for an encrypted database would only lock it for good.
+		enc, err := store.IsEncrypted(filepath.Join(home, "db"))
+		if err != nil {
+			return nil, nil, err
+		}
+		if enc {
+			return nil, nil, fmt.Errorf("the database in %s is encrypted but its key file %s is missing; restore it from a backup", home, path)
+		}
 		return e.createStoreKey(home, c)
 	}
 	if err != nil {
@@ -321,6 +329,9 @@ func (e *env) openStore(home string, c *keyChoice) ([]byte, *store.KeyFile, erro
 		return nil, nil, err
 	}
 	migrated, err := store.EncryptDir(filepath.Join(home, "db"), key, e.logger(slog.LevelWarn))
+	if errors.Is(err, store.ErrWrongKey) {
+		return nil, nil, fmt.Errorf("the store key does not open the database in %s (was %s replaced, or the keyring entry?)", home, StoreKeyFile)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("encrypting the database: %w", err)
 	}

@@ -304,3 +304,34 @@ func homeHolds(t *testing.T, home string, b []byte) bool {
 	})
 	return found
 }
+
+// TestMissingOrWrongKeyForEncryptedDatabase: an encrypted database whose
+// key file is gone, or whose key file holds another key, is a clear error
+// and no new key is made.
+func TestMissingOrWrongKeyForEncryptedDatabase(t *testing.T) {
+	h := keyHarness(t, &fakeKeyring{unavailable: true})
+	if err := os.MkdirAll(h.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := store.NewStoreKey()
+	db, err := store.Open(store.Options{Dir: filepath.Join(h.home, "db"), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before := homeDigest(t, h.home)
+	path := filepath.Join(h.home, StoreKeyFile)
+	h.fails("grove: up: the database in "+h.home+" is encrypted but its key file "+path+" is missing; restore it from a backup\n", 1, "up")
+	if homeDigest(t, h.home) != before {
+		t.Fatal("up changed the home")
+	}
+	other, _ := store.NewStoreKey()
+	if err := store.WriteKeyFile(path, &store.KeyFile{Mode: store.KeyInFile, Key: other}); err != nil {
+		t.Fatal(err)
+	}
+	before = homeDigest(t, h.home)
+	h.fails("grove: up: the store key does not open the database in "+h.home+" (was store.key replaced, or the keyring entry?)\n", 1, "up")
+	if homeDigest(t, h.home) != before || len(h.configs) != 0 {
+		t.Fatal("up changed the home or started a daemon")
+	}
+}
