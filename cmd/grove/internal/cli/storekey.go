@@ -107,6 +107,18 @@ func (k systemKeyring) Delete(service, account string) error {
 	return k.wrap(keyring.Delete(service, account))
 }
 
+// NoKeyring is a Keyring that is never available: store keys go to key
+// files. Tests use it to keep away from the desktop's keyring.
+var NoKeyring Keyring = noKeyring{}
+
+type noKeyring struct{}
+
+func (noKeyring) Get(string, string) (string, error) { return "", errNoKeyring }
+func (noKeyring) Set(string, string, string) error   { return errNoKeyring }
+func (noKeyring) Delete(string, string) error        { return errNoKeyring }
+
+var errNoKeyring = fmt.Errorf("%w (keyring turned off)", errKeyringUnavailable)
+
 func (r *Runner) keyring() Keyring {
 	if r.Keyring != nil {
 		return r.Keyring
@@ -219,7 +231,7 @@ func (e *env) createStoreKey(home string, c *keyChoice) ([]byte, *store.KeyFile,
 	}
 	var kf *store.KeyFile
 	inKeyring := false
-	why := "--key-file"
+	why := ""
 	switch {
 	case c.passphrase || c.file(e) != "":
 		pass, err := e.readPassphrase("new passphrase for "+home+": ", c.file(e), true)
@@ -236,7 +248,7 @@ func (e *env) createStoreKey(home string, c *keyChoice) ([]byte, *store.KeyFile,
 			kf, inKeyring = &store.KeyFile{Mode: store.KeyInKeyring}, true
 			break
 		}
-		why = err.Error()
+		why = err.Error() + ", so "
 		fallthrough
 	default:
 		kf = &store.KeyFile{Mode: store.KeyInFile, Key: key}
@@ -248,7 +260,7 @@ func (e *env) createStoreKey(home string, c *keyChoice) ([]byte, *store.KeyFile,
 		return nil, nil, err
 	}
 	if kf.Mode == store.KeyInFile {
-		fmt.Fprintf(e.stderr, "grove: warning: the database key is kept in %s (%s): the data on disk is protected only by file permissions; set a passphrase with: grove passphrase change\n", filepath.Join(home, StoreKeyFile), why)
+		fmt.Fprintf(e.stderr, "grove: warning: %sthe database key is kept in %s: the data on disk is protected only by file permissions; set a passphrase with: grove passphrase change\n", why, filepath.Join(home, StoreKeyFile))
 	}
 	return key, kf, nil
 }

@@ -154,7 +154,7 @@ func TestInitKeyFileWhenNoKeyring(t *testing.T) {
 	if !strings.Contains(out, "database     encrypted, key in "+path+" (file permissions only)\n") {
 		t.Errorf("init output:\n%s", out)
 	}
-	want := "grove: warning: the database key is kept in " + path + " (no OS keyring is available (test)): the data on disk is protected only by file permissions; set a passphrase with: grove passphrase change\n"
+	want := "grove: warning: no OS keyring is available (test), so the database key is kept in " + path + ": the data on disk is protected only by file permissions; set a passphrase with: grove passphrase change\n"
 	if errOut != want {
 		t.Errorf("stderr %q, want %q", errOut, want)
 	}
@@ -333,5 +333,23 @@ func TestMissingOrWrongKeyForEncryptedDatabase(t *testing.T) {
 	h.fails("grove: up: the store key does not open the database in "+h.home+" (was store.key replaced, or the keyring entry?)\n", 1, "up")
 	if homeDigest(t, h.home) != before || len(h.configs) != 0 {
 		t.Fatal("up changed the home or started a daemon")
+	}
+}
+
+// TestInitKeyFileFlag: --key-file skips a working keyring; it excludes a
+// passphrase.
+func TestInitKeyFileFlag(t *testing.T) {
+	kr := &fakeKeyring{}
+	h := keyHarness(t, kr)
+	h.fails("grove: init: --key-file and a passphrase exclude each other\n", 2, "init", "--name", "alice", "--key-file", "--passphrase")
+	_, errOut, err := h.run("", "init", "--name", "alice", "--key-file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(errOut, "grove: warning: the database key is kept in ") {
+		t.Errorf("stderr %q", errOut)
+	}
+	if readKeyFile(t, h.home).Mode != store.KeyInFile || len(kr.entries) != 0 {
+		t.Fatal("--key-file did not keep the key in the file only")
 	}
 }
