@@ -47,6 +47,10 @@ type Config struct {
 	// Name later is an error (credentials already carry the old one).
 	Name string
 
+	// StoreKey encrypts the database at rest (store.Options.Key); nil
+	// keeps it in the clear.
+	StoreKey []byte
+
 	// P2P configures the libp2p host (listen addresses, bootstrap peers,
 	// mDNS, limits). IdentityFile and PeerstoreFile default to files in Home.
 	P2P p2p.Config

@@ -113,7 +113,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.Close()
 		}
 	}()
-	db, err := store.Open(store.Options{Dir: filepath.Join(n.cfg.Home, "db"), Logger: n.cfg.Logger, Now: n.cfg.Clock.Now})
+	db, err := store.Open(store.Options{Dir: filepath.Join(n.cfg.Home, "db"), Key: n.cfg.StoreKey, Logger: n.cfg.Logger, Now: n.cfg.Clock.Now})
 	if err != nil {
 		return fmt.Errorf("node: open store: %w", err)
 	}
@@ -124,6 +124,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		pc := n.cfg.P2P
 		if pc.IdentityFile == "" {
 			pc.IdentityFile = filepath.Join(n.cfg.Home, "peer.key")
+		}
+		if pc.IdentityKey == nil {
+			pc.IdentityKey = n.cfg.StoreKey
 		}
 		if pc.PeerstoreFile == "" {
 			pc.PeerstoreFile = filepath.Join(n.cfg.Home, "peers")

@@ -37,6 +37,9 @@ type Config struct {
 	// with mode 0600 if the file does not exist. Empty means an ephemeral
 	// identity that is lost on Close (tests only).
 	IdentityFile string
+	// IdentityKey, if set (32 bytes: the store key), seals IdentityFile
+	// with AES-256-GCM; a clear file is sealed when first read.
+	IdentityKey []byte
 
 	// Listen lists the multiaddrs to listen on, e.g. /ip4/0.0.0.0/tcp/4001 and
 	// /ip4/0.0.0.0/udp/4001/quic-v1. There is no default: the caller decides

@@ -96,7 +96,7 @@ func New(cfg Config) (*Host, error) {
 	var key crypto.PrivKey
 	var err error
 	if cfg.IdentityFile != "" {
-		key, err = LoadOrCreateIdentity(cfg.IdentityFile)
+		key, err = LoadOrCreateSealedIdentity(cfg.IdentityFile, cfg.IdentityKey)
 	} else {
 		key, _, err = crypto.GenerateEd25519Key(nil)
 	}

@@ -1,6 +1,9 @@
 package p2p
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -44,9 +47,18 @@ func (e *KeyFileError) Unwrap() error { return e.Err }
 // ID is the device's identity in its groups, so losing it silently would cut
 // the device off.
 func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
+	return LoadOrCreateSealedIdentity(path, nil)
+}
+
+// LoadOrCreateSealedIdentity is LoadOrCreateIdentity with the file sealed
+// under sealKey (32 bytes, the store key; nil means in the clear): the
+// file is "GRVP" | version 1 | nonce (12) | AES-256-GCM of the marshalled
+// key, with the first five bytes as additional data. A clear file found
+// with a sealKey is sealed in place (atomically) once read.
+func LoadOrCreateSealedIdentity(path string, sealKey []byte) (crypto.PrivKey, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createIdentity(path)
+		return createIdentity(path, sealKey)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("p2p: open identity: %w", err)
@@ -64,7 +76,70 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: read identity: %w", err)
 	}
-	return parseIdentity(path, buf[:n])
+	data := buf[:n]
+	sealed := bytes.HasPrefix(data, []byte(sealedKeyMagic))
+	if sealed {
+		if sealKey == nil {
+			return nil, &KeyFileError{Path: path, Reason: "sealed by the store key, which was not given", Err: ErrCorruptKey}
+		}
+		if data, err = unsealIdentity(data, sealKey); err != nil {
+			return nil, &KeyFileError{Path: path, Reason: err.Error(), Err: ErrCorruptKey}
+		}
+		defer clear(data)
+	}
+	key, err := parseIdentity(path, data)
+	if err != nil || sealed || sealKey == nil {
+		return key, err
+	}
+	if err := writeIdentity(path, data, sealKey); err != nil {
+		return nil, fmt.Errorf("p2p: seal identity: %w", err)
+	}
+	return key, nil
+}
+
+const sealedKeyMagic = "GRVP"
+
+func identityAEAD(sealKey []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func unsealIdentity(data, sealKey []byte) ([]byte, error) {
+	g, err := identityAEAD(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	hdr := len(sealedKeyMagic) + 1
+	if len(data) < hdr+g.NonceSize() || data[len(sealedKeyMagic)] != 1 {
+		return nil, errors.New("truncated or unknown sealed key format")
+	}
+	out, err := g.Open(nil, data[hdr:hdr+g.NonceSize()], data[hdr+g.NonceSize():], data[:hdr])
+	if err != nil {
+		return nil, errors.New("cannot be decrypted with the store key")
+	}
+	return out, nil
+}
+
+// writeIdentity writes the marshalled key, sealed when sealKey is set.
+func writeIdentity(path string, data, sealKey []byte) error {
+	if sealKey != nil {
+		g, err := identityAEAD(sealKey)
+		if err != nil {
+			return err
+		}
+		out := append([]byte(sealedKeyMagic), 1)
+		hdr := len(out)
+		nonce := make([]byte, g.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return err
+		}
+		out = append(out, nonce...)
+		data = g.Seal(out, nonce, data, out[:hdr])
+	}
+	return writeFileAtomic(path, data, 0o600)
 }
 
 func parseIdentity(path string, data []byte) (crypto.PrivKey, error) {
@@ -106,7 +181,7 @@ func readFull(f *os.File, buf []byte) (int, error) {
 	return n, nil
 }
 
-func createIdentity(path string) (crypto.PrivKey, error) {
+func createIdentity(path string, sealKey []byte) (crypto.PrivKey, error) {
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: generate identity: %w", err)
@@ -116,7 +191,7 @@ func createIdentity(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("p2p: marshal identity: %w", err)
 	}
 	defer clear(data)
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := writeIdentity(path, data, sealKey); err != nil {
 		return nil, fmt.Errorf("p2p: write identity: %w", err)
 	}
 	return key, nil

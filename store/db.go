@@ -83,6 +83,10 @@ func Open(opts Options) (*DB, error) {
 		}
 		fs = privateFS{fs}
 	}
+	fs, err := encryptedFS(fs, opts.Dir, opts.Key)
+	if err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	popts := &pebble.Options{

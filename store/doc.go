@@ -43,6 +43,45 @@
 // Open. Its cost is one flush plus one compaction per noted range (ranges
 // beyond 32 collapse to one per key space).
 //
+// # Encryption at rest
+//
+// With Options.Key set, every file Pebble writes (sstables, WAL, MANIFEST,
+// OPTIONS, markers) goes through an encrypting vfs.FS, so epoch states, the
+// MLS signing key, the view, outbox and search index never reach the disk
+// in the clear. Each file gets its own random 256-bit data key and random
+// 128-bit IV; its body is AES-256-CTR, so any range can be read and a file
+// appended to without touching the rest (Pebble reads blocks at random
+// offsets and appends to the WAL and MANIFEST). The data key is sealed with
+// the store key (AES-256-GCM, random nonce) in an 84-byte header at the
+// start of the file; offsets and sizes Pebble sees are shifted past it:
+//
+//	"GRVE" | version 1 | 3 zero bytes | IV (16) | nonce (12) | sealed key (48)
+//
+// The GCM tag covers the magic, version and IV (as additional data) and the
+// data key, so a header that was altered, or a file of another store key,
+// fails to open (ErrWrongKey). Open checks one file's header before Pebble
+// starts, so a wrong or missing key is one clear error (ErrWrongKey,
+// ErrEncrypted, ErrNotEncrypted) and changes nothing. Files Pebble re-opens
+// for writing (ReuseForWrite, which WAL recycling would use and which the
+// store disables anyway) get a fresh header and key.
+//
+// Integrity: CTR has none. The body of a file is not authenticated;
+// Pebble's block, record and manifest checksums turn accidental corruption
+// or blind tampering into a corruption error, but they are CRCs, not MACs:
+// someone who can write the disk and knows the plaintext at some offset can
+// flip chosen bits there undetected. The encryption protects confidentiality
+// of a disk that is lost, stolen, imaged or backed up, not against an
+// attacker who writes to it while the device keeps using it.
+//
+// File names and sizes, directory listings and timing are not hidden.
+//
+// The store key itself is random (NewStoreKey) and never derived from a
+// passphrase directly: KeyFile records where it is kept (the OS keyring, a
+// key file, or sealed under Argon2id of a passphrase), so changing the
+// passphrase reseals the same key and rewrites no data. EncryptDir converts
+// a database written in the clear, once, by copying it through the
+// encrypting filesystem and swapping directories.
+//
 // Full-text search (Search) runs over the local view on the same Pebble
 // database: a Unicode tokenizer (case and diacritic folding, CJK bigrams),
 // posting blocks keyed by term, BM25 or recency ranking, AND of terms,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -18,6 +19,13 @@ type Options struct {
 	// vfs.Default, Open makes Dir 0700 and every file in it 0600 (warning
 	// about each it had to fix) and creates new files owner-only.
 	FS vfs.FS
+	// Key is the store key (KeySize random bytes) that encrypts every file
+	// of the database (see "Encryption at rest" in the package doc). Nil
+	// keeps the database in the clear, as tests and benchmarks do. Open
+	// refuses an encrypted database without its key (ErrEncrypted, or
+	// ErrWrongKey for another key) and a clear one with a key
+	// (ErrNotEncrypted: EncryptDir converts it).
+	Key []byte
 	// Logger receives store and Pebble log lines. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; it stamps log arrivals and dedup markers.
@@ -61,6 +69,9 @@ func (o *Options) EnsureDefaults() {
 func (o *Options) Validate() error {
 	if o.Dir == "" {
 		return errors.New("store: options: Dir is required")
+	}
+	if o.Key != nil && len(o.Key) != KeySize {
+		return fmt.Errorf("store: options: Key of %d bytes, want %d", len(o.Key), KeySize)
 	}
 	if o.CacheSize < 0 {
 		return errors.New("store: options: negative CacheSize")

@@ -38,7 +38,7 @@ func fastDaemon(cfg cli.DaemonConfig) (cli.Daemon, error) {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
 	n, err := node.New(node.Config{
-		Home: cfg.Home, Name: cfg.Name, Logger: cfg.Logger,
+		Home: cfg.Home, Name: cfg.Name, Logger: cfg.Logger, StoreKey: cfg.StoreKey,
 		P2P:           p2p.Config{Listen: listen},
 		FinalityAge:   400 * time.Millisecond,
 		FinalityGrace: 100 * time.Millisecond,
@@ -67,7 +67,7 @@ func shortDir(t *testing.T) string {
 func startDevice(t *testing.T, name string) (string, *api.Client) {
 	t.Helper()
 	home := filepath.Join(shortDir(t), name)
-	r := &cli.Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }}
+	r := &cli.Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Keyring: cli.NoKeyring}
 	var errOut strings.Builder
 	if err := r.Run(context.Background(), []string{"--home", home, "init", "--name", name}, strings.NewReader(""), io.Discard, &errOut); err != nil {
 		t.Fatalf("%s: init: %v %s", name, err, errOut.String())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"grove/node/api"
+	"grove/store"
 )
 
 // Daemon is what `grove init` and `grove up` run: a device that serves the
@@ -36,6 +37,9 @@ type DaemonConfig struct {
 	Bootstrap []string
 	MDNS      bool
 	Logger    *slog.Logger
+	// StoreKey encrypts the device's database at rest (store.Options.Key);
+	// nil keeps it in the clear.
+	StoreKey []byte
 }
 
 // DaemonFactory creates a Daemon that is not yet started.
@@ -71,6 +75,15 @@ type Runner struct {
 	// Ready, if set, is called by up once the local API serves.
 	Ready func(socket string)
 
+	// Keyring is the OS keyring that may keep the store key. Nil means
+	// the system's (Secret Service, Keychain, Credential Manager).
+	Keyring Keyring
+
+	// testingOnlyPlaintext keeps the database in the clear (the control
+	// case of the disk scan tests).
+	testingOnlyPlaintext bool
+	// testingOnlyKDF replaces store.DefaultKDF (tests derive keys fast).
+	testingOnlyKDF *store.KDFParams
 	// testingOnlyDefaultListen replaces DefaultListen (tests listen on
 	// loopback only).
 	testingOnlyDefaultListen []string
@@ -196,7 +209,15 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit, ""},
+		{"init", "--name NAME [--passphrase | --passphrase-file FILE | --key-file]", "create this device's identity in the home directory", (*env).cmdInit, `
+The database is encrypted at rest with a random key, kept:
+  --passphrase            sealed by a passphrase (asked twice; asked again at
+                          every start of the daemon)
+  --passphrase-file FILE  the same, the passphrase read from FILE (or
+                          $GROVE_PASSPHRASE_FILE), for services
+  --key-file              in DIR/store.key, protected by its file mode only
+Without these, the key goes to the OS keyring when one is running, else to
+DIR/store.key (with a warning).`},
 		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
@@ -209,6 +230,11 @@ func init() {
                          loopback addresses only, e.g. 127.0.0.1:9464
 
 The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
+		{"passphrase change", "[--passphrase-file FILE] [--new-passphrase-file FILE]", "set or change the passphrase sealing the database key", (*env).cmdPassphraseChange, `
+Asks for the current passphrase (if there is one) and the new one twice;
+--passphrase-file and --new-passphrase-file read them from files instead.
+The key itself does not change, so no data is rewritten. A key kept in the
+OS keyring or in a key file is moved under the passphrase.`},
 		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside
@@ -276,6 +302,9 @@ func (e *env) run(args []string) error {
 	if !ok {
 		if args[0] == "group" {
 			return usagef("unknown group command %q (want create or list)", strings.Join(args[1:], " "))
+		}
+		if args[0] == "passphrase" {
+			return usagef("unknown passphrase command %q (want change)", strings.Join(args[1:], " "))
 		}
 		return usagef("unknown command %q (see grove help)", args[0])
 	}

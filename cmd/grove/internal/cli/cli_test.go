@@ -80,6 +80,7 @@ func newHarness(t *testing.T) *harness {
 	h.daemon = &fakeDaemon{Fake: h.fake}
 	h.runner = &Runner{
 		Getenv:   func(k string) string { return h.env[k] },
+		Keyring:  &fakeKeyring{unavailable: true},
 		Location: time.UTC,
 		Now:      func() time.Time { return apitest.Epoch0.Add(time.Hour) },
 		NewDaemon: func(cfg DaemonConfig) (Daemon, error) {
@@ -457,10 +458,14 @@ func TestHomeResolution(t *testing.T) {
 
 func TestInit(t *testing.T) {
 	h := newHarness(t)
-	out := h.ok("init", "--name", "alice")
+	out, _, err := h.run("", "init", "--name", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := "initialised alice in " + h.home + "\n" +
 		"peer id      12D3KooWAAAAAAAAalice\n" +
 		"fingerprint  " + apitest.Fingerprint("alice") + "\n" +
+		"database     encrypted, key in " + filepath.Join(h.home, StoreKeyFile) + " (file permissions only)\n" +
 		"start the daemon with: grove up --home " + h.home + "\n"
 	if out != want {
 		t.Errorf("init:\n%s\nwant:\n%s", out, want)
@@ -478,7 +483,7 @@ func TestInit(t *testing.T) {
 
 	// A runner without a daemon refuses honestly.
 	var errOut bytes.Buffer
-	err := (&Runner{}).Run(context.Background(), []string{"--home", h.home, "init", "--name", "a"}, nil, io.Discard, &errOut)
+	err = (&Runner{}).Run(context.Background(), []string{"--home", h.home, "init", "--name", "a"}, nil, io.Discard, &errOut)
 	if err == nil || errOut.String() != "grove: this build of grove cannot run a daemon\n" {
 		t.Errorf("init without daemon: %v %q", err, errOut.String())
 	}

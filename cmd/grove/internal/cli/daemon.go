@@ -27,11 +27,15 @@ var errNoDaemonSupport = errors.New("this build of grove cannot run a daemon")
 func (e *env) cmdInit(args []string) error {
 	f := e.flags("init")
 	name := f.String("name", "", "")
+	kc := e.keyFlags(f, true)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*name) == "" {
 		return usagef("init: --name is required")
+	}
+	if kc.keyFile && (kc.passphrase || kc.passphraseFile != "") {
+		return usagef("init: --key-file and a passphrase exclude each other")
 	}
 	if e.r.NewDaemon == nil {
 		return errNoDaemonSupport
@@ -49,9 +53,13 @@ func (e *env) cmdInit(args []string) error {
 	if live(filepath.Join(home, SocketName)) {
 		return fmt.Errorf("init: a daemon is running in %s; stop it first", home)
 	}
+	key, created, err := e.openStore(home, kc)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
 	// Starting the device once creates its keys and stores its name; it
 	// listens on loopback only, for a moment.
-	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn)})
+	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn), StoreKey: key})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
@@ -70,6 +78,9 @@ func (e *env) cmdInit(args []string) error {
 	t := &table{}
 	t.row("peer id", st.PeerID)
 	t.row("fingerprint", st.Fingerprint)
+	if created != nil {
+		t.row("database", describeKey(home, created))
+	}
 	t.write(e.stdout)
 	fmt.Fprintf(e.stdout, "start the daemon with: grove up --home %s\n", home)
 	return nil
@@ -102,6 +113,7 @@ func (e *env) cmdUp(args []string) error {
 	f.Var(&bootstrap, "bootstrap", "")
 	mdns := f.Bool("mdns", false, "")
 	metricsAddr := f.String("metrics", "", "")
+	kc := e.keyFlags(f, false)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -152,7 +164,15 @@ func (e *env) cmdUp(args []string) error {
 		}
 		return fmt.Errorf("up: %w", err)
 	}
+	key, created, err := e.openStore(home, kc)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("up: %w", err)
+	}
 	log := e.logger(level)
+	if created != nil {
+		log.Info("new store key for a home from before encryption at rest", "database", describeKey(home, created))
+	}
 	// Without --listen, the ports chosen the first time are kept across
 	// restarts (ListenFile); --listen is used as given and not remembered.
 	remember := len(listen) == 0
@@ -163,7 +183,7 @@ func (e *env) cmdUp(args []string) error {
 		}
 		listen = rememberedListen(home, defaults, log)
 	}
-	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log})
+	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log, StoreKey: key})
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("up: %w", err)

@@ -28,7 +28,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("GROVE_TEST_MAIN") == "1" {
 		ctx, stop := signalContext()
-		r := &Runner{NewDaemon: fastDaemon}
+		r := &Runner{NewDaemon: fastDaemon, Keyring: &fakeKeyring{unavailable: true}}
 		err := r.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(ExitCode(err))
@@ -61,7 +61,7 @@ type device struct {
 
 func newDevice(t *testing.T, name string) *device {
 	d := &device{t: t, name: name, home: filepath.Join(shortTempDir(t), name),
-		runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC}}
+		runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC, Keyring: &fakeKeyring{unavailable: true}}}
 	d.ok("init", "--name", name)
 	return d
 }

@@ -21,9 +21,10 @@ func newNodeDaemon(cfg DaemonConfig, tune func(*node.Config)) (Daemon, error) {
 		listen = initListen
 	}
 	nc := node.Config{
-		Home:   cfg.Home,
-		Name:   cfg.Name,
-		Logger: cfg.Logger,
+		Home:     cfg.Home,
+		Name:     cfg.Name,
+		Logger:   cfg.Logger,
+		StoreKey: cfg.StoreKey,
 		P2P: p2p.Config{
 			Listen:         listen,
 			BootstrapPeers: cfg.Bootstrap,
