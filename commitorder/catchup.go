@@ -58,7 +58,12 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		}
 		// A sibling of a commit that is final for us. If it beats ours,
 		// our branch lost beyond the window.
-		d := tuple{e.Class, RankOf(e.Parent, e.Committer), e.Cid}
+		// Whether the sibling is over its committer's rate limit needs
+		// the parent's chain, which we no longer hold: take it as not
+		// limited, so a sibling can only seem better than it is. That
+		// errs towards suspecting our branch lost, which acts only with
+		// a quorum vouching for another final chain (rejoin.go).
+		d := tuple{class: e.Class, rank: RankOf(e.Parent, e.Committer), cid: e.Cid}
 		switch {
 		case d.cid == h.child.cid:
 		case d.less(h.child):

@@ -29,6 +29,9 @@ type node struct {
 	members   []MemberID // sorted, unique
 	admins    []MemberID // sorted, unique
 	mlsValid  bool
+	// limited: the commit is over its committer's rate limit on its parent
+	// (validity.go); derived from the parent's recent, not serialised.
+	limited bool
 	// recent lists the committers of the last RateWindow commits up to and
 	// including this one: the rate limit is read from the chain itself.
 	recent []MemberID
@@ -46,7 +49,7 @@ type node struct {
 	claimCount int
 }
 
-func (n *node) key() tuple { return tuple{n.class, n.rank, n.cid} }
+func (n *node) key() tuple { return tuple{n.limited, n.class, n.rank, n.cid} }
 
 // histEntry remembers a final epoch and the commit that won on it, so a
 // sibling that arrives beyond the window can be judged.
@@ -328,6 +331,7 @@ func (g *Group) commitSeen(e CommitSeen) error {
 		}
 	}
 	n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
+	n.limited = g.overLimit(p, e.Committer, e.Class)
 	n.up = p
 	p.children = append(p.children, n)
 	g.nodes[n.eid] = n
@@ -404,7 +408,7 @@ func (g *Group) NextDeadline() time.Time {
 		}
 	}
 	if len(g.queue) > 0 && g.prop == nil {
-		consider(g.head.seenAt + int64(g.CommitDelay()))
+		consider(g.proposeAt())
 		if g.fresh {
 			consider(g.root.seenAt + int64(g.cfg.Grace))
 		}

@@ -425,14 +425,19 @@ func (Retry) isEffect()           {}
 func (Rejoin) isEffect()          {}
 func (Removed) isEffect()         {}
 
-// tuple is the fork-choice key.
+// tuple is the fork-choice key: a commit over its committer's rate limit
+// (validity.go) loses to every sibling that is not, then class, rank, cid.
 type tuple struct {
-	class Class
-	rank  Rank
-	cid   CommitID
+	limited bool
+	class   Class
+	rank    Rank
+	cid     CommitID
 }
 
 func (a tuple) less(b tuple) bool {
+	if a.limited != b.limited {
+		return !a.limited
+	}
 	if a.class != b.class {
 		return a.class < b.class
 	}
