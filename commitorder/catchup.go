@@ -112,25 +112,49 @@ func (g *Group) parentMissing(e ParentMissing) error {
 // maxHints bounds the unauthenticated hints kept from CiphertextPending.
 const maxHints = 8
 
-// ciphertextPending notes an unreadable message's epoch as a hint and
-// fetches the range. A hint is not evidence (the framing is not
-// authenticated): it never affects validity, the fork choice or whether we
-// are behind; it only holds depth finality back (as an act on an unknown
-// epoch does) until the epoch is fetched or the root passes it. Forged
-// hints can therefore at worst slow depth finality down to age finality;
-// witness finality ignores them. Hints are not serialised.
+// ciphertextPending notes an unreadable message's epoch as a hint and, for
+// an epoch we do not hold, fetches the range. A hint is not evidence (the
+// framing is not authenticated): it never affects validity, the fork choice
+// or whether we are behind. It holds finality back (witness and depth, not
+// age or hard depth) while finalising the root would delete the keys the
+// message needs (finality.go, pendingBlocks): until a message in that
+// epoch is decrypted (AppMessageSeen), or the epoch is dropped or passed by
+// the root. Forged hints can therefore at worst slow finality down to age
+// finality. Hints are not serialised.
 func (g *Group) ciphertextPending(e CiphertextPending) {
-	if g.nodes[e.Eid] != nil || g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+	if n := g.nodes[e.Eid]; n != nil {
+		// An epoch we hold whose message we could not read yet (the node
+		// holds it for a retry): its keys must not go before it is read.
+		if n.epoch == e.Epoch {
+			g.addHint(e.Eid, e.Epoch)
+		}
 		return
 	}
-	if _, ok := g.hints[e.Eid]; !ok && len(g.hints) < maxHints {
+	if g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+		return
+	}
+	g.addHint(e.Eid, e.Epoch)
+	g.maybeFetchRange()
+}
+
+func (g *Group) addHint(eid EpochID, epoch uint64) {
+	if _, ok := g.hints[eid]; !ok && len(g.hints) < maxHints {
 		if g.hints == nil {
 			g.hints = make(map[EpochID]uint64)
 		}
-		g.hints[e.Eid] = e.Epoch
+		g.hints[eid] = epoch
 		g.bmut++
+		g.mut++
 	}
-	g.maybeFetchRange()
+}
+
+// messageRead clears the hint on eid: a message in it was decrypted.
+func (g *Group) messageRead(eid EpochID) {
+	if _, ok := g.hints[eid]; ok {
+		delete(g.hints, eid)
+		g.bmut++
+		g.mut++
+	}
 }
 
 // recentUnknown: an unknown epoch at this number means we are behind or

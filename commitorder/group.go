@@ -83,8 +83,9 @@ type Group struct {
 	// a branch that others hold final wins over one we have not finalised.
 	claims map[MemberID]claim
 
-	// hints: epochs of messages we could not decrypt (CiphertextPending),
-	// unauthenticated; they only hold depth finality back. Not serialised.
+	// hints: epochs of messages we could not decrypt (CiphertextPending)
+	// and have not read a message in since; unauthenticated, they hold
+	// witness and depth finality back (finality.go). Not serialised.
 	hints map[EpochID]uint64
 
 	held    map[CommitID]*heldCommit
@@ -256,6 +257,7 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 	case AppMessageSeen:
 		if err = g.actEvent(e.Sender, e.Eid, e.Epoch); err == nil {
 			g.recordProof(e.Sender, e.Eid, e.Epoch)
+			g.messageRead(e.Eid)
 		}
 	case TipSeen:
 		err = g.tipSeen(e)

@@ -32,7 +32,8 @@ import (
 //	snapshot <self> / restore <self>   MarshalBinary and Unmarshal
 //
 // Events: commit <c> [own] [intents=(..)] [welcome] | missing <c> (its
-// parent is unknown) | msg <m> <epoch> | tip <m> <epoch> [root=<epoch>] |
+// parent is unknown) | msg <m> <epoch> | pending <epoch> (a ciphertext in it
+// we could not read) | tip <m> <epoch> [root=<epoch>] |
 // tick <duration since t0> | intent <n> <class> | outbox <n> <epoch>.
 func TestInteraction(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -252,6 +253,9 @@ func (s *script) event(t *testing.T, d *datadriven.TestData, line string) Event 
 		need(3)
 		e := f[2]
 		return AppMessageSeen{Sender: MemberID(f[1]), Eid: s.epoch(t, e), Epoch: s.numbers[e]}
+	case "pending":
+		e := f[1]
+		return CiphertextPending{Eid: s.epoch(t, e), Epoch: s.numbers[e]}
 	case "tip":
 		need(3)
 		e := f[2]
