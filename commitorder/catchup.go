@@ -9,8 +9,8 @@
 // ciphertext for one newer than our root, or being behind emits FetchRange
 // (at most once per Retry) with a locator (head, retained chain, remembered
 // final epochs) and up to three members seen on the newest unknown epochs.
-// We are behind while some member acted on an unknown epoch newer than our
-// head: we then keep fetching and do not propose. Ciphertext hints are
+// We are behind while some member acted on an unknown epoch numbered at or
+// past our head: we then keep fetching and do not propose. Ciphertext hints are
 // unauthenticated: they never make us behind, only hold depth finality back.
 
 package commitorder
@@ -236,7 +236,8 @@ func (g *Group) retryFetches() {
 	}
 }
 
-// behind: some member tipped an epoch we do not know, newer than our head.
+// behind: some member acted on an epoch we do not know numbered at or past
+// our head (being at the same number does not mean being on the same epoch).
 func (g *Group) behind() bool {
 	g.scanUnknown()
 	return g.behindVal
@@ -298,7 +299,13 @@ func (g *Group) scanUnknown() {
 			if g.nodes[e] != nil {
 				continue
 			}
-			if ep > g.head.epoch {
+			if ep >= g.head.epoch {
+				// An epoch we do not hold at our head's number is not ours
+				// either: another branch as long as ours, which we must
+				// fetch to judge (beyond-window seed 7617: a member alone on
+				// its branch compared numbers only, never counted itself
+				// behind a group at its own epoch number, and so never
+				// started the no-progress clock that would let it rejoin).
 				g.behindVal = true
 			}
 			if !g.unknownOK || ep < g.unknownMin {

@@ -99,7 +99,12 @@
 // Deferring to finality elsewhere. A branch that a quorum of other members
 // (two, or one in a two-member group) report final in their tips wins over
 // the fork choice for a member that has not finalised that fork: they can no
-// longer switch, it still can. Without this an isolated member whose lone
+// longer switch, it still can. The quorum is that of the branch as it now
+// stands: of the newest epoch on it, at or below the one claimed, that the
+// claimant was seen on (its head), so a branch that removed members needs
+// only the others it kept (beyond-window seeds 1752, 2687: a side that
+// removed one of three members could never produce two claims, and the
+// member back from an absence stayed alone on its stale commit). Without this an isolated member whose lone
 // commit wins on rank would never converge with a majority that had already
 // finalised the other branch. Claims name epochs, so a member must hold
 // them to defer; a member the other branch removed cannot (MLS gives it
@@ -107,7 +112,10 @@
 // when nobody else has acted on its own branch for MaxAge since it
 // appeared, it hears of epochs it does not hold, and a quorum acted on the
 // sibling's subtree, which removes it (abandoned): it follows the group to
-// its removal instead of staying alone for ever.
+// its removal instead of staying alone for ever. Members seen only on epochs
+// it cannot hold, past the fork, count on that sibling when it is the only
+// valid one that removes us: they are past our removal, since a commit on
+// our own branch would be one we can process (beyond-window seed 5956).
 //
 // Avoidance. Intents are committed by value. A member proposes only when its
 // delay on the head has elapsed: position in the rank order of the head's
@@ -116,8 +124,9 @@
 // (unless that commit was limited: the delay then runs from the newest
 // epoch on our chain made by one that was not). A member whose own commit
 // would be limited still proposes, after every other member's delay
-// (members × Delta). No proposal while a member's tip shows we are behind,
-// or while our head is final, or we joined and have finalised
+// (members × Delta). No proposal while a member's tip shows we are behind
+// (an act on an epoch we lack at or past our head's number), or while
+// our head is final, or we joined and have finalised
 // nothing since, and no other member has been seen on our head or later:
 // a joiner's Welcome can arrive long after the group moved on, and its
 // first commit on a stale head (its genesis, or a commit fetched after it)

@@ -47,6 +47,7 @@ type node struct {
 	canonical  bool
 	claimStamp uint64
 	claimCount int
+	claimQ     int // quorum of the smallest epoch claimed below
 }
 
 func (n *node) key() tuple { return tuple{n.limited, n.class, n.rank, n.cid} }
@@ -100,7 +101,7 @@ type Group struct {
 	witnessedAt int64
 	headSince   int64 // when the head last changed
 	// behindSince: when we last started catching up (a member acted on an
-	// epoch newer than our head that we do not hold); zero when not
+	// epoch we do not hold at or past our head's number); zero when not
 	// behind. Time offline is no time "without progress": a member back
 	// after a long absence has not yet had a chance to fetch.
 	behindSince int64
