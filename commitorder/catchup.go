@@ -11,7 +11,8 @@
 // final epochs) and up to three members seen on the newest unknown epochs.
 // We are behind while some member acted on an unknown epoch numbered at or
 // past our head: we then keep fetching and do not propose. Ciphertext hints are
-// unauthenticated: they never make us behind, only hold depth finality back.
+// unauthenticated: they never make us behind, only hold finality back up to
+// age finality (finality.go).
 
 package commitorder
 

@@ -7,7 +7,12 @@
 // witnesses (every member of R seen acting on a canonical epoch below R, and
 // Grace passed since the last of them); depth (the head Depth epochs past R,
 // and no member seen acting on, nor a ciphertext pending for, an epoch we do
-// not hold numbered past R); age (C appeared MaxAge ago). Depth and age need
+// not hold numbered past R); age (C appeared MaxAge ago). Witness and depth
+// also wait while a ciphertext we could not read yet (CiphertextPending, no
+// message read in its epoch since) needs keys that finalising R deletes: in
+// R, in a retained epoch outside C's subtree, or in an epoch we do not hold
+// numbered past R. Every member having moved on does not mean that what
+// they sent before has been read (issue 17). Depth and age need
 // a quorum: some other member seen on a canonical epoch below R, unless R or
 // the head has a single member or the head no longer includes us. Finalising
 // settles our own commit C (CommitSettled, then SendWelcome: RFC 9420,
