@@ -10,11 +10,7 @@
 // final chain at once; claims newer than our root or older than our memory
 // count only after MaxAge without progress (time offline does not count). In
 // case (A) a quorum holding our chain final past the fork clears the flag
-// instead: the better sibling arrived after everyone had finalised ours. In
-// case (A) the quorum is of the other members still heard from (a claim
-// within MaxAge), at most the usual one: a side that removed its own
-// members may leave the loser of the fork a single live member to hear.
-// Only the loser lowers it, so the two sides never rejoin each other.
+// instead: the better sibling arrived after everyone had finalised ours.
 // Rejoin hands back the outbox and intents and names the vouchers and the
 // newest epoch they hold final; the Group is then done.
 
@@ -123,22 +119,6 @@ func (g *Group) checkLost() {
 		}
 	}
 	q := claimQuorum(len(g.head.members))
-	if g.lost {
-		// We saw our final branch beaten at its fork: the quorum is of
-		// the members still heard from (a claim within MaxAge), not of a
-		// head whose other members may be gone (beyond-window seeds
-		// 12254, 13871: each side removed its own members down to one;
-		// the loser heard only the winner, one voucher short for ever).
-		// Only the loser of the fork lowers it, so the two never rejoin
-		// each other.
-		live := 0
-		for m, cl := range g.claims {
-			if m != g.self && g.now-cl.at <= int64(g.cfg.MaxAge) {
-				live++
-			}
-		}
-		q = min(q, max(1, live))
-	}
 	if len(vouchers) < q {
 		// A quorum holding our chain final past the fork shows that the
 		// better sibling we saw lost there too (it arrived after everyone

@@ -1581,11 +1581,6 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		{"ActsPastOurRemovalCountOnTheRemover5956", 5956},
 		{"ActsPastOurRemovalCountOnTheRemover8898", 8898},
 		{"ActsPastOurRemovalCountOnTheRemover8919", 8919},
-		// Each side removed its own members down to one; the loser of the
-		// fork heard only the winner and stayed one voucher short (the
-		// quorum in case A is now of members still heard from).
-		{"LoserQuorumOfLiveMembers12254", 12254},
-		{"LoserQuorumOfLiveMembers13871", 13871},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
