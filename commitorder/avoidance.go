@@ -3,9 +3,16 @@
 // Intents are committed by value; ProposeCommit carries the whole queue. We
 // propose on the head only after our delay on it has elapsed (our position
 // in the rank order of the head's members times Delta), so members rarely
-// race; a valid commit arriving first moves the head and restarts the delay.
-// We do not propose while we are not a member of the head, while behind,
-// while rate limited (unless every intent removes), while a proposal is
+// race; a valid commit arriving first moves the head and restarts the delay,
+// except a commit over its committer's rate limit (validity.go): the delay
+// runs from the newest epoch on our chain made by a commit that was not, so
+// a member committing at once on every epoch cannot keep restarting
+// everyone else's delay, and our commit on its latest epoch beats its next
+// one. When our own commit would be limited (unless every intent removes)
+// we still propose, never starving the only member who can make a change,
+// but after every other member's delay (members × Delta after the head
+// appeared), since any of theirs would beat ours anyway. We do not propose
+// while we are not a member of the head, while behind, while a proposal is
 // outstanding (it is requeued after Retry or when the head moves), or while
 // the head is unconfirmed: it is final (nothing else retained) or we joined
 // and have finalised nothing since, and no other member was seen on it or
@@ -79,17 +86,7 @@ func (g *Group) maybePropose() {
 	if len(g.queue) == 0 || g.prop != nil || !contains(g.head.members, g.self) || g.behind() || g.unconfirmedHead() {
 		return
 	}
-	if countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
-		// Our commit would be invalid, unless it only removes.
-		allRemove := true
-		for _, q := range g.queue {
-			allRemove = allRemove && q.class == ClassRemove
-		}
-		if !allRemove {
-			return
-		}
-	}
-	if g.now < g.head.seenAt+int64(g.CommitDelay()) {
+	if g.now < g.proposeAt() {
 		return
 	}
 	ids := make([]IntentID, len(g.queue))
@@ -99,6 +96,24 @@ func (g *Group) maybePropose() {
 	g.prop = &proposal{parent: g.head.eid, intents: slices.Clone(g.queue), at: g.now}
 	g.queue = g.queue[:0]
 	g.emit(ProposeCommit{Parent: g.head.eid, Intents: ids})
+}
+
+// proposeAt is when our delay on the head ends (see the file comment).
+func (g *Group) proposeAt() int64 {
+	allRemove := true
+	for _, q := range g.queue {
+		allRemove = allRemove && q.class == ClassRemove
+	}
+	if !allRemove && countOf(g.head.recent, g.self) >= g.cfg.RateLimit {
+		// Our commit would be limited: it loses to anyone else's, so let
+		// every other member go first.
+		return g.head.seenAt + int64(len(g.head.members))*int64(g.cfg.Delta)
+	}
+	anchor := g.head
+	for anchor.limited && anchor.up != nil {
+		anchor = anchor.up
+	}
+	return anchor.seenAt + int64(g.CommitDelay())
 }
 
 // unconfirmedHead: no other member has been seen acting on our head or

@@ -9,9 +9,10 @@
 // ciphertext for one newer than our root, or being behind emits FetchRange
 // (at most once per Retry) with a locator (head, retained chain, remembered
 // final epochs) and up to three members seen on the newest unknown epochs.
-// We are behind while some member acted on an unknown epoch newer than our
-// head: we then keep fetching and do not propose. Ciphertext hints are
-// unauthenticated: they never make us behind, only hold depth finality back.
+// We are behind while some member acted on an unknown epoch numbered at or
+// past our head: we then keep fetching and do not propose. Ciphertext hints are
+// unauthenticated: they never make us behind, only hold finality back up to
+// age finality (finality.go).
 
 package commitorder
 
@@ -58,7 +59,12 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		}
 		// A sibling of a commit that is final for us. If it beats ours,
 		// our branch lost beyond the window.
-		d := tuple{e.Class, RankOf(e.Parent, e.Committer), e.Cid}
+		// Whether the sibling is over its committer's rate limit needs
+		// the parent's chain, which we no longer hold: take it as not
+		// limited, so a sibling can only seem better than it is. That
+		// errs towards suspecting our branch lost, which acts only with
+		// a quorum vouching for another final chain (rejoin.go).
+		d := tuple{class: e.Class, rank: RankOf(e.Parent, e.Committer), cid: e.Cid}
 		switch {
 		case d.cid == h.child.cid:
 		case d.less(h.child):
@@ -107,25 +113,49 @@ func (g *Group) parentMissing(e ParentMissing) error {
 // maxHints bounds the unauthenticated hints kept from CiphertextPending.
 const maxHints = 8
 
-// ciphertextPending notes an unreadable message's epoch as a hint and
-// fetches the range. A hint is not evidence (the framing is not
-// authenticated): it never affects validity, the fork choice or whether we
-// are behind; it only holds depth finality back (as an act on an unknown
-// epoch does) until the epoch is fetched or the root passes it. Forged
-// hints can therefore at worst slow depth finality down to age finality;
-// witness finality ignores them. Hints are not serialised.
+// ciphertextPending notes an unreadable message's epoch as a hint and, for
+// an epoch we do not hold, fetches the range. A hint is not evidence (the
+// framing is not authenticated): it never affects validity, the fork choice
+// or whether we are behind. It holds finality back (witness and depth, not
+// age or hard depth) while finalising the root would delete the keys the
+// message needs (finality.go, pendingBlocks): until a message in that
+// epoch is decrypted (AppMessageSeen), or the epoch is dropped or passed by
+// the root. Forged hints can therefore at worst slow finality down to age
+// finality. Hints are not serialised.
 func (g *Group) ciphertextPending(e CiphertextPending) {
-	if g.nodes[e.Eid] != nil || g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+	if n := g.nodes[e.Eid]; n != nil {
+		// An epoch we hold whose message we could not read yet (the node
+		// holds it for a retry): its keys must not go before it is read.
+		if n.epoch == e.Epoch {
+			g.addHint(e.Eid, e.Epoch)
+		}
 		return
 	}
-	if _, ok := g.hints[e.Eid]; !ok && len(g.hints) < maxHints {
+	if g.inHistory(e.Eid) || !g.recentUnknown(e.Epoch) || e.Epoch <= g.root.epoch {
+		return
+	}
+	g.addHint(e.Eid, e.Epoch)
+	g.maybeFetchRange()
+}
+
+func (g *Group) addHint(eid EpochID, epoch uint64) {
+	if _, ok := g.hints[eid]; !ok && len(g.hints) < maxHints {
 		if g.hints == nil {
 			g.hints = make(map[EpochID]uint64)
 		}
-		g.hints[e.Eid] = e.Epoch
+		g.hints[eid] = epoch
 		g.bmut++
+		g.mut++
 	}
-	g.maybeFetchRange()
+}
+
+// messageRead clears the hint on eid: a message in it was decrypted.
+func (g *Group) messageRead(eid EpochID) {
+	if _, ok := g.hints[eid]; ok {
+		delete(g.hints, eid)
+		g.bmut++
+		g.mut++
+	}
 }
 
 // recentUnknown: an unknown epoch at this number means we are behind or
@@ -207,7 +237,8 @@ func (g *Group) retryFetches() {
 	}
 }
 
-// behind: some member tipped an epoch we do not know, newer than our head.
+// behind: some member acted on an epoch we do not know numbered at or past
+// our head (being at the same number does not mean being on the same epoch).
 func (g *Group) behind() bool {
 	g.scanUnknown()
 	return g.behindVal
@@ -269,7 +300,13 @@ func (g *Group) scanUnknown() {
 			if g.nodes[e] != nil {
 				continue
 			}
-			if ep > g.head.epoch {
+			if ep >= g.head.epoch {
+				// An epoch we do not hold at our head's number is not ours
+				// either: another branch as long as ours, which we must
+				// fetch to judge (beyond-window seed 7617: a member alone on
+				// its branch compared numbers only, never counted itself
+				// behind a group at its own epoch number, and so never
+				// started the no-progress clock that would let it rejoin).
 				g.behindVal = true
 			}
 			if !g.unknownOK || ep < g.unknownMin {

@@ -14,11 +14,15 @@ import (
 // uvarint or fixed 8 bytes, and the decoder rejects anything else, so
 // decode-then-encode reproduces the input byte for byte. Derived fields
 // (parent pointers, children, the canonical marks) are not stored; they are
-// rebuilt and must agree with the stored head.
+// rebuilt and must agree with the stored head. A history entry's class
+// byte carries histLimited when the winning child was over its committer's
+// rate limit (states written before the rate limit became a fork-choice
+// demotion never set it: a limited commit could not win then).
 const (
 	codecMagic     = "GCO"
 	codecVersion   = 2
 	codecVersionV1 = 1
+	histLimited    = 0x80
 )
 
 // MarshalBinary encodes the whole state. The node stores it in the same
@@ -101,7 +105,11 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	for _, h := range g.history {
 		w = append(w, h.eid[:]...)
 		w = binary.AppendUvarint(w, h.epoch)
-		w = append(w, byte(h.child.class))
+		cl := byte(h.child.class)
+		if h.child.limited {
+			cl |= histLimited
+		}
+		w = append(w, cl)
 		w = append(w, h.child.rank[:]...)
 		w = append(w, h.child.cid[:]...)
 	}
@@ -456,6 +464,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		}
 		n.up = p
 		p.children = append(p.children, n)
+		n.limited = g.overLimit(p, n.committer, n.class)
 	}
 
 	if err := r.evidence(g, g.acts, false); err != nil {
@@ -508,7 +517,8 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		var h histEntry
 		h.eid = r.eid("hist eid")
 		h.epoch = r.uvarint("hist epoch")
-		h.child.class = Class(r.byte1("hist class"))
+		cl := r.byte1("hist class")
+		h.child.limited, h.child.class = cl&histLimited != 0, Class(cl&^histLimited)
 		h.child.rank = r.id32("hist rank")
 		h.child.cid = r.id32("hist cid")
 		if r.err != nil {

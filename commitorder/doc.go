@@ -53,17 +53,17 @@
 // on.
 //
 // Fork choice. Among the valid children of an epoch P the canonical one is
-// the lowest (class, rank, cid): class 0 removes or re-initialises, 1 adds,
-// changes extensions or injects a PSK, 2 only updates keys; rank is
-// SHA-256("grove rank" || P || committer identity) (RankOf). The choice is
+// the lowest (limited, class, rank, cid): limited is the rate limit below;
+// class 0 removes or re-initialises, 1 adds, changes extensions or injects
+// a PSK, 2 only updates keys; rank is SHA-256("grove rank" || P ||
+// committer identity) (RankOf). The choice is
 // made at the first divergence; descendants never matter. Arrival order and
 // time never decide.
 //
 // Validity (deterministic, computed from the chain and replicated evidence):
 // the node's RFC 9420 verdict; the committer is a member of P; adds and
-// removals need an admin when P names admins; a member may author at most
-// RateLimit of the last RateWindow canonical commits (removals exempt, so
-// removing a spammer always works); of several commits by one member on P
+// removals need an admin when P names admins; of several commits by one
+// member on P
 // only the lowest counts (equivocating never helps); a commit is invalid if
 // its author has been seen, by replicated evidence (a commit or an
 // application message, never a tip), acting on a rival branch below P that
@@ -76,10 +76,35 @@
 // honest crash); and counting only evidence that every member can fetch keeps
 // validity identical everywhere (tips are point-to-point).
 //
+// Rate limit: a share, not a ban. A commit that does not remove, by a
+// member that authored RateLimit or more of the last RateWindow commits up
+// to P, is limited: still valid, but it loses to every sibling that is not
+// (the limited bit leads the fork-choice key). So while anyone else wants
+// to commit, a member takes no more than its share — any other member's
+// commit on the same parent beats it whatever the ranks, and avoidance
+// runs delays from the last epoch made by a commit that was not limited, so
+// a member committing at once on every epoch cannot keep restarting
+// everyone else's delay — but a member that is alone in committing is never
+// stopped: the only admin adding device after device, or anyone whose
+// fellow members are offline. The former rule (a limited commit invalid)
+// starved exactly that member for good: the window is counted in commits,
+// and nobody else committed to move it on (issue 17: the 9th, 10th and 11th
+// of eleven devices joining one admin's group never got in). Exempting
+// only an admin's privileged changes would still have starved a group
+// without admins, or with its other admins away. Removals are never
+// limited, so removing a spammer always works, and a removal still beats
+// the removed member's racing update. Like the rest of validity, the bit is
+// read from the chain alone.
+//
 // Deferring to finality elsewhere. A branch that a quorum of other members
 // (two, or one in a two-member group) report final in their tips wins over
 // the fork choice for a member that has not finalised that fork: they can no
-// longer switch, it still can. Without this an isolated member whose lone
+// longer switch, it still can. The quorum is that of the branch as it now
+// stands: of the newest epoch on it, at or below the one claimed, that the
+// claimant was seen on (its head), so a branch that removed members needs
+// only the others it kept (beyond-window seeds 1752, 2687: a side that
+// removed one of three members could never produce two claims, and the
+// member back from an absence stayed alone on its stale commit). Without this an isolated member whose lone
 // commit wins on rank would never converge with a majority that had already
 // finalised the other branch. Claims name epochs, so a member must hold
 // them to defer; a member the other branch removed cannot (MLS gives it
@@ -87,14 +112,21 @@
 // when nobody else has acted on its own branch for MaxAge since it
 // appeared, it hears of epochs it does not hold, and a quorum acted on the
 // sibling's subtree, which removes it (abandoned): it follows the group to
-// its removal instead of staying alone for ever.
+// its removal instead of staying alone for ever. Members seen only on epochs
+// it cannot hold, past the fork, count on that sibling when it is the only
+// valid one that removes us: they are past our removal, since a commit on
+// our own branch would be one we can process (beyond-window seed 5956).
 //
 // Avoidance. Intents are committed by value. A member proposes only when its
 // delay on the head has elapsed: position in the rank order of the head's
 // members × Delta (CommitDelay). A valid commit arriving first moves the
-// head, so the delay restarts and nothing is proposed on the stale parent. No
-// proposal while a member's tip shows we are behind, or while we are rate
-// limited, or while our head is final, or we joined and have finalised
+// head, so the delay restarts and nothing is proposed on the stale parent
+// (unless that commit was limited: the delay then runs from the newest
+// epoch on our chain made by one that was not). A member whose own commit
+// would be limited still proposes, after every other member's delay
+// (members × Delta). No proposal while a member's tip shows we are behind
+// (an act on an epoch we lack at or past our head's number), or while
+// our head is final, or we joined and have finalised
 // nothing since, and no other member has been seen on our head or later:
 // a joiner's Welcome can arrive long after the group moved on, and its
 // first commit on a stale head (its genesis, or a commit fetched after it)
@@ -120,9 +152,19 @@
 // (CiphertextPending): a better sibling of C may be on its way (a dropped
 // commit re-sent later than Grace, or one lost to a partition while the
 // messages on its branch were not). The range is fetched, from the members
-// seen on those epochs first (FetchRange.Peers); age finality still bounds
-// the wait, and witness finality ignores these hints, so forged ciphertext
-// framing can at worst slow depth finality down to age finality.
+// seen on those epochs first (FetchRange.Peers).
+//
+// Witness and depth finality both wait while a ciphertext we could not read
+// yet needs keys that finalising R deletes: a CiphertextPending for R, for
+// a retained epoch outside C's subtree, or for an epoch we do not hold
+// numbered past R, with no message read in that epoch since
+// (AppMessageSeen clears it). Issue 17, a 12-node partition: a member cut
+// off from its own side's commit sent in the fork point; witness finality
+// closed that epoch Grace after the member was seen on a later one, the
+// ciphertexts still pending, and they were lost. Witness finality says
+// every member has moved on; it cannot say that everything they sent
+// before has been read. Age finality still bounds the wait, so forged
+// ciphertext framing can at worst slow finality down to age finality.
 //
 // Depth and age finalise only with a quorum: at least one other member seen
 // on our chain below R. An isolated member keeps its states (bounded by
@@ -135,7 +177,8 @@
 // costs one epoch); T=2 min outlasts a phone's doze or a short network
 // outage yet bounds how long old keys live; Grace=5 s exceeds gossip latency
 // with a retransmission; Delta=150 ms exceeds one gossip hop; rate 10 of 16
-// lets two members alternate but stops one from monopolising. These were
+// lets two members alternate and keeps one from taking more than its share
+// while others commit. These were
 // chosen by argument and exercised by the simulator with a scaled
 // configuration, not measured on a real network (testnet should tune them).
 //
@@ -205,8 +248,10 @@
 // one gossip round plus Grace (5 s) after every member has moved on; at most
 // MaxAge (2 min) after it was superseded while some member is silent but one
 // other is reachable (also while an epoch we lack is named by an act or a
-// ciphertext and not yet fetched, which holds depth finality back; forged
-// ciphertext framing can keep a group with a silent member at this bound);
+// ciphertext and not yet fetched, which holds depth finality back, or a
+// ciphertext that needs the epoch is not yet read, which holds witness
+// finality back too; forged ciphertext framing can keep any group at this
+// bound);
 // at most HardDepth epochs for an isolated member.
 // Orphaned branch states live until their fork point is final (same bounds).
 // Outbox plaintext lives until its epoch is settled. Consumed message keys
@@ -230,11 +275,29 @@
 // nobody else acted on that sibling. A member removed on a side that later
 // loses beyond the window is never told.
 //
-// Beyond the window (TestSimulationBeyondWindow, opt-in: -sim.beyond) most
-// schedules converge, but not all (2 of seeds 1-5,000 at the time of
-// writing: 1752, 2687): a member that saw its own branch win a fork waits
-// for the losers to rejoin it while they had in fact finalised elsewhere,
-// or a member knows it lost but hears no quorum of vouchers it can judge. Default schedules include beyond-window cases (an
-// outage longer than the window by time or commit count) and must all
-// converge.
+// Beyond the window, TestSimulationBeyondWindow runs its first 1,000
+// seeds by default and -sim.beyond sweeps more. Of seeds 1-20,000, all but
+// four converged at the time of writing. In 12254, 13871 and 19891 each
+// side of a split removed its own members down to one, and the member
+// whose final branch lost the fork hears a single voucher, one short of the
+// quorum of two, while the winner waits for it to rejoin. In 15774 two
+// joiners welcomed onto the losing side hold its chain final and vouch for
+// each other, so they never rejoin. Lowering the quorum to the
+// members still heard from fixes both but lets one liar move a member that
+// hears nobody else (TestScenarioLongPartitionRejoins forbids it); a
+// sound fix needs to tell a member gone (removed on the other side, or
+// added and never welcomed) from one merely silent. Default schedules
+// include beyond-window cases (an outage longer than the window by time or
+// commit count) and must all converge.
+//
+// A pending ciphertext holds finality only if it arrived: a message held
+// back by a partition past the moment its epoch became final on the
+// receiver is still lost (the simulator counts it as late, not lost).
+//
+// The rate limit demotes: a member over its share that nobody races still
+// commits as often as it likes (the cost is processing, not anyone else's
+// commits). A sibling that arrives beyond the window is judged against our
+// final commit as if not limited (its parent's chain is gone), which can
+// only make us suspect our branch lost; Rejoin still needs a quorum of
+// vouchers.
 package commitorder

@@ -128,7 +128,10 @@ func (g *Group) pruneActs() {
 	g.mut++
 	g.bmut++
 	for e, ep := range g.hints {
-		if g.nodes[e] != nil || ep <= g.root.epoch {
+		// Kept while the epoch is still retained (the root itself
+		// included) or may yet be fetched; gone once its keys are
+		// (finalise drops the hints of dropped branches).
+		if g.nodes[e] == nil && ep <= g.root.epoch {
 			delete(g.hints, e)
 		}
 	}

@@ -7,7 +7,12 @@
 // witnesses (every member of R seen acting on a canonical epoch below R, and
 // Grace passed since the last of them); depth (the head Depth epochs past R,
 // and no member seen acting on, nor a ciphertext pending for, an epoch we do
-// not hold numbered past R); age (C appeared MaxAge ago). Depth and age need
+// not hold numbered past R); age (C appeared MaxAge ago). Witness and depth
+// also wait while a ciphertext we could not read yet (CiphertextPending, no
+// message read in its epoch since) needs keys that finalising R deletes: in
+// R, in a retained epoch outside C's subtree, or in an epoch we do not hold
+// numbered past R. Every member having moved on does not mean that what
+// they sent before has been read (issue 17). Depth and age need
 // a quorum: some other member seen on a canonical epoch below R, unless R or
 // the head has a single member or the head no longer includes us. Finalising
 // settles our own commit C (CommitSettled, then SendWelcome: RFC 9420,
@@ -55,6 +60,11 @@ func (g *Group) rootFinal(r, c *node) bool {
 		return true
 	}
 	if g.now < c.seenAt+int64(g.cfg.Grace) {
+		return false
+	}
+	if g.now < c.seenAt+int64(g.cfg.MaxAge) && g.pendingBlocks(r, c) {
+		// A ciphertext we could not read yet needs keys that finalising
+		// r would delete: wait for it, up to age finality.
 		return false
 	}
 	deep := g.head.epoch >= r.epoch+uint64(g.cfg.Depth) && !g.unseenAbove(r.epoch)
@@ -160,6 +170,7 @@ func (g *Group) finalise(r, c *node) {
 	delete(g.nodes, r.eid)
 	for _, d := range dropped {
 		delete(g.nodes, d.eid)
+		delete(g.hints, d.eid) // its keys are gone with it
 	}
 	c.up = nil
 	g.root = c
@@ -225,4 +236,33 @@ func appendSubtree(out []*node, n *node) []*node {
 func (g *Group) unseenAbove(epoch uint64) bool {
 	g.scanUnknown()
 	return g.unknownOK && g.unknownMin > epoch
+}
+
+// pendingBlocks: a ciphertext hint (CiphertextPending, no message read in
+// that epoch since) names an epoch whose keys finalising r would delete: r
+// itself, a retained epoch outside c's subtree, or an epoch we do not hold
+// numbered past r (it may be on a branch of r other than c). Issue 17: a
+// member cut off from its side's commit during a split sent in the fork
+// point; witness finality closed it Grace after that member was seen on a
+// later epoch, the ciphertexts still pending, and they were lost.
+func (g *Group) pendingBlocks(r, c *node) bool {
+	for e, ep := range g.hints {
+		n := g.nodes[e]
+		if n == nil {
+			if ep > r.epoch {
+				return true
+			}
+			continue
+		}
+		if n == r {
+			return true
+		}
+		for n != nil && n.epoch > r.epoch+1 {
+			n = n.up
+		}
+		if n != nil && n != c && n.up == r {
+			return true
+		}
+	}
+	return false
 }

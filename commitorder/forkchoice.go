@@ -7,10 +7,14 @@
 // descendants never matter. Two exceptions defer to the rest of the group. A
 // child that at least claimQuorum other members, each a member of the epoch
 // it claims, report final in their tips wins (they can no longer switch; we
-// still can). And when, MaxAge after the chosen child appeared, we are
+// still can); the quorum is that of the branch as it now stands, counted on
+// the members of the newest epoch at or below the one claimed that the
+// claimant was seen on (branchMembers), so a branch that removed members
+// needs only the others it kept. And when, MaxAge after the chosen child appeared, we are
 // behind, no other member is seen on its branch alone, and a quorum of other
-// members is seen on a valid sibling's subtree that removes us, we follow
-// that sibling (abandoned). When the tip moves, switchTo emits RollbackTo
+// members is seen on a valid sibling's subtree that removes us (members seen
+// only past what we can hold count on it when it is the only such sibling),
+// we follow that sibling (abandoned). When the tip moves, switchTo emits RollbackTo
 // and Orphaned for the abandoned part of the old chain, Apply for each epoch
 // of the new one, oldest first, and re-sends what the outbox allows.
 
@@ -63,7 +67,7 @@ func (g *Group) chosenChild(n *node, held map[*node]*node) *node {
 // abandoned returns the sibling of c to defer to when nobody but us has
 // acted on or committed in c's subtree (and not also in another) for
 // MaxAge after c appeared, we are behind (others
-// act on epochs we do not hold, newer than our head), a quorum of other
+// act on epochs we do not hold, at or past our head's number), a quorum of other
 // members acted on the valid sibling's subtree, and that subtree removes
 // us; nil otherwise. A member that
 // cannot follow the group's branch past its own removal there (MLS gives it
@@ -123,6 +127,35 @@ func (g *Group) abandoned(p, c *node) *node {
 			}
 			if n != nil && n.up == p {
 				add(n, m)
+			}
+		}
+	}
+	// Members seen only on epochs we do not hold, past the fork: once we
+	// have fetched what we can, those are epochs we cannot process, past
+	// a removal of us. When a single valid sibling's subtree removes us,
+	// that is where they are (beyond-window seed 5956: removed on the
+	// majority's branch, a member alone on its own better sibling saw only
+	// the remover act in what it could hold; the other two acted past its
+	// removal, and no quorum was ever seen). Our own branch cannot hide
+	// them: a commit on it would be one we can process (we are a member of
+	// c), and anyone who made one is on our branch, which stops us here.
+	var remover *node
+	for _, s := range p.children {
+		if s != c && g.removesUs(s) && g.valid(p, s) {
+			if remover != nil {
+				remover = nil
+				break
+			}
+			remover = s
+		}
+	}
+	if remover != nil && g.behind() {
+		for m, a := range g.acts {
+			for eid, ep := range a {
+				if ep > p.epoch+1 && g.nodes[eid] == nil && !g.inHistory(eid) {
+					add(remover, m)
+					break
+				}
 			}
 		}
 	}
@@ -215,18 +248,20 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 			// a quorum with the joiner beside it).
 			continue
 		}
+		q := claimQuorum(len(g.branchMembers(m, n)))
 		for ; n.up != nil; n = n.up {
 			if n.claimStamp != g.claimStamp {
-				n.claimStamp, n.claimCount = g.claimStamp, 0
+				n.claimStamp, n.claimCount, n.claimQ = g.claimStamp, 0, q
 				touched = append(touched, n)
 			}
 			n.claimCount++
+			n.claimQ = min(n.claimQ, q)
 		}
 	}
 	var out map[*node]*node
 	for _, n := range touched {
 		p := n.up
-		if n.claimCount < claimQuorum(len(p.members)) || !g.valid(p, n) {
+		if n.claimCount < n.claimQ || !g.valid(p, n) {
 			continue
 		}
 		if out == nil {
@@ -237,6 +272,38 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 		}
 	}
 	return out
+}
+
+// branchMembers is the membership that decides how many claims a branch
+// needs: that of the newest epoch we hold, at or below the epoch base that
+// m claims final, on which m was seen acting (its head, usually), else
+// that of base. The quorum is that of the branch as it now stands, not of
+// the fork point: a branch that removed members needs only the others it
+// kept (beyond-window seeds 1752, 2687: the side that finalised had removed
+// one of three members, so the one other member left could never make two,
+// and a member back from an absence stayed alone on its stale commit for
+// ever while that other member waited for it). Each such epoch is one we
+// hold and m is a member of, so this moves us only as far as the members
+// that branch kept agree.
+func (g *Group) branchMembers(m MemberID, base *node) []MemberID {
+	best := base
+	for eid, ep := range g.acts[m] {
+		if ep <= best.epoch {
+			continue
+		}
+		x := g.nodes[eid]
+		if x == nil || !contains(x.members, m) {
+			continue
+		}
+		y := x
+		for y != nil && y.epoch > base.epoch {
+			y = y.up
+		}
+		if y == base {
+			best = x
+		}
+	}
+	return best.members
 }
 
 func (g *Group) switchTo(tip *node) {

@@ -29,6 +29,9 @@ type node struct {
 	members   []MemberID // sorted, unique
 	admins    []MemberID // sorted, unique
 	mlsValid  bool
+	// limited: the commit is over its committer's rate limit on its parent
+	// (validity.go); derived from the parent's recent, not serialised.
+	limited bool
 	// recent lists the committers of the last RateWindow commits up to and
 	// including this one: the rate limit is read from the chain itself.
 	recent []MemberID
@@ -44,9 +47,10 @@ type node struct {
 	canonical  bool
 	claimStamp uint64
 	claimCount int
+	claimQ     int // quorum of the smallest epoch claimed below
 }
 
-func (n *node) key() tuple { return tuple{n.class, n.rank, n.cid} }
+func (n *node) key() tuple { return tuple{n.limited, n.class, n.rank, n.cid} }
 
 // histEntry remembers a final epoch and the commit that won on it, so a
 // sibling that arrives beyond the window can be judged.
@@ -80,8 +84,9 @@ type Group struct {
 	// a branch that others hold final wins over one we have not finalised.
 	claims map[MemberID]claim
 
-	// hints: epochs of messages we could not decrypt (CiphertextPending),
-	// unauthenticated; they only hold depth finality back. Not serialised.
+	// hints: epochs of messages we could not decrypt (CiphertextPending)
+	// and have not read a message in since; unauthenticated, they hold
+	// witness and depth finality back (finality.go). Not serialised.
 	hints map[EpochID]uint64
 
 	held    map[CommitID]*heldCommit
@@ -96,7 +101,7 @@ type Group struct {
 	witnessedAt int64
 	headSince   int64 // when the head last changed
 	// behindSince: when we last started catching up (a member acted on an
-	// epoch newer than our head that we do not hold); zero when not
+	// epoch we do not hold at or past our head's number); zero when not
 	// behind. Time offline is no time "without progress": a member back
 	// after a long absence has not yet had a chance to fetch.
 	behindSince int64
@@ -253,6 +258,7 @@ func (g *Group) Step(ev Event) ([]Effect, error) {
 	case AppMessageSeen:
 		if err = g.actEvent(e.Sender, e.Eid, e.Epoch); err == nil {
 			g.recordProof(e.Sender, e.Eid, e.Epoch)
+			g.messageRead(e.Eid)
 		}
 	case TipSeen:
 		err = g.tipSeen(e)
@@ -328,6 +334,7 @@ func (g *Group) commitSeen(e CommitSeen) error {
 		}
 	}
 	n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
+	n.limited = g.overLimit(p, e.Committer, e.Class)
 	n.up = p
 	p.children = append(p.children, n)
 	g.nodes[n.eid] = n
@@ -404,7 +411,7 @@ func (g *Group) NextDeadline() time.Time {
 		}
 	}
 	if len(g.queue) > 0 && g.prop == nil {
-		consider(g.head.seenAt + int64(g.CommitDelay()))
+		consider(g.proposeAt())
 		if g.fresh {
 			consider(g.root.seenAt + int64(g.cfg.Grace))
 		}

@@ -1,7 +1,10 @@
 package commitorder
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -12,8 +15,8 @@ var abcd = ids("alice", "bob", "carol", "dave")
 func lowest(cs []CommitSeen) int {
 	best := 0
 	for i, c := range cs {
-		ti := tuple{c.Class, RankOf(c.Parent, c.Committer), c.Cid}
-		tb := tuple{cs[best].Class, RankOf(cs[best].Parent, cs[best].Committer), cs[best].Cid}
+		ti := tuple{class: c.Class, rank: RankOf(c.Parent, c.Committer), cid: c.Cid}
+		tb := tuple{class: cs[best].Class, rank: RankOf(cs[best].Parent, cs[best].Committer), cid: cs[best].Cid}
 		if ti.less(tb) {
 			best = i
 		}
@@ -195,23 +198,109 @@ func TestCommitAfterActingOnRivalIsInvalid(t *testing.T) {
 	}
 }
 
-func TestRateLimitCapsUpdatesNotRemovals(t *testing.T) {
+// TestRateLimitDemotesUpdatesNotRemovals: a member over its share still
+// commits when nobody else does, loses to any sibling by a member under it
+// whatever the ranks, and its removals are never demoted.
+func TestRateLimitDemotesUpdatesNotRemovals(t *testing.T) {
 	cfg := Config{RateLimit: 2, RateWindow: 4}
-	g := newGroup(t, cfg, "alice", abcd)
-	parent := genesisOf(abcd).Eid
-	epoch := uint64(1)
-	for i := range 2 {
-		c := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, uint64(i))
-		step(t, g, c)
-		headIs(t, g, c.Eid)
-		parent, epoch = c.Eid, epoch+1
+	// Salts chosen so that carol ranks below bob on the third parent: the
+	// demotion, not the rank, must decide.
+	var g *Group
+	var parent EpochID
+	var epoch uint64
+	for salt := uint64(0); ; salt += 10 {
+		g = newGroup(t, cfg, "alice", abcd)
+		parent, epoch = genesisOf(abcd).Eid, 1
+		for i := range 2 {
+			c := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, salt+uint64(i))
+			step(t, g, c)
+			headIs(t, g, c.Eid)
+			parent, epoch = c.Eid, epoch+1
+		}
+		if r, b := RankOf(parent, "carol"), RankOf(parent, "bob"); bytes.Compare(r[:], b[:]) > 0 {
+			break
+		}
 	}
-	spam := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, 9)
-	step(t, g, spam)
-	headIs(t, g, parent) // third update in the window does not count
+	// Over the limit and alone: it counts (nobody is starved).
+	alone := mkCommit(parent, epoch+1, "bob", ClassUpdate, abcd, 9)
+	step(t, g, alone)
+	headIs(t, g, alone.Eid)
+	if !g.nodes[alone.Eid].limited {
+		t.Fatal("third update in the window not marked limited")
+	}
+	// A member under the limit beats it on the same parent, even one that
+	// ranks worse than bob there.
+	beat := mkCommit(parent, epoch+1, "carol", ClassUpdate, abcd, 9)
+	step(t, g, beat)
+	headIs(t, g, beat.Eid)
+	// A removal by the member over its share is not demoted: it beats the
+	// update (ClassRemove first).
 	rm := mkCommit(parent, epoch+1, "bob", ClassRemove, ids("alice", "bob", "carol"), 9)
 	step(t, g, rm)
 	headIs(t, g, rm.Eid)
+}
+
+// TestRateLimitNeverStarvesSoleAdmin: the only admin adds devices one after
+// another and nobody else commits; every add is proposed, valid and
+// canonical (issue 17: the ninth and later adds were refused for good, the
+// window being counted in commits that only the admin made).
+func TestRateLimitNeverStarvesSoleAdmin(t *testing.T) {
+	gen := Genesis{Eid: EpochID{0xad, 1}, Epoch: 1, Members: ids("admin"), Admins: ids("admin")}
+	g, err := New(Config{}, "admin", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	welcomes := 0
+	st := func(ev Event) []Effect {
+		eff := step(t, g, ev)
+		for _, e := range eff {
+			if _, ok := e.(SendWelcome); ok {
+				welcomes++
+			}
+		}
+		return eff
+	}
+	ms := ids("admin")
+	parent, epoch := gen.Eid, uint64(1)
+	for i := range 12 {
+		dev := MemberID(fmt.Sprintf("device%02d", i))
+		st(IntentQueued{ID: IntentID{byte(i + 1)}, Class: ClassAdd})
+		var prop ProposeCommit
+		ok := false
+		for range 100 {
+			now = now.Add(100 * time.Millisecond)
+			if prop, ok = findEffect[ProposeCommit](st(Tick{Now: now})); ok {
+				break
+			}
+		}
+		if !ok {
+			t.Fatalf("add %d never proposed (recent %v)", i+1, g.head.recent)
+		}
+		if prop.Parent != parent {
+			t.Fatalf("add %d proposed on %v, want %v", i+1, prop.Parent, parent)
+		}
+		ms = append(slices.Clone(ms), dev)
+		slices.Sort(ms)
+		c := mkCommit(parent, epoch+1, "admin", ClassAdd, ms, uint64(i))
+		c.Admins, c.Own, c.Intents, c.Welcome = ids("admin"), true, prop.Intents, true
+		st(c)
+		headIs(t, g, c.Eid)
+		parent, epoch = c.Eid, epoch+1
+		// The new device says hello on the new epoch.
+		st(TipSeen{Member: dev, Eid: c.Eid, Epoch: epoch})
+	}
+	if n := countOf(g.head.recent, "admin"); n <= DefaultRateLimit {
+		t.Fatalf("admin authored %d of the window: the test never went over the limit", n)
+	}
+	// And every add settles: its Welcome goes out.
+	for range 200 {
+		now = now.Add(time.Second)
+		st(Tick{Now: now})
+	}
+	if welcomes != 12 {
+		t.Fatalf("%d welcomes sent for 12 adds", welcomes)
+	}
 }
 
 func TestStepRejectsContradictions(t *testing.T) {

@@ -45,7 +45,8 @@ import (
 //	                   and in how many orders
 //
 // Events: commit <c> [own] [intents=(..)] [welcome] | missing <c> (its
-// parent is unknown) | msg <m> <epoch> | tip <m> <epoch> [root=<epoch>] |
+// parent is unknown) | msg <m> <epoch> | pending <epoch> (a ciphertext in it
+// we could not read) | tip <m> <epoch> [root=<epoch>] |
 // tick <duration since t0> | tick +<duration since the group's last tick>
 // | intent <n> <class> | outbox <n> <epoch>.
 func TestInteraction(t *testing.T) {
@@ -398,6 +399,9 @@ func (s *script) event(t *testing.T, d *datadriven.TestData, self, line string) 
 		need(3)
 		e := f[2]
 		return AppMessageSeen{Sender: MemberID(f[1]), Eid: s.epoch(t, e), Epoch: s.numbers[e]}
+	case "pending":
+		e := f[1]
+		return CiphertextPending{Eid: s.epoch(t, e), Epoch: s.numbers[e]}
 	case "tip":
 		need(3)
 		e := f[2]

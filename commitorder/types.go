@@ -259,14 +259,18 @@ type TipSeen struct {
 }
 
 // CiphertextPending: an application message arrived for epoch Eid (number
-// Epoch, both from the unauthenticated framing) whose state we do not hold,
-// so it could not be decrypted. It is no evidence (anyone can send it): it
-// prompts a range fetch (rate-limited by Retry) and, as a bounded hint that
-// is not serialised, holds depth finality back until the epoch is fetched
-// or the root passes it. A message on a branch we never heard of is often
-// the first sign of one (simulator seeds 3942, 3811: the commit was lost to
-// a partition, the messages on it were not). Forged hints can slow depth
-// finality down to age finality at worst; witness finality ignores them.
+// Epoch, both from the unauthenticated framing) that could not be decrypted
+// yet: we do not hold that state, or we do and the node holds the message
+// for a retry. It is no evidence (anyone can send it): for an epoch we do
+// not hold it prompts a range fetch (rate-limited by Retry) and, as a
+// bounded hint that is not serialised, holds depth finality back until the
+// epoch is fetched or the root passes it. A message on a branch we never
+// heard of is often the first sign of one (simulator seeds 3942, 3811: the
+// commit was lost to a partition, the messages on it were not). Until a
+// message in that epoch is read (AppMessageSeen), the hint also holds
+// witness and depth finality of any epoch whose finalising would delete
+// its keys (issue 17). Forged hints can slow finality down to age finality
+// at worst.
 type CiphertextPending struct {
 	Eid   EpochID
 	Epoch uint64
@@ -425,14 +429,19 @@ func (Retry) isEffect()           {}
 func (Rejoin) isEffect()          {}
 func (Removed) isEffect()         {}
 
-// tuple is the fork-choice key.
+// tuple is the fork-choice key: a commit over its committer's rate limit
+// (validity.go) loses to every sibling that is not, then class, rank, cid.
 type tuple struct {
-	class Class
-	rank  Rank
-	cid   CommitID
+	limited bool
+	class   Class
+	rank    Rank
+	cid     CommitID
 }
 
 func (a tuple) less(b tuple) bool {
+	if a.limited != b.limited {
+		return !a.limited
+	}
 	if a.class != b.class {
 		return a.class < b.class
 	}
