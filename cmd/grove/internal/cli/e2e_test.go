@@ -28,7 +28,9 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("GROVE_TEST_MAIN") == "1" {
 		ctx, stop := signalContext()
-		r := &Runner{NewDaemon: fastDaemon, Keyring: &fakeKeyring{unavailable: true}}
+		// Without --listen the child listens on loopback only, like every
+		// test daemon.
+		r := &Runner{NewDaemon: fastDaemon, Keyring: &fakeKeyring{unavailable: true}, testingOnlyDefaultListen: loopbackDefaults}
 		err := r.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(ExitCode(err))
