@@ -28,6 +28,11 @@ import (
 // MLSMessage parse, group id binding, no standalone Proposal, tip parse).
 // Runs on p2p's goroutines. What it rejects is counted (rejectLog).
 func (a *groupActor) validate(_ context.Context, _ peer.ID, data []byte) p2p.ValidationResult {
+	if futureTip(data) {
+		// A newer node's tip: dropped, its sender not penalised (wire.go,
+		// tipPrefix).
+		return p2p.Ignore
+	}
 	if reason := a.precheck(data); reason != "" {
 		a.reject(reason)
 		return p2p.Reject

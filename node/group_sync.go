@@ -1,7 +1,8 @@
 // Tips and sync requests of a group's actor: sendTip publishes this
-// device's head and root every TipInterval; onTip takes a member's tip
-// (verified, fresh) to commitorder and decides whether to ask that member
-// for the log; requestSync and requestSyncFrom pick whom to ask and start
+// device's head, root and addresses every TipInterval; onTip takes a
+// member's tip (verified, fresh) to commitorder, hands its addresses to
+// the network (tipaddrs.go) and decides whether to ask that member for
+// the log; requestSync and requestSyncFrom pick whom to ask and start
 // the fetches (the sync protocol itself is in sync.go), deferring a
 // request while another is in flight.
 
@@ -67,6 +68,9 @@ func (a *groupActor) onTip(data []byte) {
 	var tipper peer.ID
 	if id, err := parseIdentity(member); err == nil {
 		tipper = id.Peer
+		// Only for the peer id in the signer's own credential: a member
+		// cannot point others at an address for someone else.
+		a.learnTipAddrs(tipper, t.Addrs)
 	}
 	_, rootEpoch := a.co.Root()
 	back, since := a.reappeared(member)
@@ -151,7 +155,7 @@ func (a *groupActor) sendTip() {
 		return
 	}
 	root, rootEpoch := a.co.Root()
-	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey()}
+	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey(), Addrs: a.n.tipAddrs()}
 	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
 	if err != nil {
 		return

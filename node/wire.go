@@ -216,31 +216,70 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 
 // ---- tip heartbeat (on the group topic, beside MLS messages) ----
 
-// tipMagic starts every tip. An MLSMessage starts with its version, 0x0001,
-// so the two can never be confused on the topic.
-var tipMagic = []byte{0xff, 'G', 'T', 1}
+// tipPrefix starts every tip, followed by its version byte. An MLSMessage
+// starts with its version, 0x0001, so the two can never be confused on the
+// topic.
+//
+// Versions: 1 carries no addresses; 2 adds the sender's listen addresses
+// (signed with the rest). A node sends version 2 and accepts both. A node
+// that only knows version 1 rejects version 2 tips as malformed (its
+// decoder matched the whole 4-byte magic and rejects trailing bytes), so
+// the devices of a group upgrade together. From version 2 on, a tip of an
+// unknown later version is errTipVersion, which the gossip validator
+// ignores instead of rejecting: the next version can be rolled out
+// without old members penalising new ones.
+var tipPrefix = []byte{0xff, 'G', 'T'}
+
+const (
+	tipV1 = 1
+	tipV2 = 2
+)
+
+// maxTipAddrs bounds the addresses in a tip; each is at most maxAddrLen
+// bytes (binary multiaddr).
+const maxTipAddrs = 8
+
+// errTipVersion: a tip of a version this node does not know (a newer
+// node's): not malformed, just not for us.
+var errTipVersion = fmt.Errorf("%w: unknown tip version", ErrMalformed)
 
 // tip is a member's signed heartbeat: the canonical epoch it is on and the
-// newest epoch it holds final. It is signed with the member's MLS signature
-// key (SignWithLabel "grove tip", RFC 9420, Section 5.1.2), which every
-// member can verify from the ratchet tree without decrypting anything, so a
-// member that is behind can still authenticate tips of a newer epoch. It
-// reveals to topic subscribers (who know the group id anyway) only epoch
-// numbers, exporter-derived epoch ids and a public key.
+// newest epoch it holds final, and (version 2) the addresses it listens
+// on. It is signed with the member's MLS signature key (SignWithLabel
+// "grove tip", RFC 9420, Section 5.1.2), which every member can verify
+// from the ratchet tree without decrypting anything, so a member that is
+// behind can still authenticate tips of a newer epoch. It reveals to topic
+// subscribers (who know the group id anyway) only epoch numbers,
+// exporter-derived epoch ids, a public key and the sender's addresses.
+//
+// The addresses let members that never met find each other: a member
+// that joined through an inviter knows only the inviter's address, and
+// without mDNS or a DHT it would reach the others only through the
+// inviter (group_sync.go, learnTipAddrs).
 type tip struct {
+	Version   uint8 // tipV1 or tipV2; zero encodes as tipV2
 	Group     []byte
 	Time      uint64 // sender's clock (Unix ns): makes every heartbeat a new gossip message
 	Epoch     uint64
 	Eid       [16]byte
 	RootEpoch uint64
 	Root      [16]byte
-	SigKey    []byte // the member's signature public key
+	SigKey    []byte   // the member's signature public key
+	Addrs     [][]byte // version 2: binary multiaddrs, at most maxTipAddrs, each at most maxAddrLen; not parsed here
 	Signature []byte
+}
+
+func (t *tip) version() uint8 {
+	if t.Version == 0 {
+		return tipV2
+	}
+	return t.Version
 }
 
 func (t *tip) tbs() []byte {
 	var w wbuf
-	w.raw(tipMagic)
+	w.raw(tipPrefix)
+	w.u8(t.version())
 	w.vec(t.Group)
 	w.u64(t.Time)
 	w.u64(t.Epoch)
@@ -248,6 +287,12 @@ func (t *tip) tbs() []byte {
 	w.u64(t.RootEpoch)
 	w.raw(t.Root[:])
 	w.vec(t.SigKey)
+	if t.version() >= tipV2 {
+		w.u8(byte(len(t.Addrs)))
+		for _, a := range t.Addrs {
+			w.vec(a)
+		}
+	}
 	return w.b
 }
 
@@ -257,20 +302,41 @@ func (t *tip) marshal() []byte {
 	return w.b
 }
 
-func isTip(data []byte) bool { return bytes.HasPrefix(data, tipMagic) }
+// isTip reports whether data is a tip of any version (rather than an
+// MLSMessage).
+func isTip(data []byte) bool { return bytes.HasPrefix(data, tipPrefix) }
+
+// futureTip reports whether data is a tip of a later version than this
+// node knows.
+func futureTip(data []byte) bool {
+	return isTip(data) && len(data) > len(tipPrefix) && data[len(tipPrefix)] > tipV2
+}
 
 func unmarshalTip(data []byte) (*tip, error) {
 	if !isTip(data) {
 		return nil, fmt.Errorf("%w: not a tip", ErrMalformed)
 	}
-	r := rbuf{b: data[len(tipMagic):]}
-	t := &tip{Group: r.vec(maxGroupID, "group")}
+	r := rbuf{b: data[len(tipPrefix):]}
+	t := &tip{Version: r.u8("version")}
+	if r.err == nil && t.Version != tipV1 && t.Version != tipV2 {
+		return nil, fmt.Errorf("%w %d", errTipVersion, t.Version)
+	}
+	t.Group = r.vec(maxGroupID, "group")
 	t.Time = r.u64("time")
 	t.Epoch = r.u64("epoch")
 	copy(t.Eid[:], r.fixed(16, "eid"))
 	t.RootEpoch = r.u64("root epoch")
 	copy(t.Root[:], r.fixed(16, "root"))
 	t.SigKey = r.vec(256, "signature key")
+	if t.Version >= tipV2 {
+		n := int(r.u8("addrs"))
+		if n > maxTipAddrs {
+			r.fail("too many addresses")
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			t.Addrs = append(t.Addrs, r.vec(maxAddrLen, "addr"))
+		}
+	}
 	t.Signature = r.vec(512, "signature")
 	if err := r.done("tip"); err != nil {
 		return nil, err

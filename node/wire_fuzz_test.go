@@ -29,7 +29,9 @@ func FuzzPayload(f *testing.F) {
 
 func FuzzTip(f *testing.F) {
 	f.Add((&tip{Group: []byte("g"), Epoch: 3, SigKey: []byte("k"), Signature: []byte("s")}).marshal())
-	f.Add(tipMagic)
+	f.Add(tipPrefix)
+	f.Add((&tip{Version: tipV1, Group: []byte("g"), Epoch: 3, SigKey: []byte("k"), Signature: []byte("s")}).marshal())
+	f.Add((&tip{Group: []byte("g"), SigKey: []byte("k"), Signature: []byte("s"), Addrs: [][]byte{{4, 127, 0, 0, 1, 6, 0x0f, 0xa1}, {}}}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := unmarshalTip(data)
 		if err != nil {
@@ -37,6 +39,11 @@ func FuzzTip(f *testing.F) {
 		}
 		if got := p.marshal(); !bytes.Equal(got, data) {
 			t.Fatalf("re-encoding differs")
+		}
+		// Whatever the addresses hold, parsing them never panics and
+		// keeps at most maxTipAddrs, none naming another peer.
+		if got := tipAddrsFor("", p.Addrs); len(got) > maxTipAddrs {
+			t.Fatalf("%d addresses kept", len(got))
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Keeping connections. libp2p dials a peer only when asked: a connection
@@ -26,7 +27,8 @@ import (
 // exponential backoff and jitter, from every address the peerstore knows.
 // A change of the local network (an address or an interface that comes or
 // goes) makes the peers worth dialing again at once, as does a new address
-// learned for a peer.
+// learned for a peer (mDNS, rendezvous, or the owner's AddPeerAddrs: the
+// node passes on the addresses in members' tips).
 
 // Redial timing: the first attempt waits between keepBackoffMin/2 and
 // keepBackoffMin, each failure doubles the wait up to keepBackoffMax (with
@@ -391,6 +393,19 @@ func (n *Host) networkChanged() {
 	}
 	k.mu.Unlock()
 	n.refreshMDNS()
+}
+
+// AddPeerAddrs records addresses of p that the owner learned outside
+// libp2p (the node: from a group member's signed tip), valid for ttl (a
+// peerstore TTL only ever extends). If p is kept, not connected and an
+// address is new, it is redialed at once. The caller vouches that the
+// addresses are p's to announce; a wrong one only costs a failed dial
+// (the handshake checks the peer id).
+func (n *Host) AddPeerAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration) {
+	if n.isClosed() || p == "" {
+		return
+	}
+	n.noteAddrs(peer.AddrInfo{ID: p, Addrs: addrs}, ttl)
 }
 
 // noteAddrs records addresses learned for a peer (mDNS, rendezvous); a

@@ -211,3 +211,30 @@ func TestBothRestartOnRememberedPorts(t *testing.T) {
 	waitFor(t, 10*time.Second, "A and B meet again", func() bool { return a2.connected(b2.ID()) && b2.connected(a2.ID()) })
 	t.Logf("met again %v after A came back", time.Since(start).Round(time.Millisecond))
 }
+
+// TestAddPeerAddrsDialsKeptPeer: A keeps B but knows no address of it,
+// and its next attempt is far off; B's addresses handed in by the owner
+// (the node, from B's tip) make A dial B at once. An address for a peer
+// that is not kept is only recorded.
+func TestAddPeerAddrsDialsKeptPeer(t *testing.T) {
+	checkLeaks(t)
+	a := newTestHost(t, nil)
+	b := newTestHost(t, nil)
+	c := newTestHost(t, nil)
+	a.KeepConnected("g", []peer.ID{b.ID()})
+	a.keep.mu.Lock()
+	a.keep.peers[b.ID()].due = time.Now().Add(time.Hour)
+	a.keep.peers[b.ID()].wait = keepBackoffMax
+	a.keep.mu.Unlock()
+
+	a.AddPeerAddrs(c.ID(), c.AddrInfo().Addrs, time.Hour)
+	if len(a.Libp2pHost().Peerstore().Addrs(c.ID())) == 0 {
+		t.Fatal("address of an unkept peer not recorded")
+	}
+	a.AddPeerAddrs(b.ID(), b.AddrInfo().Addrs, time.Hour)
+	waitFor(t, 3*time.Second, "A dials B from the added address", func() bool { return a.connected(b.ID()) })
+	time.Sleep(200 * time.Millisecond)
+	if a.connected(c.ID()) {
+		t.Fatal("an unkept peer was dialed")
+	}
+}

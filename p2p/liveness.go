@@ -21,8 +21,16 @@ import (
 
 // staleConnProbeTimeout bounds the check of an older connection to a peer
 // that has just connected again (Host.staleProbeTimeout; tests shorten
-// it). A live connection answers in a round trip; a dead one never does.
-const staleConnProbeTimeout = 5 * time.Second
+// it). A dead connection never answers, and until the probe gives up,
+// GossipSub keeps writing into it whatever we publish to that peer (after
+// a link cut, every message of those seconds is lost to it until a sync).
+// A live one answers in two round trips (multistream negotiation, then the
+// ping; the stream open itself costs none on yamux or QUIC), so 2 s leaves
+// room for round trips of up to a second (a congested mobile or satellite
+// link). Misjudging a live but slow connection costs little: it is the
+// older of two, the peer stays connected on the newer one and GossipSub
+// reopens its stream there. (It was 5 s.)
+const staleConnProbeTimeout = 2 * time.Second
 
 // A peer that crashes (or whose laptop sleeps, or whose network changes)
 // closes nothing: we keep its connection, and GossipSub keeps writing to
