@@ -254,8 +254,13 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 		pollWG.Wait()
 	}()
 
-	r.chaos(ctx, active)
+	// Churn operations still going after the convergence wait (a rejoin
+	// waiting for its Welcome) are abandoned, so that the run ends.
+	opsCtx, cancelOps := context.WithCancel(ctx)
+	defer cancelOps()
+	r.chaos(opsCtx, active)
 	r.converge(ctx)
+	cancelOps()
 	r.mu.Lock()
 	rep.DurationS = time.Since(r.start).Seconds()
 	r.mu.Unlock()
