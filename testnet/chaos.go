@@ -42,7 +42,7 @@ type ChaosOptions struct {
 	// Faults lists the fault kinds to apply (AllFaults when empty).
 	Faults []string
 	// ConvergeTimeout bounds the wait for convergence after the last heal.
-	// Default 2 minutes.
+	// Default 3 minutes (a rejoin waits for finality, 2 minutes by age).
 	ConvergeTimeout time.Duration
 	// Narrate, if set, receives a line per step.
 	Narrate io.Writer
@@ -177,7 +177,7 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 		return nil, fmt.Errorf("%w: chaos needs the grove command", ErrUsage)
 	}
 	if o.ConvergeTimeout <= 0 {
-		o.ConvergeTimeout = 2 * time.Minute
+		o.ConvergeTimeout = 3 * time.Minute
 	}
 	if err := NetnsAvailable(Netns{}); err != nil {
 		return nil, err
@@ -704,6 +704,15 @@ func (r *chaosRun) rotate(ctx context.Context) {
 // and joins again. A re-invite is not started after end.
 func (r *chaosRun) removeAndReinvite(ctx context.Context, end time.Time) {
 	r.mu.Lock()
+	// One removal (and its rejoin) at a time: a rejoin can take minutes
+	// (its Welcome waits for the Add's epoch to be final), and removals
+	// faster than that would drain the group.
+	for _, m := range r.mem {
+		if m.busy || !m.member {
+			r.mu.Unlock()
+			return
+		}
+	}
 	i := r.pick(func(i int, m chaosMember) bool { return i != 0 && m.member && !m.busy })
 	if i < 0 {
 		r.mu.Unlock()

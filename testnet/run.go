@@ -96,7 +96,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&co.Duration, "duration", 2*time.Minute, "")
 	fs.BoolVar(&co.NewPort, "new-port", false, "")
 	faults := fs.String("faults", "", "")
-	fs.DurationVar(&co.ConvergeTimeout, "converge-timeout", 2*time.Minute, "")
+	fs.DurationVar(&co.ConvergeTimeout, "converge-timeout", 3*time.Minute, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
