@@ -179,9 +179,6 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 	if o.ConvergeTimeout <= 0 {
 		o.ConvergeTimeout = 3 * time.Minute
 	}
-	if err := NetnsAvailable(Netns{}); err != nil {
-		return nil, err
-	}
 	kinds := o.Faults
 	if len(kinds) == 0 {
 		kinds = AllFaults
@@ -190,6 +187,9 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 		if !slices.Contains(AllFaults, k) {
 			return nil, fmt.Errorf("%w: unknown fault %q (want %s)", ErrUsage, k, strings.Join(AllFaults, ", "))
 		}
+	}
+	if err := NetnsAvailable(Netns{}); err != nil {
+		return nil, err
 	}
 	rep := &ChaosReport{Scenario: "chaos", Mode: "netns-daemons", Nodes: o.Nodes, Seed: o.Seed,
 		FaultsApplied: map[string]int{}, FaultsSkipped: map[string]string{}, Ops: map[string]*OpCount{},

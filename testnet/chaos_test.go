@@ -2,7 +2,9 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,5 +220,21 @@ func TestChaosStaleNamespaces(t *testing.T) {
 	}
 	if left := listNamespaces(chaosPrefix + "-"); slices.Contains(left, stale) || !slices.Contains(left, live) {
 		t.Errorf("namespaces now %v", left)
+	}
+}
+
+// TestChaosUsage: the chaos scenario's command-line mistakes are usage
+// errors, caught before anything is created.
+func TestChaosUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--scenario", "chaos"}, // no --netns
+		{"run", "--netns", "--scenario", "chaos", "--faults", "link_down,meteor"},
+		{"run", "--netns", "--scenario", "chaos", "--duration", "0s"},
+		{"run", "--netns", "--scenario", "chaos", "--nodes", "1"},
+	} {
+		err := Run(context.Background(), args, io.Discard, io.Discard)
+		if !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
 	}
 }
