@@ -107,6 +107,10 @@ type ChaosReport struct {
 	Ops map[string]*OpCount `json:"ops"`
 	// OpErrors samples failed operations.
 	OpErrors []string `json:"op_errors,omitempty"`
+	// RejoinsFailed counts removed members invited back whose Join did
+	// not complete (within 3 minutes, or before the run ended): they are
+	// not members at the end, so convergence does not wait for them.
+	RejoinsFailed int `json:"rejoins_failed"`
 	// Restarts counts daemon restarts after kills; DaemonCrashes lists
 	// daemon exits the run did not cause.
 	Restarts      int      `json:"restarts"`
@@ -753,6 +757,9 @@ func (r *chaosRun) removeAndReinvite(ctx context.Context, end time.Time) {
 		}
 		r.leave(ctx, i)
 		if err := r.join(ctx, i, 3*time.Minute); err != nil {
+			r.mu.Lock()
+			r.rep.RejoinsFailed++
+			r.mu.Unlock()
 			r.narrate("n%d: rejoin failed: %v", i, err)
 		}
 	})
@@ -994,8 +1001,8 @@ func (r *ChaosReport) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "chaos: %d daemons, seed %d, %.0fs\n", r.Nodes, r.Seed, r.DurationS)
 	fmt.Fprintf(w, "  sent %d, acknowledged %d, expected deliveries %d, lost %d (%d from removed senders), duplicates shown %d\n",
 		r.Sent, r.Acknowledged, r.Expected, r.Lost, r.LostSenderRemoved, r.DuplicatesShown)
-	fmt.Fprintf(w, "  converged %v (%.1fs after the last heal), reconnects %d, restarts %d, daemon crashes %d\n",
-		r.Converged, r.TimeToConvergeS, r.Reconnects, r.Restarts, len(r.DaemonCrashes))
+	fmt.Fprintf(w, "  converged %v (%.1fs after the last heal), reconnects %d, restarts %d, daemon crashes %d, rejoins failed %d\n",
+		r.Converged, r.TimeToConvergeS, r.Reconnects, r.Restarts, len(r.DaemonCrashes), r.RejoinsFailed)
 	kinds := make([]string, 0, len(r.FaultsApplied))
 	for k, n := range r.FaultsApplied {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
