@@ -67,9 +67,9 @@ func runChaos(t *testing.T, o ChaosOptions) *ChaosReport {
 	if err != nil {
 		t.Fatalf("seed %d: %v", o.Seed, err)
 	}
-	t.Logf("seed %d: sent %d acknowledged %d expected %d lost %d (sender removed %d) dups %d converged %v in %.1fs reconnects %d restarts %d faults %v skipped %v ops %v",
+	t.Logf("seed %d: sent %d acknowledged %d expected %d lost %d (sender removed %d) dups %d converged %v in %.1fs reconnects %d restarts %d faults %v skipped %v ops %v rejoins failed %d",
 		rep.Seed, rep.Sent, rep.Acknowledged, rep.Expected, rep.Lost, rep.LostSenderRemoved, rep.DuplicatesShown,
-		rep.Converged, rep.TimeToConvergeS, rep.Reconnects, rep.Restarts, rep.FaultsApplied, rep.FaultsSkipped, opsString(rep.Ops))
+		rep.Converged, rep.TimeToConvergeS, rep.Reconnects, rep.Restarts, rep.FaultsApplied, rep.FaultsSkipped, opsString(rep.Ops), rep.RejoinsFailed)
 	for _, s := range rep.NotConverged {
 		t.Logf("not converged: %s", s)
 	}
@@ -125,6 +125,9 @@ func opsString(ops map[string]*OpCount) string {
 // throttling) with send, rotate, remove and re-invite churn: the group
 // must converge and lose no acknowledged message.
 func TestChaosHealable(t *testing.T) {
+	// The two chaos runs are minutes of mostly waiting (a rejoin waits for
+	// finality by age): they run side by side, each in its own namespaces.
+	t.Parallel()
 	rep := runChaos(t, ChaosOptions{Nodes: 4, Duration: 40 * time.Second, Seed: 11,
 		Faults: []string{FaultKill, FaultLoss, FaultThrottle}, ConvergeTimeout: 3 * time.Minute})
 	if rep.Restarts == 0 {
@@ -144,6 +147,7 @@ func TestChaosHealable(t *testing.T) {
 // GROVE_CHAOS_FULL=1; no crash, a complete cleanup and a sane report are
 // asserted always.
 func TestChaosAllFaults(t *testing.T) {
+	t.Parallel()
 	rep := runChaos(t, ChaosOptions{Nodes: 4, Duration: 40 * time.Second, Seed: 5,
 		Faults: AllFaults, ConvergeTimeout: 2 * time.Minute})
 	if _, ok := rep.FaultsSkipped[FaultLoss]; ok && os.Getenv("CI") == "true" {
