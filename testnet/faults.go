@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,9 +49,13 @@ func faultSupport(ctx context.Context) (skipped map[string]string) {
 	return skipped
 }
 
+// probeSeq numbers netem probes.
+var probeSeq atomic.Int64
+
 // netemPresent probes tc netem in a throwaway namespace.
 func netemPresent(ctx context.Context) bool {
-	ns := fmt.Sprintf("%s-%d-probe", chaosPrefix, os.Getpid())
+	// Unique per call: runs of one process (parallel tests) probe at once.
+	ns := fmt.Sprintf("%s-%d-probe%d", chaosPrefix, os.Getpid(), probeSeq.Add(1))
 	if exec.CommandContext(ctx, "ip", "netns", "add", ns).Run() != nil {
 		return false
 	}
