@@ -2,12 +2,12 @@ package testnet
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -49,13 +49,10 @@ func faultSupport(ctx context.Context) (skipped map[string]string) {
 	return skipped
 }
 
-// probeSeq numbers netem probes.
-var probeSeq atomic.Int64
-
 // netemPresent probes tc netem in a throwaway namespace.
 func netemPresent(ctx context.Context) bool {
 	// Unique per call: runs of one process (parallel tests) probe at once.
-	ns := fmt.Sprintf("%s-%d-probe%d", chaosPrefix, os.Getpid(), probeSeq.Add(1))
+	ns := fmt.Sprintf("%s-%d-probe%s", chaosPrefix, os.Getpid(), rand.Text()[:8])
 	if exec.CommandContext(ctx, "ip", "netns", "add", ns).Run() != nil {
 		return false
 	}
