@@ -120,6 +120,7 @@ type ChaosReport struct {
 	Epochs  map[string]string `json:"epochs"`
 	// Cleanup: every namespace (and with it every link, qdisc and nft
 	// rule) of the run was deleted; Leftovers lists what was not.
+	NetnsPrefix         string   `json:"netns_prefix"`
 	CleanupOK           bool     `json:"cleanup_ok"`
 	Leftovers           []string `json:"leftovers,omitempty"`
 	StaleRemovedAtStart []string `json:"stale_removed_at_start,omitempty"`
@@ -238,7 +239,8 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 			rep.DaemonCrashes = append(rep.DaemonCrashes, prefixAll(d.name+": ", d.crashList())...)
 		}
 		cerr := lab.Close()
-		rep.Leftovers = listNamespaces(lab.prefix)
+		rep.NetnsPrefix = lab.prefix
+		rep.Leftovers = listNamespaces(lab.prefix + "-")
 		rep.CleanupOK = cerr == nil && len(rep.Leftovers) == 0
 		if err == nil && cerr != nil {
 			err = cerr

@@ -83,7 +83,11 @@ func runChaos(t *testing.T, o ChaosOptions) *ChaosReport {
 	if !rep.CleanupOK || len(rep.Leftovers) > 0 {
 		t.Errorf("cleanup incomplete: leftovers %v", rep.Leftovers)
 	}
-	if left := listNamespaces(fmt.Sprintf("%s-%d-", chaosPrefix, os.Getpid())); len(left) > 0 {
+	// Checked here too, not only by the run: the other chaos test may be
+	// running beside this one under the same process id.
+	if !strings.HasPrefix(rep.NetnsPrefix, fmt.Sprintf("%s-%d-", chaosPrefix, os.Getpid())) {
+		t.Errorf("netns prefix %q does not carry this process's id", rep.NetnsPrefix)
+	} else if left := listNamespaces(rep.NetnsPrefix + "-"); len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
 	}
 	if rep.Sent == 0 || rep.Acknowledged == 0 || rep.Acknowledged > rep.Sent {
