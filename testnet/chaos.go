@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -238,9 +239,23 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 		for _, d := range r.ds {
 			rep.DaemonCrashes = append(rep.DaemonCrashes, prefixAll(d.name+": ", d.crashList())...)
 		}
+		// Every fault was healed: no nft table or throttle may remain
+		// (the namespaces' deletion would hide a heal that failed).
+		var left []string
+		for _, d := range r.ds {
+			if _, lookErr := exec.LookPath("nft"); lookErr == nil {
+				if tables, terr := nftTables(d.host); terr == nil && strings.Contains(tables, nftTable) {
+					left = append(left, d.name+": nft table "+nftTable)
+				}
+			}
+			if q, qerr := exec.Command("tc", "-n", d.host.ns, "qdisc", "show", "dev", "eth0").Output(); qerr == nil &&
+				(strings.Contains(string(q), "tbf") || strings.Contains(string(q), "netem")) {
+				left = append(left, d.name+": qdisc "+strings.TrimSpace(string(q)))
+			}
+		}
 		cerr := lab.Close()
 		rep.NetnsPrefix = lab.prefix
-		rep.Leftovers = listNamespaces(lab.prefix + "-")
+		rep.Leftovers = append(left, listNamespaces(lab.prefix+"-")...)
 		rep.CleanupOK = cerr == nil && len(rep.Leftovers) == 0
 		if err == nil && cerr != nil {
 			err = cerr
