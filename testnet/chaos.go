@@ -42,6 +42,10 @@ type ChaosOptions struct {
 	NewPort bool
 	// Faults lists the fault kinds to apply (AllFaults when empty).
 	Faults []string
+	// MaxHold is the longest a fault is held (at least 3 s). Default 10 s,
+	// shorter than TCP and libp2p give up on a silent connection; longer
+	// holds make link faults drop connections, which must then be redialed.
+	MaxHold time.Duration
 	// ConvergeTimeout bounds the wait for convergence after the last heal.
 	// Default 3 minutes (a rejoin waits for finality, 2 minutes by age).
 	ConvergeTimeout time.Duration
@@ -185,6 +189,10 @@ func RunChaos(ctx context.Context, o ChaosOptions) (_ *ChaosReport, err error) {
 	if o.ConvergeTimeout <= 0 {
 		o.ConvergeTimeout = 3 * time.Minute
 	}
+	if o.MaxHold <= 0 {
+		o.MaxHold = 10 * time.Second
+	}
+	o.MaxHold = max(o.MaxHold, 3*time.Second)
 	kinds := o.Faults
 	if len(kinds) == 0 {
 		kinds = AllFaults
@@ -454,7 +462,7 @@ func (r *chaosRun) schedule(kinds []string) []chaosEvent {
 	var ev []chaosEvent
 	for i, k := range order {
 		at := time.Duration(i)*slot + time.Duration(r.rng.Int64N(int64(slot)/2+1))
-		hold := 3*time.Second + time.Duration(r.rng.Int64N(int64(7*time.Second)))
+		hold := 3*time.Second + time.Duration(r.rng.Int64N(int64(r.o.MaxHold-3*time.Second)+1))
 		if at+hold > span {
 			hold = max(time.Second, span-at)
 		}
