@@ -33,6 +33,18 @@
 // process gets the partition as a control line on its stdin. Offline
 // nodes are closed and restarted on the same home directory.
 //
+// The chaos scenario (RunChaos, `--scenario chaos --netns`) goes further:
+// every node is a real `grove up` daemon with its own GROVE_HOME, default
+// protocol timing and its own namespace, driven only through its local
+// API socket, while a seeded schedule takes links down, partitions the LAN
+// (links moved onto a second bridge), drops packets at random (nftables),
+// throttles links (tc tbf; netem delay only where the kernel has it),
+// SIGKILLs and restarts daemons, and members send, rotate, are removed and
+// invited back. Its ChaosReport counts acknowledged sends, losses,
+// duplicates, reconnects and the time to converge after the last heal.
+// Its namespaces carry the run's process id, so that a later run deletes
+// those a killed run left behind.
+//
 // It is a test and measurement tool, not part of a device: nothing in the
 // daemon imports it, and its timing knobs (Timing) are far shorter than a
 // real deployment's.

@@ -73,7 +73,11 @@ type labHost struct {
 }
 
 // newNetLab creates the bridge namespace.
-func newNetLab(cfg Netns) (_ *netLab, err error) {
+func newNetLab(cfg Netns) (*netLab, error) { return newNetLabPrefix(cfg, "grovetn") }
+
+// newNetLabPrefix creates the bridge namespace of a lab whose namespace
+// names start with prefix, a dash and a random id.
+func newNetLabPrefix(cfg Netns, prefix string) (_ *netLab, err error) {
 	if err := NetnsAvailable(cfg); err != nil {
 		return nil, err
 	}
@@ -82,7 +86,7 @@ func newNetLab(cfg Netns) (_ *netLab, err error) {
 		return nil, fmt.Errorf("testnet: netns name: %w", err)
 	}
 	id := hex.EncodeToString(b[:])
-	l := &netLab{cfg: cfg, prefix: "grovetn-" + id, service: "grove-testnet-" + id, hosts: map[string]labHost{}}
+	l := &netLab{cfg: cfg, prefix: prefix + "-" + id, service: "grove-testnet-" + id, hosts: map[string]labHost{}}
 	l.bridge = l.prefix + "-br"
 	defer func() {
 		if err != nil {

@@ -23,11 +23,15 @@ var ErrRunFailed = errors.New("testnet: run failed")
 const usage = `usage:
   grove testnet run --nodes N --scenario NAME [--seed S] [--messages M] [--epochs E] [--json] [--dir DIR]
                   [--processes] [--netns [--delay DURATION] [--loss PERCENT]]
+                  [--duration D] [--faults K,...] [--new-port] [--converge-timeout D] [--max-hold D]
                   [--floor] [--gap DURATION] [--join-parallel K] [--log FILE] [--settle-timeout DURATION] [-v]
   grove testnet demo
   grove testnet node --home DIR --listen MULTIADDR ...   (internal: one node of a --processes run)
 
-scenarios: chat, concurrent, partition, offline, churn, scale, crash (needs --processes).
+scenarios: chat, concurrent, partition, offline, churn, scale, crash (needs --processes),
+chaos (needs --netns: real grove up daemons under seeded faults; --duration D,
+--faults KIND,... of link_down,partition,loss,throttle,delay,kill, --new-port,
+--converge-timeout D, --max-hold D: the longest a fault lasts, default 10s).
 Nodes listen on 127.0.0.1 only and are wired to each other directly; their homes live
 in a temporary directory unless --dir is given. --processes runs each node as its own
 process ("grove testnet node", a grove up with testnet timing) driven through its local
@@ -88,11 +92,30 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.JoinParallel, "join-parallel", 0, "")
 	fs.DurationVar(&o.Gap, "gap", 0, "")
 	timeout := fs.Duration("settle-timeout", 60*time.Second, "")
+	var co ChaosOptions
+	fs.DurationVar(&co.Duration, "duration", 2*time.Minute, "")
+	fs.BoolVar(&co.NewPort, "new-port", false, "")
+	fs.DurationVar(&co.MaxHold, "max-hold", 10*time.Second, "")
+	faults := fs.String("faults", "", "")
+	fs.DurationVar(&co.ConvergeTimeout, "converge-timeout", 3*time.Minute, "")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", ErrUsage, strings.Join(fs.Args(), " "))
+	}
+	if o.Scenario == "chaos" {
+		if !*netns {
+			return fmt.Errorf("%w: the chaos scenario needs --netns", ErrUsage)
+		}
+		if *faults != "" {
+			co.Faults = strings.Split(*faults, ",")
+		}
+		co.Nodes, co.Seed, co.Dir = o.Nodes, o.Seed, o.Dir
+		if *verbose && !*asJSON {
+			co.Narrate = stderr
+		}
+		return chaosCmd(ctx, co, *asJSON, stdout)
 	}
 	if *netns {
 		*processes = true
