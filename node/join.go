@@ -213,7 +213,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	iv, err := decodeInvite(code)
 	if err != nil {
-		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "%v", err)
+		return api.Group{}, badInviteError(err)
 	}
 	if !n.cfg.Clock.Now().Before(iv.Expires) {
 		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code expired at %s", iv.Expires.Format(time.RFC3339))

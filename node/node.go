@@ -184,7 +184,7 @@ func (n *Node) loadIdentity() error {
 	case err != nil:
 		return fmt.Errorf("node: read name: %w", err)
 	case n.cfg.Name != "" && n.cfg.Name != string(name):
-		return fmt.Errorf("%w: this device is already named %q", ErrInvalidConfig, name)
+		return &AlreadyNamedError{Name: string(name), Want: n.cfg.Name}
 	}
 	suite, err := n.cfg.CipherSuite.Suite()
 	if err != nil {

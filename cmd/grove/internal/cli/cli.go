@@ -130,6 +130,7 @@ func (r *Runner) Run(ctx context.Context, args []string, stdin io.Reader, stdout
 		err = errInterrupted
 	}
 	if err != nil && !errors.Is(err, errHelp) {
+		err = e.userError(err)
 		fmt.Fprintf(stderr, "grove: %s\n", oneLine(err))
 		return err
 	}

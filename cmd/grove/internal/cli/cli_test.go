@@ -375,9 +375,10 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: only admins may remove members\n", 1, "remove", "ops", "bob")
 	h.fails("grove: only admins may invite\n", 1, "invite", "ops")
 
-	// Multi-line errors from the daemon become one line.
+	// Multi-line errors from the daemon become one line, without the
+	// package prefix.
 	h.fake.SetError("RequestChange", api.Errorf(api.CodeInternal, "node: rotate failed.\ncommit rejected."))
-	h.fails("grove: node: rotate failed.; commit rejected\n", 1, "rotate", "ops")
+	h.fails("grove: rotate failed.; commit rejected\n", 1, "rotate", "ops")
 
 	// join gives up with a clear message.
 	h.fake.SetJoinBlocks(true)
