@@ -416,8 +416,8 @@ func (n *Node) Groups(ctx context.Context) ([]api.Group, error) {
 
 // Send implements api.Service.
 func (n *Node) Send(ctx context.Context, group, text string) (api.Message, error) {
-	if text == "" || len(text) > maxText {
-		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "message must be 1..%d bytes", maxText)
+	if err := api.CheckText(text); err != nil {
+		return api.Message{}, err
 	}
 	a, err := n.lookup(group)
 	if err != nil {

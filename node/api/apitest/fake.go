@@ -338,8 +338,8 @@ func (f *Fake) Send(ctx context.Context, group, text string) (api.Message, error
 	if err != nil {
 		return api.Message{}, err
 	}
-	if text == "" {
-		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "empty message")
+	if err := api.CheckText(text); err != nil {
+		return api.Message{}, err
 	}
 	m := f.addMessage(g, f.self.Name, f.self.PeerID, text, true)
 	if g.reach.CutOff() {

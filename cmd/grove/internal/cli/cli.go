@@ -233,7 +233,8 @@ join again with the same code. Progress goes to standard error.`},
 		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
 Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
-member reachable". --json prints the message, with "queued":true then.`},
+member reachable". --json prints the message, with "queued":true then.
+TEXT is UTF-8 text of at most 60000 bytes.`},
 		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
 		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},

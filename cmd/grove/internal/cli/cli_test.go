@@ -385,8 +385,8 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable? run join again with the same code to retry)\n", 1, "join", "grove1-x", "--timeout", "100ms")
 
 	// send - with too much input.
-	_, errOut, err := h.run(strings.Repeat("x", maxStdinText+1), "send", "ops", "-")
-	if err == nil || errOut != fmt.Sprintf("grove: send: message longer than %d bytes\n", maxStdinText) {
+	_, errOut, err := h.run(strings.Repeat("x", api.MaxTextBytes+1), "send", "ops", "-")
+	if err == nil || errOut != fmt.Sprintf("grove: send: message longer than the limit of %d bytes\n", api.MaxTextBytes) {
 		t.Errorf("oversized stdin: %v %q", err, errOut)
 	}
 	// A text that starts with a dash goes after --.
@@ -564,7 +564,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help lacks %q", c.name)
 		}
 	}
-	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\n"; got != want {
+	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\nTEXT is UTF-8 text of at most 60000 bytes.\n"; got != want {
 		t.Errorf("help send: %q", got)
 	}
 	// The documented default listen addresses are the ones up uses.

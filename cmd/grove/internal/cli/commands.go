@@ -14,9 +14,6 @@ import (
 	"grove/node/api"
 )
 
-// maxStdinText bounds `send GROUP -`: a message, not a file transfer.
-const maxStdinText = 64 << 10
-
 func (e *env) cmdStatus(args []string) error {
 	f := e.flags("status")
 	asJSON := f.Bool("json", false, "")
@@ -255,17 +252,23 @@ func (e *env) cmdSend(args []string) error {
 	}
 	text := pos[1]
 	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, maxStdinText+1))
+		// A message, not a file transfer: the read is bounded, and what
+		// fills the bound is too long however many newlines it ends in.
+		const bound = 2 * api.MaxTextBytes
+		b, err := io.ReadAll(io.LimitReader(e.stdin, bound))
 		if err != nil {
 			return fmt.Errorf("send: reading standard input: %w", err)
 		}
-		if len(b) > maxStdinText {
-			return fmt.Errorf("send: message longer than %d bytes", maxStdinText)
-		}
 		text = strings.TrimRight(string(b), "\n")
+		if len(b) == bound || len(text) > api.MaxTextBytes {
+			return fmt.Errorf("send: message longer than the limit of %d bytes", api.MaxTextBytes)
+		}
 	}
 	if strings.TrimSpace(text) == "" {
 		return usagef("send: empty message")
+	}
+	if err := api.CheckText(text); err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
 	return e.withClient(func(c *api.Client) error {
 		m, err := c.Send(e.ctx, pos[0], text)
