@@ -18,7 +18,6 @@ import (
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
-	"grove/store"
 )
 
 // pendingInvite is an invite this device issued and not yet redeemed.
@@ -115,8 +114,15 @@ func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
 
 // CreateGroup implements api.Service.
 func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) {
-	if name == "" || len(name) > store.MaxSettingNameLen {
-		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "group name must be 1..%d bytes", store.MaxSettingNameLen)
+	if err := checkGroupName(name); err != nil {
+		return api.Group{}, err
+	}
+	// One create at a time, so that two with the same name cannot both
+	// pass the check.
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	if a := n.groupNamed(name); a != nil {
+		return api.Group{}, api.Errorf(api.CodeConflict, "you already have a group named %q (id %s): choose another name", name, a.hexID)
 	}
 	kp, err := n.newKeyPackage()
 	if err != nil {

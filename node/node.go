@@ -47,6 +47,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// createMu serialises CreateGroup's name check and creation.
+	createMu sync.Mutex
+
 	mu     sync.Mutex
 	groups map[string]*groupActor // by hex group id
 	// leaving: groups this device has left and that wait to see its

@@ -104,6 +104,12 @@ func (e *errNoDaemon) Error() string {
 	return fmt.Sprintf("daemon not running (start it with: grove up --home %s)", e.home)
 }
 
+// errNoHome is returned when the home directory does not exist: the
+// device must be created before anything else.
+func errNoHome(home string) error {
+	return fmt.Errorf("no grove home at %s (create one with: grove init --home %s --name NAME)", home, home)
+}
+
 // errInterrupted replaces "context canceled" when the user interrupted a
 // command (Ctrl-C cancels Run's context).
 var errInterrupted = errors.New("interrupted")
@@ -214,7 +220,7 @@ The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside
 for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
-		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
+		{"group create", "NAME [--json]", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
 		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, `
 UNREAD counts messages from others since the group was last read (grove
 log or the chat client); REACH is how many of the other members this device
@@ -222,10 +228,12 @@ is connected to now; STATE is ok, catching up, removed (this device was
 removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
-		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+		{"invite", "GROUP [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
-		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin, `
+		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `
+CODE - reads the code from standard input (so that it stays out of the
+shell history).
 Waits until the inviter's device welcomes this one, which happens once the
 change that adds it is final (about two minutes), or until --timeout
 (default 5m). The inviter's daemon must be running. After a timeout, run
@@ -238,13 +246,13 @@ TEXT is UTF-8 text of at most 60000 bytes.`},
 		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
 		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
-		{"remove", "GROUP MEMBER [--timeout DURATION]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
+		{"remove", "GROUP MEMBER [--timeout DURATION] [--json]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
 Waits until the group has confirmed the removal, or until --timeout
 (default 30s; 0 does not wait), and says which epoch carried it or what it
 still waits for. The removal stays requested after a timeout.`},
-		{"rotate", "GROUP [--timeout DURATION]", "update your keys in GROUP", (*env).cmdRotate, `
+		{"rotate", "GROUP [--timeout DURATION] [--json]", "update your keys in GROUP", (*env).cmdRotate, `
 Waits like remove, then prints the epoch that carries your new keys.`},
-		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, `
+		{"leave", "GROUP [--json]", "leave GROUP and delete it from this device", (*env).cmdLeave, `
 If you are the group's last admin, the admin role passes first to the
 longest-standing remaining member; leave fails, changing nothing, if that
 cannot be done (no other member reachable).`},
@@ -420,6 +428,9 @@ func (e *env) dial() (*api.Client, error) {
 	c, err := api.Dial(e.ctx, filepath.Join(home, SocketName))
 	if err != nil {
 		if errors.Is(err, api.ErrDaemonNotRunning) {
+			if _, serr := os.Stat(home); errors.Is(serr, os.ErrNotExist) {
+				return nil, errNoHome(home)
+			}
 			return nil, &errNoDaemon{home: home}
 		}
 		return nil, err

@@ -412,6 +412,9 @@ func TestInterruptedJoin(t *testing.T) {
 
 func TestDaemonNotRunning(t *testing.T) {
 	h := newHarness(t)
+	if err := os.MkdirAll(h.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	want := "grove: daemon not running (start it with: grove up --home " + h.home + ")\n"
 	for _, args := range [][]string{
 		{"status"}, {"group", "list"}, {"group", "create", "x"}, {"invite", "x"}, {"join", "c"},
@@ -445,13 +448,13 @@ func TestHomeResolution(t *testing.T) {
 	for _, args := range [][]string{{"--home", h.home, "status"}, {"status", "--home", h.home}} {
 		var errOut bytes.Buffer
 		h.runner.Run(context.Background(), args, strings.NewReader(""), io.Discard, &errOut)
-		if !strings.Contains(errOut.String(), "--home "+h.home+")") {
+		if !strings.Contains(errOut.String(), "--home "+h.home+" ") {
 			t.Errorf("%v: %q", args, errOut.String())
 		}
 	}
 	var errOut bytes.Buffer
 	h.runner.Run(context.Background(), []string{"status"}, strings.NewReader(""), io.Discard, &errOut)
-	if !strings.Contains(errOut.String(), "--home /nonexistent/elsewhere)") {
+	if !strings.Contains(errOut.String(), "--home /nonexistent/elsewhere ") {
 		t.Errorf("$GROVE_HOME ignored: %q", errOut.String())
 	}
 }

@@ -14,6 +14,9 @@ import (
 	"grove/node/api"
 )
 
+// maxCodeInput bounds `join -`: an invite code is well under 4 KiB.
+const maxCodeInput = 16 << 10
+
 func (e *env) cmdStatus(args []string) error {
 	f := e.flags("status")
 	asJSON := f.Bool("json", false, "")
@@ -62,7 +65,9 @@ func (e *env) cmdStatus(args []string) error {
 }
 
 func (e *env) cmdGroupCreate(args []string) error {
-	pos, err := e.flags("group create").parse(args, 1, 1)
+	f := e.flags("group create")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -70,6 +75,9 @@ func (e *env) cmdGroupCreate(args []string) error {
 		g, err := c.CreateGroup(e.ctx, pos[0])
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(g)
 		}
 		fmt.Fprintf(e.stdout, "created %s %s\n", sanitize(g.Name), g.ID)
 		return nil
@@ -155,7 +163,9 @@ func plural(n int, one, many string) string {
 }
 
 func (e *env) cmdInvite(args []string) error {
-	pos, err := e.flags("invite").parse(args, 1, 1)
+	f := e.flags("invite")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -163,6 +173,9 @@ func (e *env) cmdInvite(args []string) error {
 		inv, err := c.Invite(e.ctx, pos[0])
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(inv)
 		}
 		// The code alone on stdout, so that code=$(grove invite g) works.
 		fmt.Fprintln(e.stdout, inv.Code)
@@ -178,12 +191,23 @@ const DefaultJoinTimeout = 5 * time.Minute
 func (e *env) cmdJoin(args []string) error {
 	f := e.flags("join")
 	timeout := f.Duration("timeout", DefaultJoinTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	if *timeout <= 0 {
 		return usagef("join: --timeout must be positive")
+	}
+	code := pos[0]
+	if code == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxCodeInput))
+		if err != nil {
+			return fmt.Errorf("join: reading standard input: %w", err)
+		}
+		if code = strings.TrimSpace(string(b)); code == "" {
+			return usagef("join: no invite code on standard input")
+		}
 	}
 	return e.withClient(func(c *api.Client) error {
 		ctx, cancel := context.WithTimeout(e.ctx, *timeout)
@@ -192,7 +216,7 @@ func (e *env) cmdJoin(args []string) error {
 		// event stream; the last report also explains a timeout.
 		var last progressNote
 		stopProgress := e.joinProgress(ctx, c, &last)
-		g, err := c.Join(ctx, strings.TrimSpace(pos[0]))
+		g, err := c.Join(ctx, strings.TrimSpace(code))
 		stopProgress()
 		if err != nil {
 			if e.ctx.Err() != nil {
@@ -205,6 +229,9 @@ func (e *env) cmdJoin(args []string) error {
 				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable? run join again with the same code to retry)", *timeout)
 			}
 			return err
+		}
+		if *asJSON {
+			return e.json(g)
 		}
 		fmt.Fprintf(e.stdout, "joined %s %s (%d members)\n", sanitize(g.Name), g.ID, g.Members)
 		return nil
@@ -424,27 +451,29 @@ const DefaultChangeTimeout = 30 * time.Second
 func (e *env) cmdRemove(args []string) error {
 	f := e.flags("remove")
 	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	done := fmt.Sprintf("removed %s from %s", sanitize(pos[1]), sanitize(pos[0]))
-	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRemove, Member: pos[1]}, *timeout, done)
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRemove, Member: pos[1]}, *timeout, *asJSON, done)
 }
 
 func (e *env) cmdRotate(args []string) error {
 	f := e.flags("rotate")
 	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRotate}, *timeout, "rotated your keys in "+sanitize(pos[0]))
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRotate}, *timeout, *asJSON, "rotated your keys in "+sanitize(pos[0]))
 }
 
 // change requests req, waits up to timeout for the group to confirm it and
 // says what happened: done (and in which epoch) or what it still waits for.
-func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) error {
+func (e *env) change(req api.ChangeRequest, timeout time.Duration, asJSON bool, done string) error {
 	if timeout < 0 || timeout > api.MaxAwait {
 		return usagef("--timeout must be 0..%v", api.MaxAwait)
 	}
@@ -457,6 +486,9 @@ func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) 
 			if ch, err = c.AwaitChange(e.ctx, ch.Group, ch.ID, timeout); err != nil {
 				return err
 			}
+		}
+		if asJSON {
+			return e.json(ch)
 		}
 		switch ch.State {
 		case api.ChangeDone:
@@ -474,14 +506,25 @@ func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) 
 	})
 }
 
+// leaveResult is what leave --json prints.
+type leaveResult struct {
+	Group string `json:"group"` // as given
+	Left  bool   `json:"left"`
+}
+
 func (e *env) cmdLeave(args []string) error {
-	pos, err := e.flags("leave").parse(args, 1, 1)
+	f := e.flags("leave")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	return e.withClient(func(c *api.Client) error {
 		if err := c.Leave(e.ctx, pos[0]); err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(leaveResult{Group: pos[0], Left: true})
 		}
 		fmt.Fprintf(e.stdout, "left %s\n", sanitize(pos[0]))
 		return nil

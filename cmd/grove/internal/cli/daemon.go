@@ -139,7 +139,7 @@ func (e *env) cmdUp(args []string) error {
 		return err
 	}
 	if _, err := os.Stat(home); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no grove home at %s (create one with: grove init --home %s --name NAME)", home, home)
+		return errNoHome(home)
 	}
 	if err := restrictHome(home, e.stderr); err != nil {
 		return fmt.Errorf("up: %w", err)

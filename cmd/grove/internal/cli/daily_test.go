@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"grove/node/api"
+)
+
+// TestNoHomeSaysInit checks that commands on a home that does not exist
+// point to init, not to up (which would fail next for the same reason).
+func TestNoHomeSaysInit(t *testing.T) {
+	h := newHarness(t)
+	want := "grove: no grove home at " + h.home + " (create one with: grove init --home " + h.home + " --name NAME)\n"
+	for _, args := range [][]string{{"status"}, {"group", "list"}, {"send", "g", "t"}, {"up"}} {
+		h.fails(want, 1, args...)
+	}
+}
+
+// TestJoinCodeFromStdin checks `join -`, which keeps the code out of the
+// shell history.
+func TestJoinCodeFromStdin(t *testing.T) {
+	h := newHarness(t)
+	h.up()
+	h.fake.AddJoinable("grove-abc", "ops")
+	out, errOut, err := h.run("  grove-abc\n", "join", "-")
+	if err != nil || !strings.HasPrefix(out, "joined ops ") {
+		t.Fatalf("join -: %v %q %q", err, out, errOut)
+	}
+	if _, errOut, err := h.run("\n", "join", "-"); err == nil || errOut != "grove: join: no invite code on standard input\n" {
+		t.Errorf("join - with empty input: %v %q", err, errOut)
+	}
+}
+
+// TestChangingCommandsPrintJSON checks that every command that changes
+// something prints one JSON result object with --json.
+func TestChangingCommandsPrintJSON(t *testing.T) {
+	h := newHarness(t)
+	h.up()
+	decode := func(out string, v any) {
+		t.Helper()
+		if strings.Count(out, "\n") != 1 {
+			t.Fatalf("want one line of JSON, got %q", out)
+		}
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+	}
+	var g api.Group
+	decode(h.ok("group", "create", "ops", "--json"), &g)
+	if g.Name != "ops" || g.ID == "" || !g.Admin {
+		t.Errorf("group create --json: %+v", g)
+	}
+	var inv api.Invite
+	decode(h.ok("invite", "ops", "--json"), &inv)
+	if inv.Code == "" || inv.Group != g.ID || inv.Expires.IsZero() {
+		t.Errorf("invite --json: %+v", inv)
+	}
+	h.fake.AddJoinable("grove-x", "dev")
+	var jg api.Group
+	decode(h.ok("join", "grove-x", "--json"), &jg)
+	if jg.Name != "dev" {
+		t.Errorf("join --json: %+v", jg)
+	}
+	var m api.Message
+	decode(h.ok("send", "ops", "hi", "--json"), &m)
+	if m.Text != "hi" || !m.Own {
+		t.Errorf("send --json: %+v", m)
+	}
+	if err := h.fake.AddMember("ops", "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	var ch api.Change
+	decode(h.ok("remove", "ops", "bob", "--json"), &ch)
+	if ch.Kind != api.ChangeRemove || ch.State != api.ChangeDone || ch.Epoch == 0 {
+		t.Errorf("remove --json: %+v", ch)
+	}
+	decode(h.ok("rotate", "ops", "--json"), &ch)
+	if ch.Kind != api.ChangeRotate || ch.State != api.ChangeDone {
+		t.Errorf("rotate --json: %+v", ch)
+	}
+	var left leaveResult
+	decode(h.ok("leave", "dev", "--json"), &left)
+	if left != (leaveResult{Group: "dev", Left: true}) {
+		t.Errorf("leave --json: %+v", left)
+	}
+}
+
+// TestGroupNames checks on a real daemon that group names are unique on a
+// device and cannot carry control or invisible characters.
+func TestGroupNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real daemon; skipped with -short")
+	}
+	alice := newDevice(t, "alice")
+	alice.upInProcess()
+	alice.ok("group", "create", "dup")
+	got := alice.fail("", "group", "create", "dup")
+	if !strings.HasPrefix(got, "grove: you already have a group named \"dup\" (id ") || !strings.HasSuffix(got, "): choose another name\n") {
+		t.Errorf("second create dup: %q", got)
+	}
+	for name, want := range map[string]string{
+		"bad\x1bname":  "grove: group name \"bad\\x1bname\" is not allowed: contains the invisible or control character U+001B\n",
+		"zero\u200bwd": "grove: group name \"zero\\u200bwd\" is not allowed: contains the invisible or control character U+200B\n",
+		" padded":      "grove: group name \" padded\" is not allowed: leading or trailing space\n",
+	} {
+		if got := alice.fail("", "group", "create", "--", name); got != want {
+			t.Errorf("create %q: stderr %q, want %q", name, got, want)
+		}
+	}
+	var gs []api.Group
+	if err := json.Unmarshal([]byte(alice.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 {
+		t.Errorf("groups after the refused creates: %+v %v", gs, err)
+	}
+}
