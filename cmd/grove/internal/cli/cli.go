@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ type Runner struct {
 	// testingOnlyDefaultListen replaces DefaultListen (tests listen on
 	// loopback only).
 	testingOnlyDefaultListen []string
+	// testingOnlyBuildInfo replaces debug.ReadBuildInfo (test binaries
+	// carry no VCS stamp).
+	testingOnlyBuildInfo func() (*debug.BuildInfo, bool)
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -261,6 +265,7 @@ cannot be done (no other member reachable).`},
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
 back from now (24h). One JSON object per message, oldest first.`},
 		{"testnet", "run|demo [FLAGS]", "run many local nodes through a scenario (see grove testnet help)", (*env).cmdTestnet, ""},
+		{"version", "[--json]", "show the version of this grove binary", (*env).cmdVersion, ""},
 		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},
 	}
 }
@@ -269,6 +274,7 @@ func (e *env) run(args []string) error {
 	global := flag.NewFlagSet("grove", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	home := global.String("home", "", "")
+	version := global.Bool("version", false, "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			e.usage(e.stdout)
@@ -278,6 +284,9 @@ func (e *env) run(args []string) error {
 	}
 	e.home = *home
 	args = global.Args()
+	if *version {
+		return e.cmdVersion(args)
+	}
 	if len(args) == 0 {
 		e.usage(e.stderr)
 		return usagef("no command (see grove help)")

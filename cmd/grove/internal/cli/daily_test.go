@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -112,5 +114,29 @@ func TestGroupNames(t *testing.T) {
 	var gs []api.Group
 	if err := json.Unmarshal([]byte(alice.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 {
 		t.Errorf("groups after the refused creates: %+v %v", gs, err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	h := newHarness(t)
+	// The test binary's own build info: no VCS stamp, the running Go.
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if got := h.ok(args...); !strings.HasPrefix(got, "grove ") || !strings.HasSuffix(got, " "+runtime.Version()+"\n") {
+			t.Errorf("grove %v: %q", args, got)
+		}
+	}
+	h.runner.testingOnlyBuildInfo = func() (*debug.BuildInfo, bool) {
+		return &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "grove", Version: "v0.3.1"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0a05ede4c0ffee1234567890abcdef1234567890"},
+			{Key: "vcs.time", Value: "2026-12-06T15:32:08Z"},
+			{Key: "vcs.modified", Value: "true"},
+		}}, true
+	}
+	if got, want := h.ok("--version"), "grove v0.3.1 commit 0a05ede4c0ff+modified 2026-12-06T15:32:08Z go1.26.8\n"; got != want {
+		t.Errorf("--version: %q, want %q", got, want)
+	}
+	var v VersionInfo
+	if err := json.Unmarshal([]byte(h.ok("version", "--json")), &v); err != nil || v.Commit != "0a05ede4c0ffee1234567890abcdef1234567890" || !v.Modified || v.Module != "v0.3.1" {
+		t.Errorf("version --json: %+v %v", v, err)
 	}
 }
