@@ -646,6 +646,7 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 	for _, id := range n.net.Peers() {
 		p := known[id]
 		p.ID = id.String()
+		p.Conns = n.peerConns(id)
 		if addrs != nil {
 			for _, a := range addrs.PeerAddrs(id) {
 				p.Addrs = append(p.Addrs, a.String())

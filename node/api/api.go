@@ -64,6 +64,9 @@ type Service interface {
 	Leave(ctx context.Context, group string) error
 	// Peers lists connected peers.
 	Peers(ctx context.Context) ([]Peer, error)
+	// ConnectPeer dials the peer at addr, a multiaddr ending in /p2p/PEER_ID,
+	// and returns it as Peers lists it.
+	ConnectPeer(ctx context.Context, addr string) (Peer, error)
 	// Export streams the decrypted history of group since the given time,
 	// oldest first, calling fn for each message.
 	Export(ctx context.Context, group string, since time.Time, fn func(Message) error) error
@@ -241,6 +244,16 @@ type Peer struct {
 	Addrs  []string `json:"addrs"`
 	Name   string   `json:"name,omitempty"`   // when the peer is a known member
 	Groups []string `json:"groups,omitempty"` // shared groups, by name
+	// Conns describes the open connections, when the network knows them.
+	Conns []Conn `json:"conns,omitempty"`
+}
+
+// Conn is one open connection to a peer.
+type Conn struct {
+	Addr      string    `json:"addr"`      // the peer's address
+	Direction string    `json:"direction"` // "inbound" (the peer dialled) or "outbound"
+	Transport string    `json:"transport"` // "tcp", "quic", "relay", ...
+	Opened    time.Time `json:"opened,omitzero"`
 }
 
 // SearchRequest is a full-text query over the local view. Query supports

@@ -372,6 +372,12 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return ps, err
 }
 
+func (c *Client) ConnectPeer(ctx context.Context, addr string) (Peer, error) {
+	var p Peer
+	err := c.call(ctx, methodConnect, addrParams{Addr: addr}, &p)
+	return p, err
+}
+
 // Export streams group's history to fn. If fn fails, the export is
 // cancelled on the daemon and fn's error returned.
 func (c *Client) Export(ctx context.Context, group string, since time.Time, fn func(Message) error) error {

@@ -428,6 +428,13 @@ var handlers = map[string]handler{
 		ps, err := svc.Peers(ctx)
 		return nonNil(ps), err
 	}},
+	methodConnect: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p addrParams
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return svc.ConnectPeer(ctx, p.Addr)
+	}},
 	methodExport: {stream: true, fn: func(ctx context.Context, svc Service, raw json.RawMessage, st *stream) (any, error) {
 		var p exportParams
 		if err := decodeParams(raw, &p); err != nil {

@@ -64,6 +64,7 @@ const (
 	methodSubscribe   = "subscribe"
 	methodRequest     = "request_change"
 	methodAwait       = "await_change"
+	methodConnect     = "connect"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the
@@ -114,6 +115,9 @@ type (
 		Group   string        `json:"group"`
 		ID      string        `json:"id"`
 		Timeout time.Duration `json:"timeout"` // nanoseconds
+	}
+	addrParams struct {
+		Addr string `json:"addr"`
 	}
 	exportParams struct {
 		Group string    `json:"group"`

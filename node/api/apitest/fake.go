@@ -581,6 +581,28 @@ func (f *Fake) Peers(ctx context.Context) ([]api.Peer, error) {
 	return slices.Clone(f.peers), nil
 }
 
+// ConnectPeer adds the peer of addr (which must end in /p2p/ID) to Peers, as an
+// outbound connection.
+func (f *Fake) ConnectPeer(ctx context.Context, addr string) (api.Peer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("ConnectPeer"); err != nil {
+		return api.Peer{}, err
+	}
+	i := strings.LastIndex(addr, "/p2p/")
+	if !strings.HasPrefix(addr, "/") || i < 0 || i+len("/p2p/") == len(addr) {
+		return api.Peer{}, api.Errorf(api.CodeInvalidArgument, "address %q does not end in /p2p/PEER_ID", addr)
+	}
+	transport := "tcp"
+	if strings.Contains(addr, "/quic") {
+		transport = "quic"
+	}
+	p := api.Peer{ID: addr[i+len("/p2p/"):], Addrs: []string{addr[:i]},
+		Conns: []api.Conn{{Addr: addr[:i], Direction: "outbound", Transport: transport, Opened: f.tick()}}}
+	f.peers = append(f.peers, p)
+	return p, nil
+}
+
 // Export calls fn for each message of group at or after since. It does not
 // hold the lock while fn runs, so fn may block (as a slow client does).
 func (f *Fake) Export(ctx context.Context, group string, since time.Time, fn func(api.Message) error) error {

@@ -260,7 +260,14 @@ Waits like remove, then prints the epoch that carries your new keys.`},
 If you are the group's last admin, the admin role passes first to the
 longest-standing remaining member; leave fails, changing nothing, if that
 cannot be done (no other member reachable).`},
-		{"peers", "[--json]", "list connected peers", (*env).cmdPeers, ""},
+		{"peers", "[--json]", "list connected peers and how each is connected", (*env).cmdPeers, `
+DIRECTION is outbound when this device dialled, inbound when the peer did;
+TRANSPORT is tcp, quic or relay (through a relay peer).`},
+		{"connect", "MULTIADDR [--json]", "connect to a peer by address", (*env).cmdConnect, `
+MULTIADDR ends in /p2p/PEER_ID, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
+(grove status on the other device lists its addresses). For peers that
+invite codes and discovery do not find; the address is used for this
+daemon's lifetime.`},
 		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
 back from now (24h). One JSON object per message, oldest first.`},

@@ -242,9 +242,9 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 			"alice (you)  admin   " + apitest.Fingerprint("alice") + "  12D3KooWAAAAAAAAalice\n" +
 			"bob          member  " + apitest.Fingerprint("bob") + "  12D3KooWBBBBBBBBbob\n"},
 		{[]string{"peers"}, "" +
-			"PEER              NAME  GROUPS  ADDRESS\n" +
-			"12D3KooWbob       bob   ops     /ip4/127.0.0.1/tcp/4002\n" +
-			"12D3KooWstranger  -     -       /ip4/127.0.0.1/tcp/4003\n"},
+			"PEER              NAME  GROUPS  DIRECTION  TRANSPORT  ADDRESS\n" +
+			"12D3KooWbob       bob   ops     -          -          /ip4/127.0.0.1/tcp/4002\n" +
+			"12D3KooWstranger  -     -       -          -          /ip4/127.0.0.1/tcp/4003\n"},
 		{[]string{"peers", "--json"}, `[{"id":"12D3KooWbob","addrs":["/ip4/127.0.0.1/tcp/4002","/ip4/127.0.0.1/udp/4002/quic-v1"],"name":"bob","groups":["ops"]},{"id":"12D3KooWstranger","addrs":["/ip4/127.0.0.1/tcp/4003"]}]` + "\n"},
 		{[]string{"status"}, "" +
 			"name         alice\n" +

@@ -550,11 +550,20 @@ func (e *env) cmdPeers(args []string) error {
 			return nil
 		}
 		t := &table{}
-		t.row("PEER", "NAME", "GROUPS", "ADDRESS")
+		t.row("PEER", "NAME", "GROUPS", "DIRECTION", "TRANSPORT", "ADDRESS")
 		for _, p := range ps {
-			addr := "-"
+			addr, dir, transport := "-", "-", "-"
 			if len(p.Addrs) > 0 {
 				addr = p.Addrs[0]
+			}
+			if len(p.Conns) > 0 {
+				// The first connection is the one shown; more are
+				// counted (libp2p keeps a spare one at times).
+				c := p.Conns[0]
+				addr, dir, transport = c.Addr, c.Direction, c.Transport
+				if len(p.Conns) > 1 {
+					addr += fmt.Sprintf(" (+%d more)", len(p.Conns)-1)
+				}
 			}
 			name := p.Name
 			if name == "" {
@@ -564,9 +573,37 @@ func (e *env) cmdPeers(args []string) error {
 			if groups == "" {
 				groups = "-"
 			}
-			t.row(sanitize(p.ID), sanitize(name), sanitize(groups), sanitize(addr))
+			t.row(sanitize(p.ID), sanitize(name), sanitize(groups), sanitize(dir), sanitize(transport), sanitize(addr))
 		}
 		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdConnect(args []string) error {
+	f := e.flags("connect")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		p, err := c.ConnectPeer(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(p)
+		}
+		what := sanitize(p.ID)
+		if p.Name != "" {
+			what = sanitize(p.Name) + " (" + what + ")"
+		}
+		how := ""
+		if len(p.Conns) > 0 {
+			how = fmt.Sprintf(" (%s, %s)", sanitize(p.Conns[0].Transport), sanitize(p.Conns[0].Direction))
+		}
+		fmt.Fprintf(e.stdout, "connected to %s%s\n", what, how)
 		return nil
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"grove/node/api"
 )
@@ -138,5 +139,73 @@ func TestVersion(t *testing.T) {
 	var v VersionInfo
 	if err := json.Unmarshal([]byte(h.ok("version", "--json")), &v); err != nil || v.Commit != "0a05ede4c0ffee1234567890abcdef1234567890" || !v.Modified || v.Module != "v0.3.1" {
 		t.Errorf("version --json: %+v %v", v, err)
+	}
+}
+
+// TestConnectAndPeers checks grove connect against real daemons and that
+// peers then says who dialled whom over what.
+func TestConnectAndPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real daemons; skipped with -short")
+	}
+	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
+	alice.upInProcess()
+	bob.upInProcess()
+	st := alice.status()
+	if len(st.Addrs) == 0 {
+		t.Fatal("alice has no address")
+	}
+	got := bob.ok("connect", st.Addrs[0])
+	if want := "connected to " + st.PeerID + " (tcp, outbound)\n"; got != want {
+		t.Errorf("connect: %q, want %q", got, want)
+	}
+	peerOf := func(d *device, id string) api.Peer {
+		t.Helper()
+		var ps []api.Peer
+		if err := json.Unmarshal([]byte(d.ok("peers", "--json")), &ps); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.ID == id {
+				return p
+			}
+		}
+		t.Fatalf("%s: peer %s not listed in %+v", d.name, id, ps)
+		return api.Peer{}
+	}
+	if p := peerOf(bob, st.PeerID); len(p.Conns) == 0 || p.Conns[0].Direction != "outbound" || p.Conns[0].Transport != "tcp" || !strings.HasPrefix(st.Addrs[0], p.Conns[0].Addr+"/p2p/") {
+		t.Errorf("bob's view of alice: %+v", p)
+	}
+	var p api.Peer
+	waitUntil(t, 10*time.Second, "alice to list bob", func() bool {
+		var ps []api.Peer
+		json.Unmarshal([]byte(alice.ok("peers", "--json")), &ps)
+		for _, x := range ps {
+			if x.ID == bob.status().PeerID {
+				p = x
+				return true
+			}
+		}
+		return false
+	})
+	if len(p.Conns) == 0 || p.Conns[0].Direction != "inbound" || p.Conns[0].Transport != "tcp" {
+		t.Errorf("alice's view of bob: %+v", p)
+	}
+	if table := alice.ok("peers"); !strings.Contains(table, "DIRECTION  TRANSPORT") || !strings.Contains(table, "inbound    tcp") {
+		t.Errorf("peers table:\n%s", table)
+	}
+
+	noPeer := strings.TrimSuffix(st.Addrs[0], "/p2p/"+st.PeerID)
+	if got, want := bob.fail("", "connect", noPeer), "grove: address "+noPeer+" does not end in /p2p/PEER_ID (grove status on the other device lists its full addresses)\n"; got != want {
+		t.Errorf("connect without /p2p: %q, want %q", got, want)
+	}
+	if got, want := bob.fail("", "connect", "nonsense"), "grove: \"nonsense\" is not a multiaddr (want e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…)\n"; got != want {
+		t.Errorf("connect nonsense: %q, want %q", got, want)
+	}
+	// A port nobody listens on (alice's, after she stops).
+	alice.stop()
+	got = bob.fail("", "connect", st.Addrs[0])
+	if want := "grove: could not connect to " + st.Addrs[0] + ": connection refused (is a grove daemon listening there?)\n"; got != want {
+		t.Errorf("connect to a stopped daemon: %q, want %q", got, want)
 	}
 }
