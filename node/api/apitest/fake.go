@@ -406,6 +406,13 @@ func (f *Fake) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 	for _, g := range groups {
 	messages:
 		for _, m := range g.messages {
+			// Sender and time filters as the node applies them: sender by
+			// name or peer id, Since inclusive, Until exclusive.
+			if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender ||
+				!req.Since.IsZero() && m.Time.Before(req.Since) ||
+				!req.Until.IsZero() && !m.Time.Before(req.Until) {
+				continue
+			}
 			text := strings.ToLower(m.Text)
 			for _, t := range terms {
 				if !strings.Contains(text, strings.TrimSuffix(t, "*")) {

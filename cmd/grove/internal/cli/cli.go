@@ -247,8 +247,17 @@ Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
 member reachable". --json prints the message, with "queued":true then.
 TEXT is UTF-8 text of at most 60000 bytes.`},
-		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
-		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
+		{"log", "GROUP [--json] [--limit N] [--follow]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, `
+--follow (-f) keeps printing new messages as they arrive, until Ctrl-C;
+with --json it prints one JSON object per message and line.`},
+		{"watch", "[--json]", "print new messages and events of every group as they arrive", (*env).cmdWatch, `
+Prints messages and what a person notices (members joining and leaving,
+settled forks, losing and regaining every member) until Ctrl-C. --json
+prints every event, one JSON object per line, in the api.Event format.`},
+		{"search", "QUERY [--group GROUP] [--from MEMBER] [--since TIME] [--until TIME] [--json]", "search the history on this device", (*env).cmdSearch, `
+Only messages from MEMBER (a display name or peer id), at or after --since
+and before --until. TIME is as for export: an RFC 3339 time, a date
+(YYYY-MM-DD, local midnight) or a duration back from now (24h).`},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
 		{"remove", "GROUP MEMBER [--timeout DURATION] [--json]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
 Waits until the group has confirmed the removal, or until --timeout

@@ -315,6 +315,8 @@ func (e *env) cmdLog(args []string) error {
 	f := e.flags("log")
 	asJSON := f.Bool("json", false, "")
 	limit := f.Int("limit", 50, "")
+	followFlag := f.Bool("follow", false, "")
+	f.BoolVar(followFlag, "f", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -323,6 +325,9 @@ func (e *env) cmdLog(args []string) error {
 		return usagef("log: --limit must be positive")
 	}
 	return e.withClient(func(c *api.Client) error {
+		if *followFlag {
+			return e.follow(c, pos[0], *limit, *asJSON)
+		}
 		ms, err := c.Log(e.ctx, pos[0], *limit)
 		if err != nil {
 			return err
@@ -367,12 +372,29 @@ func (e *env) cmdSearch(args []string) error {
 	asJSON := f.Bool("json", false, "")
 	group := f.String("group", "", "")
 	limit := f.Int("limit", 0, "")
+	from := f.String("from", "", "")
+	sinceFlag := f.String("since", "", "")
+	untilFlag := f.String("until", "", "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
+	req := api.SearchRequest{Query: pos[0], Group: *group, Limit: *limit, Sender: *from}
+	if *sinceFlag != "" {
+		if req.Since, err = parseTime("--since", *sinceFlag, e.r.now(), e.r.loc()); err != nil {
+			return usagef("search: %v", err)
+		}
+	}
+	if *untilFlag != "" {
+		if req.Until, err = parseTime("--until", *untilFlag, e.r.now(), e.r.loc()); err != nil {
+			return usagef("search: %v", err)
+		}
+	}
+	if !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since) {
+		return usagef("search: --until is before --since")
+	}
 	return e.withClient(func(c *api.Client) error {
-		res, err := c.Search(e.ctx, api.SearchRequest{Query: pos[0], Group: *group, Limit: *limit})
+		res, err := c.Search(e.ctx, req)
 		if err != nil {
 			return err
 		}
@@ -633,9 +655,14 @@ func (e *env) cmdExport(args []string) error {
 	})
 }
 
-// parseSince accepts an RFC 3339 time, a date (YYYY-MM-DD, local midnight)
-// or a duration back from now (24h, 90m).
+// parseSince is parseTime for --since.
 func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	return parseTime("--since", s, now, loc)
+}
+
+// parseTime accepts an RFC 3339 time, a date (YYYY-MM-DD, local midnight)
+// or a duration back from now (24h, 90m); flag names the flag in errors.
+func parseTime(flag, s string, now time.Time, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
@@ -648,7 +675,7 @@ func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) 
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("bad --since %q (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)", s)
+	return time.Time{}, fmt.Errorf("bad %s %q (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)", flag, s)
 }
 
 // json writes v as one line of JSON. The field names are the api package's
