@@ -362,7 +362,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: a group named \"ops\" exists\n", 1, "group", "create", "ops")
 	h.fails("grove: send: empty message\n", 2, "send", "ops", "  ")
 	h.fails("grove: usage: grove send GROUP TEXT [--json]\n", 2, "send", "ops")
-	h.fails("grove: usage: grove log GROUP [--json] [--limit N]\n", 2, "log")
+	h.fails("grove: usage: grove log GROUP [--json] [--limit N] [--follow]\n", 2, "log")
 	h.fails("grove: log: invalid value \"x\" for flag -limit: parse error\n", 2, "log", "ops", "--limit", "x")
 	h.fails("grove: log: --limit must be positive\n", 2, "log", "ops", "--limit", "0")
 	h.fails("grove: status: flag provided but not defined: -bogus\n", 2, "status", "--bogus")

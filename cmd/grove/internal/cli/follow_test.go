@@ -19,11 +19,13 @@ func (h *harness) background(args ...string) (stop func() (error, string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	subs := h.fake.Subscribers()
+	// An earlier command's subscription ends on the daemon a moment
+	// after the command.
+	waitUntil(h.t, 10*time.Second, "earlier subscriptions to end", func() bool { return h.fake.Subscribers() == 0 })
 	go func() {
 		done <- h.runner.Run(ctx, append([]string{"--home", h.home}, args...), strings.NewReader(""), out, io.Discard)
 	}()
-	waitUntil(h.t, 10*time.Second, "the command to subscribe", func() bool { return h.fake.Subscribers() > subs })
+	waitUntil(h.t, 10*time.Second, "the command to subscribe", func() bool { return h.fake.Subscribers() > 0 })
 	return func() (error, string) {
 		cancel()
 		return <-done, out.String()
@@ -114,9 +116,9 @@ func TestSearchFilters(t *testing.T) {
 	h := newHarness(t)
 	h.up()
 	h.ok("group", "create", "ops")
-	h.ok("send", "ops", "deploy one")          // 03:04:07
+	h.ok("send", "ops", "deploy one") // 03:04:07
 	h.fake.Receive("ops", "bob", "deploy two")
-	h.ok("send", "ops", "deploy three")        // 03:04:09
+	h.ok("send", "ops", "deploy three") // 03:04:09
 	texts := func(args ...string) string {
 		t.Helper()
 		var res api.SearchResult
