@@ -74,6 +74,16 @@ type Service interface {
 	Subscribe(ctx context.Context) (<-chan Event, error)
 }
 
+// Stopper is implemented by a Service whose process can be asked to stop
+// through the API (`grove down`): the daemon that serves the socket, not
+// the node itself, which does not own its process. Serve answers Shutdown
+// with CodeUnavailable for a Service without it.
+type Stopper interface {
+	// Shutdown asks the daemon to stop and returns at once; the daemon
+	// then stops serving, closes the device and removes its socket.
+	Shutdown(ctx context.Context) error
+}
+
 // Status describes the device.
 type Status struct {
 	Name        string    `json:"name"`
@@ -84,6 +94,9 @@ type Status struct {
 	Peers       int       `json:"peers"`
 	StartedAt   time.Time `json:"started_at"`
 	Version     string    `json:"version"`
+	// PID is the daemon's process id, when the process serving the API
+	// knows it (grove down waits for it to exit).
+	PID int `json:"pid,omitempty"`
 }
 
 // Group describes one group as this device sees it.

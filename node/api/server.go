@@ -428,6 +428,13 @@ var handlers = map[string]handler{
 		ps, err := svc.Peers(ctx)
 		return nonNil(ps), err
 	}},
+	methodShutdown: {fn: func(ctx context.Context, svc Service, _ json.RawMessage, _ *stream) (any, error) {
+		s, ok := svc.(Stopper)
+		if !ok {
+			return nil, Errorf(CodeUnavailable, "this daemon cannot be stopped through its API")
+		}
+		return nil, s.Shutdown(ctx)
+	}},
 	methodConnect: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
 		var p addrParams
 		if err := decodeParams(raw, &p); err != nil {

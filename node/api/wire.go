@@ -65,6 +65,7 @@ const (
 	methodRequest     = "request_change"
 	methodAwait       = "await_change"
 	methodConnect     = "connect"
+	methodShutdown    = "shutdown"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the

@@ -78,6 +78,9 @@ type Runner struct {
 	// testingOnlyBuildInfo replaces debug.ReadBuildInfo (test binaries
 	// carry no VCS stamp).
 	testingOnlyBuildInfo func() (*debug.BuildInfo, bool)
+	// testingOnlyDetachEnv is added to the environment of the daemon up
+	// --detach starts (the test binary runs as grove with it).
+	testingOnlyDetachEnv []string
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -208,7 +211,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"init", "--name NAME", "create this device's identity in the home directory", (*env).cmdInit, ""},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--detach]", "run the daemon", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
                          with the ports chosen at the first start kept in
@@ -219,7 +222,15 @@ func init() {
   --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics;
                          loopback addresses only, e.g. 127.0.0.1:9464
 
-The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
+  --detach               run in the background: logs go to DIR/grove.log; up
+                         returns once the daemon serves and prints its pid
+
+The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
+SIGTERM or grove down.`},
+		{"down", "[--timeout DURATION]", "stop the daemon and wait until it has exited", (*env).cmdDown, `
+Asks the daemon through its API to stop, then waits (default 30s) until
+its process has exited and its socket is gone. Succeeds, saying so, when
+no daemon runs.`},
 		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -258,7 +259,7 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 			"group ops    no other members\n" +
 			"group dev    no other members\n"},
 		{[]string{"status", "--json"}, `{"name":"alice","peer_id":"12D3KooWAAAAAAAAalice","fingerprint":"` + apitest.Fingerprint("alice") +
-			`","addrs":["/ip4/127.0.0.1/tcp/4001"],"groups":2,"peers":2,"started_at":"2026-01-02T03:04:05Z","version":"test"}` + "\n"},
+			`","addrs":["/ip4/127.0.0.1/tcp/4001"],"groups":2,"peers":2,"started_at":"2026-01-02T03:04:05Z","version":"test","pid":` + strconv.Itoa(os.Getpid()) + "}\n"},
 	}
 	for _, s := range steps {
 		if got := h.ok(s.args...); got != s.want {

@@ -102,6 +102,7 @@ func (e *env) cmdUp(args []string) error {
 	f.Var(&bootstrap, "bootstrap", "")
 	mdns := f.Bool("mdns", false, "")
 	metricsAddr := f.String("metrics", "", "")
+	detach := f.Bool("detach", false, "")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -143,6 +144,9 @@ func (e *env) cmdUp(args []string) error {
 	}
 	if err := restrictHome(home, e.stderr); err != nil {
 		return fmt.Errorf("up: %w", err)
+	}
+	if *detach {
+		return e.detach(home, args)
 	}
 	sock := filepath.Join(home, SocketName)
 	lis, err := api.Listen(sock)
@@ -216,7 +220,8 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 	}
 
 	served := make(chan error, 1)
-	wg.Go(func() { served <- api.Serve(ctx, lis, d, log) })
+	sd := newServedDaemon(d)
+	wg.Go(func() { served <- api.Serve(ctx, lis, sd, log) })
 
 	st, err := d.Status(ctx)
 	if err != nil {
@@ -236,6 +241,9 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		return nil
+	case <-sd.stop:
+		log.Info("shutting down (grove down)")
 		return nil
 	case err := <-served:
 		if err != nil {
