@@ -81,6 +81,8 @@ type Runner struct {
 	// testingOnlyDetachEnv is added to the environment of the daemon up
 	// --detach starts (the test binary runs as grove with it).
 	testingOnlyDetachEnv []string
+	// testingOnlyExecutable replaces os.Executable in service unit files.
+	testingOnlyExecutable string
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -231,6 +233,11 @@ SIGTERM or grove down.`},
 Asks the daemon through its API to stop, then waits (default 30s) until
 its process has exited and its socket is gone. Succeeds, saying so, when
 no daemon runs.`},
+		{"service", "install|uninstall|show", "run the daemon as a systemd user service", (*env).cmdService, `
+install writes ~/.config/systemd/user/grove.service (or under
+$XDG_CONFIG_HOME), which runs grove up for DIR with this grove binary and
+restarts it after a crash; enable it with systemctl --user enable --now
+grove. uninstall removes that file; show prints it.`},
 		{"status", "[--json]", "show this device", (*env).cmdStatus, ""},
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside
