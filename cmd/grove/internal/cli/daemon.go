@@ -86,7 +86,7 @@ func live(path string) bool {
 }
 
 func (e *env) logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(newDedupHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
 }
 
 // multiFlag collects a repeated flag.
