@@ -179,8 +179,12 @@ func (n *Node) adoptGroup(g *mls.Group, name string, gen commitorder.Genesis) (*
 	return a, nil
 }
 
-// Invite implements api.Service.
-func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
+// invite creates an invite code for group valid for life (the configured
+// default when zero).
+func (n *Node) invite(ctx context.Context, group string, life time.Duration) (api.Invite, error) {
+	if life <= 0 {
+		life = n.cfg.InviteExpiry
+	}
 	a, err := n.lookup(group)
 	if err != nil {
 		return api.Invite{}, err
@@ -197,7 +201,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	if stale {
 		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
-	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(n.cfg.InviteExpiry).Truncate(time.Second), Peer: []byte(n.net.ID())}
+	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(life).Truncate(time.Second), Peer: []byte(n.net.ID())}
 	rand.Read(iv.Secret[:])
 	for _, ad := range n.net.AddrInfo().Addrs {
 		if len(iv.Addrs) < maxAddrs {
@@ -211,6 +215,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	}
 	n.mu.Lock()
 	n.invites[iv.Secret] = pi
+	n.indexInvite(iv.Secret)
 	n.mu.Unlock()
 	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires}, nil
 }

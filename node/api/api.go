@@ -29,6 +29,15 @@ type Service interface {
 	Groups(ctx context.Context) ([]Group, error)
 	// Invite creates a one-time invite code for group.
 	Invite(ctx context.Context, group string) (Invite, error)
+	// InviteWith creates a one-time invite code as req asks (Invite with
+	// a chosen lifetime).
+	InviteWith(ctx context.Context, req InviteRequest) (Invite, error)
+	// Invites lists the invite codes this device issued that can still be
+	// redeemed (not expired, Welcome not yet handed over).
+	Invites(ctx context.Context) ([]InviteInfo, error)
+	// RevokeInvite makes the invite code with the given id (InviteInfo.ID)
+	// unusable.
+	RevokeInvite(ctx context.Context, id string) error
 	// Join redeems an invite code and waits until this device is welcomed
 	// into the group, or ctx ends.
 	Join(ctx context.Context, code string) (Group, error)
@@ -169,6 +178,28 @@ type Invite struct {
 	Code    string    `json:"code"`
 	Group   string    `json:"group"`
 	Expires time.Time `json:"expires"`
+}
+
+// MaxInviteExpiry bounds InviteRequest.Expires: a code is for a person
+// who is about to join, not a standing key.
+const MaxInviteExpiry = 30 * 24 * time.Hour
+
+// InviteRequest asks for an invite code.
+type InviteRequest struct {
+	Group string `json:"group"`
+	// Expires is how long the code stays valid; zero means the device's
+	// default (a day), at most MaxInviteExpiry.
+	Expires time.Duration `json:"expires,omitempty"`
+}
+
+// InviteInfo describes an issued invite code without the code itself (it is
+// a secret; the id names it for RevokeInvite).
+type InviteInfo struct {
+	ID      string    `json:"id"`    // short hex, derived from the code
+	Group   string    `json:"group"` // hex id
+	Expires time.Time `json:"expires"`
+	// Used: a device has redeemed the code and is being added.
+	Used bool `json:"used,omitempty"`
 }
 
 // Message is one decrypted message in the local view.

@@ -375,6 +375,22 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return ps, err
 }
 
+func (c *Client) InviteWith(ctx context.Context, req InviteRequest) (Invite, error) {
+	var inv Invite
+	err := c.call(ctx, methodInviteWith, req, &inv)
+	return inv, err
+}
+
+func (c *Client) Invites(ctx context.Context) ([]InviteInfo, error) {
+	var out []InviteInfo
+	err := c.call(ctx, methodInvites, nil, &out)
+	return out, err
+}
+
+func (c *Client) RevokeInvite(ctx context.Context, id string) error {
+	return c.call(ctx, methodRevoke, idParams{ID: id}, nil)
+}
+
 // Shutdown asks the daemon to stop (see Stopper). The daemon may close the
 // connection before its answer arrives; callers that must know it stopped
 // wait for its socket to go.

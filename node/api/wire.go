@@ -66,6 +66,9 @@ const (
 	methodAwait       = "await_change"
 	methodConnect     = "connect"
 	methodShutdown    = "shutdown"
+	methodInviteWith  = "invite_with"
+	methodInvites     = "invites"
+	methodRevoke      = "revoke_invite"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the
@@ -116,6 +119,9 @@ type (
 		Group   string        `json:"group"`
 		ID      string        `json:"id"`
 		Timeout time.Duration `json:"timeout"` // nanoseconds
+	}
+	idParams struct {
+		ID string `json:"id"`
 	}
 	addrParams struct {
 		Addr string `json:"addr"`

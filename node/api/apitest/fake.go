@@ -26,9 +26,9 @@ type Fake struct {
 	self     api.Member
 	clock    time.Time
 	seq      int
-	groups   []*fakeGroup // in creation order
-	invites  map[string]string
-	joinable map[string]string // invite code -> group name for Join
+	groups   []*fakeGroup              // in creation order
+	invites  map[string]api.InviteInfo // by code
+	joinable map[string]string         // invite code -> group name for Join
 	peers    []api.Peer
 	errs     map[string]error
 	subs     map[int]chan api.Event
@@ -65,7 +65,7 @@ func New(name string) *Fake {
 			Self:        true,
 		},
 		clock:    Epoch0,
-		invites:  make(map[string]string),
+		invites:  make(map[string]api.InviteInfo),
 		joinable: make(map[string]string),
 		errs:     make(map[string]error),
 		subs:     make(map[int]chan api.Event),
@@ -279,12 +279,17 @@ func (f *Fake) Groups(ctx context.Context) ([]api.Group, error) {
 }
 
 func (f *Fake) Invite(ctx context.Context, group string) (api.Invite, error) {
+	return f.InviteWith(ctx, api.InviteRequest{Group: group})
+}
+
+// InviteWith is Invite with a chosen lifetime.
+func (f *Fake) InviteWith(ctx context.Context, req api.InviteRequest) (api.Invite, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.injected("Invite"); err != nil {
 		return api.Invite{}, err
 	}
-	g, err := f.group(group)
+	g, err := f.group(req.Group)
 	if err != nil {
 		return api.Invite{}, err
 	}
@@ -293,8 +298,44 @@ func (f *Fake) Invite(ctx context.Context, group string) (api.Invite, error) {
 	}
 	f.seq++
 	code := fmt.Sprintf("grove1-%s-%04d", g.name, f.seq)
-	f.invites[code] = g.id
-	return api.Invite{Code: code, Group: g.id, Expires: f.tick().Add(24 * time.Hour)}, nil
+	life := req.Expires
+	if life == 0 {
+		life = 24 * time.Hour
+	}
+	inv := api.Invite{Code: code, Group: g.id, Expires: f.tick().Add(life)}
+	f.invites[code] = api.InviteInfo{ID: fmt.Sprintf("%08x", f.seq), Group: g.id, Expires: inv.Expires}
+	return inv, nil
+}
+
+// Invites lists the codes issued and not revoked, oldest first.
+func (f *Fake) Invites(ctx context.Context) ([]api.InviteInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("Invites"); err != nil {
+		return nil, err
+	}
+	var out []api.InviteInfo
+	for _, inv := range f.invites {
+		out = append(out, inv)
+	}
+	slices.SortFunc(out, func(a, b api.InviteInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// RevokeInvite forgets the code with the given id.
+func (f *Fake) RevokeInvite(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("RevokeInvite"); err != nil {
+		return err
+	}
+	for code, inv := range f.invites {
+		if inv.ID == id {
+			delete(f.invites, code)
+			return nil
+		}
+	}
+	return api.Errorf(api.CodeNotFound, "no invite %q", id)
 }
 
 func (f *Fake) Join(ctx context.Context, code string) (api.Group, error) {

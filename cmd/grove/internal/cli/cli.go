@@ -250,7 +250,11 @@ is connected to now; STATE is ok, catching up, removed (this device was
 removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
-		{"invite", "GROUP [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+		{"invite list", "[--json]", "list the invite codes you issued that can still be used", (*env).cmdInviteList, ""},
+		{"invite revoke", "ID", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
+		{"invite", "GROUP [--expires DURATION] [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+The code is valid for --expires (default 24h, at most 720h). A group named
+list or revoke is invited with: grove invite -- NAME.
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
 		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `

@@ -165,12 +165,16 @@ func plural(n int, one, many string) string {
 func (e *env) cmdInvite(args []string) error {
 	f := e.flags("invite")
 	asJSON := f.Bool("json", false, "")
+	expires := f.Duration("expires", 0, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
+	if *expires < 0 || *expires > api.MaxInviteExpiry {
+		return usagef("invite: --expires must be between 1s and %v", api.MaxInviteExpiry)
+	}
 	return e.withClient(func(c *api.Client) error {
-		inv, err := c.Invite(e.ctx, pos[0])
+		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires})
 		if err != nil {
 			return err
 		}
@@ -179,6 +183,53 @@ func (e *env) cmdInvite(args []string) error {
 		}
 		// The code alone on stdout, so that code=$(grove invite g) works.
 		fmt.Fprintln(e.stdout, inv.Code)
+		return nil
+	})
+}
+
+func (e *env) cmdInviteList(args []string) error {
+	f := e.flags("invite list")
+	asJSON := f.Bool("json", false, "")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		invs, err := c.Invites(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(invs))
+		}
+		if len(invs) == 0 {
+			fmt.Fprintln(e.stdout, "no open invites")
+			return nil
+		}
+		names := e.groupNames(c)
+		t := &table{}
+		t.row("ID", "GROUP", "EXPIRES", "STATE")
+		for _, inv := range invs {
+			state := "open"
+			if inv.Used {
+				state = "redeemed, joining"
+			}
+			t.row(sanitize(inv.ID), names(inv.Group), e.time(inv.Expires), state)
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdInviteRevoke(args []string) error {
+	pos, err := e.flags("invite revoke").parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		if err := c.RevokeInvite(e.ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "revoked invite %s\n", sanitize(pos[0]))
 		return nil
 	})
 }
