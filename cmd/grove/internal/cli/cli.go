@@ -229,7 +229,7 @@ func init() {
 
 The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
 SIGTERM or grove down.`},
-		{"down", "[--timeout DURATION]", "stop the daemon and wait until it has exited", (*env).cmdDown, `
+		{"down", "[--timeout DURATION] [--json]", "stop the daemon and wait until it has exited", (*env).cmdDown, `
 Asks the daemon through its API to stop, then waits (default 30s) until
 its process has exited and its socket is gone. Succeeds, saying so, when
 no daemon runs.`},
@@ -251,7 +251,7 @@ removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
 		{"invite list", "[--json]", "list the invite codes you issued that can still be used", (*env).cmdInviteList, ""},
-		{"invite revoke", "ID", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
+		{"invite revoke", "ID [--json]", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
 		{"invite", "GROUP [--expires DURATION] [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
 The code is valid for --expires (default 24h, at most 720h). A group named
 list or revoke is invited with: grove invite -- NAME.

@@ -221,13 +221,21 @@ func (e *env) cmdInviteList(args []string) error {
 }
 
 func (e *env) cmdInviteRevoke(args []string) error {
-	pos, err := e.flags("invite revoke").parse(args, 1, 1)
+	f := e.flags("invite revoke")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	return e.withClient(func(c *api.Client) error {
 		if err := c.RevokeInvite(e.ctx, pos[0]); err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(struct {
+				ID      string `json:"id"`
+				Revoked bool   `json:"revoked"`
+			}{pos[0], true})
 		}
 		fmt.Fprintf(e.stdout, "revoked invite %s\n", sanitize(pos[0]))
 		return nil

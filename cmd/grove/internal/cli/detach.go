@@ -135,6 +135,7 @@ const DefaultDownTimeout = 30 * time.Second
 func (e *env) cmdDown(args []string) error {
 	f := e.flags("down")
 	timeout := f.Duration("timeout", DefaultDownTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -150,6 +151,9 @@ func (e *env) cmdDown(args []string) error {
 	if err != nil {
 		if errors.As(err, new(*errNoDaemon)) {
 			// Stopping what is stopped succeeds, as systemctl stop does.
+			if *asJSON {
+				return e.json(downResult{})
+			}
 			fmt.Fprintln(e.stdout, "no daemon running")
 			return nil
 		}
@@ -177,12 +181,21 @@ func (e *env) cmdDown(args []string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if *asJSON {
+		return e.json(downResult{Stopped: true, PID: st.PID})
+	}
 	if st.PID != 0 && st.PID != os.Getpid() {
 		fmt.Fprintf(e.stdout, "stopped (pid %d)\n", st.PID)
 	} else {
 		fmt.Fprintln(e.stdout, "stopped")
 	}
 	return nil
+}
+
+// downResult is what down --json prints.
+type downResult struct {
+	Stopped bool `json:"stopped"` // false: no daemon was running
+	PID     int  `json:"pid,omitempty"`
 }
 
 // isConnClosed reports the errors a client sees when the daemon closes the

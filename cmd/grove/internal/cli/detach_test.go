@@ -109,11 +109,14 @@ func TestDetachReportsStartFailure(t *testing.T) {
 func TestDownInProcess(t *testing.T) {
 	h := newHarness(t)
 	h.up()
-	if got := h.ok("down"); got != "stopped\n" {
-		t.Errorf("down: %q", got)
+	if got, want := h.ok("down", "--json"), `{"stopped":true,"pid":`+strconv.Itoa(os.Getpid())+"}\n"; got != want {
+		t.Errorf("down --json: %q, want %q", got, want)
 	}
 	h.stopUp()
 	if !h.daemon.closed {
 		t.Error("daemon not closed")
+	}
+	if got := h.ok("down", "--json"); got != `{"stopped":false}`+"\n" {
+		t.Errorf("down --json with no daemon: %q", got)
 	}
 }

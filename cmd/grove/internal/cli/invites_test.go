@@ -38,7 +38,7 @@ func TestInviteExpiresListRevoke(t *testing.T) {
 	if table := alice.ok("invite", "list"); !strings.HasPrefix(table, "ID        GROUP  EXPIRES") || !strings.Contains(table, invs[1].ID+"  ops    ") {
 		t.Errorf("invite list table:\n%s", table)
 	}
-	if got := alice.ok("invite", "revoke", invs[1].ID); got != "revoked invite "+invs[1].ID+"\n" {
+	if got := alice.ok("invite", "revoke", invs[1].ID, "--json"); got != `{"id":"`+invs[1].ID+`","revoked":true}`+"\n" {
 		t.Errorf("revoke: %q", got)
 	}
 	if got := alice.fail("", "invite", "revoke", invs[1].ID); got != "grove: no invite \""+invs[1].ID+"\" (grove invite list shows the ids)\n" {
