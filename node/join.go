@@ -18,7 +18,6 @@ import (
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
-	"grove/store"
 )
 
 // pendingInvite is an invite this device issued and not yet redeemed.
@@ -115,8 +114,15 @@ func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
 
 // CreateGroup implements api.Service.
 func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) {
-	if name == "" || len(name) > store.MaxSettingNameLen {
-		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "group name must be 1..%d bytes", store.MaxSettingNameLen)
+	if err := checkGroupName(name); err != nil {
+		return api.Group{}, err
+	}
+	// One create at a time, so that two with the same name cannot both
+	// pass the check.
+	n.createMu.Lock()
+	defer n.createMu.Unlock()
+	if a := n.groupNamed(name); a != nil {
+		return api.Group{}, api.Errorf(api.CodeConflict, "you already have a group named %q (id %s): choose another name", name, a.hexID)
 	}
 	kp, err := n.newKeyPackage()
 	if err != nil {
@@ -173,8 +179,12 @@ func (n *Node) adoptGroup(g *mls.Group, name string, gen commitorder.Genesis) (*
 	return a, nil
 }
 
-// Invite implements api.Service.
-func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
+// invite creates an invite code for group valid for life (the configured
+// default when zero).
+func (n *Node) invite(ctx context.Context, group string, life time.Duration) (api.Invite, error) {
+	if life <= 0 {
+		life = n.cfg.InviteExpiry
+	}
 	a, err := n.lookup(group)
 	if err != nil {
 		return api.Invite{}, err
@@ -191,7 +201,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	if stale {
 		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
 	}
-	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(n.cfg.InviteExpiry).Truncate(time.Second), Peer: []byte(n.net.ID())}
+	iv := &invite{Group: a.id, Expires: n.cfg.Clock.Now().Add(life).Truncate(time.Second), Peer: []byte(n.net.ID())}
 	rand.Read(iv.Secret[:])
 	for _, ad := range n.net.AddrInfo().Addrs {
 		if len(iv.Addrs) < maxAddrs {
@@ -205,6 +215,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 	}
 	n.mu.Lock()
 	n.invites[iv.Secret] = pi
+	n.indexInvite(iv.Secret)
 	n.mu.Unlock()
 	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires}, nil
 }
@@ -213,7 +224,7 @@ func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
 func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 	iv, err := decodeInvite(code)
 	if err != nil {
-		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "%v", err)
+		return api.Group{}, badInviteError(err)
 	}
 	if !n.cfg.Clock.Now().Before(iv.Expires) {
 		return api.Group{}, api.Errorf(api.CodeInvalidArgument, "invite code expired at %s", iv.Expires.Format(time.RFC3339))

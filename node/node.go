@@ -47,6 +47,9 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// createMu serialises CreateGroup's name check and creation.
+	createMu sync.Mutex
+
 	mu     sync.Mutex
 	groups map[string]*groupActor // by hex group id
 	// leaving: groups this device has left and that wait to see its
@@ -196,7 +199,7 @@ func (n *Node) loadIdentity() error {
 	case err != nil:
 		return fmt.Errorf("node: read name: %w", err)
 	case n.cfg.Name != "" && n.cfg.Name != string(name):
-		return fmt.Errorf("%w: this device is already named %q", ErrInvalidConfig, name)
+		return &AlreadyNamedError{Name: string(name), Want: n.cfg.Name}
 	}
 	suite, err := n.cfg.CipherSuite.Suite()
 	if err != nil {
@@ -428,8 +431,8 @@ func (n *Node) Groups(ctx context.Context) ([]api.Group, error) {
 
 // Send implements api.Service.
 func (n *Node) Send(ctx context.Context, group, text string) (api.Message, error) {
-	if text == "" || len(text) > maxText {
-		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "message must be 1..%d bytes", maxText)
+	if err := api.CheckText(text); err != nil {
+		return api.Message{}, err
 	}
 	a, err := n.lookup(group)
 	if err != nil {
@@ -727,6 +730,7 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 	for _, id := range n.net.Peers() {
 		p := known[id]
 		p.ID = id.String()
+		p.Conns = n.peerConns(id)
 		if addrs != nil {
 			for _, a := range addrs.PeerAddrs(id) {
 				p.Addrs = append(p.Addrs, a.String())

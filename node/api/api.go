@@ -29,6 +29,15 @@ type Service interface {
 	Groups(ctx context.Context) ([]Group, error)
 	// Invite creates a one-time invite code for group.
 	Invite(ctx context.Context, group string) (Invite, error)
+	// InviteWith creates a one-time invite code as req asks (Invite with
+	// a chosen lifetime).
+	InviteWith(ctx context.Context, req InviteRequest) (Invite, error)
+	// Invites lists the invite codes this device issued that can still be
+	// redeemed (not expired, Welcome not yet handed over).
+	Invites(ctx context.Context) ([]InviteInfo, error)
+	// RevokeInvite makes the invite code with the given id (InviteInfo.ID)
+	// unusable.
+	RevokeInvite(ctx context.Context, id string) error
 	// Join redeems an invite code and waits until this device is welcomed
 	// into the group, or ctx ends.
 	Join(ctx context.Context, code string) (Group, error)
@@ -64,11 +73,24 @@ type Service interface {
 	Leave(ctx context.Context, group string) error
 	// Peers lists connected peers.
 	Peers(ctx context.Context) ([]Peer, error)
+	// ConnectPeer dials the peer at addr, a multiaddr ending in /p2p/PEER_ID,
+	// and returns it as Peers lists it.
+	ConnectPeer(ctx context.Context, addr string) (Peer, error)
 	// Export streams the decrypted history of group since the given time,
 	// oldest first, calling fn for each message.
 	Export(ctx context.Context, group string, since time.Time, fn func(Message) error) error
 	// Subscribe streams events until ctx ends; the channel is then closed.
 	Subscribe(ctx context.Context) (<-chan Event, error)
+}
+
+// Stopper is implemented by a Service whose process can be asked to stop
+// through the API (`grove down`): the daemon that serves the socket, not
+// the node itself, which does not own its process. Serve answers Shutdown
+// with CodeUnavailable for a Service without it.
+type Stopper interface {
+	// Shutdown asks the daemon to stop and returns at once; the daemon
+	// then stops serving, closes the device and removes its socket.
+	Shutdown(ctx context.Context) error
 }
 
 // Status describes the device.
@@ -81,6 +103,9 @@ type Status struct {
 	Peers       int       `json:"peers"`
 	StartedAt   time.Time `json:"started_at"`
 	Version     string    `json:"version"`
+	// PID is the daemon's process id, when the process serving the API
+	// knows it (grove down waits for it to exit).
+	PID int `json:"pid,omitempty"`
 }
 
 // Group describes one group as this device sees it.
@@ -153,6 +178,28 @@ type Invite struct {
 	Code    string    `json:"code"`
 	Group   string    `json:"group"`
 	Expires time.Time `json:"expires"`
+}
+
+// MaxInviteExpiry bounds InviteRequest.Expires: a code is for a person
+// who is about to join, not a standing key.
+const MaxInviteExpiry = 30 * 24 * time.Hour
+
+// InviteRequest asks for an invite code.
+type InviteRequest struct {
+	Group string `json:"group"`
+	// Expires is how long the code stays valid; zero means the device's
+	// default (a day), at most MaxInviteExpiry.
+	Expires time.Duration `json:"expires,omitempty"`
+}
+
+// InviteInfo describes an issued invite code without the code itself (it is
+// a secret; the id names it for RevokeInvite).
+type InviteInfo struct {
+	ID      string    `json:"id"`    // short hex, derived from the code
+	Group   string    `json:"group"` // hex id
+	Expires time.Time `json:"expires"`
+	// Used: a device has redeemed the code and is being added.
+	Used bool `json:"used,omitempty"`
 }
 
 // Message is one decrypted message in the local view.
@@ -241,6 +288,16 @@ type Peer struct {
 	Addrs  []string `json:"addrs"`
 	Name   string   `json:"name,omitempty"`   // when the peer is a known member
 	Groups []string `json:"groups,omitempty"` // shared groups, by name
+	// Conns describes the open connections, when the network knows them.
+	Conns []Conn `json:"conns,omitempty"`
+}
+
+// Conn is one open connection to a peer.
+type Conn struct {
+	Addr      string    `json:"addr"`      // the peer's address
+	Direction string    `json:"direction"` // "inbound" (the peer dialled) or "outbound"
+	Transport string    `json:"transport"` // "tcp", "quic", "relay", ...
+	Opened    time.Time `json:"opened,omitzero"`
 }
 
 // SearchRequest is a full-text query over the local view. Query supports

@@ -34,7 +34,10 @@ type Client struct {
 	wg         sync.WaitGroup // subscription forwarders
 }
 
-var _ Service = (*Client)(nil)
+var (
+	_ Service = (*Client)(nil)
+	_ Stopper = (*Client)(nil)
+)
 
 // Dial connects to the daemon listening on the Unix socket at path.
 func Dial(ctx context.Context, path string) (*Client, error) {
@@ -370,6 +373,35 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	var ps []Peer
 	err := c.call(ctx, methodPeers, nil, &ps)
 	return ps, err
+}
+
+func (c *Client) InviteWith(ctx context.Context, req InviteRequest) (Invite, error) {
+	var inv Invite
+	err := c.call(ctx, methodInviteWith, req, &inv)
+	return inv, err
+}
+
+func (c *Client) Invites(ctx context.Context) ([]InviteInfo, error) {
+	var out []InviteInfo
+	err := c.call(ctx, methodInvites, nil, &out)
+	return out, err
+}
+
+func (c *Client) RevokeInvite(ctx context.Context, id string) error {
+	return c.call(ctx, methodRevoke, idParams{ID: id}, nil)
+}
+
+// Shutdown asks the daemon to stop (see Stopper). The daemon may close the
+// connection before its answer arrives; callers that must know it stopped
+// wait for its socket to go.
+func (c *Client) Shutdown(ctx context.Context) error {
+	return c.call(ctx, methodShutdown, nil, nil)
+}
+
+func (c *Client) ConnectPeer(ctx context.Context, addr string) (Peer, error) {
+	var p Peer
+	err := c.call(ctx, methodConnect, addrParams{Addr: addr}, &p)
+	return p, err
 }
 
 // Export streams group's history to fn. If fn fails, the export is

@@ -428,6 +428,41 @@ var handlers = map[string]handler{
 		ps, err := svc.Peers(ctx)
 		return nonNil(ps), err
 	}},
+	methodInviteWith: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p InviteRequest
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.Expires < 0 || p.Expires > MaxInviteExpiry {
+			return nil, Errorf(CodeInvalidArgument, "an invite code may be valid for at most %v", MaxInviteExpiry)
+		}
+		return svc.InviteWith(ctx, p)
+	}},
+	methodInvites: {fn: func(ctx context.Context, svc Service, _ json.RawMessage, _ *stream) (any, error) {
+		out, err := svc.Invites(ctx)
+		return nonNil(out), err
+	}},
+	methodRevoke: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p idParams
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return nil, svc.RevokeInvite(ctx, p.ID)
+	}},
+	methodShutdown: {fn: func(ctx context.Context, svc Service, _ json.RawMessage, _ *stream) (any, error) {
+		s, ok := svc.(Stopper)
+		if !ok {
+			return nil, Errorf(CodeUnavailable, "this daemon cannot be stopped through its API")
+		}
+		return nil, s.Shutdown(ctx)
+	}},
+	methodConnect: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
+		var p addrParams
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		return svc.ConnectPeer(ctx, p.Addr)
+	}},
 	methodExport: {stream: true, fn: func(ctx context.Context, svc Service, raw json.RawMessage, st *stream) (any, error) {
 		var p exportParams
 		if err := decodeParams(raw, &p); err != nil {

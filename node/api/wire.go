@@ -64,6 +64,11 @@ const (
 	methodSubscribe   = "subscribe"
 	methodRequest     = "request_change"
 	methodAwait       = "await_change"
+	methodConnect     = "connect"
+	methodShutdown    = "shutdown"
+	methodInviteWith  = "invite_with"
+	methodInvites     = "invites"
+	methodRevoke      = "revoke_invite"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the
@@ -114,6 +119,12 @@ type (
 		Group   string        `json:"group"`
 		ID      string        `json:"id"`
 		Timeout time.Duration `json:"timeout"` // nanoseconds
+	}
+	idParams struct {
+		ID string `json:"id"`
+	}
+	addrParams struct {
+		Addr string `json:"addr"`
 	}
 	exportParams struct {
 		Group string    `json:"group"`

@@ -149,6 +149,12 @@ func (zeroService) AwaitChange(context.Context, string, string, time.Duration) (
 func (zeroService) MarkRead(context.Context, string) error { return nil }
 func (zeroService) Leave(context.Context, string) error    { return nil }
 func (zeroService) Peers(context.Context) ([]Peer, error)  { return nil, nil }
+func (zeroService) InviteWith(context.Context, InviteRequest) (Invite, error) {
+	return Invite{}, nil
+}
+func (zeroService) Invites(context.Context) ([]InviteInfo, error)     { return nil, nil }
+func (zeroService) RevokeInvite(context.Context, string) error        { return nil }
+func (zeroService) ConnectPeer(context.Context, string) (Peer, error) { return Peer{}, nil }
 func (zeroService) Export(ctx context.Context, _ string, _ time.Time, fn func(Message) error) error {
 	for range 3 {
 		if err := fn(Message{Text: "x"}); err != nil {

@@ -26,9 +26,9 @@ type Fake struct {
 	self     api.Member
 	clock    time.Time
 	seq      int
-	groups   []*fakeGroup // in creation order
-	invites  map[string]string
-	joinable map[string]string // invite code -> group name for Join
+	groups   []*fakeGroup              // in creation order
+	invites  map[string]api.InviteInfo // by code
+	joinable map[string]string         // invite code -> group name for Join
 	peers    []api.Peer
 	errs     map[string]error
 	subs     map[int]chan api.Event
@@ -65,7 +65,7 @@ func New(name string) *Fake {
 			Self:        true,
 		},
 		clock:    Epoch0,
-		invites:  make(map[string]string),
+		invites:  make(map[string]api.InviteInfo),
 		joinable: make(map[string]string),
 		errs:     make(map[string]error),
 		subs:     make(map[int]chan api.Event),
@@ -279,12 +279,17 @@ func (f *Fake) Groups(ctx context.Context) ([]api.Group, error) {
 }
 
 func (f *Fake) Invite(ctx context.Context, group string) (api.Invite, error) {
+	return f.InviteWith(ctx, api.InviteRequest{Group: group})
+}
+
+// InviteWith is Invite with a chosen lifetime.
+func (f *Fake) InviteWith(ctx context.Context, req api.InviteRequest) (api.Invite, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.injected("Invite"); err != nil {
 		return api.Invite{}, err
 	}
-	g, err := f.group(group)
+	g, err := f.group(req.Group)
 	if err != nil {
 		return api.Invite{}, err
 	}
@@ -293,8 +298,44 @@ func (f *Fake) Invite(ctx context.Context, group string) (api.Invite, error) {
 	}
 	f.seq++
 	code := fmt.Sprintf("grove1-%s-%04d", g.name, f.seq)
-	f.invites[code] = g.id
-	return api.Invite{Code: code, Group: g.id, Expires: f.tick().Add(24 * time.Hour)}, nil
+	life := req.Expires
+	if life == 0 {
+		life = 24 * time.Hour
+	}
+	inv := api.Invite{Code: code, Group: g.id, Expires: f.tick().Add(life)}
+	f.invites[code] = api.InviteInfo{ID: fmt.Sprintf("%08x", f.seq), Group: g.id, Expires: inv.Expires}
+	return inv, nil
+}
+
+// Invites lists the codes issued and not revoked, oldest first.
+func (f *Fake) Invites(ctx context.Context) ([]api.InviteInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("Invites"); err != nil {
+		return nil, err
+	}
+	var out []api.InviteInfo
+	for _, inv := range f.invites {
+		out = append(out, inv)
+	}
+	slices.SortFunc(out, func(a, b api.InviteInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// RevokeInvite forgets the code with the given id.
+func (f *Fake) RevokeInvite(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("RevokeInvite"); err != nil {
+		return err
+	}
+	for code, inv := range f.invites {
+		if inv.ID == id {
+			delete(f.invites, code)
+			return nil
+		}
+	}
+	return api.Errorf(api.CodeNotFound, "no invite %q", id)
 }
 
 func (f *Fake) Join(ctx context.Context, code string) (api.Group, error) {
@@ -338,8 +379,8 @@ func (f *Fake) Send(ctx context.Context, group, text string) (api.Message, error
 	if err != nil {
 		return api.Message{}, err
 	}
-	if text == "" {
-		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "empty message")
+	if err := api.CheckText(text); err != nil {
+		return api.Message{}, err
 	}
 	m := f.addMessage(g, f.self.Name, f.self.PeerID, text, true)
 	if g.reach.CutOff() {
@@ -406,6 +447,13 @@ func (f *Fake) Search(ctx context.Context, req api.SearchRequest) (api.SearchRes
 	for _, g := range groups {
 	messages:
 		for _, m := range g.messages {
+			// Sender and time filters as the node applies them: sender by
+			// name or peer id, Since inclusive, Until exclusive.
+			if req.Sender != "" && m.Sender != req.Sender && m.SenderPeer != req.Sender ||
+				!req.Since.IsZero() && m.Time.Before(req.Since) ||
+				!req.Until.IsZero() && !m.Time.Before(req.Until) {
+				continue
+			}
 			text := strings.ToLower(m.Text)
 			for _, t := range terms {
 				if !strings.Contains(text, strings.TrimSuffix(t, "*")) {
@@ -579,6 +627,28 @@ func (f *Fake) Peers(ctx context.Context) ([]api.Peer, error) {
 		return nil, err
 	}
 	return slices.Clone(f.peers), nil
+}
+
+// ConnectPeer adds the peer of addr (which must end in /p2p/ID) to Peers, as an
+// outbound connection.
+func (f *Fake) ConnectPeer(ctx context.Context, addr string) (api.Peer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("ConnectPeer"); err != nil {
+		return api.Peer{}, err
+	}
+	i := strings.LastIndex(addr, "/p2p/")
+	if !strings.HasPrefix(addr, "/") || i < 0 || i+len("/p2p/") == len(addr) {
+		return api.Peer{}, api.Errorf(api.CodeInvalidArgument, "address %q does not end in /p2p/PEER_ID", addr)
+	}
+	transport := "tcp"
+	if strings.Contains(addr, "/quic") {
+		transport = "quic"
+	}
+	p := api.Peer{ID: addr[i+len("/p2p/"):], Addrs: []string{addr[:i]},
+		Conns: []api.Conn{{Addr: addr[:i], Direction: "outbound", Transport: transport, Opened: f.tick()}}}
+	f.peers = append(f.peers, p)
+	return p, nil
 }
 
 // Export calls fn for each message of group at or after since. It does not

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,14 @@ type Runner struct {
 	// testingOnlyDefaultListen replaces DefaultListen (tests listen on
 	// loopback only).
 	testingOnlyDefaultListen []string
+	// testingOnlyBuildInfo replaces debug.ReadBuildInfo (test binaries
+	// carry no VCS stamp).
+	testingOnlyBuildInfo func() (*debug.BuildInfo, bool)
+	// testingOnlyDetachEnv is added to the environment of the daemon up
+	// --detach starts (the test binary runs as grove with it).
+	testingOnlyDetachEnv []string
+	// testingOnlyExecutable replaces os.Executable in service unit files.
+	testingOnlyExecutable string
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -117,6 +126,12 @@ func (e *errNoDaemon) Error() string {
 	return fmt.Sprintf("daemon not running (start it with: grove up --home %s)", e.home)
 }
 
+// errNoHome is returned when the home directory does not exist: the
+// device must be created before anything else.
+func errNoHome(home string) error {
+	return fmt.Errorf("no grove home at %s (create one with: grove init --home %s --name NAME)", home, home)
+}
+
 // errInterrupted replaces "context canceled" when the user interrupted a
 // command (Ctrl-C cancels Run's context).
 var errInterrupted = errors.New("interrupted")
@@ -143,6 +158,7 @@ func (r *Runner) Run(ctx context.Context, args []string, stdin io.Reader, stdout
 		err = errInterrupted
 	}
 	if err != nil && !errors.Is(err, errHelp) {
+		err = e.userError(err)
 		fmt.Fprintf(stderr, "grove: %s\n", oneLine(err))
 		return err
 	}
@@ -218,7 +234,7 @@ The database is encrypted at rest with a random key, kept:
   --key-file              in DIR/store.key, protected by its file mode only
 Without these, the key goes to the OS keyring when one is running, else to
 DIR/store.key (with a warning).`},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR]", "run the daemon in the foreground", (*env).cmdUp, `
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--detach]", "run the daemon", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
                          with the ports chosen at the first start kept in
@@ -228,8 +244,20 @@ DIR/store.key (with a warning).`},
   --mdns                 discover peers on the local network
   --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics;
                          loopback addresses only, e.g. 127.0.0.1:9464
+  --detach               run in the background: logs go to DIR/grove.log; up
+                         returns once the daemon serves and prints its pid
 
-The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C or SIGTERM.`},
+The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
+SIGTERM or grove down.`},
+		{"down", "[--timeout DURATION] [--json]", "stop the daemon and wait until it has exited", (*env).cmdDown, `
+Asks the daemon through its API to stop, then waits (default 30s) until
+its process has exited and its socket is gone. Succeeds, saying so, when
+no daemon runs.`},
+		{"service", "install|uninstall|show", "run the daemon as a systemd user service", (*env).cmdService, `
+install writes ~/.config/systemd/user/grove.service (or under
+$XDG_CONFIG_HOME), which runs grove up for DIR with this grove binary and
+restarts it after a crash; enable it with systemctl --user enable --now
+grove. uninstall removes that file; show prints it.`},
 		{"passphrase change", "[--passphrase-file FILE] [--new-passphrase-file FILE]", "set or change the passphrase sealing the database key", (*env).cmdPassphraseChange, `
 Asks for the current passphrase (if there is one) and the new one twice;
 --passphrase-file and --new-passphrase-file read them from files instead.
@@ -239,7 +267,7 @@ OS keyring or in a key file is moved under the passphrase.`},
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside
 for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
-		{"group create", "NAME", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
+		{"group create", "NAME [--json]", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
 		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, `
 UNREAD counts messages from others since the group was last read (grove
 log or the chat client); REACH is how many of the other members this device
@@ -247,10 +275,16 @@ is connected to now; STATE is ok, catching up, removed (this device was
 removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
-		{"invite", "GROUP", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+		{"invite list", "[--json]", "list the invite codes you issued that can still be used", (*env).cmdInviteList, ""},
+		{"invite revoke", "ID [--json]", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
+		{"invite", "GROUP [--expires DURATION] [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
+The code is valid for --expires (default 24h, at most 720h). A group named
+list or revoke is invited with: grove invite -- NAME.
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
-		{"join", "CODE [--timeout DURATION]", "join a group with an invite code", (*env).cmdJoin, `
+		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `
+CODE - reads the code from standard input (so that it stays out of the
+shell history).
 Waits until the inviter's device welcomes this one, which happens once the
 change that adds it is final (about two minutes), or until --timeout
 (default 5m). The inviter's daemon must be running. After a timeout, run
@@ -258,25 +292,43 @@ join again with the same code. Progress goes to standard error.`},
 		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
 Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
-member reachable". --json prints the message, with "queued":true then.`},
-		{"log", "GROUP [--json] [--limit N]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, ""},
-		{"search", "QUERY [--group GROUP] [--json]", "search the history on this device", (*env).cmdSearch, ""},
+member reachable". --json prints the message, with "queued":true then.
+TEXT is UTF-8 text of at most 60000 bytes.`},
+		{"log", "GROUP [--json] [--limit N] [--follow]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, `
+--follow (-f) keeps printing new messages as they arrive, until Ctrl-C;
+with --json it prints one JSON object per message and line.`},
+		{"watch", "[--json]", "print new messages and events of every group as they arrive", (*env).cmdWatch, `
+Prints messages and what a person notices (members joining and leaving,
+settled forks, losing and regaining every member) until Ctrl-C. --json
+prints every event, one JSON object per line, in the api.Event format.`},
+		{"search", "QUERY [--group GROUP] [--from MEMBER] [--since TIME] [--until TIME] [--json]", "search the history on this device", (*env).cmdSearch, `
+Only messages from MEMBER (a display name or peer id), at or after --since
+and before --until. TIME is as for export: an RFC 3339 time, a date
+(YYYY-MM-DD, local midnight) or a duration back from now (24h).`},
 		{"members", "GROUP [--json]", "list the members of GROUP with their fingerprints", (*env).cmdMembers, ""},
-		{"remove", "GROUP MEMBER [--timeout DURATION]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
+		{"remove", "GROUP MEMBER [--timeout DURATION] [--json]", "remove MEMBER from GROUP (admins only)", (*env).cmdRemove, `
 Waits until the group has confirmed the removal, or until --timeout
 (default 30s; 0 does not wait), and says which epoch carried it or what it
 still waits for. The removal stays requested after a timeout.`},
-		{"rotate", "GROUP [--timeout DURATION]", "update your keys in GROUP", (*env).cmdRotate, `
+		{"rotate", "GROUP [--timeout DURATION] [--json]", "update your keys in GROUP", (*env).cmdRotate, `
 Waits like remove, then prints the epoch that carries your new keys.`},
-		{"leave", "GROUP", "leave GROUP and delete it from this device", (*env).cmdLeave, `
+		{"leave", "GROUP [--json]", "leave GROUP and delete it from this device", (*env).cmdLeave, `
 If you are the group's last admin, the admin role passes first to the
 longest-standing remaining member; leave fails, changing nothing, if that
 cannot be done (no other member reachable).`},
-		{"peers", "[--json]", "list connected peers", (*env).cmdPeers, ""},
+		{"peers", "[--json]", "list connected peers and how each is connected", (*env).cmdPeers, `
+DIRECTION is outbound when this device dialled, inbound when the peer did;
+TRANSPORT is tcp, quic or relay (through a relay peer).`},
+		{"connect", "MULTIADDR [--json]", "connect to a peer by address", (*env).cmdConnect, `
+MULTIADDR ends in /p2p/PEER_ID, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
+(grove status on the other device lists its addresses). For peers that
+invite codes and discovery do not find; the address is used for this
+daemon's lifetime.`},
 		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
 back from now (24h). One JSON object per message, oldest first.`},
 		{"testnet", "run|demo [FLAGS]", "run many local nodes through a scenario (see grove testnet help)", (*env).cmdTestnet, ""},
+		{"version", "[--json]", "show the version of this grove binary", (*env).cmdVersion, ""},
 		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},
 	}
 }
@@ -285,6 +337,7 @@ func (e *env) run(args []string) error {
 	global := flag.NewFlagSet("grove", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	home := global.String("home", "", "")
+	version := global.Bool("version", false, "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			e.usage(e.stdout)
@@ -294,6 +347,9 @@ func (e *env) run(args []string) error {
 	}
 	e.home = *home
 	args = global.Args()
+	if *version {
+		return e.cmdVersion(args)
+	}
 	if len(args) == 0 {
 		e.usage(e.stderr)
 		return usagef("no command (see grove help)")
@@ -447,6 +503,9 @@ func (e *env) dial() (*api.Client, error) {
 	c, err := api.Dial(e.ctx, filepath.Join(home, SocketName))
 	if err != nil {
 		if errors.Is(err, api.ErrDaemonNotRunning) {
+			if _, serr := os.Stat(home); errors.Is(serr, os.ErrNotExist) {
+				return nil, errNoHome(home)
+			}
 			return nil, &errNoDaemon{home: home}
 		}
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -243,9 +244,9 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 			"alice (you)  admin   " + apitest.Fingerprint("alice") + "  12D3KooWAAAAAAAAalice\n" +
 			"bob          member  " + apitest.Fingerprint("bob") + "  12D3KooWBBBBBBBBbob\n"},
 		{[]string{"peers"}, "" +
-			"PEER              NAME  GROUPS  ADDRESS\n" +
-			"12D3KooWbob       bob   ops     /ip4/127.0.0.1/tcp/4002\n" +
-			"12D3KooWstranger  -     -       /ip4/127.0.0.1/tcp/4003\n"},
+			"PEER              NAME  GROUPS  DIRECTION  TRANSPORT  ADDRESS\n" +
+			"12D3KooWbob       bob   ops     -          -          /ip4/127.0.0.1/tcp/4002\n" +
+			"12D3KooWstranger  -     -       -          -          /ip4/127.0.0.1/tcp/4003\n"},
 		{[]string{"peers", "--json"}, `[{"id":"12D3KooWbob","addrs":["/ip4/127.0.0.1/tcp/4002","/ip4/127.0.0.1/udp/4002/quic-v1"],"name":"bob","groups":["ops"]},{"id":"12D3KooWstranger","addrs":["/ip4/127.0.0.1/tcp/4003"]}]` + "\n"},
 		{[]string{"status"}, "" +
 			"name         alice\n" +
@@ -259,7 +260,7 @@ func TestEveryCommandAgainstFakeDaemon(t *testing.T) {
 			"group ops    no other members\n" +
 			"group dev    no other members\n"},
 		{[]string{"status", "--json"}, `{"name":"alice","peer_id":"12D3KooWAAAAAAAAalice","fingerprint":"` + apitest.Fingerprint("alice") +
-			`","addrs":["/ip4/127.0.0.1/tcp/4001"],"groups":2,"peers":2,"started_at":"2026-01-02T03:04:05Z","version":"test"}` + "\n"},
+			`","addrs":["/ip4/127.0.0.1/tcp/4001"],"groups":2,"peers":2,"started_at":"2026-01-02T03:04:05Z","version":"test","pid":` + strconv.Itoa(os.Getpid()) + "}\n"},
 	}
 	for _, s := range steps {
 		if got := h.ok(s.args...); got != s.want {
@@ -363,7 +364,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: a group named \"ops\" exists\n", 1, "group", "create", "ops")
 	h.fails("grove: send: empty message\n", 2, "send", "ops", "  ")
 	h.fails("grove: usage: grove send GROUP TEXT [--json]\n", 2, "send", "ops")
-	h.fails("grove: usage: grove log GROUP [--json] [--limit N]\n", 2, "log")
+	h.fails("grove: usage: grove log GROUP [--json] [--limit N] [--follow]\n", 2, "log")
 	h.fails("grove: log: invalid value \"x\" for flag -limit: parse error\n", 2, "log", "ops", "--limit", "x")
 	h.fails("grove: log: --limit must be positive\n", 2, "log", "ops", "--limit", "0")
 	h.fails("grove: status: flag provided but not defined: -bogus\n", 2, "status", "--bogus")
@@ -376,17 +377,18 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: only admins may remove members\n", 1, "remove", "ops", "bob")
 	h.fails("grove: only admins may invite\n", 1, "invite", "ops")
 
-	// Multi-line errors from the daemon become one line.
+	// Multi-line errors from the daemon become one line, without the
+	// package prefix.
 	h.fake.SetError("RequestChange", api.Errorf(api.CodeInternal, "node: rotate failed.\ncommit rejected."))
-	h.fails("grove: node: rotate failed.; commit rejected\n", 1, "rotate", "ops")
+	h.fails("grove: rotate failed.; commit rejected\n", 1, "rotate", "ops")
 
 	// join gives up with a clear message.
 	h.fake.SetJoinBlocks(true)
 	h.fails("grove: join: not welcomed within 100ms (is the inviter's daemon running and reachable? run join again with the same code to retry)\n", 1, "join", "grove1-x", "--timeout", "100ms")
 
 	// send - with too much input.
-	_, errOut, err := h.run(strings.Repeat("x", maxStdinText+1), "send", "ops", "-")
-	if err == nil || errOut != fmt.Sprintf("grove: send: message longer than %d bytes\n", maxStdinText) {
+	_, errOut, err := h.run(strings.Repeat("x", api.MaxTextBytes+1), "send", "ops", "-")
+	if err == nil || errOut != fmt.Sprintf("grove: send: message longer than the limit of %d bytes\n", api.MaxTextBytes) {
 		t.Errorf("oversized stdin: %v %q", err, errOut)
 	}
 	// A text that starts with a dash goes after --.
@@ -412,6 +414,9 @@ func TestInterruptedJoin(t *testing.T) {
 
 func TestDaemonNotRunning(t *testing.T) {
 	h := newHarness(t)
+	if err := os.MkdirAll(h.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	want := "grove: daemon not running (start it with: grove up --home " + h.home + ")\n"
 	for _, args := range [][]string{
 		{"status"}, {"group", "list"}, {"group", "create", "x"}, {"invite", "x"}, {"join", "c"},
@@ -445,13 +450,13 @@ func TestHomeResolution(t *testing.T) {
 	for _, args := range [][]string{{"--home", h.home, "status"}, {"status", "--home", h.home}} {
 		var errOut bytes.Buffer
 		h.runner.Run(context.Background(), args, strings.NewReader(""), io.Discard, &errOut)
-		if !strings.Contains(errOut.String(), "--home "+h.home+")") {
+		if !strings.Contains(errOut.String(), "--home "+h.home+" ") {
 			t.Errorf("%v: %q", args, errOut.String())
 		}
 	}
 	var errOut bytes.Buffer
 	h.runner.Run(context.Background(), []string{"status"}, strings.NewReader(""), io.Discard, &errOut)
-	if !strings.Contains(errOut.String(), "--home /nonexistent/elsewhere)") {
+	if !strings.Contains(errOut.String(), "--home /nonexistent/elsewhere ") {
 		t.Errorf("$GROVE_HOME ignored: %q", errOut.String())
 	}
 }
@@ -568,7 +573,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help lacks %q", c.name)
 		}
 	}
-	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\n"; got != want {
+	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\nTEXT is UTF-8 text of at most 60000 bytes.\n"; got != want {
 		t.Errorf("help send: %q", got)
 	}
 	// The documented default listen addresses are the ones up uses.

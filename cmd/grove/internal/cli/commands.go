@@ -14,8 +14,8 @@ import (
 	"grove/node/api"
 )
 
-// maxStdinText bounds `send GROUP -`: a message, not a file transfer.
-const maxStdinText = 64 << 10
+// maxCodeInput bounds `join -`: an invite code is well under 4 KiB.
+const maxCodeInput = 16 << 10
 
 func (e *env) cmdStatus(args []string) error {
 	f := e.flags("status")
@@ -65,7 +65,9 @@ func (e *env) cmdStatus(args []string) error {
 }
 
 func (e *env) cmdGroupCreate(args []string) error {
-	pos, err := e.flags("group create").parse(args, 1, 1)
+	f := e.flags("group create")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -73,6 +75,9 @@ func (e *env) cmdGroupCreate(args []string) error {
 		g, err := c.CreateGroup(e.ctx, pos[0])
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(g)
 		}
 		fmt.Fprintf(e.stdout, "created %s %s\n", sanitize(g.Name), g.ID)
 		return nil
@@ -158,17 +163,81 @@ func plural(n int, one, many string) string {
 }
 
 func (e *env) cmdInvite(args []string) error {
-	pos, err := e.flags("invite").parse(args, 1, 1)
+	f := e.flags("invite")
+	asJSON := f.Bool("json", false, "")
+	expires := f.Duration("expires", 0, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *expires < 0 || *expires > api.MaxInviteExpiry {
+		return usagef("invite: --expires must be between 1s and %v", api.MaxInviteExpiry)
+	}
+	return e.withClient(func(c *api.Client) error {
+		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(inv)
+		}
+		// The code alone on stdout, so that code=$(grove invite g) works.
+		fmt.Fprintln(e.stdout, inv.Code)
+		return nil
+	})
+}
+
+func (e *env) cmdInviteList(args []string) error {
+	f := e.flags("invite list")
+	asJSON := f.Bool("json", false, "")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		invs, err := c.Invites(e.ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(orEmpty(invs))
+		}
+		if len(invs) == 0 {
+			fmt.Fprintln(e.stdout, "no open invites")
+			return nil
+		}
+		names := e.groupNames(c)
+		t := &table{}
+		t.row("ID", "GROUP", "EXPIRES", "STATE")
+		for _, inv := range invs {
+			state := "open"
+			if inv.Used {
+				state = "redeemed, joining"
+			}
+			t.row(sanitize(inv.ID), names(inv.Group), e.time(inv.Expires), state)
+		}
+		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdInviteRevoke(args []string) error {
+	f := e.flags("invite revoke")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	return e.withClient(func(c *api.Client) error {
-		inv, err := c.Invite(e.ctx, pos[0])
-		if err != nil {
+		if err := c.RevokeInvite(e.ctx, pos[0]); err != nil {
 			return err
 		}
-		// The code alone on stdout, so that code=$(grove invite g) works.
-		fmt.Fprintln(e.stdout, inv.Code)
+		if *asJSON {
+			return e.json(struct {
+				ID      string `json:"id"`
+				Revoked bool   `json:"revoked"`
+			}{pos[0], true})
+		}
+		fmt.Fprintf(e.stdout, "revoked invite %s\n", sanitize(pos[0]))
 		return nil
 	})
 }
@@ -181,12 +250,23 @@ const DefaultJoinTimeout = 5 * time.Minute
 func (e *env) cmdJoin(args []string) error {
 	f := e.flags("join")
 	timeout := f.Duration("timeout", DefaultJoinTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	if *timeout <= 0 {
 		return usagef("join: --timeout must be positive")
+	}
+	code := pos[0]
+	if code == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, maxCodeInput))
+		if err != nil {
+			return fmt.Errorf("join: reading standard input: %w", err)
+		}
+		if code = strings.TrimSpace(string(b)); code == "" {
+			return usagef("join: no invite code on standard input")
+		}
 	}
 	return e.withClient(func(c *api.Client) error {
 		ctx, cancel := context.WithTimeout(e.ctx, *timeout)
@@ -195,7 +275,7 @@ func (e *env) cmdJoin(args []string) error {
 		// event stream; the last report also explains a timeout.
 		var last progressNote
 		stopProgress := e.joinProgress(ctx, c, &last)
-		g, err := c.Join(ctx, strings.TrimSpace(pos[0]))
+		g, err := c.Join(ctx, strings.TrimSpace(code))
 		stopProgress()
 		if err != nil {
 			if e.ctx.Err() != nil {
@@ -208,6 +288,9 @@ func (e *env) cmdJoin(args []string) error {
 				return fmt.Errorf("join: not welcomed within %v (is the inviter's daemon running and reachable? run join again with the same code to retry)", *timeout)
 			}
 			return err
+		}
+		if *asJSON {
+			return e.json(g)
 		}
 		fmt.Fprintf(e.stdout, "joined %s %s (%d members)\n", sanitize(g.Name), g.ID, g.Members)
 		return nil
@@ -255,17 +338,23 @@ func (e *env) cmdSend(args []string) error {
 	}
 	text := pos[1]
 	if text == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, maxStdinText+1))
+		// A message, not a file transfer: the read is bounded, and what
+		// fills the bound is too long however many newlines it ends in.
+		const bound = 2 * api.MaxTextBytes
+		b, err := io.ReadAll(io.LimitReader(e.stdin, bound))
 		if err != nil {
 			return fmt.Errorf("send: reading standard input: %w", err)
 		}
-		if len(b) > maxStdinText {
-			return fmt.Errorf("send: message longer than %d bytes", maxStdinText)
-		}
 		text = strings.TrimRight(string(b), "\n")
+		if len(b) == bound || len(text) > api.MaxTextBytes {
+			return fmt.Errorf("send: message longer than the limit of %d bytes", api.MaxTextBytes)
+		}
 	}
 	if strings.TrimSpace(text) == "" {
 		return usagef("send: empty message")
+	}
+	if err := api.CheckText(text); err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
 	return e.withClient(func(c *api.Client) error {
 		m, err := c.Send(e.ctx, pos[0], text)
@@ -285,6 +374,8 @@ func (e *env) cmdLog(args []string) error {
 	f := e.flags("log")
 	asJSON := f.Bool("json", false, "")
 	limit := f.Int("limit", 50, "")
+	followFlag := f.Bool("follow", false, "")
+	f.BoolVar(followFlag, "f", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -293,6 +384,9 @@ func (e *env) cmdLog(args []string) error {
 		return usagef("log: --limit must be positive")
 	}
 	return e.withClient(func(c *api.Client) error {
+		if *followFlag {
+			return e.follow(c, pos[0], *limit, *asJSON)
+		}
 		ms, err := c.Log(e.ctx, pos[0], *limit)
 		if err != nil {
 			return err
@@ -337,12 +431,29 @@ func (e *env) cmdSearch(args []string) error {
 	asJSON := f.Bool("json", false, "")
 	group := f.String("group", "", "")
 	limit := f.Int("limit", 0, "")
+	from := f.String("from", "", "")
+	sinceFlag := f.String("since", "", "")
+	untilFlag := f.String("until", "", "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
+	req := api.SearchRequest{Query: pos[0], Group: *group, Limit: *limit, Sender: *from}
+	if *sinceFlag != "" {
+		if req.Since, err = parseTime("--since", *sinceFlag, e.r.now(), e.r.loc()); err != nil {
+			return usagef("search: %v", err)
+		}
+	}
+	if *untilFlag != "" {
+		if req.Until, err = parseTime("--until", *untilFlag, e.r.now(), e.r.loc()); err != nil {
+			return usagef("search: %v", err)
+		}
+	}
+	if !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since) {
+		return usagef("search: --until is before --since")
+	}
 	return e.withClient(func(c *api.Client) error {
-		res, err := c.Search(e.ctx, api.SearchRequest{Query: pos[0], Group: *group, Limit: *limit})
+		res, err := c.Search(e.ctx, req)
 		if err != nil {
 			return err
 		}
@@ -421,27 +532,29 @@ const DefaultChangeTimeout = 30 * time.Second
 func (e *env) cmdRemove(args []string) error {
 	f := e.flags("remove")
 	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	done := fmt.Sprintf("removed %s from %s", sanitize(pos[1]), sanitize(pos[0]))
-	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRemove, Member: pos[1]}, *timeout, done)
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRemove, Member: pos[1]}, *timeout, *asJSON, done)
 }
 
 func (e *env) cmdRotate(args []string) error {
 	f := e.flags("rotate")
 	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	asJSON := f.Bool("json", false, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRotate}, *timeout, "rotated your keys in "+sanitize(pos[0]))
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeRotate}, *timeout, *asJSON, "rotated your keys in "+sanitize(pos[0]))
 }
 
 // change requests req, waits up to timeout for the group to confirm it and
 // says what happened: done (and in which epoch) or what it still waits for.
-func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) error {
+func (e *env) change(req api.ChangeRequest, timeout time.Duration, asJSON bool, done string) error {
 	if timeout < 0 || timeout > api.MaxAwait {
 		return usagef("--timeout must be 0..%v", api.MaxAwait)
 	}
@@ -454,6 +567,9 @@ func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) 
 			if ch, err = c.AwaitChange(e.ctx, ch.Group, ch.ID, timeout); err != nil {
 				return err
 			}
+		}
+		if asJSON {
+			return e.json(ch)
 		}
 		switch ch.State {
 		case api.ChangeDone:
@@ -471,14 +587,25 @@ func (e *env) change(req api.ChangeRequest, timeout time.Duration, done string) 
 	})
 }
 
+// leaveResult is what leave --json prints.
+type leaveResult struct {
+	Group string `json:"group"` // as given
+	Left  bool   `json:"left"`
+}
+
 func (e *env) cmdLeave(args []string) error {
-	pos, err := e.flags("leave").parse(args, 1, 1)
+	f := e.flags("leave")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	return e.withClient(func(c *api.Client) error {
 		if err := c.Leave(e.ctx, pos[0]); err != nil {
 			return err
+		}
+		if *asJSON {
+			return e.json(leaveResult{Group: pos[0], Left: true})
 		}
 		fmt.Fprintf(e.stdout, "left %s\n", sanitize(pos[0]))
 		return nil
@@ -504,11 +631,20 @@ func (e *env) cmdPeers(args []string) error {
 			return nil
 		}
 		t := &table{}
-		t.row("PEER", "NAME", "GROUPS", "ADDRESS")
+		t.row("PEER", "NAME", "GROUPS", "DIRECTION", "TRANSPORT", "ADDRESS")
 		for _, p := range ps {
-			addr := "-"
+			addr, dir, transport := "-", "-", "-"
 			if len(p.Addrs) > 0 {
 				addr = p.Addrs[0]
+			}
+			if len(p.Conns) > 0 {
+				// The first connection is the one shown; more are
+				// counted (libp2p keeps a spare one at times).
+				c := p.Conns[0]
+				addr, dir, transport = c.Addr, c.Direction, c.Transport
+				if len(p.Conns) > 1 {
+					addr += fmt.Sprintf(" (+%d more)", len(p.Conns)-1)
+				}
 			}
 			name := p.Name
 			if name == "" {
@@ -518,9 +654,37 @@ func (e *env) cmdPeers(args []string) error {
 			if groups == "" {
 				groups = "-"
 			}
-			t.row(sanitize(p.ID), sanitize(name), sanitize(groups), sanitize(addr))
+			t.row(sanitize(p.ID), sanitize(name), sanitize(groups), sanitize(dir), sanitize(transport), sanitize(addr))
 		}
 		t.write(e.stdout)
+		return nil
+	})
+}
+
+func (e *env) cmdConnect(args []string) error {
+	f := e.flags("connect")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.withClient(func(c *api.Client) error {
+		p, err := c.ConnectPeer(e.ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return e.json(p)
+		}
+		what := sanitize(p.ID)
+		if p.Name != "" {
+			what = sanitize(p.Name) + " (" + what + ")"
+		}
+		how := ""
+		if len(p.Conns) > 0 {
+			how = fmt.Sprintf(" (%s, %s)", sanitize(p.Conns[0].Transport), sanitize(p.Conns[0].Direction))
+		}
+		fmt.Fprintf(e.stdout, "connected to %s%s\n", what, how)
 		return nil
 	})
 }
@@ -550,9 +714,14 @@ func (e *env) cmdExport(args []string) error {
 	})
 }
 
-// parseSince accepts an RFC 3339 time, a date (YYYY-MM-DD, local midnight)
-// or a duration back from now (24h, 90m).
+// parseSince is parseTime for --since.
 func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	return parseTime("--since", s, now, loc)
+}
+
+// parseTime accepts an RFC 3339 time, a date (YYYY-MM-DD, local midnight)
+// or a duration back from now (24h, 90m); flag names the flag in errors.
+func parseTime(flag, s string, now time.Time, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
@@ -565,7 +734,7 @@ func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) 
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("bad --since %q (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)", s)
+	return time.Time{}, fmt.Errorf("bad %s %q (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)", flag, s)
 }
 
 // json writes v as one line of JSON. The field names are the api package's

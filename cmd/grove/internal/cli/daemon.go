@@ -97,7 +97,7 @@ func live(path string) bool {
 }
 
 func (e *env) logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(newDedupHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
 }
 
 // multiFlag collects a repeated flag.
@@ -114,6 +114,7 @@ func (e *env) cmdUp(args []string) error {
 	mdns := f.Bool("mdns", false, "")
 	metricsAddr := f.String("metrics", "", "")
 	kc := e.keyFlags(f, false)
+	detach := f.Bool("detach", false, "")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -151,10 +152,13 @@ func (e *env) cmdUp(args []string) error {
 		return err
 	}
 	if _, err := os.Stat(home); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no grove home at %s (create one with: grove init --home %s --name NAME)", home, home)
+		return errNoHome(home)
 	}
 	if err := restrictHome(home, e.stderr); err != nil {
 		return fmt.Errorf("up: %w", err)
+	}
+	if *detach {
+		return e.detach(home, args)
 	}
 	sock := filepath.Join(home, SocketName)
 	lis, err := api.Listen(sock)
@@ -236,7 +240,8 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 	}
 
 	served := make(chan error, 1)
-	wg.Go(func() { served <- api.Serve(ctx, lis, d, log) })
+	sd := newServedDaemon(d)
+	wg.Go(func() { served <- api.Serve(ctx, lis, sd, log) })
 
 	st, err := d.Status(ctx)
 	if err != nil {
@@ -256,6 +261,9 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		return nil
+	case <-sd.stop:
+		log.Info("shutting down (grove down)")
 		return nil
 	case err := <-served:
 		if err != nil {
