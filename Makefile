@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 COUNT     ?= 1
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean demo
+.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean demo explore
 
 all: build
 
@@ -59,3 +59,11 @@ clean:
 # catch-up, concurrent commits, a removal and a search, narrating each step.
 demo:
 	$(GO) run ./cmd/grove testnet demo
+
+# explore: the commit-ordering explorer (commitorder/explore_test.go) with
+# larger bounds than make test's: deeper interleavings, more time, four
+# members. EXPLORE_FLAGS overrides the bounds.
+EXPLORE_FLAGS ?= -explore.depth=7 -explore.ticks=4
+explore:
+	$(GO) test -count=1 -timeout 0 -run '^TestExplore' -v ./commitorder/ $(EXPLORE_FLAGS)
+	$(GO) test -count=1 -timeout 0 -run '^TestExplore$$' -v ./commitorder/ -explore.members=4 -explore.depth=5 -explore.faults=dup,drop,crash,partition
