@@ -63,7 +63,7 @@ demo:
 # explore: the commit-ordering explorer (commitorder/explore_test.go) with
 # larger bounds than make test's: deeper interleavings, more time, four
 # members. EXPLORE_FLAGS overrides the bounds.
-EXPLORE_FLAGS ?= -explore.depth=7 -explore.ticks=4
+EXPLORE_FLAGS ?= -explore.depth=6 -explore.ticks=4
 explore:
 	$(GO) test -count=1 -timeout 0 -run '^TestExplore' -v ./commitorder/ $(EXPLORE_FLAGS)
-	$(GO) test -count=1 -timeout 0 -run '^TestExplore$$' -v ./commitorder/ -explore.members=4 -explore.depth=5 -explore.faults=dup,drop,crash,partition
+	$(GO) test -count=1 -timeout 0 -run '^TestExplore$$' -v ./commitorder/ -explore.members=4 -explore.depth=4 -explore.faults=dup,drop,crash,partition,away

@@ -89,6 +89,9 @@ func (r *xRecorder) event(i int, ev Event) {
 				is = append(is, fmt.Sprint(id[0]))
 			}
 			l += " own intents=(" + strings.Join(is, ",") + ")"
+			if e.Welcome {
+				l += " welcome"
+			}
 		}
 	case ParentMissing:
 		l = "missing " + r.cnames[e.Cid]

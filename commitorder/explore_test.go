@@ -58,6 +58,7 @@ var (
 	exDepth    = flag.Int("explore.depth", 5, "explorer: transitions in the explored prefix")
 	exFaults   = flag.String("explore.faults", "dup,drop,crash,partition,away", "explorer: faults available (each at most once)")
 	exRemove   = flag.Bool("explore.remove", true, "explorer: the first member's intent removes the last member")
+	exAdd      = flag.Bool("explore.add", true, "explorer: the second member's intent adds a member from outside the group (its Welcome must wait for finality)")
 	exSpam     = flag.Bool("explore.spam", false, "explorer: the first member commits at every opportunity, the second removes it")
 	exWriteDir = flag.String("explore.write", "", "explorer: write a counterexample transcript into this directory")
 )
@@ -221,6 +222,7 @@ type explorer struct {
 	peeked             map[string]*Group
 	sfxDone            map[[32]byte]int // converged suffix worlds: rounds needed
 	sfxHit             int
+	seen               map[string]int // effects of interest, counted (prefix and suffixes)
 	states, edges, sfx int
 	slept              int
 	maxDepth           int
@@ -367,6 +369,7 @@ func (x *explorer) step(w *xWorld, i int, g *Group, ev Event) {
 			if n := g.nodes[c.Eid]; g.root.eid != c.Eid && (n == nil || !n.canonical) {
 				x.fail("%s: SendWelcome for %v, not canonical", xNames[i], e.Cid)
 			}
+			x.seen["SendWelcome"]++
 			durable = true
 		case ProposeCommit:
 			x.propose(w, i, g, e)
@@ -385,11 +388,13 @@ func (x *explorer) step(w *xWorld, i int, g *Group, ev Event) {
 				x.surface(w, i, m.sent[j].id)
 			}
 			m.rejoin, m.old = true, true
+			x.seen["Rejoin"]++
 		case Removed:
 			for _, id := range e.Outbox {
 				x.surface(w, i, id)
 			}
 			m.removed = true
+			x.seen["Removed"]++
 		default:
 			x.fail("unexpected effect %T", e)
 		}
@@ -498,11 +503,16 @@ func (x *explorer) propose(w *xWorld, i int, g *Group, p ProposeCommit) {
 	self := xNames[i]
 	members := slices.Clone(par.members)
 	class := ClassUpdate
+	welcome := false
 	for _, id := range p.Intents {
 		in := x.intents[id]
 		if in.class == ClassRemove && contains(members, in.target) && in.target != self {
 			members = slices.DeleteFunc(members, func(m MemberID) bool { return m == in.target })
 			class = ClassRemove
+		}
+		if in.class == ClassAdd && !contains(members, in.target) {
+			members, _ = canonicalSet(append(members, in.target))
+			class, welcome = min(class, ClassAdd), true
 		}
 	}
 	salt := uint64(0)
@@ -510,7 +520,7 @@ func (x *explorer) propose(w *xWorld, i int, g *Group, p ProposeCommit) {
 		salt = salt<<8 | uint64(id[0])
 	}
 	c := mkCommit(p.Parent, par.epoch+1, self, class, members, salt)
-	c.Own, c.Intents = true, slices.Clone(p.Intents)
+	c.Own, c.Intents, c.Welcome = true, slices.Clone(p.Intents), welcome
 	x.register(c)
 	w.logCommit(i, c.Cid)
 	x.step(w, i, g, c)
@@ -554,6 +564,9 @@ func (x *explorer) intentOf(i, seq int) (IntentID, intentRec) {
 			target = xNames[0]
 		}
 		in = intentRec{class: ClassRemove, target: target}
+	}
+	if *exAdd && i == 1 && seq == 0 && !x.spam && x.n < len(xNames) {
+		in = intentRec{class: ClassAdd, target: xNames[x.n]}
 	}
 	x.intents[id] = in
 	return id, in
@@ -1291,7 +1304,7 @@ func defaultParams() xParams {
 
 func newExplorer(t testing.TB, p xParams) *explorer {
 	return &explorer{t: t, cfg: p.cfg, n: p.n, spam: p.spam, commits: map[CommitID]CommitSeen{}, byEid: map[EpochID]CommitSeen{},
-		intents: map[IntentID]intentRec{}, visited: map[[32]byte]*xVisit{}, peeked: map[string]*Group{}, sfxDone: map[[32]byte]int{}}
+		intents: map[IntentID]intentRec{}, visited: map[[32]byte]*xVisit{}, peeked: map[string]*Group{}, sfxDone: map[[32]byte]int{}, seen: map[string]int{}}
 }
 
 func explore(t testing.TB, p xParams) (*explorer, *xResult) {
@@ -1346,6 +1359,7 @@ func replay(t testing.TB, p xParams, res *xResult) string {
 
 func reportExplore(t *testing.T, name string, p xParams, x *explorer, res *xResult, took time.Duration) {
 	t.Logf("%s: %d distinct states, %d transitions run, %d slept, %d fair suffixes (%d joined one already run), max depth %d, %v", name, x.states, x.edges, x.slept, x.sfx, x.sfxHit, x.maxDepth, took)
+	t.Logf("%s: effects seen (prefix and suffixes): %v", name, x.seen)
 	if res == nil {
 		return
 	}
