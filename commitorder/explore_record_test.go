@@ -3,7 +3,10 @@ package commitorder
 import (
 	"fmt"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/cockroachdb/datadriven"
 )
 
 // xRecorder turns a replayed explorer path into an interaction transcript
@@ -143,7 +146,8 @@ func (r *xRecorder) rejoined(i int, gen Genesis, now int) {
 // `go test -run TestInteraction -rewrite` to fill in and a reviewer to read.
 func (r *xRecorder) text(res *xResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Found by the explorer (explore_test.go): %s\n#\n# Path: %s\n\n", res.msg, strings.Join(res.path, "; "))
+	msg := strings.ReplaceAll(strings.TrimSpace(res.msg), "\n", "\n# ")
+	fmt.Fprintf(&b, "# Found by the explorer (explore_test.go): %s\n#\n# Path: %s\n\n", msg, strings.Join(res.path, "; "))
 	var ms []string
 	for i := range r.p.n {
 		ms = append(ms, string(xNames[i]))
@@ -185,4 +189,36 @@ func (r *xRecorder) text(res *xResult) string {
 	closeStep()
 	fmt.Fprintf(&b, "state %s\n----\n", strings.Join(r.gname, " "))
 	return b.String()
+}
+
+// runTranscript runs a transcript through the interaction interpreter
+// (expected outputs are ignored) and returns the output of its last
+// directive. arrival sets the negative control's hook on every group the
+// transcript creates, so a counterexample found with it replays with it.
+func runTranscript(t *testing.T, text string, arrival bool) string {
+	s := newScript()
+	lines := strings.Split(text, "\n")
+	last := ""
+	for k := 0; k < len(lines); k++ {
+		l := strings.TrimSpace(lines[k])
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		cmd, args, err := datadriven.ParseLine(l)
+		if err != nil {
+			t.Fatalf("line %d: %v", k+1, err)
+		}
+		var in []string
+		for k++; k < len(lines) && lines[k] != "----"; k++ {
+			in = append(in, lines[k])
+		}
+		d := &datadriven.TestData{Pos: fmt.Sprintf("transcript:%d", k+1), Cmd: cmd, CmdArgs: args, Input: strings.Join(in, "\n")}
+		last = s.run(t, d)
+		if arrival {
+			for _, g := range s.groups {
+				g.cfg.testingOnlyArrivalOrder = true
+			}
+		}
+	}
+	return last
 }

@@ -215,6 +215,7 @@ type explorer struct {
 	byEid   map[EpochID]CommitSeen
 	intents map[IntentID]intentRec
 	spam    bool
+	add     bool
 	gen     Genesis
 	rec     *xRecorder // non-nil while replaying a counterexample
 
@@ -565,7 +566,7 @@ func (x *explorer) intentOf(i, seq int) (IntentID, intentRec) {
 		}
 		in = intentRec{class: ClassRemove, target: target}
 	}
-	if *exAdd && i == 1 && seq == 0 && !x.spam && x.n < len(xNames) {
+	if x.add && i == 1 && seq == 0 && !x.spam && x.n < len(xNames) {
 		in = intentRec{class: ClassAdd, target: xNames[x.n]}
 	}
 	x.intents[id] = in
@@ -1294,16 +1295,16 @@ type xParams struct {
 	n, commits, msgs, ticks, depth int
 	faults                         []string
 	cfg                            Config
-	spam                           bool
+	spam, add                      bool
 }
 
 func defaultParams() xParams {
 	return xParams{n: *exMembers, commits: *exCommits, msgs: *exMsgs, ticks: *exTicks, depth: *exDepth,
-		faults: strings.Split(*exFaults, ","), cfg: xCfg, spam: *exSpam}
+		faults: strings.Split(*exFaults, ","), cfg: xCfg, spam: *exSpam, add: *exAdd}
 }
 
 func newExplorer(t testing.TB, p xParams) *explorer {
-	return &explorer{t: t, cfg: p.cfg, n: p.n, spam: p.spam, commits: map[CommitID]CommitSeen{}, byEid: map[EpochID]CommitSeen{},
+	return &explorer{t: t, cfg: p.cfg, n: p.n, spam: p.spam, add: p.add, commits: map[CommitID]CommitSeen{}, byEid: map[EpochID]CommitSeen{},
 		intents: map[IntentID]intentRec{}, visited: map[[32]byte]*xVisit{}, peeked: map[string]*Group{}, sfxDone: map[[32]byte]int{}, seen: map[string]int{}}
 }
 
@@ -1321,8 +1322,8 @@ func explore(t testing.TB, p xParams) (*explorer, *xResult) {
 func replay(t testing.TB, p xParams, res *xResult) string {
 	x := newExplorer(t, p)
 	x.rec = newRecorder(p)
-	w := x.initial(p.n, p.commits, p.msgs, p.ticks, p.faults)
 	x.rec.begin()
+	w := x.initial(p.n, p.commits, p.msgs, p.ticks, p.faults)
 	failed := func(f func()) (msg string) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -1389,18 +1390,34 @@ func TestExplore(t *testing.T) {
 // arrival order, Config's test-only hook) and requires the explorer to
 // find a counterexample: an explorer that finds nothing cannot pass.
 func TestExploreNegativeControl(t *testing.T) {
-	p := xParams{n: 3, commits: 2, ticks: 2, depth: 8, cfg: xCfg}
+	p := xParams{n: 3, commits: 2, ticks: 2, cfg: xCfg}
 	p.cfg.testingOnlyArrivalOrder = true
-	x, res := explore(t, p)
-	t.Logf("negative control: %d distinct states before the counterexample", x.states)
+	// Iterative deepening finds a shortest counterexample quickly.
+	var x *explorer
+	var res *xResult
+	for p.depth = 1; p.depth <= 8 && res == nil; p.depth++ {
+		x, res = explore(t, p)
+	}
+	t.Logf("negative control: counterexample at depth %d, %d distinct states", p.depth-1, x.states)
 	if res == nil {
 		t.Fatal("the explorer found no counterexample with the fork choice broken")
 	}
 	tr := replay(t, p, res)
-	if !strings.Contains(tr, "step") {
-		t.Fatalf("counterexample transcript has no steps:\n%s", tr)
-	}
 	t.Logf("counterexample: %s\n%s", res.msg, tr)
+	// The transcript replays through the interaction interpreter (with
+	// the same broken rule) to the same divergence: members of their head
+	// on different heads at the end.
+	out := runTranscript(t, tr, true)
+	heads := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(l, "done=false") {
+			h, _, _ := strings.Cut(strings.SplitN(l, "head=", 2)[1], " ")
+			heads[h] = true
+		}
+	}
+	if len(heads) < 2 {
+		t.Fatalf("the transcript does not replay the divergence; final state:\n%s", out)
+	}
 }
 
 // TestExploreSpammer: the first member queues an intent at every
