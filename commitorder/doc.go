@@ -250,11 +250,12 @@
 // 2 of 3; time moves in 1 s steps):
 //
 //   - Scenario: 3 members (4 with -explore.members=4) that have heard each
-//     other's heartbeat on the genesis; two of them commit concurrently on
-//     any epoch they reach (one removes a member, one adds an outsider whose
-//     Welcome is tracked but who never joins); one member sends an
-//     application message; up to 3 steps of time; then any 5 transitions
-//     (make explore: 6 and 4 steps of time), each one of: a delivery of any
+//     other's heartbeat on the genesis; two of them each queue one intent
+//     at any point, so their commits race (one removes a member, one adds
+//     an outsider whose Welcome is tracked but who never joins); one member
+//     sends an application message; up to 3 steps of time; then any 5
+//     transitions (make explore: 6 and 4 steps of time), each one of: a
+//     delivery of any
 //     message in flight to its recipient (commits and application messages,
 //     any order), a heartbeat from any member to any other (heartbeats are
 //     instantaneous: one delayed in flight is not explored), a fetch
