@@ -271,12 +271,13 @@
 //     they hold the same siblings; members agree on every epoch both hold
 //     final, as long as no partition or absence happened (after one, a
 //     member that finalised the losing side beyond the window must rejoin,
-//     and agreement is required of the members that did not); SendWelcome
+//     and agreement is required, after convergence, of the members that
+//     did not and were not removed on the losing side); SendWelcome
 //     only once the commit's parent is final and the commit canonical at its
 //     sender.
-//   - Liveness, from every world reached, on one fair suffix: partitions
-//     heal, a member that is away stays away MaxAge plus two steps (beyond the
-//     window) and then returns, every message is delivered, every fetch
+//   - Liveness, from every world reached, on one fair suffix: a partition
+//     in place, or a member away, lasts MaxAge plus two more steps (beyond
+//     the window) and then heals or returns, every message is delivered, every fetch
 //     answered, heartbeats exchanged, members told to rejoin rejoin by
 //     external commit, time advances. Within 24 steps of time (plus the
 //     absence) all active members of their head share one head, retain
