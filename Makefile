@@ -6,7 +6,7 @@ BENCHTIME ?= 1s
 COUNT     ?= 1
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean demo
+.PHONY: all build vet test test-race bench fuzz vectors fmt-check clean demo explore
 
 all: build
 
@@ -59,3 +59,14 @@ clean:
 # catch-up, concurrent commits, a removal and a search, narrating each step.
 demo:
 	$(GO) run ./cmd/grove testnet demo
+
+# explore: the commit-ordering explorer (commitorder/explore_test.go) with
+# larger bounds than make test's: three members six transitions deep with
+# four steps of time, then four members five deep. Both run; either failing
+# fails the target. EXPLORE_FLAGS overrides the first run's bounds.
+EXPLORE_FLAGS ?= -explore.depth=6 -explore.ticks=4
+explore:
+	@status=0; \
+	$(GO) test -count=1 -timeout 0 -run '^TestExplore' -v ./commitorder/ $(EXPLORE_FLAGS) || status=1; \
+	$(GO) test -count=1 -timeout 0 -run '^TestExplore$$' -v ./commitorder/ -explore.members=4 -explore.depth=5 -explore.ticks=4 || status=1; \
+	exit $$status

@@ -23,11 +23,21 @@ package commitorder
 func (g *Group) bestChild(p *node) *node {
 	var best *node
 	for _, c := range p.children {
-		if g.valid(p, c) && (best == nil || c.key().less(best.key())) {
+		if g.valid(p, c) && (best == nil || g.beats(c, best)) {
 			best = c
 		}
 	}
 	return best
+}
+
+// beats is the fork-choice order between two valid siblings. The only
+// exception is the explorer's negative control (Config's test-only
+// arrival-order hook), which lets arrival time decide.
+func (g *Group) beats(a, b *node) bool {
+	if g.cfg.testingOnlyArrivalOrder && a.seenAt != b.seenAt {
+		return a.seenAt < b.seenAt
+	}
+	return a.key().less(b.key())
 }
 
 // canonicalTip walks the fork choice from the root and marks the chain.

@@ -48,7 +48,8 @@ import (
 // parent is unknown) | msg <m> <epoch> | pending <epoch> (a ciphertext in it
 // we could not read) | tip <m> <epoch> [root=<epoch>] |
 // tick <duration since t0> | tick +<duration since the group's last tick>
-// | intent <n> <class> | outbox <n> <epoch>.
+// | intent <n> <class> | outbox <n> <epoch> | ciphertext <epoch> (an
+// application message for an epoch the group does not hold).
 func TestInteraction(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		s := newScript()
@@ -421,6 +422,9 @@ func (s *script) event(t *testing.T, d *datadriven.TestData, self, line string) 
 		}
 		s.clock[self] = dur
 		return Tick{Now: at(dur)}
+	case "ciphertext":
+		e := f[1]
+		return CiphertextPending{Eid: s.epoch(t, e), Epoch: s.numbers[e]}
 	case "intent":
 		need(3)
 		return IntentQueued{ID: intentID(t, f[1]), Class: parseClass(t, f[2])}

@@ -109,6 +109,13 @@ type Config struct {
 	// History is how many final epochs are remembered (id and winning
 	// child) to recognise, beyond the window, a branch that beat ours.
 	History int
+
+	// testingOnlyArrivalOrder is a test-only hook, never set outside the
+	// explorer's negative control (explore_test.go): it breaks the fork
+	// choice on purpose (the first-seen valid child wins, ties by the usual
+	// key), so the test can show that the exhaustive explorer reports the
+	// resulting divergence rather than passing silently.
+	testingOnlyArrivalOrder bool
 }
 
 // Defaults; the package doc argues for each.
