@@ -21,7 +21,7 @@ const (
 	DefaultMaxFrameSize        = 1 << 20   // bytes, one stream frame
 	DefaultStreamTimeout       = 30 * time.Second
 	DefaultSubscriptionBuffer  = 1024
-	DefaultPeerMessageRate     = 50 // messages per second a single author may publish
+	DefaultPeerMessageRate     = 50 // messages per second one neighbour may send us on a topic
 	DefaultPeerMessageBurst    = 200
 	DefaultHeartbeatInterval   = time.Second
 	DefaultRendezvousInterval  = 5 * time.Minute
@@ -109,9 +109,12 @@ type Config struct {
 	// MaxMessageSize is the largest gossip payload accepted; larger ones are
 	// rejected before the node's validator runs. Default DefaultMaxMessageSize.
 	MaxMessageSize int
-	// PeerMessageRate and PeerMessageBurst bound how many messages one author
-	// may publish per second on a topic; excess messages are rejected, which
-	// costs the sender peer score. Defaults DefaultPeerMessageRate and
+	// PeerMessageRate and PeerMessageBurst bound how many new messages per
+	// second one neighbour may send us on a topic, its own and those it
+	// forwards (gossip carries no author; see startPubSub); excess messages
+	// are rejected, which costs that neighbour peer score. A neighbour may
+	// forward the whole group's traffic, so the rate must be above what the
+	// group sends in all. Defaults DefaultPeerMessageRate and
 	// DefaultPeerMessageBurst.
 	PeerMessageRate  float64
 	PeerMessageBurst int
