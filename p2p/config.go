@@ -21,8 +21,8 @@ const (
 	DefaultMaxFrameSize        = 1 << 20   // bytes, one stream frame
 	DefaultStreamTimeout       = 30 * time.Second
 	DefaultSubscriptionBuffer  = 1024
-	DefaultPeerMessageRate     = 50 // messages per second one neighbour may send us on a topic
-	DefaultPeerMessageBurst    = 200
+	DefaultPeerMessageRate     = 200 // new messages per second one neighbour may send us on a topic
+	DefaultPeerMessageBurst    = 2000
 	DefaultHeartbeatInterval   = time.Second
 	DefaultRendezvousInterval  = 5 * time.Minute
 	DefaultPeerstoreSaveEvery  = 5 * time.Minute
@@ -113,9 +113,13 @@ type Config struct {
 	// second one neighbour may send us on a topic, its own and those it
 	// forwards (gossip carries no author; see startPubSub); excess messages
 	// are rejected, which costs that neighbour peer score. A neighbour may
-	// forward the whole group's traffic, so the rate must be above what the
-	// group sends in all. Defaults DefaultPeerMessageRate and
-	// DefaultPeerMessageBurst.
+	// forward the whole group's traffic, and a message rejected here is
+	// not taken from another neighbour either (GossipSub has marked it
+	// seen), so the limit must be well above what the whole group sends,
+	// bursts included: it is a backstop against a flooding neighbour,
+	// which peer scoring then graylists. Defaults DefaultPeerMessageRate
+	// and DefaultPeerMessageBurst (200/s, 2,000: a group's burst of a
+	// thousand messages passes through one neighbour).
 	PeerMessageRate  float64
 	PeerMessageBurst int
 	// SubscriptionBuffer is how many delivered messages may wait for the
