@@ -48,8 +48,8 @@ func peerScoreParams() *pubsub.PeerScoreParams {
 // punish invalid messages (P4, which grows with the square of the count). A
 // payload the validator rejects, including one over the size limit or over
 // the forwarding peer's rate limit, counts as invalid against the peer that
-// sent it to us. Mesh-delivery deficits (P3) are not scored: group topics are quiet most of the time, and P3 would punish
-// honest peers for silence.
+// sent it to us. Mesh-delivery deficits (P3) are not scored: group topics
+// are quiet most of the time, and P3 would punish honest peers for silence.
 func topicScoreParams() *pubsub.TopicScoreParams {
 	return &pubsub.TopicScoreParams{
 		SkipAtomicValidation:           true,
@@ -263,10 +263,10 @@ func newTopicCheck(cfg Config, v Validator) topicCheck {
 //
 // A message rejected for its forwarder's rate is not taken from another
 // neighbour either while GossipSub remembers its id (it marks a message
-// seen before the validator runs, and the id is the payload's hash); the
-// node's anti-entropy sync repairs it. Honest neighbours stay far below
-// the rate (Config.PeerMessageRate), a flooder is soon graylisted by its
-// score and its RPCs ignored.
+// seen before the validator runs, and the id is the payload's hash), so
+// the limit is a backstop set well above what a whole group sends
+// (Config.PeerMessageRate); a flooder is soon graylisted by its score and
+// its RPCs ignored.
 func (c topicCheck) run(ctx context.Context, from peer.ID, data []byte) ValidationResult {
 	if len(data) > c.maxSize {
 		return Reject
