@@ -21,8 +21,8 @@ const (
 	DefaultMaxFrameSize        = 1 << 20   // bytes, one stream frame
 	DefaultStreamTimeout       = 30 * time.Second
 	DefaultSubscriptionBuffer  = 1024
-	DefaultPeerMessageRate     = 50 // messages per second a single author may publish
-	DefaultPeerMessageBurst    = 200
+	DefaultPeerMessageRate     = 200 // new messages per second one neighbour may send us on a topic
+	DefaultPeerMessageBurst    = 2000
 	DefaultHeartbeatInterval   = time.Second
 	DefaultRendezvousInterval  = 5 * time.Minute
 	DefaultPeerstoreSaveEvery  = 5 * time.Minute
@@ -112,10 +112,17 @@ type Config struct {
 	// MaxMessageSize is the largest gossip payload accepted; larger ones are
 	// rejected before the node's validator runs. Default DefaultMaxMessageSize.
 	MaxMessageSize int
-	// PeerMessageRate and PeerMessageBurst bound how many messages one author
-	// may publish per second on a topic; excess messages are rejected, which
-	// costs the sender peer score. Defaults DefaultPeerMessageRate and
-	// DefaultPeerMessageBurst.
+	// PeerMessageRate and PeerMessageBurst bound how many new messages per
+	// second one neighbour may send us on a topic, its own and those it
+	// forwards (gossip carries no author; see startPubSub); excess messages
+	// are rejected, which costs that neighbour peer score. A neighbour may
+	// forward the whole group's traffic, and a message rejected here is
+	// not taken from another neighbour either (GossipSub has marked it
+	// seen), so the limit must be well above what the whole group sends,
+	// bursts included: it is a backstop against a flooding neighbour,
+	// which peer scoring then graylists. Defaults DefaultPeerMessageRate
+	// and DefaultPeerMessageBurst (200/s, 2,000: a group's burst of a
+	// thousand messages passes through one neighbour).
 	PeerMessageRate  float64
 	PeerMessageBurst int
 	// SubscriptionBuffer is how many delivered messages may wait for the

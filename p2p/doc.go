@@ -13,9 +13,12 @@
 //     relay v2, AutoNAT and DCUtR hole punching, and known peers persisted
 //     across restarts;
 //   - one GossipSub topic per group, named from a hash of the group id so that
-//     outsiders cannot guess it, with message id = hash of the payload, a
-//     size check and a node-supplied validator that run before a message is
-//     forwarded, and peer scoring that penalises invalid payloads and floods;
+//     outsiders cannot guess it, with message id = hash of the payload and
+//     no libp2p signature, author or sequence number on messages (every
+//     payload is authenticated by MLS, which the node checks), a size
+//     check, a rate limit per forwarding peer and a node-supplied
+//     validator that run before a message is forwarded, and peer scoring
+//     that penalises the peers that forward invalid payloads and floods;
 //     backoffs sized for small groups, and a Close that looks like a
 //     disconnect rather than a leave, so that a device that restarts is back
 //     in its group's mesh at the next heartbeat;

@@ -289,14 +289,14 @@ func (n *MemNode) Publish(ctx context.Context, g GroupID, data []byte) error {
 	}
 	data = append([]byte(nil), data...)
 	id := MessageID(data)
-	if r := t.check.run(ctx, n.id, n.id, data); r != Accept {
+	if r := t.check.run(ctx, n.id, data); r != Accept {
 		return fmt.Errorf("p2p: publish: local validation: %v", r)
 	}
 	if !n.markSeen(id) {
 		return nil // GossipSub also drops a payload it has already seen
 	}
 	n.deliver(t, &Message{Group: t.group, Data: data, ReceivedFrom: n.id, ID: id})
-	n.forward(ctx, name, n.id, n.id, data, id)
+	n.forward(ctx, name, n.id, data, id)
 	return nil
 }
 
@@ -328,18 +328,18 @@ func (n *MemNode) deliver(t *memTopic, m *Message) {
 	}
 }
 
-func (n *MemNode) forward(ctx context.Context, topic string, author, skip peer.ID, data []byte, id string) {
+func (n *MemNode) forward(ctx context.Context, topic string, skip peer.ID, data []byte, id string) {
 	for _, p := range n.Peers() {
 		if p == skip {
 			continue
 		}
 		if o := n.net.node(p); o != nil {
-			o.receive(ctx, topic, author, n.id, data, id)
+			o.receive(ctx, topic, n.id, data, id)
 		}
 	}
 }
 
-func (n *MemNode) receive(ctx context.Context, topic string, author, from peer.ID, data []byte, id string) {
+func (n *MemNode) receive(ctx context.Context, topic string, from peer.ID, data []byte, id string) {
 	n.mu.Lock()
 	t, ok := n.topics[topic]
 	linked := n.links[from]
@@ -348,11 +348,11 @@ func (n *MemNode) receive(ctx context.Context, topic string, author, from peer.I
 	if !ok || !linked || closed || !n.markSeen(id) {
 		return
 	}
-	if t.check.run(ctx, author, from, data) != Accept {
+	if t.check.run(ctx, from, data) != Accept {
 		return
 	}
 	n.deliver(t, &Message{Group: t.group, Data: data, ReceivedFrom: from, ID: id})
-	n.forward(ctx, topic, author, from, data, id)
+	n.forward(ctx, topic, from, data, id)
 }
 
 type memSubscription struct {

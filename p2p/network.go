@@ -31,13 +31,25 @@ const (
 type GroupID []byte
 
 // TopicName is the GossipSub topic of a group: hex(SHA-256("grove topic" ||
-// group id)). Peers that do not know the group id cannot guess it.
+// group id)) + "/" + topicWireVersion. Peers that do not know the group id
+// cannot guess it.
 func TopicName(g GroupID) string {
 	h := sha256.New()
 	h.Write([]byte("grove topic"))
 	h.Write(g)
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)) + "/" + topicWireVersion
 }
+
+// topicWireVersion names the gossip wire format of group topics, so that
+// hosts speaking different formats never share a topic (and mesh) and
+// silently drop each other's messages.
+//
+//   - 1 (no suffix): libp2p StrictSign, every message carrying its author's
+//     peer id, sequence number and signature.
+//   - 2: StrictNoSign without author or sequence number (startPubSub). A
+//     version-2 host rejects every version-1 message and a version-1 host
+//     every version-2 message: a wire break, hence the new topic names.
+const topicWireVersion = "2"
 
 // RendezvousKey is the DHT namespace under which a group's members advertise
 // themselves: hex(SHA-256("grove rendezvous" || group id)). It is distinct

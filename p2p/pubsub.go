@@ -47,9 +47,9 @@ func peerScoreParams() *pubsub.PeerScoreParams {
 // topicScoreParams reward time in the mesh and first deliveries a little and
 // punish invalid messages (P4, which grows with the square of the count). A
 // payload the validator rejects, including one over the size limit or over
-// the author's rate limit, counts as invalid. Mesh-delivery deficits (P3) are
-// not scored: group topics are quiet most of the time, and P3 would punish
-// honest peers for silence.
+// the forwarding peer's rate limit, counts as invalid against the peer that
+// sent it to us. Mesh-delivery deficits (P3) are not scored: group topics
+// are quiet most of the time, and P3 would punish honest peers for silence.
 func topicScoreParams() *pubsub.TopicScoreParams {
 	return &pubsub.TopicScoreParams{
 		SkipAtomicValidation:           true,
@@ -114,6 +114,19 @@ func (n *Host) startPubSub() error {
 	rpcMax := max(1<<20, 2*n.cfg.MaxMessageSize)
 	ps, err := pubsub.NewGossipSub(n.psCtx, n.h,
 		pubsub.WithGossipSubParams(gsp),
+		// No libp2p message signing, author or sequence number: every
+		// payload on a group topic authenticates itself (MLS messages are
+		// signed by the sender's leaf key, tips by the member's MLS key, and
+		// the node verifies both), so a libp2p signature would only cost a
+		// second Ed25519 verification per message and tell every outsider
+		// on the topic which device wrote each ciphertext. The message id is
+		// the payload's hash, so identical payloads are one message.
+		// StrictNoSign also drops (and scores against the sender) any
+		// message that carries a signature, author, seqno or key: a
+		// pre-version-2 peer, which never reaches us since topic names are
+		// versioned (TopicName).
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { return MessageID(m.Data) }),
 		pubsub.WithMaxMessageSize(rpcMax),
 		pubsub.WithPeerScore(peerScoreParams(), &scoreThresholds),
@@ -216,11 +229,14 @@ func (n *Host) Subscribe(g GroupID, v Validator) (Subscription, error) {
 	return &hostSubscription{t: t}, nil
 }
 
-// validate runs on every message for the topic, including our own, before
-// it is delivered or forwarded: size first (cheap), then the author's rate,
-// then the node's validator.
+// validate runs on every message for the topic, including our own (from is
+// then this host), before it is delivered or forwarded: size first (cheap),
+// then the forwarding peer's rate, then the node's validator. Messages
+// carry no author (see startPubSub), so the neighbour that sent it is the
+// only peer the network layer can hold to account; GossipSub's scoring
+// charges invalid messages to it too.
 func (t *hostTopic) validate(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	switch t.check.run(ctx, peer.ID(m.GetFrom()), from, m.Data) {
+	switch t.check.run(ctx, from, m.Data) {
 	case Accept:
 		return pubsub.ValidationAccept
 	case Ignore:
@@ -241,13 +257,21 @@ func newTopicCheck(cfg Config, v Validator) topicCheck {
 	return topicCheck{maxSize: cfg.MaxMessageSize, limiter: newRateLimiter(cfg.PeerMessageRate, cfg.PeerMessageBurst), v: v}
 }
 
-// run checks size first (cheap), then the author's rate, then the node's
-// validator. author is empty for unsigned messages.
-func (c topicCheck) run(ctx context.Context, author, from peer.ID, data []byte) ValidationResult {
+// run checks size first (cheap), then the rate of from, the peer that
+// forwarded the message to us (ourselves for our own), then the node's
+// validator.
+//
+// A message rejected for its forwarder's rate is not taken from another
+// neighbour either while GossipSub remembers its id (it marks a message
+// seen before the validator runs, and the id is the payload's hash), so
+// the limit is a backstop set well above what a whole group sends
+// (Config.PeerMessageRate); a flooder is soon graylisted by its score and
+// its RPCs ignored.
+func (c topicCheck) run(ctx context.Context, from peer.ID, data []byte) ValidationResult {
 	if len(data) > c.maxSize {
 		return Reject
 	}
-	if author != "" && !c.limiter.allow(author, time.Now()) {
+	if !c.limiter.allow(from, time.Now()) {
 		return Reject
 	}
 	if c.v == nil {
@@ -328,8 +352,8 @@ func (s *hostSubscription) Close() error {
 	return nil
 }
 
-// rateLimiter is a token bucket per message author. It is bounded: when it
-// tracks too many authors, full buckets (authors who have been quiet long
+// rateLimiter is a token bucket per forwarding peer. It is bounded: when it
+// tracks too many peers, full buckets (peers that have been quiet long
 // enough to refill) are forgotten.
 type rateLimiter struct {
 	rate  float64
@@ -387,7 +411,7 @@ type meshTracer struct {
 	mu     sync.Mutex
 	meshes map[string]map[peer.ID]struct{}
 
-	droppedRPCs, throttled, rejected, prunesReceived atomic.Int64
+	droppedRPCs, throttled, rejected, prunesReceived, signedRejected atomic.Int64
 }
 
 // GossipStats are counters for diagnostics and metrics.
@@ -395,6 +419,11 @@ type GossipStats struct {
 	DroppedRPCs int64 // outbound RPCs dropped because a peer's queue was full
 	Throttled   int64 // inbound messages dropped by the validation throttle
 	Rejected    int64 // messages that failed validation
+	// SignedRejected counts messages dropped because they carried a libp2p
+	// signature, author or sequence number, which group topics never do
+	// (see startPubSub): a peer speaking the pre-version-2 wire format on
+	// a version-2 topic name, which only a misbehaving peer does.
+	SignedRejected int64
 	// PrunesReceived counts PRUNEs from peers (a neighbour leaving a topic
 	// or dropping us from its mesh). A neighbour that merely stops or
 	// restarts sends none (see Host.Close).
@@ -420,6 +449,7 @@ func (n *Host) GossipStats() GossipStats {
 		DroppedRPCs:      n.tracer.droppedRPCs.Load(),
 		Throttled:        n.tracer.throttled.Load(),
 		Rejected:         n.tracer.rejected.Load(),
+		SignedRejected:   n.tracer.signedRejected.Load(),
 		PrunesReceived:   n.tracer.prunesReceived.Load(),
 		StaleConnsClosed: n.staleClosed.Load(),
 
@@ -493,6 +523,8 @@ func (t *meshTracer) RejectMessage(_ *pubsub.Message, reason string) {
 		t.rejected.Add(1)
 	case pubsub.RejectValidationThrottled, pubsub.RejectValidationQueueFull:
 		t.throttled.Add(1)
+	case pubsub.RejectUnexpectedSignature, pubsub.RejectUnexpectedAuthInfo:
+		t.signedRejected.Add(1)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -251,9 +252,10 @@ func TestInvalidPayloadStopsAtFirstHop(t *testing.T) {
 }
 
 // TestFloodingPeerIsPenalisedAndPruned: a peer running plain GossipSub
-// floods the topic far beyond the per-author rate. The victim rejects the
-// excess, the flooder's score goes negative and it is pruned from the
-// victim's mesh, while an honest peer keeps its place.
+// with Grove's wire format (unsigned, no author) floods the topic far
+// beyond the per-peer rate. The victim rejects the excess, charged to the
+// flooder as the forwarding peer, the flooder's score goes negative and it
+// is pruned from the victim's mesh, while an honest peer keeps its place.
 func TestFloodingPeerIsPenalisedAndPruned(t *testing.T) {
 	checkLeaks(t)
 	slow := func(c *Config) { c.PeerMessageRate = 5; c.PeerMessageBurst = 10 }
@@ -269,7 +271,9 @@ func TestFloodingPeerIsPenalisedAndPruned(t *testing.T) {
 	t.Cleanup(func() { fcancel(); fh.Close() })
 	gsp := pubsub.DefaultGossipSubParams()
 	gsp.HeartbeatInterval = 100 * time.Millisecond
-	fps, err := pubsub.NewGossipSub(fctx, fh, pubsub.WithGossipSubParams(gsp))
+	fps, err := pubsub.NewGossipSub(fctx, fh, pubsub.WithGossipSubParams(gsp),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return MessageID(m.Data) }))
 	if err != nil {
 		t.Fatal(err)
 	}
