@@ -145,20 +145,30 @@ func (f *floorSession) block(ctx context.Context, m int, gap time.Duration) erro
 		}
 	}
 	want := f.sent * (f.peers - 1)
-	deadline := time.After(10 * time.Second)
+	wait := f.more
+	if f.procs != nil {
+		wait = nil // processes report on stdout: poll
+	}
+	return awaitDeliveries(ctx, func() int { return len(f.latencies()) }, want, wait, time.After(10*time.Second))
+}
+
+// awaitDeliveries waits until count reaches want, waking on more (or every
+// 50 ms), and fails only if the count is still short when deadline fires:
+// the count is read again then, since the last deliveries can land between
+// a check and the deadline.
+func awaitDeliveries(ctx context.Context, count func() int, want int, more <-chan struct{}, deadline <-chan time.Time) error {
 	for {
-		if got := len(f.latencies()); got >= want {
+		if count() >= want {
 			return nil
 		}
-		wait := f.more
-		if f.procs != nil {
-			wait = nil // processes report on stdout: poll
-		}
 		select {
-		case <-wait:
+		case <-more:
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
-			return fmt.Errorf("testnet: floor: %d of %d deliveries", len(f.latencies()), want)
+			if got := count(); got < want {
+				return fmt.Errorf("testnet: floor: %d of %d deliveries", got, want)
+			}
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
