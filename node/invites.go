@@ -13,8 +13,9 @@ import (
 // Issued invite codes are kept one setting each (inviteSetting); the
 // settings cannot be listed, so an index setting names them, for `grove
 // invite list` and `grove invite revoke`. Codes that can no longer be
-// redeemed (expired, or their Welcome handed over) leave the index when it
-// is next read.
+// redeemed (expired, or their Welcome handed over: then only the joiner's
+// own retry may still use it, while the leaf it was added with is unused,
+// see retryReplacesUnused) leave the index when it is next read.
 
 // inviteIndexSetting holds the secrets of the issued codes, 16 bytes each.
 const inviteIndexSetting = "invite-index"

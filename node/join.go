@@ -26,9 +26,11 @@ type pendingInvite struct {
 	expires time.Time
 	used    bool
 	// redeemer is the MLS signature key of the device that redeemed the
-	// code; until its Welcome is handed over (delivered), that device (and
-	// only it) may redeem the code again: a join that timed out on the
-	// joiner's side is retried with the same code.
+	// code; that device (and only it) may redeem the code again: a join
+	// that timed out on the joiner's side is retried with the same code.
+	// Once its Welcome was written to the join stream (delivered), only
+	// while the leaf that Welcome was for is unused (retryReplacesUnused):
+	// the write does not prove the joiner read it.
 	redeemer  []byte
 	delivered bool
 }
@@ -448,7 +450,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		return
 	}
 	sigKey := m.KeyPackage.LeafNode.SignatureKey
-	pi, why := n.redeemInvite(req.Secret, sigKey)
+	pi, spent, why := n.redeemInvite(req.Secret, sigKey)
 	if why != "" {
 		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", why)
 		reject(joinRejected, why)
@@ -471,13 +473,17 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	var results <-chan joinResult
 	var gaveUp bool
 	it := &intent{kind: intentAdd, kp: m.KeyPackage, join: make(chan joinResult, 1)}
-	var admin, isGone bool
+	var admin, isGone, refused bool
 	err = a.do(ctx, func() error {
 		if isGone = a.inviterGone(); isGone {
 			return a.errRemoved()
 		}
 		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
 			return fmt.Errorf("invalid key package: %w", err)
+		}
+		if spent && !retryReplacesUnused(a, m.KeyPackage) {
+			refused = true
+			return errInviteUsed
 		}
 		if _, g := a.head(); g != nil {
 			if why := addConflict(g, m.KeyPackage, nil); why != "" {
@@ -492,6 +498,10 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	switch {
 	case isGone:
 		gone()
+		return
+	case refused:
+		n.log.Info("join refused", "peer", s.RemotePeer(), "reason", "welcome handed over and the leaf it added is gone or in use")
+		reject(joinRejected, errInviteUsed.Error())
 		return
 	case err != nil:
 		reject(joinFailed, "cannot add: "+err.Error())
@@ -559,16 +569,24 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 // maxSignatureKey bounds a stored signature public key.
 const maxSignatureKey = 256
 
+// errInviteUsed is the refusal of a code another device redeemed, or
+// whose Welcome its device got and used.
+var errInviteUsed = errors.New("invite code already used")
+
 // redeemInvite checks an invite secret presented with a KeyPackage signed
 // by sigKey and marks the invite used by that key. It returns why the
 // invite is refused, or "". A used code is accepted again only from the
-// device that first redeemed it and only until its Welcome was handed over:
-// a joiner whose wait timed out retries with the same code (the inviter
-// then replaces the leaf its first attempt added, see staleLeaf).
-func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (*pendingInvite, string) {
+// device that first redeemed it: a joiner whose wait timed out retries with
+// the same code (the inviter then replaces the leaf its first attempt
+// added, see staleLeaf). Once the Welcome was handed over (written to the
+// join stream) the retry is accepted with spent set: the caller must still
+// check, against the group, that the leaf that Welcome was for is unused
+// (retryReplacesUnused), since a successful write does not mean the joiner
+// read it (the link may have died with the frame in flight).
+func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (pi *pendingInvite, spent bool, why string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	pi := n.invites[secret]
+	pi = n.invites[secret]
 	if pi == nil {
 		if raw, err := n.db.Setting(inviteSetting(secret)); err == nil {
 			pi, _ = unmarshalPendingInvite(raw)
@@ -579,23 +597,65 @@ func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (*pendingInvite, str
 	}
 	switch {
 	case pi == nil:
-		return nil, "unknown invite code"
+		return nil, false, "unknown invite code"
 	case !n.cfg.Clock.Now().Before(pi.expires):
-		return nil, "invite code expired"
-	case pi.used && (pi.delivered || !bytes.Equal(pi.redeemer, sigKey)):
-		return nil, "invite code already used"
+		return nil, false, "invite code expired"
+	case pi.used && !bytes.Equal(pi.redeemer, sigKey):
+		return nil, false, errInviteUsed.Error()
+	case pi.delivered:
+		// Same device, nothing to record: used and redeemer stay as they are.
+		return pi, true, ""
 	}
 	prev := *pi
 	pi.used, pi.redeemer = true, bytes.Clone(sigKey) // one-time, whatever happens next
 	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
 		*pi = prev
-		return nil, "internal error"
+		return nil, false, "internal error"
 	}
-	return pi, ""
+	return pi, false, ""
+}
+
+// retryReplacesUnused reports whether the redeemer of a code whose Welcome
+// was handed over may use it again with kp: only if the group's head still
+// holds a leaf of kp's signature key that was never used (still the leaf
+// of an older KeyPackage, not committed from: checkAdd's addReplaces), so
+// that the retry's Add replaces it rather than adding the device a second
+// time. Why this is safe:
+//   - Only the holder of the signature key can sign kp, and the code's
+//     redeemer is that key (redeemInvite), so no other device gets in.
+//   - A device that read its Welcome and committed since has a leaf of
+//     source commit or update: refused, the code is spent for it.
+//   - A device removed since (by an admin, or by its own leave) has no
+//     leaf: refused, so an old code cannot undo a removal. Nor while its
+//     removal is queued here (the retry would race it).
+//   - A device that did read its Welcome but never committed still has a
+//     KeyPackage leaf, and its retry replaces that working leaf. Only the
+//     device itself can ask for that (it must hold the key, and its Join
+//     refuses while it is a member), so it harms nobody but the asker, and
+//     the group's membership is the same before and after: that device.
+//
+// Without this a lost Welcome stranded the joiner (the code refused,
+// fresh codes needed) and left the unused leaf in the group for good.
+func retryReplacesUnused(a *groupActor, kp *mls.KeyPackage) bool {
+	_, g := a.head()
+	if g == nil {
+		return false
+	}
+	if _, c := checkAdd(g, kp); c != addReplaces {
+		return false
+	}
+	id := kp.LeafNode.Credential.Identity
+	for _, it := range a.intents {
+		if (it.kind == intentLeave || it.kind == intentRemove) && bytes.Equal(it.target, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // inviteDelivered records that an invite's Welcome was handed over, which
-// ends the redeemer's right to retry with the same code.
+// limits the redeemer's retries with the same code to replacing its
+// unused leaf (retryReplacesUnused).
 func (n *Node) inviteDelivered(secret [16]byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

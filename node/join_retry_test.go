@@ -59,15 +59,24 @@ func TestJoinRetryAfterTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "bob's message", func() error { return hasTexts(alice, g.ID, "bob made it") })
-	// Once the Welcome was handed over the code is spent, even for bob.
+	// Once the Welcome was handed over and bob's leaf is gone (he left),
+	// the code is spent, even for bob: it cannot undo a removal. (Before
+	// his leaf goes, bob's retry would replace his own unused leaf, see
+	// retryReplacesUnused.)
 	if err := bob.Leave(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "bob's leave committed", func() error {
+		if c := memberCount(alice, g.ID); c != 2 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
 	if _, err := bob.Join(ctx, inv.Code); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("bob reusing a delivered code: got %v, want forbidden", err)
 	}
-	// A fresh invite re-adds bob even though his old leaf may still be
-	// there (his leave is committed by an admin; alice is the only one).
+	// A fresh invite re-adds bob (his old copy of the group may still be
+	// on his device, waiting to see his removal: Join drops it).
 	inv2, err := alice.Invite(ctx, g.ID)
 	if err != nil {
 		t.Fatal(err)
