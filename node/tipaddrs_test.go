@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -101,7 +99,7 @@ func TestMembersConnectThroughTipAddresses(t *testing.T) {
 // record for a member: only well-formed multiaddrs of the member's own
 // peer id (a trailing /p2p/ of it is dropped), none unusable.
 func TestTipAddressesChecked(t *testing.T) {
-	member, stranger := newPeerID(t), newPeerID(t)
+	member, stranger := testPeerID(t), testPeerID(t)
 	raw := [][]byte{
 		mustAddr(t, "/ip4/192.0.2.1/tcp/4001").Bytes(),
 		{0xff, 0xff, 0xff}, // not a multiaddr
@@ -124,7 +122,7 @@ func TestTipAddressesChecked(t *testing.T) {
 // public before private before relayed; at most maxTipAddrs; none longer
 // than maxAddrLen.
 func TestAdvertisedAddrs(t *testing.T) {
-	relay := newPeerID(t)
+	relay := testPeerID(t)
 	in := addrsOf(t,
 		"/ip4/127.0.0.1/tcp/4001",
 		"/ip6/::1/tcp/4001",
@@ -197,19 +195,6 @@ func TestTipVersions(t *testing.T) {
 	if _, err := unmarshalTip(tooMany.marshal()); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("a tip with too many addresses: %v", err)
 	}
-}
-
-func newPeerID(t *testing.T) peer.ID {
-	t.Helper()
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 func mustAddr(t *testing.T, s string) ma.Multiaddr {

@@ -92,10 +92,7 @@ func (e *env) follow(c *api.Client, group string, limit int, asJSON bool) error 
 			return nil
 		case ev, ok := <-events:
 			if !ok {
-				if e.ctx.Err() != nil {
-					return nil
-				}
-				return errDaemonStopped
+				return e.streamEnded()
 			}
 			if ev.Group != g.ID {
 				continue
@@ -113,6 +110,15 @@ func (e *env) follow(c *api.Client, group string, limit int, asJSON bool) error 
 			}
 		}
 	}
+}
+
+// streamEnded is what following the event stream returns once the stream
+// closed: nothing when the user stopped us, else that the daemon went away.
+func (e *env) streamEnded() error {
+	if e.ctx.Err() != nil {
+		return nil
+	}
+	return errDaemonStopped
 }
 
 func (e *env) cmdWatch(args []string) error {
@@ -135,10 +141,7 @@ func (e *env) cmdWatch(args []string) error {
 				return nil
 			case ev, ok := <-events:
 				if !ok {
-					if e.ctx.Err() != nil {
-						return nil
-					}
-					return errDaemonStopped
+					return e.streamEnded()
 				}
 				if *asJSON {
 					if err := e.json(ev); err != nil {
