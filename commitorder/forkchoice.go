@@ -12,7 +12,7 @@
 // claimant was seen on (branchMembers), so a branch that removed members
 // needs only the others it kept; one claim is enough from the only other
 // member of the branch the fork choice picks (soleOtherHolds: it is the
-// whole rest of that branch, which can then never be finalised). And when,
+// whole rest of that branch, which can then never win). And when,
 // MaxAge after the chosen child appeared, we are
 // behind, no other member is seen on its branch alone, and a quorum of other
 // members is seen on a valid sibling's subtree that removes us (members seen
