@@ -10,7 +10,10 @@
 // still can); the quorum is that of the branch as it now stands, counted on
 // the members of the newest epoch at or below the one claimed that the
 // claimant was seen on (branchMembers), so a branch that removed members
-// needs only the others it kept. And when, MaxAge after the chosen child appeared, we are
+// needs only the others it kept; one claim is enough from the only other
+// member of the branch the fork choice picks (soleOtherHolds: it is the
+// whole rest of that branch, which can then never win). And when,
+// MaxAge after the chosen child appeared, we are
 // behind, no other member is seen on its branch alone, and a quorum of other
 // members is seen on a valid sibling's subtree that removes us (members seen
 // only past what we can hold count on it when it is the only such sibling),
@@ -271,7 +274,7 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 	var out map[*node]*node
 	for _, n := range touched {
 		p := n.up
-		if n.claimCount < n.claimQ || !g.valid(p, n) {
+		if (n.claimCount < n.claimQ && !g.soleOtherHolds(p, n)) || !g.valid(p, n) {
 			continue
 		}
 		if out == nil {
@@ -282,6 +285,51 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 		}
 	}
 	return out
+}
+
+// soleOtherHolds reports whether the one other member of the branch the
+// fork choice picks at p holds n (a sibling of that branch) or a
+// descendant of it final. The branch is counted as it now stands: the
+// members of the tip reached by the fork choice alone from p's best child
+// (not by deferring, so switching our head never changes the answer),
+// which must be us and exactly one other. That member is then the whole
+// rest of our branch: the members p had and our branch removed are gone
+// from it, and nobody else can act there from now on, so with it final
+// elsewhere our branch can never win (a member that finalised moves only
+// by Rejoin, which needs vouchers holding our branch final, and the one
+// who could join us there will not). One claim is then the quorum, as in
+// a two-member group: a member that lies about it could as well stall our
+// branch by never acting on it, and moves only us, who share that branch
+// with nobody else (explorer, testdata/
+// explore_partition_removed_witness_converges.txt).
+func (g *Group) soleOtherHolds(p, n *node) bool {
+	r := g.bestChild(p)
+	if r == nil || r == n {
+		return false
+	}
+	t := r
+	for c := g.bestChild(t); c != nil; c = g.bestChild(t) {
+		t = c
+	}
+	if len(t.members) != 2 || !contains(t.members, g.self) {
+		return false
+	}
+	other := t.members[0]
+	if other == g.self {
+		other = t.members[1]
+	}
+	cl, ok := g.claims[other]
+	if !ok {
+		return false
+	}
+	x := g.nodes[cl.eid]
+	if x == nil || x == g.root || !contains(x.members, other) {
+		return false
+	}
+	for x.up != nil && x.epoch > n.epoch {
+		x = x.up
+	}
+	return x == n
 }
 
 // branchMembers is the membership that decides how many claims a branch

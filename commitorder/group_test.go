@@ -381,3 +381,39 @@ func TestAvoidanceDelayByRank(t *testing.T) {
 		t.Fatalf("want proposal on new head, got %s", effectNames(eff))
 	}
 }
+
+// TestDeferToSoleOtherMember: one claim moves us when its claimant is the
+// only other member of the branch the fork choice picks (our branch
+// removed everyone else: the explorer's stall after a partition, testdata/
+// explore_partition_removed_witness_converges.txt), and not when anyone
+// else is still a member of that branch (they could still act on it, and
+// one liar must not move us).
+func TestDeferToSoleOtherMember(t *testing.T) {
+	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
+	for _, tc := range []struct {
+		name    string
+		members []MemberID
+		ours    []MemberID // after a's removal on the better branch
+		theirs  []MemberID // after b's add on the worse branch
+		defers  bool
+	}{
+		{"sole other member", ids("a", "b", "c"), ids("a", "b"), ids("a", "b", "c", "d"), true},
+		{"another member left", ids("a", "b", "c", "d"), ids("a", "b", "c"), ids("a", "b", "c", "d", "e"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGroup(t, cfg, "a", tc.members)
+			gen := genesisOf(tc.members).Eid
+			ours := mkCommit(gen, 2, "a", ClassRemove, tc.ours, 1)
+			theirs := mkCommit(gen, 2, "b", ClassAdd, tc.theirs, 2)
+			step(t, g, ours)
+			step(t, g, theirs)
+			headIs(t, g, ours.Eid)
+			step(t, g, TipSeen{Member: "b", Eid: theirs.Eid, Epoch: 2, Root: theirs.Eid, RootEpoch: 2})
+			if tc.defers {
+				headIs(t, g, theirs.Eid)
+			} else {
+				headIs(t, g, ours.Eid)
+			}
+		})
+	}
+}
