@@ -204,6 +204,18 @@ func TestConnectAndPeers(t *testing.T) {
 	}
 	// A port nobody listens on (alice's, after she stops).
 	alice.stop()
+	// Bob notices the closed connection a moment later; until then a
+	// connect finds him still connected and succeeds.
+	waitUntil(t, 10*time.Second, "bob to drop alice", func() bool {
+		var ps []api.Peer
+		json.Unmarshal([]byte(bob.ok("peers", "--json")), &ps)
+		for _, x := range ps {
+			if x.ID == st.PeerID {
+				return false
+			}
+		}
+		return true
+	})
 	got = bob.fail("", "connect", st.Addrs[0])
 	if want := "grove: could not connect to " + st.Addrs[0] + ": connection refused (is a grove daemon listening there?)\n"; got != want {
 		t.Errorf("connect to a stopped daemon: %q, want %q", got, want)
