@@ -459,7 +459,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 			continue
 		}
 		p := g.nodes[n.parent]
-		if p == nil || p.epoch+1 != n.epoch || n.committer == "" || len(n.recent) == 0 || len(n.recent) > 255 {
+		if p == nil || p.epoch+1 != n.epoch || n.committer == "" || (len(n.recent) == 0 && !addsMember(p.members, n.members)) || len(n.recent) > 255 {
 			return nil, fmt.Errorf("node %v detached", n.eid)
 		}
 		n.up = p

@@ -94,7 +94,20 @@
 // without admins, or with its other admins away. Removals are never
 // limited, so removing a spammer always works, and a removal still beats
 // the removed member's racing update. Like the rest of validity, the bit is
-// read from the chain alone.
+// read from the chain alone — from the part of it every member holds: the
+// window restarts, empty, at every epoch whose commit adds a member. A
+// member welcomed into that epoch knows no commit before it (its genesis
+// carries no window), so a window reaching below it made a founder count
+// the admin's adds as over its share where the joiner did not: the two
+// picked different siblings of one parent and each side finalised its own
+// without any partition (testnet concurrent, 12 nodes, seeds 1 and 5: half
+// the group Rejoined; TestRateLimitAgreesWithJoiner). The price: adds do
+// not count toward the share, so an admin (or, in a group without admins,
+// any member) that interleaves adds escapes the limit; each add is a
+// visible new member. A member back by an external commit (rejoin) also
+// starts with an empty window while the others, seeing only an update
+// with the same members, do not restart theirs: the limited bit can still
+// differ there until RateWindow commits have passed.
 //
 // Deferring to finality elsewhere. A branch that a quorum of other members
 // (two, or one in a two-member group) report final in their tips wins over

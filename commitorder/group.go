@@ -333,7 +333,9 @@ func (g *Group) commitSeen(e CommitSeen) error {
 			g.prop = nil
 		}
 	}
-	n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
+	if !addsMember(p.members, members) {
+		n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
+	}
 	n.limited = g.overLimit(p, e.Committer, e.Class)
 	n.up = p
 	p.children = append(p.children, n)
@@ -348,6 +350,21 @@ func (g *Group) commitSeen(e CommitSeen) error {
 	}
 	g.releaseHeld(n.eid)
 	return nil
+}
+
+// addsMember reports whether child names a member parent lacks. The rate
+// limit's window restarts (empty) at such an epoch: the member it adds is
+// welcomed into it knowing no commit before it (its genesis has no
+// recent), and the limited bit must be read from commits every member
+// holds, or a founder and a joiner pick different siblings of one parent
+// and both finalise theirs (testnet concurrent, 12 nodes, seeds 1 and 5).
+func addsMember(parent, child []MemberID) bool {
+	for _, m := range child {
+		if !contains(parent, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func appendRecent(prev []MemberID, m MemberID, window int) []MemberID {
