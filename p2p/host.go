@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -306,7 +308,25 @@ func (n *Host) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
-	if err := n.h.Connect(ctx, ai); err != nil {
+	err := n.h.Connect(ctx, ai)
+	if err != nil && n.h.Network().Connectedness(ai.ID) != network.Connected {
+		// Two hosts that dial each other at the same instant (a peer's
+		// redialer against this call, after both restarted) can meet in a
+		// TCP simultaneous open, which fails both security handshakes. One
+		// retry after a random pause breaks the tie; the swarm's backoff
+		// for the address that just failed would refuse it untried.
+		select {
+		case <-time.After(time.Duration(100+rand.IntN(300)) * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
+		}
+		if sw, ok := n.h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(ai.ID)
+		}
+		err = n.h.Connect(ctx, ai)
+	}
+	// The dial failed but the peer's own dial to us won: we are connected.
+	if err != nil && n.h.Network().Connectedness(ai.ID) != network.Connected {
 		return fmt.Errorf("p2p: connect %s: %w", ai.ID, err)
 	}
 	n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
