@@ -221,3 +221,17 @@ func TestConnectAndPeers(t *testing.T) {
 		t.Errorf("connect to a stopped daemon: %q, want %q", got, want)
 	}
 }
+
+// opsPair starts alice's and bob's daemons in process, with a group "ops"
+// that alice created and, if joined, bob joined.
+func opsPair(t *testing.T, joined bool) (alice, bob *device) {
+	t.Helper()
+	alice, bob = newDevice(t, "alice"), newDevice(t, "bob")
+	alice.upInProcess()
+	bob.upInProcess()
+	alice.ok("group", "create", "ops")
+	if joined {
+		join(t, alice, bob, "ops")
+	}
+	return alice, bob
+}

@@ -158,11 +158,7 @@ func TestFollowRealDaemons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons; skipped with -short")
 	}
-	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
-	alice.upInProcess()
-	bob.upInProcess()
-	alice.ok("group", "create", "ops")
-	join(t, alice, bob, "ops")
+	alice, bob := opsPair(t, true)
 
 	start := func(args ...string) (*syncBuffer, func() error) {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -16,10 +16,7 @@ func TestInviteExpiresListRevoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons; skipped with -short")
 	}
-	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
-	alice.upInProcess()
-	bob.upInProcess()
-	alice.ok("group", "create", "ops")
+	alice, bob := opsPair(t, false)
 
 	before := time.Now()
 	var kept, revoked api.Invite

@@ -19,11 +19,7 @@ func TestMessageSizeLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons; skipped with -short")
 	}
-	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
-	alice.upInProcess()
-	bob.upInProcess()
-	alice.ok("group", "create", "ops")
-	join(t, alice, bob, "ops")
+	alice, bob := opsPair(t, true)
 
 	longest := strings.Repeat("x", api.MaxTextBytes-2) + "é" // 2 bytes of UTF-8
 	if _, errOut, err := alice.run(longest+"\n", "send", "ops", "-"); err != nil {

@@ -42,10 +42,7 @@ func TestErrorsInUserTerms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons; skipped with -short")
 	}
-	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
-	alice.upInProcess()
-	bob.upInProcess()
-	alice.ok("group", "create", "ops")
+	alice, bob := opsPair(t, false)
 	code := strings.TrimSpace(alice.ok("invite", "ops"))
 
 	t.Run("mistyped invite code", func(t *testing.T) {
