@@ -93,6 +93,21 @@ type Stopper interface {
 	Shutdown(ctx context.Context) error
 }
 
+// WebLinker is implemented by a Service whose process serves the web
+// client (grove up --gui): grove gui asks it for a sign-in link. Serve
+// answers WebLogin with CodeUnavailable for a Service without it.
+type WebLinker interface {
+	// WebLogin returns a one-time link that signs a browser on this
+	// machine in to the web client.
+	WebLogin(ctx context.Context) (WebLogin, error)
+}
+
+// WebLogin is a one-time sign-in link to the web client.
+type WebLogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"` // the link stops working then if unused
+}
+
 // Status describes the device.
 type Status struct {
 	Name        string    `json:"name"`

@@ -35,8 +35,9 @@ type Client struct {
 }
 
 var (
-	_ Service = (*Client)(nil)
-	_ Stopper = (*Client)(nil)
+	_ Service   = (*Client)(nil)
+	_ Stopper   = (*Client)(nil)
+	_ WebLinker = (*Client)(nil)
 )
 
 // Dial connects to the daemon listening on the Unix socket at path.
@@ -396,6 +397,14 @@ func (c *Client) RevokeInvite(ctx context.Context, id string) error {
 // wait for its socket to go.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.call(ctx, methodShutdown, nil, nil)
+}
+
+// WebLogin asks the daemon for a sign-in link to its web client (see
+// WebLinker).
+func (c *Client) WebLogin(ctx context.Context) (WebLogin, error) {
+	var w WebLogin
+	err := c.call(ctx, methodWebLogin, nil, &w)
+	return w, err
 }
 
 func (c *Client) ConnectPeer(ctx context.Context, addr string) (Peer, error) {

@@ -456,6 +456,13 @@ var handlers = map[string]handler{
 		}
 		return nil, s.Shutdown(ctx)
 	}},
+	methodWebLogin: {fn: func(ctx context.Context, svc Service, _ json.RawMessage, _ *stream) (any, error) {
+		w, ok := svc.(WebLinker)
+		if !ok {
+			return nil, Errorf(CodeUnavailable, "this daemon does not serve the web client")
+		}
+		return w.WebLogin(ctx)
+	}},
 	methodConnect: {fn: func(ctx context.Context, svc Service, raw json.RawMessage, _ *stream) (any, error) {
 		var p addrParams
 		if err := decodeParams(raw, &p); err != nil {

@@ -69,6 +69,7 @@ const (
 	methodInviteWith  = "invite_with"
 	methodInvites     = "invites"
 	methodRevoke      = "revoke_invite"
+	methodWebLogin    = "web_login"
 )
 
 // errFrameTooLarge reports a line longer than the reader's limit; the

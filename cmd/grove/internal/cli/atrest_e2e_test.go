@@ -34,7 +34,7 @@ func TestHomeOnDiskHoldsNoPlaintext(t *testing.T) {
 			pass := writePass(t, "correct horse")
 			d := &device{t: t, name: name, home: filepath.Join(shortTempDir(t), "h"),
 				runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC,
-					Keyring: &fakeKeyring{unavailable: true}, testingOnlyKDF: &fastKDF, testingOnlyPlaintext: !encrypt}}
+					Keyring: &fakeKeyring{unavailable: true}, testingOnlyKDF: &fastKDF, testingOnlyPlaintext: !encrypt, testingOnlyDefaultGUI: "off"}}
 			d.ok("init", "--name", name, "--passphrase-file", pass)
 			d.upInProcess("--passphrase-file", pass)
 			d.ok("group", "create", group)

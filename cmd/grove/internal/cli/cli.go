@@ -96,6 +96,11 @@ type Runner struct {
 	testingOnlyDetachEnv []string
 	// testingOnlyExecutable replaces os.Executable in service unit files.
 	testingOnlyExecutable string
+	// testingOnlyDefaultGUI replaces web.DefaultAddr as up's --gui default
+	// (tests use "off", or port 0).
+	testingOnlyDefaultGUI string
+	// testingOnlyOpenURL replaces opening a browser in grove gui.
+	testingOnlyOpenURL func(url string) error
 }
 
 // ExitCode maps Run's error to a process exit status: 0 for nil, 2 for
@@ -234,7 +239,7 @@ The database is encrypted at rest with a random key, kept:
   --key-file              in DIR/store.key, protected by its file mode only
 Without these, the key goes to the OS keyring when one is running, else to
 DIR/store.key (with a warning).`},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--detach]", "run the daemon", (*env).cmdUp, `
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--gui ADDR|off] [--detach]", "run the daemon", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
                          with the ports chosen at the first start kept in
@@ -244,6 +249,9 @@ DIR/store.key (with a warning).`},
   --mdns                 discover peers on the local network
   --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics;
                          loopback addresses only, e.g. 127.0.0.1:9464
+  --gui ADDR|off         serve the web client on http://ADDR (loopback only;
+                         default 127.0.0.1:7768, skipped with a warning when
+                         that port is taken); grove gui signs a browser in
   --detach               run in the background: logs go to DIR/grove.log; up
                          returns once the daemon serves and prints its pid
 
@@ -267,6 +275,11 @@ OS keyring or in a key file is moved under the passphrase.`},
 		{"chat", "[GROUP]", "open the full-screen chat client", (*env).cmdChat, `
 GROUP (name or id) opens first; default the first group. Type /help inside
 for commands and keys; Ctrl-C quits. Needs a terminal and a running daemon.`},
+		{"gui", "[--no-open] [--json]", "sign a browser in to the web client", (*env).cmdGUI, `
+Prints a one-time sign-in link to the web client that grove up serves
+(--gui) and opens it in the browser when there is a display. The link
+works once, for two minutes; the browser session ends when the browser
+closes or the daemon stops.`},
 		{"group create", "NAME [--json]", "create a group with you as its admin", (*env).cmdGroupCreate, ""},
 		{"group list", "[--json]", "list your groups", (*env).cmdGroupList, `
 UNREAD counts messages from others since the group was last read (grove

@@ -84,6 +84,8 @@ func newHarness(t *testing.T) *harness {
 		Keyring:  &fakeKeyring{unavailable: true},
 		Location: time.UTC,
 		Now:      func() time.Time { return apitest.Epoch0.Add(time.Hour) },
+		// Tests never take the web client's fixed default port.
+		testingOnlyDefaultGUI: "off",
 		NewDaemon: func(cfg DaemonConfig) (Daemon, error) {
 			h.configs = append(h.configs, cfg)
 			return h.daemon, nil

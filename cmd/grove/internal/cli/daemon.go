@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"grove/cmd/grove/internal/web"
 	"grove/node/api"
 )
 
@@ -115,7 +117,17 @@ func (e *env) cmdUp(args []string) error {
 	metricsAddr := f.String("metrics", "", "")
 	kc := e.keyFlags(f, false)
 	detach := f.Bool("detach", false, "")
+	guiDefault := web.DefaultAddr
+	if e.r.testingOnlyDefaultGUI != "" {
+		guiDefault = e.r.testingOnlyDefaultGUI
+	}
+	guiAddr := f.String("gui", guiDefault, "")
 	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	guiExplicit := false
+	f.Visit(func(fl *flag.Flag) { guiExplicit = guiExplicit || fl.Name == "gui" })
+	if err := checkGUIFlag(*guiAddr); err != nil {
 		return err
 	}
 	for _, a := range listen {
@@ -187,13 +199,25 @@ func (e *env) cmdUp(args []string) error {
 		}
 		listen = rememberedListen(home, defaults, log)
 	}
+	guiLis, err := e.listenGUI(*guiAddr, guiExplicit, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	closeGUI := func() {
+		if guiLis != nil {
+			guiLis.Close()
+		}
+	}
 	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log, StoreKey: key})
 	if err != nil {
 		lis.Close()
+		closeGUI()
 		return fmt.Errorf("up: %w", err)
 	}
 	if err := d.Start(e.ctx); err != nil {
 		lis.Close()
+		closeGUI()
 		d.Close()
 		return fmt.Errorf("up: %w", err)
 	}
@@ -206,13 +230,13 @@ func (e *env) cmdUp(args []string) error {
 			log.Warn("listen addresses not remembered; the next start may use other ports", "err", err)
 		}
 	}
-	return e.serveDaemon(d, lis, sock, *metricsAddr, log)
+	return e.serveDaemon(d, lis, sock, *metricsAddr, guiLis, log)
 }
 
 // serveDaemon serves the local API (and metrics) until the context ends,
 // then stops everything in order: first the API, so that no call reaches a
 // closing daemon, then the daemon.
-func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, log *slog.Logger) (err error) {
+func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, guiLis net.Listener, log *slog.Logger) (err error) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -228,6 +252,9 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 		mlis, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			lis.Close()
+			if guiLis != nil {
+				guiLis.Close()
+			}
 			return fmt.Errorf("up: metrics: %w", err)
 		}
 		metricsURL = "http://" + mlis.Addr().String() + "/metrics"
@@ -242,6 +269,7 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 	served := make(chan error, 1)
 	sd := newServedDaemon(d)
 	wg.Go(func() { served <- api.Serve(ctx, lis, sd, log) })
+	serveGUI(ctx, &wg, sd, guiLis, log)
 
 	st, err := d.Status(ctx)
 	if err != nil {

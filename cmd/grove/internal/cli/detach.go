@@ -234,14 +234,18 @@ func processGone(pid int) bool {
 }
 
 // servedDaemon is the daemon as up serves it: Shutdown asks up to stop,
-// and Status reports the process id.
+// Status reports the process id, and WebLogin signs in to the web client.
 type servedDaemon struct {
 	Daemon
+	webLinker
 	stop     chan struct{}
 	stopOnce sync.Once
 }
 
-var _ api.Stopper = (*servedDaemon)(nil)
+var (
+	_ api.Stopper   = (*servedDaemon)(nil)
+	_ api.WebLinker = (*servedDaemon)(nil)
+)
 
 func newServedDaemon(d Daemon) *servedDaemon {
 	return &servedDaemon{Daemon: d, stop: make(chan struct{})}

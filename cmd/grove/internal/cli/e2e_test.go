@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		ctx, stop := signalContext()
 		// Without --listen the child listens on loopback only, like every
 		// test daemon.
-		r := &Runner{NewDaemon: fastDaemon, Keyring: &fakeKeyring{unavailable: true}, testingOnlyDefaultListen: loopbackDefaults}
+		r := &Runner{NewDaemon: fastDaemon, Keyring: &fakeKeyring{unavailable: true}, testingOnlyDefaultListen: loopbackDefaults, testingOnlyDefaultGUI: "off"}
 		err := r.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(ExitCode(err))
@@ -63,7 +63,7 @@ type device struct {
 
 func newDevice(t *testing.T, name string) *device {
 	d := &device{t: t, name: name, home: filepath.Join(shortTempDir(t), name),
-		runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC, Keyring: &fakeKeyring{unavailable: true}}}
+		runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC, Keyring: &fakeKeyring{unavailable: true}, testingOnlyDefaultGUI: "off"}}
 	d.ok("init", "--name", name)
 	return d
 }

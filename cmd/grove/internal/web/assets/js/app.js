@@ -1,0 +1,834 @@
+// Grove web client: groups, conversation, search, members, invites and
+// settings over the daemon's JSON API. One module-level state object; each
+// screen has a render function that rebuilds its part of the page from it.
+
+import * as api from "./api.js";
+import { $, h, clear, highlight, searchTerms, groupDigits, fmtTime, fmtDay, fmtFull, drawQR } from "./dom.js";
+
+const PAGE = 100; // messages per scroll-back step
+const FIRST = 50; // messages shown when a group opens
+
+const S = {
+  me: null,
+  groups: [],
+  current: null, // hex id of the open group
+  msgs: [], // the loaded window of the open group, oldest first
+  older: false, // history goes on before msgs[0]
+  newer: false, // msgs does not reach the newest message
+  loading: false,
+  panel: null, // name of the open side panel
+  panelGroup: null,
+  joinDetail: "",
+  stream: null,
+};
+
+// ---- start and sign-in
+
+async function main() {
+  applyTheme(localStorage.getItem("grove.theme") || "system");
+  const m = location.hash.match(/^#login=([A-Za-z0-9_-]+)$/);
+  if (m) {
+    // The fragment never reaches the server in a request line or log;
+    // it is removed from the address bar and history at once.
+    history.replaceState(null, "", "/");
+    try {
+      await api.signIn(m[1]);
+    } catch (e) {
+      return showSignIn(e.message);
+    }
+  }
+  if (!api.hasToken()) return showSignIn("This browser is not signed in.");
+  try {
+    S.me = await api.get("/api/status");
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) {
+      api.forgetToken();
+      return showSignIn(e.message);
+    }
+    return showSignIn("The daemon did not answer: " + e.message);
+  }
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  wire();
+  await refreshGroups();
+  const last = sessionStorage.getItem("grove.group");
+  if (last && S.groups.some((g) => g.id === last) && window.matchMedia("(min-width: 721px)").matches) openGroup(last);
+  S.stream = api.events({
+    onEvent,
+    onReady: () => {
+      // Reconnected: reload whatever may have changed meanwhile.
+      setOnline(true);
+      refreshGroups();
+      if (S.current && !S.newer) reloadNewest();
+    },
+    onDown: () => setOnline(false),
+    onAuthError: (e) => {
+      api.forgetToken();
+      showSignIn(e.message);
+    },
+  });
+}
+
+function showSignIn(why) {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("signin-why").textContent = why;
+}
+
+let offlineTimer = null;
+function setOnline(up) {
+  clearTimeout(offlineTimer);
+  if (up) return;
+  // A moment's reconnect is not worth a message.
+  offlineTimer = setTimeout(() => toast("Lost the connection to the daemon; reconnecting…"), 2000);
+}
+
+// ---- groups
+
+let groupsTimer = null;
+function refreshGroupsSoon() {
+  clearTimeout(groupsTimer);
+  groupsTimer = setTimeout(refreshGroups, 150);
+}
+
+async function refreshGroups() {
+  try {
+    S.groups = await api.get("/api/groups");
+  } catch (e) {
+    return toast(e.message);
+  }
+  S.groups.sort((a, b) => a.name.localeCompare(b.name));
+  renderGroups();
+  renderConvHead();
+}
+
+function reachText(g) {
+  const r = g.reach || {};
+  if (!r.others) return "only you";
+  if (!r.reachable) return "no member reachable";
+  return `${r.reachable} of ${r.others} reachable`;
+}
+
+const cutOff = (g) => g.reach && g.reach.others > 0 && g.reach.reachable === 0;
+
+function stateText(g) {
+  switch (g.state) {
+    case "removed": return "removed";
+    case "removing": return "removal pending";
+    case "rejoin_needed": return "rejoin needed";
+  }
+  if (cutOff(g)) return "no member reachable";
+  if (g.sync && g.sync.catching_up) return "catching up";
+  return "";
+}
+
+function renderGroups() {
+  const list = $("group-list");
+  clear(list);
+  $("no-groups").hidden = S.groups.length > 0;
+  for (const g of S.groups) {
+    const st = stateText(g);
+    const label = [g.name, g.unread ? `${g.unread} unread` : "", st].filter(Boolean).join(", ");
+    list.appendChild(
+      h("li", {},
+        h("button", { type: "button", "data-group": g.id, "aria-current": g.id === S.current ? "true" : "false", "aria-label": label, onclick: () => openGroup(g.id) },
+          h("span", { class: "gname", text: g.name }),
+          st ? h("span", { class: "gstate", text: st }) : null,
+          g.unread ? h("span", { class: "unread", text: String(g.unread) }) : null)));
+  }
+}
+
+const currentGroup = () => S.groups.find((g) => g.id === S.current);
+
+function renderConvHead() {
+  const g = currentGroup();
+  if (!g) return;
+  $("conv-name").textContent = g.name;
+  $("conv-sub").textContent = `${g.members} member${g.members === 1 ? "" : "s"} · ${reachText(g)}`;
+  const banner = $("conv-banner");
+  let text = "";
+  if (g.state === "removed") text = "You were removed from this group. Its history stays readable here until you leave it.";
+  else if (g.state === "removing") text = "A removal of this device is pending; you cannot send.";
+  else if (g.state === "rejoin_needed") text = "This device fell too far behind the group: leave it and ask for a new invite.";
+  else if (cutOff(g)) {
+    const since = g.reach.cut_off_since ? " since " + fmtFull(g.reach.cut_off_since) : "";
+    text = `No member reachable${since}. What you send waits here and goes out once one is.`;
+  } else if (g.sync && g.sync.catching_up) text = `Catching up with the group${g.sync.total ? ` (${g.sync.done}/${g.sync.total})` : ""}…`;
+  banner.textContent = text;
+  banner.hidden = !text;
+  const canSend = !g.state || g.state === "active";
+  $("compose").disabled = !canSend;
+  $("send").disabled = !canSend;
+  $("show-invite").disabled = !canSend;
+}
+
+// ---- conversation
+
+const key = (m) => m.id + "/" + m.sender_peer;
+
+async function openGroup(id, opts = {}) {
+  if (S.current !== id) {
+    S.current = id;
+    sessionStorage.setItem("grove.group", id);
+    S.msgs = [];
+    clear($("messages"));
+  }
+  $("conv-empty").hidden = true;
+  $("conv-body").hidden = false;
+  setView("conv");
+  renderGroups();
+  renderConvHead();
+  if (S.panel === "members" || S.panel === "invite" || S.panel === "group") showPanel(S.panel);
+  const url = `/api/groups/${id}/messages` + api.q(opts.around ? { around: opts.around, limit: PAGE } : { limit: FIRST });
+  S.loading = true;
+  let p;
+  try {
+    p = await api.get(url);
+  } catch (e) {
+    S.loading = false;
+    return toast(e.message);
+  }
+  if (S.current !== id) return;
+  S.msgs = p.messages;
+  S.older = p.older;
+  S.newer = p.newer;
+  renderMessages();
+  S.loading = false;
+  if (opts.around) {
+    const li = document.querySelector(`#messages li[data-id="${CSS.escape(opts.around)}"]`);
+    if (li) {
+      li.classList.add("hit");
+      li.scrollIntoView({ block: "center" });
+      li.focus({ preventScroll: true });
+      setTimeout(() => li.classList.remove("hit"), 4000);
+    }
+  } else {
+    scrollToBottom();
+    if (!opts.keepFocus) $("compose").focus({ preventScroll: true });
+  }
+  markReadSoon();
+}
+
+async function reloadNewest() {
+  const id = S.current;
+  try {
+    const p = await api.get(`/api/groups/${id}/messages` + api.q({ limit: FIRST }));
+    if (S.current !== id) return;
+    const have = new Set(S.msgs.map(key));
+    const fresh = p.messages.filter((m) => !have.has(key(m)));
+    if (fresh.length === 0) return;
+    if (p.messages.length && S.msgs.length && !have.has(key(p.messages[0]))) {
+      // More arrived than one page: start over at the newest.
+      S.msgs = p.messages;
+      S.older = p.older;
+      renderMessages();
+    } else {
+      for (const m of fresh) addMessage(m);
+    }
+    scrollToBottom();
+  } catch (e) {
+    toast(e.message);
+  }
+}
+
+function dayNode(t) {
+  return h("li", { class: "day", role: "separator", text: fmtDay(t) });
+}
+
+function messageNode(m) {
+  const flags = [];
+  if (m.pending) flags.push("sending");
+  if (m.queued) flags.push("waiting for a member");
+  if (m.orphaned) flags.push("from a discarded branch");
+  if (m.resent) flags.push("re-sent");
+  return h("li", { class: "msg" + (m.own ? " own" : ""), "data-id": m.id, "data-key": key(m), tabindex: "-1" },
+    h("div", { class: "meta" },
+      h("span", { class: "sender", text: m.own ? "you" : m.sender }),
+      h("time", { datetime: m.time, title: fmtFull(m.time), text: fmtTime(m.time) }),
+      flags.map((f) => h("span", { class: "flag", text: f }))),
+    h("div", { class: "text", text: m.text }));
+}
+
+const dayOf = (t) => new Date(t).toDateString();
+
+function renderMessages() {
+  const ol = $("messages");
+  const frag = document.createDocumentFragment();
+  let day = "";
+  for (const m of S.msgs) {
+    const d = dayOf(m.time);
+    if (d !== day) {
+      frag.appendChild(dayNode(m.time));
+      day = d;
+    }
+    frag.appendChild(messageNode(m));
+  }
+  clear(ol);
+  ol.appendChild(frag);
+  $("history-start").hidden = S.older;
+  $("jump-latest").hidden = !S.newer;
+}
+
+// addMessage appends a live message unless it is already shown (an own
+// message arrives both as the send's answer and as an event).
+function addMessage(m) {
+  const k = key(m);
+  const i = S.msgs.findIndex((x) => key(x) === k);
+  if (i >= 0) {
+    S.msgs[i] = m;
+    const li = document.querySelector(`#messages li[data-key="${CSS.escape(k)}"]`);
+    if (li) li.replaceWith(messageNode(m));
+    return;
+  }
+  const last = S.msgs[S.msgs.length - 1];
+  S.msgs.push(m);
+  const ol = $("messages");
+  if (!last || dayOf(last.time) !== dayOf(m.time)) ol.appendChild(dayNode(m.time));
+  ol.appendChild(messageNode(m));
+}
+
+const nearBottom = () => {
+  const sc = $("scroller");
+  return sc.scrollHeight - sc.scrollTop - sc.clientHeight < 80;
+};
+
+function scrollToBottom() {
+  const sc = $("scroller");
+  sc.scrollTop = sc.scrollHeight;
+}
+
+async function loadOlder() {
+  if (S.loading || !S.older || !S.msgs.length) return;
+  S.loading = true;
+  const id = S.current;
+  try {
+    const p = await api.get(`/api/groups/${id}/messages` + api.q({ before: S.msgs[0].id, limit: PAGE }));
+    if (S.current !== id) return;
+    const sc = $("scroller");
+    const fromBottom = sc.scrollHeight - sc.scrollTop;
+    S.msgs = p.messages.concat(S.msgs);
+    S.older = p.older;
+    renderMessages();
+    sc.scrollTop = sc.scrollHeight - fromBottom;
+  } catch (e) {
+    toast(e.message);
+  } finally {
+    S.loading = false;
+  }
+}
+
+async function loadNewer() {
+  if (S.loading || !S.newer || !S.msgs.length) return;
+  S.loading = true;
+  const id = S.current;
+  try {
+    const p = await api.get(`/api/groups/${id}/messages` + api.q({ after: S.msgs[S.msgs.length - 1].id, limit: PAGE }));
+    if (S.current !== id) return;
+    for (const m of p.messages) addMessage(m);
+    S.newer = p.newer;
+    $("jump-latest").hidden = !S.newer;
+  } catch (e) {
+    toast(e.message);
+  } finally {
+    S.loading = false;
+  }
+}
+
+async function send() {
+  const ta = $("compose");
+  const text = ta.value;
+  if (!text.trim() || !S.current) return;
+  const id = S.current;
+  $("send").disabled = true;
+  try {
+    const m = await api.post(`/api/groups/${id}/messages`, { text });
+    ta.value = "";
+    autosize();
+    if (S.current === id) {
+      if (S.newer) await openGroup(id);
+      else addMessage(m);
+      scrollToBottom();
+    }
+    if (m.queued) toast("No member is reachable: the message waits and goes out once one is.");
+  } catch (e) {
+    toast(e.message);
+  } finally {
+    $("send").disabled = false;
+    ta.focus();
+  }
+}
+
+let readTimer = null;
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const g = currentGroup();
+    if (!g || document.visibilityState !== "visible" || S.newer) return;
+    if (!g.unread) return;
+    try {
+      await api.post(`/api/groups/${g.id}/read`);
+      g.unread = 0;
+      renderGroups();
+    } catch (e) {
+      /* the count stays; nothing lost */
+    }
+  }, 400);
+}
+
+// ---- events
+
+function onEvent(ev) {
+  switch (ev.kind) {
+    case "message":
+      if (ev.group === S.current && !S.newer && ev.message) {
+        const stick = nearBottom();
+        addMessage(ev.message);
+        if (stick) scrollToBottom();
+        markReadSoon();
+      }
+      refreshGroupsSoon();
+      break;
+    case "join_progress":
+      S.joinDetail = ev.detail || "";
+      if (S.panel === "join") {
+        const p = $("join-progress");
+        if (p) p.textContent = S.joinDetail;
+      }
+      break;
+    case "member_added":
+    case "member_removed":
+    case "removed":
+    case "epoch":
+    case "group_joined":
+    case "reach":
+    case "sync":
+    case "fork_resolved":
+      refreshGroupsSoon();
+      if (S.panel === "members" && ev.group === S.current && ev.kind.startsWith("member")) showPanel("members");
+      break;
+    case "peers":
+      if (S.panel === "settings") refreshPeers();
+      refreshGroupsSoon();
+      break;
+  }
+}
+
+// ---- panels
+
+function setView(v) {
+  document.body.className = "view-" + v;
+}
+
+function closePanel() {
+  if (!S.panel) return false;
+  S.panel = null;
+  $("panel").hidden = true;
+  $("app").classList.remove("with-panel");
+  setView(S.current ? "conv" : "groups");
+  return true;
+}
+
+const panels = {
+  members: { title: "Members", build: buildMembers },
+  invite: { title: "Invite", build: buildInvite },
+  group: { title: "Group", build: buildGroupActions },
+  search: { title: "Search", build: buildSearch },
+  settings: { title: "Settings", build: buildSettings },
+  join: { title: "Join a group", build: buildJoin },
+  create: { title: "New group", build: buildCreate },
+};
+
+function showPanel(name) {
+  const p = panels[name];
+  S.panel = name;
+  $("panel-title").textContent = p.title;
+  const body = $("panel-body");
+  clear(body);
+  $("panel").hidden = false;
+  $("app").classList.add("with-panel");
+  setView("panel");
+  p.build(body);
+}
+
+// confirmButton asks for a second press within five seconds before a
+// destructive action (no window.confirm: it blocks keyboard flow).
+function confirmButton(label, confirmLabel, action) {
+  let armed = null;
+  const b = h("button", { type: "button", class: "danger", text: label });
+  b.addEventListener("click", async () => {
+    if (!armed) {
+      b.textContent = confirmLabel;
+      armed = setTimeout(() => { armed = null; b.textContent = label; }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    b.disabled = true;
+    try {
+      await action();
+    } finally {
+      b.disabled = false;
+      b.textContent = label;
+    }
+  });
+  return b;
+}
+
+async function watchChange(ch, out) {
+  const say = (c) => {
+    out.textContent = c.state === "done" ? "Done." : `${c.state}${c.waiting ? ": " + c.waiting : ""}…`;
+  };
+  say(ch);
+  for (let i = 0; i < 10 && ch.state !== "done"; i++) {
+    try {
+      ch = await api.get(`/api/groups/${ch.group}/changes/${ch.id}` + api.q({ wait: "30s" }));
+    } catch (e) {
+      out.textContent = e.message;
+      return;
+    }
+    say(ch);
+  }
+  refreshGroupsSoon();
+}
+
+async function buildMembers(body) {
+  const g = currentGroup();
+  if (!g) return;
+  const gid = g.id;
+  let ms;
+  try {
+    ms = await api.get(`/api/groups/${gid}/members`);
+  } catch (e) {
+    return body.appendChild(h("p", { class: "error", text: e.message }));
+  }
+  if (S.panel !== "members" || S.current !== gid) return;
+  const status = h("p", { class: "note", role: "status" });
+  body.appendChild(h("p", { class: "note", text: "Compare each fingerprint with the member in person or on a call: equal fingerprints mean nobody sits in between." }));
+  body.appendChild(h("ul", { class: "list", id: "member-list" }, ms.map((m) =>
+    h("li", { "data-peer": m.peer_id },
+      h("div", {}, h("strong", { text: m.name }), m.self ? h("span", { class: "badge", text: "you" }) : null, m.admin ? h("span", { class: "badge", text: "admin" }) : null),
+      h("div", { class: "fingerprint", "aria-label": `Fingerprint of ${m.name}`, text: groupDigits(m.fingerprint) }),
+      h("div", { class: "note mono", text: m.peer_id }),
+      g.admin && !m.self && g.state === "active"
+        ? h("div", { class: "row" }, confirmButton(`Remove ${m.name}`, `Really remove ${m.name}?`, async () => {
+          try {
+            const ch = await api.post(`/api/groups/${gid}/remove`, { member: m.peer_id });
+            await watchChange(ch, status);
+            if (S.panel === "members") showPanel("members");
+          } catch (e) {
+            status.textContent = e.message;
+          }
+        }))
+        : null))));
+  body.appendChild(status);
+}
+
+function buildInvite(body) {
+  const g = currentGroup();
+  if (!g) return;
+  const expiry = h("select", { id: "invite-expiry" },
+    h("option", { value: "1h", text: "1 hour" }),
+    h("option", { value: "24h", text: "1 day", selected: true }),
+    h("option", { value: "168h", text: "7 days" }));
+  const out = h("div", { id: "invite-out" });
+  body.appendChild(h("p", { text: `A one-time code lets one device join ${g.name}. Send it over a channel you trust.` }));
+  body.appendChild(h("div", { class: "row" },
+    h("label", { for: "invite-expiry", text: "Valid for" }), expiry,
+    h("button", { type: "button", class: "primary", id: "create-invite", onclick: async () => {
+      clear(out);
+      try {
+        const inv = await api.post(`/api/groups/${g.id}/invites`, { expires: expiry.value });
+        const code = h("textarea", { class: "code", id: "invite-code", rows: "5", readonly: true, "aria-label": "Invite code" });
+        code.value = inv.code;
+        out.appendChild(h("label", { for: "invite-code", text: `Code (valid until ${fmtFull(inv.expires)})` }));
+        out.appendChild(code);
+        out.appendChild(h("div", { class: "row" }, h("button", { type: "button", onclick: async () => {
+          try {
+            await navigator.clipboard.writeText(inv.code);
+            toast("Copied.");
+          } catch (e) {
+            code.select();
+          }
+        }, text: "Copy" })));
+        if (inv.qr && inv.qr.length) {
+          const c = h("canvas", { class: "qr", role: "img", "aria-label": "QR code of the invite" });
+          drawQR(c, inv.qr);
+          out.appendChild(c);
+        }
+        code.focus();
+        code.select();
+      } catch (e) {
+        out.appendChild(h("p", { class: "error", text: e.message }));
+      }
+    }, text: "Create code" })));
+  body.appendChild(out);
+}
+
+function buildGroupActions(body) {
+  const g = currentGroup();
+  if (!g) return;
+  const status = h("p", { class: "note", role: "status" });
+  body.appendChild(h("dl", { class: "kv" },
+    h("dt", { text: "Name" }), h("dd", { text: g.name }),
+    h("dt", { text: "Id" }), h("dd", { class: "mono", text: g.id }),
+    h("dt", { text: "Epoch" }), h("dd", { text: String(g.epoch) }),
+    h("dt", { text: "Members" }), h("dd", { text: String(g.members) }),
+    h("dt", { text: "Role" }), h("dd", { text: g.admin ? "admin" : "member" }),
+    h("dt", { text: "Reach" }), h("dd", { text: reachText(g) })));
+  if (g.state === "active" || !g.state) {
+    body.appendChild(h("section", {},
+      h("h3", { text: "Rotate keys" }),
+      h("p", { class: "note", text: "Fresh keys for this device in this group: whoever may have copied the old ones cannot read what follows." }),
+      h("button", { type: "button", id: "rotate", text: "Rotate my keys", onclick: async () => {
+        try {
+          await watchChange(await api.post(`/api/groups/${g.id}/rotate`), status);
+        } catch (e) {
+          status.textContent = e.message;
+        }
+      } })));
+  }
+  body.appendChild(h("section", {},
+    h("h3", { text: "Leave" }),
+    h("p", { class: "note", text: "Leaving deletes this group's history from this device." }),
+    confirmButton("Leave group", "Really leave and delete the history here?", async () => {
+      try {
+        await api.post(`/api/groups/${g.id}/leave`);
+        S.current = null;
+        sessionStorage.removeItem("grove.group");
+        $("conv-body").hidden = true;
+        $("conv-empty").hidden = false;
+        closePanel();
+        setView("groups");
+        await refreshGroups();
+        toast(`Left ${g.name}.`);
+      } catch (e) {
+        status.textContent = e.message;
+      }
+    })));
+  body.appendChild(status);
+}
+
+async function buildSearch(body) {
+  const query = $("search-input").value.trim();
+  if (!query) return body.appendChild(h("p", { class: "note", text: "Type words to search for; several words must all match, word* matches prefixes, \"quotes\" match phrases." }));
+  body.appendChild(h("p", { class: "note", role: "status", id: "search-status", text: "Searching…" }));
+  let res;
+  try {
+    res = await api.get("/api/search" + api.q({ q: query, limit: 50 }));
+  } catch (e) {
+    $("search-status").textContent = e.message;
+    return;
+  }
+  if (S.panel !== "search") return;
+  const terms = searchTerms(query);
+  $("search-status").textContent = res.hits.length ? `${res.hits.length}${res.next ? "+" : ""} found` : "Nothing found.";
+  const names = new Map(S.groups.map((g) => [g.id, g.name]));
+  body.appendChild(h("ul", { class: "hits", id: "hits" }, res.hits.map((hit) => {
+    const m = hit.message;
+    return h("li", {}, h("button", { type: "button", "data-id": m.id, onclick: () => jumpTo(m) },
+      h("div", { class: "meta", text: `${names.get(m.group) || m.group} · ${m.own ? "you" : m.sender} · ${fmtFull(m.time)}` }),
+      h("div", { class: "text" }, highlight(m.text, terms))));
+  })));
+}
+
+function jumpTo(m) {
+  closePanel();
+  openGroup(m.group, { around: m.id });
+}
+
+function buildJoin(body) {
+  const code = h("textarea", { id: "join-code", class: "code", rows: "5", "aria-label": "Invite code", placeholder: "Paste the invite code" });
+  const progress = h("p", { class: "note", id: "join-progress", role: "status" });
+  const go = h("button", { type: "button", class: "primary", id: "join-submit", text: "Join" });
+  go.addEventListener("click", async () => {
+    if (!code.value.trim()) return;
+    go.disabled = true;
+    progress.textContent = "Asking the inviter's device…";
+    try {
+      const g = await api.post("/api/join", { code: code.value.trim() });
+      closePanel();
+      await refreshGroups();
+      openGroup(g.id);
+      toast(`Joined ${g.name}.`);
+    } catch (e) {
+      progress.textContent = e.message;
+    } finally {
+      go.disabled = false;
+    }
+  });
+  body.appendChild(h("label", { for: "join-code", text: "Invite code" }));
+  body.appendChild(code);
+  body.appendChild(h("div", { class: "row" }, go));
+  body.appendChild(progress);
+  code.focus();
+}
+
+function buildCreate(body) {
+  const name = h("input", { type: "text", id: "group-name", autocomplete: "off", maxlength: "64" });
+  const out = h("p", { class: "note", role: "status" });
+  const form = h("form", {}, h("label", { for: "group-name", text: "Name" }), name,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary", text: "Create" })), out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!name.value.trim()) return;
+    try {
+      const g = await api.post("/api/groups", { name: name.value.trim() });
+      closePanel();
+      await refreshGroups();
+      openGroup(g.id);
+    } catch (err) {
+      out.textContent = err.message;
+    }
+  });
+  body.appendChild(form);
+  name.focus();
+}
+
+async function refreshPeers() {
+  const ul = $("peer-list");
+  if (!ul) return;
+  try {
+    const ps = await api.get("/api/peers");
+    clear(ul);
+    if (!ps.length) ul.appendChild(h("li", { class: "note", text: "No peer connected." }));
+    for (const p of ps) ul.appendChild(h("li", {}, h("strong", { text: p.name || "unknown peer" }), h("div", { class: "note mono", text: p.id })));
+  } catch (e) {
+    toast(e.message);
+  }
+}
+
+async function buildSettings(body) {
+  const me = S.me;
+  body.appendChild(h("section", {}, h("h3", { text: "This device" }),
+    h("dl", { class: "kv" },
+      h("dt", { text: "Name" }), h("dd", { text: me.name }),
+      h("dt", { text: "Fingerprint" }), h("dd", { class: "fingerprint", text: groupDigits(me.fingerprint) }),
+      h("dt", { text: "Peer id" }), h("dd", { class: "mono", text: me.peer_id }),
+      h("dt", { text: "Version" }), h("dd", { text: me.version }),
+      h("dt", { text: "Running since" }), h("dd", { text: fmtFull(me.started_at) })),
+    h("details", {}, h("summary", { text: "Addresses" }), h("ul", { class: "list mono" }, (me.addrs || []).map((a) => h("li", { text: a }))))));
+  const theme = h("select", { id: "theme" },
+    ["system", "light", "dark"].map((t) => h("option", { value: t, text: t, selected: (localStorage.getItem("grove.theme") || "system") === t })));
+  theme.addEventListener("change", () => {
+    localStorage.setItem("grove.theme", theme.value);
+    applyTheme(theme.value);
+  });
+  body.appendChild(h("section", {}, h("h3", { text: "Appearance" }), h("div", { class: "row" }, h("label", { for: "theme", text: "Theme" }), theme)));
+  body.appendChild(h("section", {}, h("h3", { text: "Connected peers" }), h("ul", { class: "list", id: "peer-list" })));
+  const invites = h("ul", { class: "list", id: "invite-list" });
+  body.appendChild(h("section", {}, h("h3", { text: "Open invite codes" }), invites));
+  body.appendChild(h("section", {}, h("h3", { text: "Keyboard" }), h("dl", { class: "kv" },
+    [["/ or Ctrl+K", "search"], ["Alt+↑ / Alt+↓", "previous / next group"], ["Enter", "send"], ["Shift+Enter", "new line"],
+      ["Esc", "close the panel, go back"], ["?", "this page"]].map(([k, v]) => [h("dt", { class: "mono", text: k }), h("dd", { text: v })]))));
+  body.appendChild(h("section", {}, h("button", { type: "button", id: "sign-out", text: "Sign out of this browser", onclick: async () => {
+    try { await api.post("/api/logout"); } catch (e) { /* signed out either way */ }
+    api.forgetToken();
+    if (S.stream) S.stream.stop();
+    showSignIn("Signed out.");
+  } })));
+  refreshPeers();
+  try {
+    const names = new Map(S.groups.map((g) => [g.id, g.name]));
+    const is = await api.get("/api/invites");
+    if (!is.length) invites.appendChild(h("li", { class: "note", text: "None." }));
+    for (const inv of is) {
+      invites.appendChild(h("li", {},
+        h("div", { text: `${names.get(inv.group) || inv.group} · until ${fmtFull(inv.expires)}${inv.used ? " · being redeemed" : ""}` }),
+        h("div", { class: "row" }, confirmButton("Revoke", "Really revoke?", async () => {
+          try {
+            await api.del(`/api/invites/${encodeURIComponent(inv.id)}`);
+            if (S.panel === "settings") showPanel("settings");
+          } catch (e) {
+            toast(e.message);
+          }
+        }))));
+    }
+  } catch (e) {
+    invites.appendChild(h("li", { class: "error", text: e.message }));
+  }
+}
+
+function applyTheme(t) {
+  if (t === "light" || t === "dark") document.documentElement.dataset.theme = t;
+  else delete document.documentElement.dataset.theme;
+}
+
+// ---- wiring
+
+let toastTimer = null;
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
+}
+
+function autosize() {
+  const ta = $("compose");
+  ta.style.height = "auto";
+  ta.style.height = Math.min(ta.scrollHeight + 2, 160) + "px";
+}
+
+function moveGroup(step) {
+  if (!S.groups.length) return;
+  let i = S.groups.findIndex((g) => g.id === S.current);
+  i = i < 0 ? 0 : (i + step + S.groups.length) % S.groups.length;
+  openGroup(S.groups[i].id);
+}
+
+const typing = (el) => el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+
+function back() {
+  if (closePanel()) return;
+  if (document.body.classList.contains("view-conv")) setView("groups");
+}
+
+function wire() {
+  $("composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
+  $("compose").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  });
+  $("compose").addEventListener("input", autosize);
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); showPanel("search"); });
+  $("open-settings").addEventListener("click", () => showPanel("settings"));
+  $("new-group").addEventListener("click", () => showPanel("create"));
+  $("join-group").addEventListener("click", () => showPanel("join"));
+  $("show-members").addEventListener("click", () => showPanel("members"));
+  $("show-invite").addEventListener("click", () => showPanel("invite"));
+  $("show-group").addEventListener("click", () => showPanel("group"));
+  $("close-panel").addEventListener("click", closePanel);
+  $("back").addEventListener("click", back);
+  $("jump-latest").addEventListener("click", () => openGroup(S.current));
+  const io = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      if (e.target.id === "top-sentinel") loadOlder();
+      else loadNewer();
+    }
+  }, { root: $("scroller"), rootMargin: "400px 0px" });
+  io.observe($("top-sentinel"));
+  io.observe($("bottom-sentinel"));
+  document.addEventListener("visibilitychange", markReadSoon);
+  document.addEventListener("keydown", (e) => {
+    const inField = typing(document.activeElement);
+    if ((e.key === "k" && (e.ctrlKey || e.metaKey)) || (e.key === "/" && !inField)) {
+      e.preventDefault();
+      $("search-input").focus();
+      $("search-input").select();
+    } else if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+      e.preventDefault();
+      moveGroup(e.key === "ArrowUp" ? -1 : 1);
+    } else if (e.key === "Escape") {
+      if (document.activeElement === $("search-input")) $("search-input").blur();
+      back();
+    } else if (e.key === "?" && !inField) {
+      showPanel("settings");
+    }
+  });
+}
+
+main();
