@@ -98,6 +98,12 @@ async function refreshGroups() {
     return toast(e.message);
   }
   S.groups.sort((a, b) => a.name.localeCompare(b.name));
+  const g = currentGroup();
+  if (g && g.unread && !S.newer && document.visibilityState === "visible") {
+    // Counted before this page marked it read; what it shows is read.
+    g.unread = 0;
+    markReadSoon();
+  }
   renderGroups();
   renderConvHead();
 }
@@ -206,6 +212,9 @@ async function openGroup(id, opts = {}) {
     scrollToBottom();
     if (!opts.keepFocus) $("compose").focus({ preventScroll: true });
   }
+  // For the first-paint benchmark: the frame after the messages were laid
+  // out.
+  requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("grove:messages-shown")));
   markReadSoon();
 }
 
@@ -298,7 +307,9 @@ function scrollToBottom() {
 }
 
 async function loadOlder() {
-  if (S.loading || !S.older || !S.msgs.length) return;
+  // The observer reports what it saw a moment ago: only load when the top
+  // is still near (not right after a group opened and scrolled down).
+  if (S.loading || !S.older || !S.msgs.length || $("scroller").scrollTop > 400) return;
   S.loading = true;
   const id = S.current;
   try {
@@ -312,9 +323,13 @@ async function loadOlder() {
     sc.scrollTop = sc.scrollHeight - fromBottom;
   } catch (e) {
     toast(e.message);
+    return;
   } finally {
     S.loading = false;
   }
+  // Still at the top (short messages, a tall window): the observer sees
+  // no change, so go on.
+  if (S.older && $("scroller").scrollTop <= 400) loadOlder();
 }
 
 async function loadNewer() {
@@ -334,45 +349,60 @@ async function loadNewer() {
   }
 }
 
-async function send() {
+// send takes the text out of the composer at once, so that the next
+// message can be typed while this one is on its way; sends go out one
+// after the other, in the order typed. A failed send puts its text back
+// if the composer is still empty.
+let sendChain = Promise.resolve();
+function send() {
   const ta = $("compose");
   const text = ta.value;
   if (!text.trim() || !S.current) return;
   const id = S.current;
-  $("send").disabled = true;
+  ta.value = "";
+  autosize();
+  sendChain = sendChain.then(() => sendOne(id, text));
+}
+
+async function sendOne(id, text) {
   try {
     const m = await api.post(`/api/groups/${id}/messages`, { text });
-    ta.value = "";
-    autosize();
     if (S.current === id) {
-      if (S.newer) await openGroup(id);
+      if (S.newer) await openGroup(id, { keepFocus: true });
       else addMessage(m);
       scrollToBottom();
     }
     if (m.queued) toast("No member is reachable: the message waits and goes out once one is.");
   } catch (e) {
     toast(e.message);
-  } finally {
-    $("send").disabled = false;
-    ta.focus();
+    const ta = $("compose");
+    if (S.current === id && !ta.value) {
+      ta.value = text;
+      autosize();
+    }
   }
 }
 
+// markReadSoon tells the daemon that what the open group shows was read:
+// when it opens, and as messages arrive while it is on screen at the
+// newest message.
 let readTimer = null;
 function markReadSoon() {
   clearTimeout(readTimer);
   readTimer = setTimeout(async () => {
-    const g = currentGroup();
-    if (!g || document.visibilityState !== "visible" || S.newer) return;
-    if (!g.unread) return;
+    const id = S.current;
+    if (!id || document.visibilityState !== "visible" || S.newer) return;
     try {
-      await api.post(`/api/groups/${g.id}/read`);
+      await api.post(`/api/groups/${id}/read`);
+    } catch (e) {
+      return; // the count stays; nothing lost
+    }
+    const g = S.groups.find((x) => x.id === id);
+    if (g && g.unread) {
       g.unread = 0;
       renderGroups();
-    } catch (e) {
-      /* the count stays; nothing lost */
     }
-  }, 400);
+  }, 300);
 }
 
 // ---- events

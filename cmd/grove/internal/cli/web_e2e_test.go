@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"grove/node/api"
+)
+
+// TestWebClientTwoDaemons drives the web client in headless Chromium
+// against two real daemons: alice creates a group and invites, bob joins in
+// his browser, both chat with the other side updating live, search finds
+// and jumps to a message, markup in a message stays text, and requests
+// without the session or from another origin are refused.
+//
+// GROVE_WEB_SHOTS=DIR also writes the screenshots of docs/ there.
+func TestWebClientTwoDaemons(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real daemons and a browser; skipped with -short")
+	}
+	browser := newBrowser(t)
+	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
+	alice.upInProcess("--gui", "127.0.0.1:0")
+	bob.upInProcess("--gui", "127.0.0.1:0")
+
+	at := newTab(t, browser, "alice")
+	bt := newTab(t, browser, "bob")
+	aliceLink := at.signIn(alice)
+	bt.signIn(bob)
+
+	// Alice creates the group and an invite, with its QR code.
+	at.click("#new-group")
+	at.typeText("#group-name", "ops\r")
+	at.wait("the new group open", `document.getElementById("conv-name").textContent === "ops"`, 20*time.Second)
+	at.click("#show-invite")
+	at.click("#create-invite")
+	at.wait("the invite code", `(document.getElementById("invite-code")||{}).value`, 20*time.Second)
+	code := at.str(`document.getElementById("invite-code").value`)
+	var qrSize int
+	at.eval(`(document.querySelector("canvas.qr")||{}).width||0`, &qrSize)
+	if qrSize < 21+8 {
+		t.Errorf("invite QR canvas is %d modules wide", qrSize)
+	}
+
+	// Bob joins in his browser.
+	bt.click("#join-group")
+	bt.setValue("#join-code", code)
+	bt.click("#join-submit")
+	bt.wait("bob in ops", `document.getElementById("conv-name").textContent === "ops"`, 60*time.Second)
+	at.wait("alice's member count", `document.getElementById("conv-sub").textContent.startsWith("2 members")`, 20*time.Second)
+
+	// Both ways, live: each side sees the other's message without reload.
+	bt.typeText("#compose", "hi alice from the browser\r")
+	at.wait("bob's message at alice", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "hi alice from the browser")`, 20*time.Second)
+	at.typeText("#compose", "hello bob\r")
+	bt.wait("alice's message at bob", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "hello bob")`, 20*time.Second)
+
+	// Markup stays text on the other side, and no script runs.
+	evil := `<script>window.pwned=1</script><img src=x onerror="window.pwned=2"><a href="javascript:window.pwned=3">x</a>`
+	at.setValue("#compose", evil)
+	at.click("#send")
+	bt.wait("the markup message at bob", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === `+jsString(evil)+`)`, 20*time.Second)
+	var inert struct {
+		Pwned    any `json:"pwned"`
+		Elements int `json:"elements"`
+	}
+	bt.eval(`({pwned: window.pwned ?? null, elements: document.querySelectorAll("#messages script, #messages img, #messages a").length})`, &inert)
+	if inert.Pwned != nil || inert.Elements != 0 {
+		t.Errorf("markup in a message was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
+	}
+
+	// What is read on screen is read: alice looks at ops, so bob's
+	// messages leave no unread count, on the page or in the daemon.
+	at.wait("no unread badge at alice", `!document.querySelector("#group-list .unread")`, 10*time.Second)
+	waitUntil(t, 10*time.Second, "alice's unread count to be 0", func() bool {
+		var gs []api.Group
+		json.Unmarshal([]byte(alice.ok("group", "list", "--json")), &gs)
+		return len(gs) == 1 && gs[0].Unread == 0
+	})
+
+	if dir := os.Getenv("GROVE_WEB_SHOTS"); dir != "" {
+		docShots(t, alice, bob, at, bt, dir)
+	}
+
+	// History: a word far enough back that it is not on the first page.
+	alice.ok("send", "ops", "the pineapple plan is on")
+	for i := range 60 {
+		bob.ok("send", "ops", fmt.Sprint("filler ", i))
+	}
+	at.wait("the fillers at alice", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "filler 59")`, 30*time.Second)
+
+	// Search finds it, highlights the hit, and jumps to it.
+	at.setValue("#search-input", "")
+	at.click("#search-input")
+	at.typeText("#search-input", "pineapple\r")
+	at.wait("a search hit", `document.querySelectorAll("#hits button").length === 1`, 20*time.Second)
+	if got := at.str(`document.querySelector("#hits mark").textContent`); got != "pineapple" {
+		t.Errorf("highlighted %q", got)
+	}
+	at.click("#hits button")
+	at.wait("the jump", `(() => { const li = document.querySelector("#messages li.hit"); if (!li) return false;
+		const r = li.getBoundingClientRect(), s = document.getElementById("scroller").getBoundingClientRect();
+		return li.querySelector(".text").textContent === "the pineapple plan is on" && r.top >= s.top && r.bottom <= s.bottom; })()`, 20*time.Second)
+
+	// Scroll-back: bob opens the group afresh (50 newest) and scrolls up
+	// to the start of history.
+	bt.do("reload", chromedp.Reload())
+	bt.wait("bob's app after reload", `!document.getElementById("app").hidden && document.querySelectorAll("#messages li.msg").length > 0`, 20*time.Second)
+	if n := msgCount(bt); n != 50 {
+		t.Errorf("first page has %d messages, want 50", n)
+	}
+	bt.eval(`document.getElementById("scroller").scrollTop = 0`, nil)
+	bt.wait("older messages", `document.querySelectorAll("#messages li.msg").length > 50 && !document.getElementById("history-start").hidden`, 20*time.Second)
+	if first := bt.str(`document.querySelector("#messages li.msg .text").textContent`); first != "hi alice from the browser" {
+		t.Errorf("the oldest message after scrolling back is %q", first)
+	}
+
+	// Members show fingerprints that match what the CLI shows.
+	at.click("#show-members")
+	at.wait("the member list", `document.querySelectorAll("#member-list > li").length === 2`, 20*time.Second)
+	var ms []api.Member
+	if err := json.Unmarshal([]byte(alice.ok("members", "ops", "--json")), &ms); err != nil {
+		t.Fatal(err)
+	}
+	shown := at.str(`document.getElementById("member-list").textContent.replace(/\s+/g, "")`)
+	for _, m := range ms {
+		if !strings.Contains(shown, strings.ReplaceAll(m.Fingerprint, " ", "")) {
+			t.Errorf("fingerprint of %s not shown", m.Name)
+		}
+	}
+
+	// Refusals. The page at another origin (another port of 127.0.0.1,
+	// so the same site: the browser sends the session cookie along) posts
+	// to alice's API; nothing is sent.
+	base := strings.TrimSuffix(aliceLink.URL[:strings.Index(aliceLink.URL, "#")], "/")
+	var gs []api.Group
+	json.Unmarshal([]byte(alice.ok("group", "list", "--json")), &gs)
+	other := otherOrigin(t)
+	at.do("open another origin", chromedp.Navigate(other))
+	at.eval(`fetch(`+jsString(base+"/api/groups/"+gs[0].ID+"/messages")+`, {method: "POST", mode: "no-cors", credentials: "include",
+		body: JSON.stringify({text: "forged from another origin"})}).then(() => true, () => true)`, nil)
+	var corsRead string
+	at.eval(`fetch(`+jsString(base+"/api/groups")+`, {credentials: "include"}).then(r => r.text(), e => "refused: " + e.message)`, &corsRead)
+	if !strings.HasPrefix(corsRead, "refused") {
+		t.Errorf("another origin read alice's groups: %q", corsRead)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, txt := range alice.logTexts("ops") {
+		if strings.Contains(txt, "forged") {
+			t.Errorf("a request from another origin was obeyed: %q", txt)
+		}
+	}
+	// Without the session cookie (and token): refused.
+	resp, err := http.Get(base + "/api/groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "ops") {
+		t.Errorf("no cookie: %d %s", resp.StatusCode, body)
+	}
+	// A reused sign-in link is refused.
+	fresh := newTab(t, browser, "eve")
+	fresh.do("reuse a link", chromedp.Navigate(aliceLink.URL))
+	fresh.wait("the sign-in screen", `!document.getElementById("signin").hidden`, 20*time.Second)
+	if why := fresh.str(`document.getElementById("signin-why").textContent`); !strings.Contains(why, "used or has expired") {
+		t.Errorf("reused link: %q", why)
+	}
+}
+
+// otherOrigin serves a blank page on another port of 127.0.0.1 until the
+// test ends.
+func otherOrigin(t *testing.T) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<!doctype html><title>elsewhere</title>")
+	})}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + lis.Addr().String() + "/"
+}
+
+// docShots writes the screenshots of docs/ (desktop and phone width) into
+// dir.
+func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		d    *device
+		text string
+	}{
+		{bob, "Deploy window is 15:00 UTC today, ok?"},
+		{alice, "Yes. I'll watch the dashboards during the deploy."},
+		{bob, "Great. Release notes are in the usual place;\nping me if the canary looks off."},
+		{alice, "Will do."},
+	} {
+		m.d.ok("send", "ops", m.text)
+	}
+	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
+	bt.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
+	shot := func(tb *tab, name string) {
+		time.Sleep(300 * time.Millisecond)
+		tb.screenshot(filepath.Join(dir, name+".png"))
+	}
+	at.viewport(1280, 800)
+	at.click("#close-panel")
+	at.eval(`document.getElementById("scroller").scrollTop = 1e9`, nil)
+	shot(at, "web-desktop-chat")
+	at.click("#show-members")
+	at.wait("members", `document.querySelectorAll("#member-list > li").length === 2`, 10*time.Second)
+	shot(at, "web-desktop-members")
+	at.setValue("#search-input", "deploy")
+	at.do("search", chromedp.SendKeys(chromedp.CSS("#search-input"), "\r"))
+	at.wait("hits", `document.querySelectorAll("#hits button").length === 2`, 10*time.Second)
+	shot(at, "web-desktop-search")
+	at.click("#close-panel")
+
+	bt.viewport(360, 740)
+	bt.eval(`document.getElementById("back").click()`, nil)
+	bt.wait("the group list", `document.body.classList.contains("view-groups")`, 10*time.Second)
+	shot(bt, "web-phone-groups")
+	bt.click(`#group-list button`)
+	bt.wait("the conversation", `document.body.classList.contains("view-conv")`, 10*time.Second)
+	shot(bt, "web-phone-chat")
+	bt.click("#show-invite")
+	bt.click("#create-invite")
+	bt.wait("the QR", `!!document.querySelector("canvas.qr")`, 10*time.Second)
+	shot(bt, "web-phone-invite")
+	bt.viewport(1280, 800)
+}
