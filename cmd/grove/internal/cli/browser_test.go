@@ -186,12 +186,18 @@ func (t *tab) signIn(d *device) api.WebLogin {
 	if err := json.Unmarshal([]byte(d.ok("gui", "--json", "--no-open")), &l); err != nil {
 		t.tb.Fatal(err)
 	}
+	t.open(l)
+	return l
+}
+
+// open follows a sign-in link.
+func (t *tab) open(l api.WebLogin) {
+	t.tb.Helper()
 	t.do("open sign-in link", chromedp.Navigate(l.URL))
 	t.wait("the app", `!document.getElementById("app").hidden`, 20*time.Second)
 	if loc := t.str(`location.href`); strings.Contains(loc, "login=") {
 		t.tb.Errorf("%s: the sign-in secret stayed in the address bar: %s", t.name, loc)
 	}
-	return l
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -214,7 +214,14 @@ func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
 	}
 	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
 	bt.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
+	// A second group with an unread message for bob's group list.
+	bob.ok("group", "create", "release")
+	join(t, bob, alice, "release")
+	alice.ok("send", "release", "Tagging v0.9 after the deploy")
+	bt.wait("release unread at bob", `[...document.querySelectorAll("#group-list .unread")].length === 1`, 20*time.Second)
+	at.wait("two groups at alice", `document.querySelectorAll("#group-list button").length === 2`, 20*time.Second)
 	shot := func(tb *tab, name string) {
+		tb.eval(`document.getElementById("toast").hidden = true`, nil)
 		time.Sleep(300 * time.Millisecond)
 		tb.screenshot(filepath.Join(dir, name+".png"))
 	}
@@ -227,15 +234,18 @@ func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
 	shot(at, "web-desktop-members")
 	at.setValue("#search-input", "deploy")
 	at.do("search", chromedp.SendKeys(chromedp.CSS("#search-input"), "\r"))
-	at.wait("hits", `document.querySelectorAll("#hits button").length === 2`, 10*time.Second)
+	at.wait("hits", `document.querySelectorAll("#hits button").length === 3`, 10*time.Second)
 	shot(at, "web-desktop-search")
 	at.click("#close-panel")
+	at.eval(`document.documentElement.dataset.theme = "dark"`, nil)
+	shot(at, "web-desktop-dark")
+	at.eval(`delete document.documentElement.dataset.theme`, nil)
 
 	bt.viewport(360, 740)
 	bt.eval(`document.getElementById("back").click()`, nil)
 	bt.wait("the group list", `document.body.classList.contains("view-groups")`, 10*time.Second)
 	shot(bt, "web-phone-groups")
-	bt.click(`#group-list button`)
+	bt.click(`#group-list button[aria-label^="ops"]`)
 	bt.wait("the conversation", `document.body.classList.contains("view-conv")`, 10*time.Second)
 	shot(bt, "web-phone-chat")
 	bt.click("#show-invite")

@@ -38,6 +38,13 @@ async function main() {
     }
   }
   if (!api.hasToken()) return showSignIn("This browser is not signed in.");
+  // Ask for everything the first screen shows at once: status, groups
+  // and, on a wide screen, the last open group's newest messages.
+  const last = sessionStorage.getItem("grove.group");
+  const wide = window.matchMedia("(min-width: 721px)").matches;
+  const first = last && wide ? api.get(`/api/groups/${encodeURIComponent(last)}/messages` + api.q({ limit: FIRST })) : null;
+  if (first) first.catch(() => {}); // a left group: reported by openGroup, if it opens
+  const groups = refreshGroups();
   try {
     S.me = await api.get("/api/status");
   } catch (e) {
@@ -50,9 +57,8 @@ async function main() {
   $("signin").hidden = true;
   $("app").hidden = false;
   wire();
-  await refreshGroups();
-  const last = sessionStorage.getItem("grove.group");
-  if (last && S.groups.some((g) => g.id === last) && window.matchMedia("(min-width: 721px)").matches) openGroup(last);
+  await groups;
+  if (first && S.groups.some((g) => g.id === last)) openGroup(last, { page: first });
   S.stream = api.events({
     onEvent,
     onReady: () => {
@@ -189,7 +195,7 @@ async function openGroup(id, opts = {}) {
   S.loading = true;
   let p;
   try {
-    p = await api.get(url);
+    p = await (opts.page || api.get(url));
   } catch (e) {
     S.loading = false;
     return toast(e.message);
@@ -796,6 +802,10 @@ function toast(text) {
 
 function autosize() {
   const ta = $("compose");
+  if (!ta.value) {
+    ta.style.height = "";
+    return;
+  }
   ta.style.height = "auto";
   ta.style.height = Math.min(ta.scrollHeight + 2, 160) + "px";
 }
