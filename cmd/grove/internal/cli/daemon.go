@@ -180,12 +180,25 @@ func (e *env) cmdUp(args []string) error {
 		}
 		return fmt.Errorf("up: %w", err)
 	}
+	log := e.logger(level)
+	// The web client's port is claimed before the store opens (which may
+	// ask for a passphrase), so that a taken port fails at once.
+	guiLis, err := e.listenGUI(*guiAddr, guiExplicit, log)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	closeGUI := func() {
+		if guiLis != nil {
+			guiLis.Close()
+		}
+	}
 	key, created, err := e.openStore(home, kc)
 	if err != nil {
 		lis.Close()
+		closeGUI()
 		return fmt.Errorf("up: %w", err)
 	}
-	log := e.logger(level)
 	if created != nil {
 		log.Info("new store key for a home from before encryption at rest", "database", describeKey(home, created))
 	}
@@ -198,16 +211,6 @@ func (e *env) cmdUp(args []string) error {
 			defaults = e.r.testingOnlyDefaultListen
 		}
 		listen = rememberedListen(home, defaults, log)
-	}
-	guiLis, err := e.listenGUI(*guiAddr, guiExplicit, log)
-	if err != nil {
-		lis.Close()
-		return err
-	}
-	closeGUI := func() {
-		if guiLis != nil {
-			guiLis.Close()
-		}
 	}
 	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Listen: listen, Bootstrap: bootstrap, MDNS: *mdns, Logger: log, StoreKey: key})
 	if err != nil {

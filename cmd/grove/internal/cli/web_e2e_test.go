@@ -100,9 +100,13 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	at.wait("the fillers at alice", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "filler 59")`, 30*time.Second)
 
 	// Search finds it, highlights the hit, and jumps to it.
+	// From the keyboard: Ctrl+K goes to the search field.
+	at.do("ctrl+k", chromedp.KeyEvent("k", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
+	if id := at.str(`document.activeElement.id`); id != "search-input" {
+		t.Errorf("Ctrl+K focused %q", id)
+	}
 	at.setValue("#search-input", "")
-	at.click("#search-input")
-	at.typeText("#search-input", "pineapple\r")
+	at.do("type a query", chromedp.KeyEvent("pineapple\r"))
 	at.wait("a search hit", `document.querySelectorAll("#hits button").length === 1`, 20*time.Second)
 	if got := at.str(`document.querySelector("#hits mark").textContent`); got != "pineapple" {
 		t.Errorf("highlighted %q", got)
@@ -170,6 +174,12 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "ops") {
 		t.Errorf("no cookie: %d %s", resp.StatusCode, body)
 	}
+	// Bob's daemon stops: alice's page says no member is reachable.
+	at.do("back to alice's client", chromedp.Navigate(base+"/"))
+	at.wait("alice's app", `!document.getElementById("app").hidden && document.querySelectorAll("#group-list button").length > 0`, 20*time.Second)
+	bob.stop()
+	at.wait("no member reachable", `[...document.querySelectorAll("#group-list .gstate")].some(e => e.textContent === "no member reachable")`, 30*time.Second)
+
 	// A reused sign-in link is refused.
 	fresh := newTab(t, browser, "eve")
 	fresh.do("reuse a link", chromedp.Navigate(aliceLink.URL))
