@@ -174,11 +174,41 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "ops") {
 		t.Errorf("no cookie: %d %s", resp.StatusCode, body)
 	}
-	// Bob's daemon stops: alice's page says no member is reachable.
+	// Alice rotates her keys from the group panel.
 	at.do("back to alice's client", chromedp.Navigate(base+"/"))
-	at.wait("alice's app", `!document.getElementById("app").hidden && document.querySelectorAll("#group-list button").length > 0`, 20*time.Second)
+	at.wait("alice's app", `!document.getElementById("app").hidden && document.getElementById("conv-name").textContent === "ops"`, 20*time.Second)
+	at.click("#show-group")
+	at.click("#rotate")
+	at.wait("the rotation done", `[...document.querySelectorAll("#panel-body [role=status]")].some(e => e.textContent === "Done.")`, 30*time.Second)
+
+	// Bob's daemon stops: alice's page says no member is reachable.
 	bob.stop()
 	at.wait("no member reachable", `[...document.querySelectorAll("#group-list .gstate")].some(e => e.textContent === "no member reachable")`, 30*time.Second)
+	if banner := at.str(`document.getElementById("conv-banner").textContent`); !strings.HasPrefix(banner, "No member reachable since") {
+		t.Errorf("alice's banner: %q", banner)
+	}
+
+	// Bob is back; alice removes him (a second press confirms), his page
+	// says so, and he leaves.
+	bob.upInProcess("--gui", "127.0.0.1:0")
+	bt.signIn(bob)
+	bt.click(`#group-list button[aria-label^="ops"]`)
+	at.wait("bob reachable again", `!document.querySelector("#group-list .gstate")`, 30*time.Second)
+	at.click("#show-members")
+	at.wait("the remove button", `!!document.querySelector("#member-list button.danger")`, 20*time.Second)
+	at.click("#member-list button.danger")
+	at.click("#member-list button.danger")
+	bt.wait("bob told he was removed", `document.getElementById("conv-banner").textContent.startsWith("You were removed")`, 60*time.Second)
+	if dis := at.str(`String(document.getElementById("compose").disabled)`); dis != "false" {
+		t.Errorf("alice's composer disabled: %s", dis)
+	}
+	if dis := bt.str(`String(document.getElementById("compose").disabled)`); dis != "true" {
+		t.Errorf("a removed member's composer is enabled")
+	}
+	bt.click("#show-group")
+	bt.click("#panel-body button.danger")
+	bt.click("#panel-body button.danger")
+	bt.wait("ops gone from bob's list", `![...document.querySelectorAll("#group-list button")].some(b => b.getAttribute("aria-label").startsWith("ops"))`, 30*time.Second)
 
 	// A reused sign-in link is refused.
 	fresh := newTab(t, browser, "eve")
