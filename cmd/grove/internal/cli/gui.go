@@ -58,7 +58,7 @@ func serveGUI(ctx context.Context, wg *sync.WaitGroup, sd *servedDaemon, lis net
 	}
 	srv := web.New(sd, lis, log)
 	sd.setWeb(srv)
-	log.Info("web client", "url", srv.URL(), "sign in", "grove gui")
+	log.Info("web client (sign in with grove gui)", "url", srv.URL())
 	wg.Go(func() {
 		if err := srv.Serve(ctx); err != nil {
 			log.Warn("web client stopped", "err", err)

@@ -61,6 +61,9 @@ func TestWebClientTwoDaemons(t *testing.T) {
 
 	// Both ways, live: each side sees the other's message without reload.
 	bt.typeText("#compose", "hi alice from the browser\r")
+	if v := bt.str(`document.getElementById("compose").value`); v != "" {
+		t.Errorf("the composer holds %q after Enter sent", v)
+	}
 	at.wait("bob's message at alice", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "hi alice from the browser")`, 20*time.Second)
 	at.typeText("#compose", "hello bob\r")
 	bt.wait("alice's message at bob", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "hello bob")`, 20*time.Second)
@@ -280,6 +283,10 @@ func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
 	at.eval(`document.documentElement.dataset.theme = "dark"`, nil)
 	shot(at, "web-desktop-dark")
 	at.eval(`delete document.documentElement.dataset.theme`, nil)
+	at.click("#open-settings")
+	at.wait("settings", `document.querySelectorAll("#peer-list li").length > 0 && document.querySelectorAll("#invite-list li").length > 0`, 10*time.Second)
+	shot(at, "web-desktop-settings")
+	at.click("#close-panel")
 
 	bt.viewport(360, 740)
 	bt.eval(`document.getElementById("back").click()`, nil)

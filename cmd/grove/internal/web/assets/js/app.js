@@ -826,11 +826,22 @@ function back() {
 
 function wire() {
   $("composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
+  // Enter sends. Some input paths (synthetic key events from automation,
+  // some IMEs) still deliver the line break after the cancelled keydown;
+  // it is dropped until the key comes up.
+  let enterSent = false;
   $("compose").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
+      enterSent = true;
       send();
     }
+  });
+  $("compose").addEventListener("beforeinput", (e) => {
+    if (enterSent && (e.inputType === "insertLineBreak" || e.inputType === "insertParagraph" || e.data === "\n" || e.data === "\r")) e.preventDefault();
+  });
+  $("compose").addEventListener("keyup", (e) => {
+    if (e.key === "Enter") enterSent = false;
   });
   $("compose").addEventListener("input", autosize);
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); showPanel("search"); });
