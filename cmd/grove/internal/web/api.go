@@ -424,6 +424,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-tick.C:
+			// A session that ended (sign-out, expiry) ends its stream.
+			if status, _ := s.auth.check(r); status != 0 {
+				return
+			}
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
 			}

@@ -223,6 +223,21 @@ func TestLoginLinkIsOneTime(t *testing.T) {
 	}
 }
 
+func TestLogout(t *testing.T) {
+	ts := newTestServer(t, apitest.New("alice"))
+	b := ts.signIn()
+	other := ts.signIn()
+	if st := b.do("POST", "/api/logout", nil, nil); st != 200 {
+		t.Fatalf("logout: %d", st)
+	}
+	if st := b.do("GET", "/api/status", nil, nil); st != 401 {
+		t.Errorf("after logout: %d, want 401", st)
+	}
+	if st := other.do("GET", "/api/status", nil, nil); st != 200 {
+		t.Errorf("another session after logout: %d, want 200", st)
+	}
+}
+
 func TestSessionCookieAttributes(t *testing.T) {
 	ts := newTestServer(t, apitest.New("alice"))
 	link, _, _ := ts.srv.Login()
