@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -124,15 +123,25 @@ func (t *tab) str(js string) string {
 	return s
 }
 
-// wait polls a JavaScript condition until it holds.
+// wait polls a JavaScript condition until it holds. It polls from Go, so
+// that a page reload while waiting (which destroys the page's JavaScript
+// context) is only a failed poll.
 func (t *tab) wait(what, cond string, timeout time.Duration) {
 	t.tb.Helper()
-	ctx, cancel := context.WithTimeout(t.ctx, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
-	if err != nil {
-		t.tb.Fatalf("%s: waiting for %s (%s): %v", t.name, what, cond, err)
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+cond+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		if time.Now().After(deadline) {
+			t.tb.Fatalf("%s: timed out after %v waiting for %s (%s); last error: %v", t.name, timeout, what, cond, last)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -194,10 +203,8 @@ func (t *tab) signIn(d *device) api.WebLogin {
 func (t *tab) open(l api.WebLogin) {
 	t.tb.Helper()
 	t.do("open sign-in link", chromedp.Navigate(l.URL))
-	t.wait("the app", `!document.getElementById("app").hidden`, 20*time.Second)
-	if loc := t.str(`location.href`); strings.Contains(loc, "login=") {
-		t.tb.Errorf("%s: the sign-in secret stayed in the address bar: %s", t.name, loc)
-	}
+	// The page takes the secret out of the address bar as it signs in.
+	t.wait("the app", `!document.getElementById("app").hidden && !location.href.includes("login=")`, 20*time.Second)
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -180,6 +180,10 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	// Alice rotates her keys from the group panel.
 	at.do("back to alice's client", chromedp.Navigate(base+"/"))
 	at.wait("alice's app", `!document.getElementById("app").hidden && document.getElementById("conv-name").textContent === "ops"`, 20*time.Second)
+	// A new link opened in the signed-in tab (only the fragment changes)
+	// signs in again.
+	at.signIn(alice)
+	at.wait("alice's app", `document.getElementById("conv-name").textContent === "ops"`, 20*time.Second)
 	at.click("#show-group")
 	at.click("#rotate")
 	at.wait("the rotation done", `[...document.querySelectorAll("#panel-body [role=status]")].some(e => e.textContent === "Done.")`, 30*time.Second)

@@ -26,6 +26,11 @@ const S = {
 
 async function main() {
   applyTheme(localStorage.getItem("grove.theme") || "system");
+  // A new sign-in link opened in this tab changes only the fragment,
+  // which loads nothing: start over with it.
+  window.addEventListener("hashchange", () => {
+    if (location.hash.startsWith("#login=")) location.reload();
+  });
   const m = location.hash.match(/^#login=([A-Za-z0-9_-]+)$/);
   if (m) {
     // The fragment never reaches the server in a request line or log;
@@ -101,7 +106,8 @@ async function refreshGroups() {
   try {
     S.groups = await api.get("/api/groups");
   } catch (e) {
-    return toast(e.message);
+    if (e.status !== 401 && e.status !== 403) toast(e.message); // the sign-in screen says those
+    return;
   }
   S.groups.sort((a, b) => a.name.localeCompare(b.name));
   const g = currentGroup();
