@@ -78,7 +78,7 @@ func startDevice(t *testing.T, name string) (string, *api.Client) {
 	done := make(chan error, 1)
 	logs := &lockedBuilder{}
 	go func() {
-		done <- r.Run(ctx, []string{"--home", home, "up", "--listen", "/ip4/127.0.0.1/tcp/0"}, strings.NewReader(""), io.Discard, logs)
+		done <- r.Run(ctx, []string{"--home", home, "up", "--listen", "/ip4/127.0.0.1/tcp/0", "--gui", "off"}, strings.NewReader(""), io.Discard, logs)
 	}()
 	select {
 	case <-ready:
