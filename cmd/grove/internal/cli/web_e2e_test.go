@@ -145,6 +145,17 @@ func TestWebClientTwoDaemons(t *testing.T) {
 			t.Errorf("fingerprint of %s not shown", m.Name)
 		}
 	}
+	// Alice marks bob's fingerprint as compared; the mark stays.
+	at.click(`#member-list input[type=checkbox]`)
+	at.wait("the verified badge", `!!document.querySelector("#member-list .badge.verified")`, 10*time.Second)
+	at.click("#close-panel")
+	at.click("#show-members")
+	at.wait("the verified badge again", `!!document.querySelector("#member-list .badge.verified") && document.querySelector("#member-list input[type=checkbox]").checked`, 20*time.Second)
+	// A fingerprint that differs from the one compared is a warning.
+	at.eval(`for (const k of Object.keys(localStorage)) if (k.startsWith("grove.verified.")) localStorage.setItem(k, "00000")`, nil)
+	at.click("#close-panel")
+	at.click("#show-members")
+	at.wait("the changed-fingerprint warning", `!!document.querySelector("#member-list .badge.changed") && !document.querySelector("#member-list input[type=checkbox]").checked`, 20*time.Second)
 
 	// Refusals. The page at another origin (another port of 127.0.0.1,
 	// so the same site: the browser sends the session cookie along) posts

@@ -545,12 +545,15 @@ async function buildMembers(body) {
   }
   if (S.panel !== "members" || S.current !== gid) return;
   const status = h("p", { class: "note", role: "status" });
-  body.appendChild(h("p", { class: "note", text: "Compare each fingerprint with the member in person or on a call: equal fingerprints mean nobody sits in between." }));
-  body.appendChild(h("ul", { class: "list", id: "member-list" }, ms.map((m) =>
-    h("li", { "data-peer": m.peer_id },
-      h("div", {}, h("strong", { text: m.name }), m.self ? h("span", { class: "badge", text: "you" }) : null, m.admin ? h("span", { class: "badge", text: "admin" }) : null),
+  body.appendChild(h("p", { class: "note", text: "Compare each fingerprint with the member in person or on a call: equal fingerprints mean nobody sits in between. Marks are kept in this browser." }));
+  body.appendChild(h("ul", { class: "list", id: "member-list" }, ms.map((m) => {
+    const mark = m.self ? null : verifyMark(m);
+    return h("li", { "data-peer": m.peer_id },
+      h("div", {}, h("strong", { text: m.name }), m.self ? h("span", { class: "badge", text: "you" }) : null,
+        m.admin ? h("span", { class: "badge", text: "admin" }) : null, mark),
       h("div", { class: "fingerprint", "aria-label": `Fingerprint of ${m.name}`, text: groupDigits(m.fingerprint) }),
       h("div", { class: "note mono", text: m.peer_id }),
+      m.self ? null : verifyToggle(m, mark),
       g.admin && !m.self && g.state === "active"
         ? h("div", { class: "row" }, confirmButton(`Remove ${m.name}`, `Really remove ${m.name}?`, async () => {
           try {
@@ -561,8 +564,42 @@ async function buildMembers(body) {
             status.textContent = e.message;
           }
         }))
-        : null))));
+        : null);
+  })));
   body.appendChild(status);
+}
+
+// Verification marks: the fingerprint a person confirmed for a member's
+// device, kept in this browser. A mark whose fingerprint no longer matches
+// is shown as a warning: the member's keys changed since they were
+// compared.
+const verifiedKey = (m) => "grove.verified." + m.peer_id;
+
+// verifyMark is the member's verification badge, kept current by
+// verifyToggle.
+function verifyMark(m) {
+  const span = h("span", { class: "vmark" });
+  fillMark(span, m);
+  return span;
+}
+
+function fillMark(span, m) {
+  clear(span);
+  const fp = localStorage.getItem(verifiedKey(m));
+  if (!fp) return;
+  if (fp === m.fingerprint) span.appendChild(h("span", { class: "badge verified", text: "verified" }));
+  else span.appendChild(h("span", { class: "badge changed", text: "fingerprint changed since you verified" }));
+}
+
+function verifyToggle(m, mark) {
+  const id = "verify-" + m.peer_id;
+  const box = h("input", { type: "checkbox", id, checked: localStorage.getItem(verifiedKey(m)) === m.fingerprint });
+  box.addEventListener("change", () => {
+    if (box.checked) localStorage.setItem(verifiedKey(m), m.fingerprint);
+    else localStorage.removeItem(verifiedKey(m));
+    fillMark(mark, m);
+  });
+  return h("div", { class: "row" }, box, h("label", { for: id, text: `I compared ${m.name}'s fingerprint` }));
 }
 
 function buildInvite(body) {
