@@ -275,11 +275,23 @@ is connected to now; STATE is ok, catching up, removed (this device was
 removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
+		{"group promote", "GROUP MEMBER [--timeout DURATION] [--json]", "make MEMBER an admin of GROUP (admins only)", (*env).cmdGroupPromote, `
+Every member's device agrees on the change: it waits like remove.`},
+		{"group demote", "GROUP MEMBER [--timeout DURATION] [--json]", "take the admin role from MEMBER (admins only)", (*env).cmdGroupDemote, `
+A group keeps at least one admin: demoting the last one is refused.
+Waits like remove.`},
+		{"group rename", "GROUP NAME [--timeout DURATION] [--json]", "rename GROUP for every member (admins only)", (*env).cmdGroupRename, `
+Every member sees the new name; a member that already has another group
+of that name sees this one as "NAME (2)". Waits like remove.`},
+		{"group mute", "GROUP [--json]", "show no notifications for GROUP on this device", (*env).cmdGroupMute, `
+Unread messages are still counted (group list).`},
+		{"group unmute", "GROUP [--json]", "show notifications for GROUP again", (*env).cmdGroupUnmute, ""},
 		{"invite list", "[--json]", "list the invite codes you issued that can still be used", (*env).cmdInviteList, ""},
 		{"invite revoke", "ID [--json]", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
-		{"invite", "GROUP [--expires DURATION] [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
-The code is valid for --expires (default 24h, at most 720h). A group named
-list or revoke is invited with: grove invite -- NAME.
+		{"invite", "GROUP [--expires DURATION] [--uses N] [--json]", "print an invite code for GROUP", (*env).cmdInvite, `
+The code is valid for --expires (default 24h, at most 720h) and lets --uses
+devices join (default 1, at most 1000). A group named list or revoke is
+invited with: grove invite -- NAME.
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
 		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `
@@ -357,7 +369,7 @@ func (e *env) run(args []string) error {
 	cmd, rest, ok := lookup(args)
 	if !ok {
 		if args[0] == "group" {
-			return usagef("unknown group command %q (want create or list)", strings.Join(args[1:], " "))
+			return usagef("unknown group command %q (want create, list, promote, demote, rename, mute or unmute)", strings.Join(args[1:], " "))
 		}
 		if args[0] == "passphrase" {
 			return usagef("unknown passphrase command %q (want change)", strings.Join(args[1:], " "))

@@ -130,7 +130,11 @@ func (e *env) cmdGroupList(args []string) error {
 					cut = append(cut, sanitize(g.Name)+": "+e.reachText(g.Reach))
 				}
 			}
-			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), reach, role, fmt.Sprint(g.Unread), state)
+			unread := fmt.Sprint(g.Unread)
+			if g.Muted {
+				unread += " (muted)"
+			}
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), reach, role, unread, state)
 		}
 		t.write(e.stdout)
 		for _, line := range cut {
@@ -166,6 +170,7 @@ func (e *env) cmdInvite(args []string) error {
 	f := e.flags("invite")
 	asJSON := f.Bool("json", false, "")
 	expires := f.Duration("expires", 0, "")
+	uses := f.Int("uses", 1, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -173,8 +178,11 @@ func (e *env) cmdInvite(args []string) error {
 	if *expires < 0 || *expires > api.MaxInviteExpiry {
 		return usagef("invite: --expires must be between 1s and %v", api.MaxInviteExpiry)
 	}
+	if *uses < 1 || *uses > api.MaxInviteUses {
+		return usagef("invite: --uses must be between 1 and %d", api.MaxInviteUses)
+	}
 	return e.withClient(func(c *api.Client) error {
-		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires})
+		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires, Uses: *uses})
 		if err != nil {
 			return err
 		}
@@ -210,7 +218,10 @@ func (e *env) cmdInviteList(args []string) error {
 		t.row("ID", "GROUP", "EXPIRES", "STATE")
 		for _, inv := range invs {
 			state := "open"
-			if inv.Used {
+			switch {
+			case inv.Uses > 1:
+				state = fmt.Sprintf("%d of %d uses redeemed", inv.Redeemed, inv.Uses)
+			case inv.Used:
 				state = "redeemed, joining"
 			}
 			t.row(sanitize(inv.ID), names(inv.Group), e.time(inv.Expires), state)
