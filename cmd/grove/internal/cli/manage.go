@@ -42,8 +42,10 @@ func (e *env) cmdGroupRename(args []string) error {
 		fmt.Sprintf("renamed %s to %s", sanitize(pos[0]), sanitize(pos[1])))
 }
 
-func (e *env) cmdGroupMute(args []string) error   { return e.mute("group mute", api.ChangeMute, args) }
-func (e *env) cmdGroupUnmute(args []string) error { return e.mute("group unmute", api.ChangeUnmute, args) }
+func (e *env) cmdGroupMute(args []string) error { return e.mute("group mute", api.ChangeMute, args) }
+func (e *env) cmdGroupUnmute(args []string) error {
+	return e.mute("group unmute", api.ChangeUnmute, args)
+}
 
 func (e *env) mute(name string, kind api.ChangeKind, args []string) error {
 	f := e.flags(name)
