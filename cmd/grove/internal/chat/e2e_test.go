@@ -268,7 +268,7 @@ func TestEndToEndChatInTmux(t *testing.T) {
 	// /search finds it and Enter jumps to it.
 	x.keys("bob", "-l", "/search terminal")
 	x.keys("bob", "Enter")
-	x.waitScreen("bob", `search "terminal": 1 hits`, "▶ #team", "alice: hello bob, from the e2e")
+	x.waitScreen("bob", `search "terminal": 1 hit ·`, "▶ #team", "alice: hello bob, from the e2e")
 	x.keys("bob", "Enter")
 	s := x.waitScreen("bob", "alice: hello bob, from the e2e terminal", "bob: hi alice")
 	if strings.Contains(s, "search \"terminal\"") {

@@ -49,6 +49,7 @@ func newHarnessFor(ctx context.Context, t *testing.T, f *apitest.Fake, svc api.S
 	// Off by default: the harness runs commands synchronously, and a
 	// timer would stall it. TestPendingRefresh turns it on.
 	h.m.pendingEvery = 0
+	h.m.noticeFor = 0
 	h.update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	h.run(h.m.Init())
 	h.pump()
@@ -395,7 +396,7 @@ func TestCommandSearchAndJump(t *testing.T) {
 	h.enter("/search")
 	h.contains("usage: /search QUERY")
 	h.enter("/search random")
-	h.contains(`search "random": 1 hits`, "#random", "bob: random thought")
+	h.contains(`search "random": 1 hit ·`, "#random", "bob: random thought")
 	h.key(tea.KeyDown) // stays on the only hit
 	h.key(tea.KeyEnter)
 	if h.cur().Name != "random" || h.m.pane != paneMessages {
@@ -739,5 +740,87 @@ func TestIncrementalTimelineMatchesFullRender(t *testing.T) {
 	want = h.m.renderTimeline(gid, h.m.paneWidth(), &tlCache{})
 	if len(got) != len(want) {
 		t.Fatalf("after a late message: cached %d lines, fresh %d", len(got), len(want))
+	}
+}
+
+// TestCountsAgreeInNumber checks "1 member" and "1 hit", not "1 members"
+// and "1 hits".
+func TestCountsAgreeInNumber(t *testing.T) {
+	f := apitest.New("alice")
+	if _, err := f.CreateGroup(context.Background(), "solo"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f.Receive("solo", "alice", "only word"))
+	h := newHarness(t, f, Options{})
+	h.contains("#solo · 1 member ")
+	h.lacks("1 members")
+	h.enter("/members")
+	h.contains("#solo: 1 member. Compare")
+	h.key(tea.KeyEscape)
+	h.enter("/search only")
+	h.contains(`search "only": 1 hit ·`)
+}
+
+// TestNoticeExpires checks that a notice goes away after a while (an old
+// error used to stay on screen until the next notice), and that a newer
+// notice is not cleared by an older one's expiry.
+func TestNoticeExpires(t *testing.T) {
+	h := newHarness(t, fakeWith(t), Options{})
+	h.m.noticeFor = time.Hour // scheduled, never run: the test delivers expiries itself
+	nm, cmd := h.m.Update(noticeMsg{text: "first"})
+	h.m = nm.(Model)
+	if cmd == nil {
+		t.Fatal("no expiry scheduled for a new notice")
+	}
+	first := h.m.noticeSeq
+	h.contains("first")
+	h.m.noticeFor = 0
+	h.update(noticeMsg{text: "second"})
+	h.update(noticeExpiredMsg{seq: first})
+	h.contains("second")
+	h.update(noticeExpiredMsg{seq: h.m.noticeSeq})
+	h.lacks("second")
+}
+
+// TestReconnectSendsQueuedLines checks the model's side of surviving a
+// daemon restart: while offline, Enter keeps the line; a send that fails
+// because the daemon went away is kept too; once Run reconnects, both go
+// out in order over the new connection, and the offline mark goes.
+func TestReconnectSendsQueuedLines(t *testing.T) {
+	old := fakeWith(t)
+	redial := func(context.Context) (api.Service, error) { return nil, errors.New("unused") }
+	h := newHarness(t, old, Options{Redial: redial})
+	old.SetError("Send", api.Errorf(api.CodeUnavailable, "api: connection to daemon closed"))
+	h.enter("lost in flight")
+	h.contains("OFFLINE: daemon not reachable: reconnecting", "1 message waiting")
+	h.update(DisconnectedMsg{})
+	// The daemon is back, but this UI has not reconnected yet: Enter must
+	// not send (it would go over the dead connection), only keep the line.
+	old.SetError("Send", nil)
+	h.enter("typed while offline")
+	h.contains("2 messages waiting")
+	own := func() []string {
+		ms, err := old.Log(context.Background(), "general", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			if m.Own {
+				out = append(out, m.Text)
+			}
+		}
+		return out
+	}
+	if got := own(); len(got) != 0 {
+		t.Fatalf("sent before reconnecting: %q", got)
+	}
+
+	h.update(ReconnectedMsg{Svc: old})
+	h.pump()
+	h.lacks("OFFLINE")
+	h.contains("alice: lost in flight", "alice: typed while offline")
+	if got := own(); len(got) != 2 || got[0] != "lost in flight" || got[1] != "typed while offline" {
+		t.Fatalf("sent after reconnecting: %q", got)
 	}
 }

@@ -322,7 +322,7 @@ func (m *Model) titleText() string {
 		t += " · " + clean(m.self.Name)
 	}
 	if g := m.group(m.cur); g != nil {
-		t += fmt.Sprintf(" · #%s · %d members", clean(g.Name), g.Members)
+		t += fmt.Sprintf(" · #%s · %d %s", clean(g.Name), g.Members, plural(g.Members, "member", "members"))
 		if g.Admin {
 			t += " · admin"
 		}
@@ -438,7 +438,7 @@ func (m *Model) paneLines(h int) []string {
 }
 
 func (m *Model) searchLines(h, pw int) []string {
-	out := []string{m.st.title.Render(fmt.Sprintf(" search %q: %d hits · Up/Down, Enter jumps, Esc closes", clean(m.query), len(m.hits)))}
+	out := []string{m.st.title.Render(fmt.Sprintf(" search %q: %d %s · Up/Down, Enter jumps, Esc closes", clean(m.query), len(m.hits), plural(len(m.hits), "hit", "hits")))}
 	if len(m.hits) == 0 {
 		return append(out, "", " nothing found")
 	}

@@ -407,6 +407,14 @@ func (e *env) cmdLog(args []string) error {
 				return err
 			}
 		} else {
+			if len(ms) < *limit {
+				// The log starts here: say why it starts no earlier.
+				if gs, err := c.Groups(e.ctx); err == nil {
+					if g, err := resolveGroup(gs, pos[0]); err == nil {
+						e.joinedNotice(g)
+					}
+				}
+			}
 			t := &table{}
 			for _, m := range ms {
 				t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))

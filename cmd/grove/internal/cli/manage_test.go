@@ -210,3 +210,38 @@ func TestInviteUses(t *testing.T) {
 		}
 	}
 }
+
+// TestNewcomerSeesHistoryNotice checks that a member who joined through an
+// invite is told, where its log begins, that earlier messages are not
+// available, and that the group's creator is not.
+func TestNewcomerSeesHistoryNotice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real daemons; skipped with -short")
+	}
+	alice, bob := opsPair(t, false)
+	alice.ok("send", "ops", "said before bob came")
+	join(t, alice, bob, "ops")
+	alice.ok("send", "ops", "welcome bob")
+	waitUntil(t, 20*time.Second, "the welcome to reach bob", func() bool {
+		return strings.Contains(bob.ok("log", "ops"), "welcome bob")
+	})
+	out := bob.ok("log", "ops")
+	first, rest, _ := strings.Cut(out, "\n")
+	if !strings.HasPrefix(first, "-- you joined ops on ") || !strings.HasSuffix(first, ": messages from before are not available on this device --") {
+		t.Errorf("bob's log does not start with the notice:\n%s", out)
+	}
+	if strings.Contains(rest, "said before bob came") || !strings.Contains(rest, "welcome bob") {
+		t.Errorf("bob's log:\n%s", out)
+	}
+	if strings.Contains(alice.ok("log", "ops"), "you joined") {
+		t.Errorf("the creator's log has the notice:\n%s", alice.ok("log", "ops"))
+	}
+	// Only where the log begins: a page that starts later has no notice.
+	if got := bob.ok("log", "ops", "--limit", "1"); strings.Contains(got, "you joined") {
+		t.Errorf("log --limit 1 (more history than shown):\n%s", got)
+	}
+	var gs []api.Group
+	if err := json.Unmarshal([]byte(bob.ok("group", "list", "--json")), &gs); err != nil || len(gs) != 1 || gs[0].JoinedAt.IsZero() {
+		t.Errorf("bob's group list --json: %+v %v", gs, err)
+	}
+}
