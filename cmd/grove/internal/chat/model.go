@@ -138,9 +138,9 @@ type Model struct {
 	// (sentMsg sends the next), so that they keep their order.
 	flushing bool
 
-	peers     int
-	offline   string
-	quitting  bool
+	peers    int
+	offline  string
+	quitting bool
 }
 
 // New returns the model of a chat UI over svc. ctx bounds every API call.
