@@ -158,7 +158,7 @@ func (e *env) cmdUp(args []string) error {
 		return fmt.Errorf("up: %w", err)
 	}
 	if *detach {
-		return e.detach(home, args)
+		return e.detach(home, args, kc)
 	}
 	sock := filepath.Join(home, SocketName)
 	lis, err := api.Listen(sock)
