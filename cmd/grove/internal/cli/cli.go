@@ -79,6 +79,9 @@ type Runner struct {
 	// Keyring is the OS keyring that may keep the store key. Nil means
 	// the system's (Secret Service, Keychain, Credential Manager).
 	Keyring Keyring
+	// Notifier shows the daemon's desktop notifications. Nil means the
+	// desktop's (notify.go), if it has one.
+	Notifier Notifier
 
 	// testingOnlyPlaintext keeps the database in the clear (the control
 	// case of the disk scan tests).
@@ -234,7 +237,7 @@ The database is encrypted at rest with a random key, kept:
   --key-file              in DIR/store.key, protected by its file mode only
 Without these, the key goes to the OS keyring when one is running, else to
 DIR/store.key (with a warning).`},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--detach]", "run the daemon", (*env).cmdUp, `
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--detach] [--notify=false]", "run the daemon", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
                          with the ports chosen at the first start kept in
@@ -246,6 +249,14 @@ DIR/store.key (with a warning).`},
                          loopback addresses only, e.g. 127.0.0.1:9464
   --detach               run in the background: logs go to DIR/grove.log; up
                          returns once the daemon serves and prints its pid
+  --notify=false         no desktop notifications (also GROVE_NOTIFY=off);
+                         by default a message mentioning you (@NAME) in a
+                         group you have not muted shows one, through the
+                         desktop's notification service (D-Bus, notify-send
+                         or osascript) when there is one
+  --passphrase-file FILE read the store key's passphrase from FILE (also
+                         GROVE_PASSPHRASE_FILE); with --detach and neither,
+                         up asks on the terminal and hands it to the daemon
 
 The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
 SIGTERM or grove down.`},
