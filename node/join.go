@@ -310,7 +310,9 @@ func (n *Node) invite(ctx context.Context, group string, life time.Duration, use
 
 // Join implements api.Service.
 func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
-	iv, err := decodeInvite(code)
+	// A code copied off a screen where it wrapped carries line breaks
+	// (grove chat's invite pane): no code contains whitespace.
+	iv, err := decodeInvite(strings.Join(strings.Fields(code), ""))
 	if err != nil {
 		return api.Group{}, badInviteError(err)
 	}

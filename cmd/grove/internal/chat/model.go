@@ -117,6 +117,7 @@ type Model struct {
 	hitSel    int
 	infoTitle string
 	info      []string
+	infoCode  string // the invite code the info pane shows, else ""
 	members   []api.Member
 
 	// pendingEvery is how often history is reloaded while an own message
@@ -403,13 +404,14 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.pane, m.infoTitle = paneInfo, "invite"
 		code := clean(msg.inv.Code)
+		m.infoCode = code
 		m.info = []string{
 			"One-time invite code for #" + m.groupName(msg.inv.Group) + ":", "",
 			code, "",
-			"Expires " + msg.inv.Expires.In(m.opts.Location).Format("Mon 2 Jan 15:04") + ". The other device runs:",
-			"grove join CODE   (or /join CODE in grove chat)", "",
-			"Copied to the clipboard where the terminal allows it (OSC 52); a long code",
-			"wraps here, and `grove invite GROUP` prints it on one line.", "",
+			"Expires " + msg.inv.Expires.In(m.opts.Location).Format("Mon 2 Jan 15:04") + ". Copied to the clipboard",
+			"where the terminal allows it (OSC 52). Or select its lines: the other",
+			"device runs grove join - and pastes them (line breaks do not matter),",
+			"or /join CODE in grove chat.", "",
 			"Esc closes this pane.",
 		}
 		// A wrapped code copied off the screen would carry line breaks.

@@ -824,3 +824,28 @@ func TestReconnectSendsQueuedLines(t *testing.T) {
 		t.Fatalf("sent after reconnecting: %q", got)
 	}
 }
+
+// TestInviteCodeCopiesCleanly checks the invite pane: the code takes the
+// whole width, beside no group list and unindented, so that selecting its
+// lines on screen copies the code and line breaks only.
+func TestInviteCodeCopiesCleanly(t *testing.T) {
+	h := newHarness(t, fakeWith(t), Options{})
+	code := "grove1-" + strings.Repeat("abcdefghij", 17)
+	h.update(inviteMsg{inv: api.Invite{Code: code, Group: h.m.cur}})
+	h.checkLayout()
+	var got strings.Builder
+	for _, l := range strings.Split(h.screen(), "\n") {
+		l = strings.TrimRight(l, " ")
+		if strings.HasPrefix(l, "grove1-") || (got.Len() > 0 && got.Len() < len(code) && l != "") {
+			if strings.ContainsAny(l, "│ ") {
+				t.Fatalf("a code line holds more than the code: %q", l)
+			}
+			got.WriteString(l)
+		}
+	}
+	if got.String() != code {
+		t.Fatalf("the code's lines join to %q, want %q; screen:\n%s", got.String(), code, h.screen())
+	}
+	h.key(tea.KeyEscape)
+	h.contains("#general", "│")
+}

@@ -82,7 +82,12 @@ func clean(s string) string {
 
 func (m *Model) bodyHeight() int { return max(1, m.height-4) }
 
-func (m *Model) showList() bool { return m.width >= listMinWidth }
+// showList: the group list shows on wide enough screens, except beside an
+// invite code, which takes every column so that copying its lines copies
+// nothing else.
+func (m *Model) showList() bool {
+	return m.width >= listMinWidth && !(m.pane == paneInfo && m.infoTitle == "invite")
+}
 
 func (m *Model) paneWidth() int {
 	w := m.width
@@ -408,6 +413,14 @@ func (m *Model) paneLines(h int) []string {
 	case paneInfo:
 		out := []string{m.st.title.Render(" " + m.infoTitle)}
 		for _, l := range m.info {
+			if l != "" && l == m.infoCode && m.infoTitle == "invite" {
+				// Cut at the edge, not indented: the selected lines
+				// hold the code and nothing else.
+				for r := []rune(l); len(r) > 0; r = r[min(len(r), pw):] {
+					out = append(out, string(r[:min(len(r), pw)]))
+				}
+				continue
+			}
 			for _, w := range wrap(l, pw-1) {
 				out = append(out, " "+w)
 			}

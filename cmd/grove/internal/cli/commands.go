@@ -275,7 +275,8 @@ func (e *env) cmdJoin(args []string) error {
 		if err != nil {
 			return fmt.Errorf("join: reading standard input: %w", err)
 		}
-		if code = strings.TrimSpace(string(b)); code == "" {
+		// A code copied where it wrapped (grove chat) spans lines.
+		if code = strings.Join(strings.Fields(string(b)), ""); code == "" {
 			return usagef("join: no invite code on standard input")
 		}
 	}
@@ -286,7 +287,7 @@ func (e *env) cmdJoin(args []string) error {
 		// event stream; the last report also explains a timeout.
 		var last progressNote
 		stopProgress := e.joinProgress(ctx, c, &last)
-		g, err := c.Join(ctx, strings.TrimSpace(code))
+		g, err := c.Join(ctx, strings.Join(strings.Fields(code), ""))
 		stopProgress()
 		if err != nil {
 			if e.ctx.Err() != nil {

@@ -220,7 +220,18 @@ func TestNewcomerSeesHistoryNotice(t *testing.T) {
 	}
 	alice, bob := opsPair(t, false)
 	alice.ok("send", "ops", "said before bob came")
-	join(t, alice, bob, "ops")
+	// The code as copied from grove chat's invite pane, where it wraps:
+	// join - ignores the line breaks.
+	code := strings.TrimSpace(alice.ok("invite", "ops"))
+	var wrapped strings.Builder
+	for len(code) > 0 {
+		n := min(len(code), 40)
+		wrapped.WriteString(code[:n] + "\n")
+		code = code[n:]
+	}
+	if out, errOut, err := bob.run(wrapped.String(), "join", "-", "--timeout", "45s"); err != nil || !strings.HasPrefix(out, "joined ops ") {
+		t.Fatalf("join - with a wrapped code: %v %q %q", err, out, errOut)
+	}
 	alice.ok("send", "ops", "welcome bob")
 	waitUntil(t, 20*time.Second, "the welcome to reach bob", func() bool {
 		return strings.Contains(bob.ok("log", "ops"), "welcome bob")
