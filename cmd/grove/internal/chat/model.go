@@ -225,6 +225,11 @@ type (
 		n   int
 		err error
 	}
+	changedMsg struct {
+		notice string
+		groups []api.Group
+		err    error
+	}
 	pendingTickMsg   struct{}
 	noticeExpiredMsg struct{ seq int }
 )
@@ -416,6 +421,12 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		// A wrapped code copied off the screen would carry line breaks.
 		return m, tea.SetClipboard(code)
+	case changedMsg:
+		m.setNotice(msg.notice, false)
+		if msg.err == nil {
+			m.mergeGroups(msg.groups)
+		}
+		return m, nil
 	case noticeMsg:
 		if msg.err != nil {
 			m.fail(msg.text, msg.err)
@@ -589,6 +600,10 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		}
 	case api.EventGroupJoined:
 		return m, m.refreshGroups("")
+	case api.EventGroupChanged:
+		// Admins or the name changed: the title and list show them.
+		m.addNote(ev.Group, when, ev.Detail)
+		return m, m.refreshGroups("")
 	case api.EventPeers, api.EventReach:
 		svc, ctx := m.svc, m.ctx
 		// Groups too: their reachability follows the peers.
@@ -649,6 +664,36 @@ func (m Model) command(line string) (tea.Model, tea.Cmd) {
 				return noticeMsg{text: "remove " + arg, err: err}
 			}
 			return noticeMsg{text: "removed " + arg + " from #" + gname}
+		}
+	case "/promote", "/demote", "/rename", "/mute", "/unmute":
+		if !needGroup() {
+			return m, nil
+		}
+		req := api.ChangeRequest{Group: cur, Kind: api.ChangeKind(strings.TrimPrefix(name, "/"))}
+		switch name {
+		case "/promote", "/demote":
+			if !needArg(name + " NAME") {
+				return m, nil
+			}
+			req.Member = arg
+		case "/rename":
+			if !needArg("/rename NEWNAME") {
+				return m, nil
+			}
+			req.Name = arg
+		}
+		gname, verb := m.groupName(cur), strings.TrimPrefix(name, "/")
+		return m, func() tea.Msg {
+			ch, err := svc.RequestChange(ctx, req)
+			if err != nil {
+				return noticeMsg{text: verb, err: err}
+			}
+			text := verb + "d #" + gname // promoted, demoted, renamed, muted, unmuted
+			if ch.State != api.ChangeDone {
+				text = verb + " requested in #" + gname + ": every member's device applies it shortly"
+			}
+			gs, err := svc.Groups(ctx)
+			return changedMsg{notice: text, groups: gs, err: err}
 		}
 	case "/rotate":
 		if !needGroup() {
@@ -1085,6 +1130,8 @@ func (m *Model) showHelp() {
 		"/invite        invite code      /join CODE    join one",
 		"/members       fingerprints     /remove NAME  remove one",
 		"/rotate        update your keys /leave        leave group",
+		"/promote NAME  make admin       /demote NAME  take it back",
+		"/rename NAME   rename group     /mute /unmute no alerts",
 		"/search QUERY  search; Enter jumps to the selected hit",
 		"/help /quit    this help; quit (or Ctrl-C)",
 		"",

@@ -849,3 +849,41 @@ func TestInviteCodeCopiesCleanly(t *testing.T) {
 	h.key(tea.KeyEscape)
 	h.contains("#general", "│")
 }
+
+// TestManageCommands checks /mute, /unmute and /rename against the Fake,
+// and that a group change event shows as a note.
+func TestManageCommands(t *testing.T) {
+	f := fakeWith(t)
+	h := newHarness(t, f, Options{})
+	h.enter("/mute")
+	h.contains("muted #general")
+	gs, _ := f.Groups(context.Background())
+	if !gs[0].Muted {
+		t.Fatalf("not muted: %+v", gs[0])
+	}
+	h.enter("/unmute")
+	h.contains("unmuted #general")
+	h.enter("/rename")
+	h.contains("usage: /rename NEWNAME")
+	h.enter("/rename garden")
+	h.pump()
+	h.contains("renamed #general", "#garden")
+	h.enter("/promote")
+	h.contains("usage: /promote NAME")
+	h.update(EventMsg(api.Event{Kind: api.EventGroupChanged, Group: h.m.cur, Time: apitest.Epoch0, Detail: "bob became an admin"}))
+	h.contains("bob became an admin")
+}
+
+// TestJoinedGroupSaysHistoryStartsAtJoin checks that a group this device
+// joined through an invite says, where its history begins, that earlier
+// messages are not available here.
+func TestJoinedGroupSaysHistoryStartsAtJoin(t *testing.T) {
+	f := fakeWith(t)
+	h := newHarness(t, f, Options{})
+	h.contains("beginning of history")
+	g := h.m.group(h.m.cur)
+	g.JoinedAt = time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	h.m.version[h.m.cur]++
+	h.contains("you joined on Fri 2 Jan 2026 03:04: messages from", "are not available on this device")
+	h.lacks("beginning of history")
+}

@@ -129,7 +129,14 @@ func (m *Model) dayLine(day string, width int) line {
 func (m *Model) renderTimeline(group string, width int, c *tlCache) []line {
 	ms, ns := m.msgs[group], m.notes[group]
 	var out []line
-	if m.full[group] {
+	if g := m.group(group); m.full[group] && g != nil && !g.JoinedAt.IsZero() {
+		// A member who joined through an invite: nothing from before.
+		text := "you joined on " + g.JoinedAt.In(m.opts.Location).Format("Mon 2 Jan 2006 15:04") +
+			": messages from before are not available on this device"
+		for _, w := range wrap(text, width) {
+			out = append(out, line{text: m.st.faint.Render(center(w, width, ' '))})
+		}
+	} else if m.full[group] {
 		out = append(out, line{text: m.st.faint.Render(center("beginning of history", width, ' '))})
 	} else if len(ms) > 0 {
 		out = append(out, line{text: m.st.faint.Render(center("PgUp loads older messages", width, ' '))})

@@ -205,7 +205,7 @@ func (e *env) eventLine(ev api.Event, names func(string) string) string {
 		return fmt.Sprintf("%s  %s  * joined the group", when, group)
 	case api.EventForkResolved:
 		return fmt.Sprintf("%s  %s  * concurrent changes were settled: %s", when, group, sanitizeText(ev.Detail))
-	case api.EventReach:
+	case api.EventReach, api.EventGroupChanged:
 		return fmt.Sprintf("%s  %s  * %s", when, group, sanitizeText(ev.Detail))
 	}
 	return ""
