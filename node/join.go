@@ -279,12 +279,19 @@ func (n *Node) invite(ctx context.Context, group string, life time.Duration, use
 	}
 	// Any member may invite: a non-admin inviter has an admin commit the
 	// Add (a join request, joinrequest.go).
-	var removed, stale bool
-	if err := a.do(ctx, func() error { removed, stale = a.phase == phaseRemoved, a.phase == phaseRejoining; return nil }); err != nil {
+	var removed error // read on the actor: it names the group, which a rename changes
+	var stale bool
+	if err := a.do(ctx, func() error {
+		if a.phase == phaseRemoved {
+			removed = a.errRemoved()
+		}
+		stale = a.phase == phaseRejoining
+		return nil
+	}); err != nil {
 		return api.Invite{}, err
 	}
-	if removed {
-		return api.Invite{}, a.errRemoved()
+	if removed != nil {
+		return api.Invite{}, removed
 	}
 	if stale {
 		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
