@@ -1140,6 +1140,7 @@ func (m *Model) showHelp() {
 		"Esc            close this pane",
 		"",
 		"Marks: > yours  ~ orphaned (fork)  * re-sent  ... sending",
+		"A ~ after a group's unread count: muted.",
 	}
 }
 

@@ -856,7 +856,7 @@ func TestManageCommands(t *testing.T) {
 	f := fakeWith(t)
 	h := newHarness(t, f, Options{})
 	h.enter("/mute")
-	h.contains("muted #general")
+	h.contains("muted #general", "▶ #general         ~│")
 	gs, _ := f.Groups(context.Background())
 	if !gs[0].Muted {
 		t.Fatalf("not muted: %+v", gs[0])

@@ -395,6 +395,9 @@ func (m *Model) listLines(h int) []string {
 		if g.Unread > 0 {
 			unread = " " + strconv.Itoa(g.Unread)
 		}
+		if g.Muted {
+			unread += "~" // muted: counted, never notified
+		}
 		mark := "  "
 		if g.ID == m.cur {
 			mark = "▶ "
@@ -404,6 +407,8 @@ func (m *Model) listLines(h int) []string {
 		switch {
 		case g.ID == m.cur:
 			row = m.st.sel.Render(row + pad(unread, len(unread)))
+		case g.Muted:
+			row = row + m.st.faint.Render(unread)
 		case unread != "":
 			row = row + m.st.unread.Render(unread)
 		}
