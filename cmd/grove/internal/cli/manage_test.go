@@ -115,6 +115,12 @@ func TestPromoteDemoteRename(t *testing.T) {
 	if groupByID(alice, g.ID).Name != "dev" {
 		t.Errorf("alice's own dev group was renamed: %+v", groupByID(alice, g.ID))
 	}
+	// The local name is kept over a restart.
+	alice.stop()
+	alice.upInProcess()
+	if got := groupByID(alice, ops.ID).Name; got != "dev (2)" {
+		t.Errorf("after a restart alice calls the renamed group %q", got)
+	}
 	alice.ok("send", "dev (2)", "still here")
 	waitUntil(t, 20*time.Second, "the message to reach bob", func() bool {
 		return strings.Contains(bob.ok("log", "dev"), "still here")
