@@ -10,6 +10,7 @@ import (
 	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
+	"grove/p2p"
 )
 
 // craftPolicyCommit has n (a modified client) commit, on its head epoch of
@@ -122,5 +123,60 @@ func TestPolicyCommitsJudgedByEveryMember(t *testing.T) {
 	// is sent.
 	if _, err := carol.RequestChange(ctx, api.ChangeRequest{Group: g, Kind: api.ChangePromote, Member: "carol"}); api.CodeOf(err) != api.CodeForbidden {
 		t.Fatalf("carol promotes herself: %v", err)
+	}
+}
+
+// TestInviteUsesRedeemRules: a code for three devices takes three
+// different devices, each of which may retry with it (as a one-time code's
+// redeemer may), refuses a fourth, survives a restart's reload from disk,
+// and leaves the list once every Welcome was handed over.
+func TestInviteUsesRedeemRules(t *testing.T) {
+	checkLeaks(t)
+	mn := p2p.NewMemNetwork()
+	alice := memNode(t, mn, "alice")
+	ctx := ctxT(t, 20*time.Second)
+	g, err := alice.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.InviteWith(ctx, api.InviteRequest{Group: g.ID, Uses: api.MaxInviteUses + 1}); api.CodeOf(err) != api.CodeInvalidArgument {
+		t.Fatalf("too many uses: %v", err)
+	}
+	inv, err := alice.InviteWith(ctx, api.InviteRequest{Group: g.ID, Uses: 3})
+	if err != nil || inv.Uses != 3 {
+		t.Fatalf("invite: %+v %v", inv, err)
+	}
+	iv, err := decodeInvite(inv.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := [][]byte{{1}, {2}, {3}, {4}}
+	for _, k := range keys[:3] {
+		if _, spent, why := alice.redeemInvite(iv.Secret, k); why != "" || spent {
+			t.Fatalf("device %x: %q spent=%v", k, why, spent)
+		}
+	}
+	if _, _, why := alice.redeemInvite(iv.Secret, keys[3]); why != errInviteUsed.Error() {
+		t.Fatalf("fourth device: %q", why)
+	}
+	// Reload from disk, as after a restart.
+	alice.mu.Lock()
+	delete(alice.invites, iv.Secret)
+	alice.mu.Unlock()
+	if _, spent, why := alice.redeemInvite(iv.Secret, keys[1]); why != "" || spent {
+		t.Fatalf("second device retries after a reload: %q spent=%v", why, spent)
+	}
+	for i, k := range keys[:3] {
+		alice.inviteDelivered(iv.Secret, k)
+		if _, spent, why := alice.redeemInvite(iv.Secret, k); why != "" || !spent {
+			t.Fatalf("device %x after its Welcome: %q spent=%v", k, why, spent)
+		}
+		invs, _ := alice.Invites(ctx)
+		if open := len(invs) == 1; open != (i < 2) {
+			t.Fatalf("after %d Welcomes the list is %+v", i+1, invs)
+		}
+		if i < 2 && (invs[0].Uses != 3 || invs[0].Redeemed != 3) {
+			t.Fatalf("listed as %+v", invs[0])
+		}
 	}
 }
