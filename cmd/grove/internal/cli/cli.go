@@ -307,11 +307,17 @@ Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
 		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `
 CODE - reads the code from standard input (so that it stays out of the
-shell history).
-Waits until the inviter's device welcomes this one, which happens once the
-change that adds it is final (about two minutes), or until --timeout
-(default 5m). The inviter's daemon must be running. After a timeout, run
-join again with the same code. Progress goes to standard error.`},
+shell history; a code copied where it wrapped may span lines).
+Waits until the inviter's device welcomes this one, or until --timeout
+(default 5m). How long that takes:
+  - inviter is an admin: about two minutes (the change that adds you must
+    become final everywhere before the welcome is sent);
+  - inviter is not an admin: the same, once an admin's device is online
+    to commit the change (progress says when none is);
+  - inviter's device unreachable: fails once none of its addresses
+    answers, saying so.
+After a timeout, run join again with the same code. Progress goes to
+standard error.`},
 		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
 Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
