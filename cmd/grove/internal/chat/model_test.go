@@ -792,13 +792,13 @@ func TestReconnectSendsQueuedLines(t *testing.T) {
 	h := newHarness(t, old, Options{Redial: redial})
 	old.SetError("Send", api.Errorf(api.CodeUnavailable, "api: connection to daemon closed"))
 	h.enter("lost in flight")
-	h.contains("OFFLINE: daemon not reachable: reconnecting", "1 message waiting")
+	h.contains("OFFLINE (1 waiting to send): daemon not reachable: reconnecting", "1 message waiting")
 	h.update(DisconnectedMsg{})
 	// The daemon is back, but this UI has not reconnected yet: Enter must
 	// not send (it would go over the dead connection), only keep the line.
 	old.SetError("Send", nil)
 	h.enter("typed while offline")
-	h.contains("2 messages waiting")
+	h.contains("2 messages waiting", "OFFLINE (2 waiting to send)")
 	own := func() []string {
 		ms, err := old.Log(context.Background(), "general", 100)
 		if err != nil {

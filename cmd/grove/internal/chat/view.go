@@ -344,6 +344,10 @@ func (m *Model) titleText() string {
 
 func (m *Model) statusText() string {
 	if m.offline != "" {
+		if n := len(m.queued); n > 0 {
+			// Said here too: the notice that said it expires.
+			return fmt.Sprintf(" OFFLINE (%d waiting to send): %s", n, m.offline)
+		}
 		return " OFFLINE: " + m.offline
 	}
 	if !m.loaded {
