@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -103,6 +104,10 @@ func (a *groupActor) changeNow(id commitorder.IntentID) (*changeWait, error) {
 		return nil, a.errRemoved()
 	}
 	_, queued := a.intents[id]
+	if w.c.State != api.ChangeDone && !queued && a.policyChangeDone(w) {
+		_, g := a.head()
+		w.set(api.ChangeDone, g.Epoch())
+	}
 	if w.c.State != api.ChangeDone && !queued && w.c.Kind == api.ChangeRemove {
 		if _, g := a.head(); g != nil {
 			if _, in := leafOf(g, w.target); !in {
@@ -143,10 +148,34 @@ func (n *Node) RequestChange(ctx context.Context, req api.ChangeRequest) (api.Ch
 			if it, err = a.removeIntent(req.Member); err != nil {
 				return err
 			}
+		case api.ChangePromote, api.ChangeDemote, api.ChangeRename:
+			var err error
+			if it, err = a.policyIntent(req); err != nil {
+				return err
+			}
+			if err := a.queueIntent(it); err != nil {
+				return err
+			}
+		case api.ChangeMute, api.ChangeUnmute:
+			// Local: done at once, tracked so that AwaitChange answers.
+			if err := a.setMuted(req.Kind == api.ChangeMute); err != nil {
+				return err
+			}
+			it = &intent{}
+			rand.Read(it.id[:])
+			w := a.trackChange(it, api.Change{Group: a.hexID, Kind: req.Kind})
+			_, g := a.head()
+			var epoch uint64
+			if g != nil {
+				epoch = g.Epoch()
+			}
+			w.set(api.ChangeDone, epoch)
+			out = w.c
+			return nil
 		default:
 			return api.Errorf(api.CodeInvalidArgument, "unknown change %q", req.Kind)
 		}
-		out = a.trackChange(it, api.Change{Group: a.hexID, Kind: req.Kind, Member: req.Member}).c
+		out = a.trackChange(it, api.Change{Group: a.hexID, Kind: req.Kind, Member: req.Member, Name: req.Name}).c
 		return nil
 	})
 	return out, err

@@ -167,6 +167,9 @@ type groupActor struct {
 
 	reach   reachState                           // see reach.go
 	changes map[commitorder.IntentID]*changeWait // see change.go
+	// muted and joinedAt are device-local settings (manage.go).
+	muted    bool
+	joinedAt time.Time
 	// rejects sums rejected messages for the log (reject.go); shown is
 	// the names members are shown by (names.go). Both are reached from
 	// other goroutines and guard themselves.
@@ -176,7 +179,7 @@ type groupActor struct {
 
 func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 	hexID := hex.EncodeToString(id)
-	return &groupActor{
+	a := &groupActor{
 		n: n, log: n.log.With("group", hexID[:8]), id: id, hexID: hexID, name: name, created: created,
 		cmds: make(chan func()), inbound: make(chan []byte, 256),
 		quit: make(chan struct{}), done: make(chan struct{}),
@@ -189,6 +192,8 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 		dirty:      make(map[commitorder.EpochID]bool),
 		selfRemove: make(map[commitorder.EpochID]pendingRemoval),
 	}
+	a.loadLocalSettings()
+	return a
 }
 
 // loadGroup rebuilds a group's actor from the store.
@@ -423,5 +428,6 @@ func (a *groupActor) info() api.Group {
 		g.State = api.GroupRejoinNeeded
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
+	g.Muted, g.JoinedAt = a.muted, a.joinedAt
 	return g
 }

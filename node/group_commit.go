@@ -37,11 +37,13 @@ type intent struct {
 	kp     *mls.KeyPackage // add
 	join   chan joinResult // add: where the Welcome goes once accepted
 	relay  bool            // add from a member's join request: relay the Welcome
+	op     policyOp        // intentPolicy: which change (manage.go)
+	name   string          // intentPolicy rename: the new name
 }
 
 func (it *intent) class() commitorder.Class {
 	switch it.kind {
-	case intentAdd, intentHandover:
+	case intentAdd, intentHandover, intentPolicy:
 		return commitorder.ClassAdd
 	case intentUpdate:
 		return commitorder.ClassUpdate
@@ -170,6 +172,7 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	removed := map[mls.LeafIndex]bool{}
 	stale := map[mls.LeafIndex]bool{} // unused leaves of joiners that gave up
 	var adding []*mls.KeyPackage      // Adds in this Commit so far
+	var pol *policy                   // the new policy, if any intent changes it
 	for _, id := range ids {
 		it := a.intents[id]
 		if it == nil {
@@ -178,8 +181,16 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		switch it.kind {
 		case intentUpdate:
 			forcePath = true
-		case intentHandover:
-			props = append(props, a.handoverProposal(parent, it.target))
+		case intentHandover, intentPolicy:
+			// One GroupContextExtensions proposal per Commit (RFC 9420,
+			// Section 12.2): every policy change goes into it.
+			if pol == nil {
+				pol = groupPolicy(parent).clone()
+			}
+			if !a.applyToPolicy(parent, pol, it) {
+				delete(a.intents, id) // done already, or impossible now
+				continue
+			}
 		case intentDropLeaf:
 			leaf, ok := unusedLeaf(parent, it.kp)
 			if !ok || removed[leaf] {
@@ -229,6 +240,9 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	if len(carried) == 0 {
 		return
 	}
+	if pol != nil {
+		props = append(props, policyProposal(parent, pol))
+	}
 	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
 		AuthenticatedData: parentAD(parentEid), Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
 	if err != nil {
@@ -250,9 +264,14 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	// everywhere and retried for ever with the intents that broke it.
 	if reason := commitRule(parent, next, mls.MemberSender(parent.OwnLeaf())); reason != "" {
 		next.Erase()
-		a.log.Warn("own commit would be invalid; its adds are dropped", "reason", string(reason))
+		a.log.Warn("own commit would be invalid; its adds and policy changes are dropped", "reason", string(reason))
 		for _, it := range joins {
 			a.dropAdd(it, "adding it would break the group's rules ("+string(reason)+")")
+		}
+		for _, id := range carried {
+			if it := a.intents[id]; it != nil && it.kind == intentPolicy {
+				delete(a.intents, id)
+			}
 		}
 		return
 	}
@@ -393,5 +412,5 @@ func commitRule(parent, next *mls.Group, sender mls.Sender) rejectReason {
 			}
 		}
 	}
-	return ""
+	return policyRule(parent, next)
 }

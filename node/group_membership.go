@@ -10,7 +10,6 @@ package node
 import (
 	"bytes"
 	"slices"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -140,30 +139,13 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 		return nil, api.Errorf(api.CodeForbidden, "only admins may remove members")
 	}
 	_, g := a.head()
-	var match []api.Member
-	for _, m := range a.members() {
-		// By the name shown ("alice #1a2b3c4d" when two look alike) or
-		// the name itself (then ambiguous if two members share it).
-		name := m.Name
-		if lm, err := g.Member(mls.LeafIndex(m.Leaf)); err == nil {
-			if id, err := parseIdentity(lm.Identity); err == nil {
-				name = id.Name
-			}
-		}
-		if m.Name == member || name == member || m.PeerID == member ||
-			(len(member) >= 4 && strings.HasPrefix(strings.ReplaceAll(m.Fingerprint, " ", ""), strings.ReplaceAll(member, " ", ""))) {
-			match = append(match, m)
-		}
+	m, shown, err := a.memberNamed(g, member)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case len(match) == 0:
-		return nil, api.Errorf(api.CodeNotFound, "no member %q", member)
-	case len(match) > 1:
-		return nil, api.Errorf(api.CodeInvalidArgument, "member %q is ambiguous: use the peer id", member)
-	case match[0].Self:
+	if shown.Self {
 		return nil, api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
 	}
-	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
 	it := &intent{kind: intentRemove, target: m.Identity}
 	return it, a.queueIntent(it)
 }

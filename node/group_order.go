@@ -145,6 +145,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 			a.noteMembership(a.epochs[e.Parent], g, e.Eid)
 			n.emit(api.Event{Kind: api.EventEpoch, Group: a.hexID, Time: n.cfg.Clock.Now(), Epoch: g.Epoch()})
 			a.memberEvents(a.epochs[e.Parent], g)
+			a.notePolicy(a.epochs[e.Parent], g)
 		}
 	case commitorder.Orphaned:
 		n.metrics.forks.Add(1)

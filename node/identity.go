@@ -101,36 +101,59 @@ func fingerprint(sigKey, identity []byte) string {
 // deterministically.
 const ExtensionPolicy mls.ExtensionType = 0xF0A1
 
-const policyVersion = 1
+// Policy versions: 2 adds the group's shared name (a rename, manage.go).
+// A policy without a name is written as version 1, so that the policy of
+// every group made before renames existed keeps its bytes.
+const (
+	policyVersion     = 1
+	policyVersionName = 2
+)
 
 // policy: who may add and remove (admins, by credential identity) and how
 // many of the last RateWindow canonical commits one member may author.
-// Any member may leave and rotate its own keys.
+// Any member may leave and rotate its own keys. Name, when set, is the
+// name the group's admins gave it (group rename).
 type policy struct {
 	Admins    [][]byte
 	RateLimit uint8
+	Name      string
 }
 
 func (p *policy) marshal() []byte {
 	var w wbuf
-	w.u8(policyVersion)
+	if p.Name != "" {
+		w.u8(policyVersionName)
+	} else {
+		w.u8(policyVersion)
+	}
 	w.u8(p.RateLimit)
 	w.u8(byte(len(p.Admins)))
 	for _, a := range p.Admins {
 		w.vec(a)
+	}
+	if p.Name != "" {
+		w.vec([]byte(p.Name))
 	}
 	return w.b
 }
 
 func unmarshalPolicy(data []byte) (*policy, error) {
 	r := rbuf{b: data}
-	if v := r.u8("policy version"); r.err == nil && v != policyVersion {
+	v := r.u8("policy version")
+	if r.err == nil && v != policyVersion && v != policyVersionName {
 		return nil, fmt.Errorf("%w: policy version %d", ErrMalformed, v)
 	}
 	p := &policy{RateLimit: r.u8("rate limit")}
 	n := int(r.u8("admins"))
 	for i := 0; i < n && r.err == nil; i++ {
 		p.Admins = append(p.Admins, r.vec(maxIdentity, "admin"))
+	}
+	if v == policyVersionName {
+		p.Name = string(r.vec(maxNameLen, "group name"))
+		if r.err == nil && p.Name == "" {
+			// Canonical: an unnamed policy is version 1.
+			return nil, fmt.Errorf("%w: version 2 policy without a name", ErrMalformed)
+		}
 	}
 	if err := r.done("policy"); err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ const maxIndexedInvites = 1024
 
 // Invite implements api.Service.
 func (n *Node) Invite(ctx context.Context, group string) (api.Invite, error) {
-	return n.invite(ctx, group, 0)
+	return n.invite(ctx, group, 0, 1)
 }
 
 // InviteWith implements api.Service.
@@ -34,7 +34,10 @@ func (n *Node) InviteWith(ctx context.Context, req api.InviteRequest) (api.Invit
 	if req.Expires < 0 || req.Expires > api.MaxInviteExpiry {
 		return api.Invite{}, api.Errorf(api.CodeInvalidArgument, "an invite code may be valid for at most %v", api.MaxInviteExpiry)
 	}
-	return n.invite(ctx, req.Group, req.Expires)
+	if req.Uses < 0 || req.Uses > api.MaxInviteUses {
+		return api.Invite{}, api.Errorf(api.CodeInvalidArgument, "an invite code may be used by 1 to %d devices", api.MaxInviteUses)
+	}
+	return n.invite(ctx, req.Group, req.Expires, max(req.Uses, 1))
 }
 
 // inviteID names an invite without revealing its secret.
@@ -106,11 +109,15 @@ func (n *Node) Invites(ctx context.Context) ([]api.InviteInfo, error) {
 	var out []api.InviteInfo
 	for _, s := range index {
 		pi := n.loadInvite(s)
-		if pi == nil || !now.Before(pi.expires) || pi.delivered {
+		if pi == nil || !now.Before(pi.expires) || pi.spent() {
 			continue
 		}
 		keep = append(keep, s)
-		out = append(out, api.InviteInfo{ID: inviteID(s), Group: pi.group, Expires: pi.expires, Used: pi.used})
+		info := api.InviteInfo{ID: inviteID(s), Group: pi.group, Expires: pi.expires, Used: pi.used}
+		if pi.maxUses() > 1 {
+			info.Uses, info.Redeemed = pi.maxUses(), pi.redemptions()
+		}
+		out = append(out, info)
 	}
 	if len(keep) != len(index) {
 		n.writeInviteIndex(keep)

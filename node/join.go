@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,22 +34,95 @@ type pendingInvite struct {
 	// the write does not prove the joiner read it.
 	redeemer  []byte
 	delivered bool
+	// uses is how many devices may redeem the code (invite --uses); 0
+	// and 1 mean one. used, redeemer and delivered describe the first;
+	// more holds the others, each with the same retry rule.
+	uses int
+	more []redemption
+}
+
+// redemption is one device's redemption of a code usable several times.
+type redemption struct {
+	key       []byte // MLS signature key
+	delivered bool
 }
 
 // pendingInviteVersion 2 added redeemer and delivered; version 1 records
-// (used or not) still load.
-const pendingInviteVersion = 2
+// (used or not) still load. Version 3 (pendingInviteUses) adds uses and
+// the further redemptions; a one-time code is still written as version 2.
+const (
+	pendingInviteVersion = 2
+	pendingInviteUses    = 3
+)
+
+// maxUses is how many devices may redeem pi.
+func (p *pendingInvite) maxUses() int { return max(p.uses, 1) }
+
+// redemptions counts the devices that redeemed pi.
+func (p *pendingInvite) redemptions() int {
+	if !p.used {
+		return 0
+	}
+	return 1 + len(p.more)
+}
+
+// redeemedBy reports whether the device of sigKey redeemed pi, and if so
+// whether its Welcome was handed over.
+func (p *pendingInvite) redeemedBy(sigKey []byte) (found, delivered bool) {
+	if p.used && bytes.Equal(p.redeemer, sigKey) {
+		return true, p.delivered
+	}
+	for _, r := range p.more {
+		if bytes.Equal(r.key, sigKey) {
+			return true, r.delivered
+		}
+	}
+	return false, false
+}
+
+// spent reports whether pi can only serve retries: every use redeemed
+// and every Welcome handed over.
+func (p *pendingInvite) spent() bool {
+	if p.redemptions() < p.maxUses() || !p.delivered {
+		return false
+	}
+	for _, r := range p.more {
+		if !r.delivered {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pendingInvite) clone() *pendingInvite {
+	c := *p
+	c.more = slices.Clone(p.more)
+	return &c
+}
 
 func inviteSetting(secret [16]byte) string { return "invite." + hex.EncodeToString(secret[:]) }
 
 func (p *pendingInvite) marshal() []byte {
 	var w wbuf
-	w.u8(pendingInviteVersion)
+	multi := p.uses > 1
+	if multi {
+		w.u8(pendingInviteUses)
+	} else {
+		w.u8(pendingInviteVersion)
+	}
 	w.u8(boolByte(p.used))
 	w.u64(uint64(p.expires.Unix()))
 	w.vec([]byte(p.group))
 	w.vec(p.redeemer)
 	w.u8(boolByte(p.delivered))
+	if multi {
+		w.u64(uint64(p.uses))
+		w.u64(uint64(len(p.more)))
+		for _, r := range p.more {
+			w.vec(r.key)
+			w.u8(boolByte(r.delivered))
+		}
+	}
 	return w.b
 }
 
@@ -75,15 +149,27 @@ func boolByte(b bool) byte {
 func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 	r := rbuf{b: data}
 	v := r.u8("version")
-	if r.err == nil && v != 1 && v != pendingInviteVersion {
+	if r.err == nil && v != 1 && v != pendingInviteVersion && v != pendingInviteUses {
 		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
 	}
 	p := &pendingInvite{used: readBool(&r, "used")}
 	p.expires = time.Unix(int64(r.u64("expires")), 0)
 	p.group = string(r.vec(2*maxGroupID, "group"))
-	if v == pendingInviteVersion {
+	if v >= pendingInviteVersion {
 		p.redeemer = r.vec(maxSignatureKey, "redeemer")
 		p.delivered = readBool(&r, "delivered")
+	}
+	if v == pendingInviteUses {
+		uses, more := r.u64("uses"), r.u64("redemptions")
+		// Canonical: a one-time code is version 2; only redeemed codes
+		// list further redemptions, and never more than the uses.
+		if r.err == nil && (uses < 2 || uses > api.MaxInviteUses || more >= uses || (more > 0 && !p.used)) {
+			r.fail("uses")
+		}
+		p.uses = int(uses)
+		for i := uint64(0); i < more && r.err == nil; i++ {
+			p.more = append(p.more, redemption{key: r.vec(maxSignatureKey, "redeemer"), delivered: readBool(&r, "delivered")})
+		}
 	}
 	if err := r.done("invite record"); err != nil {
 		return nil, err
@@ -183,7 +269,7 @@ func (n *Node) adoptGroup(g *mls.Group, name string, gen commitorder.Genesis) (*
 
 // invite creates an invite code for group valid for life (the configured
 // default when zero).
-func (n *Node) invite(ctx context.Context, group string, life time.Duration) (api.Invite, error) {
+func (n *Node) invite(ctx context.Context, group string, life time.Duration, uses int) (api.Invite, error) {
 	if life <= 0 {
 		life = n.cfg.InviteExpiry
 	}
@@ -193,12 +279,19 @@ func (n *Node) invite(ctx context.Context, group string, life time.Duration) (ap
 	}
 	// Any member may invite: a non-admin inviter has an admin commit the
 	// Add (a join request, joinrequest.go).
-	var removed, stale bool
-	if err := a.do(ctx, func() error { removed, stale = a.phase == phaseRemoved, a.phase == phaseRejoining; return nil }); err != nil {
+	var removed error // read on the actor: it names the group, which a rename changes
+	var stale bool
+	if err := a.do(ctx, func() error {
+		if a.phase == phaseRemoved {
+			removed = a.errRemoved()
+		}
+		stale = a.phase == phaseRejoining
+		return nil
+	}); err != nil {
 		return api.Invite{}, err
 	}
-	if removed {
-		return api.Invite{}, a.errRemoved()
+	if removed != nil {
+		return api.Invite{}, removed
 	}
 	if stale {
 		return api.Invite{}, api.Errorf(api.CodeConflict, "this device's state of the group lost to the rest of the group beyond the retention window: leave and be invited again")
@@ -210,7 +303,7 @@ func (n *Node) invite(ctx context.Context, group string, life time.Duration) (ap
 			iv.Addrs = append(iv.Addrs, ad.String())
 		}
 	}
-	pi := &pendingInvite{group: a.hexID, expires: iv.Expires}
+	pi := &pendingInvite{group: a.hexID, expires: iv.Expires, uses: uses}
 	// Persisted so that a code outlives a daemon restart.
 	if err := n.db.SetSetting(inviteSetting(iv.Secret), pi.marshal()); err != nil {
 		return api.Invite{}, api.Errorf(api.CodeInternal, "save invite: %v", err)
@@ -219,12 +312,14 @@ func (n *Node) invite(ctx context.Context, group string, life time.Duration) (ap
 	n.invites[iv.Secret] = pi
 	n.indexInvite(iv.Secret)
 	n.mu.Unlock()
-	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires}, nil
+	return api.Invite{Code: iv.encode(), Group: a.hexID, Expires: iv.Expires, Uses: pi.maxUses()}, nil
 }
 
 // Join implements api.Service.
 func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
-	iv, err := decodeInvite(code)
+	// A code copied off a screen where it wrapped carries line breaks
+	// (grove chat's invite pane): no code contains whitespace.
+	iv, err := decodeInvite(strings.Join(strings.Fields(code), ""))
 	if err != nil {
 		return api.Group{}, badInviteError(err)
 	}
@@ -239,7 +334,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		if removed {
 			// Its old history is still here; joining again would need it
 			// gone first, and deleting it is the user's call.
-			return api.Group{}, api.Errorf(api.CodeConflict, "this device was removed from group %q earlier: leave it first (which deletes its old history here), then join again", a.name)
+			return api.Group{}, api.Errorf(api.CodeConflict, "this device was removed from group %q earlier: leave it first (which deletes its old history here), then join again", a.shownName())
 		}
 		return api.Group{}, api.Errorf(api.CodeConflict, "already a member of this group")
 	}
@@ -334,14 +429,20 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		g.Erase()
 		return api.Group{}, api.Errorf(api.CodeUnavailable, "welcome is for another group")
 	}
-	name := resp.Name
+	// The name the group's admins gave it, else the inviter's; unique on
+	// this device (manage.go).
+	name := groupPolicy(g).Name
+	if name == "" {
+		name = resp.Name
+	}
 	if name == "" {
 		name = hex.EncodeToString(iv.Group[:4])
 	}
-	a, err := n.adoptGroup(g, name, commitorder.Genesis{})
+	a, err := n.adoptGroup(g, n.uniqueName(name), commitorder.Genesis{})
 	if err != nil {
 		return api.Group{}, err
 	}
+	a.post(func() { a.setJoined(n.cfg.Clock.Now()) })
 	n.emit(api.Event{Kind: api.EventGroupJoined, Group: a.hexID, Time: n.cfg.Clock.Now()})
 	var out api.Group
 	err = a.do(ctx, func() error { out = a.info(); return nil })
@@ -540,10 +641,10 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 				reject(joinFailed, res.err.Error())
 				return
 			}
-			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.name}).marshal()); err != nil {
+			if err := s.Send((&joinResponse{Status: joinOK, Welcome: res.welcome, Name: a.shownName()}).marshal()); err != nil {
 				giveUp()
 			} else {
-				n.inviteDelivered(req.Secret)
+				n.inviteDelivered(req.Secret, sigKey)
 			}
 			s.CloseWrite()
 			return
@@ -600,16 +701,23 @@ func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (pi *pendingInvite, 
 		return nil, false, "unknown invite code"
 	case !n.cfg.Clock.Now().Before(pi.expires):
 		return nil, false, "invite code expired"
-	case pi.used && !bytes.Equal(pi.redeemer, sigKey):
-		return nil, false, errInviteUsed.Error()
-	case pi.delivered:
-		// Same device, nothing to record: used and redeemer stay as they are.
-		return pi, true, ""
 	}
-	prev := *pi
-	pi.used, pi.redeemer = true, bytes.Clone(sigKey) // one-time, whatever happens next
+	if found, delivered := pi.redeemedBy(sigKey); found {
+		// Same device, nothing to record.
+		return pi, delivered, ""
+	}
+	if pi.redemptions() >= pi.maxUses() {
+		return nil, false, errInviteUsed.Error()
+	}
+	prev := pi.clone()
+	// One use taken, whatever happens next.
+	if !pi.used {
+		pi.used, pi.redeemer = true, bytes.Clone(sigKey)
+	} else {
+		pi.more = append(pi.more, redemption{key: bytes.Clone(sigKey)})
+	}
 	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
-		*pi = prev
+		*pi = *prev
 		return nil, false, "internal error"
 	}
 	return pi, false, ""
@@ -656,14 +764,21 @@ func retryReplacesUnused(a *groupActor, kp *mls.KeyPackage) bool {
 // inviteDelivered records that an invite's Welcome was handed over, which
 // limits the redeemer's retries with the same code to replacing its
 // unused leaf (retryReplacesUnused).
-func (n *Node) inviteDelivered(secret [16]byte) {
+func (n *Node) inviteDelivered(secret [16]byte, sigKey []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	pi := n.invites[secret]
 	if pi == nil {
 		return
 	}
-	pi.delivered = true
+	if pi.used && bytes.Equal(pi.redeemer, sigKey) {
+		pi.delivered = true
+	}
+	for i := range pi.more {
+		if bytes.Equal(pi.more[i].key, sigKey) {
+			pi.more[i].delivered = true
+		}
+	}
 	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
 		n.log.Warn("save invite", "err", err)
 	}

@@ -62,28 +62,6 @@ func (a *groupActor) successor() []byte {
 	return others[0].Identity
 }
 
-// handoverProposal rewrites g's policy: the admins that are still members,
-// without this device, plus the successor; every other extension is kept
-// (a GroupContextExtensions proposal replaces the whole list).
-func (a *groupActor) handoverProposal(g *mls.Group, successor []byte) *mls.Proposal {
-	pol := groupPolicy(g)
-	members := g.Members()
-	next := &policy{RateLimit: pol.RateLimit}
-	for _, ad := range pol.Admins {
-		if bytes.Equal(ad, a.n.selfID) || bytes.Equal(ad, successor) {
-			continue
-		}
-		if slices.ContainsFunc(members, func(m mls.Member) bool { return bytes.Equal(m.Identity, ad) }) {
-			next.Admins = append(next.Admins, ad)
-		}
-	}
-	next.Admins = append(next.Admins, successor)
-	exts := slices.Clone(g.GroupContext().Extensions)
-	exts = slices.DeleteFunc(exts, func(e mls.Extension) bool { return e.Type == ExtensionPolicy })
-	exts = append(exts, mls.Extension{Type: ExtensionPolicy, Data: next.marshal()})
-	return &mls.Proposal{Type: mls.ProposalTypeGroupContextExtensions, GroupContextExtensions: &mls.GroupContextExtensions{Extensions: exts}}
-}
-
 // isAdminID reports whether identity is an admin in the canonical epoch
 // (as isAdmin: a group without an admin list lets everyone manage it).
 func (a *groupActor) isAdminID(identity []byte) bool {

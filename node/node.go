@@ -643,7 +643,8 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 	delete(n.unread, a.hexID)
 	delete(n.unreadDirty, a.hexID)
 	n.mu.Unlock()
-	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID))
+	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID),
+		mutedSetting(a.hexID), joinedSetting(a.hexID))
 	n.unreadIO.Unlock()
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
@@ -707,7 +708,8 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 	known := make(map[peer.ID]api.Peer)
 	for _, a := range n.actorList() {
 		var ms []api.Member
-		if a.do(ctx, func() error { ms = a.members(); return nil }) != nil {
+		var name string
+		if a.do(ctx, func() error { ms, name = a.members(), a.name; return nil }) != nil {
 			continue
 		}
 		for _, m := range ms {
@@ -717,7 +719,7 @@ func (n *Node) Peers(ctx context.Context) ([]api.Peer, error) {
 			}
 			p := known[id]
 			p.Name = m.Name
-			p.Groups = append(p.Groups, a.name)
+			p.Groups = append(p.Groups, name)
 			known[id] = p
 		}
 	}

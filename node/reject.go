@@ -38,7 +38,7 @@ const (
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectPolicy}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

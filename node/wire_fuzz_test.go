@@ -118,6 +118,8 @@ func FuzzInviteCode(f *testing.F) {
 func FuzzIdentityAndPolicy(f *testing.F) {
 	f.Add(memberIdentity{Name: "alice", Peer: "12D3KooWExample"}.marshal())
 	f.Add((&policy{Admins: [][]byte{[]byte("a")}, RateLimit: 8}).marshal())
+	f.Add((&policy{Admins: [][]byte{[]byte("a")}, RateLimit: 8, Name: "infra"}).marshal())
+	f.Add([]byte{2, 8, 0, 0}) // version 2 with an empty name: not canonical
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if id, err := parseIdentity(data); err == nil {
 			if got := id.marshal(); !bytes.Equal(got, data) {
@@ -133,18 +135,20 @@ func FuzzIdentityAndPolicy(f *testing.F) {
 }
 
 // FuzzPendingInvite: the inviter's invite record comes from disk. Version 2
-// records re-encode byte for byte; version 1 records (before redeemer and
-// delivered) still load, as unused or used-and-spent.
+// and 3 (several uses) records re-encode byte for byte; version 1 records
+// (before redeemer and delivered) still load, as unused or used-and-spent.
 func FuzzPendingInvite(f *testing.F) {
 	f.Add((&pendingInvite{group: "ab", expires: time.Unix(5, 0)}).marshal())
 	f.Add((&pendingInvite{group: "ab", expires: time.Unix(5, 0), used: true, redeemer: []byte{1, 2}, delivered: true}).marshal())
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 5, 2, 'a', 'b'})
+	f.Add((&pendingInvite{group: "ab", expires: time.Unix(5, 0), uses: 3, used: true, redeemer: []byte{1},
+		more: []redemption{{key: []byte{2}, delivered: true}}}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := unmarshalPendingInvite(data)
 		if err != nil {
 			return
 		}
-		if data[0] == pendingInviteVersion {
+		if data[0] == pendingInviteVersion || data[0] == pendingInviteUses {
 			if got := p.marshal(); !bytes.Equal(got, data) {
 				t.Fatalf("re-encoding differs:\n%x\n%x", got, data)
 			}

@@ -126,7 +126,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 			if err := r.rotate(p); err != nil {
 				return err
 			}
-			say("    %s rotated its keys (a new epoch: erin's old keys cannot read what follows)", p.Name)
+			say("    %s rotated %s keys (a new epoch: erin's old keys cannot read what follows)", p.Name, possessive[p.Name])
 		}
 	}
 	if err := r.settleOrFail("without erin"); err != nil {
@@ -200,6 +200,8 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err := r.settleOrFail("removal"); err != nil {
 		return err
 	}
+	say("    The garden's gate has a code lock, and dave knew the code. Now that he is out of the")
+	say("    group, alice changes it and tells the others: \"dave has moved away; new gate code is 4711\".")
 	if err := r.sendText(alice, "dave has moved away; new gate code is 4711"); err != nil {
 		return err
 	}
@@ -217,7 +219,7 @@ func Demo(ctx context.Context, w io.Writer) error {
 		}
 	}
 	say("    the group has %d members; alice's next message is encrypted to them only.", len(left))
-	say("    dave sees %s — never the gate code.", daveSees)
+	say("    dave sees %s — never the new gate code.", daveSees)
 
 	step(7, "carol searches her own device")
 	res, err := carol.Device().Search(ctx, api.SearchRequest{Query: "deploy*", Group: "garden"})
@@ -241,6 +243,9 @@ func Demo(ctx context.Context, w io.Writer) error {
 	}
 	return nil
 }
+
+// possessive is each demo person's possessive pronoun, for the narration.
+var possessive = map[string]string{"alice": "her", "bob": "his", "carol": "her", "dave": "his", "erin": "her"}
 
 // sendText sends a given text from p (texts must be unique within a run).
 func (r *run) sendText(p *Peer, text string) error {

@@ -109,6 +109,14 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// People have pronouns, and the gate code is explained before the
+	// narration relies on it.
+	if strings.Contains(out.String(), " its keys") {
+		t.Errorf("the narration calls a person \"it\":\n%s", out.String())
+	}
+	if i, j := strings.Index(out.String(), "gate has a code lock"), strings.Index(out.String(), "never the new gate code"); i < 0 || j < i {
+		t.Errorf("the gate code is not explained before it is used:\n%s", out.String())
+	}
 	if testing.Verbose() {
 		t.Log("\n" + out.String())
 	}

@@ -140,6 +140,13 @@ type Group struct {
 	Sync SyncState `json:"sync"`
 	// Reach says which of the other members this device can reach now.
 	Reach Reach `json:"reach"`
+	// Muted: this device shows no notifications for the group (its
+	// unread count still grows). A local setting (ChangeMute).
+	Muted bool `json:"muted,omitempty"`
+	// JoinedAt is when this device joined the group through an invite;
+	// zero for a group created here. Messages from before it are not
+	// available on this device.
+	JoinedAt time.Time `json:"joined_at,omitzero"`
 }
 
 // Reach is how well a device is connected to the rest of a group.
@@ -193,7 +200,12 @@ type Invite struct {
 	Code    string    `json:"code"`
 	Group   string    `json:"group"`
 	Expires time.Time `json:"expires"`
+	// Uses is how many devices may join with the code (1 when omitted).
+	Uses int `json:"uses,omitempty"`
 }
+
+// MaxInviteUses bounds InviteRequest.Uses.
+const MaxInviteUses = 1000
 
 // MaxInviteExpiry bounds InviteRequest.Expires: a code is for a person
 // who is about to join, not a standing key.
@@ -205,6 +217,9 @@ type InviteRequest struct {
 	// Expires is how long the code stays valid; zero means the device's
 	// default (a day), at most MaxInviteExpiry.
 	Expires time.Duration `json:"expires,omitempty"`
+	// Uses is how many devices may join with the code; zero means one,
+	// at most MaxInviteUses.
+	Uses int `json:"uses,omitempty"`
 }
 
 // InviteInfo describes an issued invite code without the code itself (it is
@@ -215,6 +230,10 @@ type InviteInfo struct {
 	Expires time.Time `json:"expires"`
 	// Used: a device has redeemed the code and is being added.
 	Used bool `json:"used,omitempty"`
+	// Uses is how many devices may join with the code (1 when omitted);
+	// Redeemed how many have redeemed it so far.
+	Uses     int `json:"uses,omitempty"`
+	Redeemed int `json:"redeemed,omitempty"`
 }
 
 // Message is one decrypted message in the local view.
@@ -245,13 +264,25 @@ type ChangeKind string
 const (
 	ChangeRotate ChangeKind = "rotate" // update this device's keys
 	ChangeRemove ChangeKind = "remove" // remove Member (admins only)
+	// Promote makes Member an admin, Demote takes the role from Member,
+	// Rename gives the group the name Name: admins only, committed like a
+	// removal so that every member agrees on the result. A group keeps
+	// at least one admin.
+	ChangePromote ChangeKind = "promote"
+	ChangeDemote  ChangeKind = "demote"
+	ChangeRename  ChangeKind = "rename"
+	// Mute and Unmute are local to this device (Group.Muted) and done at
+	// once.
+	ChangeMute   ChangeKind = "mute"
+	ChangeUnmute ChangeKind = "unmute"
 )
 
 // ChangeRequest asks for a change to a group.
 type ChangeRequest struct {
 	Group  string     `json:"group"`
 	Kind   ChangeKind `json:"kind"`
-	Member string     `json:"member,omitempty"` // ChangeRemove: whom
+	Member string     `json:"member,omitempty"` // ChangeRemove, ChangePromote, ChangeDemote: whom
+	Name   string     `json:"name,omitempty"`   // ChangeRename: the new name
 }
 
 // ChangeState is how far a requested change has come.
@@ -279,6 +310,7 @@ type Change struct {
 	Group  string      `json:"group"` // hex id
 	Kind   ChangeKind  `json:"kind"`
 	Member string      `json:"member,omitempty"`
+	Name   string      `json:"name,omitempty"`
 	State  ChangeState `json:"state"`
 	Epoch  uint64      `json:"epoch,omitempty"` // committed or done: the epoch that carries it
 	// Waiting says, while not done, what the change waits for.
@@ -357,6 +389,9 @@ const (
 	EventPeers         EventKind = "peers"          // the set of connected peers changed
 	EventReach         EventKind = "reach"          // Group lost its last reachable member or got one back
 	EventJoinProgress  EventKind = "join_progress"  // a Join in progress: Detail says what it waits for
+	// EventGroupChanged: the group's admins or name changed; Detail says
+	// how, e.g. `bob is now an admin`, `renamed to "infra"`.
+	EventGroupChanged EventKind = "group_changed"
 )
 
 // Event is one change streamed to subscribers.

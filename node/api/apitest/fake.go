@@ -50,6 +50,7 @@ type fakeGroup struct {
 	messages []api.Message
 	unread   int
 	reach    api.Reach
+	muted    bool
 }
 
 var _ api.Service = (*Fake)(nil)
@@ -208,7 +209,7 @@ func (f *Fake) group(ref string) (*fakeGroup, error) {
 
 func (f *Fake) groupInfo(g *fakeGroup) api.Group {
 	return api.Group{ID: g.id, Name: g.name, Epoch: g.epoch, EpochID: fmt.Sprintf("%016x", g.epoch*0x9e3779b97f4a7c15),
-		Members: len(g.members), Admin: g.admin, Unread: g.unread, State: api.GroupActive, Reach: g.reach}
+		Members: len(g.members), Admin: g.admin, Unread: g.unread, State: api.GroupActive, Reach: g.reach, Muted: g.muted}
 }
 
 // emit delivers ev to every subscriber that has room. Callers hold mu.
@@ -546,8 +547,29 @@ func (f *Fake) RequestChange(ctx context.Context, req api.ChangeRequest) (api.Ch
 		return api.Change{}, err
 	}
 	f.seq++
-	c := api.Change{ID: fmt.Sprintf("%032x", f.seq), Group: g.id, Kind: req.Kind, Member: req.Member, State: api.ChangeRequested}
+	c := api.Change{ID: fmt.Sprintf("%032x", f.seq), Group: g.id, Kind: req.Kind, Member: req.Member, Name: req.Name, State: api.ChangeRequested}
 	switch req.Kind {
+	case api.ChangeMute, api.ChangeUnmute:
+		// Local: done at once.
+		g.muted = req.Kind == api.ChangeMute
+		c.State, c.Epoch = api.ChangeDone, g.epoch
+		if f.changes == nil {
+			f.changes = map[string]api.Change{}
+		}
+		f.changes[c.ID] = c
+		return c, nil
+	case api.ChangeRename:
+		if !g.admin {
+			return api.Change{}, api.Errorf(api.CodeForbidden, "only admins may rename the group")
+		}
+		g.name = req.Name
+		f.rotate(g)
+		c.State, c.Epoch = api.ChangeDone, g.epoch
+		if f.changes == nil {
+			f.changes = map[string]api.Change{}
+		}
+		f.changes[c.ID] = c
+		return c, nil
 	case api.ChangeRotate:
 	case api.ChangeRemove:
 		if !g.admin {

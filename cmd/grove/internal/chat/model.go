@@ -21,9 +21,17 @@ const pageSize = 100
 // huge group cannot make the UI hold unbounded history.
 const maxHistory = 20000
 
-// offlineText is the status bar's message when the daemon is gone; the
-// connection does not come back by itself.
-const offlineText = "daemon not reachable (is grove up running? then restart chat)"
+// offlineText is the status bar's message when the daemon is gone and
+// the connection does not come back by itself (no Options.Redial);
+// redialText when Run redials.
+const (
+	offlineText = "daemon not reachable (is grove up running? then restart chat)"
+	redialText  = "daemon not reachable: reconnecting (what you send waits until it is back)"
+)
+
+// noticeFor is how long a notice stays on screen (an error twice as long);
+// a newer one replaces it at once.
+const noticeFor = 8 * time.Second
 
 // joinTimeout bounds /join, as --timeout's default bounds `grove join`.
 const joinTimeout = 5 * time.Minute
@@ -37,7 +45,16 @@ type Options struct {
 	Location *time.Location
 	// NoColor turns colours off (the NO_COLOR convention).
 	NoColor bool
+	// Redial, if set, connects to the daemon again after the connection
+	// ended (a daemon restart): Run calls it until it succeeds, then
+	// carries on over the new connection, which it closes when done if
+	// it is an io.Closer. Lines sent meanwhile wait and go out then.
+	Redial func(ctx context.Context) (api.Service, error)
 }
+
+// ReconnectedMsg reports that Run connected to the daemon again: Svc
+// replaces the model's service from now on.
+type ReconnectedMsg struct{ Svc api.Service }
 
 // EventMsg carries one event of api.Service.Subscribe into the model.
 type EventMsg api.Event
@@ -100,6 +117,7 @@ type Model struct {
 	hitSel    int
 	infoTitle string
 	info      []string
+	infoCode  string // the invite code the info pane shows, else ""
 	members   []api.Member
 
 	// pendingEvery is how often history is reloaded while an own message
@@ -110,9 +128,20 @@ type Model struct {
 
 	notice    string
 	noticeErr bool
-	peers     int
-	offline   string
-	quitting  bool
+	// noticeSeq counts notices; noticeArmed is the one whose expiry is
+	// scheduled (noticeCmd). noticeFor zero keeps notices (tests).
+	noticeSeq, noticeArmed int
+	noticeFor              time.Duration
+	// queued holds lines typed while the daemon was unreachable, sent in
+	// order once it is back.
+	queued []queuedLine
+	// flushing: the queued lines are being sent, one after the other
+	// (sentMsg sends the next), so that they keep their order.
+	flushing bool
+
+	peers    int
+	offline  string
+	quitting bool
 }
 
 // New returns the model of a chat UI over svc. ctx bounds every API call.
@@ -141,6 +170,7 @@ func New(ctx context.Context, svc api.Service, opts Options) Model {
 		version: map[string]uint64{}, tl: map[string]*tlCache{}, ids: map[string]map[string]bool{},
 		pending: map[string]int{},
 		input:   ti, width: 80, height: 24, pendingEvery: 3 * time.Second,
+		noticeFor: noticeFor,
 	}
 }
 
@@ -165,8 +195,9 @@ type (
 		err    error
 	}
 	sentMsg struct {
-		msg api.Message
-		err error
+		line queuedLine // what was sent, kept if the daemon went away
+		msg  api.Message
+		err  error
 	}
 	searchMsg struct {
 		query string
@@ -194,7 +225,13 @@ type (
 		n   int
 		err error
 	}
-	pendingTickMsg struct{}
+	changedMsg struct {
+		notice string
+		groups []api.Group
+		err    error
+	}
+	pendingTickMsg   struct{}
+	noticeExpiredMsg struct{ seq int }
 )
 
 // Init loads the device, its groups and peers.
@@ -220,7 +257,24 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if t := mm.pendingCmd(); t != nil {
 		cmd = tea.Batch(cmd, t)
 	}
+	if t := mm.noticeCmd(); t != nil {
+		cmd = tea.Batch(cmd, t)
+	}
 	return mm, cmd
+}
+
+// noticeCmd schedules the expiry of a notice just set: notices used to
+// stay until the next one, so an old error looked current.
+func (m *Model) noticeCmd() tea.Cmd {
+	if m.notice == "" || m.noticeFor <= 0 || m.noticeArmed == m.noticeSeq || m.quitting {
+		return nil
+	}
+	m.noticeArmed = m.noticeSeq
+	d, seq := m.noticeFor, m.noticeSeq
+	if m.noticeErr {
+		d *= 2
+	}
+	return tea.Tick(d, func(time.Time) tea.Msg { return noticeExpiredMsg{seq: seq} })
 }
 
 // pendingCmd schedules a history reload while the current group shows an
@@ -261,7 +315,14 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case EventMsg:
 		return m.event(api.Event(msg))
 	case DisconnectedMsg:
-		m.offline = offlineText
+		m.offline = m.offlineText()
+		return m, nil
+	case ReconnectedMsg:
+		return m.reconnected(msg.Svc)
+	case noticeExpiredMsg:
+		if msg.seq == m.noticeSeq {
+			m.notice, m.noticeErr = "", false
+		}
 		return m, nil
 	case loadedMsg:
 		if msg.err != nil {
@@ -305,13 +366,27 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case sentMsg:
+		if msg.err != nil && m.opts.Redial != nil && disconnected(msg.err) {
+			// The daemon went away under the send: keep the line for
+			// when it is back (first, if it was the oldest waiting).
+			m.offline = m.offlineText()
+			if m.flushing {
+				m.queued = append([]queuedLine{msg.line}, m.queued...)
+				m.flushing = false
+				m.queue(queuedLine{})
+			} else {
+				m.queue(msg.line)
+			}
+			return m, nil
+		}
+		next := m.flushNext()
 		if msg.err != nil {
 			m.fail("send", msg.err)
-			return m, nil
+			return m, next
 		}
 		m.addMessage(msg.msg)
 		m.scroll, m.highlight = 0, ""
-		return m, nil
+		return m, next
 	case searchMsg:
 		if msg.err != nil {
 			m.fail("search", msg.err)
@@ -334,17 +409,24 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.pane, m.infoTitle = paneInfo, "invite"
 		code := clean(msg.inv.Code)
+		m.infoCode = code
 		m.info = []string{
 			"One-time invite code for #" + m.groupName(msg.inv.Group) + ":", "",
 			code, "",
-			"Expires " + msg.inv.Expires.In(m.opts.Location).Format("Mon 2 Jan 15:04") + ". The other device runs:",
-			"grove join CODE   (or /join CODE in grove chat)", "",
-			"Copied to the clipboard where the terminal allows it (OSC 52); a long code",
-			"wraps here, and `grove invite GROUP` prints it on one line.", "",
+			"Expires " + msg.inv.Expires.In(m.opts.Location).Format("Mon 2 Jan 15:04") + ". Copied to the clipboard",
+			"where the terminal allows it (OSC 52). Or select its lines: the other",
+			"device runs grove join - and pastes them (line breaks do not matter),",
+			"or /join CODE in grove chat.", "",
 			"Esc closes this pane.",
 		}
 		// A wrapped code copied off the screen would carry line breaks.
 		return m, tea.SetClipboard(code)
+	case changedMsg:
+		m.setNotice(msg.notice, false)
+		if msg.err == nil {
+			m.mergeGroups(msg.groups)
+		}
+		return m, nil
 	case noticeMsg:
 		if msg.err != nil {
 			m.fail(msg.text, msg.err)
@@ -518,6 +600,10 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		}
 	case api.EventGroupJoined:
 		return m, m.refreshGroups("")
+	case api.EventGroupChanged:
+		// Admins or the name changed: the title and list show them.
+		m.addNote(ev.Group, when, ev.Detail)
+		return m, m.refreshGroups("")
 	case api.EventPeers, api.EventReach:
 		svc, ctx := m.svc, m.ctx
 		// Groups too: their reachability follows the peers.
@@ -578,6 +664,36 @@ func (m Model) command(line string) (tea.Model, tea.Cmd) {
 				return noticeMsg{text: "remove " + arg, err: err}
 			}
 			return noticeMsg{text: "removed " + arg + " from #" + gname}
+		}
+	case "/promote", "/demote", "/rename", "/mute", "/unmute":
+		if !needGroup() {
+			return m, nil
+		}
+		req := api.ChangeRequest{Group: cur, Kind: api.ChangeKind(strings.TrimPrefix(name, "/"))}
+		switch name {
+		case "/promote", "/demote":
+			if !needArg(name + " NAME") {
+				return m, nil
+			}
+			req.Member = arg
+		case "/rename":
+			if !needArg("/rename NEWNAME") {
+				return m, nil
+			}
+			req.Name = arg
+		}
+		gname, verb := m.groupName(cur), strings.TrimPrefix(name, "/")
+		return m, func() tea.Msg {
+			ch, err := svc.RequestChange(ctx, req)
+			if err != nil {
+				return noticeMsg{text: verb, err: err}
+			}
+			text := verb + "d #" + gname // promoted, demoted, renamed, muted, unmuted
+			if ch.State != api.ChangeDone {
+				text = verb + " requested in #" + gname + ": every member's device applies it shortly"
+			}
+			gs, err := svc.Groups(ctx)
+			return changedMsg{notice: text, groups: gs, err: err}
 		}
 	case "/rotate":
 		if !needGroup() {
@@ -653,11 +769,86 @@ func (m *Model) send(text string) tea.Cmd {
 		m.setNotice("no group selected: /group NAME, /create NAME or /join CODE", true)
 		return nil
 	}
-	svc, ctx, cur := m.svc, m.ctx, m.cur
-	return func() tea.Msg {
-		msg, err := svc.Send(ctx, cur, text)
-		return sentMsg{msg: msg, err: err}
+	line := queuedLine{group: m.cur, text: text}
+	if m.offline != "" && m.opts.Redial != nil {
+		m.queue(line)
+		return nil
 	}
+	return sendCmd(m.svc, m.ctx, line)
+}
+
+// queuedLine is a line typed for a group, waiting for the daemon.
+type queuedLine struct{ group, text string }
+
+func sendCmd(svc api.Service, ctx context.Context, l queuedLine) tea.Cmd {
+	return func() tea.Msg {
+		msg, err := svc.Send(ctx, l.group, l.text)
+		return sentMsg{line: l, msg: msg, err: err}
+	}
+}
+
+// flushNext sends the next waiting line while flushing.
+func (m *Model) flushNext() tea.Cmd {
+	if !m.flushing {
+		return nil
+	}
+	if len(m.queued) == 0 {
+		m.flushing = false
+		return nil
+	}
+	l := m.queued[0]
+	m.queued = m.queued[1:]
+	return sendCmd(m.svc, m.ctx, l)
+}
+
+// queue keeps a line until the daemon is back (a zero line only updates
+// the notice).
+func (m *Model) queue(l queuedLine) {
+	if l != (queuedLine{}) {
+		m.queued = append(m.queued, l)
+	}
+	n := len(m.queued)
+	m.setNotice(fmt.Sprintf("%d %s waiting: sent once the daemon is back", n, plural(n, "message", "messages")), false)
+}
+
+// reconnected carries on over svc, Run's new connection to the daemon:
+// the groups and the current history are read again (what arrived
+// meanwhile), and the lines typed meanwhile are sent, in order.
+func (m Model) reconnected(svc api.Service) (tea.Model, tea.Cmd) {
+	m.svc, m.offline = svc, ""
+	m.setNotice("reconnected to the daemon", false)
+	cmds := []tea.Cmd{m.refreshGroups("")}
+	if m.cur != "" {
+		cmds = append(cmds, m.loadLog(m.cur, m.limit[m.cur], ""))
+	}
+	if !m.flushing && len(m.queued) > 0 {
+		m.flushing = true
+		cmds = append(cmds, m.flushNext())
+	}
+	return m, tea.Batch(cmds...)
+}
+
+// disconnected reports whether err means the connection to the daemon is
+// gone (the client reports it as CodeUnavailable from its own side).
+func disconnected(err error) bool {
+	var e *api.Error
+	return errors.Is(err, api.ErrDaemonNotRunning) ||
+		errors.As(err, &e) && e.Code == api.CodeUnavailable && strings.HasPrefix(e.Message, "api: ")
+}
+
+// offlineText is the status bar's text while the daemon is unreachable.
+func (m *Model) offlineText() string {
+	if m.opts.Redial != nil {
+		return redialText
+	}
+	return offlineText
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // switchTo makes group id current and loads its history if needed.
@@ -915,7 +1106,7 @@ func (m *Model) loadMembers(group string) tea.Cmd {
 
 func (m *Model) showMembers(group string) {
 	m.pane, m.infoTitle = paneInfo, "members"
-	m.info = []string{fmt.Sprintf("#%s: %d members. Compare fingerprints out of band.", m.groupName(group), len(m.members)), ""}
+	m.info = []string{fmt.Sprintf("#%s: %d %s. Compare fingerprints out of band.", m.groupName(group), len(m.members), plural(len(m.members), "member", "members")), ""}
 	for _, mb := range m.members {
 		tags := ""
 		if mb.Admin {
@@ -939,6 +1130,8 @@ func (m *Model) showHelp() {
 		"/invite        invite code      /join CODE    join one",
 		"/members       fingerprints     /remove NAME  remove one",
 		"/rotate        update your keys /leave        leave group",
+		"/promote NAME  make admin       /demote NAME  take it back",
+		"/rename NAME   rename group     /mute /unmute no alerts",
 		"/search QUERY  search; Enter jumps to the selected hit",
 		"/help /quit    this help; quit (or Ctrl-C)",
 		"",
@@ -947,20 +1140,20 @@ func (m *Model) showHelp() {
 		"Esc            close this pane",
 		"",
 		"Marks: > yours  ~ orphaned (fork)  * re-sent  ... sending",
+		"A ~ after a group's unread count: muted.",
 	}
 }
 
 func (m *Model) setNotice(text string, isErr bool) {
 	m.notice, m.noticeErr = clean(text), isErr
+	m.noticeSeq++
 }
 
 // fail shows err; a lost connection to the daemon also marks the UI
-// offline (the client reports it as CodeUnavailable from its own side).
+// offline.
 func (m *Model) fail(what string, err error) {
-	var e *api.Error
-	if errors.Is(err, api.ErrDaemonNotRunning) ||
-		errors.As(err, &e) && e.Code == api.CodeUnavailable && strings.HasPrefix(e.Message, "api: ") {
-		m.offline = offlineText
+	if disconnected(err) {
+		m.offline = m.offlineText()
 	}
 	m.setNotice(what+": "+oneLine(err.Error()), true)
 }

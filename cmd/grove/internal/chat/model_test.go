@@ -49,6 +49,7 @@ func newHarnessFor(ctx context.Context, t *testing.T, f *apitest.Fake, svc api.S
 	// Off by default: the harness runs commands synchronously, and a
 	// timer would stall it. TestPendingRefresh turns it on.
 	h.m.pendingEvery = 0
+	h.m.noticeFor = 0
 	h.update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	h.run(h.m.Init())
 	h.pump()
@@ -395,7 +396,7 @@ func TestCommandSearchAndJump(t *testing.T) {
 	h.enter("/search")
 	h.contains("usage: /search QUERY")
 	h.enter("/search random")
-	h.contains(`search "random": 1 hits`, "#random", "bob: random thought")
+	h.contains(`search "random": 1 hit ·`, "#random", "bob: random thought")
 	h.key(tea.KeyDown) // stays on the only hit
 	h.key(tea.KeyEnter)
 	if h.cur().Name != "random" || h.m.pane != paneMessages {
@@ -740,4 +741,149 @@ func TestIncrementalTimelineMatchesFullRender(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("after a late message: cached %d lines, fresh %d", len(got), len(want))
 	}
+}
+
+// TestCountsAgreeInNumber checks "1 member" and "1 hit", not "1 members"
+// and "1 hits".
+func TestCountsAgreeInNumber(t *testing.T) {
+	f := apitest.New("alice")
+	if _, err := f.CreateGroup(context.Background(), "solo"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f.Receive("solo", "alice", "only word"))
+	h := newHarness(t, f, Options{})
+	h.contains("#solo · 1 member ")
+	h.lacks("1 members")
+	h.enter("/members")
+	h.contains("#solo: 1 member. Compare")
+	h.key(tea.KeyEscape)
+	h.enter("/search only")
+	h.contains(`search "only": 1 hit ·`)
+}
+
+// TestNoticeExpires checks that a notice goes away after a while (an old
+// error used to stay on screen until the next notice), and that a newer
+// notice is not cleared by an older one's expiry.
+func TestNoticeExpires(t *testing.T) {
+	h := newHarness(t, fakeWith(t), Options{})
+	h.m.noticeFor = time.Hour // scheduled, never run: the test delivers expiries itself
+	nm, cmd := h.m.Update(noticeMsg{text: "first"})
+	h.m = nm.(Model)
+	if cmd == nil {
+		t.Fatal("no expiry scheduled for a new notice")
+	}
+	first := h.m.noticeSeq
+	h.contains("first")
+	h.m.noticeFor = 0
+	h.update(noticeMsg{text: "second"})
+	h.update(noticeExpiredMsg{seq: first})
+	h.contains("second")
+	h.update(noticeExpiredMsg{seq: h.m.noticeSeq})
+	h.lacks("second")
+}
+
+// TestReconnectSendsQueuedLines checks the model's side of surviving a
+// daemon restart: while offline, Enter keeps the line; a send that fails
+// because the daemon went away is kept too; once Run reconnects, both go
+// out in order over the new connection, and the offline mark goes.
+func TestReconnectSendsQueuedLines(t *testing.T) {
+	old := fakeWith(t)
+	redial := func(context.Context) (api.Service, error) { return nil, errors.New("unused") }
+	h := newHarness(t, old, Options{Redial: redial})
+	old.SetError("Send", api.Errorf(api.CodeUnavailable, "api: connection to daemon closed"))
+	h.enter("lost in flight")
+	h.contains("OFFLINE (1 waiting to send): daemon not reachable: reconnecting", "1 message waiting")
+	h.update(DisconnectedMsg{})
+	// The daemon is back, but this UI has not reconnected yet: Enter must
+	// not send (it would go over the dead connection), only keep the line.
+	old.SetError("Send", nil)
+	h.enter("typed while offline")
+	h.contains("2 messages waiting", "OFFLINE (2 waiting to send)")
+	own := func() []string {
+		ms, err := old.Log(context.Background(), "general", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			if m.Own {
+				out = append(out, m.Text)
+			}
+		}
+		return out
+	}
+	if got := own(); len(got) != 0 {
+		t.Fatalf("sent before reconnecting: %q", got)
+	}
+
+	h.update(ReconnectedMsg{Svc: old})
+	h.pump()
+	h.lacks("OFFLINE")
+	h.contains("alice: lost in flight", "alice: typed while offline")
+	if got := own(); len(got) != 2 || got[0] != "lost in flight" || got[1] != "typed while offline" {
+		t.Fatalf("sent after reconnecting: %q", got)
+	}
+}
+
+// TestInviteCodeCopiesCleanly checks the invite pane: the code takes the
+// whole width, beside no group list and unindented, so that selecting its
+// lines on screen copies the code and line breaks only.
+func TestInviteCodeCopiesCleanly(t *testing.T) {
+	h := newHarness(t, fakeWith(t), Options{})
+	code := "grove1-" + strings.Repeat("abcdefghij", 17)
+	h.update(inviteMsg{inv: api.Invite{Code: code, Group: h.m.cur}})
+	h.checkLayout()
+	var got strings.Builder
+	for _, l := range strings.Split(h.screen(), "\n") {
+		l = strings.TrimRight(l, " ")
+		if strings.HasPrefix(l, "grove1-") || (got.Len() > 0 && got.Len() < len(code) && l != "") {
+			if strings.ContainsAny(l, "│ ") {
+				t.Fatalf("a code line holds more than the code: %q", l)
+			}
+			got.WriteString(l)
+		}
+	}
+	if got.String() != code {
+		t.Fatalf("the code's lines join to %q, want %q; screen:\n%s", got.String(), code, h.screen())
+	}
+	h.key(tea.KeyEscape)
+	h.contains("#general", "│")
+}
+
+// TestManageCommands checks /mute, /unmute and /rename against the Fake,
+// and that a group change event shows as a note.
+func TestManageCommands(t *testing.T) {
+	f := fakeWith(t)
+	h := newHarness(t, f, Options{})
+	h.enter("/mute")
+	h.contains("muted #general", "▶ #general         ~│")
+	gs, _ := f.Groups(context.Background())
+	if !gs[0].Muted {
+		t.Fatalf("not muted: %+v", gs[0])
+	}
+	h.enter("/unmute")
+	h.contains("unmuted #general")
+	h.enter("/rename")
+	h.contains("usage: /rename NEWNAME")
+	h.enter("/rename garden")
+	h.pump()
+	h.contains("renamed #general", "#garden")
+	h.enter("/promote")
+	h.contains("usage: /promote NAME")
+	h.update(EventMsg(api.Event{Kind: api.EventGroupChanged, Group: h.m.cur, Time: apitest.Epoch0, Detail: "bob became an admin"}))
+	h.contains("bob became an admin")
+}
+
+// TestJoinedGroupSaysHistoryStartsAtJoin checks that a group this device
+// joined through an invite says, where its history begins, that earlier
+// messages are not available here.
+func TestJoinedGroupSaysHistoryStartsAtJoin(t *testing.T) {
+	f := fakeWith(t)
+	h := newHarness(t, f, Options{})
+	h.contains("beginning of history")
+	g := h.m.group(h.m.cur)
+	g.JoinedAt = time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	h.m.version[h.m.cur]++
+	h.contains("you joined on Fri 2 Jan 2026 03:04: messages from", "are not available on this device")
+	h.lacks("beginning of history")
 }

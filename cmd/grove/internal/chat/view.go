@@ -82,7 +82,12 @@ func clean(s string) string {
 
 func (m *Model) bodyHeight() int { return max(1, m.height-4) }
 
-func (m *Model) showList() bool { return m.width >= listMinWidth }
+// showList: the group list shows on wide enough screens, except beside an
+// invite code, which takes every column so that copying its lines copies
+// nothing else.
+func (m *Model) showList() bool {
+	return m.width >= listMinWidth && !(m.pane == paneInfo && m.infoTitle == "invite")
+}
 
 func (m *Model) paneWidth() int {
 	w := m.width
@@ -124,7 +129,14 @@ func (m *Model) dayLine(day string, width int) line {
 func (m *Model) renderTimeline(group string, width int, c *tlCache) []line {
 	ms, ns := m.msgs[group], m.notes[group]
 	var out []line
-	if m.full[group] {
+	if g := m.group(group); m.full[group] && g != nil && !g.JoinedAt.IsZero() {
+		// A member who joined through an invite: nothing from before.
+		text := "you joined on " + g.JoinedAt.In(m.opts.Location).Format("Mon 2 Jan 2006 15:04") +
+			": messages from before are not available on this device"
+		for _, w := range wrap(text, width) {
+			out = append(out, line{text: m.st.faint.Render(center(w, width, ' '))})
+		}
+	} else if m.full[group] {
 		out = append(out, line{text: m.st.faint.Render(center("beginning of history", width, ' '))})
 	} else if len(ms) > 0 {
 		out = append(out, line{text: m.st.faint.Render(center("PgUp loads older messages", width, ' '))})
@@ -322,7 +334,7 @@ func (m *Model) titleText() string {
 		t += " · " + clean(m.self.Name)
 	}
 	if g := m.group(m.cur); g != nil {
-		t += fmt.Sprintf(" · #%s · %d members", clean(g.Name), g.Members)
+		t += fmt.Sprintf(" · #%s · %d %s", clean(g.Name), g.Members, plural(g.Members, "member", "members"))
 		if g.Admin {
 			t += " · admin"
 		}
@@ -332,6 +344,10 @@ func (m *Model) titleText() string {
 
 func (m *Model) statusText() string {
 	if m.offline != "" {
+		if n := len(m.queued); n > 0 {
+			// Said here too: the notice that said it expires.
+			return fmt.Sprintf(" OFFLINE (%d waiting to send): %s", n, m.offline)
+		}
 		return " OFFLINE: " + m.offline
 	}
 	if !m.loaded {
@@ -383,6 +399,9 @@ func (m *Model) listLines(h int) []string {
 		if g.Unread > 0 {
 			unread = " " + strconv.Itoa(g.Unread)
 		}
+		if g.Muted {
+			unread += "~" // muted: counted, never notified
+		}
 		mark := "  "
 		if g.ID == m.cur {
 			mark = "▶ "
@@ -392,6 +411,8 @@ func (m *Model) listLines(h int) []string {
 		switch {
 		case g.ID == m.cur:
 			row = m.st.sel.Render(row + pad(unread, len(unread)))
+		case g.Muted:
+			row = row + m.st.faint.Render(unread)
 		case unread != "":
 			row = row + m.st.unread.Render(unread)
 		}
@@ -408,6 +429,14 @@ func (m *Model) paneLines(h int) []string {
 	case paneInfo:
 		out := []string{m.st.title.Render(" " + m.infoTitle)}
 		for _, l := range m.info {
+			if l != "" && l == m.infoCode && m.infoTitle == "invite" {
+				// Cut at the edge, not indented: the selected lines
+				// hold the code and nothing else.
+				for r := []rune(l); len(r) > 0; r = r[min(len(r), pw):] {
+					out = append(out, string(r[:min(len(r), pw)]))
+				}
+				continue
+			}
 			for _, w := range wrap(l, pw-1) {
 				out = append(out, " "+w)
 			}
@@ -438,7 +467,7 @@ func (m *Model) paneLines(h int) []string {
 }
 
 func (m *Model) searchLines(h, pw int) []string {
-	out := []string{m.st.title.Render(fmt.Sprintf(" search %q: %d hits · Up/Down, Enter jumps, Esc closes", clean(m.query), len(m.hits)))}
+	out := []string{m.st.title.Render(fmt.Sprintf(" search %q: %d %s · Up/Down, Enter jumps, Esc closes", clean(m.query), len(m.hits), plural(len(m.hits), "hit", "hits")))}
 	if len(m.hits) == 0 {
 		return append(out, "", " nothing found")
 	}

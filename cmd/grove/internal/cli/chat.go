@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/charmbracelet/x/term"
 
@@ -21,6 +23,15 @@ func (e *env) cmdChat(args []string) error {
 		return errors.New("chat needs a terminal (use send, log and search in scripts)")
 	}
 	opts := chat.Options{Location: e.r.loc(), NoColor: e.r.getenv("NO_COLOR") != ""}
+	// A daemon restart (grove down and up, a crash, an upgrade) does not
+	// end the chat: it connects again and sends what was typed meanwhile.
+	opts.Redial = func(ctx context.Context) (api.Service, error) {
+		home, err := e.homeDir()
+		if err != nil {
+			return nil, err
+		}
+		return api.Dial(ctx, filepath.Join(home, SocketName))
+	}
 	if len(pos) == 1 {
 		opts.Group = pos[0]
 	}

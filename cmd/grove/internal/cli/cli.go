@@ -79,6 +79,9 @@ type Runner struct {
 	// Keyring is the OS keyring that may keep the store key. Nil means
 	// the system's (Secret Service, Keychain, Credential Manager).
 	Keyring Keyring
+	// Notifier shows the daemon's desktop notifications. Nil means the
+	// desktop's (notify.go), if it has one.
+	Notifier Notifier
 
 	// testingOnlyPlaintext keeps the database in the clear (the control
 	// case of the disk scan tests).
@@ -239,7 +242,7 @@ The database is encrypted at rest with a random key, kept:
   --key-file              in DIR/store.key, protected by its file mode only
 Without these, the key goes to the OS keyring when one is running, else to
 DIR/store.key (with a warning).`},
-		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--gui ADDR|off] [--detach]", "run the daemon", (*env).cmdUp, `
+		{"up", "[--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--mdns] [--metrics ADDR] [--gui ADDR|off] [--detach] [--notify=false]", "run the daemon", (*env).cmdUp, `
   --listen MULTIADDR     listen on MULTIADDR (repeatable); default
                          /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1,
                          with the ports chosen at the first start kept in
@@ -254,6 +257,14 @@ DIR/store.key (with a warning).`},
                          that port is taken); grove gui signs a browser in
   --detach               run in the background: logs go to DIR/grove.log; up
                          returns once the daemon serves and prints its pid
+  --notify=false         no desktop notifications (also GROVE_NOTIFY=off);
+                         by default a message mentioning you (@NAME) in a
+                         group you have not muted shows one, through the
+                         desktop's notification service (D-Bus, notify-send
+                         or osascript) when there is one
+  --passphrase-file FILE read the store key's passphrase from FILE (also
+                         GROVE_PASSPHRASE_FILE); with --detach and neither,
+                         up asks on the terminal and hands it to the daemon
 
 The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
 SIGTERM or grove down.`},
@@ -288,20 +299,38 @@ is connected to now; STATE is ok, catching up, removed (this device was
 removed: the history stays readable until you leave) or rejoin needed. A
 group with no member reachable is named below the table, with how many of
 your messages wait to be sent.`},
+		{"group promote", "GROUP MEMBER [--timeout DURATION] [--json]", "make MEMBER an admin of GROUP (admins only)", (*env).cmdGroupPromote, `
+Every member's device agrees on the change: it waits like remove.`},
+		{"group demote", "GROUP MEMBER [--timeout DURATION] [--json]", "take the admin role from MEMBER (admins only)", (*env).cmdGroupDemote, `
+A group keeps at least one admin: demoting the last one is refused.
+Waits like remove.`},
+		{"group rename", "GROUP NAME [--timeout DURATION] [--json]", "rename GROUP for every member (admins only)", (*env).cmdGroupRename, `
+Every member sees the new name; a member that already has another group
+of that name sees this one as "NAME (2)". Waits like remove.`},
+		{"group mute", "GROUP [--json]", "show no notifications for GROUP on this device", (*env).cmdGroupMute, `
+Unread messages are still counted (group list).`},
+		{"group unmute", "GROUP [--json]", "show notifications for GROUP again", (*env).cmdGroupUnmute, ""},
 		{"invite list", "[--json]", "list the invite codes you issued that can still be used", (*env).cmdInviteList, ""},
 		{"invite revoke", "ID [--json]", "make an invite code unusable (ID from invite list)", (*env).cmdInviteRevoke, ""},
-		{"invite", "GROUP [--expires DURATION] [--json]", "print a one-time invite code for GROUP", (*env).cmdInvite, `
-The code is valid for --expires (default 24h, at most 720h). A group named
-list or revoke is invited with: grove invite -- NAME.
+		{"invite", "GROUP [--expires DURATION] [--uses N] [--json]", "print an invite code for GROUP", (*env).cmdInvite, `
+The code is valid for --expires (default 24h, at most 720h) and lets --uses
+devices join (default 1, at most 1000). A group named list or revoke is
+invited with: grove invite -- NAME.
 Any member may invite. If you are not an admin, your device asks the
 group's admins to add the joiner, so an admin's daemon must be running.`},
 		{"join", "CODE [--timeout DURATION] [--json]", "join a group with an invite code", (*env).cmdJoin, `
 CODE - reads the code from standard input (so that it stays out of the
-shell history).
-Waits until the inviter's device welcomes this one, which happens once the
-change that adds it is final (about two minutes), or until --timeout
-(default 5m). The inviter's daemon must be running. After a timeout, run
-join again with the same code. Progress goes to standard error.`},
+shell history; a code copied where it wrapped may span lines).
+Waits until the inviter's device welcomes this one, or until --timeout
+(default 5m). How long that takes:
+  - inviter is an admin: about two minutes (the change that adds you must
+    become final everywhere before the welcome is sent);
+  - inviter is not an admin: the same, once an admin's device is online
+    to commit the change (progress says when none is);
+  - inviter's device unreachable: fails once none of its addresses
+    answers, saying so.
+After a timeout, run join again with the same code. Progress goes to
+standard error.`},
 		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
 Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
@@ -370,7 +399,7 @@ func (e *env) run(args []string) error {
 	cmd, rest, ok := lookup(args)
 	if !ok {
 		if args[0] == "group" {
-			return usagef("unknown group command %q (want create or list)", strings.Join(args[1:], " "))
+			return usagef("unknown group command %q (want create, list, promote, demote, rename, mute or unmute)", strings.Join(args[1:], " "))
 		}
 		if args[0] == "passphrase" {
 			return usagef("unknown passphrase command %q (want change)", strings.Join(args[1:], " "))

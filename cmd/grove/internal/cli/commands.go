@@ -130,7 +130,11 @@ func (e *env) cmdGroupList(args []string) error {
 					cut = append(cut, sanitize(g.Name)+": "+e.reachText(g.Reach))
 				}
 			}
-			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), reach, role, fmt.Sprint(g.Unread), state)
+			unread := fmt.Sprint(g.Unread)
+			if g.Muted {
+				unread += " (muted)"
+			}
+			t.row(sanitize(g.Name), shortID(g.ID), fmt.Sprint(g.Epoch), fmt.Sprint(g.Members), reach, role, unread, state)
 		}
 		t.write(e.stdout)
 		for _, line := range cut {
@@ -166,6 +170,7 @@ func (e *env) cmdInvite(args []string) error {
 	f := e.flags("invite")
 	asJSON := f.Bool("json", false, "")
 	expires := f.Duration("expires", 0, "")
+	uses := f.Int("uses", 1, "")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -173,8 +178,11 @@ func (e *env) cmdInvite(args []string) error {
 	if *expires < 0 || *expires > api.MaxInviteExpiry {
 		return usagef("invite: --expires must be between 1s and %v", api.MaxInviteExpiry)
 	}
+	if *uses < 1 || *uses > api.MaxInviteUses {
+		return usagef("invite: --uses must be between 1 and %d", api.MaxInviteUses)
+	}
 	return e.withClient(func(c *api.Client) error {
-		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires})
+		inv, err := c.InviteWith(e.ctx, api.InviteRequest{Group: pos[0], Expires: *expires, Uses: *uses})
 		if err != nil {
 			return err
 		}
@@ -210,7 +218,10 @@ func (e *env) cmdInviteList(args []string) error {
 		t.row("ID", "GROUP", "EXPIRES", "STATE")
 		for _, inv := range invs {
 			state := "open"
-			if inv.Used {
+			switch {
+			case inv.Uses > 1:
+				state = fmt.Sprintf("%d of %d uses redeemed", inv.Redeemed, inv.Uses)
+			case inv.Used:
 				state = "redeemed, joining"
 			}
 			t.row(sanitize(inv.ID), names(inv.Group), e.time(inv.Expires), state)
@@ -264,7 +275,8 @@ func (e *env) cmdJoin(args []string) error {
 		if err != nil {
 			return fmt.Errorf("join: reading standard input: %w", err)
 		}
-		if code = strings.TrimSpace(string(b)); code == "" {
+		// A code copied where it wrapped (grove chat) spans lines.
+		if code = strings.Join(strings.Fields(string(b)), ""); code == "" {
 			return usagef("join: no invite code on standard input")
 		}
 	}
@@ -275,7 +287,7 @@ func (e *env) cmdJoin(args []string) error {
 		// event stream; the last report also explains a timeout.
 		var last progressNote
 		stopProgress := e.joinProgress(ctx, c, &last)
-		g, err := c.Join(ctx, strings.TrimSpace(code))
+		g, err := c.Join(ctx, strings.Join(strings.Fields(code), ""))
 		stopProgress()
 		if err != nil {
 			if e.ctx.Err() != nil {
@@ -396,6 +408,14 @@ func (e *env) cmdLog(args []string) error {
 				return err
 			}
 		} else {
+			if len(ms) < *limit {
+				// The log starts here: say why it starts no earlier.
+				if gs, err := c.Groups(e.ctx); err == nil {
+					if g, err := resolveGroup(gs, pos[0]); err == nil {
+						e.joinedNotice(g)
+					}
+				}
+			}
 			t := &table{}
 			for _, m := range ms {
 				t.row(e.time(m.Time), sanitize(m.Sender), messageText(m))

@@ -122,6 +122,7 @@ func (e *env) cmdUp(args []string) error {
 		guiDefault = e.r.testingOnlyDefaultGUI
 	}
 	guiAddr := f.String("gui", guiDefault, "")
+	notify := f.Bool("notify", true, "")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (e *env) cmdUp(args []string) error {
 		return fmt.Errorf("up: %w", err)
 	}
 	if *detach {
-		return e.detach(home, args)
+		return e.detach(home, args, kc)
 	}
 	sock := filepath.Join(home, SocketName)
 	lis, err := api.Listen(sock)
@@ -233,18 +234,27 @@ func (e *env) cmdUp(args []string) error {
 			log.Warn("listen addresses not remembered; the next start may use other ports", "err", err)
 		}
 	}
-	return e.serveDaemon(d, lis, sock, *metricsAddr, guiLis, log)
+	var nt Notifier
+	if *notify && !notifyOff(e.r.getenv("GROVE_NOTIFY")) {
+		if nt = e.systemNotifier(); nt == nil {
+			log.Info("desktop notifications off: " + errNoNotifier.Error())
+		}
+	}
+	return e.serveDaemon(d, lis, sock, *metricsAddr, guiLis, log, nt)
 }
 
 // serveDaemon serves the local API (and metrics) until the context ends,
 // then stops everything in order: first the API, so that no call reaches a
 // closing daemon, then the daemon.
-func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, guiLis net.Listener, log *slog.Logger) (err error) {
+func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, guiLis net.Listener, log *slog.Logger, nt Notifier) (err error) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
+		if c, ok := nt.(io.Closer); ok {
+			c.Close()
+		}
 		if cerr := d.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("up: closing: %w", cerr)
 		}
@@ -267,6 +277,10 @@ func (e *env) serveDaemon(d Daemon, lis net.Listener, sock, metricsAddr string, 
 			<-ctx.Done()
 			srv.Close()
 		})
+	}
+
+	if nt != nil {
+		wg.Go(func() { notifyLoop(ctx, d, nt, log, e.r.now) })
 	}
 
 	served := make(chan error, 1)

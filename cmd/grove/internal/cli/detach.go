@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/charmbracelet/x/term"
+
 	"grove/node/api"
+	"grove/store"
 )
 
 // LogName is the daemon's log file in the home directory when it runs
@@ -34,11 +37,16 @@ var detachFlag = regexp.MustCompile(`^--?detach(=.*)?$`)
 // process of its own session (so that closing the terminal does not stop
 // it) with its output appended to LogName, waits until it serves the API and
 // prints its pid.
-func (e *env) detach(home string, args []string) error {
+func (e *env) detach(home string, args []string, kc *keyChoice) error {
 	sock := filepath.Join(home, SocketName)
 	if live(sock) {
 		return fmt.Errorf("a daemon is already running in %s", home)
 	}
+	pass, err := e.detachPassphrase(home, kc)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	defer clear(pass)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("up: finding the grove executable: %w", err)
@@ -58,11 +66,35 @@ func (e *env) detach(home string, args []string) error {
 		return fmt.Errorf("up: log file: %w", err)
 	}
 	defer logFile.Close()
+	var passR *os.File
+	if pass != nil {
+		// Asked here, on the terminal: handed to the daemon through a
+		// pipe (its file descriptor 3), never through a file or argv.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		_, err = w.Write(pass) // far below the pipe's buffer
+		w.Close()
+		if err != nil {
+			r.Close()
+			return fmt.Errorf("up: %w", err)
+		}
+		passR = r
+		childArgs = append(childArgs, "--passphrase-file", "/dev/fd/3")
+	}
 	cmd := exec.Command(exe, childArgs...)
 	cmd.Env = append(os.Environ(), e.r.testingOnlyDetachEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if passR != nil {
+		cmd.ExtraFiles = []*os.File{passR}
+	}
+	err = cmd.Start()
+	if passR != nil {
+		passR.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("up: starting the daemon: %w", err)
 	}
 	pid := cmd.Process.Pid
@@ -82,6 +114,44 @@ func (e *env) detach(home string, args []string) error {
 	cmd.Process.Release()
 	fmt.Fprintf(e.stdout, "grove daemon running (pid %d), logging to %s\nstop it with: grove down --home %s\n", pid, logPath, home)
 	return nil
+}
+
+// detachPassphrase checks, before a detached start, that the daemon will
+// be able to unlock a passphrase-sealed store key: it has no terminal to
+// ask on. With --passphrase-file (or GROVE_PASSPHRASE_FILE) the file is
+// passed on and checked here, so that a wrong one fails now, in the
+// user's terms; without it, the passphrase is asked on this terminal and
+// returned, for the daemon to read from a pipe. Any other key needs
+// nothing (nil).
+func (e *env) detachPassphrase(home string, kc *keyChoice) ([]byte, error) {
+	kf, err := store.ReadKeyFile(filepath.Join(home, StoreKeyFile))
+	if err != nil || kf.Mode != store.KeyByPassphrase {
+		return nil, nil // the daemon itself reports a missing or damaged key file
+	}
+	if file := kc.file(e); file != "" {
+		key, err := e.unlock(home, kf, file, "passphrase")
+		clear(key)
+		return nil, err
+	}
+	in, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(in.Fd()) {
+		return nil, errors.New("the database key of this home is sealed by a passphrase, and a detached daemon has no terminal to ask for it: give --passphrase-file FILE (or set GROVE_PASSPHRASE_FILE), or run up --detach in a terminal")
+	}
+	pass, err := e.readPassphrase("passphrase for "+home+": ", "", false)
+	if err != nil {
+		return nil, err
+	}
+	key, err := kf.Unseal(pass)
+	clear(key)
+	if errors.Is(err, store.ErrWrongPassphrase) {
+		clear(pass)
+		return nil, errors.New("wrong passphrase")
+	}
+	if err != nil {
+		clear(pass)
+		return nil, err
+	}
+	return pass, nil
 }
 
 // waitReady polls until the daemon answers a status call (true), the

@@ -64,6 +64,9 @@ func (e *env) follow(c *api.Client, group string, limit int, asJSON bool) error 
 	if err != nil {
 		return err
 	}
+	if !asJSON && len(ms) < limit {
+		e.joinedNotice(g)
+	}
 	seen := make(map[string]bool)
 	show := func(m api.Message) error {
 		if seen[m.ID] {
@@ -110,6 +113,16 @@ func (e *env) follow(c *api.Client, group string, limit int, asJSON bool) error 
 			}
 		}
 	}
+}
+
+// joinedNotice tells a member who joined g through an invite, above the
+// oldest message of its log, that what the group said before is not on
+// this device. (Members do not hand history to newcomers.)
+func (e *env) joinedNotice(g api.Group) {
+	if g.JoinedAt.IsZero() {
+		return
+	}
+	fmt.Fprintf(e.stdout, "-- you joined %s on %s: messages from before are not available on this device --\n", sanitize(g.Name), e.time(g.JoinedAt))
 }
 
 // streamEnded is what following the event stream returns once the stream
@@ -192,7 +205,7 @@ func (e *env) eventLine(ev api.Event, names func(string) string) string {
 		return fmt.Sprintf("%s  %s  * joined the group", when, group)
 	case api.EventForkResolved:
 		return fmt.Sprintf("%s  %s  * concurrent changes were settled: %s", when, group, sanitizeText(ev.Detail))
-	case api.EventReach:
+	case api.EventReach, api.EventGroupChanged:
 		return fmt.Sprintf("%s  %s  * %s", when, group, sanitizeText(ev.Detail))
 	}
 	return ""
