@@ -18,14 +18,15 @@ import (
 
 	"grove/commitorder"
 	"grove/node/api"
-	"grove/p2p"
 	"grove/store"
 )
 
+// publish sends an MLS message or a sealed tip to the group's topic,
+// sealed in the group's envelope (envelope.go).
 func (a *groupActor) publish(data []byte) error {
 	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
 	defer cancel()
-	err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data)
+	err := a.n.net.Publish(ctx, a.wire.topic, a.wire.seal(data))
 	if err != nil {
 		a.log.Debug("publish", "err", err)
 	}

@@ -34,11 +34,18 @@ const (
 	// rejectDuplicate: a Commit whose epoch would list two members with
 	// one identity or one peer id.
 	rejectDuplicate rejectReason = "duplicate_member"
+	// rejectEnvelope: a gossip payload not sealed with the group secret
+	// (envelope.go).
+	rejectEnvelope rejectReason = "envelope"
+	// rejectCommitAD: a member's Commit sent in the clear, or whose
+	// authenticated data misstates its parent, class or committer
+	// (commitAD).
+	rejectCommitAD rejectReason = "commit_ad"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectEnvelope, rejectCommitAD}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

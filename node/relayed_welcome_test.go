@@ -22,11 +22,13 @@ type welcomeLossNet struct {
 	p2p.Network
 	lose    atomic.Bool
 	dropped atomic.Int32
+	keys    *wireKeys // the group's, set before lose
 }
 
 func (w *welcomeLossNet) Publish(ctx context.Context, g p2p.GroupID, data []byte) error {
 	if w.lose.Load() {
-		if m, err := mls.UnmarshalMLSMessage(data); err == nil && m.WireFormat == mls.WireFormatPrivateMessage &&
+		body, _ := w.keys.open(data)
+		if m, err := mls.UnmarshalMLSMessage(body); err == nil && m.WireFormat == mls.WireFormatPrivateMessage &&
 			m.PrivateMessage.ContentType == mls.ContentTypeApplication {
 			w.dropped.Add(1)
 			return nil
@@ -71,6 +73,9 @@ func TestLostRelayedWelcomeRecoveredByRetry(t *testing.T) {
 	inv, err := bob.Invite(ctx, g)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a, err := alice.lookup(g); err == nil {
+		wl.keys = a.wire
 	}
 	wl.lose.Store(true)
 	short, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -55,8 +55,8 @@ func groupConfig() mls.Config {
 }
 
 // serveSync is the server side of /grove/sync/1: the log of the group from
-// the requested epoch on, in epoch order, to peers whose credential is in
-// the group's canonical epoch. Ciphertext costs the server no forward
+// the requested epoch on, in epoch order, then the server's own tip, to
+// peers whose credential is in the group's canonical epoch. Ciphertext costs the server no forward
 // secrecy; the membership check keeps outsiders from collecting it.
 func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	frame, err := s.Recv()
@@ -76,10 +76,14 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	}
 	var member bool
 	var head uint64
+	var ourTip []byte
 	if err := a.do(ctx, func() error {
 		member = a.phase != phaseRemoved && a.headMemberPeers()[s.RemotePeer()]
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
+		}
+		if t := a.makeTip(); member && t != nil {
+			ourTip = t.marshal()
 		}
 		return nil
 	}); err != nil || !member {
@@ -114,10 +118,6 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		s.CloseWrite()
 		return
 	}
-	if req.From > head {
-		s.CloseWrite()
-		return
-	}
 	pages := syncPager{s: s}
 	for e := req.From; e <= head; e++ {
 		entries, err := n.db.LogByEpoch(a.id, e)
@@ -130,6 +130,12 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 				return
 			}
 		}
+	}
+	// Our tip last, in the clear: the requester is a member of the
+	// epoch it names, and whether it can open our gossiped tips (it may
+	// be on another branch) it reads this one (onSyncedTip).
+	if ourTip != nil && !pages.add(ourTip) {
+		return
 	}
 	if pages.flush() {
 		s.CloseWrite()
@@ -217,6 +223,10 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 			a.beginWrites() // the whole page: made durable by the next flush (durable.go)
 			defer a.endWrites()
 			for _, m := range msgs {
+				if isTip(m) {
+					a.onSyncedTip(m)
+					continue
+				}
 				a.receive(m)
 			}
 		})
