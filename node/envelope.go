@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -36,11 +35,14 @@ import (
 // random bytes of a few sizes, and the gossip validator drops whatever
 // does not open before it is forwarded.
 //
-// Inside the envelope, MLS messages keep their framing: handshakes are
-// PrivateMessages (group_commit.go) except the external Commit of a
-// rejoin, and tips are sealed again, with a key of the epoch they name
-// (sealTip), so that a removed member, which keeps the group secret,
-// reads no tip of an epoch after its removal. What each kind of observer
+// Inside the envelope, every MLS message and tip is sealed again, with a
+// key of the epoch it belongs to (epochseal.go), so that a removed member,
+// which keeps the group secret, reads nothing of an epoch after its
+// removal, not even the MLS framing (group id, epoch number, content
+// type, authenticated data); the one exception is the external Commit of
+// a rejoin, whose author holds no epoch yet. Handshakes are
+// PrivateMessages besides (group_commit.go), so that what sync serves
+// and the log holds do not show them either. What each kind of observer
 // still learns is listed in the package doc (doc.go).
 
 // ExtensionGroupSecret is the private-range GroupContext extension that
@@ -183,17 +185,3 @@ func (k *wireKeys) open(env []byte) ([]byte, error) {
 	}
 	return body, nil
 }
-
-// tipKey is the AEAD key that seals tips naming an epoch: an exporter
-// output of that epoch, so only its members (and whoever keeps its state)
-// can read them.
-func tipKey(g *mls.Group) (cipher.AEAD, error) {
-	key, err := g.Export("grove tip", nil, chacha20poly1305.KeySize)
-	if err != nil {
-		return nil, fmt.Errorf("node: tip key: %w", err)
-	}
-	return chacha20poly1305.NewX(key)
-}
-
-// errTipSealed: a sealed tip that no retained epoch's key opens.
-var errTipSealed = errors.New("node: tip of an epoch this device does not hold")

@@ -104,13 +104,18 @@ type groupActor struct {
 	selfRemove map[commitorder.EpochID]pendingRemoval
 	orderDirty bool // commitorder evidence not yet saved
 	deepSync   bool // next sync starts below the root (a member is on another branch)
-	// tipKeys caches the tip key of each retained epoch (tipKey);
-	// tipMisses counts the tips that none of them opened since the head
-	// became tipMissHead (sealedTip).
-	tipKeys     map[commitorder.EpochID]epochTipKey
-	tipMisses   int
-	tipMissHead commitorder.EpochID
-	rejoin      *rejoinState // set exactly while phase is phaseRejoining
+	// epochKeys caches the sealing key of each epoch (epochseal.go);
+	// sealedHeld keeps seals none of them opened, for retrySealed;
+	// misses counts them since the head became missHead, at missSince
+	// (unsealable).
+	epochKeys       map[commitorder.EpochID]epochKeyEntry
+	sealedHeld      [][]byte
+	sealedHeldBytes int
+	retryingSealed  bool
+	misses          int
+	missSince       time.Time
+	missHead        commitorder.EpochID
+	rejoin          *rejoinState // set exactly while phase is phaseRejoining
 	// resent: ids re-sent by the last rejoin, kept until that rejoin's
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool

@@ -294,9 +294,10 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		return
 	}
 	a.changesCommitted(carried, next.Epoch())
-	a.publish(sc.Message)
+	a.publishIn(parentEid, sealedMLS, sc.Message)
 	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)
+	a.retrySealed() // seals of the new epoch that came before it
 }
 
 func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {

@@ -41,30 +41,35 @@ func (a *groupActor) validate(_ context.Context, _ peer.ID, data []byte) p2p.Val
 		a.reject(rejectEnvelope)
 		return p2p.Reject
 	}
-	if futureSealedTip(body) {
-		// A newer node's tip: dropped, its sender not penalised (wire.go,
-		// tipPrefix).
+	if isSealed(body) && len(body) > len(sealedPrefix) && body[len(sealedPrefix)] > sealedVersion {
+		// A newer node's seal: dropped, its sender not penalised, so the
+		// next version can be rolled out.
 		return p2p.Ignore
 	}
 	if reason := a.precheck(body); reason != "" {
 		a.reject(reason)
 		return p2p.Reject
 	}
+	if !isSealed(body) && !externalCommit(body) {
+		// Only a rejoin's external Commit travels unsealed (epochseal.go).
+		a.reject(rejectUnsealed)
+		return p2p.Reject
+	}
 	return p2p.Accept
 }
 
-// precheck returns why data (an MLS message, or a sealed tip) can never
-// be a message of this group, or "". Both the gossip validator and
-// receive (which also takes synced messages) apply it, before anything
-// is cached or logged. A sealed tip is only checked for shape here: what
-// it says, the group included, needs its epoch's key (onTip).
+// precheck returns why data (an MLS message, or a seal) can never be a
+// message of this group, or "". Both the gossip validator and receive
+// (which also takes synced messages) apply it, before anything is cached
+// or logged. A seal is only checked for size here: what it holds needs
+// its epoch's key (onSealed), and is checked then.
 func (a *groupActor) precheck(data []byte) rejectReason {
 	if len(data) == 0 || len(data) > store.MaxMLSMessageLen {
 		return rejectSize
 	}
-	if isSealedTip(data) {
-		if len(data) > sealedTipLen {
-			return rejectMalformed
+	if isSealed(data) {
+		if len(data) > sealedLen {
+			return rejectSize
 		}
 		return ""
 	}
@@ -88,6 +93,15 @@ func (a *groupActor) precheck(data []byte) rejectReason {
 		return rejectProposal
 	}
 	return ""
+}
+
+// externalCommit reports whether data is an MLSMessage carrying an
+// external Commit (a PublicMessage from a new member).
+func externalCommit(data []byte) bool {
+	m, err := mls.UnmarshalMLSMessage(data)
+	return err == nil && m.WireFormat == mls.WireFormatPublicMessage &&
+		m.PublicMessage.Content.ContentType == mls.ContentTypeCommit &&
+		m.PublicMessage.Content.Sender.Type == mls.SenderTypeNewMemberCommit
 }
 
 // frameInfo parses an MLSMessage and returns the group id, epoch and
@@ -133,8 +147,8 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 	}
 	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)
 	defer a.endWrites()
-	if isSealedTip(data) {
-		a.onTip(data, from)
+	if isSealed(data) {
+		a.onSealed(data, from)
 		return
 	}
 	h := sha256.Sum256(data)
@@ -494,6 +508,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	}
 	a.step(ev)
 	a.retryHeld(sc.Epoch)
+	a.retrySealed()
 	return true
 }
 

@@ -21,12 +21,16 @@ import (
 	"grove/store"
 )
 
-// publish sends an MLS message or a sealed tip to the group's topic,
-// sealed in the group's envelope (envelope.go).
-func (a *groupActor) publish(data []byte) error {
+// publish sends an MLS message of no epoch we hold (a rejoin's external
+// Commit) to the group's topic in the group's envelope only; everything
+// else goes sealed in its epoch (publishIn).
+func (a *groupActor) publish(data []byte) error { return a.publishEnvelope(a.wire.seal(data)) }
+
+// publishEnvelope sends an envelope (envelope.go) to the group's topic.
+func (a *groupActor) publishEnvelope(env []byte) error {
 	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
 	defer cancel()
-	err := a.n.net.Publish(ctx, a.wire.topic, a.wire.seal(data))
+	err := a.n.net.Publish(ctx, a.wire.topic, env)
 	if err != nil {
 		a.log.Debug("publish", "err", err)
 	}
@@ -212,7 +216,7 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	// A publish our own topic check refused (the per-author rate limit
 	// during a burst) went nowhere either: every member would refuse it
 	// too, so it is kept and re-sent like one that reached nobody.
-	if err := a.publish(ct); err != nil && !alone {
+	if err := a.publishIn(eid, sealedMLS, ct); err != nil && !alone {
 		heard = false
 	}
 	a.n.metrics.messagesOut.Add(1)
@@ -278,6 +282,6 @@ func (a *groupActor) encryptAndPublishIntent(p *appPayload) error {
 	}
 	h := sha256.Sum256(ct)
 	a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct)
-	a.publish(ct)
+	a.publishIn(eid, sealedMLS, ct)
 	return nil
 }

@@ -1,6 +1,7 @@
 // Tips and sync requests of a group's actor: sendTip publishes this
-// device's head, root and addresses every TipInterval; onTip takes a
-// member's tip (verified, fresh) to commitorder, hands its addresses to
+// device's head, root and addresses every TipInterval, sealed in its head
+// epoch (epochseal.go); takeTip takes a member's tip (opened by onSealed,
+// or from a sync response by onSyncedTip; verified, fresh) to commitorder, hands its addresses to
 // the network (tipaddrs.go) and decides whether to ask that member for
 // the log; requestSync and requestSyncFrom pick whom to ask and start
 // the fetches (the sync protocol itself is in sync.go), deferring a
@@ -10,9 +11,6 @@ package node
 
 import (
 	"bytes"
-	"crypto/cipher"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -20,28 +18,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"grove/commitorder"
-	"grove/mls"
 )
 
 // deepSyncEpochs is how far below its root a member asks when a tip shows
 // a branch it does not hold.
 const deepSyncEpochs = 16
-
-// onTip takes a sealed tip from gossip, forwarded to us by from.
-func (a *groupActor) onTip(data []byte, from peer.ID) {
-	if _, headG := a.head(); headG == nil {
-		return
-	}
-	t, err := a.openTip(data)
-	if errors.Is(err, errTipSealed) {
-		a.sealedTip(from)
-		return
-	}
-	if err != nil {
-		return
-	}
-	a.takeTip(t)
-}
 
 // onSyncedTip takes the tip a sync server sends after the log (serveSync):
 // not sealed, as the stream is private to us and the server, which
@@ -49,9 +30,6 @@ func (a *groupActor) onTip(data []byte, from peer.ID) {
 // how a member on another branch (whose gossiped tips we cannot open)
 // tells us which chain it holds final.
 func (a *groupActor) onSyncedTip(data []byte) {
-	if _, headG := a.head(); headG == nil {
-		return
-	}
 	t, err := unmarshalTip(data)
 	if err != nil || t.Version != tipV3 {
 		return
@@ -67,6 +45,9 @@ func (a *groupActor) takeTip(t *tip) {
 		return
 	}
 	_, headG := a.head()
+	if headG == nil {
+		return
+	}
 	var member []byte
 	for _, g := range a.epochs {
 		for _, m := range g.Members() {
@@ -189,15 +170,11 @@ func (a *groupActor) sendTip() {
 	if g == nil {
 		return
 	}
-	key, err := a.tipKey(eid, g)
-	if err != nil {
-		return
-	}
 	t := a.makeTip()
 	if t == nil {
 		return
 	}
-	a.publish(sealTip(key, t))
+	a.publishIn(eid, sealedTip, t.marshal())
 }
 
 // makeTip returns this device's signed tip of its head, or nil.
@@ -214,109 +191,6 @@ func (a *groupActor) makeTip() *tip {
 	}
 	t.Signature = sig
 	return t
-}
-
-// tipKey returns the key that seals tips naming epoch eid (state g),
-// derived once per epoch and kept after the epoch's state is deleted
-// (maxTipKeys of them, the newest epochs), so that a tip of a member
-// behind us on our chain is still read as such: the key opens only
-// tips, never a message.
-func (a *groupActor) tipKey(eid commitorder.EpochID, g *mls.Group) (cipher.AEAD, error) {
-	if k, ok := a.tipKeys[eid]; ok {
-		return k.aead, nil
-	}
-	aead, err := tipKey(g)
-	if err != nil {
-		return nil, err
-	}
-	if a.tipKeys == nil {
-		a.tipKeys = map[commitorder.EpochID]epochTipKey{}
-	}
-	if len(a.tipKeys) >= maxTipKeys {
-		oldest, first := commitorder.EpochID{}, true
-		for e, k := range a.tipKeys {
-			if _, held := a.epochs[e]; !held && (first || k.epoch < a.tipKeys[oldest].epoch) {
-				oldest, first = e, false
-			}
-		}
-		delete(a.tipKeys, oldest)
-	}
-	a.tipKeys[eid] = epochTipKey{aead: aead, epoch: g.Epoch()}
-	return aead, nil
-}
-
-// epochTipKey is the tip key of an epoch and its number.
-type epochTipKey struct {
-	aead  cipher.AEAD
-	epoch uint64
-}
-
-// maxTipKeys bounds the tip keys an actor keeps (tipKey).
-const maxTipKeys = 64
-
-// openTip opens a sealed tip with the key of the epoch it names, trying
-// the head first, then the other retained epochs and the kept keys of
-// deleted ones (a few dozen AEAD tag checks at most). A tip must name
-// the epoch whose key sealed it. errTipSealed: no key opens it.
-func (a *groupActor) openTip(data []byte) (*tip, error) {
-	headEid, _ := a.head()
-	eids := make([]commitorder.EpochID, 0, len(a.epochs)+len(a.tipKeys))
-	eids = append(eids, headEid)
-	for eid, g := range a.epochs {
-		if eid != headEid {
-			eids = append(eids, eid)
-		}
-		a.tipKey(eid, g) // derived now, kept once the state goes
-	}
-	for eid := range a.tipKeys {
-		if _, held := a.epochs[eid]; !held {
-			eids = append(eids, eid)
-		}
-	}
-	for _, eid := range eids {
-		k, ok := a.tipKeys[eid]
-		if !ok {
-			continue
-		}
-		t, err := openTip(k.aead, data)
-		if errors.Is(err, errTipSealed) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t.Eid != eid || t.Epoch != k.epoch {
-			return nil, fmt.Errorf("%w: tip names another epoch than the one that sealed it", ErrMalformed)
-		}
-		return t, nil
-	}
-	return nil, errTipSealed
-}
-
-// sealedTipMisses is how many tips no retained epoch opens, while our
-// head stays the same, before a sync reaches below the root.
-const sealedTipMisses = 3
-
-// sealedTip handles a tip that no key we hold opens, forwarded by from:
-// its sender (a holder of the group secret) is on an epoch we do not
-// hold, ahead of us or on another branch. Which, and who sent it, only
-// that epoch's members can read, so we ask from first (often the
-// sender, in a small group's mesh), then other members; their syncs end
-// with their own tips (onSyncedTip), which say which chain they hold. If
-// that does not make the tips readable (our head stays behind or beside
-// theirs), the next sync reaches below our root, as a readable tip
-// naming another branch used to make it (takeTip), at most every
-// sealedTipMisses+7 such tips.
-func (a *groupActor) sealedTip(from peer.ID) {
-	if head, _ := a.head(); head != a.tipMissHead {
-		a.tipMissHead, a.tipMisses = head, 0
-	}
-	a.tipMisses++
-	if a.tipMisses >= sealedTipMisses {
-		a.deepSync = true
-		a.tipMisses = -7
-	}
-	a.requestSync(from, false)
 }
 
 func (a *groupActor) peerConnected(p peer.ID) {

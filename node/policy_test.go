@@ -38,7 +38,11 @@ func TestPolicyRejectsNonAdminRemove(t *testing.T) {
 		}
 		msg := sc.Message
 		sc.Discard()
-		return bob.net.Publish(context.Background(), a.wire.topic, a.wire.seal(msg))
+		env, err := a.sealIn(eid, sealedMLS, msg)
+		if err != nil {
+			return err
+		}
+		return bob.net.Publish(context.Background(), a.wire.topic, env)
 	})
 	if err != nil {
 		t.Fatal(err)

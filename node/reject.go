@@ -41,11 +41,14 @@ const (
 	// authenticated data misstates its parent, class or committer
 	// (commitAD).
 	rejectCommitAD rejectReason = "commit_ad"
+	// rejectUnsealed: gossip in the group's envelope but not sealed
+	// under an epoch's key, other than a rejoin's external Commit.
+	rejectUnsealed rejectReason = "unsealed"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate, rejectEnvelope, rejectCommitAD}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectEnvelope, rejectCommitAD, rejectUnsealed}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

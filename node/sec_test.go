@@ -16,14 +16,22 @@ import (
 	"grove/p2p"
 )
 
-// publishAs publishes data on g's topic from n, as a modified client would.
+// publishAs publishes an MLS message of n's head epoch on g's topic from
+// n, sealed as every member seals, as a modified client would.
 func publishAs(t *testing.T, ctx context.Context, n *Node, g string, data []byte) {
 	t.Helper()
 	a, err := n.lookup(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.net.Publish(ctx, a.wire.topic, a.wire.seal(data)); err != nil {
+	if err := a.do(ctx, func() error {
+		eid, _ := a.head()
+		env, err := a.sealIn(eid, sealedMLS, data)
+		if err != nil {
+			return err
+		}
+		return n.net.Publish(ctx, a.wire.topic, env)
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

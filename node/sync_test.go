@@ -31,7 +31,7 @@ func TestTipFromMemberBehindOnOurChain(t *testing.T) {
 		eid, g := ab.head()
 		old, oldEpoch = eid, g.Epoch()
 		var err error
-		oldKey, err = tipKey(g)
+		oldKey, err = epochKey(g)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestTipFromMemberBehindOnOurChain(t *testing.T) {
 			return err
 		}
 		tp.Signature = sig
-		aa.onTip(sealTip(oldKey, tp), "")
+		aa.onSealed(seal(oldKey, sealedTip, tp.marshal()), "")
 		if aa.deepSync || aa.syncs > 0 || aa.syncWanted {
 			t.Errorf("a tip of our final epoch %d started a sync (deep %v, %d in flight, wanted %v)",
 				oldEpoch, aa.deepSync, aa.syncs, aa.syncWanted)

@@ -2,8 +2,6 @@ package node
 
 import (
 	"bytes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
@@ -224,16 +222,12 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 //
 // Versions: 1 carries no addresses; 2 adds the sender's listen addresses
 // (signed with the rest); 3 has the fields of 2 and travels on the topic
-// only sealed (sealTip: sealedTipPrefix, its version, a nonce and the
-// version-3 tip encrypted under a key of the epoch it names), so that only
-// that epoch's members read it, and in the clear only at the end of a
-// sync response (serveSync), whose stream only the requester reads. A
-// node gossips sealed tips and takes no plain tip from gossip (earlier
-// versions were readable by anyone on the topic; their senders are on
-// another topic anyway, as topic names now come from the group secret).
-// A sealed tip of an unknown later version is ignored by the gossip
-// validator rather than rejected: the next version can be rolled out
-// without old members penalising new ones.
+// only sealed under a key of the epoch it names (epochseal.go), so that
+// only that epoch's members read it, and in the clear only at the end of
+// a sync response (serveSync), whose stream only the requester reads. A
+// node takes no plain tip from gossip (earlier versions were readable by
+// anyone on the topic; their senders are on another topic anyway, as
+// topic names now come from the group secret).
 var tipPrefix = []byte{0xff, 'G', 'T'}
 
 const (
@@ -241,12 +235,6 @@ const (
 	tipV2 = 2
 	tipV3 = 3
 )
-
-// sealedTipPrefix starts a sealed tip, followed by sealedTipVersion (an
-// MLSMessage starts with 0x0001, a plain tip with tipPrefix).
-var sealedTipPrefix = []byte{0xff, 'G', 'S'}
-
-const sealedTipVersion = 1
 
 // maxTipAddrs bounds the addresses in a tip; each is at most maxAddrLen
 // bytes (binary multiaddr).
@@ -321,54 +309,6 @@ func isTip(data []byte) bool { return bytes.HasPrefix(data, tipPrefix) }
 // node knows.
 func futureTip(data []byte) bool {
 	return isTip(data) && len(data) > len(tipPrefix) && data[len(tipPrefix)] > tipV3
-}
-
-// isSealedTip reports whether data is a sealed tip of any version.
-func isSealedTip(data []byte) bool { return bytes.HasPrefix(data, sealedTipPrefix) }
-
-// futureSealedTip reports whether data is a sealed tip of a later
-// version than this node knows.
-func futureSealedTip(data []byte) bool {
-	return isSealedTip(data) && len(data) > len(sealedTipPrefix) && data[len(sealedTipPrefix)] > sealedTipVersion
-}
-
-// sealedTipLen bounds a sealed tip: a tip's plaintext is at most a few
-// kilobytes (maxTipAddrs addresses of maxAddrLen bytes).
-const sealedTipLen = 8 << 10
-
-// sealTip returns the wire form of a signed tip, sealed with aead (the tip
-// key of the epoch the tip names): sealedTipPrefix || sealedTipVersion || nonce ||
-// XChaCha20-Poly1305(tip), the first four bytes authenticated as
-// associated data.
-func sealTip(aead cipher.AEAD, t *tip) []byte {
-	out := make([]byte, 0, len(sealedTipPrefix)+1+aead.NonceSize()+256)
-	out = append(out, sealedTipPrefix...)
-	out = append(out, sealedTipVersion)
-	hdr := len(out)
-	out = out[:hdr+aead.NonceSize()]
-	rand.Read(out[hdr:])
-	return aead.Seal(out, out[hdr:], t.marshal(), out[:hdr])
-}
-
-// openTip decrypts a sealed tip with aead and decodes it; a tip inside
-// that is not version 3 is malformed (a sealed tip is never older).
-func openTip(aead cipher.AEAD, data []byte) (*tip, error) {
-	hdr := len(sealedTipPrefix) + 1
-	if !isSealedTip(data) || data[hdr-1] != sealedTipVersion || len(data) < hdr+aead.NonceSize()+aead.Overhead() || len(data) > sealedTipLen {
-		return nil, fmt.Errorf("%w: sealed tip", ErrMalformed)
-	}
-	plain, err := aead.Open(nil, data[hdr:hdr+aead.NonceSize()], data[hdr+aead.NonceSize():], data[:hdr])
-	if err != nil {
-		return nil, errTipSealed
-	}
-	t, err := unmarshalTip(plain)
-	if err != nil {
-		return nil, err
-	}
-	if t.Version != tipV3 {
-		return nil, fmt.Errorf("%w: tip version %d inside a sealed tip", ErrMalformed, t.Version)
-	}
-	return t, nil
 }
 
 func unmarshalTip(data []byte) (*tip, error) {
