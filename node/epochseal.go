@@ -299,3 +299,63 @@ func (a *groupActor) retrySealed() {
 
 // sealedLen bounds a seal: an MLS message of the largest size logged.
 const sealedLen = store.MaxMLSMessageLen + sealedHeader + chacha20poly1305.NonceSizeX + 1 + chacha20poly1305.Overhead
+
+// epochKeyBytes is the raw sealing key of an epoch, as serveSync hands it
+// to a rejoining member with the epoch's GroupInfo.
+func epochKeyBytes(g *mls.Group) ([]byte, error) {
+	key, err := g.Export("grove wire", nil, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("node: epoch key: %w", err)
+	}
+	return key, nil
+}
+
+// learnEpochKey keeps the sealing key a member sent with the GroupInfo gi
+// of epoch eid, so that the external Commit of our rejoin on that epoch
+// goes sealed (publish). A key for an epoch we hold or already have a key
+// for is ignored: a lying member must not make us misread our own.
+func (n *Node) learnEpochKey(group, gi []byte, eid commitorder.EpochID, key []byte) {
+	m, err := mls.UnmarshalMLSMessage(gi)
+	if err != nil || m.WireFormat != mls.WireFormatGroupInfo || len(key) != chacha20poly1305.KeySize {
+		return
+	}
+	epoch := m.GroupInfo.GroupContext.Epoch
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return
+	}
+	a, err := n.lookup(hexOf(group))
+	if err != nil {
+		return
+	}
+	a.post(func() {
+		if _, held := a.epochs[eid]; held {
+			return
+		}
+		if _, known := a.epochKeys[eid]; known {
+			return
+		}
+		if a.epochKeys == nil {
+			a.epochKeys = map[commitorder.EpochID]epochKeyEntry{}
+		}
+		a.epochKeys[eid] = epochKeyEntry{aead: aead, epoch: epoch}
+	})
+}
+
+// rejoinSealKey returns the key to seal the external Commit data with:
+// that of the epoch its authenticated data names (parentAD), if a member
+// sent it with the GroupInfo.
+func (a *groupActor) rejoinSealKey(data []byte) (commitorder.EpochID, bool) {
+	var eid commitorder.EpochID
+	m, err := mls.UnmarshalMLSMessage(data)
+	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
+		return eid, false
+	}
+	ad := m.PublicMessage.Content.AuthenticatedData
+	if len(ad) != 1+len(eid) || ad[0] != 1 {
+		return eid, false
+	}
+	copy(eid[:], ad[1:])
+	k, ok := a.epochKeys[eid]
+	return eid, ok && k.epoch == m.PublicMessage.Content.Epoch
+}

@@ -22,9 +22,16 @@ import (
 )
 
 // publish sends an MLS message of no epoch we hold (a rejoin's external
-// Commit) to the group's topic in the group's envelope only; everything
-// else goes sealed in its epoch (publishIn).
-func (a *groupActor) publish(data []byte) error { return a.publishEnvelope(a.wire.seal(data)) }
+// Commit) to the group's topic: sealed under the key a member sent with
+// the GroupInfo it was made from (learnEpochKey) if we have it, else in
+// the group's envelope only. Everything else goes sealed in its epoch
+// (publishIn).
+func (a *groupActor) publish(data []byte) error {
+	if eid, ok := a.rejoinSealKey(data); ok {
+		return a.publishIn(eid, sealedMLS, data)
+	}
+	return a.publishEnvelope(a.wire.seal(data))
+}
 
 // publishEnvelope sends an envelope (envelope.go) to the group's topic.
 func (a *groupActor) publishEnvelope(env []byte) error {

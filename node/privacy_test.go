@@ -406,3 +406,108 @@ func TestOutsiderAndRemovedMemberLearnNothing(t *testing.T) {
 		}
 	}
 }
+
+// publishLog records every payload a node publishes.
+type publishLog struct {
+	p2p.Network
+	mu  sync.Mutex
+	got [][]byte
+}
+
+func (l *publishLog) Publish(ctx context.Context, g p2p.GroupID, data []byte) error {
+	l.mu.Lock()
+	l.got = append(l.got, bytes.Clone(data))
+	l.mu.Unlock()
+	return l.Network.Publish(ctx, g, data)
+}
+
+// TestRejoinCommitSealed: the external Commit of a rejoin after a split
+// brain (TestSplitBrainBeyondWindow's scenario) goes sealed under the key
+// of the epoch it joins from, which the members that served the
+// GroupInfo sent with it, so a removed member holding the group secret
+// does not read the rejoiner's credential in it. Before, it went in the
+// envelope only, the one MLS message a removed member could read.
+func TestRejoinCommitSealed(t *testing.T) {
+	checkLeaks(t)
+	var logs []*publishLog
+	_, ns, g := wrappedMemGroup(t, func(name string, net p2p.Network, _ *Config) p2p.Network {
+		l := &publishLog{Network: net}
+		logs = append(logs, l)
+		return l
+	}, "alice", "bob", "carol", "dave")
+	ctx := ctxT(t, 40*time.Second)
+	rejoined := make(chan string, 4)
+	for _, n := range ns {
+		evs, err := n.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { // ends when ctx does
+			for ev := range evs {
+				if ev.Kind == api.EventSync && strings.Contains(ev.Detail, "rejoined") {
+					rejoined <- n.self.Name
+				}
+			}
+		}()
+	}
+	for _, x := range ns[:2] {
+		for _, y := range ns[2:] {
+			x.net.(*publishLog).Network.(*p2p.MemNode).Disconnect(y.PeerID())
+		}
+	}
+	if err := ns[0].Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns[2].Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for _, x := range ns[:2] {
+		for _, y := range ns[2:] {
+			if err := x.Connect(ctx, y.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, 20*time.Second, "one group again", func() error {
+		if err := sameEpoch(ns, g); err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if c := memberCount(n, g); c != 4 {
+				return fmt.Errorf("%s sees %d members", n.self.Name, c)
+			}
+		}
+		if len(rejoined) == 0 {
+			return fmt.Errorf("nobody rejoined yet")
+		}
+		return nil
+	})
+	a, err := ns[0].lookup(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, open := 0, 0
+	for _, l := range logs {
+		l.mu.Lock()
+		for _, env := range l.got {
+			body, err := a.wire.open(env)
+			if err != nil {
+				t.Fatalf("a published payload does not open: %v", err)
+			}
+			switch {
+			case isSealed(body):
+				sealed++
+			case externalCommit(body):
+				open++
+			default:
+				t.Errorf("published unsealed: %x", body[:min(len(body), 8)])
+			}
+		}
+		l.mu.Unlock()
+	}
+	t.Logf("%d rejoined; %d sealed payloads, %d external commits unsealed", len(rejoined), sealed, open)
+	if open != 0 {
+		t.Fatalf("%d rejoin commits went unsealed", open)
+	}
+}

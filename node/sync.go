@@ -95,7 +95,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		return
 	}
 	if req.Kind == syncGroupInfo {
-		var gi []byte
+		var gi, key []byte
 		var eid [16]byte
 		err := a.do(ctx, func() error {
 			e, g := a.head()
@@ -104,14 +104,20 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 			}
 			eid = e
 			var err error
-			gi, err = g.GroupInfo(true)
+			if gi, err = g.GroupInfo(true); err != nil {
+				return err
+			}
+			key, err = epochKeyBytes(g)
 			return err
 		})
 		if err != nil {
 			s.Reset()
 			return
 		}
-		if err := s.Send((&syncBatch{Messages: [][]byte{gi, eid[:]}}).marshal()); err != nil {
+		// The epoch's sealing key too (epochseal.go): the requester, a
+		// member of that epoch by its leaf, rejoins with an external
+		// Commit on it, which it can then seal as members seal Commits.
+		if err := s.Send((&syncBatch{Messages: [][]byte{gi, eid[:], key}}).marshal()); err != nil {
 			s.Reset()
 			return
 		}
@@ -248,7 +254,8 @@ func hexOf(b []byte) string { return hex.EncodeToString(b) }
 func bytesEqual(a, b []byte) bool { return bytes.Equal(a, b) }
 
 // fetchGroupInfo asks p for a GroupInfo of its canonical epoch and that
-// epoch's id.
+// epoch's id (and hands the epoch's sealing key, when p sends it, to the
+// group's actor: learnEpochKey).
 func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi []byte, eid [16]byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
@@ -260,10 +267,13 @@ func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi 
 	if err != nil {
 		return nil, eid, err
 	}
-	if len(b.Messages) != 2 || len(b.Messages[1]) != 16 {
+	if len(b.Messages) < 2 || len(b.Messages) > 3 || len(b.Messages[1]) != 16 {
 		return nil, eid, fmt.Errorf("%w: group info response", ErrMalformed)
 	}
 	copy(eid[:], b.Messages[1])
+	if len(b.Messages) == 3 {
+		n.learnEpochKey(group, b.Messages[0], eid, b.Messages[2])
+	}
 	return b.Messages[0], eid, nil
 }
 
