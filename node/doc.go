@@ -51,8 +51,10 @@
 // GroupContext extension, so joiners get it inside their Welcome), padded
 // to 256, 512, ... 64 KiB bytes, then to a multiple of 64 KiB. Inside,
 // each MLS message and tip is sealed again under an exporter key of its
-// epoch (a Commit: of its parent); Commits are MLS PrivateMessages. Only
-// a rejoin's external Commit goes unsealed inside the envelope. The topic
+// epoch (a Commit: of its parent); Commits are MLS PrivateMessages. A
+// rejoin's external Commit (a PublicMessage: RFC 9420 allows no other) is
+// sealed under the key of the epoch it joins from, which the members that
+// serve the GroupInfo send with it. The topic
 // name and the DHT rendezvous key are hashes of a key derived from the
 // group secret, not of the group id. So:
 //
@@ -70,11 +72,10 @@
 //     is rejected by the validator before it is forwarded.
 //   - A removed member keeps the group secret: it can compute the topic
 //     name, subscribe and open envelopes, so it learns what an outsider
-//     does plus how many payloads are seals and how many are rejoins'
-//     external Commits, which it reads in full (the rejoiner's credential
-//     and the Commit's path). It opens no seal of an epoch after the one
-//     it was removed from, so it reads no later tip, Commit, framing,
-//     epoch number or id; /grove/sync/1 serves it only up to its removal
+//     does and no more: it opens no seal of an epoch after the one it was
+//     removed from, so it reads no later tip, Commit (a rejoin's
+//     included), framing, epoch number or id, nor can it tell them apart
+//     but by size and rhythm. /grove/sync/1 serves it only up to its removal
 //     (removalsync.go). Members accept its envelopes as far as the
 //     validator goes: it can fill the bounded buffer of unopened seals and
 //     make members ask for syncs (rate-limited), no more.

@@ -39,8 +39,9 @@ import (
 // key of the epoch it belongs to (epochseal.go), so that a removed member,
 // which keeps the group secret, reads nothing of an epoch after its
 // removal, not even the MLS framing (group id, epoch number, content
-// type, authenticated data); the one exception is the external Commit of
-// a rejoin, whose author holds no epoch yet. Handshakes are
+// type, authenticated data), a rejoin's external Commit included (sealed
+// with a key served along with the GroupInfo it was made from).
+// Handshakes are
 // PrivateMessages besides (group_commit.go), so that what sync serves
 // and the log holds do not show them either. What each kind of observer
 // still learns is listed in the package doc (doc.go).

@@ -20,8 +20,9 @@ import (
 // an exporter output (RFC 9420, Section 8.5, label "grove wire"): an
 // application message under its epoch's key, a Commit under its parent's
 // (whose members are exactly those who can process it), a tip under the
-// key of the epoch it names. Only the external Commit of a rejoin goes
-// unsealed inside the envelope: its author holds no epoch of the group.
+// key of the epoch it names, and a rejoin's external Commit under the key
+// of the epoch it joins from, which members serve with its GroupInfo
+// (learnEpochKey); only if none did does it go in the envelope alone.
 //
 // A receiver tries the keys of its retained epochs, the head first (a
 // few AEAD tag checks). A seal none opens comes from an epoch we do not
