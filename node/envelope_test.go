@@ -153,3 +153,45 @@ func TestCommitClaimsChecked(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "message after the refused commits", func() error { return hasTexts(bob, g, "still fine") })
 }
+
+// TestUnsealableBounded: seals that no key opens (a removed member's, or
+// of an epoch not held yet) are kept for a retry within bounds, and the
+// group works on.
+func TestUnsealableBounded(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 30*time.Second)
+	a, err := alice.lookup(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _ := chacha20poly1305.NewX(bytes.Repeat([]byte{3}, 32))
+	big := make([]byte, 64<<10)
+	if err := a.do(ctx, func() error {
+		for i := range 2 * maxSealedHeld {
+			body := []byte{byte(i)}
+			if i%4 == 0 {
+				body = big
+			}
+			a.onSealed(seal(stranger, sealedMLS, body), "")
+			if len(a.sealedHeld) > maxSealedHeld || a.sealedHeldBytes > maxSealedHeldBytes {
+				t.Fatalf("after %d: %d seals, %d bytes kept", i+1, len(a.sealedHeld), a.sealedHeldBytes)
+			}
+		}
+		n := 0
+		for _, s := range a.sealedHeld {
+			n += len(s)
+		}
+		if n != a.sealedHeldBytes || len(a.sealedHeld) == 0 {
+			t.Fatalf("kept %d seals of %d bytes, counted %d", len(a.sealedHeld), n, a.sealedHeldBytes)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, g, "still fine"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "message after the junk", func() error { return hasTexts(alice, g, "still fine") })
+}

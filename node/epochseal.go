@@ -248,7 +248,7 @@ const (
 // unsealable keeps a seal that no key we hold opens, for retrySealed, and
 // asks from (or other members) for what we miss; see the file comment.
 func (a *groupActor) unsealable(data []byte, from peer.ID) {
-	if len(a.sealedHeld) >= maxSealedHeld || a.sealedHeldBytes+len(data) > maxSealedHeldBytes {
+	for len(a.sealedHeld) > 0 && (len(a.sealedHeld) >= maxSealedHeld || a.sealedHeldBytes+len(data) > maxSealedHeldBytes) {
 		// The oldest go first: what they were, the sync brings.
 		a.sealedHeldBytes -= len(a.sealedHeld[0])
 		a.sealedHeld = a.sealedHeld[1:]

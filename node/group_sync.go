@@ -1,9 +1,9 @@
 // Tips and sync requests of a group's actor: sendTip publishes this
 // device's head, root and addresses every TipInterval, sealed in its head
 // epoch (epochseal.go); takeTip takes a member's tip (opened by onSealed,
-// or from a sync response by onSyncedTip; verified, fresh) to commitorder, hands its addresses to
-// the network (tipaddrs.go) and decides whether to ask that member for
-// the log; requestSync and requestSyncFrom pick whom to ask and start
+// or from a sync response by onSyncedTip; verified, fresh) to
+// commitorder, hands its addresses to the network (tipaddrs.go) and
+// decides whether to ask that member for the log; requestSync and requestSyncFrom pick whom to ask and start
 // the fetches (the sync protocol itself is in sync.go), deferring a
 // request while another is in flight.
 

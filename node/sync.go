@@ -82,7 +82,10 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
 		}
-		if t := a.makeTip(); member && t != nil {
+		if !member {
+			return nil
+		}
+		if t := a.makeTip(); t != nil {
 			ourTip = t.marshal()
 		}
 		return nil
@@ -221,8 +224,12 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 			s.Reset()
 			return
 		}
-		got += len(b.Messages)
 		msgs := b.Messages
+		for _, m := range msgs {
+			if !isTip(m) {
+				got++
+			}
+		}
 		done := make(chan struct{})
 		a.post(func() {
 			defer close(done)
