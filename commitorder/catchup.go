@@ -64,7 +64,11 @@ func (g *Group) parentMissing(e ParentMissing) error {
 		// limited, so a sibling can only seem better than it is. That
 		// errs towards suspecting our branch lost, which acts only with
 		// a quorum vouching for another final chain (rejoin.go).
-		d := tuple{class: e.Class, rank: RankOf(e.Parent, e.Committer), cid: e.Cid}
+		rank := e.Rank
+		if e.Committer != "" {
+			rank = RankOf(e.Parent, e.Committer)
+		}
+		d := tuple{class: e.Class, rank: rank, cid: e.Cid}
 		switch {
 		case d.cid == h.child.cid:
 		case d.less(h.child):

@@ -245,6 +245,10 @@ type ParentMissing struct {
 	Cid         CommitID
 	Class       Class
 	Committer   MemberID
+	// Rank stands for RankOf(Parent, Committer) when Committer is empty:
+	// the framing of an encrypted Commit names its committer's rank,
+	// which only members who knew the committer can link to it.
+	Rank Rank
 }
 
 // AppMessageSeen: an authenticated application message from Sender was

@@ -33,6 +33,11 @@ type StagedCommit struct {
 	Proposals []*Proposal
 	// Epoch is the new epoch's number.
 	Epoch uint64
+	// PathIdentity is, for a received commit with a path, the credential
+	// identity of the committer's new leaf: a member the commit removes
+	// cannot read it from the next epoch, and the commit may have come
+	// encrypted.
+	PathIdentity []byte
 
 	next   *Group
 	merged bool

@@ -506,6 +506,9 @@ func (g *Group) stageReceivedCommit(ac *AuthenticatedContent, opts *ProcessOptio
 		return nil, err
 	}
 	sc := &StagedCommit{Sender: committer, Epoch: g.ctx.Epoch + 1, Proposals: proposalsOf(resolved)}
+	if commit.Path != nil {
+		sc.PathIdentity = bytes.Clone(commit.Path.LeafNode.Credential.Identity)
+	}
 	if ap.selfRemoved {
 		sc.SelfRemoved = true
 		return sc, nil

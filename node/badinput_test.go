@@ -128,21 +128,29 @@ func TestGarbageOnStreamsAndTopic(t *testing.T) {
 	if err == nil && len(resp) > 0 {
 		t.Fatalf("non-member got %d bytes of log", len(resp))
 	}
-	// Garbage on the topic: mallory subscribes with the group id (an
-	// outsider who learnt it) and publishes junk, tips and replays.
+	// Garbage on the topic: mallory subscribes to the group's topic (an
+	// outsider it leaked to) and publishes junk, tips and replays, in the
+	// clear and sealed as a holder of the group secret would.
 	ma := mallory.net.(*p2p.MemNode)
-	sub, err := ma.Subscribe(p2p.GroupID(gid), nil)
+	aa, err := alice.lookup(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := aa.wire.topic
+	sub, err := ma.Subscribe(topic, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	for _, gb := range garbage {
 		if len(gb) > 0 {
-			ma.Publish(ctx, p2p.GroupID(gid), gb)
+			ma.Publish(ctx, topic, gb)
+			ma.Publish(ctx, topic, aa.wire.seal(gb))
 		}
 	}
 	fakeTip := &tip{Group: gid, Epoch: before + 5, SigKey: make([]byte, 32), Signature: make([]byte, 64)}
-	ma.Publish(ctx, p2p.GroupID(gid), fakeTip.marshal())
+	ma.Publish(ctx, topic, fakeTip.marshal())
+	ma.Publish(ctx, topic, aa.wire.seal(fakeTip.marshal()))
 	time.Sleep(300 * time.Millisecond)
 	if _, err := ns[1].Send(ctx, g, "still fine"); err != nil {
 		t.Fatal(err)

@@ -38,12 +38,53 @@
 // still serving it, until it sees its removal (leave.go). A join that timed out is retried with the
 // same code (join.go, checkAdd). Unread counts are kept per group and
 // survive restarts (unread.go).
-// Members gossip signed tips (epoch, epoch id) on the group topic so that a
-// member that is behind notices and catches up. A member whose branch lost
+// Members gossip signed tips (epoch, epoch id, addresses) on the group
+// topic so that a member that is behind notices and catches up. A member whose branch lost
 // beyond the retention window (a split brain whose halves both finalised)
 // rejoins by an external Commit that replaces its own leaf (RFC 9420,
 // Section 12.4.3.2), from a GroupInfo two members agree on, and re-sends
 // what it wrote on the lost branch.
+//
+// What the network sees (issue 19; envelope.go, epochseal.go). Every
+// gossip payload is an envelope: XChaCha20-Poly1305 under a key derived
+// from the group secret (32 random bytes fixed at creation, carried in a
+// GroupContext extension, so joiners get it inside their Welcome), padded
+// to 256, 512, ... 64 KiB bytes, then to a multiple of 64 KiB. Inside,
+// each MLS message and tip is sealed again under an exporter key of its
+// epoch (a Commit: of its parent); Commits are MLS PrivateMessages. A
+// rejoin's external Commit (a PublicMessage: RFC 9420 allows no other) is
+// sealed under the key of the epoch it joins from, which the members that
+// serve the GroupInfo send with it. The topic
+// name and the DHT rendezvous key are hashes of a key derived from the
+// group secret, not of the group id. So:
+//
+//   - An outsider (anyone without the group secret, including one who has
+//     the group id from an invite code or the topic name from a member's
+//     GossipSub subscription announcements, which every peer connected to
+//     a member receives) learns: the peer ids and IP addresses of the
+//     members it connects to or finds under the rendezvous key, that they
+//     share a topic (so which devices are in one group, and how many of
+//     them it sees), when each payload was sent or forwarded and its padded
+//     size. It learns no name, credential, signature key, member list or
+//     count from the payloads, no epoch number or id, no group id, no
+//     text, and cannot tell a chat message from a Commit or a tip except
+//     by size and rhythm (tips come every TipInterval). What it publishes
+//     is rejected by the validator before it is forwarded.
+//   - A removed member keeps the group secret: it can compute the topic
+//     name, subscribe and open envelopes, so it learns what an outsider
+//     does and no more: it opens no seal of an epoch after the one it was
+//     removed from, so it reads no later tip, Commit (a rejoin's
+//     included), framing, epoch number or id, nor can it tell them apart
+//     but by size and rhythm. /grove/sync/1 serves it only up to its removal
+//     (removalsync.go). Members accept its envelopes as far as the
+//     validator goes: it can fill the bounded buffer of unopened seals and
+//     make members ask for syncs (rate-limited), no more.
+//   - A relay (libp2p circuit relay v2) carries Noise-encrypted streams: it
+//     learns the two peer ids it connects, when and how many bytes, and
+//     nothing of the topic or the payloads.
+//   - A member reads everything of the epochs it is in, and tips of the
+//     epochs it held (a handful of sealing keys, never message keys, are
+//     kept after an epoch's state is deleted).
 //
 // The package is not a wire-level library: the formats in wire.go are
 // Grove's own and versioned; it is not a UI, and it never logs plaintext.

@@ -82,10 +82,13 @@ type groupActor struct {
 	created time.Time
 
 	cmds    chan func()
-	inbound chan []byte
+	inbound chan inMsg
 	quit    chan struct{}
 	done    chan struct{}
 	sub     p2p.Subscription
+	// wire holds the group's topic and envelope keys (envelope.go); set
+	// by startActor before the subscription, read-only after.
+	wire *wireKeys
 
 	co         *commitorder.Group
 	epochs     map[commitorder.EpochID]*mls.Group
@@ -99,9 +102,20 @@ type groupActor struct {
 	syncs      int // sync requests in flight
 	tipCount   int
 	selfRemove map[commitorder.EpochID]pendingRemoval
-	orderDirty bool         // commitorder evidence not yet saved
-	deepSync   bool         // next sync starts below the root (a member is on another branch)
-	rejoin     *rejoinState // set exactly while phase is phaseRejoining
+	orderDirty bool // commitorder evidence not yet saved
+	deepSync   bool // next sync starts below the root (a member is on another branch)
+	// epochKeys caches the sealing key of each epoch (epochseal.go);
+	// sealedHeld keeps seals none of them opened, for retrySealed;
+	// misses counts them since the head became missHead, at missSince
+	// (unsealable).
+	epochKeys       map[commitorder.EpochID]epochKeyEntry
+	sealedHeld      [][]byte
+	sealedHeldBytes int
+	retryingSealed  bool
+	misses          int
+	missSince       time.Time
+	missHead        commitorder.EpochID
+	rejoin          *rejoinState // set exactly while phase is phaseRejoining
 	// resent: ids re-sent by the last rejoin, kept until that rejoin's
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool
@@ -181,7 +195,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 	hexID := hex.EncodeToString(id)
 	a := &groupActor{
 		n: n, log: n.log.With("group", hexID[:8]), id: id, hexID: hexID, name: name, created: created,
-		cmds: make(chan func()), inbound: make(chan []byte, 256),
+		cmds: make(chan func()), inbound: make(chan inMsg, 256),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		epochs:     make(map[commitorder.EpochID]*mls.Group),
 		own:        make(map[commitorder.CommitID]*ownCommit),
@@ -262,6 +276,7 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 // startActor registers the actor, subscribes to the group topic and starts
 // the actor goroutine (and its subscription reader).
 func (n *Node) startActor(a *groupActor) {
+	a.initWire()
 	n.mu.Lock()
 	if a.leaving {
 		n.leaving[a.hexID] = a
@@ -270,7 +285,7 @@ func (n *Node) startActor(a *groupActor) {
 	}
 	n.mu.Unlock()
 	if a.phase != phaseRemoved {
-		sub, err := n.net.Subscribe(p2p.GroupID(a.id), a.validate)
+		sub, err := n.net.Subscribe(a.wire.topic, a.validate)
 		if err != nil {
 			a.log.Warn("subscribe failed", "err", err)
 		} else {
@@ -279,6 +294,28 @@ func (n *Node) startActor(a *groupActor) {
 	}
 	n.wg.Add(1)
 	go a.run()
+}
+
+// initWire derives the group's wire keys from the group secret in its
+// epoch states (all of them carry the same one).
+func (a *groupActor) initWire() {
+	var secret []byte
+	if _, g := a.head(); g != nil {
+		secret = groupSecret(g)
+	}
+	for _, g := range a.epochs {
+		if secret != nil {
+			break
+		}
+		secret = groupSecret(g)
+	}
+	w, err := newWireKeys(a.id, secret)
+	if err != nil {
+		// HKDF of 32 bytes cannot fail; a broken build is no reason to
+		// run a group in the clear.
+		panic(err)
+	}
+	a.wire = w
 }
 
 // stop ends the actor and waits for it.
@@ -361,8 +398,8 @@ func (a *groupActor) run() {
 			return
 		case f := <-a.cmds:
 			f()
-		case data := <-a.inbound:
-			a.receive(data)
+		case m := <-a.inbound:
+			a.receiveFrom(m.data, m.from)
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
@@ -392,6 +429,13 @@ func (a *groupActor) run() {
 	}
 }
 
+// inMsg is a gossip payload out of its envelope and the peer that
+// forwarded it.
+type inMsg struct {
+	data []byte
+	from peer.ID
+}
+
 func (a *groupActor) readSub(done chan struct{}) {
 	defer close(done)
 	for {
@@ -399,8 +443,12 @@ func (a *groupActor) readSub(done chan struct{}) {
 		if err != nil {
 			return
 		}
+		body, err := a.wire.open(m.Data)
+		if err != nil {
+			continue // the validator rejected it already
+		}
 		select {
-		case a.inbound <- m.Data:
+		case a.inbound <- inMsg{data: body, from: m.ReceivedFrom}:
 		case <-a.quit:
 			return
 		}

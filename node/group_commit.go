@@ -243,8 +243,12 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 	if pol != nil {
 		props = append(props, policyProposal(parent, pol))
 	}
-	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath,
-		AuthenticatedData: parentAD(parentEid), Now: a.n.cfg.Clock.Now(), Rand: rand.Reader})
+	// A PrivateMessage (RFC 9420, Section 6.3): the proposals, the
+	// committer and the new members' credentials are for the members of
+	// the parent epoch only (envelope.go).
+	sc, err := parent.Commit(&mls.CommitOptions{Proposals: props, SkipCached: true, ForcePath: forcePath, Private: true,
+		AuthenticatedData: commitAD(parentEid, classOf(props), commitorder.MemberID(a.n.selfID)),
+		Now:               a.n.cfg.Clock.Now(), Rand: rand.Reader})
 	if err != nil {
 		a.log.Warn("commit failed", "err", err)
 		for _, it := range joins {
@@ -309,9 +313,10 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 		return
 	}
 	a.changesCommitted(carried, next.Epoch())
-	a.publish(sc.Message)
+	a.publishIn(parentEid, sealedMLS, sc.Message)
 	a.welcomeEarly(parent, stale, cid)
 	a.n.metrics.messagesOut.Add(1)
+	a.retrySealed() // seals of the new epoch that came before it
 }
 
 func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {

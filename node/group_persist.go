@@ -50,6 +50,9 @@ func (a *groupActor) persistTo(tx *store.Batch, eid commitorder.EpochID) error {
 	}
 	defer clear(data) // tx holds its own copy
 	delete(a.dirty, eid)
+	// Its sealing key outlives the state (epochKey): derived while we
+	// can.
+	a.epochKey(eid, g)
 	return tx.PutEpochState(a.id, store.EpochState{EID: store.EpochID(eid), Epoch: g.Epoch(), State: data})
 }
 

@@ -24,38 +24,58 @@ import (
 	"grove/store"
 )
 
-// validate is the gossip validator: cheap structural checks only (size,
-// MLSMessage parse, group id binding, no standalone Proposal, tip parse).
-// Runs on p2p's goroutines. What it rejects is counted (rejectLog).
+// validate is the gossip validator: cheap checks only (size, the
+// group's envelope, then the MLSMessage parse, group id binding and no
+// standalone Proposal, or a sealed tip's shape). Runs on p2p's
+// goroutines. What it rejects is counted (rejectLog).
 func (a *groupActor) validate(_ context.Context, _ peer.ID, data []byte) p2p.ValidationResult {
-	if futureTip(data) {
-		// A newer node's tip: dropped, its sender not penalised (wire.go,
-		// tipPrefix).
+	if len(data) == 0 || len(data) > paddedSize(store.MaxMLSMessageLen) {
+		a.reject(rejectSize)
+		return p2p.Reject
+	}
+	body, err := a.wire.open(data)
+	if err != nil {
+		// Not sealed with this group's secret: an outsider (who could
+		// only have guessed or been told the topic name) or corruption.
+		// (A later envelope format comes with a new topic name.)
+		a.reject(rejectEnvelope)
+		return p2p.Reject
+	}
+	if isSealed(body) && len(body) > len(sealedPrefix) && body[len(sealedPrefix)] > sealedVersion {
+		// A newer node's seal: dropped, its sender not penalised, so the
+		// next version can be rolled out.
 		return p2p.Ignore
 	}
-	if reason := a.precheck(data); reason != "" {
+	if reason := a.precheck(body); reason != "" {
 		a.reject(reason)
+		return p2p.Reject
+	}
+	if !isSealed(body) && !externalCommit(body) {
+		// Only a rejoin's external Commit travels unsealed (epochseal.go).
+		a.reject(rejectUnsealed)
 		return p2p.Reject
 	}
 	return p2p.Accept
 }
 
-// precheck returns why data can never be a message of this group, or "".
-// Both the gossip validator and receive (which also takes synced
-// messages) apply it, before anything is cached or logged.
+// precheck returns why data (an MLS message, or a seal) can never be a
+// message of this group, or "". Both the gossip validator and receive
+// (which also takes synced messages) apply it, before anything is cached
+// or logged. A seal is only checked for size here: what it holds needs
+// its epoch's key (onSealed), and is checked then.
 func (a *groupActor) precheck(data []byte) rejectReason {
 	if len(data) == 0 || len(data) > store.MaxMLSMessageLen {
 		return rejectSize
 	}
-	if isTip(data) {
-		t, err := unmarshalTip(data)
-		switch {
-		case err != nil:
-			return rejectMalformed
-		case !bytes.Equal(t.Group, a.id):
-			return rejectOtherGroup
+	if isSealed(data) {
+		if len(data) > sealedLen {
+			return rejectSize
 		}
 		return ""
+	}
+	if isTip(data) {
+		// Plain tips come only with a sync response (onSyncedTip).
+		return rejectMalformed
 	}
 	gid, _, ct, err := frameKind(data)
 	switch {
@@ -73,6 +93,15 @@ func (a *groupActor) precheck(data []byte) rejectReason {
 		return rejectProposal
 	}
 	return ""
+}
+
+// externalCommit reports whether data is an MLSMessage carrying an
+// external Commit (a PublicMessage from a new member).
+func externalCommit(data []byte) bool {
+	m, err := mls.UnmarshalMLSMessage(data)
+	return err == nil && m.WireFormat == mls.WireFormatPublicMessage &&
+		m.PublicMessage.Content.ContentType == mls.ContentTypeCommit &&
+		m.PublicMessage.Content.Sender.Type == mls.SenderTypeNewMemberCommit
 }
 
 // frameInfo parses an MLSMessage and returns the group id, epoch and
@@ -100,7 +129,13 @@ func frameKind(data []byte) (group []byte, epoch uint64, ct mls.ContentType, err
 	return nil, 0, 0, fmt.Errorf("%w: wire format %d on a group topic", ErrMalformed, m.WireFormat)
 }
 
-func (a *groupActor) receive(data []byte) {
+// receive takes an MLS message (or a sealed tip) from sync or the held
+// buffer.
+func (a *groupActor) receive(data []byte) { a.receiveFrom(data, "") }
+
+// receiveFrom takes an MLS message or a sealed tip, forwarded to us by
+// from when it came by gossip.
+func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 	if a.phase == phaseRemoved {
 		return
 	}
@@ -112,8 +147,8 @@ func (a *groupActor) receive(data []byte) {
 	}
 	a.beginWrites() // view and log of this message: durable at the next flush (durable.go)
 	defer a.endWrites()
-	if isTip(data) {
-		a.onTip(data)
+	if isSealed(data) {
+		a.onSealed(data, from)
 		return
 	}
 	h := sha256.Sum256(data)
@@ -171,7 +206,9 @@ func (a *groupActor) receive(data []byte) {
 			a.dirty[eid] = true
 			a.onApplication(eid, g, pm)
 		case mls.KindCommit:
-			if !a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h), data) {
+			// Decrypting it consumed a handshake key of the epoch.
+			a.dirty[eid] = true
+			if !a.onCommit(eid, g, pm.Commit, commitorder.CommitID(h), data, pm.AuthenticatedData) {
 				// Invalid for Grove: neither kept nor served to others.
 				return
 			}
@@ -224,23 +261,50 @@ func (a *groupActor) ciphertextPending(data []byte, epoch uint64) {
 	a.step(commitorder.CiphertextPending{Eid: eid, Epoch: epoch})
 }
 
-// parentAD is the authenticated_data of Grove's Commits: a version byte and
-// the parent's epoch id. It names the parent for members that no longer (or
-// never) held it, so commitorder can judge a sibling that arrives beyond
-// the window; it is an exporter output and reveals nothing else.
+// parentAD is the authenticated_data of the external Commit of a rejoin
+// (rejoin.go): a version byte (1) and the parent's epoch id. It names the
+// parent for members that no longer (or never) held it, so commitorder
+// can judge a sibling that arrives beyond the window; it is an exporter
+// output and reveals nothing else.
 func parentAD(eid commitorder.EpochID) []byte { return append([]byte{1}, eid[:]...) }
 
+// commitADVersion tags commitAD.
+const commitADVersion = 2
+
+// commitAD is the authenticated_data of a member's Commit: a version byte
+// (2), the parent's epoch id, the Commit's class and the committer's rank
+// on that parent (commitorder.RankOf). The Commit itself is encrypted, so
+// a member that does not hold the parent learns what commitorder needs to
+// judge it beyond the window (parentMissing) from these alone, as claimed
+// by the committer (signed with the Commit, checked by every member that
+// decrypts it: checkCommitAD). The rank names the committer only to those
+// who knew it and the parent: the members of the parent epoch.
+func commitAD(parent commitorder.EpochID, class commitorder.Class, committer commitorder.MemberID) []byte {
+	rank := commitorder.RankOf(parent, committer)
+	out := make([]byte, 0, 1+len(parent)+1+len(rank))
+	out = append(out, commitADVersion)
+	out = append(out, parent[:]...)
+	out = append(out, byte(class))
+	return append(out, rank[:]...)
+}
+
+// parseCommitAD decodes commitAD.
+func parseCommitAD(ad []byte) (parent commitorder.EpochID, class commitorder.Class, rank commitorder.Rank, ok bool) {
+	if len(ad) != 1+len(parent)+1+len(rank) || ad[0] != commitADVersion {
+		return parent, 0, rank, false
+	}
+	copy(parent[:], ad[1:])
+	class = commitorder.Class(ad[1+len(parent)])
+	copy(rank[:], ad[2+len(parent):])
+	return parent, class, rank, true
+}
+
 // parentMissing tells commitorder about a Commit whose parent state we do
-// not hold, with the class and committer as claimed by its framing
-// (commitorder uses them only to judge our own final branch).
+// not hold, with the class and committer (or its rank) as claimed by its
+// framing (commitorder uses them only to judge our own final branch).
 func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 	m, err := mls.UnmarshalMLSMessage(data)
-	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
-		return
-	}
-	c := &m.PublicMessage.Content
-	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil ||
-		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
+	if err != nil {
 		return
 	}
 	if epoch < a.floor {
@@ -252,6 +316,27 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 		// chain final, have us rejoin the losing half. The joining
 		// commit itself is among them: a Welcome's genesis does not carry
 		// it (join.go), so commitorder has no history to judge it by.
+		return
+	}
+	cid := commitorder.CommitID(sha256.Sum256(data))
+	if m.WireFormat == mls.WireFormatPrivateMessage {
+		pm := m.PrivateMessage
+		if pm.ContentType != mls.ContentTypeCommit {
+			return
+		}
+		parent, class, rank, ok := parseCommitAD(pm.AuthenticatedData)
+		if !ok {
+			return
+		}
+		a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: cid, Class: class, Rank: rank})
+		return
+	}
+	if m.WireFormat != mls.WireFormatPublicMessage {
+		return
+	}
+	c := &m.PublicMessage.Content
+	if c.ContentType != mls.ContentTypeCommit || c.Commit == nil ||
+		len(c.AuthenticatedData) != 17 || c.AuthenticatedData[0] != 1 {
 		return
 	}
 	var parent commitorder.EpochID
@@ -290,7 +375,7 @@ func (a *groupActor) parentMissing(data []byte, epoch uint64) {
 	if len(committer) == 0 {
 		return
 	}
-	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: commitorder.CommitID(sha256.Sum256(data)),
+	a.step(commitorder.ParentMissing{Parent: parent, ParentEpoch: epoch, Cid: cid,
 		Class: class, Committer: commitorder.MemberID(committer)})
 }
 
@@ -332,7 +417,7 @@ func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags
 // onCommit hands a processed Commit to commitorder and keeps the epoch it
 // produces. It reports false for a Commit that is invalid for Grove
 // (dropped, or judged invalid), which is then not logged.
-func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID, data []byte) bool {
+func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, sc *mls.StagedCommit, cid commitorder.CommitID, data, ad []byte) bool {
 	var committer []byte
 	class := classOf(sc.Proposals)
 	switch sc.Sender.Type {
@@ -369,10 +454,19 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: class,
 		Committer: commitorder.MemberID(committer), Valid: true,
 	}
+	if sc.Sender.Type == mls.SenderTypeMember && !commitADMatches(data, ad, parentEid, class, committer) {
+		// Every member Commit is a PrivateMessage whose framing tells
+		// members beyond the window its class and rank truthfully
+		// (commitAD): one that does not could win a fork for them by a
+		// false claim, or show outsiders what the group is.
+		sc.Discard()
+		a.invalidCommit(ev, rejectCommitAD)
+		return false
+	}
 	if sc.SelfRemoved && sc.Sender.Type == mls.SenderTypeMember {
 		// No next epoch to compare (we are not in it): the committer's new
 		// leaf is in the Commit's path.
-		if id, ok := pathIdentity(data); ok && !bytes.Equal(id, committer) {
+		if id := sc.PathIdentity; id != nil && !bytes.Equal(id, committer) {
 			sc.Discard()
 			a.invalidCommit(ev, rejectIdentity)
 			return false
@@ -414,6 +508,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	}
 	a.step(ev)
 	a.retryHeld(sc.Epoch)
+	a.retrySealed()
 	return true
 }
 
@@ -430,18 +525,15 @@ func (a *groupActor) invalidCommit(ev commitorder.CommitSeen, reason rejectReaso
 	a.step(ev)
 }
 
-// pathIdentity returns the credential identity of the committer's new leaf
-// in a PublicMessage Commit with a path.
-func pathIdentity(data []byte) ([]byte, bool) {
+// commitADMatches reports whether a member's Commit (data, as received)
+// is a PrivateMessage whose authenticated data is the commitAD of its
+// parent, class and committer.
+func commitADMatches(data, ad []byte, parent commitorder.EpochID, class commitorder.Class, committer []byte) bool {
 	m, err := mls.UnmarshalMLSMessage(data)
-	if err != nil || m.WireFormat != mls.WireFormatPublicMessage {
-		return nil, false
+	if err != nil || m.WireFormat != mls.WireFormatPrivateMessage {
+		return false
 	}
-	c := m.PublicMessage.Content.Commit
-	if c == nil || c.Path == nil {
-		return nil, false
-	}
-	return c.Path.LeafNode.Credential.Identity, true
+	return bytes.Equal(ad, commitAD(parent, class, commitorder.MemberID(committer)))
 }
 
 // retryHeld processes again the messages held for epoch, now that a

@@ -18,14 +18,26 @@ import (
 
 	"grove/commitorder"
 	"grove/node/api"
-	"grove/p2p"
 	"grove/store"
 )
 
+// publish sends an MLS message of no epoch we hold (a rejoin's external
+// Commit) to the group's topic: sealed under the key a member sent with
+// the GroupInfo it was made from (learnEpochKey) if we have it, else in
+// the group's envelope only. Everything else goes sealed in its epoch
+// (publishIn).
 func (a *groupActor) publish(data []byte) error {
+	if eid, ok := a.rejoinSealKey(data); ok {
+		return a.publishIn(eid, sealedMLS, data)
+	}
+	return a.publishEnvelope(a.wire.seal(data))
+}
+
+// publishEnvelope sends an envelope (envelope.go) to the group's topic.
+func (a *groupActor) publishEnvelope(env []byte) error {
 	ctx, cancel := context.WithTimeout(a.n.ctx, 5*time.Second)
 	defer cancel()
-	err := a.n.net.Publish(ctx, p2p.GroupID(a.id), data)
+	err := a.n.net.Publish(ctx, a.wire.topic, env)
 	if err != nil {
 		a.log.Debug("publish", "err", err)
 	}
@@ -211,7 +223,7 @@ func (a *groupActor) published(eid commitorder.EpochID, ct []byte, id [16]byte) 
 	// A publish our own topic check refused (the per-author rate limit
 	// during a burst) went nowhere either: every member would refuse it
 	// too, so it is kept and re-sent like one that reached nobody.
-	if err := a.publish(ct); err != nil && !alone {
+	if err := a.publishIn(eid, sealedMLS, ct); err != nil && !alone {
 		heard = false
 	}
 	a.n.metrics.messagesOut.Add(1)
@@ -277,6 +289,6 @@ func (a *groupActor) encryptAndPublishIntent(p *appPayload) error {
 	}
 	h := sha256.Sum256(ct)
 	a.n.db.AppendLog(a.id, g.Epoch(), store.MessageHash(h), ct)
-	a.publish(ct)
+	a.publishIn(eid, sealedMLS, ct)
 	return nil
 }

@@ -1,8 +1,9 @@
 // Tips and sync requests of a group's actor: sendTip publishes this
-// device's head, root and addresses every TipInterval; onTip takes a
-// member's tip (verified, fresh) to commitorder, hands its addresses to
-// the network (tipaddrs.go) and decides whether to ask that member for
-// the log; requestSync and requestSyncFrom pick whom to ask and start
+// device's head, root and addresses every TipInterval, sealed in its head
+// epoch (epochseal.go); takeTip takes a member's tip (opened by onSealed,
+// or from a sync response by onSyncedTip; verified, fresh) to
+// commitorder, hands its addresses to the network (tipaddrs.go) and
+// decides whether to ask that member for the log; requestSync and requestSyncFrom pick whom to ask and start
 // the fetches (the sync protocol itself is in sync.go), deferring a
 // request while another is in flight.
 
@@ -23,9 +24,24 @@ import (
 // a branch it does not hold.
 const deepSyncEpochs = 16
 
-func (a *groupActor) onTip(data []byte) {
+// onSyncedTip takes the tip a sync server sends after the log (serveSync):
+// not sealed, as the stream is private to us and the server, which
+// answers only members of its head epoch, the one the tip names. It is
+// how a member on another branch (whose gossiped tips we cannot open)
+// tells us which chain it holds final.
+func (a *groupActor) onSyncedTip(data []byte) {
 	t, err := unmarshalTip(data)
-	if err != nil || !bytes.Equal(t.Group, a.id) {
+	if err != nil || t.Version != tipV3 {
+		return
+	}
+	a.takeTip(t)
+}
+
+// takeTip acts on a decoded tip: verified against the signature keys of
+// the members we know, fresh, it goes to commitorder, its addresses to
+// the network, and it may start a sync.
+func (a *groupActor) takeTip(t *tip) {
+	if !bytes.Equal(t.Group, a.id) {
 		return
 	}
 	_, headG := a.head()
@@ -154,14 +170,27 @@ func (a *groupActor) sendTip() {
 	if g == nil {
 		return
 	}
+	t := a.makeTip()
+	if t == nil {
+		return
+	}
+	a.publishIn(eid, sealedTip, t.marshal())
+}
+
+// makeTip returns this device's signed tip of its head, or nil.
+func (a *groupActor) makeTip() *tip {
+	eid, g := a.head()
+	if g == nil || a.phase == phaseRemoved {
+		return nil
+	}
 	root, rootEpoch := a.co.Root()
 	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey(), Addrs: a.n.tipAddrs()}
 	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
 	if err != nil {
-		return
+		return nil
 	}
 	t.Signature = sig
-	a.publish(t.marshal())
+	return t
 }
 
 func (a *groupActor) peerConnected(p peer.ID) {

@@ -195,7 +195,7 @@ func (n *Node) newKeyPackage() (*mls.KeyPackageBundle, error) {
 	return mls.NewKeyPackage(&mls.KeyPackageParams{
 		Suite: n.cfg.CipherSuite, Credential: mls.NewBasicCredential(n.selfID), SigningKey: n.sig,
 		NotBefore: notBefore, NotAfter: now.Add(90 * 24 * time.Hour),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Capabilities: mls.Capabilities{Extensions: groveExtensions},
 		Rand:         rand.Reader,
 	})
 }
@@ -220,7 +220,8 @@ func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) 
 	pol := &policy{Admins: [][]byte{n.selfID}, RateLimit: uint8(n.cfg.CommitRate)}
 	g, err := mls.CreateGroup(&mls.CreateParams{
 		Suite: n.cfg.CipherSuite, Own: kp, Rand: rand.Reader, Now: n.cfg.Clock.Now(),
-		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}}, Config: groupConfig(),
+		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}, newGroupSecretExtension()},
+		Config:     groupConfig(),
 	})
 	if err != nil {
 		return api.Group{}, api.Errorf(api.CodeInternal, "create group: %v", err)

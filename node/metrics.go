@@ -43,15 +43,17 @@ type Metrics struct {
 func (n *Node) Metrics() Metrics {
 	n.mu.Lock()
 	groups := len(n.groups)
-	ids := make([][]byte, 0, groups)
+	topics := make([]p2p.GroupID, 0, groups)
 	for _, a := range n.groups {
-		ids = append(ids, a.id)
+		if a.wire != nil {
+			topics = append(topics, a.wire.topic)
+		}
 	}
 	n.mu.Unlock()
 	mesh := 0
 	if h, ok := n.net.(interface{ MeshPeers(p2p.GroupID) []peer.ID }); ok {
-		for _, id := range ids {
-			mesh += len(h.MeshPeers(p2p.GroupID(id)))
+		for _, t := range topics {
+			mesh += len(h.MeshPeers(t))
 		}
 	}
 	var rejected map[string]int64

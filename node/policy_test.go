@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"grove/commitorder"
 	"grove/mls"
-	"grove/p2p"
 )
 
 // TestPolicyRejectsNonAdminRemove: bob (not an admin) forges a valid MLS
@@ -24,20 +24,25 @@ func TestPolicyRejectsNonAdminRemove(t *testing.T) {
 	}
 	before := groupEpoch(t, alice, g)
 	err = a.do(ctx, func() error {
-		_, head := a.head()
+		eid, head := a.head()
 		leaf, ok := leafOf(head, carol.selfID)
 		if !ok {
 			t.Error("carol not found")
 			return nil
 		}
 		sc, err := head.Commit(&mls.CommitOptions{Proposals: []*mls.Proposal{{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}}},
-			SkipCached: true, Now: time.Now(), Rand: rand.Reader})
+			SkipCached: true, Private: true, AuthenticatedData: commitAD(eid, commitorder.ClassRemove, commitorder.MemberID(bob.selfID)),
+			Now: time.Now(), Rand: rand.Reader})
 		if err != nil {
 			return err
 		}
 		msg := sc.Message
 		sc.Discard()
-		return bob.net.Publish(context.Background(), p2p.GroupID(a.id), msg)
+		env, err := a.sealIn(eid, sealedMLS, msg)
+		if err != nil {
+			return err
+		}
+		return bob.net.Publish(context.Background(), a.wire.topic, env)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,13 +89,13 @@ func TestExternalCommitImpersonationDropped(t *testing.T) {
 	mallory, _ := s.GenerateSigningKey(rand.Reader)
 	_, commit, err := mls.JoinExternal(&mls.ExternalJoinParams{
 		GroupInfo: gi, Credential: mls.NewBasicCredential(bob.selfID), SigningKey: mallory,
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Capabilities: mls.Capabilities{Extensions: groveExtensions},
 		Resync:       true, Now: time.Now(), Rand: rand.Reader,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.do(ctx, func() error { return alice.net.Publish(ctx, p2p.GroupID(a.id), commit) }); err != nil {
+	if err := a.do(ctx, func() error { return alice.net.Publish(ctx, a.wire.topic, a.wire.seal(commit)) }); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)

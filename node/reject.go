@@ -34,11 +34,21 @@ const (
 	// rejectDuplicate: a Commit whose epoch would list two members with
 	// one identity or one peer id.
 	rejectDuplicate rejectReason = "duplicate_member"
+	// rejectEnvelope: a gossip payload not sealed with the group secret
+	// (envelope.go).
+	rejectEnvelope rejectReason = "envelope"
+	// rejectCommitAD: a member's Commit sent in the clear, or whose
+	// authenticated data misstates its parent, class or committer
+	// (commitAD).
+	rejectCommitAD rejectReason = "commit_ad"
+	// rejectUnsealed: gossip in the group's envelope but not sealed
+	// under an epoch's key, other than a rejoin's external Commit.
+	rejectUnsealed rejectReason = "unsealed"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate, rejectPolicy}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectPolicy, rejectEnvelope, rejectCommitAD, rejectUnsealed}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

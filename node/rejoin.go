@@ -136,7 +136,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	now := n.cfg.Clock.Now()
 	g, commitMsg, err := mls.JoinExternal(&mls.ExternalJoinParams{
 		GroupInfo: gi, Credential: mls.NewBasicCredential(n.selfID),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Capabilities: mls.Capabilities{Extensions: groveExtensions},
 		SigningKey:   n.sig, Resync: true, AuthenticatedData: parentAD(parent), Config: groupConfig(), Now: now, Rand: rand.Reader,
 	})
 	if err != nil {

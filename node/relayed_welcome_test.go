@@ -22,11 +22,14 @@ type welcomeLossNet struct {
 	p2p.Network
 	lose    atomic.Bool
 	dropped atomic.Int32
+	// open unwraps what alice publishes (her actor calls Publish, and
+	// open, on its own goroutine); set before lose.
+	open func(env []byte) []byte
 }
 
 func (w *welcomeLossNet) Publish(ctx context.Context, g p2p.GroupID, data []byte) error {
 	if w.lose.Load() {
-		if m, err := mls.UnmarshalMLSMessage(data); err == nil && m.WireFormat == mls.WireFormatPrivateMessage &&
+		if m, err := mls.UnmarshalMLSMessage(w.open(data)); err == nil && m.WireFormat == mls.WireFormatPrivateMessage &&
 			m.PrivateMessage.ContentType == mls.ContentTypeApplication {
 			w.dropped.Add(1)
 			return nil
@@ -70,6 +73,21 @@ func TestLostRelayedWelcomeRecoveredByRetry(t *testing.T) {
 	}
 	inv, err := bob.Invite(ctx, g)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := alice.lookup(g); err == nil {
+		wl.open = func(env []byte) []byte {
+			sealed, err := a.wire.open(env)
+			if err != nil {
+				return nil
+			}
+			_, _, kind, body, err := a.openSealed(sealed)
+			if err != nil || kind != sealedMLS {
+				return nil
+			}
+			return body
+		}
+	} else {
 		t.Fatal(err)
 	}
 	wl.lose.Store(true)

@@ -55,8 +55,8 @@ func groupConfig() mls.Config {
 }
 
 // serveSync is the server side of /grove/sync/1: the log of the group from
-// the requested epoch on, in epoch order, to peers whose credential is in
-// the group's canonical epoch. Ciphertext costs the server no forward
+// the requested epoch on, in epoch order, then the server's own tip, to
+// peers whose credential is in the group's canonical epoch. Ciphertext costs the server no forward
 // secrecy; the membership check keeps outsiders from collecting it.
 func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	frame, err := s.Recv()
@@ -76,10 +76,17 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 	}
 	var member bool
 	var head uint64
+	var ourTip []byte
 	if err := a.do(ctx, func() error {
 		member = a.phase != phaseRemoved && a.headMemberPeers()[s.RemotePeer()]
 		if _, g := a.head(); g != nil {
 			head = g.Epoch()
+		}
+		if !member {
+			return nil
+		}
+		if t := a.makeTip(); t != nil {
+			ourTip = t.marshal()
 		}
 		return nil
 	}); err != nil || !member {
@@ -91,7 +98,7 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		return
 	}
 	if req.Kind == syncGroupInfo {
-		var gi []byte
+		var gi, key []byte
 		var eid [16]byte
 		err := a.do(ctx, func() error {
 			e, g := a.head()
@@ -100,21 +107,23 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 			}
 			eid = e
 			var err error
-			gi, err = g.GroupInfo(true)
+			if gi, err = g.GroupInfo(true); err != nil {
+				return err
+			}
+			key, err = epochKeyBytes(g)
 			return err
 		})
 		if err != nil {
 			s.Reset()
 			return
 		}
-		if err := s.Send((&syncBatch{Messages: [][]byte{gi, eid[:]}}).marshal()); err != nil {
+		// The epoch's sealing key too (epochseal.go): the requester, a
+		// member of that epoch by its leaf, rejoins with an external
+		// Commit on it, which it can then seal as members seal Commits.
+		if err := s.Send((&syncBatch{Messages: [][]byte{gi, eid[:], key}}).marshal()); err != nil {
 			s.Reset()
 			return
 		}
-		s.CloseWrite()
-		return
-	}
-	if req.From > head {
 		s.CloseWrite()
 		return
 	}
@@ -130,6 +139,12 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 				return
 			}
 		}
+	}
+	// Our tip last, in the clear: the requester is a member of the
+	// epoch it names, and whether it can open our gossiped tips (it may
+	// be on another branch) it reads this one (onSyncedTip).
+	if ourTip != nil && !pages.add(ourTip) {
+		return
 	}
 	if pages.flush() {
 		s.CloseWrite()
@@ -209,14 +224,22 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 			s.Reset()
 			return
 		}
-		got += len(b.Messages)
 		msgs := b.Messages
+		for _, m := range msgs {
+			if !isTip(m) {
+				got++
+			}
+		}
 		done := make(chan struct{})
 		a.post(func() {
 			defer close(done)
 			a.beginWrites() // the whole page: made durable by the next flush (durable.go)
 			defer a.endWrites()
 			for _, m := range msgs {
+				if isTip(m) {
+					a.onSyncedTip(m)
+					continue
+				}
 				a.receive(m)
 			}
 		})
@@ -238,7 +261,8 @@ func hexOf(b []byte) string { return hex.EncodeToString(b) }
 func bytesEqual(a, b []byte) bool { return bytes.Equal(a, b) }
 
 // fetchGroupInfo asks p for a GroupInfo of its canonical epoch and that
-// epoch's id.
+// epoch's id (and hands the epoch's sealing key, when p sends it, to the
+// group's actor: learnEpochKey).
 func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi []byte, eid [16]byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
@@ -250,10 +274,13 @@ func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi 
 	if err != nil {
 		return nil, eid, err
 	}
-	if len(b.Messages) != 2 || len(b.Messages[1]) != 16 {
+	if len(b.Messages) < 2 || len(b.Messages) > 3 || len(b.Messages[1]) != 16 {
 		return nil, eid, fmt.Errorf("%w: group info response", ErrMalformed)
 	}
 	copy(eid[:], b.Messages[1])
+	if len(b.Messages) == 3 {
+		n.learnEpochKey(group, b.Messages[0], eid, b.Messages[2])
+	}
 	return b.Messages[0], eid, nil
 }
 

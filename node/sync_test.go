@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/cipher"
 	"fmt"
 	"slices"
 	"testing"
@@ -25,10 +26,13 @@ func TestTipFromMemberBehindOnOurChain(t *testing.T) {
 	ab := groupActorOf(t, bob, g)
 	var old commitorder.EpochID
 	var oldEpoch uint64
+	var oldKey cipher.AEAD
 	if err := ab.do(ctx, func() error {
 		eid, g := ab.head()
 		old, oldEpoch = eid, g.Epoch()
-		return nil
+		var err error
+		oldKey, err = epochKey(g)
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func TestTipFromMemberBehindOnOurChain(t *testing.T) {
 			return err
 		}
 		tp.Signature = sig
-		aa.onTip(tp.marshal())
+		aa.onSealed(seal(oldKey, sealedTip, tp.marshal()), "")
 		if aa.deepSync || aa.syncs > 0 || aa.syncWanted {
 			t.Errorf("a tip of our final epoch %d started a sync (deep %v, %d in flight, wanted %v)",
 				oldEpoch, aa.deepSync, aa.syncs, aa.syncWanted)

@@ -173,10 +173,15 @@ func TestTipVersions(t *testing.T) {
 	if err != nil || got.Version != tipV1 || got.Epoch != 3 {
 		t.Fatalf("v1 tip: %+v, %v", got, err)
 	}
-	v2 := &tip{Group: []byte("g"), Epoch: 3, SigKey: []byte("k"), Signature: []byte("s"), Addrs: [][]byte{{1, 2}}}
+	v2 := &tip{Version: tipV2, Group: []byte("g"), Epoch: 3, SigKey: []byte("k"), Signature: []byte("s"), Addrs: [][]byte{{1, 2}}}
 	got, err = unmarshalTip(v2.marshal())
 	if err != nil || got.Version != tipV2 || len(got.Addrs) != 1 {
 		t.Fatalf("v2 tip: %+v, %v", got, err)
+	}
+	v3 := &tip{Group: []byte("g"), Epoch: 3, SigKey: []byte("k"), Signature: []byte("s"), Addrs: [][]byte{{1, 2}}}
+	got, err = unmarshalTip(v3.marshal())
+	if err != nil || got.Version != tipV3 || len(got.Addrs) != 1 {
+		t.Fatalf("v3 tip: %+v, %v", got, err)
 	}
 	noAddrs := *v2
 	noAddrs.Addrs = nil
@@ -184,11 +189,11 @@ func TestTipVersions(t *testing.T) {
 		t.Fatal("the addresses are not signed")
 	}
 	future := v2.marshal()
-	future[len(tipPrefix)] = tipV2 + 1
+	future[len(tipPrefix)] = tipV3 + 1
 	if _, err := unmarshalTip(future); !errors.Is(err, errTipVersion) || !futureTip(future) {
 		t.Fatalf("future tip: %v", err)
 	}
-	if futureTip(v2.marshal()) || futureTip(v1.marshal()) {
+	if futureTip(v3.marshal()) || futureTip(v2.marshal()) || futureTip(v1.marshal()) {
 		t.Fatal("a known tip version taken for a future one")
 	}
 	tooMany := &tip{Group: []byte("g"), SigKey: []byte("k"), Signature: []byte("s"), Addrs: make([][]byte, maxTipAddrs+1)}

@@ -39,7 +39,7 @@ type meshReporter interface {
 // its mesh, a member of the head is connected.
 func (a *groupActor) gossipReach() bool {
 	if m, ok := a.n.net.(meshReporter); ok {
-		return len(m.MeshPeers(p2p.GroupID(a.id))) > 0
+		return len(m.MeshPeers(a.wire.topic)) > 0
 	}
 	members := a.headMemberPeers()
 	self := a.n.net.ID()

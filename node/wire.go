@@ -221,18 +221,19 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 // topic.
 //
 // Versions: 1 carries no addresses; 2 adds the sender's listen addresses
-// (signed with the rest). A node sends version 2 and accepts both. A node
-// that only knows version 1 rejects version 2 tips as malformed (its
-// decoder matched the whole 4-byte magic and rejects trailing bytes), so
-// the devices of a group upgrade together. From version 2 on, a tip of an
-// unknown later version is errTipVersion, which the gossip validator
-// ignores instead of rejecting: the next version can be rolled out
-// without old members penalising new ones.
+// (signed with the rest); 3 has the fields of 2 and travels on the topic
+// only sealed under a key of the epoch it names (epochseal.go), so that
+// only that epoch's members read it, and in the clear only at the end of
+// a sync response (serveSync), whose stream only the requester reads. A
+// node takes no plain tip from gossip (earlier versions were readable by
+// anyone on the topic; their senders are on another topic anyway, as
+// topic names now come from the group secret).
 var tipPrefix = []byte{0xff, 'G', 'T'}
 
 const (
 	tipV1 = 1
 	tipV2 = 2
+	tipV3 = 3
 )
 
 // maxTipAddrs bounds the addresses in a tip; each is at most maxAddrLen
@@ -244,20 +245,18 @@ const maxTipAddrs = 8
 var errTipVersion = fmt.Errorf("%w: unknown tip version", ErrMalformed)
 
 // tip is a member's signed heartbeat: the canonical epoch it is on and the
-// newest epoch it holds final, and (version 2) the addresses it listens
+// newest epoch it holds final, and (version 2 on) the addresses it listens
 // on. It is signed with the member's MLS signature key (SignWithLabel
-// "grove tip", RFC 9420, Section 5.1.2), which every member can verify
-// from the ratchet tree without decrypting anything, so a member that is
-// behind can still authenticate tips of a newer epoch. It reveals to topic
-// subscribers (who know the group id anyway) only epoch numbers,
-// exporter-derived epoch ids, a public key and the sender's addresses.
+// "grove tip", RFC 9420, Section 5.1.2), as the key that seals it is
+// shared by every member of the epoch. Sealed (version 3), it reveals
+// nothing to anyone who does not hold the epoch it names.
 //
 // The addresses let members that never met find each other: a member
 // that joined through an inviter knows only the inviter's address, and
 // without mDNS or a DHT it would reach the others only through the
 // inviter (group_sync.go, learnTipAddrs).
 type tip struct {
-	Version   uint8 // tipV1 or tipV2; zero encodes as tipV2
+	Version   uint8 // tipV1, tipV2 or tipV3; zero encodes as tipV3
 	Group     []byte
 	Time      uint64 // sender's clock (Unix ns): makes every heartbeat a new gossip message
 	Epoch     uint64
@@ -271,7 +270,7 @@ type tip struct {
 
 func (t *tip) version() uint8 {
 	if t.Version == 0 {
-		return tipV2
+		return tipV3
 	}
 	return t.Version
 }
@@ -309,7 +308,7 @@ func isTip(data []byte) bool { return bytes.HasPrefix(data, tipPrefix) }
 // futureTip reports whether data is a tip of a later version than this
 // node knows.
 func futureTip(data []byte) bool {
-	return isTip(data) && len(data) > len(tipPrefix) && data[len(tipPrefix)] > tipV2
+	return isTip(data) && len(data) > len(tipPrefix) && data[len(tipPrefix)] > tipV3
 }
 
 func unmarshalTip(data []byte) (*tip, error) {
@@ -318,7 +317,7 @@ func unmarshalTip(data []byte) (*tip, error) {
 	}
 	r := rbuf{b: data[len(tipPrefix):]}
 	t := &tip{Version: r.u8("version")}
-	if r.err == nil && t.Version != tipV1 && t.Version != tipV2 {
+	if r.err == nil && (t.Version < tipV1 || t.Version > tipV3) {
 		return nil, fmt.Errorf("%w %d", errTipVersion, t.Version)
 	}
 	t.Group = r.vec(maxGroupID, "group")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"grove/commitorder"
 )
 
 // Each decoder: no panic on any input, and what decodes re-encodes to the
@@ -152,6 +154,49 @@ func FuzzPendingInvite(f *testing.F) {
 			if got := p.marshal(); !bytes.Equal(got, data) {
 				t.Fatalf("re-encoding differs:\n%x\n%x", got, data)
 			}
+		}
+	})
+}
+
+// FuzzEnvelope: open never panics on hostile bytes, and what it returns
+// seals again to an envelope of the same size that opens to the same
+// payload (an envelope has one plaintext: zero padding only).
+func FuzzEnvelope(f *testing.F) {
+	k, err := newWireKeys([]byte("group"), bytes.Repeat([]byte{9}, groupSecretLen))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(k.seal([]byte("hello")))
+	f.Add(k.seal(nil))
+	f.Add(make([]byte, minEnvelope))
+	f.Add([]byte{envelopeVersion})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		body, err := k.open(data)
+		if err != nil {
+			return
+		}
+		again := k.seal(body)
+		if len(again) != len(data) {
+			t.Fatalf("payload of %d bytes: envelope %d bytes, resealed %d", len(body), len(data), len(again))
+		}
+		if got, err := k.open(again); err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("resealed: %v", err)
+		}
+	})
+}
+
+// FuzzCommitAD: parseCommitAD never panics and what it accepts is the
+// commitAD of what it returns, when the rank is a committer's.
+func FuzzCommitAD(f *testing.F) {
+	f.Add(commitAD(commitorder.EpochID{1}, commitorder.ClassAdd, "m"))
+	f.Add([]byte{2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent, class, rank, ok := parseCommitAD(data)
+		if !ok {
+			return
+		}
+		if len(data) != 1+len(parent)+1+len(rank) || data[0] != commitADVersion || commitorder.Class(data[17]) != class {
+			t.Fatalf("accepted %x", data)
 		}
 	})
 }

@@ -25,14 +25,14 @@ const (
 	ProtocolKeyPackage protocol.ID = "/grove/keypackage/1"
 )
 
-// GroupID is an MLS group id (opaque bytes, RFC 9420, Section 8.1). The
-// network never sees it in the clear: topic names and rendezvous keys are
-// hashes of it.
+// GroupID names a group to the network: opaque bytes of which topic
+// names and rendezvous keys are hashes. Grove's node passes a key derived
+// from the group secret (node/envelope.go), not the MLS group id, so that
+// neither can be computed from the group id an invite code carries.
 type GroupID []byte
 
 // TopicName is the GossipSub topic of a group: hex(SHA-256("grove topic" ||
-// group id)) + "/" + topicWireVersion. Peers that do not know the group id
-// cannot guess it.
+// g)) + "/" + topicWireVersion. Peers that do not know g cannot guess it.
 func TopicName(g GroupID) string {
 	h := sha256.New()
 	h.Write([]byte("grove topic"))
@@ -49,7 +49,9 @@ func TopicName(g GroupID) string {
 //   - 2: StrictNoSign without author or sequence number (startPubSub). A
 //     version-2 host rejects every version-1 message and a version-1 host
 //     every version-2 message: a wire break, hence the new topic names.
-const topicWireVersion = "2"
+//   - 3: payloads are node's envelopes (node/envelope.go), named after a
+//     key from the group secret rather than the group id.
+const topicWireVersion = "3"
 
 // RendezvousKey is the DHT namespace under which a group's members advertise
 // themselves: hex(SHA-256("grove rendezvous" || group id)). It is distinct

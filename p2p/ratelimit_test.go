@@ -58,7 +58,7 @@ func TestTopicAndRendezvousNames(t *testing.T) {
 	if TopicName(g) == TopicName(GroupID("other group")) {
 		t.Fatal("distinct groups share a topic")
 	}
-	if name, ok := strings.CutSuffix(TopicName(g), "/2"); !ok || len(name) != 64 {
+	if name, ok := strings.CutSuffix(TopicName(g), "/3"); !ok || len(name) != 64 {
 		t.Fatalf("topic name %q is not hex SHA-256 with the wire version", TopicName(g))
 	}
 	if RendezvousKey(g) == "grove/"+TopicName(g) {
