@@ -78,7 +78,7 @@ func Open(opts Options) (*DB, error) {
 	}
 	fs := opts.FS
 	if fs == vfs.Default {
-		if err := restrictTree(opts.Dir, opts.Logger); err != nil {
+		if err := restrictUnlocked(opts.Dir, opts.Logger); err != nil {
 			return nil, err
 		}
 		fs = privateFS{fs}

@@ -77,6 +77,24 @@ func (p privateFS) Lock(name string) (io.Closer, error) {
 
 func (p privateFS) Unwrap() vfs.FS { return p.FS }
 
+// restrictUnlocked repairs the modes under dir only while no one else has
+// the database open: a running daemon creates each file with Pebble's
+// default mode and narrows it a moment later (privateFS), so a second
+// process that walked the tree in that moment would report, and chmod, a
+// file that was never exposed. When the lock is held, Pebble's own open
+// fails next and says so.
+func restrictUnlocked(dir string, log *slog.Logger) error {
+	if _, err := os.Stat(dir); err != nil {
+		return restrictTree(dir, log)
+	}
+	lock, err := vfs.Default.Lock(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil
+	}
+	defer lock.Close()
+	return restrictTree(dir, log)
+}
+
 // restrictTree makes dir 0700 and everything under it owner-only (0700 for
 // directories, 0600 for files), logging a warning for each mode it had to
 // narrow. A missing dir is not an error: Pebble creates it.

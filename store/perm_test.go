@@ -2,8 +2,10 @@ package store
 
 import (
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,45 @@ func TestDatabaseIsOwnerOnly(t *testing.T) {
 	}
 	if n < 5 {
 		t.Fatalf("only %d entries checked", n)
+	}
+}
+
+// TestSecondOpenLeavesRunningDatabaseAlone: a file the running process has
+// just created (Pebble creates it with the default mode; privateFS narrows
+// it a moment later) is not repaired, nor warned about, by a second open
+// of the same directory, which fails on the lock instead. A second daemon
+// started by mistake printed a spurious "readable by other users" warning
+// for a fresh sstable before its "already running" error.
+func TestSecondOpenLeavesRunningDatabaseAlone(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := testOptions(vfs.Default, dir, clock)
+	db, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fresh := filepath.Join(dir, "000099.sst")
+	if err := os.WriteFile(fresh, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(fresh, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	opts.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	if second, err := Open(opts); err == nil {
+		second.Close()
+		t.Fatal("a second open of a database in use succeeded")
+	}
+	if strings.Contains(logged.String(), "readable by other users") {
+		t.Errorf("second open warned about the running database's files: %s", logged.String())
+	}
+	info, err := os.Stat(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != 0o644 {
+		t.Errorf("second open changed a file of the running database to %v", got)
 	}
 }
