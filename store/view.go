@@ -18,6 +18,19 @@ const (
 	FlagOrphanedBranch MessageFlags = 1 << 0
 	// FlagResent: the sender re-sent the message in the canonical epoch.
 	FlagResent MessageFlags = 1 << 1
+	// FlagEdited: the author edited the message; Text is the latest
+	// edit's (ReplaceText).
+	FlagEdited MessageFlags = 1 << 2
+	// FlagDeleted: the message was deleted for everyone; Text is empty
+	// and its plaintext purged (Tombstone).
+	FlagDeleted MessageFlags = 1 << 3
+
+	// contentFlags are kept by SetMessageFlags: they record what
+	// happened to the content, not how it was delivered.
+	contentFlags = FlagEdited | FlagDeleted
+	// recordHasMeta marks, in the stored flags only, a view record that
+	// ends with Meta. Never set in Message.Flags.
+	recordHasMeta MessageFlags = 1 << 31
 )
 
 // Message is a decrypted message in the local view.
@@ -29,7 +42,14 @@ type Message struct {
 	Text   string
 	Epoch  uint64
 	Flags  MessageFlags
+	// Meta is opaque data the node keeps with the message (its kind,
+	// reply target, mentions, file description), at most MaxMetaLen
+	// bytes; nil for a plain text message.
+	Meta []byte
 }
+
+// MaxMetaLen bounds Message.Meta.
+const MaxMetaLen = 16 << 10
 
 // viewRecordVersion is the encoding of view records. Version 1 (schema 1)
 // had no document number; see migrateBuildIndex.
@@ -89,6 +109,12 @@ func checkMessage(m *Message) error {
 	}
 	if len(m.Text) > MaxTextLen {
 		return invalidf("text of %d bytes exceeds %d", len(m.Text), MaxTextLen)
+	}
+	if len(m.Meta) > MaxMetaLen {
+		return invalidf("metadata of %d bytes exceeds %d", len(m.Meta), MaxMetaLen)
+	}
+	if m.Flags&recordHasMeta != 0 {
+		return invalidf("reserved message flag")
 	}
 	if m.Time.IsZero() {
 		return invalidf("message without time")
@@ -389,7 +415,7 @@ func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) er
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	for i := range ms {
-		ms[i].Flags = flags
+		ms[i].Flags = flags&^recordHasMeta | ms[i].Flags&contentFlags
 		b.Set(keys[i], encodeMessage(&ms[i], docs[i]), nil)
 	}
 	return db.commit(b)
@@ -443,12 +469,19 @@ func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 }
 
 func encodeMessage(m *Message, doc uint64) []byte {
-	e := newEncV(viewRecordVersion, len(m.Sender)+len(m.Text)+24)
+	e := newEncV(viewRecordVersion, len(m.Sender)+len(m.Text)+len(m.Meta)+24)
 	e.bytes(m.Sender)
 	e.bytes([]byte(m.Text))
 	e.uvarint(m.Epoch)
-	e.uvarint(uint64(m.Flags))
+	flags := m.Flags &^ recordHasMeta
+	if len(m.Meta) > 0 {
+		flags |= recordHasMeta
+	}
+	e.uvarint(uint64(flags))
 	e.uvarint(doc)
+	if len(m.Meta) > 0 {
+		e.bytes(m.Meta)
+	}
 	return e.b
 }
 
@@ -465,6 +498,13 @@ func decodeMessage(val []byte) (Message, uint64, error) {
 		d.fail("bad flags, sender or document number")
 	}
 	m.Flags = MessageFlags(flags)
+	if m.Flags&recordHasMeta != 0 {
+		m.Flags &^= recordHasMeta
+		m.Meta = d.bytes(MaxMetaLen)
+		if d.err == nil && len(m.Meta) == 0 {
+			d.fail("empty metadata")
+		}
+	}
 	return m, doc, d.finish()
 }
 
