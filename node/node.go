@@ -502,6 +502,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 			out.Pending = true
 		}
 	}
+	n.decorate(a, &out, m)
 	return out
 }
 
