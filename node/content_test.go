@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"grove/node/api"
+	"grove/p2p"
 	"grove/store"
 )
 
@@ -397,4 +404,145 @@ func findAPI(n *Node, group, id string) (api.Message, error) {
 		}
 	}
 	return api.Message{}, fmt.Errorf("no message %s", id)
+}
+
+func writeRandomFile(t *testing.T, size int) (string, []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	path := filepath.Join(t.TempDir(), "blob.bin")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
+// TestFileTransfer: alice sends a file; bob fetches it from alice; alice
+// goes away and carol fetches it from bob; a member serving wrong chunks
+// is caught (ErrChunkHash, nothing kept); an outsider is refused chunks.
+func TestFileTransfer(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	path, data := writeRandomFile(t, 3*fileChunkSize+1234)
+	m, err := alice.Post(ctx, api.PostRequest{Group: g, Text: "the build", File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Kind != api.KindFile || m.File == nil || m.File.Size != int64(len(data)) || m.File.Have != m.File.Size || m.File.Name != "blob.bin" {
+		t.Fatalf("posted: %+v %+v", m, m.File)
+	}
+	want := sha256.Sum256(data)
+	if m.File.Hash != hex.EncodeToString(want[:]) {
+		t.Fatalf("hash %s", m.File.Hash)
+	}
+	eventually(t, 10*time.Second, "bob and carol see the file", func() error {
+		for _, n := range []*Node{bob, carol} {
+			fs, err := n.Files(ctx, g)
+			if err != nil || len(fs) != 1 || fs[0].Have != 0 {
+				return fmt.Errorf("files %+v %v", fs, err)
+			}
+		}
+		return nil
+	})
+	out := filepath.Join(t.TempDir(), "got.bin")
+	saved, err := bob.SaveFile(ctx, api.SaveRequest{Group: g, File: m.ID[:8], Path: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) || saved.Have != saved.Size {
+		t.Fatalf("bob saved %d bytes (have %d)", len(got), saved.Have)
+	}
+
+	// A member serving garbage: caught, nothing kept.
+	a, _ := carol.lookup(g)
+	bob.net.Serve(ProtocolFile, func(ctx context.Context, s p2p.Stream) {
+		req, _ := s.Recv()
+		fr, _ := unmarshalFileRequest(req)
+		for range fr.Chunks {
+			s.Send(append([]byte{chunkOK}, bytes.Repeat([]byte{7}, 100)...))
+		}
+		s.CloseWrite()
+	})
+	cm, _ := carol.db.Message(a.id, store.MessageID(mustHex16(t, m.ID)))
+	f := fileOf(cm)
+	err = carol.fetchChunks(ctx, a, carol.chunkDir(a), f, []peer.ID{bob.net.ID()})
+	if !errors.Is(err, ErrFileIncomplete) || !errors.Is(err, ErrChunkHash) {
+		t.Fatalf("garbage chunks: %v", err)
+	}
+	if len(missingChunks(carol.chunkDir(a), f)) != len(f.Chunks) {
+		t.Fatal("a garbage chunk was kept")
+	}
+	bob.net.Serve(ProtocolFile, bob.serveFile)
+
+	// An outsider asking alice is refused.
+	eve := memNode(t, mn, "eve")
+	if err := eve.Connect(ctx, alice.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := eve.net.OpenStream(ctx, alice.net.ID(), ProtocolFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send((&fileRequest{Group: a.id, Chunks: f.Chunks[:1]}).marshal())
+	s.CloseWrite()
+	if frame, err := s.Recv(); err == nil {
+		t.Fatalf("outsider got a chunk frame of %d bytes", len(frame))
+	}
+	s.Close()
+
+	// The sender gone, carol fetches from bob, who holds the chunks.
+	alice.Close()
+	out2 := filepath.Join(t.TempDir(), "got2.bin")
+	if _, err := carol.SaveFile(ctx, api.SaveRequest{Group: g, File: m.ID, Path: out2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out2); !bytes.Equal(got, data) {
+		t.Fatal("carol's copy differs")
+	}
+}
+
+// TestDeleteDropsFile: deleting a file's message deletes its chunks and
+// its key with the message.
+func TestDeleteDropsFile(t *testing.T) {
+	n, a := soloGroup(t)
+	ctx := context.Background()
+	path, _ := writeRandomFile(t, fileChunkSize+1)
+	m, err := n.Post(ctx, api.PostRequest{Group: a.hexID, File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(n.chunkDir(a)); len(ents) != 2 {
+		t.Fatalf("%d chunk files", len(ents))
+	}
+	if _, err := n.Delete(ctx, a.hexID, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(n.chunkDir(a)); len(ents) != 0 {
+		t.Fatalf("%d chunk files left after delete", len(ents))
+	}
+	if fs, err := n.Files(ctx, a.hexID); err != nil || len(fs) != 0 {
+		t.Fatalf("files after delete: %+v %v", fs, err)
+	}
+}
+
+// TestFileTooLargeRefused: a file over 100 MiB is refused before
+// anything is read or sent.
+func TestFileTooLargeRefused(t *testing.T) {
+	_, a := soloGroup(t)
+	n := a.n
+	path := filepath.Join(t.TempDir(), "big")
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Truncate(maxFileSize + 1)
+	fh.Close()
+	if _, err := n.Post(context.Background(), api.PostRequest{Group: a.hexID, File: path}); !errors.Is(err, api.ErrInvalidArgument) {
+		t.Fatalf("oversized file: %v", err)
+	}
+	if _, err := os.Stat(n.chunkDir(a)); !os.IsNotExist(err) {
+		t.Fatalf("chunks written for a refused file: %v", err)
+	}
 }

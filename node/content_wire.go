@@ -42,7 +42,7 @@ const (
 	maxMentions  = 32
 	maxFileName  = 255
 	maxFileType  = 127
-	maxChunks    = 128
+	maxChunks    = 256
 	fileHashLen  = 32
 	fileKeyLen   = 32
 	maxChunkSize = 4 << 20

@@ -1,32 +1,551 @@
+// Files (issue 21): a post carries a file's description (name, size,
+// type, SHA-256 of the content, a fresh per-file AES-256-GCM key, and the
+// SHA-256 of each encrypted chunk) inside the MLS message; the chunks
+// themselves travel out of band over /grove/file/1, fetched on request
+// from any member that holds them, the sender first.
+//
+// Chunk i is AES-256-GCM(key, nonce = i as 12 big-endian bytes) of
+// plaintext bytes [i*ChunkSize, (i+1)*ChunkSize); the key is fresh per
+// file, so every (key, nonce) pair is used once. Chunks are named by the
+// hash of their ciphertext: a chunk from any member is checked against
+// the name the sender signed (inside the MLS message) before it is
+// kept, so a member serving garbage is caught at once. A chunk is kept as
+// a file of its own under Home/files/GROUP/, written by rename once
+// checked, so a transfer cut by a crash or a disconnect resumes with the
+// chunks still missing. Chunks are ciphertext; the key lives only in the
+// (encrypted) store, with the message, and goes with it when the message
+// is deleted.
+
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"grove/node/api"
+	"grove/p2p"
 	"grove/store"
 )
 
-// apiFile describes a file a post carries.
-func (n *Node) apiFile(a *groupActor, m store.Message, f *fileMeta) api.File {
-	return api.File{ID: hex.EncodeToString(m.ID[:]), Group: a.hexID, Name: f.Name, Size: int64(f.Size), Type: f.Type,
-		Hash: hex.EncodeToString(f.Hash[:]), Sender: a.memberName(m.Sender), Time: m.Time}
+// ProtocolFile serves encrypted file chunks to members.
+const ProtocolFile protocol.ID = "/grove/file/1"
+
+// fileChunkSize is the chunk size of the files this device sends: an
+// encrypted chunk and its status byte fit one p2p frame (1 MiB).
+const fileChunkSize = 512 << 10
+
+// Errors of file transfers.
+var (
+	// ErrChunkHash: a peer sent a chunk that is not the one named.
+	ErrChunkHash = errors.New("node: chunk does not match its hash")
+	// ErrFileIncomplete: no reachable member holds some chunks.
+	ErrFileIncomplete = errors.New("node: file incomplete")
+)
+
+const (
+	fileReqVersion = 1
+	chunkOK        = 0
+	chunkMissing   = 1
+)
+
+// fileRequest asks for chunks of a group's files.
+type fileRequest struct {
+	Group  []byte
+	Chunks [][fileHashLen]byte
+}
+
+func (r *fileRequest) marshal() []byte {
+	var w wbuf
+	w.u8(fileReqVersion)
+	w.vec(r.Group)
+	var ids []byte
+	for _, c := range r.Chunks {
+		ids = append(ids, c[:]...)
+	}
+	w.vec(ids)
+	return w.b
+}
+
+func unmarshalFileRequest(data []byte) (*fileRequest, error) {
+	r := rbuf{b: data}
+	if v := r.u8("file request version"); r.err == nil && v != fileReqVersion {
+		return nil, fmt.Errorf("%w: file request version %d", ErrMalformed, v)
+	}
+	req := &fileRequest{Group: r.vec(maxGroupID, "group")}
+	ids := r.vec(maxChunks*fileHashLen, "chunk ids")
+	if err := r.done("file request"); err != nil {
+		return nil, err
+	}
+	if len(ids)%fileHashLen != 0 || len(req.Group) == 0 {
+		return nil, fmt.Errorf("%w: file request", ErrMalformed)
+	}
+	for i := 0; i < len(ids); i += fileHashLen {
+		req.Chunks = append(req.Chunks, [fileHashLen]byte(ids[i:i+fileHashLen]))
+	}
+	return req, nil
+}
+
+func (n *Node) chunkDir(a *groupActor) string {
+	return filepath.Join(n.cfg.Home, "files", a.hexID)
+}
+
+func chunkPath(dir string, id [fileHashLen]byte) string {
+	return filepath.Join(dir, hex.EncodeToString(id[:]))
+}
+
+// chunkNonce is the GCM nonce of chunk i.
+func chunkNonce(i int) []byte {
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[4:], uint64(i))
+	return nonce[:]
+}
+
+// encryptFile reads r (size bytes) in chunks, encrypts each under a fresh
+// key, hands every encrypted chunk to put, and returns the description.
+func encryptFile(r io.Reader, size int64, put func(id [fileHashLen]byte, ct []byte) error) (*fileMeta, error) {
+	f := &fileMeta{Size: uint64(size), ChunkSize: fileChunkSize}
+	if _, err := rand.Read(f.Key[:]); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(f.Key[:])
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	whole := sha256.New()
+	buf := make([]byte, fileChunkSize)
+	var ct []byte
+	var read int64
+	for i := 0; read < size; i++ {
+		k, err := io.ReadFull(r, buf[:min(int64(fileChunkSize), size-read)])
+		if err != nil {
+			return nil, fmt.Errorf("node: read file: %w", err)
+		}
+		read += int64(k)
+		whole.Write(buf[:k])
+		ct = gcm.Seal(ct[:0], chunkNonce(i), buf[:k], nil)
+		id := sha256.Sum256(ct)
+		if err := put(id, ct); err != nil {
+			return nil, err
+		}
+		f.Chunks = append(f.Chunks, id)
+	}
+	copy(f.Hash[:], whole.Sum(nil))
+	return f, nil
+}
+
+// writeChunk stores a checked chunk (by rename, so a chunk file is whole).
+func writeChunk(dir string, id [fileHashLen]byte, ct []byte) error {
+	if sha256.Sum256(ct) != id {
+		return ErrChunkHash
+	}
+	final := chunkPath(dir, id)
+	if _, err := os.Stat(final); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("node: chunk store: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".part")
+	if err != nil {
+		return fmt.Errorf("node: chunk store: %w", err)
+	}
+	_, err = tmp.Write(ct)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), final)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("node: chunk store: %w", err)
+	}
+	return nil
 }
 
 func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, error) {
-	return api.Message{}, api.Errorf(api.CodeUnavailable, "files are not supported yet")
+	if req.Text != "" {
+		if err := api.CheckText(req.Text); err != nil {
+			return api.Message{}, err
+		}
+	}
+	a, err := n.lookup(req.Group)
+	if err != nil {
+		return api.Message{}, err
+	}
+	fh, err := os.Open(req.File)
+	if err != nil {
+		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "cannot read %s: %v", req.File, errors.Unwrap(err))
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "%s is not a regular file", req.File)
+	}
+	if st.Size() > maxFileSize {
+		return api.Message{}, api.Errorf(api.CodeInvalidArgument, "%s is %d MiB, more than the limit of %d MiB", req.File, st.Size()>>20, maxFileSize>>20)
+	}
+	head := make([]byte, 512)
+	k, _ := io.ReadFull(fh, head)
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return api.Message{}, api.Errorf(api.CodeInternal, "read %s: %v", req.File, err)
+	}
+	typ := mime.TypeByExtension(filepath.Ext(req.File))
+	if typ == "" {
+		typ = http.DetectContentType(head[:k])
+	}
+	if len(typ) > maxFileType {
+		typ = "application/octet-stream"
+	}
+	name := filepath.Base(req.File)
+	if len(name) > maxFileName {
+		name = name[:maxFileName]
+	}
+	// Encrypted off the actor (it is the slow part), into this device's
+	// chunk store: the sender is the first member others fetch from.
+	dir := n.chunkDir(a)
+	f, err := encryptFile(fh, st.Size(), func(id [fileHashLen]byte, ct []byte) error { return writeChunk(dir, id, ct) })
+	if err != nil {
+		return api.Message{}, api.Errorf(api.CodeInternal, "store file: %v", err)
+	}
+	f.Name, f.Type = strings.ToValidUTF8(name, "_"), typ
+	var out api.Message
+	err = a.do(ctx, func() error {
+		c := &content{Type: contentPost, Flags: contentVisible, Text: req.Text, Mentions: a.resolveMentions(req.Text), File: f}
+		if req.ReplyTo != "" {
+			t, err := a.findMessage(req.ReplyTo)
+			if err != nil {
+				return err
+			}
+			c.HasTarget, c.Target = true, t.ID
+		}
+		var err error
+		out, err = a.postContent(c)
+		return err
+	})
+	return out, err
+}
+
+// apiFile describes a file a post carries, with how much of it this
+// device holds.
+func (n *Node) apiFile(a *groupActor, m store.Message, f *fileMeta) api.File {
+	out := api.File{ID: hex.EncodeToString(m.ID[:]), Group: a.hexID, Name: f.Name, Size: int64(f.Size), Type: f.Type,
+		Hash: hex.EncodeToString(f.Hash[:]), Sender: a.memberName(m.Sender), Time: m.Time}
+	dir := n.chunkDir(a)
+	for i, id := range f.Chunks {
+		if _, err := os.Stat(chunkPath(dir, id)); err == nil {
+			out.Have += chunkLen(f, i)
+		}
+	}
+	return out
+}
+
+// chunkLen is the plaintext length of chunk i.
+func chunkLen(f *fileMeta, i int) int64 {
+	start := int64(i) * int64(f.ChunkSize)
+	return min(int64(f.ChunkSize), int64(f.Size)-start)
 }
 
 // dropFileChunks deletes the chunks of a deleted message's file.
-func (a *groupActor) dropFileChunks(m store.Message) {}
+func (a *groupActor) dropFileChunks(m store.Message) {
+	c, err := unmarshalContent(m.Meta)
+	if len(m.Meta) == 0 || err != nil || c.File == nil {
+		return
+	}
+	dir := a.n.chunkDir(a)
+	for _, id := range c.File.Chunks {
+		os.Remove(chunkPath(dir, id))
+	}
+}
 
 // Files implements api.Conversations.
 func (n *Node) Files(ctx context.Context, group string) ([]api.File, error) {
-	return nil, api.Errorf(api.CodeUnavailable, "files are not supported yet")
+	a, err := n.lookup(group)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := n.db.Messages(a.id, time.Time{}, 1<<30)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInternal, "read messages: %v", err)
+	}
+	var out []api.File
+	for _, m := range ms {
+		if f := fileOf(m); f != nil {
+			out = append(out, n.apiFile(a, m, f))
+		}
+	}
+	return out, nil
+}
+
+func fileOf(m store.Message) *fileMeta {
+	if len(m.Meta) == 0 || m.Flags&store.FlagDeleted != 0 {
+		return nil
+	}
+	c, err := unmarshalContent(m.Meta)
+	if err != nil || c.Type != contentPost {
+		return nil
+	}
+	return c.File
 }
 
 // SaveFile implements api.Conversations.
 func (n *Node) SaveFile(ctx context.Context, req api.SaveRequest) (api.File, error) {
-	return api.File{}, api.Errorf(api.CodeUnavailable, "files are not supported yet")
+	a, err := n.lookup(req.Group)
+	if err != nil {
+		return api.File{}, err
+	}
+	if req.Path == "" || !filepath.IsAbs(req.Path) {
+		return api.File{}, api.Errorf(api.CodeInvalidArgument, "give an absolute path to save to")
+	}
+	var (
+		m     store.Message
+		peers []peer.ID
+	)
+	err = a.do(ctx, func() error {
+		var err error
+		if m, err = a.findMessage(req.File); err != nil {
+			return err
+		}
+		if fileOf(m) == nil {
+			return api.Errorf(api.CodeNotFound, "message %s carries no file", req.File)
+		}
+		peers = a.filePeers(m.Sender)
+		return nil
+	})
+	if err != nil {
+		return api.File{}, err
+	}
+	f := fileOf(m)
+	dir := n.chunkDir(a)
+	if err := n.fetchChunks(ctx, a, dir, f, peers); err != nil {
+		if errors.Is(err, ErrFileIncomplete) {
+			return api.File{}, api.Errorf(api.CodeUnavailable, "%s: no reachable member holds all of it yet (%v); try again later", f.Name, err)
+		}
+		return api.File{}, api.Errorf(api.CodeUnavailable, "fetch %s: %v", f.Name, err)
+	}
+	if err := assembleFile(dir, f, req.Path); err != nil {
+		return api.File{}, api.Errorf(api.CodeInternal, "save %s: %v", f.Name, err)
+	}
+	out := n.apiFile(a, m, f)
+	out.Saved = req.Path
+	return out, nil
+}
+
+// filePeers lists whom to ask for a file's chunks: its sender first, then
+// the other members of the canonical epoch.
+func (a *groupActor) filePeers(sender []byte) []peer.ID {
+	var out []peer.ID
+	self := a.n.net.ID()
+	if id, err := parseIdentity(sender); err == nil && id.Peer != self {
+		out = append(out, id.Peer)
+	}
+	for p := range a.headMemberPeers() {
+		if p != self && (len(out) == 0 || p != out[0]) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// missingChunks lists the chunks of f not in dir, in order.
+func missingChunks(dir string, f *fileMeta) [][fileHashLen]byte {
+	var out [][fileHashLen]byte
+	for _, id := range f.Chunks {
+		if _, err := os.Stat(chunkPath(dir, id)); err != nil && !containsChunk(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func containsChunk(ids [][fileHashLen]byte, id [fileHashLen]byte) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchChunks gets the chunks of f that dir lacks from peers, in order,
+// each peer asked for everything still missing; a chunk is kept only once
+// its hash matches.
+func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID) error {
+	missing := missingChunks(dir, f)
+	var lastErr error
+	for _, p := range peers {
+		if len(missing) == 0 {
+			break
+		}
+		if err := n.fetchFrom(ctx, a, p, dir, f, missing); err != nil {
+			lastErr = err
+			n.log.Debug("fetch chunks", "peer", p, "err", err)
+		}
+		missing = missingChunks(dir, f)
+	}
+	if len(missing) > 0 {
+		if lastErr == nil {
+			lastErr = errors.New("no member to ask")
+		}
+		return fmt.Errorf("%w: %d of %d chunks missing: %w", ErrFileIncomplete, len(missing), len(f.Chunks), lastErr)
+	}
+	return nil
+}
+
+// fetchFrom asks one peer for chunks and keeps those it has.
+func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir string, f *fileMeta, want [][fileHashLen]byte) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := n.net.OpenStream(ctx, p, ProtocolFile)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	defer s.Close()
+	if err := s.Send((&fileRequest{Group: a.id, Chunks: want}).marshal()); err != nil {
+		s.Reset()
+		return err
+	}
+	s.CloseWrite()
+	for _, id := range want {
+		frame, err := s.Recv()
+		if err != nil {
+			return fmt.Errorf("node: receive chunk: %w", err)
+		}
+		if len(frame) == 0 || frame[0] != chunkOK {
+			continue // the peer lacks it
+		}
+		if err := writeChunk(dir, id, frame[1:]); err != nil {
+			s.Reset()
+			return err // ErrChunkHash: this peer is not trusted further
+		}
+		n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
+			Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
+	}
+	return nil
+}
+
+// assembleFile decrypts f's chunks from dir into path (through a
+// temporary file renamed into place) and checks size and hash first.
+func assembleFile(dir string, f *fileMeta, path string) error {
+	block, err := aes.NewCipher(f.Key[:])
+	if err != nil {
+		return err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".grove-save")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	whole := sha256.New()
+	var size uint64
+	var pt []byte
+	for i, id := range f.Chunks {
+		ct, err := os.ReadFile(chunkPath(dir, id))
+		if err != nil {
+			return err
+		}
+		if sha256.Sum256(ct) != id {
+			os.Remove(chunkPath(dir, id))
+			return ErrChunkHash
+		}
+		pt, err = gcm.Open(pt[:0], chunkNonce(i), ct, nil)
+		if err != nil {
+			return fmt.Errorf("node: chunk %d does not decrypt: %w", i, err)
+		}
+		if int64(len(pt)) != chunkLen(f, i) {
+			return fmt.Errorf("node: chunk %d has %d bytes, want %d", i, len(pt), chunkLen(f, i))
+		}
+		size += uint64(len(pt))
+		whole.Write(pt)
+		if _, err := tmp.Write(pt); err != nil {
+			return err
+		}
+	}
+	if size != f.Size || !bytes.Equal(whole.Sum(nil), f.Hash[:]) {
+		return errors.New("node: file does not match its hash")
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// serveFile is the server side of /grove/file/1: chunks of a group's
+// files, to peers whose credential is in the group's canonical epoch, one
+// frame per chunk asked (its status, then the chunk).
+func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
+	frame, err := s.Recv()
+	if err != nil {
+		s.Reset()
+		return
+	}
+	req, err := unmarshalFileRequest(frame)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	a, err := n.lookupServing(hexOf(req.Group))
+	if err != nil || !bytesEqual(a.id, req.Group) {
+		s.Reset()
+		return
+	}
+	var member bool
+	if err := a.do(ctx, func() error {
+		member = a.phase != phaseRemoved && a.headMemberPeers()[s.RemotePeer()]
+		return nil
+	}); err != nil || !member {
+		n.log.Info("file request refused", "peer", s.RemotePeer(), "err", errNotMember)
+		s.Reset()
+		return
+	}
+	dir := n.chunkDir(a)
+	for _, id := range req.Chunks {
+		ct, err := os.ReadFile(chunkPath(dir, id))
+		var out []byte
+		if err != nil || sha256.Sum256(ct) != id {
+			out = []byte{chunkMissing}
+		} else {
+			out = append([]byte{chunkOK}, ct...)
+		}
+		if err := s.Send(out); err != nil {
+			s.Reset()
+			return
+		}
+	}
+	s.CloseWrite()
 }

@@ -149,6 +149,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = n.cfg.Clock.Now()
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
+	n.net.Serve(ProtocolFile, n.serveFile) // files.go
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
 	// redemption), which is its consent to join that group. Serving
