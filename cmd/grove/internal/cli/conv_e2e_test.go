@@ -2,9 +2,11 @@ package cli
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,6 +52,37 @@ func (d *device) sendJSON(args ...string) api.Message {
 		d.t.Fatal(err)
 	}
 	return m
+}
+
+// randomFile writes size random bytes to a file and returns its path and
+// hex SHA-256.
+func randomFile(t *testing.T, size int) (string, string) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("f%d.bin", size))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return path, hex.EncodeToString(sum[:])
+}
+
+// saveAndCheck saves a file on d and compares the saved bytes' hash.
+func saveAndCheck(t *testing.T, d *device, id, sum string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "saved-"+id[:8])
+	var f api.File
+	if err := json.Unmarshal([]byte(d.ok("save", "ops", id, out, "--json")), &f); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum || f.Hash != sum {
+		t.Fatalf("saved file hash %x, want %s", got, sum)
+	}
 }
 
 func marker(p string) string {
@@ -108,14 +141,21 @@ func TestConversationEndToEnd(t *testing.T) {
 	if got := bob.fail("", "react", "ops", strings.Repeat("0", 32), "👍"); !strings.Contains(got, "no message") {
 		t.Errorf("reaction to an unknown id: %q", got)
 	}
+	// A 20 MiB file, fetched by bob and compared by hash.
+	big, bigSum := randomFile(t, 20<<20)
+	fileMsg := alice.sendJSON("send", "ops", "--file", big)
+	if fileMsg.File == nil || fileMsg.File.Hash != bigSum || fileMsg.File.Size != 20<<20 {
+		t.Fatalf("file post: %+v", fileMsg)
+	}
 	waitUntil(t, 30*time.Second, "bob's view equals alice's", func() bool {
 		return convView(bob.messages("ops")) == convView(alice.messages("ops"))
 	})
 	view := bob.messages("ops")
-	if len(view) != 3 || view[0].Text != "please review "+kept || !view[0].Edited || len(view[0].Reactions) != 2 ||
-		view[1].ReplyTo != first.ID || !view[2].Deleted || view[2].Text != "" {
+	if len(view) != 4 || view[0].Text != "please review "+kept || !view[0].Edited || len(view[0].Reactions) != 2 ||
+		view[1].ReplyTo != first.ID || !view[2].Deleted || view[2].Text != "" || view[3].Kind != api.KindFile {
 		t.Fatalf("bob's view:\n%s", convView(view))
 	}
+	saveAndCheck(t, bob, fileMsg.ID, bigSum)
 	if out := bob.ok("search", "reveiw"); out != "no matches\n" {
 		t.Errorf("search finds the edited-away text: %q", out)
 	}
@@ -135,12 +175,20 @@ func TestConversationEndToEnd(t *testing.T) {
 	later := alice.sendJSON("send", "ops", "meet at "+gone2)
 	alice.ok("delete", "ops", later.ID)
 	alice.ok("react", "ops", reply.ID, "👀")
+	second, secondSum := randomFile(t, 3<<20+17)
+	secondMsg := alice.sendJSON("send", "ops", "--file", second, "the second one")
 	bob.upInProcess()
 	waitUntil(t, 60*time.Second, "bob back ends with alice's view", func() bool {
 		return convView(bob.messages("ops")) == convView(alice.messages("ops"))
 	})
-	if v := bob.messages("ops"); len(v) != 4 || v[0].Text != "final: please review "+kept {
+	if v := bob.messages("ops"); len(v) != 6 || v[0].Text != "final: please review "+kept || v[5].File == nil {
 		t.Fatalf("bob's view after the gap:\n%s", convView(v))
+	}
+	saveAndCheck(t, bob, secondMsg.ID, secondSum)
+	var files []api.File
+	if err := json.Unmarshal([]byte(bob.ok("files", "ops", "--json")), &files); err != nil || len(files) != 2 ||
+		files[0].Have != files[0].Size || files[1].Have != files[1].Size {
+		t.Fatalf("bob's files: %+v %v", files, err)
 	}
 	// The disk scan: the deleted words are nowhere in bob's home once the
 	// daemon purged (it does within a few seconds of a delete); the kept
