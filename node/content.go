@@ -229,6 +229,7 @@ func (a *groupActor) applyEdit(p *appPayload, sender []byte) error {
 	if err := a.n.db.ReplaceText(a.id, sender, target, e.Text); err != nil {
 		return err
 	}
+	a.n.noteEdit()
 	a.emitUpdated([]store.Message{m})
 	return nil
 }
@@ -898,3 +899,29 @@ func (n *Node) mentionCount(hexID string) int {
 }
 
 var _ api.Conversations = (*Node)(nil)
+
+// editsBeforeOptimize is how many edits leave enough small posting blocks
+// behind (each rewrite indexes one document alone) to merge them: 10,000
+// edits unmerged made searches 3.8x slower than a fresh index of the same
+// texts; merged and compacted they are as fast (store's
+// BenchmarkSearchAfterEdits).
+const editsBeforeOptimize = 500
+
+// noteEdit counts a rewritten message and asks for a purge: the replaced
+// text must leave the disk, and the purge loop merges the index after it.
+func (n *Node) noteEdit() {
+	n.edits.Add(1)
+	n.requestPurge()
+}
+
+// optimizeAfterEdits merges the index's small blocks once enough edits
+// made them; purgeLoop calls it after each purge.
+func (n *Node) optimizeAfterEdits() {
+	if n.edits.Load() < editsBeforeOptimize {
+		return
+	}
+	n.edits.Store(0)
+	if _, err := n.db.OptimizeIndex(n.ctx); err != nil && n.ctx.Err() == nil {
+		n.log.Warn("optimise search index", "err", err)
+	}
+}

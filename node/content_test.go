@@ -467,7 +467,7 @@ func TestFileTransfer(t *testing.T) {
 	})
 	cm, _ := carol.db.Message(a.id, store.MessageID(mustHex16(t, m.ID)))
 	f := fileOf(cm)
-	err = carol.fetchChunks(ctx, a, carol.chunkDir(a), f, []peer.ID{bob.net.ID()})
+	err = carol.fetchChunks(ctx, a, carol.chunkDir(a), f, []peer.ID{bob.net.ID()}, nil)
 	if !errors.Is(err, ErrFileIncomplete) || !errors.Is(err, ErrChunkHash) {
 		t.Fatalf("garbage chunks: %v", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -171,10 +172,10 @@ func writeChunk(dir string, id [fileHashLen]byte, ct []byte) error {
 	if err != nil {
 		return fmt.Errorf("node: chunk store: %w", err)
 	}
+	// Not synced: a chunk torn by a crash fails its GCM check when the
+	// file is assembled (or served, by the receiver's hash check), is
+	// deleted then and fetched again.
 	_, err = tmp.Write(ct)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -342,14 +343,19 @@ func (n *Node) SaveFile(ctx context.Context, req api.SaveRequest) (api.File, err
 	}
 	f := fileOf(m)
 	dir := n.chunkDir(a)
-	if err := n.fetchChunks(ctx, a, dir, f, peers); err != nil {
+	for attempt := 0; ; attempt++ {
+		err := n.saveOnce(ctx, a, dir, f, peers, req.Path)
+		if err == nil {
+			break
+		}
 		if errors.Is(err, ErrFileIncomplete) {
 			return api.File{}, api.Errorf(api.CodeUnavailable, "%s: no reachable member holds all of it yet (%v); try again later", f.Name, err)
 		}
-		return api.File{}, api.Errorf(api.CodeUnavailable, "fetch %s: %v", f.Name, err)
-	}
-	if err := assembleFile(dir, f, req.Path); err != nil {
-		return api.File{}, api.Errorf(api.CodeInternal, "save %s: %v", f.Name, err)
+		if !errors.Is(err, ErrChunkHash) || attempt > 0 {
+			return api.File{}, api.Errorf(api.CodeInternal, "save %s: %v", f.Name, err)
+		}
+		// A chunk kept here was damaged (and is dropped now): fetch it
+		// again.
 	}
 	out := n.apiFile(a, m, f)
 	out.Saved = req.Path
@@ -395,14 +401,14 @@ func containsChunk(ids [][fileHashLen]byte, id [fileHashLen]byte) bool {
 // fetchChunks gets the chunks of f that dir lacks from peers, in order,
 // each peer asked for everything still missing; a chunk is kept only once
 // its hash matches.
-func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID) error {
+func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID, as *assembler) error {
 	missing := missingChunks(dir, f)
 	var lastErr error
 	for _, p := range peers {
 		if len(missing) == 0 {
 			break
 		}
-		if err := n.fetchFrom(ctx, a, p, dir, f, missing); err != nil {
+		if err := n.fetchFrom(ctx, a, p, dir, f, missing, as); err != nil {
 			lastErr = err
 			n.log.Debug("fetch chunks", "peer", p, "err", err)
 		}
@@ -418,7 +424,7 @@ func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fi
 }
 
 // fetchFrom asks one peer for chunks and keeps those it has.
-func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir string, f *fileMeta, want [][fileHashLen]byte) error {
+func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir string, f *fileMeta, want [][fileHashLen]byte, as *assembler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s, err := n.net.OpenStream(ctx, p, ProtocolFile)
@@ -445,64 +451,141 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 			s.Reset()
 			return err // ErrChunkHash: this peer is not trusted further
 		}
+		if as != nil {
+			// Decrypted and written while the next chunks arrive.
+			if err := as.take(id, frame[1:]); err != nil {
+				s.Reset()
+				return err
+			}
+		}
 		n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
 			Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
 	}
 	return nil
 }
 
-// assembleFile decrypts f's chunks from dir into path (through a
-// temporary file renamed into place) and checks size and hash first.
-func assembleFile(dir string, f *fileMeta, path string) error {
+// assembler writes a file's plaintext to a temporary file beside its
+// destination, chunk by chunk in order, as chunks become available (kept
+// here already, or just received), hashing as it goes; finish checks the
+// size and hash and renames it into place. Each chunk is authenticated by
+// GCM under the file's key, so a chunk file damaged since it was kept (a
+// crash before it reached the disk) is caught, dropped and fetched again
+// (SaveFile).
+type assembler struct {
+	f    *fileMeta
+	dir  string
+	gcm  cipher.AEAD
+	out  *os.File
+	sum  hash.Hash
+	next int
+	size uint64
+	pt   []byte
+}
+
+func newAssembler(dir string, f *fileMeta, path string) (*assembler, error) {
 	block, err := aes.NewCipher(f.Key[:])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	gcm, err := cipher.NewGCM(block)
 	if err != nil {
+		return nil, err
+	}
+	out, err := os.CreateTemp(filepath.Dir(path), ".grove-save")
+	if err != nil {
+		return nil, err
+	}
+	return &assembler{f: f, dir: dir, gcm: gcm, out: out, sum: sha256.New()}, nil
+}
+
+// take writes chunk id, just received, if it is the next one, and then
+// every following chunk already kept here.
+func (as *assembler) take(id [fileHashLen]byte, ct []byte) error {
+	if as.next >= len(as.f.Chunks) || as.f.Chunks[as.next] != id {
+		return nil // written later, from its chunk file
+	}
+	if err := as.write(ct); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".grove-save")
+	return as.catchUp()
+}
+
+// catchUp writes the following chunks that are kept here.
+func (as *assembler) catchUp() error {
+	for as.next < len(as.f.Chunks) {
+		ct, err := os.ReadFile(chunkPath(as.dir, as.f.Chunks[as.next]))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := as.write(ct); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (as *assembler) write(ct []byte) error {
+	i := as.next
+	var err error
+	as.pt, err = as.gcm.Open(as.pt[:0], chunkNonce(i), ct, nil)
+	if err != nil {
+		os.Remove(chunkPath(as.dir, as.f.Chunks[i]))
+		return fmt.Errorf("%w: chunk %d does not decrypt", ErrChunkHash, i)
+	}
+	if int64(len(as.pt)) != chunkLen(as.f, i) {
+		return fmt.Errorf("node: chunk %d has %d bytes, want %d", i, len(as.pt), chunkLen(as.f, i))
+	}
+	as.sum.Write(as.pt)
+	if _, err := as.out.Write(as.pt); err != nil {
+		return err
+	}
+	as.size += uint64(len(as.pt))
+	as.next++
+	return nil
+}
+
+// finish checks the whole file and renames it to path. Not synced, like a
+// copy with cp: the chunks stay here, so a file lost in a crash is saved
+// again in a moment.
+func (as *assembler) finish(path string) error {
+	if err := as.catchUp(); err != nil {
+		return err
+	}
+	if as.next < len(as.f.Chunks) {
+		return fmt.Errorf("%w: chunk %d missing", ErrFileIncomplete, as.next)
+	}
+	if as.size != as.f.Size || !bytes.Equal(as.sum.Sum(nil), as.f.Hash[:]) {
+		return errors.New("node: file does not match its hash")
+	}
+	if err := as.out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(as.out.Name(), path)
+}
+
+// abort drops the temporary file (after finish, it is gone already).
+func (as *assembler) abort() {
+	as.out.Close()
+	os.Remove(as.out.Name())
+}
+
+// saveOnce fetches what is missing of f and writes it to path.
+func (n *Node) saveOnce(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID, path string) error {
+	as, err := newAssembler(dir, f, path)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	whole := sha256.New()
-	var size uint64
-	var pt []byte
-	for i, id := range f.Chunks {
-		ct, err := os.ReadFile(chunkPath(dir, id))
-		if err != nil {
-			return err
-		}
-		if sha256.Sum256(ct) != id {
-			os.Remove(chunkPath(dir, id))
-			return ErrChunkHash
-		}
-		pt, err = gcm.Open(pt[:0], chunkNonce(i), ct, nil)
-		if err != nil {
-			return fmt.Errorf("node: chunk %d does not decrypt: %w", i, err)
-		}
-		if int64(len(pt)) != chunkLen(f, i) {
-			return fmt.Errorf("node: chunk %d has %d bytes, want %d", i, len(pt), chunkLen(f, i))
-		}
-		size += uint64(len(pt))
-		whole.Write(pt)
-		if _, err := tmp.Write(pt); err != nil {
-			return err
-		}
-	}
-	if size != f.Size || !bytes.Equal(whole.Sum(nil), f.Hash[:]) {
-		return errors.New("node: file does not match its hash")
-	}
-	if err := tmp.Sync(); err != nil {
+	defer as.abort()
+	if err := as.catchUp(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
+	if err := n.fetchChunks(ctx, a, dir, f, peers, as); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return as.finish(path)
 }
 
 // serveFile is the server side of /grove/file/1: chunks of a group's
@@ -535,9 +618,11 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 	}
 	dir := n.chunkDir(a)
 	for _, id := range req.Chunks {
+		// Not hashed here: the receiver checks every chunk against its
+		// name before keeping it.
 		ct, err := os.ReadFile(chunkPath(dir, id))
 		var out []byte
-		if err != nil || sha256.Sum256(ct) != id {
+		if err != nil {
 			out = []byte{chunkMissing}
 		} else {
 			out = append([]byte{chunkOK}, ct...)

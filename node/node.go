@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -74,6 +75,9 @@ type Node struct {
 	// purgeKick requests a purge of deleted data (purgeLoop); capacity 1,
 	// so requests made while one is pending coalesce.
 	purgeKick chan struct{}
+	// edits counts messages rewritten by edits since the search index
+	// was last optimised (content.go, optimizeAfterEdits).
+	edits atomic.Int64
 	closed    bool
 	metrics   metrics
 	reach     reachTotals // see reach.go
@@ -689,6 +693,7 @@ func (n *Node) purgeLoop() {
 			case <-t.C:
 			}
 		}
+		n.optimizeAfterEdits() // content.go: before the purge compacts
 		if !n.db.PurgePending() {
 			continue
 		}
