@@ -77,10 +77,10 @@ type Node struct {
 	purgeKick chan struct{}
 	// edits counts messages rewritten by edits since the search index
 	// was last optimised (content.go, optimizeAfterEdits).
-	edits atomic.Int64
-	closed    bool
-	metrics   metrics
-	reach     reachTotals // see reach.go
+	edits   atomic.Int64
+	closed  bool
+	metrics metrics
+	reach   reachTotals // see reach.go
 }
 
 // New checks cfg and returns a Node that is not yet running.
