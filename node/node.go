@@ -75,12 +75,13 @@ type Node struct {
 	// purgeKick requests a purge of deleted data (purgeLoop); capacity 1,
 	// so requests made while one is pending coalesce.
 	purgeKick chan struct{}
+	closed    bool
+	metrics   metrics
+	reach     reachTotals // see reach.go
+
 	// edits counts messages rewritten by edits since the search index
 	// was last optimised (content.go, optimizeAfterEdits).
-	edits   atomic.Int64
-	closed  bool
-	metrics metrics
-	reach   reachTotals // see reach.go
+	edits atomic.Int64
 }
 
 // New checks cfg and returns a Node that is not yet running.
