@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -544,5 +545,79 @@ func TestFileTooLargeRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(n.chunkDir(a)); !os.IsNotExist(err) {
 		t.Fatalf("chunks written for a refused file: %v", err)
+	}
+}
+
+// TestFileTransferResumes: a transfer cut half way (the serving member
+// stops after two chunks) keeps what arrived; the next save asks only for
+// the chunks still missing and ends with the right file.
+func TestFileTransferResumes(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 60*time.Second)
+	path, data := writeRandomFile(t, 5*fileChunkSize)
+	m, err := alice.Post(ctx, api.PostRequest{Group: g, File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob sees the file", func() error {
+		_, err := findAPI(bob, g, m.ID)
+		return err
+	})
+	var (
+		mu    sync.Mutex
+		asked int
+	)
+	serveSome := func(limit int) p2p.StreamHandler {
+		return func(ctx context.Context, s p2p.Stream) {
+			req, err := s.Recv()
+			if err != nil {
+				return
+			}
+			fr, _ := unmarshalFileRequest(req)
+			mu.Lock()
+			asked += len(fr.Chunks)
+			mu.Unlock()
+			a, _ := alice.lookup(g)
+			for i, id := range fr.Chunks {
+				if i == limit {
+					s.Reset() // the connection drops half way
+					return
+				}
+				ct, _ := os.ReadFile(chunkPath(alice.chunkDir(a), id))
+				s.Send(append([]byte{chunkOK}, ct...))
+			}
+			s.CloseWrite()
+		}
+	}
+	alice.net.Serve(ProtocolFile, serveSome(2))
+	out := filepath.Join(t.TempDir(), "got.bin")
+	if _, err := bob.SaveFile(ctx, api.SaveRequest{Group: g, File: m.ID, Path: out}); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("cut transfer: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatal("a partial file was saved")
+	}
+	// (The reset may drop the second chunk in flight.)
+	fs, _ := bob.Files(ctx, g)
+	if len(fs) != 1 || fs[0].Have < fileChunkSize || fs[0].Have > 2*fileChunkSize {
+		t.Fatalf("bob holds %+v after the cut", fs)
+	}
+	held := int(fs[0].Have / fileChunkSize)
+	mu.Lock()
+	asked = 0
+	mu.Unlock()
+	alice.net.Serve(ProtocolFile, serveSome(-1))
+	if _, err := bob.SaveFile(ctx, api.SaveRequest{Group: g, File: m.ID, Path: out}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 5-held {
+		t.Fatalf("resumed transfer asked for %d chunks, want the %d missing", asked, 5-held)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("resumed file differs")
 	}
 }
