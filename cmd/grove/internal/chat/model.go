@@ -435,7 +435,7 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 	g := m.group(ev.Group)
 	name := m.groupName(ev.Group)
 	switch ev.Kind {
-	case api.EventMessage:
+	case api.EventMessage, api.EventMessageUpdated:
 		if ev.Message == nil {
 			return m, nil
 		}
@@ -518,6 +518,8 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		}
 	case api.EventGroupJoined:
 		return m, m.refreshGroups("")
+	case api.EventTyping:
+		m.typing(ev) // conv.go
 	case api.EventPeers, api.EventReach:
 		svc, ctx := m.svc, m.ctx
 		// Groups too: their reachability follows the peers.
@@ -643,6 +645,9 @@ func (m Model) command(line string) (tea.Model, tea.Cmd) {
 			gs, err := svc.Groups(ctx)
 			return groupsMsg{groups: gs, sel: g.ID, err: err}
 		}
+	}
+	if mm, cmd, ok := m.convCommand(name, arg); ok { // conv.go
+		return mm, cmd
 	}
 	m.setNotice("unknown command "+name+" (/help lists them)", true)
 	return m, nil
@@ -940,6 +945,9 @@ func (m *Model) showHelp() {
 		"/members       fingerprints     /remove NAME  remove one",
 		"/rotate        update your keys /leave        leave group",
 		"/search QUERY  search; Enter jumps to the selected hit",
+		"/reply TEXT    reply to newest  /react EMOJI  react",
+		"/edit TEXT     edit your newest /delete       delete it",
+		"/file PATH     send a file      /save PATH    save file",
 		"/help /quit    this help; quit (or Ctrl-C)",
 		"",
 		"Tab Shift-Tab  next, previous group",
