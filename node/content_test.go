@@ -621,3 +621,87 @@ func TestFileTransferResumes(t *testing.T) {
 		t.Fatal("resumed file differs")
 	}
 }
+
+// TestUnsupportedTypingReceipts: a content type this device does not know
+// is shown as unsupported when its sender marked it visible and ignored
+// otherwise; a typing indicator reaches the other member as an event and
+// is neither logged nor shown on either side; read receipts are sent on
+// MarkRead unless this device opted out.
+func TestUnsupportedTypingReceipts(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 60*time.Second)
+	ab, _ := bob.lookup(g)
+
+	future := contentPayload(time.Now(), &content{Type: 77, Flags: contentVisible, Body: []byte("a poll, say")})
+	silent := contentPayload(time.Now(), &content{Type: 78, Body: []byte("a control signal")})
+	deliverContent(t, ab, alice.selfID, future, silent)
+	if m, err := findAPI(bob, g, hex.EncodeToString(future.ID[:])); err != nil || m.Kind != api.KindUnsupported || m.Text != "" {
+		t.Fatalf("unknown visible type: %+v %v", m, err)
+	}
+	if _, err := findAPI(bob, g, hex.EncodeToString(silent.ID[:])); err == nil {
+		t.Fatal("unknown silent type shown")
+	}
+
+	logCount := func(n *Node) int {
+		a, _ := n.lookup(g)
+		es, err := n.db.LogSince(a.id, 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	events, err := bob.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beforeA, beforeB := logCount(alice), logCount(bob)
+	if err := alice.Typing(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	for ev := range events {
+		if ev.Kind == api.EventTyping {
+			if ev.Member == nil || ev.Member.Name != "alice" {
+				t.Fatalf("typing event %+v", ev)
+			}
+			break
+		}
+	}
+	if a, b := logCount(alice), logCount(bob); a != beforeA || b != beforeB {
+		t.Fatalf("typing logged: alice %d->%d, bob %d->%d", beforeA, a, beforeB, b)
+	}
+
+	// Receipts: bob opts out; alice does not.
+	if err := bob.SetReceipts(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	am, err := alice.Send(ctx, g, "read me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := bob.Send(ctx, g, "and me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both messages everywhere", func() error {
+		return errors.Join(hasTexts(alice, g, "read me", "and me"), hasTexts(bob, g, "read me", "and me"))
+	})
+	if err := bob.MarkRead(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.MarkRead(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob sees alice read his message", func() error {
+		m, err := findAPI(bob, g, bm.ID)
+		if err != nil || len(m.SeenBy) != 1 {
+			return fmt.Errorf("bob's message %+v %v", m, err)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // bob's receipt, were it sent, would be here by now
+	if m, err := findAPI(alice, g, am.ID); err != nil || len(m.SeenBy) != 0 {
+		t.Fatalf("bob opted out but alice's message shows %+v %v", m.SeenBy, err)
+	}
+}

@@ -634,3 +634,10 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 	}
 	s.CloseWrite()
 }
+
+// dropGroupFiles deletes the chunks of a group this device left.
+func (n *Node) dropGroupFiles(a *groupActor) {
+	if err := os.RemoveAll(n.chunkDir(a)); err != nil {
+		n.log.Warn("delete file chunks", "err", err)
+	}
+}

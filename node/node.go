@@ -650,11 +650,13 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 	delete(n.unread, a.hexID)
 	delete(n.unreadDirty, a.hexID)
 	n.mu.Unlock()
-	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID))
+	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID),
+		mentionsSetting(a.hexID))
 	n.unreadIO.Unlock()
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
 	}
+	n.dropGroupFiles(a) // files.go
 	n.requestPurge()
 	return nil
 }
