@@ -925,3 +925,23 @@ func (n *Node) optimizeAfterEdits() {
 		n.log.Warn("optimise search index", "err", err)
 	}
 }
+
+// resendPlaintext rebuilds the payload of an own message of the view for
+// sending it again (after a cut or a rejoin, once its outbox entry is
+// gone): a post keeps its reply target, mentions and file; a deleted
+// message is not sent again (nil).
+func resendPlaintext(m store.Message) []byte {
+	if m.Flags&store.FlagDeleted != 0 {
+		return nil
+	}
+	p := &appPayload{ID: m.ID, Kind: kindText, Time: m.Time, Text: m.Text}
+	if len(m.Meta) > 0 {
+		c, err := unmarshalContent(m.Meta)
+		if err != nil {
+			return nil
+		}
+		c.Text = m.Text
+		p.Kind, p.Text, p.Content = kindContent, "", c
+	}
+	return p.marshal()
+}

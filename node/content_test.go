@@ -705,3 +705,22 @@ func TestUnsupportedTypingReceipts(t *testing.T) {
 		t.Fatalf("bob opted out but alice's message shows %+v %v", m.SeenBy, err)
 	}
 }
+
+func TestResendPlaintext(t *testing.T) {
+	at := time.Unix(100, 0).UTC()
+	plain := store.Message{ID: store.MessageID{1}, Time: at, Text: "hello"}
+	p, err := unmarshalPayload(resendPlaintext(plain))
+	if err != nil || p.Kind != kindText || p.Text != "hello" || p.ID != [16]byte{1} {
+		t.Fatalf("text: %+v %v", p, err)
+	}
+	post := store.Message{ID: store.MessageID{2}, Time: at, Text: "re (edited)", Flags: store.FlagEdited,
+		Meta: postMeta(&content{Type: contentPost, Flags: contentVisible, HasTarget: true, Target: [16]byte{1}})}
+	p, err = unmarshalPayload(resendPlaintext(post))
+	if err != nil || p.Kind != kindContent || p.Content.Text != "re (edited)" || !p.Content.HasTarget || p.Content.Target != [16]byte{1} {
+		t.Fatalf("post: %+v %v", p, err)
+	}
+	gone := store.Message{ID: store.MessageID{3}, Time: at, Flags: store.FlagDeleted, Meta: tombstoneMeta}
+	if resendPlaintext(gone) != nil {
+		t.Fatal("a deleted message would be sent again")
+	}
+}
