@@ -724,3 +724,101 @@ func TestResendPlaintext(t *testing.T) {
 		t.Fatal("a deleted message would be sent again")
 	}
 }
+
+// convSummary is what members must agree on about a group's messages.
+func convSummary(t *testing.T, n *Node, g string) string {
+	t.Helper()
+	ms, err := n.Log(context.Background(), g, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%s %s %q edited=%v deleted=%v %v\n", m.ID, m.Sender, m.Text, m.Edited, m.Deleted, reactionSummary(m.Reactions))
+	}
+	return b.String()
+}
+
+// TestContentAcrossForkAndHeal: edits, deletes and reactions made on both
+// sides of a partition whose commits fork (the losing side's epoch is
+// orphaned and its outbox re-sent) end, after the heal, in one view on
+// every member, each applied once.
+func TestContentAcrossForkAndHeal(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 60*time.Second)
+	keep, err := alice.Send(ctx, g, "draft one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop, err := alice.Send(ctx, g, "remove me later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "everyone has both", func() error {
+		return errors.Join(hasTexts(bob, g, "draft one", "remove me later"), hasTexts(carol, g, "draft one", "remove me later"))
+	})
+	am := alice.net.(*p2p.MemNode)
+	am.Disconnect(bob.PeerID())
+	am.Disconnect(carol.PeerID())
+	e0 := groupEpoch(t, alice, g)
+	if err := alice.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Rotate(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "both sides committed", func() error {
+		for _, n := range ns {
+			if groupEpoch(t, n, g) <= e0 {
+				return fmt.Errorf("%s has not moved", n.self.Name)
+			}
+		}
+		return nil
+	})
+	if _, err := alice.Edit(ctx, g, keep.ID, "draft two"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Delete(ctx, g, drop.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.React(ctx, api.ReactRequest{Group: g, ID: keep.ID, Emoji: "👍"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.React(ctx, api.ReactRequest{Group: g, ID: keep.ID, Emoji: "👍"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // past finality age on each side
+	for _, p := range []*Node{bob, carol} {
+		if err := alice.Connect(ctx, p.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "one view after the heal", func() error {
+		if err := sameEpoch(ns, g); err != nil {
+			return err
+		}
+		want := convSummary(t, alice, g)
+		for _, n := range ns[1:] {
+			if got := convSummary(t, n, g); got != want {
+				return fmt.Errorf("%s:\n%s\nalice:\n%s", n.self.Name, got, want)
+			}
+		}
+		m, err := findAPI(bob, g, keep.ID)
+		if err != nil || m.Text != "draft two" || !m.Edited || len(m.Reactions) != 1 || m.Reactions[0].Count != 2 {
+			return fmt.Errorf("kept message at bob: %+v %v", m, err)
+		}
+		if d, err := findAPI(carol, g, drop.ID); err != nil || !d.Deleted {
+			return fmt.Errorf("deleted message at carol: %+v %v", d, err)
+		}
+		return nil
+	})
+	forks := int64(0)
+	for _, n := range ns {
+		forks += n.Metrics().Forks
+	}
+	if forks == 0 {
+		t.Fatal("no fork was resolved: the partition did not produce sibling commits")
+	}
+}
