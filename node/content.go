@@ -137,13 +137,14 @@ func (a *groupActor) receivePost(p *appPayload, sender []byte, epoch uint64, fla
 	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: sender, Text: p.Text, Epoch: epoch, Flags: flags}
 	if p.Kind == kindContent {
 		sm.Text, sm.Meta = p.Content.Text, postMeta(p.Content)
+		sm.Extra = searchExtra(p.Content)
 	}
 	ops, err := a.n.db.Ops(a.id, sm.ID)
 	if err != nil {
 		a.log.Warn("read operations", "err", err)
 	}
 	if deleteAllowed(ops, sender) {
-		sm.Text, sm.Meta, sm.Flags = "", tombstoneMeta, sm.Flags|store.FlagDeleted
+		sm.Text, sm.Meta, sm.Extra, sm.Flags = "", tombstoneMeta, "", sm.Flags|store.FlagDeleted
 		// Its edits were dropped on arrival (applyEdit), but a reaction
 		// may have come before the delete.
 		if err := a.n.db.DeleteOps(a.id, sm.ID, opEdit, opReact); err != nil {
@@ -699,7 +700,7 @@ func (a *groupActor) postContent(c *content) (api.Message, error) {
 	}
 	p := &appPayload{Kind: kindContent, Time: a.n.cfg.Clock.Now().UTC(), Content: c}
 	rand.Read(p.ID[:])
-	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: a.n.selfID, Text: c.Text, Meta: postMeta(c)}
+	sm := store.Message{Group: a.id, ID: store.MessageID(p.ID), Time: p.Time, Sender: a.n.selfID, Text: c.Text, Meta: postMeta(c), Extra: searchExtra(c)}
 	pending, err := a.sendPayload(p, &sm)
 	if err != nil {
 		return api.Message{}, err
@@ -944,4 +945,13 @@ func resendPlaintext(m store.Message) []byte {
 		p.Kind, p.Text, p.Content = kindContent, "", c
 	}
 	return p.marshal()
+}
+
+// searchExtra is what search finds of a post besides its text: its
+// file's name.
+func searchExtra(c *content) string {
+	if c == nil || c.File == nil || len(c.File.Name) > store.MaxExtraLen {
+		return ""
+	}
+	return c.File.Name
 }

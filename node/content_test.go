@@ -447,6 +447,14 @@ func TestFileTransfer(t *testing.T) {
 		}
 		return nil
 	})
+	eventually(t, 10*time.Second, "search finds the file by its name", func() error {
+		for _, n := range []*Node{alice, bob} {
+			if res, err := n.Search(ctx, api.SearchRequest{Query: "blob", Group: g}); err != nil || len(res.Hits) != 1 {
+				return fmt.Errorf("search by file name on %s: %+v %v", n.self.Name, res, err)
+			}
+		}
+		return nil
+	})
 	out := filepath.Join(t.TempDir(), "got.bin")
 	saved, err := bob.SaveFile(ctx, api.SaveRequest{Group: g, File: m.ID[:8], Path: out})
 	if err != nil {

@@ -229,7 +229,7 @@ func (db *DB) Tombstone(group, sender []byte, id MessageID, meta []byte, purgeKi
 		return invalidf("metadata of %d bytes exceeds %d", len(meta), MaxMetaLen)
 	}
 	return db.rewrite(group, sender, id, func(m *Message, b *pebble.Batch) error {
-		m.Text, m.Meta = "", slices.Clone(meta)
+		m.Text, m.Meta, m.Extra = "", slices.Clone(meta), ""
 		m.Flags = m.Flags&^FlagEdited | FlagDeleted
 		if len(purgeKinds) > 0 {
 			if err := db.deleteOpsInto(b, group, id, purgeKinds); err != nil {

@@ -136,3 +136,38 @@ func TestOpsAndTombstone(t *testing.T) {
 		t.Fatalf("ops after group deletion: %v, %v", ops, err)
 	}
 }
+
+// TestExtraTextSearchable: a message's extra text (a file's name) is
+// searchable, survives a reopen and an edit, and goes with a delete.
+func TestExtraTextSearchable(t *testing.T) {
+	db, fs, clock := openMem(t)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := msg(g1, 1, at, "alice", "the slides")
+	m.Meta, m.Extra = []byte{1}, "quarterly-report.pdf"
+	if _, err := db.AddMessage(m); err != nil {
+		t.Fatal(err)
+	}
+	db = reopen(t, db, fs, clock)
+	if ids := searchIDs(t, db, "quarterly"); len(ids) != 1 {
+		t.Fatalf("file name not found: %v", ids)
+	}
+	if err := db.ReplaceText(g1, []byte("alice"), mid(1), "the final slides"); err != nil {
+		t.Fatal(err)
+	}
+	if ids := searchIDs(t, db, "quarterly final"); len(ids) != 1 {
+		t.Fatalf("after edit: %v", ids)
+	}
+	got, _ := db.MessageFrom(g1, []byte("alice"), mid(1))
+	if got.Extra != "quarterly-report.pdf" || got.Text != "the final slides" {
+		t.Fatalf("record: %+v", got)
+	}
+	if err := db.Tombstone(g1, []byte("alice"), mid(1), []byte{1}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ids := searchIDs(t, db, "quarterly"); len(ids) != 0 {
+		t.Fatalf("deleted file name found: %v", ids)
+	}
+	if got, _ := db.MessageFrom(g1, []byte("alice"), mid(1)); got.Extra != "" {
+		t.Fatalf("extra kept after delete: %q", got.Extra)
+	}
+}

@@ -31,6 +31,8 @@ const (
 	// recordHasMeta marks, in the stored flags only, a view record that
 	// ends with Meta. Never set in Message.Flags.
 	recordHasMeta MessageFlags = 1 << 31
+	// recordHasExtra marks a view record that ends with Extra.
+	recordHasExtra MessageFlags = 1 << 30
 )
 
 // Message is a decrypted message in the local view.
@@ -46,6 +48,20 @@ type Message struct {
 	// reply target, mentions, file description), at most MaxMetaLen
 	// bytes; nil for a plain text message.
 	Meta []byte
+	// Extra is more searchable text that is not the message's text (a
+	// file's name), at most MaxExtraLen bytes.
+	Extra string
+}
+
+// MaxExtraLen bounds Message.Extra.
+const MaxExtraLen = 1 << 10
+
+// indexText is what the search index holds of a message.
+func (m *Message) indexText() string {
+	if m.Extra == "" {
+		return m.Text
+	}
+	return m.Text + "\n" + m.Extra
 }
 
 // MaxMetaLen bounds Message.Meta.
@@ -113,7 +129,10 @@ func checkMessage(m *Message) error {
 	if len(m.Meta) > MaxMetaLen {
 		return invalidf("metadata of %d bytes exceeds %d", len(m.Meta), MaxMetaLen)
 	}
-	if m.Flags&recordHasMeta != 0 {
+	if len(m.Extra) > MaxExtraLen {
+		return invalidf("extra text of %d bytes exceeds %d", len(m.Extra), MaxExtraLen)
+	}
+	if m.Flags&(recordHasMeta|recordHasExtra) != 0 {
 		return invalidf("reserved message flag")
 	}
 	if m.Time.IsZero() {
@@ -415,7 +434,7 @@ func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) er
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	for i := range ms {
-		ms[i].Flags = flags&^recordHasMeta | ms[i].Flags&contentFlags
+		ms[i].Flags = flags&^(recordHasMeta|recordHasExtra) | ms[i].Flags&contentFlags
 		b.Set(keys[i], encodeMessage(&ms[i], docs[i]), nil)
 	}
 	return db.commit(b)
@@ -473,14 +492,20 @@ func encodeMessage(m *Message, doc uint64) []byte {
 	e.bytes(m.Sender)
 	e.bytes([]byte(m.Text))
 	e.uvarint(m.Epoch)
-	flags := m.Flags &^ recordHasMeta
+	flags := m.Flags &^ (recordHasMeta | recordHasExtra)
 	if len(m.Meta) > 0 {
 		flags |= recordHasMeta
+	}
+	if m.Extra != "" {
+		flags |= recordHasExtra
 	}
 	e.uvarint(uint64(flags))
 	e.uvarint(doc)
 	if len(m.Meta) > 0 {
 		e.bytes(m.Meta)
+	}
+	if m.Extra != "" {
+		e.bytes([]byte(m.Extra))
 	}
 	return e.b
 }
@@ -499,12 +524,18 @@ func decodeMessage(val []byte) (Message, uint64, error) {
 	}
 	m.Flags = MessageFlags(flags)
 	if m.Flags&recordHasMeta != 0 {
-		m.Flags &^= recordHasMeta
 		m.Meta = d.bytes(MaxMetaLen)
 		if d.err == nil && len(m.Meta) == 0 {
 			d.fail("empty metadata")
 		}
 	}
+	if m.Flags&recordHasExtra != 0 {
+		m.Extra = string(d.bytes(MaxExtraLen))
+		if d.err == nil && m.Extra == "" {
+			d.fail("empty extra text")
+		}
+	}
+	m.Flags &^= recordHasMeta | recordHasExtra
 	return m, doc, d.finish()
 }
 
