@@ -249,6 +249,12 @@ func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, 
 		out, err = a.postContent(c)
 		return err
 	})
+	if err != nil {
+		// Not sent: its chunks would be kept for nothing.
+		for _, id := range f.Chunks {
+			os.Remove(chunkPath(dir, id))
+		}
+	}
 	return out, err
 }
 
@@ -633,6 +639,9 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 		}
 	}
 	s.CloseWrite()
+	// Progress on the sending side: chunks served, per request.
+	n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
+		Detail: fmt.Sprintf("sent %d chunks to %s", len(req.Chunks), s.RemotePeer())})
 }
 
 // dropGroupFiles deletes the chunks of a group this device left.
