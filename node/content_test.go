@@ -830,3 +830,17 @@ func TestContentAcrossForkAndHeal(t *testing.T) {
 		t.Fatal("no fork was resolved: the partition did not produce sibling commits")
 	}
 }
+
+func FuzzFileRequest(f *testing.F) {
+	f.Add((&fileRequest{Group: []byte("g"), Chunks: make([][fileHashLen]byte, 2)}).marshal())
+	f.Add([]byte{1, 1, 'g', 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := unmarshalFileRequest(data)
+		if err != nil {
+			return
+		}
+		if got := r.marshal(); !bytes.Equal(got, data) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", got, data)
+		}
+	})
+}
