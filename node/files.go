@@ -36,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -161,29 +162,28 @@ func writeChunk(dir string, id [fileHashLen]byte, ct []byte) error {
 	if sha256.Sum256(ct) != id {
 		return ErrChunkHash
 	}
-	final := chunkPath(dir, id)
-	if _, err := os.Stat(final); err == nil {
-		return nil
+	// Written in place, neither synced nor renamed (metadata operations
+	// are what a busy disk makes slow): a chunk torn by a crash fails GCM
+	// when the file is assembled (and the receiver's hash check when it
+	// is served), is deleted then and fetched again.
+	fh, err := os.OpenFile(chunkPath(dir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			fh, err = os.OpenFile(chunkPath(dir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("node: chunk store: %w", err)
+	if errors.Is(err, os.ErrExist) {
+		return nil // kept already
 	}
-	tmp, err := os.CreateTemp(dir, ".part")
 	if err != nil {
 		return fmt.Errorf("node: chunk store: %w", err)
 	}
-	// Not synced: a chunk torn by a crash fails its GCM check when the
-	// file is assembled (or served, by the receiver's hash check), is
-	// deleted then and fetched again.
-	_, err = tmp.Write(ct)
-	if cerr := tmp.Close(); err == nil {
+	_, err = fh.Write(ct)
+	if cerr := fh.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), final)
-	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(chunkPath(dir, id))
 		return fmt.Errorf("node: chunk store: %w", err)
 	}
 	return nil
@@ -445,29 +445,83 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 		return err
 	}
 	s.CloseWrite()
-	for _, id := range want {
-		frame, err := s.Recv()
-		if err != nil {
-			return fmt.Errorf("node: receive chunk: %w", err)
+	// Three stages on their own goroutines, so that receiving, checking
+	// and keeping a chunk, and decrypting and writing the file overlap:
+	// the reader below, this loop (hash check, chunk file), and the
+	// assembler's writer. Both goroutines end before fetchFrom returns
+	// (the stream reset ends the reader; closing kept ends the writer).
+	if as != nil {
+		as.incoming = map[[fileHashLen]byte]bool{}
+		for _, id := range want {
+			as.incoming[id] = true
 		}
-		if len(frame) == 0 || frame[0] != chunkOK {
-			continue // the peer lacks it
-		}
-		if err := writeChunk(dir, id, frame[1:]); err != nil {
-			s.Reset()
-			return err // ErrChunkHash: this peer is not trusted further
-		}
-		if as != nil {
-			// Decrypted and written while the next chunks arrive.
-			if err := as.take(id, frame[1:]); err != nil {
-				s.Reset()
-				return err
+		// What this peer did not send stays missing; a later peer's
+		// fetch sets its own.
+		defer func() { as.incoming = nil }()
+	}
+	frames := make(chan []byte, 8)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(frames)
+		for range want {
+			frame, err := s.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case frames <- frame:
+			case <-ctx.Done():
+				return
 			}
 		}
-		n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
-			Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
+	})
+	type keptChunk struct {
+		id [fileHashLen]byte
+		ct []byte
 	}
-	return nil
+	kept := make(chan keptChunk, 8)
+	var writeErr error
+	wg.Go(func() {
+		for k := range kept {
+			if writeErr != nil || as == nil {
+				continue
+			}
+			if writeErr = as.take(k.id, k.ct); writeErr != nil {
+				cancel() // stops the reader and this transfer
+			}
+		}
+	})
+	err = func() error {
+		defer close(kept)
+		for _, id := range want {
+			frame, ok := <-frames
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("node: receive chunk: stream ended after %s", hex.EncodeToString(id[:4]))
+			}
+			if len(frame) == 0 || frame[0] != chunkOK {
+				continue // the peer lacks it
+			}
+			if err := writeChunk(dir, id, frame[1:]); err != nil {
+				return err // ErrChunkHash: this peer is not trusted further
+			}
+			kept <- keptChunk{id, frame[1:]}
+			n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
+				Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
+		}
+		return nil
+	}()
+	if err != nil {
+		s.Reset()
+	}
+	cancel()
+	wg.Wait()
+	if writeErr != nil {
+		return writeErr
+	}
+	return err
 }
 
 // assembler writes a file's plaintext to a temporary file beside its
@@ -486,6 +540,10 @@ type assembler struct {
 	next int
 	size uint64
 	pt   []byte
+	// incoming are the chunks a fetch in progress is writing: catchUp
+	// must not read their files (written in place, perhaps half), they
+	// come through take.
+	incoming map[[fileHashLen]byte]bool
 }
 
 func newAssembler(dir string, f *fileMeta, path string) (*assembler, error) {
@@ -507,6 +565,7 @@ func newAssembler(dir string, f *fileMeta, path string) (*assembler, error) {
 // take writes chunk id, just received, if it is the next one, and then
 // every following chunk already kept here.
 func (as *assembler) take(id [fileHashLen]byte, ct []byte) error {
+	delete(as.incoming, id)
 	if as.next >= len(as.f.Chunks) || as.f.Chunks[as.next] != id {
 		return nil // written later, from its chunk file
 	}
@@ -519,6 +578,9 @@ func (as *assembler) take(id [fileHashLen]byte, ct []byte) error {
 // catchUp writes the following chunks that are kept here.
 func (as *assembler) catchUp() error {
 	for as.next < len(as.f.Chunks) {
+		if as.incoming[as.f.Chunks[as.next]] {
+			return nil
+		}
 		ct, err := os.ReadFile(chunkPath(as.dir, as.f.Chunks[as.next]))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
