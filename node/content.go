@@ -44,7 +44,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/store"
@@ -93,7 +92,7 @@ func (a *groupActor) onContent(p *appPayload, sender []byte, g *mls.Group) bool 
 	case contentEdit:
 		err = a.applyEdit(p, sender)
 	case contentDelete:
-		err = a.applyDelete(p, sender, slices.Contains(adminIDs(g), commitorder.MemberID(sender)))
+		err = a.applyDelete(p, sender, adminIn(g, sender))
 	case contentReceipt:
 		err = a.applyReceipt(p, sender)
 	case contentTyping:
@@ -954,4 +953,13 @@ func searchExtra(c *content) string {
 		return ""
 	}
 	return c.File.Name
+}
+
+// adminIn reports whether identity is an admin in epoch g, by the rule
+// isAdmin applies to this device (a group without an admin list lets
+// every member administer it), so that a delete this device allows
+// itself is one every member applies.
+func adminIn(g *mls.Group, identity []byte) bool {
+	admins := groupPolicy(g).Admins
+	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, identity) })
 }
