@@ -127,7 +127,10 @@ func (a *groupActor) resendAfterCut() {
 			withheld++
 			continue
 		}
-		plain := (&appPayload{ID: m.ID, Kind: kindText, Time: m.Time, Text: m.Text}).marshal()
+		plain := resendPlaintext(m) // content.go
+		if plain == nil {
+			continue // deleted: nothing of it is sent again
+		}
 		// Back in the outbox first: a crash or a fork from here on must
 		// still re-send it.
 		if err := a.n.db.PutOutbox(store.OutboxEntry{Group: a.id, ID: m.ID, State: store.OutboxPending,

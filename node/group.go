@@ -461,7 +461,7 @@ func (a *groupActor) head() (commitorder.EpochID, *mls.Group) {
 }
 
 func (a *groupActor) info() api.Group {
-	g := api.Group{ID: a.hexID, Name: a.name, State: api.GroupActive, Unread: a.n.unreadCount(a.hexID)}
+	g := api.Group{ID: a.hexID, Name: a.name, State: api.GroupActive, Unread: a.n.unreadCount(a.hexID), Mentions: a.n.mentionCount(a.hexID)}
 	eid, hg := a.head()
 	if hg != nil && a.phase != phaseRemoved {
 		g.Epoch, g.EpochID, g.Members, g.Admin = hg.Epoch(), hex.EncodeToString(eid[:]), len(hg.Members()), a.isAdmin()

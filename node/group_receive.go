@@ -204,7 +204,9 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 		switch pm.Kind {
 		case mls.KindApplication:
 			a.dirty[eid] = true
-			a.onApplication(eid, g, pm)
+			if !a.onApplication(eid, g, pm) {
+				return // ephemeral (typing): never logged, so never served again
+			}
 		case mls.KindCommit:
 			// Decrypting it consumed a handshake key of the epoch.
 			a.dirty[eid] = true
@@ -386,25 +388,31 @@ func (a *groupActor) markSeen(h [32]byte) {
 	a.seen[h] = struct{}{}
 }
 
-func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *mls.ProcessedMessage) {
+// onApplication handles a decrypted application message; it reports
+// whether the message belongs in the log (not an ephemeral one).
+func (a *groupActor) onApplication(eid commitorder.EpochID, g *mls.Group, pm *mls.ProcessedMessage) bool {
 	m, err := g.Member(pm.Sender.LeafIndex)
 	if err != nil {
-		return
+		return true
 	}
 	a.step(commitorder.AppMessageSeen{Eid: eid, Epoch: g.Epoch(), Sender: commitorder.MemberID(m.Identity)})
 	p, err := unmarshalPayload(pm.ApplicationData)
 	if err != nil {
 		a.log.Debug("bad application payload", "err", err)
-		return
+		return true
 	}
 	switch p.Kind {
 	case kindText:
-		a.addToView(p, m.Identity, g.Epoch(), 0)
+		// Through receivePost: edits and deletes may have come first.
+		a.receivePost(p, m.Identity, g.Epoch(), 0)
 	case kindIntent:
 		a.onIntent(p, m.Identity)
 	case kindWelcome:
 		a.onRelayedWelcome(p, m.Identity)
+	case kindContent:
+		return a.onContent(p, m.Identity, g)
 	}
+	return true
 }
 
 func (a *groupActor) addToView(p *appPayload, sender []byte, epoch uint64, flags store.MessageFlags) {

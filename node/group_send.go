@@ -271,6 +271,8 @@ func (a *groupActor) replayOutbox() {
 		// must not hide the message from its own sender.
 		if p, err := unmarshalPayload(e.Plaintext); err == nil && p.Kind == kindText && g != nil {
 			a.addToView(p, a.n.selfID, g.Epoch(), 0)
+		} else if err == nil && p.Kind == kindContent && g != nil {
+			a.onContent(p, a.n.selfID, g) // content.go; applying twice changes nothing
 		}
 		if err := a.encryptAndPublish(e.Plaintext, e.ID); err != nil {
 			a.log.Warn("outbox replay", "err", err)

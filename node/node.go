@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -77,6 +78,10 @@ type Node struct {
 	closed    bool
 	metrics   metrics
 	reach     reachTotals // see reach.go
+
+	// edits counts messages rewritten by edits since the search index
+	// was last optimised (content.go, optimizeAfterEdits).
+	edits atomic.Int64
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -149,6 +154,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = n.cfg.Clock.Now()
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
+	n.net.Serve(ProtocolFile, n.serveFile) // files.go
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
 	// redemption), which is its consent to join that group. Serving
@@ -502,6 +508,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 			out.Pending = true
 		}
 	}
+	n.decorate(a, &out, m)
 	return out
 }
 
@@ -644,11 +651,12 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 	delete(n.unreadDirty, a.hexID)
 	n.mu.Unlock()
 	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID),
-		mutedSetting(a.hexID), joinedSetting(a.hexID))
+		mutedSetting(a.hexID), joinedSetting(a.hexID), mentionsSetting(a.hexID))
 	n.unreadIO.Unlock()
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
 	}
+	n.dropGroupFiles(a) // files.go
 	n.requestPurge()
 	return nil
 }
@@ -688,6 +696,7 @@ func (n *Node) purgeLoop() {
 			case <-t.C:
 			}
 		}
+		n.optimizeAfterEdits() // content.go: before the purge compacts
 		if !n.db.PurgePending() {
 			continue
 		}

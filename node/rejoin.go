@@ -223,7 +223,9 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		} else if m, err := n.db.MessageFrom(a.id, n.selfID, store.MessageID(id)); err == nil {
 			// Settled on the lost branch, so gone from the outbox: put it
 			// back, so that a later fork or rejoin re-sends it again.
-			plain = (&appPayload{ID: id, Kind: kindText, Time: m.Time, Text: m.Text}).marshal()
+			if plain = resendPlaintext(m); plain == nil { // content.go
+				continue // deleted: nothing of it is sent again
+			}
 			if err := n.db.PutOutbox(store.OutboxEntry{Group: a.id, ID: store.MessageID(id), State: store.OutboxPending,
 				Epoch: g.Epoch(), Plaintext: plain, Created: now}); err != nil {
 				continue

@@ -115,6 +115,7 @@ func (n *Node) MarkRead(ctx context.Context, group string) error {
 	n.unread[a.hexID] = 0
 	n.mu.Unlock()
 	n.writeUnread(a.hexID)
+	n.onMarkRead(a) // content.go: mentions reset, read receipt
 	return nil
 }
 

@@ -125,6 +125,10 @@ const (
 	// the join request). The Welcome is encrypted to the joiner's
 	// KeyPackage, so the group learns nothing it did not already know.
 	kindWelcome payloadKind = 3
+	// kindContent carries a content payload (content_wire.go): posts with
+	// replies, mentions or files, reactions, edits, deletes, receipts,
+	// typing.
+	kindContent payloadKind = 4
 )
 
 // intentKind is the change an intent asks for (ARCHITECTURE.md, section 3:
@@ -156,6 +160,7 @@ type appPayload struct {
 	KeyPackage []byte
 	Ref        [16]byte // kindWelcome: the id of the join request answered
 	Welcome    []byte   // kindWelcome: the MLSMessage Welcome
+	Content    *content // kindContent
 }
 
 func (p *appPayload) marshal() []byte {
@@ -176,6 +181,8 @@ func (p *appPayload) marshal() []byte {
 	case kindWelcome:
 		w.raw(p.Ref[:])
 		w.vec(p.Welcome)
+	case kindContent:
+		w.vec(p.Content.marshal())
 	}
 	return w.b
 }
@@ -203,6 +210,14 @@ func unmarshalPayload(data []byte) (*appPayload, error) {
 	case kindWelcome:
 		copy(p.Ref[:], r.fixed(16, "join request id"))
 		p.Welcome = r.vec(maxWelcome, "welcome")
+	case kindContent:
+		if body := r.vec(maxContent+16, "content"); r.err == nil {
+			c, err := unmarshalContent(body)
+			if err != nil {
+				return nil, err
+			}
+			p.Content = c
+		}
 	default:
 		if r.err == nil {
 			return nil, fmt.Errorf("%w: payload kind %d", ErrMalformed, p.Kind)

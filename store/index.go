@@ -218,7 +218,7 @@ func (ix *indexer) analyse(text string) int {
 func (ix *indexer) add(m *Message, ts int64) uint64 {
 	doc := ix.stats.nextDoc
 	ix.stats.nextDoc++
-	dl := ix.analyse(m.Text)
+	dl := ix.analyse(m.indexText())
 	for _, term := range ix.order {
 		bb := ix.blocks[term]
 		if bb == nil {
@@ -238,7 +238,7 @@ func (ix *indexer) add(m *Message, ts int64) uint64 {
 // remove schedules the postings of m (document doc) for removal; its terms
 // are found by re-tokenising its text.
 func (ix *indexer) remove(m *Message, doc uint64) {
-	dl := ix.analyse(m.Text)
+	dl := ix.analyse(m.indexText())
 	for _, term := range ix.order {
 		ix.removes[term] = append(ix.removes[term], doc)
 	}

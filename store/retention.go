@@ -42,7 +42,7 @@ func (db *DB) DeleteGroup(group []byte, settings ...string) error {
 	if err != nil {
 		return err
 	}
-	for _, space := range []byte{spaceGroup, spaceEpochState, spaceEpochMark, spaceLog, spaceLogArrival, spaceOutbox, spaceView, spaceViewByID, spaceDedup} {
+	for _, space := range []byte{spaceGroup, spaceEpochState, spaceEpochMark, spaceLog, spaceLogArrival, spaceOutbox, spaceView, spaceViewByID, spaceDedup, spaceContent} {
 		p := newKey(space, 1+len(group)).group(group)
 		r := keyRange{start: p, end: prefixEnd(p)}
 		if space == spaceGroup {

@@ -18,6 +18,21 @@ const (
 	FlagOrphanedBranch MessageFlags = 1 << 0
 	// FlagResent: the sender re-sent the message in the canonical epoch.
 	FlagResent MessageFlags = 1 << 1
+	// FlagEdited: the author edited the message; Text is the latest
+	// edit's (ReplaceText).
+	FlagEdited MessageFlags = 1 << 2
+	// FlagDeleted: the message was deleted for everyone; Text is empty
+	// and its plaintext purged (Tombstone).
+	FlagDeleted MessageFlags = 1 << 3
+
+	// contentFlags are kept by SetMessageFlags: they record what
+	// happened to the content, not how it was delivered.
+	contentFlags = FlagEdited | FlagDeleted
+	// recordHasMeta marks, in the stored flags only, a view record that
+	// ends with Meta. Never set in Message.Flags.
+	recordHasMeta MessageFlags = 1 << 31
+	// recordHasExtra marks a view record that ends with Extra.
+	recordHasExtra MessageFlags = 1 << 30
 )
 
 // Message is a decrypted message in the local view.
@@ -29,7 +44,28 @@ type Message struct {
 	Text   string
 	Epoch  uint64
 	Flags  MessageFlags
+	// Meta is opaque data the node keeps with the message (its kind,
+	// reply target, mentions, file description), at most MaxMetaLen
+	// bytes; nil for a plain text message.
+	Meta []byte
+	// Extra is more searchable text that is not the message's text (a
+	// file's name), at most MaxExtraLen bytes.
+	Extra string
 }
+
+// MaxExtraLen bounds Message.Extra.
+const MaxExtraLen = 1 << 10
+
+// indexText is what the search index holds of a message.
+func (m *Message) indexText() string {
+	if m.Extra == "" {
+		return m.Text
+	}
+	return m.Text + "\n" + m.Extra
+}
+
+// MaxMetaLen bounds Message.Meta.
+const MaxMetaLen = 16 << 10
 
 // viewRecordVersion is the encoding of view records. Version 1 (schema 1)
 // had no document number; see migrateBuildIndex.
@@ -89,6 +125,15 @@ func checkMessage(m *Message) error {
 	}
 	if len(m.Text) > MaxTextLen {
 		return invalidf("text of %d bytes exceeds %d", len(m.Text), MaxTextLen)
+	}
+	if len(m.Meta) > MaxMetaLen {
+		return invalidf("metadata of %d bytes exceeds %d", len(m.Meta), MaxMetaLen)
+	}
+	if len(m.Extra) > MaxExtraLen {
+		return invalidf("extra text of %d bytes exceeds %d", len(m.Extra), MaxExtraLen)
+	}
+	if m.Flags&(recordHasMeta|recordHasExtra) != 0 {
+		return invalidf("reserved message flag")
 	}
 	if m.Time.IsZero() {
 		return invalidf("message without time")
@@ -389,7 +434,7 @@ func (db *DB) SetMessageFlags(group []byte, id MessageID, flags MessageFlags) er
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	for i := range ms {
-		ms[i].Flags = flags
+		ms[i].Flags = flags&^(recordHasMeta|recordHasExtra) | ms[i].Flags&contentFlags
 		b.Set(keys[i], encodeMessage(&ms[i], docs[i]), nil)
 	}
 	return db.commit(b)
@@ -443,12 +488,25 @@ func (db *DB) DeleteMessage(group []byte, id MessageID) error {
 }
 
 func encodeMessage(m *Message, doc uint64) []byte {
-	e := newEncV(viewRecordVersion, len(m.Sender)+len(m.Text)+24)
+	e := newEncV(viewRecordVersion, len(m.Sender)+len(m.Text)+len(m.Meta)+24)
 	e.bytes(m.Sender)
 	e.bytes([]byte(m.Text))
 	e.uvarint(m.Epoch)
-	e.uvarint(uint64(m.Flags))
+	flags := m.Flags &^ (recordHasMeta | recordHasExtra)
+	if len(m.Meta) > 0 {
+		flags |= recordHasMeta
+	}
+	if m.Extra != "" {
+		flags |= recordHasExtra
+	}
+	e.uvarint(uint64(flags))
 	e.uvarint(doc)
+	if len(m.Meta) > 0 {
+		e.bytes(m.Meta)
+	}
+	if m.Extra != "" {
+		e.bytes([]byte(m.Extra))
+	}
 	return e.b
 }
 
@@ -465,6 +523,19 @@ func decodeMessage(val []byte) (Message, uint64, error) {
 		d.fail("bad flags, sender or document number")
 	}
 	m.Flags = MessageFlags(flags)
+	if m.Flags&recordHasMeta != 0 {
+		m.Meta = d.bytes(MaxMetaLen)
+		if d.err == nil && len(m.Meta) == 0 {
+			d.fail("empty metadata")
+		}
+	}
+	if m.Flags&recordHasExtra != 0 {
+		m.Extra = string(d.bytes(MaxExtraLen))
+		if d.err == nil && m.Extra == "" {
+			d.fail("empty extra text")
+		}
+	}
+	m.Flags &^= recordHasMeta | recordHasExtra
 	return m, doc, d.finish()
 }
 

@@ -134,6 +134,8 @@ type Group struct {
 	// Unread counts messages from other members received since the group
 	// was last marked read (MarkRead); it survives daemon restarts.
 	Unread int `json:"unread"`
+	// Mentions counts unread messages that mention this device's user.
+	Mentions int `json:"mentions,omitempty"`
 	// State says whether this device still takes part in the group.
 	State GroupState `json:"state"`
 	// Sync reports catch-up progress; zero values mean up to date.
@@ -255,6 +257,17 @@ type Message struct {
 	// Queued marks an own message sent while no other member was
 	// reachable: it waits in the outbox and goes out once one is.
 	Queued bool `json:"queued,omitempty"`
+	// Conversation fields (content.go): what kind of message this is,
+	// what it replies to, who reacted, whether it was edited or deleted,
+	// the file it carries, whom it mentions and who has read it.
+	Kind      MessageKind `json:"kind,omitempty"`
+	ReplyTo   string      `json:"reply_to,omitempty"`
+	Reactions []Reaction  `json:"reactions,omitempty"`
+	Edited    bool        `json:"edited,omitempty"`
+	Deleted   bool        `json:"deleted,omitempty"`
+	File      *File       `json:"file,omitempty"`
+	Mentions  []string    `json:"mentions,omitempty"`
+	SeenBy    []string    `json:"seen_by,omitempty"`
 }
 
 // ChangeKind names a change RequestChange asks for.

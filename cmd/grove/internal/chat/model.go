@@ -517,7 +517,7 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 	g := m.group(ev.Group)
 	name := m.groupName(ev.Group)
 	switch ev.Kind {
-	case api.EventMessage:
+	case api.EventMessage, api.EventMessageUpdated:
 		if ev.Message == nil {
 			return m, nil
 		}
@@ -604,6 +604,8 @@ func (m Model) event(ev api.Event) (tea.Model, tea.Cmd) {
 		// Admins or the name changed: the title and list show them.
 		m.addNote(ev.Group, when, ev.Detail)
 		return m, m.refreshGroups("")
+	case api.EventTyping:
+		m.typing(ev) // conv.go
 	case api.EventPeers, api.EventReach:
 		svc, ctx := m.svc, m.ctx
 		// Groups too: their reachability follows the peers.
@@ -759,6 +761,9 @@ func (m Model) command(line string) (tea.Model, tea.Cmd) {
 			gs, err := svc.Groups(ctx)
 			return groupsMsg{groups: gs, sel: g.ID, err: err}
 		}
+	}
+	if mm, cmd, ok := m.convCommand(name, arg); ok { // conv.go
+		return mm, cmd
 	}
 	m.setNotice("unknown command "+name+" (/help lists them)", true)
 	return m, nil
@@ -1133,6 +1138,9 @@ func (m *Model) showHelp() {
 		"/promote NAME  make admin       /demote NAME  take it back",
 		"/rename NAME   rename group     /mute /unmute no alerts",
 		"/search QUERY  search; Enter jumps to the selected hit",
+		"/reply TEXT    reply to newest  /react EMOJI  react",
+		"/edit TEXT     edit your newest /delete       delete it",
+		"/file PATH     send a file      /save PATH    save file",
 		"/help /quit    this help; quit (or Ctrl-C)",
 		"",
 		"Tab Shift-Tab  next, previous group",

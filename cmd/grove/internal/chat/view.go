@@ -195,7 +195,7 @@ func (m *Model) messageLines(msg api.Message, width int) []line {
 		sender = "?"
 	}
 	var body []string
-	for i, para := range strings.Split(msg.Text, "\n") {
+	for i, para := range strings.Split(chatText(msg), "\n") { // conv.go
 		p := clean(para)
 		if i == 0 {
 			p = sender + ": " + p

@@ -331,11 +331,24 @@ Waits until the inviter's device welcomes this one, or until --timeout
     answers, saying so.
 After a timeout, run join again with the same code. Progress goes to
 standard error.`},
-		{"send", "GROUP TEXT [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
+		{"send", "GROUP TEXT [--reply ID] [--file PATH] [--json]", "send TEXT to GROUP (TEXT - reads standard input)", (*env).cmdSend, `
 Prints nothing when a member is reachable. With no member reachable the
 message is queued and goes out once one is: send then prints "queued: no
 member reachable". --json prints the message, with "queued":true then.
-TEXT is UTF-8 text of at most 60000 bytes.`},
+TEXT is UTF-8 text of at most 60000 bytes.
+  --reply ID   reply to the message ID (as log --json shows it, or its
+               first digits)
+  --file PATH  send the file at PATH (at most 100 MiB; TEXT optional)`},
+		{"react", "GROUP ID EMOJI [--remove] [--json]", "react to a message with an emoji", (*env).cmdReact, ""},
+		{"edit", "GROUP ID TEXT [--json]", "replace the text of one of your messages", (*env).cmdEdit, ""},
+		{"delete", "GROUP ID [--json]", "delete a message for everyone (yours, or any as an admin)", (*env).cmdDelete, `
+Its text is purged from every member's device; the others see that a
+message was deleted.`},
+		{"files", "GROUP [--json]", "list the files sent in GROUP", (*env).cmdFiles, ""},
+		{"save", "GROUP FILE-ID PATH [--json]", "fetch a file and write it to PATH", (*env).cmdSave, `
+Fetches the chunks this device lacks from the members that hold them and
+checks the file's hash before writing it.`},
+		{"receipts", "on|off", "send read receipts from this device, or stop", (*env).cmdReceipts, ""},
 		{"log", "GROUP [--json] [--limit N] [--follow]", "show the newest messages of GROUP and mark it read", (*env).cmdLog, `
 --follow (-f) keeps printing new messages as they arrive, until Ctrl-C;
 with --json it prints one JSON object per message and line.`},

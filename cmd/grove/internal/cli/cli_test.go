@@ -365,7 +365,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: no group \"nope\"\n", 1, "send", "nope", "hi")
 	h.fails("grove: a group named \"ops\" exists\n", 1, "group", "create", "ops")
 	h.fails("grove: send: empty message\n", 2, "send", "ops", "  ")
-	h.fails("grove: usage: grove send GROUP TEXT [--json]\n", 2, "send", "ops")
+	h.fails("grove: usage: grove send GROUP TEXT [--reply ID] [--file PATH] [--json]\n", 2, "send", "ops")
 	h.fails("grove: usage: grove log GROUP [--json] [--limit N] [--follow]\n", 2, "log")
 	h.fails("grove: log: invalid value \"x\" for flag -limit: parse error\n", 2, "log", "ops", "--limit", "x")
 	h.fails("grove: log: --limit must be positive\n", 2, "log", "ops", "--limit", "0")
@@ -575,7 +575,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("help lacks %q", c.name)
 		}
 	}
-	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\nTEXT is UTF-8 text of at most 60000 bytes.\n"; got != want {
+	if got, want := h.ok("help", "send"), "usage: grove [--home DIR] send GROUP TEXT [--reply ID] [--file PATH] [--json]\n\nsend TEXT to GROUP (TEXT - reads standard input)\n\nPrints nothing when a member is reachable. With no member reachable the\nmessage is queued and goes out once one is: send then prints \"queued: no\nmember reachable\". --json prints the message, with \"queued\":true then.\nTEXT is UTF-8 text of at most 60000 bytes.\n  --reply ID   reply to the message ID (as log --json shows it, or its\n               first digits)\n  --file PATH  send the file at PATH (at most 100 MiB; TEXT optional)\n"; got != want {
 		t.Errorf("help send: %q", got)
 	}
 	// The documented default listen addresses are the ones up uses.

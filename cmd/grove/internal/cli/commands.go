@@ -344,8 +344,20 @@ func (e *env) joinProgress(ctx context.Context, c *api.Client, last *progressNot
 func (e *env) cmdSend(args []string) error {
 	f := e.flags("send")
 	asJSON := f.Bool("json", false, "")
-	pos, err := f.parse(args, 2, 2)
+	reply := f.String("reply", "", "")
+	file := f.String("file", "", "")
+	pos, err := f.parse(args, 1, 2)
 	if err != nil {
+		return err
+	}
+	if *file != "" && len(pos) == 1 {
+		// A file needs no text (conv.go).
+		return e.withClient(func(c *api.Client) error {
+			return e.post(c, api.PostRequest{Group: pos[0], ReplyTo: *reply, File: *file}, *asJSON)
+		})
+	}
+	if len(pos) != 2 {
+		_, err := f.parse(nil, 2, 2) // the usage error
 		return err
 	}
 	text := pos[1]
@@ -369,6 +381,9 @@ func (e *env) cmdSend(args []string) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	return e.withClient(func(c *api.Client) error {
+		if *reply != "" || *file != "" {
+			return e.post(c, api.PostRequest{Group: pos[0], Text: text, ReplyTo: *reply, File: *file}, *asJSON)
+		}
 		m, err := c.Send(e.ctx, pos[0], text)
 		switch {
 		case err != nil:
@@ -443,7 +458,7 @@ func messageText(m api.Message) string {
 	if len(marks) > 0 {
 		text += " (" + strings.Join(marks, ", ") + ")"
 	}
-	return text
+	return conversationMarks(m, text)
 }
 
 func (e *env) cmdSearch(args []string) error {
