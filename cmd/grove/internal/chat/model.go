@@ -1130,7 +1130,6 @@ func (m *Model) showHelp() {
 	// One column of at most 58 characters: fits the pane at 80x24.
 	m.info = []string{
 		"Enter sends the line to the current group.",
-		"",
 		"/group NAME    switch group     /create NAME  new group",
 		"/invite        invite code      /join CODE    join one",
 		"/members       fingerprints     /remove NAME  remove one",
