@@ -368,6 +368,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	ev := commitorder.CommitSeen{
 		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: class,
 		Committer: commitorder.MemberID(committer), Valid: true,
+		External: sc.Sender.Type == mls.SenderTypeNewMemberCommit,
 	}
 	if sc.SelfRemoved && sc.Sender.Type == mls.SenderTypeMember {
 		// No next epoch to compare (we are not in it): the committer's new
