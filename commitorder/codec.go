@@ -7,9 +7,10 @@ import (
 	"slices"
 )
 
-// Serialised state, version 2. Version 1 lacks the trailing behind-since
-// time and the "fresh" group flag (8); it is still decoded, as "not
-// catching up" and "not fresh". Every collection is written in a canonical
+// Serialised state, version 3. Version 2 lacks the trailing foreign-since
+// time (rejoin.go's case B wait), decoded as "not waiting"; version 1 also
+// lacks the behind-since time before it and the "fresh" group flag (8),
+// decoded as "not catching up" and "not fresh". Every collection is written in a canonical
 // order (sorted by key, strictly increasing) and every integer as a minimal
 // uvarint or fixed 8 bytes, and the decoder rejects anything else, so
 // decode-then-encode reproduces the input byte for byte. Derived fields
@@ -20,7 +21,8 @@ import (
 // demotion never set it: a limited commit could not win then).
 const (
 	codecMagic     = "GCO"
-	codecVersion   = 2
+	codecVersion   = 3
+	codecVersionV2 = 2
 	codecVersionV1 = 1
 	histLimited    = 0x80
 )
@@ -166,6 +168,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	w = append(w, flags)
 	w = binary.AppendUvarint(w, g.lostEpoch)
 	w = binary.BigEndian.AppendUint64(w, uint64(g.behindSince)) // version 2
+	w = binary.BigEndian.AppendUint64(w, uint64(g.foreignAt))   // version 3
 	return w, nil
 }
 
@@ -395,7 +398,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		return nil, fmt.Errorf("bad magic")
 	}
 	version := r.byte1("version")
-	if version != codecVersion && version != codecVersionV1 {
+	if version != codecVersion && version != codecVersionV2 && version != codecVersionV1 {
 		return nil, fmt.Errorf("unsupported version %d", version)
 	}
 	self := MemberID(r.str("self"))
@@ -598,6 +601,9 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	g.lostEpoch = r.uvarint("lost epoch")
 	if version >= 2 {
 		g.behindSince = int64(r.u64("behind since"))
+	}
+	if version >= 3 {
+		g.foreignAt = int64(r.u64("foreign since"))
 	}
 	if r.err != nil {
 		return nil, r.err

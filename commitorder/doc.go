@@ -104,10 +104,14 @@
 // the group Rejoined; TestRateLimitAgreesWithJoiner). The price: adds do
 // not count toward the share, so an admin (or, in a group without admins,
 // any member) that interleaves adds escapes the limit; each add is a
-// visible new member. A member back by an external commit (rejoin) also
-// starts with an empty window while the others, seeing only an update
-// with the same members, do not restart theirs: the limited bit can still
-// differ there until RateWindow commits have passed.
+// visible new member. So, too, at an external commit (a member back by
+// rejoin, CommitSeen.External): the rejoiner starts from it knowing no
+// commit before it (Genesis.External), so everyone's window restarts
+// there holding just that commit. (Before, the others, seeing only an
+// update with the same members, kept their window and the limited bit
+// could differ for RateWindow commits: TestRateLimitAgreesWithRejoiner.)
+// Rejoining is a visible resync that costs the rejoiner its old epochs,
+// so it is no cheap way around the limit.
 //
 // Deferring to finality elsewhere. A branch that a quorum of other members
 // (two, or one in a two-member group) report final in their tips wins over
@@ -239,6 +243,17 @@
 // be served a commit it can judge), we never saw the fork, we are not
 // waiting for losers to rejoin us (MaxAge after we saw ourselves win a
 // fork), and more members currently hold another chain final than ours.
+// Case (B) counts heads, not the fork choice, so when the fork is within
+// our memory (a claim at a number we hold final, or a commit seen off our
+// chain) it first waits 2 Retry + Grace from when that evidence first held
+// for the fork's commits, which let case (A) or the won-fork wait decide
+// instead: when a partition of two against two heals, the tips arrive
+// before the commits, each half counts one member on its chain against
+// two on another, and deciding at once both rejoined, leaving nobody to
+// rejoin from (node TestSplitBrainBeyondWindow, about one run in fifteen;
+// testdata/split_tips_before_commits.txt). The wait is forgotten only when
+// the fork choice decides or our head moves, not when claims come and go
+// with the tips, so it ends.
 // Rejoin names the vouching members and a target epoch. Only a claim at an
 // epoch number we hold final (between the oldest History epoch and our
 // root) proves another final chain at once: a claim newer than our root may

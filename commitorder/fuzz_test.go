@@ -44,6 +44,7 @@ func FuzzUnmarshal(f *testing.F) {
 	for _, s := range seedStates(f) {
 		f.Add(s)
 		f.Add(toV1(s))
+		f.Add(toV2(s))
 	}
 	f.Add([]byte("GCO\x01"))
 	f.Add([]byte{})
@@ -92,38 +93,56 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 }
 
-// toV1 rewrites a version 2 state as version 1 would have stored it (no
-// behind-since time, no fresh flag).
+// toV1 rewrites a current state as version 1 would have stored it (no
+// behind-since or foreign-since time, no fresh flag).
 func toV1(s []byte) []byte {
 	g, err := Unmarshal(Config{}, s)
 	if err != nil {
 		panic(err)
 	}
-	g.behindSince, g.fresh = 0, false
+	g.behindSince, g.fresh, g.foreignAt = 0, false, 0
 	b, _ := g.MarshalBinary()
-	v1 := b[:len(b)-8]
+	v1 := b[:len(b)-16]
 	v1[3] = codecVersionV1
 	return v1
 }
 
-// upgraded is what a decoded state re-encodes to: version 1 gains the
-// version 2 field, zero.
+// toV2 rewrites a current state as version 2 would have stored it (no
+// foreign-since time).
+func toV2(s []byte) []byte {
+	g, err := Unmarshal(Config{}, s)
+	if err != nil {
+		panic(err)
+	}
+	g.foreignAt = 0
+	b, _ := g.MarshalBinary()
+	v2 := b[:len(b)-8]
+	v2[3] = codecVersionV2
+	return v2
+}
+
+// upgraded is what a decoded state re-encodes to: versions 1 and 2 gain
+// the later fields, zero.
 func upgraded(data []byte) []byte {
-	if len(data) < 4 || data[3] != codecVersionV1 {
+	if len(data) < 4 || (data[3] != codecVersionV1 && data[3] != codecVersionV2) {
 		return data
 	}
 	out := slices.Clone(data)
+	if data[3] == codecVersionV1 {
+		out = binary.BigEndian.AppendUint64(out, 0)
+	}
 	out[3] = codecVersion
 	return binary.BigEndian.AppendUint64(out, 0)
 }
 
-// TestUnmarshalVersion1: states stored before version 2 still decode, to
-// the same group (head, root, retained epochs, outbox), and re-encode as
-// version 2 with "not catching up".
+// TestUnmarshalVersion1: states stored in versions 1 and 2 still decode,
+// to the same group (head, root, retained epochs, outbox), and re-encode
+// as the current version with "not catching up" (version 1) and "not
+// waiting for a fork's commits" (both).
 func TestUnmarshalVersion1(t *testing.T) {
 	for i, s := range seedStates(t) {
 		if s[3] != codecVersion {
-			t.Fatalf("%d: seed state is not version 2", i)
+			t.Fatalf("%d: seed state is not the current version", i)
 		}
 		g2, err := Unmarshal(Config{}, s)
 		if err != nil {
@@ -138,7 +157,18 @@ func TestUnmarshalVersion1(t *testing.T) {
 		}
 		out, _ := g1.MarshalBinary()
 		if !bytes.Equal(out, upgraded(toV1(s))) || len(out) != len(s) {
-			t.Fatalf("%d: version 1 does not re-encode as the version 2 state", i)
+			t.Fatalf("%d: version 1 does not re-encode as the current state", i)
+		}
+		g2b, err := Unmarshal(Config{}, toV2(s))
+		if err != nil {
+			t.Fatalf("%d: version 2 rejected: %v", i, err)
+		}
+		if g2b.head.eid != g2.head.eid || g2b.root.eid != g2.root.eid || g2b.behindSince != g2.behindSince || g2b.foreignAt != 0 {
+			t.Fatalf("%d: version 2 decodes to a different group", i)
+		}
+		out, _ = g2b.MarshalBinary()
+		if !bytes.Equal(out, upgraded(toV2(s))) || len(out) != len(s) {
+			t.Fatalf("%d: version 2 does not re-encode as the current state", i)
 		}
 	}
 	// A version 2 state cut to version 1 length but still labelled 2 is
@@ -157,16 +187,16 @@ func TestUnmarshalVersion1(t *testing.T) {
 		t.Fatal("version 1 state should decode as not fresh and not catching up")
 	}
 	s := seedStates(t)[1]
-	if binary.BigEndian.Uint64(s[len(s)-8:]) == 0 {
+	if binary.BigEndian.Uint64(s[len(s)-16:len(s)-8]) == 0 {
 		t.Fatal("seed state 1 should be catching up (a tip ahead of it)")
 	}
 	if _, err := Unmarshal(Config{}, s[:len(s)-8]); err == nil {
-		t.Fatal("accepted a truncated version 2 state")
+		t.Fatal("accepted a truncated version 3 state")
 	}
 	bad := slices.Clone(s)
-	bad[3] = 3
+	bad[3] = 4
 	if _, err := Unmarshal(Config{}, bad); err == nil {
-		t.Fatal("accepted version 3")
+		t.Fatal("accepted version 4")
 	}
 }
 

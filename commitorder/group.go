@@ -114,7 +114,11 @@ type Group struct {
 	// our chain was seen (another final chain exists, fork unseen).
 	wonAt    int64
 	diverged bool
-	done     bool
+	// foreignAt: when case (B) of the rejoin rule (a quorum holds another
+	// chain final, no fork seen) was first found to hold; zero when it
+	// does not. Case (B) waits foreignWait after it (rejoin.go).
+	foreignAt int64
+	done      bool
 	// fresh: we joined (by Welcome or external commit: the genesis names
 	// its commit) and the root is still that genesis (nothing finalised
 	// since). Version 1 state decodes as not fresh.
@@ -185,11 +189,14 @@ func New(cfg Config, self MemberID, gen Genesis, now time.Time) (*Group, error) 
 	g.now = now.UnixNano()
 	root := &node{eid: gen.Eid, epoch: gen.Epoch, members: members, admins: admins, mlsValid: true, seenAt: g.now}
 	if gen.HasCommit {
-		if gen.Epoch == 0 || !gen.Class.valid() {
+		if gen.Epoch == 0 || !gen.Class.valid() || (gen.External && gen.Committer == "") {
 			return nil, fmt.Errorf("%w: genesis commit", ErrInvalidEvent)
 		}
 		root.parent, root.cid, root.class, root.committer = gen.Parent, gen.Cid, gen.Class, gen.Committer
 		root.rank = RankOf(gen.Parent, gen.Committer)
+		if gen.External {
+			root.recent = []MemberID{gen.Committer}
+		}
 		g.history = append(g.history, histEntry{eid: gen.Parent, epoch: gen.Epoch - 1, child: root.key()})
 	}
 	g.nodes[root.eid] = root
@@ -333,7 +340,11 @@ func (g *Group) commitSeen(e CommitSeen) error {
 			g.prop = nil
 		}
 	}
-	if !addsMember(p.members, members) {
+	switch {
+	case e.External:
+		// A rejoin: the rejoiner's window starts here (Genesis.External).
+		n.recent = []MemberID{e.Committer}
+	case !addsMember(p.members, members):
 		n.recent = appendRecent(p.recent, e.Committer, g.cfg.RateWindow)
 	}
 	n.limited = g.overLimit(p, e.Committer, e.Class)
@@ -456,6 +467,9 @@ func (g *Group) NextDeadline() time.Time {
 		for _, cl := range g.claims {
 			consider(cl.at + int64(g.cfg.MaxAge) + 1)
 		}
+	}
+	if g.foreignAt != 0 {
+		consider(g.foreignAt + int64(g.foreignWait()))
 	}
 	if best == 0 {
 		return time.Time{}

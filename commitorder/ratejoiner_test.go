@@ -73,3 +73,70 @@ func TestRateLimitAgreesWithJoiner(t *testing.T) {
 		t.Fatalf("decoded head %x, want %x", h[:4], hf[:4])
 	}
 }
+
+// A member back by an external commit (rejoin) starts from it knowing no
+// commit before: everyone's rate-limit window must restart there, or a
+// member that held the history counts a committer as over its share where
+// the rejoiner does not, and the two pick different siblings of one
+// parent (the same split as a joiner's, TestRateLimitAgreesWithJoiner).
+func TestRateLimitAgreesWithRejoiner(t *testing.T) {
+	cfg := Config{RateLimit: 2, RateWindow: 4}
+	members := ids("a", "b", "c")
+	gen := genesisOf(members)
+	// a commits twice (its share), then b rejoins by external commit x. The
+	// salt is chosen so that a's rank beats the rival's on x: only the
+	// limited bit can make the rival win.
+	var u1, u2, x CommitSeen
+	rival := MemberID("")
+	for salt := uint64(0); rival == ""; salt++ {
+		u1 = mkCommit(gen.Eid, 2, "a", ClassUpdate, members, salt)
+		u2 = mkCommit(u1.Eid, 3, "a", ClassUpdate, members, salt)
+		x = mkCommit(u2.Eid, 4, "b", ClassUpdate, members, salt)
+		ra := RankOf(x.Eid, "a")
+		for _, m := range ids("b", "c") {
+			if r := RankOf(x.Eid, m); bytes.Compare(ra[:], r[:]) < 0 {
+				rival = m
+			}
+		}
+	}
+	x.External = true
+	stayed, err := New(cfg, "c", gen, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, stayed, u1)
+	step(t, stayed, u2)
+	step(t, stayed, x)
+	rejoiner, err := New(cfg, "b", Genesis{Eid: x.Eid, Epoch: 4, Members: members,
+		HasCommit: true, Parent: u2.Eid, Class: ClassUpdate, Committer: "b", Cid: x.Cid, External: true}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua := mkCommit(x.Eid, 5, "a", ClassUpdate, members, 1)
+	ur := mkCommit(x.Eid, 5, rival, ClassUpdate, members, 1)
+	for _, g := range []*Group{stayed, rejoiner} {
+		step(t, g, Tick{Now: at(time.Millisecond)})
+		step(t, g, ua)
+		step(t, g, ur)
+	}
+	hs, _ := stayed.Head()
+	hr, _ := rejoiner.Head()
+	if hs != hr || hs != ua.Eid {
+		t.Fatalf("head %x where the history was kept, %x at the rejoiner (a's %x, %s's %x)", hs[:4], hr[:4], ua.Eid[:4], rival, ur.Eid[:4])
+	}
+	// Both states, with a window restarted at the external commit, decode
+	// to the same choice.
+	for _, g := range []*Group{stayed, rejoiner} {
+		b, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Unmarshal(cfg, b)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if h, _ := back.Head(); h != ua.Eid {
+			t.Fatalf("decoded head %x, want %x", h[:4], ua.Eid[:4])
+		}
+	}
+}

@@ -6,7 +6,8 @@
 // our chain were seen at or below our root, or a quorum holds final epochs
 // we do not know at numbers we hold final, we are not waiting MaxAge for the
 // losers of a fork we won to rejoin us, and more members hold another chain
-// final than ours. Only a claim at a number we hold final proves another
+// final than ours; (B) first waits foreignWait for the fork's commits when
+// they can still reach us. Only a claim at a number we hold final proves another
 // final chain at once; claims newer than our root or older than our memory
 // count only after MaxAge without progress (time offline does not count). In
 // case (A) a quorum holding our chain final past the fork clears the flag
@@ -19,6 +20,7 @@ package commitorder
 import (
 	"bytes"
 	"slices"
+	"time"
 )
 
 // lostKey identifies the inputs of one checkLost evaluation.
@@ -56,6 +58,7 @@ func (g *Group) checkLost() {
 	}
 	stalled := g.now-g.progressAt() > int64(g.cfg.MaxAge)
 	if !g.lost && !(g.diverged && !waiting) && (waiting || !g.foreignFinalQuorum(oldest, stalled)) {
+		g.foreignIdle(waiting)
 		return
 	}
 	support, supportPast := 0, 0
@@ -104,6 +107,9 @@ func (g *Group) checkLost() {
 			target = cl
 		}
 	}
+	// Claims at numbers we remember: the commits of that fork can still
+	// reach us and be judged (case A), so case (B) waits for them.
+	judgeable := len(vouchers) > 0 || g.diverged
 	if support == 0 && !g.lost {
 		// Claims older than our memory count only when we have made no
 		// progress for MaxAge and nobody holds our chain final: then they
@@ -133,10 +139,35 @@ func (g *Group) checkLost() {
 			g.lost, g.lostEpoch = false, 0
 			g.lostKeyOK = false
 		}
+		g.foreignIdle(waiting)
 		return
 	}
 	if !g.lost && support >= len(vouchers) {
+		g.foreignIdle(waiting)
 		return
+	}
+	if !g.lost && judgeable {
+		// Case (B) decides without the fork choice, by counting heads;
+		// wait, bounded, for the commits that let the fork choice decide
+		// instead (case A, or wonAt when ours wins). When a partition of
+		// two against two heals, the other half's tips arrive before its
+		// commits, and both halves count one member (their own half) on
+		// their chain against two on another: deciding at once, both
+		// rejoined, and a rejoining member serves nobody, so the group
+		// never converged (node TestSplitBrainBeyondWindow, about one run
+		// in fifteen; testdata/split_tips_before_commits.txt). The tips
+		// already asked for the range (FetchRange); foreignWait gives it
+		// a retry and its round trip. Claims older than our memory (a
+		// joiner's, counted only after MaxAge without progress) have no
+		// commits that could decide and do not wait. The evidence need
+		// not hold throughout (foreignIdle): it decides at the first
+		// moment it holds once the wait is over.
+		if g.foreignAt == 0 || g.headSince > g.foreignAt {
+			g.foreignAt = max(g.now, 1)
+		}
+		if g.now-g.foreignAt < int64(g.foreignWait()) {
+			return
+		}
 	}
 	slices.Sort(vouchers)
 	ids := make([]MsgID, 0, len(g.outbox))
@@ -167,6 +198,25 @@ func (g *Group) checkLost() {
 	g.emit(Rejoin{Outbox: ids, Intents: intents, ForkEpoch: fork, Target: target.eid, Vouchers: vouchers})
 	clear(g.outbox)
 	g.done = true
+}
+
+// foreignWait is how long case (B) of checkLost waits, from when its
+// evidence first holds, for the commits that would let the fork choice
+// decide: a range fetch, its retry (Retry later) and Grace for the answer.
+func (g *Group) foreignWait() time.Duration { return 2*g.cfg.Retry + g.cfg.Grace }
+
+// foreignIdle is checkLost finding case (B)'s evidence absent now. The
+// wait is forgotten once the fork choice has decided (lost, or ours won
+// and we wait for the others) or our head has moved since it started
+// (progress: whatever comes next is new evidence). Evidence that merely
+// comes and goes does not restart it: the quorum against two joiners on a
+// losing branch who hold each other's chain final shows only while one
+// of their claims is stale, a moment every tip interval or so
+// (beyond-window seed 12273).
+func (g *Group) foreignIdle(waiting bool) {
+	if g.foreignAt != 0 && (g.lost || waiting || g.headSince > g.foreignAt) {
+		g.foreignAt = 0
+	}
 }
 
 // foreignFinalQuorum reports whether a quorum of other members currently

@@ -240,7 +240,8 @@ func TestScenarioRemovedMemberAloneOnBetterSiblingDefers(t *testing.T) {
 // branch that lost beyond the window is served only commits older than its
 // genesis (the group's chain may even be shorter than its genesis), which
 // prove nothing; a quorum of claims at an epoch number it holds final, not
-// its own, does (beyond-window seed 220).
+// its own, does (beyond-window seed 220), once the wait for commits that
+// could decide by the fork choice is over (rejoin.go, foreignWait).
 func TestScenarioJoinerOnLosingBranchSeesOnlyClaims(t *testing.T) {
 	ms := ids("a", "b", "c")
 	cfg := Config{Depth: 4, MaxAge: time.Minute, Grace: time.Second}
@@ -257,7 +258,14 @@ func TestScenarioJoinerOnLosingBranchSeesOnlyClaims(t *testing.T) {
 		if g.Done() {
 			t.Fatal("rejoined on one claim")
 		}
-		eff := step(t, g, TipSeen{Member: "b", Eid: foreign, Epoch: 3, Root: foreign, RootEpoch: 3})
+		step(t, g, TipSeen{Member: "b", Eid: foreign, Epoch: 3, Root: foreign, RootEpoch: 3})
+		if g.Done() {
+			t.Fatal("rejoined before waiting for the commits that could decide by the fork choice")
+		}
+		if d := g.NextDeadline(); !d.Equal(t0.Add(g.foreignWait())) {
+			t.Fatalf("next deadline %v, want the end of the wait at %v", d, t0.Add(g.foreignWait()))
+		}
+		eff := step(t, g, Tick{Now: t0.Add(g.foreignWait())})
 		rj, ok := findEffect[Rejoin](eff)
 		if !ok || rj.Target != foreign || len(rj.Vouchers) != 2 {
 			t.Fatalf("want Rejoin to %v: %s %+v", foreign, effectNames(eff), rj)

@@ -202,6 +202,11 @@ type Genesis struct {
 	Class     Class
 	Committer MemberID
 	Cid       CommitID
+	// External: the creating commit is our own external Commit (a rejoin,
+	// RFC 9420, Section 12.4.3.2). The rate limit's window restarts at it
+	// holding just that commit, as it does for everyone else who sees it
+	// (CommitSeen.External): we know no commit before it.
+	External bool
 }
 
 // ---- Events (inputs) ----
@@ -227,6 +232,12 @@ type CommitSeen struct {
 	// Members and Admins of the resulting epoch.
 	Members []MemberID
 	Admins  []MemberID
+	// External: an external Commit (a member's rejoin, RFC 9420, Section
+	// 12.4.3.2). The rate limit's window restarts at it, holding just
+	// this commit: the rejoiner starts from it knowing no commit before
+	// (Genesis.External), and the limited bit must be read from commits
+	// every member holds.
+	External bool
 
 	// For our own commits: the intents it carries and whether it has a
 	// Welcome waiting for acceptance.

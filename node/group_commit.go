@@ -39,6 +39,10 @@ type intent struct {
 	relay  bool            // add from a member's join request: relay the Welcome
 	op     policyOp        // intentPolicy: which change (manage.go)
 	name   string          // intentPolicy rename: the new name
+	// abandoned: an add whose joiner gave up after it was committed
+	// (abandonAdd). If that Commit loses to a sibling, commitorder hands
+	// the intent back; it is then dropped, never added again.
+	abandoned bool
 }
 
 func (it *intent) class() commitorder.Class {
@@ -160,6 +164,18 @@ func (a *groupActor) carried(id commitorder.IntentID) bool {
 	return false
 }
 
+// abandonedAddPending reports whether an abandoned Add of kp is carried by
+// a Commit of ours that has not settled yet.
+func (a *groupActor) abandonedAddPending(kp *mls.KeyPackage) bool {
+	for id, it := range a.intents {
+		if it.kind == intentAdd && it.abandoned && it.kp != nil && kp != nil &&
+			bytes.Equal(it.kp.LeafNode.EncryptionKey, kp.LeafNode.EncryptionKey) && a.carried(id) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.IntentID) {
 	parent := a.epochs[parentEid]
 	if parent == nil {
@@ -193,6 +209,12 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 			}
 		case intentDropLeaf:
 			leaf, ok := unusedLeaf(parent, it.kp)
+			if !ok && a.abandonedAddPending(it.kp) {
+				// The Add that made the leaf is in a Commit of ours not
+				// settled yet: once it settles the leaf is here to drop;
+				// if it loses, the Add is dropped with it. Kept queued.
+				continue
+			}
 			if !ok || removed[leaf] {
 				delete(a.intents, id) // used after all, or already gone
 				continue
@@ -200,6 +222,12 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 			removed[leaf], stale[leaf] = true, true
 			props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
 		case intentAdd:
+			if it.abandoned {
+				// Its Commit lost and the joiner is gone: adding it now
+				// would leave a leaf nobody uses (abandonAdd).
+				delete(a.intents, id)
+				continue
+			}
 			leaf, c := checkAdd(parent, it.kp)
 			if c == addObsolete {
 				// Added by another commit, or superseded by the device's

@@ -461,6 +461,7 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 	ev := commitorder.CommitSeen{
 		Parent: parentEid, Epoch: sc.Epoch, Cid: cid, Class: class,
 		Committer: commitorder.MemberID(committer), Valid: true,
+		External: sc.Sender.Type == mls.SenderTypeNewMemberCommit,
 	}
 	if sc.Sender.Type == mls.SenderTypeMember && !commitADMatches(data, ad, parentEid, class, committer) {
 		// Every member Commit is a PrivateMessage whose framing tells

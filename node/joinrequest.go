@@ -144,6 +144,9 @@ func (a *groupActor) onWithdrawJoin(p *appPayload, sender []byte) {
 		delete(a.intents, id)
 		return
 	}
+	if q := a.intents[id]; q != nil {
+		q.abandoned = true // never added again if its Commit loses (abandonAdd)
+	}
 	a.queueIntent(&intent{kind: intentDropLeaf, kp: sj.kp})
 }
 

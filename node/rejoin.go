@@ -155,6 +155,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	co, err := commitorder.New(n.coConfig(rate), commitorder.MemberID(n.selfID), commitorder.Genesis{
 		Eid: eid, Epoch: g.Epoch(), Members: memberIDs(g), Admins: adminIDs(g),
 		HasCommit: true, Parent: parent, Class: commitorder.ClassUpdate, Committer: commitorder.MemberID(n.selfID), Cid: cid,
+		External: true,
 	}, now)
 	if err != nil {
 		a.log.Warn("rejoin: commit order", "err", err)
