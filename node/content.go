@@ -814,8 +814,9 @@ func (n *Node) Typing(ctx context.Context, group string) error {
 		}
 		a.dirty[eid] = true // the consumed key is stored at the next flush
 		a.markSeen(sha256.Sum256(ct))
-		a.publish(ct)
-		return nil
+		// Sealed in its epoch like every member message (epochseal.go);
+		// publish is for a rejoin's external Commit only.
+		return a.publishIn(eid, sealedMLS, ct)
 	})
 }
 
