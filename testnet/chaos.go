@@ -460,6 +460,10 @@ type chaosEvent struct {
 	nodes int // partition size
 }
 
+// faultSpan is the part of the run in which faults (and removals) start
+// and end; the rest is traffic on a healed network.
+func (r *chaosRun) faultSpan() time.Duration { return r.o.Duration * 85 / 100 }
+
 // schedule draws the faults: every kind at least once, then random kinds,
 // spread over the first 85% of the run so that the last heal leaves time
 // for traffic on a healed network.
@@ -473,7 +477,7 @@ func (r *chaosRun) schedule(kinds []string) []chaosEvent {
 	for len(order) < n {
 		order = append(order, kinds[r.rng.IntN(len(kinds))])
 	}
-	span := r.o.Duration * 85 / 100
+	span := r.faultSpan()
 	slot := span / time.Duration(n)
 	var ev []chaosEvent
 	for i, k := range order {
@@ -542,7 +546,12 @@ func (r *chaosRun) chaos(ctx context.Context, kinds []string) {
 			nextRotate = now.Add(time.Duration(6+r.rng.IntN(8)) * time.Second)
 			r.rotate(ctx)
 		}
-		if now.After(nextRemove) && r.o.Nodes > 2 {
+		// Removals (and their re-invites) start only while faults are
+		// scheduled: what follows the last heal is there to measure
+		// convergence, and a removal started then would be new churn,
+		// not something to heal from (a rejoin waits for its Add's epoch
+		// to be final, which alone can take minutes).
+		if now.After(nextRemove) && r.o.Nodes > 2 && now.Before(begin.Add(r.faultSpan())) {
 			nextRemove = now.Add(time.Duration(15+r.rng.IntN(15)) * time.Second)
 			r.removeAndReinvite(ctx, end)
 		}
@@ -577,6 +586,11 @@ func (r *chaosRun) watchConverge(ctx context.Context) {
 		}
 		if s := strings.Join(why, "; "); s != last {
 			last = s
+			r.mu.Lock()
+			if len(r.rep.LostSample) > 0 {
+				s += " (" + r.rep.LostSample[0] + ")"
+			}
+			r.mu.Unlock()
 			r.narrate("%.1fs after the last heal: %s", time.Since(healed).Seconds(), s)
 		}
 		select {
