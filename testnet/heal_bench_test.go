@@ -83,15 +83,18 @@ func healRun(tb testing.TB, n, cuts int, hold time.Duration, seed uint64) healSt
 		restored := time.Now()
 		c.RestoreLinks(victim)
 		firstAt := map[string]time.Time{}
-		var reconnected time.Time
+		var reconnected, converged time.Time
 		for {
 			now := time.Now()
 			if reconnected.IsZero() && connectedToAll(victim, peers) {
 				reconnected = now
 			}
+			if converged.IsZero() && r.c.rec.missing(pairs) == 0 {
+				converged = now
+			}
 			r.c.rec.firstCross(pairs, victim.Name, restored, firstAt)
-			if r.c.rec.missing(pairs) == 0 && len(firstAt) == len(peers)-1 && !reconnected.IsZero() {
-				st.converge = append(st.converge, now.Sub(restored))
+			if !converged.IsZero() && !reconnected.IsZero() && len(firstAt) == len(peers)-1 {
+				st.converge = append(st.converge, converged.Sub(restored))
 				break
 			}
 			if now.Sub(restored) > 2*time.Minute {
