@@ -406,13 +406,7 @@ func (r *chaosRun) setup(ctx context.Context, dir string) error {
 func (r *chaosRun) join(ctx context.Context, i int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	admin, c := r.ds[0].api(), r.ds[i].api()
-	if admin == nil || c == nil {
-		err := errDaemonDown
-		r.op("invite", err)
-		return err
-	}
-	inv, err := admin.Invite(ctx, r.gid)
+	inv, err := r.invite(ctx)
 	r.op("invite", err)
 	if err != nil {
 		return err
@@ -428,7 +422,7 @@ func (r *chaosRun) join(ctx context.Context, i int, timeout time.Duration) error
 	for {
 		// The joiner may be down (killed) for a moment: retry on the
 		// restarted daemon.
-		if c = r.ds[i].api(); c != nil {
+		if c := r.ds[i].api(); c != nil {
 			g, err := c.Join(ctx, inv.Code)
 			if err == nil {
 				r.op("join", nil)
@@ -447,6 +441,26 @@ func (r *chaosRun) join(ctx context.Context, i int, timeout time.Duration) error
 		case <-ctx.Done():
 			r.op("join", ctx.Err())
 			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// invite has the admin issue an invite code, waiting while the admin's
+// daemon is down (a kill fault restarts it within seconds: giving up then
+// would drop the rejoin for a reason of the driver's own, and the run
+// would no longer wait for that member).
+func (r *chaosRun) invite(ctx context.Context) (api.Invite, error) {
+	for {
+		if admin := r.ds[0].api(); admin != nil {
+			inv, err := admin.Invite(ctx, r.gid)
+			if err == nil || ctx.Err() != nil || !errors.Is(err, api.ErrUnavailable) {
+				return inv, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return api.Invite{}, fmt.Errorf("%w: %w", errDaemonDown, ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
