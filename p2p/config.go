@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -140,6 +141,10 @@ type Config struct {
 
 	// Logger receives diagnostics. Default slog.Default().
 	Logger *slog.Logger
+
+	// ConnectionGater, if set, may refuse any dial or connection (a
+	// test cuts links at the transport with it). Default none.
+	ConnectionGater connmgr.ConnectionGater
 }
 
 // ErrInvalidConfig is wrapped by every error Validate returns.

@@ -162,6 +162,9 @@ func (n *Host) start(key crypto.PrivKey) error {
 		libp2p.DisableMetrics(),
 		// No libp2p.NATPortMap(): Grove never asks the router to open ports.
 	}
+	if cfg.ConnectionGater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.ConnectionGater))
+	}
 	if cfg.EnableRelayService {
 		opts = append(opts, libp2p.EnableRelayService())
 	}

@@ -29,6 +29,21 @@ import (
 // goes) makes the peers worth dialing again at once, as does a new address
 // learned for a peer (mDNS, rendezvous, or the owner's AddPeerAddrs: the
 // node passes on the addresses in members' tips).
+//
+// The backoff answers "is it there yet?" when nothing says; after a fault
+// longer than a few steps it has grown to tens of seconds, and a link
+// restored a moment after a failed attempt stayed unused until the next
+// (a partition heals without any local interface changing). So two signs
+// that a peer is reachable again cut the wait short (hint): news of the
+// peer itself (its signed tip relayed by another member, its mDNS answer:
+// AddPeerAddrs and noteAddrs, even with no new address), and any kept
+// peer connecting (the network works again: after a restore the first
+// connection, dialed or accepted, is followed by the others within a
+// fraction of a second instead of each waiting out its own backoff). A
+// hint resets the peer's backoff and makes it due within keepHintJitter,
+// at most once per keepHintEvery, so a peer that is alive but unreachable
+// from here (its tips keep coming through others) costs one dial per
+// keepHintEvery at most.
 
 // Redial timing: the first attempt waits between keepBackoffMin/2 and
 // keepBackoffMin, each failure doubles the wait up to keepBackoffMax (with
@@ -46,6 +61,12 @@ const (
 	// which every peer is worth dialing again; there is no event for that,
 	// so the interface list is read (one netlink dump) this often.
 	ifacePollInterval = 2 * time.Second
+	// keepHintEvery is the least time between two hints for one peer.
+	keepHintEvery = 3 * time.Second
+	// keepHintJitter spreads hinted dials: both ends of a restored link
+	// usually get their hints at the same moment (each other's tips), and
+	// two simultaneous dials can fail each other's handshake.
+	keepHintJitter = 500 * time.Millisecond
 	// keptAddrTTL is how long a kept peer's identified listen addresses
 	// stay in the peerstore after it disconnects (libp2p forgets them
 	// after minutes, and a redial loop needs them for as long as it runs).
@@ -88,6 +109,7 @@ type keeper struct {
 	wake chan struct{}
 
 	redials, reconnects int64 // guarded by mu
+	hints               int64 // guarded by mu: hint calls that cut a wait short
 }
 
 // keptPeer is the redial state of one kept peer.
@@ -96,6 +118,20 @@ type keptPeer struct {
 	wait    time.Duration // the next backoff step
 	due     time.Time     // zero: not scheduled (connected or dialing)
 	dialing bool
+	hinted  time.Time // the last hint (see hint)
+}
+
+// hint makes a disconnected kept peer due soon, with its backoff reset,
+// unless it is being dialed, is due soon anyway, or was hinted within
+// keepHintEvery (k.mu held). It reports whether it did.
+func (kp *keptPeer) hint(now time.Time) bool {
+	if kp.dialing || kp.due.IsZero() || kp.due.Sub(now) <= keepHintJitter || now.Sub(kp.hinted) < keepHintEvery {
+		return false
+	}
+	kp.wait = keepBackoffMin
+	kp.due = now.Add(rand.N(keepHintJitter + 1))
+	kp.hinted = now
+	return true
 }
 
 func newKeeper() *keeper {
@@ -339,6 +375,17 @@ func (n *Host) keptConnectedness(p peer.ID, c network.Connectedness) {
 	if up {
 		kp.wait = keepBackoffMin
 		kp.due = time.Time{}
+		hinted := 0
+		for q, other := range k.peers {
+			if q != p && !n.connected(q) && other.hint(now) {
+				hinted++
+			}
+		}
+		if hinted > 0 {
+			k.hints += int64(hinted)
+			n.log.Debug("kept peer connected: redialing the others soon", "peer", p, "peers", hinted)
+			k.poke()
+		}
 	} else if !kp.dialing && kp.due.IsZero() {
 		kp.due = now.Add(jittered(kp.wait))
 	}
@@ -424,15 +471,24 @@ func (n *Host) noteAddrs(ai peer.AddrInfo, ttl time.Duration) {
 		}
 	}
 	ps.AddAddrs(ai.ID, ai.Addrs, ttl)
-	if !fresh {
-		return
-	}
 	k := n.keep
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if kp := k.peers[ai.ID]; kp != nil && !kp.dialing && !n.connected(ai.ID) {
+	kp := k.peers[ai.ID]
+	if kp == nil || kp.dialing || n.connected(ai.ID) {
+		return
+	}
+	now := time.Now()
+	if fresh {
 		kp.wait = keepBackoffMin
-		kp.due = time.Now()
+		kp.due = now
+		k.poke()
+		return
+	}
+	// The same addresses again: news that the peer is there now.
+	if kp.hint(now) {
+		k.hints++
+		n.log.Debug("kept peer heard of: redialing soon", "peer", ai.ID)
 		k.poke()
 	}
 }

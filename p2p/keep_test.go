@@ -238,3 +238,85 @@ func TestAddPeerAddrsDialsKeptPeer(t *testing.T) {
 		t.Fatal("an unkept peer was dialed")
 	}
 }
+
+// farOff pushes kept peer p's next attempt an hour away with the longest
+// backoff, as after a long outage.
+func farOff(h *Host, p peer.ID) {
+	h.keep.mu.Lock()
+	defer h.keep.mu.Unlock()
+	kp := h.keep.peers[p]
+	kp.due = time.Now().Add(time.Hour)
+	kp.wait = keepBackoffMax
+}
+
+// TestKeptPeerHintedByNews: A keeps B, knows B's address, and backed off
+// far (a long outage). News of B with the same address (its tip relayed by
+// another member, its mDNS answer) means B is there now: A dials it
+// within keepHintJitter instead of waiting out the backoff. Before the
+// hint only a new address did that, and a partition that healed without
+// any address changing waited up to a minute.
+func TestKeptPeerHintedByNews(t *testing.T) {
+	checkLeaks(t)
+	a := newTestHost(t, nil)
+	b := newTestHost(t, nil)
+	// No address yet, so the keeper cannot dial B before it is far off;
+	// then the address is known (not news: straight to the peerstore).
+	a.KeepConnected("g", []peer.ID{b.ID()})
+	time.Sleep(100 * time.Millisecond)
+	farOff(a, b.ID())
+	a.Libp2pHost().Peerstore().AddAddrs(b.ID(), b.AddrInfo().Addrs, time.Hour)
+
+	heard := time.Now()
+	a.AddPeerAddrs(b.ID(), b.AddrInfo().Addrs, time.Hour)
+	waitFor(t, 3*time.Second, "A dials B on news of it", func() bool { return a.connected(b.ID()) })
+	t.Logf("connected %v after the news", time.Since(heard).Round(time.Millisecond))
+	if h := a.GossipStats().RedialHints; h != 1 {
+		t.Fatalf("RedialHints = %d, want 1", h)
+	}
+}
+
+// TestKeptPeerHintRateLimited: a peer that is alive but unreachable from
+// here (its tips keep coming through others) is hinted at most once per
+// keepHintEvery.
+func TestKeptPeerHintRateLimited(t *testing.T) {
+	now := time.Now()
+	kp := &keptPeer{wait: keepBackoffMax, due: now.Add(time.Minute)}
+	if !kp.hint(now) {
+		t.Fatal("first hint refused")
+	}
+	if kp.wait != keepBackoffMin || kp.due.Sub(now) > keepHintJitter {
+		t.Fatalf("after a hint: wait %v, due in %v", kp.wait, kp.due.Sub(now))
+	}
+	kp.due, kp.wait = now.Add(time.Minute), keepBackoffMax // the dial failed
+	if kp.hint(now.Add(keepHintEvery - time.Millisecond)) {
+		t.Fatal("hinted again within keepHintEvery")
+	}
+	if !kp.hint(now.Add(keepHintEvery)) {
+		t.Fatal("not hinted after keepHintEvery")
+	}
+	dialing := &keptPeer{wait: keepBackoffMax, due: time.Time{}, dialing: true}
+	if dialing.hint(now) {
+		t.Fatal("hinted a peer being dialed")
+	}
+}
+
+// TestKeptPeersHintedByAConnection: A keeps B and C and backed off far
+// from both (its link was down for long). B connects to A: the network
+// works again, so A dials C at once instead of waiting out C's backoff.
+func TestKeptPeersHintedByAConnection(t *testing.T) {
+	checkLeaks(t)
+	a := newTestHost(t, nil)
+	b := newTestHost(t, nil)
+	c := newTestHost(t, nil)
+	// No address for either yet: the keeper cannot dial them.
+	a.KeepConnected("g", []peer.ID{b.ID(), c.ID()})
+	time.Sleep(100 * time.Millisecond)
+	farOff(a, b.ID())
+	farOff(a, c.ID())
+	a.Libp2pHost().Peerstore().AddAddrs(c.ID(), c.AddrInfo().Addrs, time.Hour)
+
+	up := time.Now()
+	connect(t, b, a)
+	waitFor(t, 3*time.Second, "A dials C after B connected", func() bool { return a.connected(c.ID()) })
+	t.Logf("A connected to C %v after B connected", time.Since(up).Round(time.Millisecond))
+}

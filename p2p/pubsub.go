@@ -438,12 +438,15 @@ type GossipStats struct {
 	// connected; Reconnects counts those that succeeded.
 	Redials    int64
 	Reconnects int64
+	// RedialHints counts kept peers whose backoff a sign of life cut
+	// short (keep.go, hint).
+	RedialHints int64
 }
 
 // GossipStats returns the host's gossip counters.
 func (n *Host) GossipStats() GossipStats {
 	n.keep.mu.Lock()
-	redials, reconnects := n.keep.redials, n.keep.reconnects
+	redials, reconnects, hints := n.keep.redials, n.keep.reconnects, n.keep.hints
 	n.keep.mu.Unlock()
 	return GossipStats{
 		DroppedRPCs:      n.tracer.droppedRPCs.Load(),
@@ -456,6 +459,7 @@ func (n *Host) GossipStats() GossipStats {
 		PubSubLinksRenewed: n.writersRevived.Load(),
 		Redials:            redials,
 		Reconnects:         reconnects,
+		RedialHints:        hints,
 	}
 }
 

@@ -110,6 +110,7 @@ type Cluster struct {
 	ownDir bool
 	rng    *rand.Rand
 	part   partition
+	cuts   linkCuts
 	rec    *recorder
 	log    *slog.Logger
 
@@ -227,17 +228,20 @@ func (c *Cluster) start(ctx context.Context, p *Peer) error {
 	}
 	t := c.cfg.Timing
 	logger := c.log.With("node", p.Name)
+	gate := &linkGate{cuts: &c.cuts}
 	h, err := p2p.New(p2p.Config{
 		IdentityFile:      filepath.Join(p.Home, "peer.key"),
 		Listen:            []string{"/ip4/127.0.0.1/tcp/0"},
 		HeartbeatInterval: t.Heartbeat,
 		// The testnet drives bursts far above a person's typing speed.
 		PeerMessageRate: 1000, PeerMessageBurst: 5000,
-		Logger: logger,
+		Logger:          logger,
+		ConnectionGater: gate,
 	})
 	if err != nil {
 		return fmt.Errorf("testnet: %s host: %w", p.Name, err)
 	}
+	gate.setSelf(h.ID())
 	n, err := node.New(nodeConfig(p.Home, p.Name, &faultNet{Network: h, part: &c.part}, logger, t))
 	if err == nil {
 		err = n.Start(ctx)

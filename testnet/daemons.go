@@ -43,7 +43,13 @@ const daemonLog = "daemon.log"
 // groveEnv is the environment of a grove command run for d.
 func (d *chaosDaemon) groveEnv() []string {
 	env := append(os.Environ(), d.env...)
-	return append(env, "GROVE_HOME="+d.home, "GROVE_LOG=info")
+	env = append(env, "GROVE_HOME="+d.home)
+	if os.Getenv("GROVE_LOG") == "" {
+		// Info unless the run's caller asked for more (GROVE_LOG=debug
+		// to see redials and syncs when a run is slow to converge).
+		env = append(env, "GROVE_LOG=info")
+	}
+	return env
 }
 
 // nsCommand runs the grove command with args inside d's namespace.

@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"grove/p2p"
 )
@@ -90,6 +92,8 @@ type faultNet struct {
 	part *partition
 }
 
+var _ p2p.Keeper = (*faultNet)(nil)
+
 func (f *faultNet) Subscribe(g p2p.GroupID, v p2p.Validator) (p2p.Subscription, error) {
 	self := f.Network.ID()
 	return f.Network.Subscribe(g, func(ctx context.Context, from peer.ID, payload []byte) p2p.ValidationResult {
@@ -123,6 +127,51 @@ func (f *faultNet) Request(ctx context.Context, p peer.ID, proto protocol.ID, re
 		return nil, ErrPartitioned
 	}
 	return f.Network.Request(ctx, p, proto, req)
+}
+
+// The node finds the host's optional abilities by type assertion, which
+// the embedded interface hides: each is forwarded here, so that a node on
+// a faultNet keeps its members connected (p2p's keeper), learns addresses
+// from tips and reports connections as it does on a bare host.
+
+// KeepConnected forwards to the host's keeper.
+func (f *faultNet) KeepConnected(set string, peers []peer.ID) {
+	if k, ok := f.Network.(p2p.Keeper); ok {
+		k.KeepConnected(set, peers)
+	}
+}
+
+// KeepStatus forwards to the host's keeper.
+func (f *faultNet) KeepStatus(set string) p2p.KeepStatus {
+	if k, ok := f.Network.(p2p.Keeper); ok {
+		return k.KeepStatus(set)
+	}
+	return p2p.KeepStatus{}
+}
+
+// AddPeerAddrs forwards addresses learned from tips.
+func (f *faultNet) AddPeerAddrs(p peer.ID, addrs []ma.Multiaddr, ttl time.Duration) {
+	if a, ok := f.Network.(interface {
+		AddPeerAddrs(peer.ID, []ma.Multiaddr, time.Duration)
+	}); ok {
+		a.AddPeerAddrs(p, addrs, ttl)
+	}
+}
+
+// PeerAddrs forwards the connections' addresses.
+func (f *faultNet) PeerAddrs(p peer.ID) []ma.Multiaddr {
+	if a, ok := f.Network.(interface{ PeerAddrs(peer.ID) []ma.Multiaddr }); ok {
+		return a.PeerAddrs(p)
+	}
+	return nil
+}
+
+// PeerConns forwards the connections' details.
+func (f *faultNet) PeerConns(p peer.ID) []p2p.ConnInfo {
+	if a, ok := f.Network.(interface{ PeerConns(peer.ID) []p2p.ConnInfo }); ok {
+		return a.PeerConns(p)
+	}
+	return nil
 }
 
 // MeshPeers forwards to the host so that node.Metrics still reports mesh

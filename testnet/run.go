@@ -112,7 +112,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			co.Faults = strings.Split(*faults, ",")
 		}
 		co.Nodes, co.Seed, co.Dir = o.Nodes, o.Seed, o.Dir
-		if *verbose && !*asJSON {
+		if *verbose {
+			// On stderr, so that it goes with --json too.
 			co.Narrate = stderr
 		}
 		return chaosCmd(ctx, co, *asJSON, stdout)
