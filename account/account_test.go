@@ -203,13 +203,13 @@ func TestLinkExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Grant{Key: alice, Certificate: cert, Devices: []*Certificate{laptop}}
+	g := &Grant{Key: alice, Certificate: cert, Devices: []*Certificate{laptop}, Invites: []string{"code-1", "code-2"}}
 	sealed := g.Seal(code, phonePeer)
 	got, err := OpenGrant(code, phonePeer, phoneKey, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Key.Public().Equal(alice.Public()) || len(got.Devices) != 1 || got.Devices[0].Device.Name != "laptop" {
+	if !got.Key.Public().Equal(alice.Public()) || len(got.Devices) != 1 || got.Devices[0].Device.Name != "laptop" || len(got.Invites) != 2 || got.Invites[1] != "code-2" {
 		t.Fatalf("grant %+v", got)
 	}
 	// Tampered or misdirected grants are refused.

@@ -238,6 +238,9 @@ type Grant struct {
 	Certificate *Certificate   // the new device's
 	Devices     []*Certificate // the account's other devices
 	Revocations []*Revocation
+	// Invites are codes by which the new device joins the account's
+	// groups; opaque here (node's invite codes).
+	Invites []string
 }
 
 const maxListed = 1024
@@ -248,6 +251,10 @@ func (g *Grant) marshal() []byte {
 	b.AddBytes(g.Key.priv.Seed())
 	addCerts(b, append([]*Certificate{g.Certificate}, g.Devices...))
 	addRevocations(b, g.Revocations)
+	b.AddUint16(uint16(len(g.Invites)))
+	for _, iv := range g.Invites {
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(iv)) })
+	}
 	return b.BytesOrPanic()
 }
 
@@ -342,10 +349,22 @@ func OpenGrant(code *LinkCode, newPeer, sigKey, sealed []byte) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ni uint16
+	if !s.ReadUint16(&ni) || ni > maxListed {
+		return nil, fmt.Errorf("%w: grant invites", ErrMalformed)
+	}
+	var invites []string
+	for range ni {
+		var iv cryptobyte.String
+		if !s.ReadUint16LengthPrefixed(&iv) {
+			return nil, fmt.Errorf("%w: grant invite", ErrMalformed)
+		}
+		invites = append(invites, string(iv))
+	}
 	if !s.Empty() || len(certs) == 0 {
 		return nil, fmt.Errorf("%w: grant", ErrMalformed)
 	}
-	g := &Grant{Key: k, Certificate: certs[0], Devices: certs[1:], Revocations: revs}
+	g := &Grant{Key: k, Certificate: certs[0], Devices: certs[1:], Revocations: revs, Invites: invites}
 	if err := g.Certificate.Binds(sigKey, newPeer); err != nil {
 		return nil, err
 	}

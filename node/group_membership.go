@@ -9,7 +9,6 @@ package node
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -63,8 +62,7 @@ func (a *groupActor) isAdmin() bool {
 	if g == nil {
 		return false
 	}
-	admins := groupPolicy(g).Admins
-	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, a.n.selfID) })
+	return isGroupAdmin(g, a.n.selfID)
 }
 
 // apiMember describes member m of g; shown is displayNames of g's members,
@@ -76,10 +74,14 @@ func (a *groupActor) apiMember(g *mls.Group, m mls.Member, shown map[string]stri
 		if s, ok := shown[string(m.Identity)]; ok {
 			out.Name = s
 		}
+		// One person, several devices: only a certificate that holds
+		// for this leaf names the device (devices.go).
+		if id.Cert != nil && id.Cert.Binds(m.SignatureKey, []byte(id.Peer)) == nil {
+			out.Device, out.Account = id.Cert.Device.Name, id.Cert.Account.Fingerprint()
+		}
 	}
 	out.Self = bytes.Equal(m.Identity, a.n.selfID)
-	admins := groupPolicy(g).Admins
-	out.Admin = len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, m.Identity) })
+	out.Admin = isGroupAdmin(g, m.Identity)
 	return out
 }
 

@@ -10,11 +10,16 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/account"
 	"grove/mls"
 )
 
-// identityVersion versions the credential identity encoding.
-const identityVersion = 1
+// identityVersion versions the credential identity encoding; version 2
+// appends the account's device certificate (devices.go).
+const (
+	identityVersion   = 1
+	identityVersionV2 = 2
+)
 
 // memberIdentity is what a member's BasicCredential identity binds: the
 // display name and the libp2p peer ID of the device (ARCHITECTURE.md,
@@ -23,15 +28,25 @@ const identityVersion = 1
 type memberIdentity struct {
 	Name string
 	Peer peer.ID
+	// Cert, when set, is the account's certificate of this device
+	// (version 2): Name is then the account's (the person's) name.
+	Cert *account.Certificate
 }
 
 var identityMagic = []byte("grove-id")
 
 func (m memberIdentity) marshal() []byte {
 	w := wbuf{b: slices.Clone(identityMagic)}
-	w.u8(identityVersion)
+	if m.Cert == nil {
+		w.u8(identityVersion)
+	} else {
+		w.u8(identityVersionV2)
+	}
 	w.vec([]byte(m.Name))
 	w.vec([]byte(m.Peer))
+	if m.Cert != nil {
+		w.vec(m.Cert.Marshal())
+	}
 	return w.b
 }
 
@@ -40,11 +55,16 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 		return memberIdentity{}, fmt.Errorf("%w: not a grove identity", ErrMalformed)
 	}
 	r := rbuf{b: b[len(identityMagic):]}
-	if v := r.u8("identity version"); r.err == nil && v != identityVersion {
+	v := r.u8("identity version")
+	if r.err == nil && v != identityVersion && v != identityVersionV2 {
 		return memberIdentity{}, fmt.Errorf("%w: identity version %d", ErrMalformed, v)
 	}
 	name := r.vec(maxNameLen, "name")
 	p := r.vec(128, "peer")
+	var certBytes []byte
+	if v == identityVersionV2 {
+		certBytes = r.vec(maxIdentity, "device certificate")
+	}
 	if err := r.done("identity"); err != nil {
 		return memberIdentity{}, err
 	}
@@ -57,7 +77,24 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 	if err := checkName(string(name)); err != nil {
 		return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return memberIdentity{Name: string(name), Peer: id}, nil
+	mi := memberIdentity{Name: string(name), Peer: id}
+	if v == identityVersionV2 {
+		// The certificate's form and its agreement with the identity are
+		// checked here; its signature, and that it certifies the leaf's
+		// key, where the leaf is known (verifyDevice).
+		c, err := account.ParseCertificate(certBytes)
+		if err != nil {
+			return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		if c.Device.AccountName != mi.Name || string(c.Device.Peer) != string(id) {
+			return memberIdentity{}, fmt.Errorf("%w: device certificate names another person or peer", ErrMalformed)
+		}
+		if err := checkName(c.Device.Name); err != nil {
+			return memberIdentity{}, fmt.Errorf("%w: device name: %v", ErrMalformed, err)
+		}
+		mi.Cert = c
+	}
+	return mi, nil
 }
 
 // maxNameLen bounds display names.

@@ -131,31 +131,44 @@ func displayNames(identities [][]byte) map[string]string {
 		name string
 	}
 	bySkel := map[string][]entry{}
+	// The devices of one account are one person: one entry, keyed and
+	// tagged by the account key (devices.go), so siblings never count as
+	// look-alikes of each other.
+	person := map[string][]byte{}
 	for _, id := range identities {
 		mi, err := parseIdentity(id)
 		if err != nil {
 			continue
 		}
+		key := id
+		if mi.Cert != nil && mi.Cert.Verify() == nil {
+			key = append([]byte("account:"), mi.Cert.Account...)
+		}
+		person[string(id)] = key
 		k := nameSkeleton(mi.Name)
 		dup := false
 		for _, e := range bySkel[k] {
-			if string(e.id) == string(id) {
+			if string(e.id) == string(key) {
 				dup = true
 			}
 		}
 		if !dup {
-			bySkel[k] = append(bySkel[k], entry{id, mi.Name})
+			bySkel[k] = append(bySkel[k], entry{key, mi.Name})
 		}
 	}
-	out := map[string]string{}
+	byKey := map[string]string{}
 	for _, es := range bySkel {
 		for _, e := range es {
 			if len(es) > 1 {
-				out[string(e.id)] = e.name + " #" + nameTag(e.id)
+				byKey[string(e.id)] = e.name + " #" + nameTag(e.id)
 			} else {
-				out[string(e.id)] = e.name
+				byKey[string(e.id)] = e.name
 			}
 		}
+	}
+	out := map[string]string{}
+	for id, key := range person {
+		out[id] = byKey[string(key)]
 	}
 	return out
 }

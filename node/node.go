@@ -77,6 +77,7 @@ type Node struct {
 	closed    bool
 	metrics   metrics
 	reach     reachTotals // see reach.go
+	dev       devState    // account and devices (devices.go)
 }
 
 // New checks cfg and returns a Node that is not yet running.
@@ -149,6 +150,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.started = n.cfg.Clock.Now()
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
+	n.net.Serve(protocolLink, n.serveLink)
+	n.net.Serve(protocolRevoke, n.serveRevoke)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
 	// redemption), which is its consent to join that group. Serving
@@ -179,6 +182,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.peerLoop()
 	n.wg.Add(1)
 	go n.purgeLoop()
+	n.wg.Add(1)
+	go n.joinLinkedGroups()
 	// Deletions made before a crash or restart (their marks survive in
 	// the store) are purged once now.
 	n.requestPurge()
@@ -187,13 +192,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 func (n *Node) loadIdentity() error {
 	name, err := n.db.Setting(settingName)
+	nameErr := err
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if n.cfg.Name == "" {
+		// A linked or restored device takes its account's name, saved
+		// once the account is (loadAccount).
+		if n.cfg.Name == "" && n.cfg.Link == "" && n.cfg.Restore == nil {
 			return fmt.Errorf("node: no display name: run init with a name first")
-		}
-		if err := n.db.SetSetting(settingName, []byte(n.cfg.Name)); err != nil {
-			return fmt.Errorf("node: save name: %w", err)
 		}
 		name = []byte(n.cfg.Name)
 	case err != nil:
@@ -234,7 +239,14 @@ func (n *Node) loadIdentity() error {
 		}
 		clear(raw)
 	}
-	n.self = memberIdentity{Name: string(name), Peer: n.net.ID()}
+	if n.self, err = n.loadAccount(string(name)); err != nil {
+		return err
+	}
+	if n.self.Name != string(name) || errors.Is(nameErr, store.ErrNotFound) {
+		if err := n.db.SetSetting(settingName, []byte(n.self.Name)); err != nil {
+			return fmt.Errorf("node: save name: %w", err)
+		}
+	}
 	n.selfID = n.self.marshal()
 	return nil
 }
@@ -303,6 +315,7 @@ func (n *Node) peerLoop() {
 				return
 			}
 			n.emit(api.Event{Kind: api.EventPeers, Time: n.cfg.Clock.Now(), Detail: ev.Kind.String()})
+			n.peerSeen(ev.Peer, ev.Kind == p2p.PeerConnected)
 			switch ev.Kind {
 			case p2p.PeerConnected:
 				// A (re)connected member may hold what we missed (or,

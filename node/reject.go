@@ -34,11 +34,14 @@ const (
 	// rejectDuplicate: a Commit whose epoch would list two members with
 	// one identity or one peer id.
 	rejectDuplicate rejectReason = "duplicate_member"
+	// rejectDevice: a Commit adding a leaf whose device certificate does
+	// not hold for it (devices.go).
+	rejectDevice rejectReason = "device_certificate"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectDevice}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

@@ -280,6 +280,11 @@ type Member struct {
 	Leaf        uint32 `json:"leaf"`
 	Admin       bool   `json:"admin"`
 	Self        bool   `json:"self"`
+	// Device is the device's name when the member's account certifies
+	// it (Name is then the person's), and Account the account's
+	// fingerprint: members with the same Account are one person.
+	Device  string `json:"device,omitempty"`
+	Account string `json:"account,omitempty"`
 }
 
 // Peer is a connected libp2p peer.

@@ -511,6 +511,9 @@ func (e *env) cmdMembers(args []string) error {
 		t.row("NAME", "ROLE", "FINGERPRINT", "PEER")
 		for _, m := range ms {
 			name := sanitize(m.Name)
+			if m.Device != "" {
+				name += " (" + sanitize(m.Device) + ")"
+			}
 			if m.Self {
 				name += " (you)"
 			}

@@ -1,0 +1,406 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"grove/account"
+	"grove/mls"
+	"grove/node/api"
+	"grove/p2p"
+)
+
+// startNode starts a node with cfg adjusted by tune, on a fresh MemNetwork
+// node, and returns it and its error (a link that fails fails Start).
+func startNode(t *testing.T, mn *p2p.MemNetwork, name string, tune func(*Config)) (*Node, error) {
+	t.Helper()
+	mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Home: t.TempDir(), Name: name, Network: mnode, Logger: testLogger().With("node", name)}
+	testTiming(&cfg)
+	if tune != nil {
+		tune(&cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.Close()
+		mnode.Close()
+	})
+	return n, n.Start(context.Background())
+}
+
+// hasDevices checks the members of group that n sees, as "name (device)".
+func hasDevices(n *Node, group string, want ...string) error {
+	ms, err := n.Members(context.Background(), group)
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, fmt.Sprintf("%s (%s)", m.Name, m.Device))
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("have %q, want %q", got, want)
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == w
+		}
+		if !found {
+			return fmt.Errorf("have %q, want %q", got, want)
+		}
+	}
+	return nil
+}
+
+// realNodeWith starts a real node (libp2p on 127.0.0.1) in home with its
+// config adjusted by tune; Start's error is returned (a failed link fails
+// it).
+func realNodeWith(t *testing.T, home, name string, tune func(*Config)) (*Node, error) {
+	t.Helper()
+	cfg := Config{Home: home, Name: name, Logger: testLogger().With("node", name),
+		P2P: p2p.Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HeartbeatInterval: 100 * time.Millisecond, Logger: testLogger()}}
+	testTiming(&cfg)
+	if tune != nil {
+		tune(&cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(context.Background())
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// TestLinkRevokeDevice, on real nodes: alice links a phone to her laptop;
+// bob and carol share two groups with her; the phone joins both by itself
+// and the others see one person with two devices; both of alice's devices
+// send and receive; a replayed link code is refused. The phone goes
+// offline and alice revokes it from the laptop: it leaves both groups and
+// bob and carol keep the signed revocation. Back online, the phone learns
+// it, cannot link a device, is refused history and reads nothing sent
+// after the revocation; carol sees alice with one device.
+func TestLinkRevokeDevice(t *testing.T) {
+	ctx := ctxT(t, 150*time.Second)
+	laptop, err := realNodeWith(t, t.TempDir(), "alice", func(c *Config) { c.DeviceName = "laptop" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	bob := realNode(t, t.TempDir(), "bob")
+	defer bob.Close()
+	carol := realNode(t, t.TempDir(), "carol")
+	defer carol.Close()
+	var groups []api.Group
+	for _, name := range []string{"team", "family"} {
+		g, err := laptop.CreateGroup(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*Node{bob, carol} {
+			inv, _ := laptop.Invite(ctx, g.ID)
+			if _, err := n.Join(ctx, inv.Code); err != nil {
+				t.Fatal(err)
+			}
+		}
+		groups = append(groups, g)
+	}
+
+	code, err := laptop.DeviceLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneHome := t.TempDir()
+	phone, err := realNodeWith(t, phoneHome, "", func(c *Config) { c.Link, c.DeviceName = code.Code, "phone" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneOpen := true
+	defer func() {
+		if phoneOpen {
+			phone.Close()
+		}
+	}()
+	if acct, cmp := phone.LinkResult(); acct != "alice" || len(cmp) != 7 {
+		t.Fatalf("link result %q %q", acct, cmp)
+	}
+	// A replay of the same code, from another new device, is refused.
+	if tablet, err := realNodeWith(t, t.TempDir(), "", func(c *Config) { c.Link, c.DeviceName = code.Code, "tablet" }); err == nil || !strings.Contains(err.Error(), "already used") {
+		if tablet != nil {
+			tablet.Close()
+		}
+		t.Fatalf("replayed link code: %v", err)
+	}
+	for _, g := range groups {
+		for _, n := range []*Node{bob, carol, laptop, phone} {
+			eventually(t, 60*time.Second, n.self.Name+" sees the phone in "+g.Name, func() error {
+				return hasDevices(n, g.ID, "alice (laptop)", "alice (phone)", "bob (device)", "carol (device)")
+			})
+		}
+	}
+	bm, _ := bob.Members(ctx, groups[0].ID)
+	var accts []string
+	for _, m := range bm {
+		if m.Name == "alice" {
+			accts = append(accts, m.Account)
+		}
+	}
+	if len(accts) != 2 || accts[0] != accts[1] || accts[0] == "" {
+		t.Fatalf("alice's devices show accounts %q", accts)
+	}
+	for _, g := range groups {
+		for _, n := range []*Node{laptop, phone, bob} {
+			if _, err := n.Send(ctx, g.ID, "hello from "+n.self.Name+" "+n.cfg.DeviceName+" in "+g.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, g := range groups {
+		for _, n := range []*Node{laptop, phone, bob, carol} {
+			eventually(t, 20*time.Second, "all read in "+g.Name, func() error {
+				return hasTexts(n, g.ID, "hello from alice laptop in "+g.Name, "hello from alice phone in "+g.Name, "hello from bob  in "+g.Name)
+			})
+		}
+	}
+	ds, err := laptop.DeviceList(ctx)
+	if err != nil || len(ds) != 2 || ds[1].Name != "phone" || ds[1].Groups != 2 || !ds[1].Online {
+		t.Fatalf("device list %+v %v", ds, err)
+	}
+
+	// The phone goes offline; alice revokes it from the laptop.
+	phone.Close()
+	phoneOpen = false
+	if _, err := laptop.DeviceRevoke(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		for _, n := range []*Node{bob, carol, laptop} {
+			eventually(t, 30*time.Second, "phone removed from "+g.Name, func() error {
+				return hasDevices(n, g.ID, "alice (laptop)", "bob (device)", "carol (device)")
+			})
+		}
+	}
+	for _, n := range []*Node{bob, carol} {
+		if !n.revokedPeer(phone.PeerID()) {
+			t.Fatalf("%s did not keep the revocation", n.self.Name)
+		}
+	}
+	if _, err := bob.Send(ctx, groups[0].ID, "after the revocation"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "carol reads it", func() error { return hasTexts(carol, groups[0].ID, "after the revocation") })
+
+	// Back online.
+	phone, err = realNodeWith(t, phoneHome, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneOpen = true
+	for _, n := range []*Node{laptop, bob, carol} {
+		phone.Connect(ctx, n.AddrInfo())
+	}
+	eventually(t, 20*time.Second, "phone learns its revocation", func() error {
+		if _, err := phone.DeviceLink(ctx); err == nil {
+			return errors.New("the revoked phone still makes link codes")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // time to sync, which members refuse it
+	for _, g := range groups {
+		if err := hasTexts(phone, g.ID, "after the revocation"); err == nil {
+			t.Fatalf("the revoked phone read a message sent after its revocation in %s", g.Name)
+		}
+	}
+	if laptop.metrics.rejected[rejectDevice.index()].Load() != 0 {
+		t.Fatal("a valid device certificate was rejected")
+	}
+}
+
+// A member whose device certificate was signed by another account than
+// the one it names, or that certifies another key than its leaf's, is
+// refused: verifyDevice and addConflict say so, nothing is added.
+func TestForeignDeviceCertificateRefused(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 30*time.Second)
+	alice := memNode(t, mn, "alice")
+	g, err := alice.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := alice.lookup(g.ID)
+	_, head := a.head()
+	mallory, _ := account.Generate(rand.Reader)
+	suite, _ := mls.CipherSuite(1).Suite()
+	sig, _ := suite.GenerateSigningKey(rand.Reader)
+	pid := testPeerID(t)
+
+	// A certificate of alice's account made by mallory: relabelled, its
+	// signature fails.
+	c, _ := mallory.Certify(account.Device{AccountName: "alice", Name: "laptop", SignatureKey: sig.PublicKey(), Peer: []byte(pid), Created: time.Now()})
+	c.Account = alice.dev.key.Public()
+	kp := keyPackageWith(t, memberIdentity{Name: "alice", Peer: pid, Cert: c}, sig)
+	if why := addConflict(head, kp, nil); !strings.Contains(why, "device certificate") {
+		t.Fatalf("relabelled certificate: %q", why)
+	}
+	if _, err := verifyDevice(kp.LeafNode.Credential.Identity, sig.PublicKey()); !errors.Is(err, ErrDeviceCertificate) || !errors.Is(err, account.ErrBadSignature) {
+		t.Fatalf("verifyDevice: %v", err)
+	}
+	// Alice's real certificate copied into mallory's own leaf: it
+	// certifies another key.
+	stolen := alice.dev.cert
+	kp2 := keyPackageWith(t, memberIdentity{Name: "alice", Peer: alice.PeerID(), Cert: stolen}, sig)
+	if _, err := verifyDevice(kp2.LeafNode.Credential.Identity, sig.PublicKey()); !errors.Is(err, ErrDeviceCertificate) || !errors.Is(err, account.ErrMismatch) {
+		t.Fatalf("copied certificate: %v", err)
+	}
+	if why := addConflict(head, kp2, nil); why == "" {
+		t.Fatal("a copied certificate was accepted")
+	}
+	// Mallory's own account is a different person, not alice's device.
+	own, _ := mallory.Certify(account.Device{AccountName: "alice", Name: "laptop", SignatureKey: sig.PublicKey(), Peer: []byte(pid), Created: time.Now()})
+	kp3 := keyPackageWith(t, memberIdentity{Name: "alice", Peer: pid, Cert: own}, sig)
+	if why := addConflict(head, kp3, nil); why != "" {
+		t.Fatalf("a well-signed certificate of another account: %q", why)
+	}
+	names := displayNames([][]byte{alice.selfID, kp3.LeafNode.Credential.Identity})
+	if names[string(alice.selfID)] == names[string(kp3.LeafNode.Credential.Identity)] {
+		t.Fatalf("two accounts named alice are shown alike: %q", names)
+	}
+}
+
+// A revocation signed by another account than the revoked device's is
+// refused with a clear error and nothing is kept.
+func TestRevocationBySomeoneElseRefused(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 60*time.Second)
+	alice := memNode(t, mn, "alice")
+	bob := memNode(t, mn, "bob")
+	g, _ := alice.CreateGroup(ctx, "team")
+	inv, _ := alice.Invite(ctx, g.ID)
+	if _, err := bob.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	mallory, _ := account.Generate(rand.Reader)
+	// Mallory cannot sign a revocation of alice's device with her key...
+	if _, err := mallory.Revoke(alice.dev.cert, time.Now()); !errors.Is(err, account.ErrOtherAccount) {
+		t.Fatalf("Revoke: %v", err)
+	}
+	// ...and a forged one, claiming alice's account, is refused by bob.
+	c := *alice.dev.cert
+	c.Account = mallory.Public()
+	c.Signature = nil
+	mc, _ := mallory.Certify(c.Device)
+	r, _ := mallory.Revoke(mc, time.Now())
+	err := bob.takeRevocation(ctx, r.Marshal())
+	if !errors.Is(err, ErrRevocationRefused) || !errors.Is(err, account.ErrOtherAccount) {
+		t.Fatalf("revocation by another account: %v", err)
+	}
+	r.Account = alice.dev.key.Public()
+	if err := bob.takeRevocation(ctx, r.Marshal()); !errors.Is(err, account.ErrBadSignature) {
+		t.Fatalf("relabelled revocation: %v", err)
+	}
+	if bob.revokedPeer(alice.PeerID()) || len(bob.dev.revoked.List()) != 0 {
+		t.Fatal("a refused revocation was kept")
+	}
+	if err := bob.takeRevocation(ctx, []byte("junk")); !errors.Is(err, account.ErrMalformed) {
+		t.Fatalf("junk revocation: %v", err)
+	}
+}
+
+// Backup on alice's laptop, restore into a fresh home: the account is
+// the same person, the history is back, and once the restored device is in
+// the group again (linked by the laptop) it is readable and searchable and
+// it can send.
+func TestBackupRestore(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 90*time.Second)
+	laptop, _ := startNode(t, mn, "alice", func(c *Config) { c.DeviceName = "laptop" })
+	bob := memNode(t, mn, "bob")
+	g, _ := laptop.CreateGroup(ctx, "team")
+	inv, _ := laptop.Invite(ctx, g.ID)
+	if _, err := bob.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 20 {
+		txt := fmt.Sprintf("message %d about the zeppelin", i)
+		from := []*Node{laptop, bob}[i%2]
+		if _, err := from.Send(ctx, g.ID, txt); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, txt)
+	}
+	eventually(t, 15*time.Second, "laptop has all", func() error { return hasTexts(laptop, g.ID, want...) })
+
+	path := filepath.Join(t.TempDir(), "alice.backup")
+	res, err := laptop.BackupCreate(ctx, api.BackupRequest{Path: path, Passphrase: "pw", WorkFactor: 10})
+	if err != nil || res.Messages != 20 || res.Groups != 1 {
+		t.Fatalf("backup %+v %v", res, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte("zeppelin")) {
+		t.Fatal("backup holds plaintext")
+	}
+	if _, err := account.ReadBackup(bytes.NewReader(raw), "wrong"); !errors.Is(err, account.ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	b, err := account.ReadBackup(bytes.NewReader(raw), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := startNode(t, mn, "", func(c *Config) { c.Restore, c.DeviceName = b, "restored" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored.self.Name != "alice" || !restored.dev.key.Public().Equal(laptop.dev.key.Public()) {
+		t.Fatalf("restored as %q", restored.self.Name)
+	}
+	// Back into the group through the laptop (a link), then the history
+	// shows and is searchable.
+	code, _ := laptop.DeviceLink(ctx)
+	_ = code
+	inv2, _ := laptop.Invite(ctx, g.ID)
+	if _, err := restored.Join(ctx, inv2.Code); err != nil {
+		t.Fatal(err)
+	}
+	if err := hasTexts(restored, g.ID, want...); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := restored.Search(ctx, api.SearchRequest{Query: "zeppelin", Limit: 100})
+	if err != nil || len(sr.Hits) != 20 {
+		t.Fatalf("search after restore: %d hits, %v", len(sr.Hits), err)
+	}
+	if _, err := restored.Send(ctx, g.ID, "back again"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "bob reads the restored device", func() error { return hasTexts(bob, g.ID, "back again") })
+}
+
+// keyPackageWith makes a KeyPackage for identity signed with sig.
+func keyPackageWith(t *testing.T, id memberIdentity, sig *mls.SigningKey) *mls.KeyPackage {
+	t.Helper()
+	kp, err := mls.NewKeyPackage(&mls.KeyPackageParams{Suite: DefaultCipherSuite, Credential: mls.NewBasicCredential(id.marshal()),
+		SigningKey: sig, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}}, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kp.KeyPackage
+}
