@@ -318,10 +318,7 @@ func leafOf(g *mls.Group, identity []byte) (mls.LeafIndex, bool) {
 // same device (only the key's holder can sign kp), which checkAdd handles.
 func addConflict(g *mls.Group, kp *mls.KeyPackage, batch []*mls.KeyPackage) string {
 	id := kp.LeafNode.Credential.Identity
-	mi, err := verifyDevice(id, kp.LeafNode.SignatureKey)
-	if errors.Is(err, ErrDeviceCertificate) {
-		return "its device certificate does not hold: " + err.Error()
-	}
+	mi, err := parseIdentity(id)
 	if err != nil {
 		return "its credential is not a Grove identity"
 	}
@@ -346,6 +343,10 @@ func addConflict(g *mls.Group, kp *mls.KeyPackage, batch []*mls.KeyPackage) stri
 		if why := clash(b.LeafNode.Credential.Identity); why != "" {
 			return why
 		}
+	}
+	// Its device certificate must hold for its leaf (devices.go).
+	if _, err := verifyDevice(id, kp.LeafNode.SignatureKey); err != nil {
+		return "its device certificate does not hold: " + err.Error()
 	}
 	return ""
 }

@@ -122,6 +122,16 @@ func nameTag(identity []byte) string {
 	return hex.EncodeToString(h[:4])
 }
 
+// personKey names the person behind identity (parsed as mi): its account
+// when it carries a certificate signed by the account it names, so that
+// all devices of one person share a name tag, else the identity itself.
+func personKey(identity []byte, mi memberIdentity) []byte {
+	if mi.Cert != nil && mi.Cert.Verify() == nil {
+		return append([]byte("account:"), mi.Cert.Account...)
+	}
+	return identity
+}
+
 // displayNames returns, for each identity (by its string form), the name to
 // show: the name itself, or "name #tag" when another identity in the set has
 // a name with the same skeleton. Identities that do not parse are left out.
@@ -140,10 +150,7 @@ func displayNames(identities [][]byte) map[string]string {
 		if err != nil {
 			continue
 		}
-		key := id
-		if mi.Cert != nil && mi.Cert.Verify() == nil {
-			key = append([]byte("account:"), mi.Cert.Account...)
-		}
+		key := personKey(id, mi)
 		person[string(id)] = key
 		k := nameSkeleton(mi.Name)
 		dup := false
@@ -209,7 +216,11 @@ func (s *shownNames) name(identity []byte, name string) string {
 		return shown
 	}
 	if s.skeletons[nameSkeleton(name)] {
-		return name + " #" + nameTag(identity)
+		mi, err := parseIdentity(identity)
+		if err != nil {
+			return name + " #" + nameTag(identity)
+		}
+		return name + " #" + nameTag(personKey(identity, mi))
 	}
 	return name
 }

@@ -104,11 +104,26 @@ func (n *Node) peerSeen(p peer.ID, connected bool) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		// A peer that has just started may not serve the protocol yet
+		// (its host dials out before the node installs its handlers):
+		// a few tries, backing off.
 		for _, r := range own {
-			n.pushRevocation(p, r)
+			for try, wait := 0, time.Second; try < revokePushTries; try, wait = try+1, wait*2 {
+				if n.pushRevocation(p, r) == nil {
+					break
+				}
+				select {
+				case <-n.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 	}()
 }
+
+// revokePushTries bounds the tries to hand a peer our revocations.
+const revokePushTries = 5
 
 // pushRevocation hands r to peer p and logs its answer.
 func (n *Node) pushRevocation(p peer.ID, r *account.Revocation) error {

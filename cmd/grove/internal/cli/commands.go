@@ -509,9 +509,14 @@ func (e *env) cmdMembers(args []string) error {
 		}
 		t := &table{}
 		t.row("NAME", "ROLE", "FINGERPRINT", "PEER")
+		// A person with several devices here shows each: "alice (laptop)".
+		perAccount := map[string]int{}
+		for _, m := range ms {
+			perAccount[m.Account]++
+		}
 		for _, m := range ms {
 			name := sanitize(m.Name)
-			if m.Device != "" {
+			if m.Device != "" && perAccount[m.Account] > 1 {
 				name += " (" + sanitize(m.Device) + ")"
 			}
 			if m.Self {
