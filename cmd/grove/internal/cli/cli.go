@@ -236,7 +236,7 @@ func init() {
 --link CODE makes this device another device of the account that printed
 CODE (grove device link there): both screens show the same comparison
 string; the device then joins the account's groups when the daemon runs.
-` + `
+
 The database is encrypted at rest with a random key, kept:
   --passphrase            sealed by a passphrase (asked twice; asked again at
                           every start of the daemon)
