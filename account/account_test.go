@@ -320,3 +320,33 @@ func FuzzParseCertificate(f *testing.F) {
 		}
 	})
 }
+
+func TestHistoryBatches(t *testing.T) {
+	code, _ := NewLinkCode(rand.Reader, []byte("peer-laptop"), nil, time.Now().Add(time.Minute))
+	phone := []byte("peer-phone")
+	msgs := []Message{{Group: []byte("g"), ID: [16]byte{1}, Time: time.Unix(5, 6).UTC(), Sender: []byte("s"), Text: "hi", Epoch: 3}}
+	sealed, err := SealHistory(code, phone, 7, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenHistory(code, phone, 7, sealed)
+	if err != nil || len(got) != 1 || got[0].Text != "hi" || got[0].Epoch != 3 || !got[0].Time.Equal(msgs[0].Time) {
+		t.Fatalf("OpenHistory = %+v, %v", got, err)
+	}
+	// Moved in the stream, meant for another peer, altered, or sealed by
+	// someone without the secret: refused.
+	other, _ := NewLinkCode(rand.Reader, code.Peer, nil, code.Expires)
+	forged, _ := SealHistory(other, phone, 7, msgs)
+	bad := bytes.Clone(sealed)
+	bad[0] ^= 1
+	for name, try := range map[string]func() ([]Message, error){
+		"moved":   func() ([]Message, error) { return OpenHistory(code, phone, 8, sealed) },
+		"other":   func() ([]Message, error) { return OpenHistory(code, []byte("peer-x"), 7, sealed) },
+		"altered": func() ([]Message, error) { return OpenHistory(code, phone, 7, bad) },
+		"forged":  func() ([]Message, error) { return OpenHistory(code, phone, 7, forged) },
+	} {
+		if _, err := try(); !errors.Is(err, ErrForgedHistory) {
+			t.Errorf("%s batch: %v", name, err)
+		}
+	}
+}

@@ -383,3 +383,67 @@ func OpenGrant(code *LinkCode, newPeer, sigKey, sealed []byte) (*Grant, error) {
 	}
 	return g, nil
 }
+
+// History travels after the grant, in batches each sealed under a key
+// derived from the code's secret and both peers, with the batch's index as
+// the nonce: a batch that was forged, altered, replayed from another link
+// or moved to another place in the stream does not open.
+
+// ErrForgedHistory: a history batch that does not open under the link.
+var ErrForgedHistory = errors.New("account: history batch does not authenticate")
+
+// MaxHistoryBatch bounds the encoded size of one batch.
+const MaxHistoryBatch = 768 << 10
+
+// SealHistory seals batch number index of messages for newPeer.
+func SealHistory(code *LinkCode, newPeer []byte, index uint64, msgs []Message) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddUint32(uint32(len(msgs)))
+	for i := range msgs {
+		m, err := marshalMessage(&msgs[i])
+		if err != nil {
+			return nil, err
+		}
+		b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(m) })
+	}
+	pt, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("account: history batch: %w", err)
+	}
+	aead, _ := chacha20poly1305.New(linkKey(code.Secret, "history", code.Peer, newPeer))
+	nonce := make([]byte, aead.NonceSize())
+	binary.BigEndian.PutUint64(nonce[4:], index)
+	return aead.Seal(nil, nonce, pt, nil), nil
+}
+
+// OpenHistory opens batch number index.
+func OpenHistory(code *LinkCode, newPeer []byte, index uint64, sealed []byte) ([]Message, error) {
+	aead, _ := chacha20poly1305.New(linkKey(code.Secret, "history", code.Peer, newPeer))
+	nonce := make([]byte, aead.NonceSize())
+	binary.BigEndian.PutUint64(nonce[4:], index)
+	pt, err := aead.Open(nil, nonce, sealed, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch %d", ErrForgedHistory, index)
+	}
+	s := cryptobyte.String(pt)
+	var n uint32
+	if !s.ReadUint32(&n) || n > MaxHistoryBatch {
+		return nil, fmt.Errorf("%w: history batch", ErrMalformed)
+	}
+	out := make([]Message, 0, min(n, 4096))
+	for range n {
+		var one cryptobyte.String
+		if !readUint32Prefixed(&s, &one) {
+			return nil, fmt.Errorf("%w: history batch truncated", ErrMalformed)
+		}
+		m, err := parseMessage(one)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		out = append(out, m)
+	}
+	if !s.Empty() {
+		return nil, fmt.Errorf("%w: history batch trailing bytes", ErrMalformed)
+	}
+	return out, nil
+}

@@ -56,6 +56,9 @@ type Config struct {
 	// that account and its groups instead of making an account of its
 	// own. Name may then be empty.
 	Link string
+	// LinkProgress, if set, is told how much of the account's history
+	// a link (Link) has received: done of total messages.
+	LinkProgress func(done, total int)
 	// Restore, on the first start of a fresh home, makes it a new device
 	// of the backup's account and restores its history.
 	Restore *account.Backup

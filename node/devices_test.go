@@ -70,7 +70,7 @@ func hasDevices(n *Node, group string, want ...string) error {
 // realNodeWith starts a real node (libp2p on 127.0.0.1) in home with its
 // config adjusted by tune; Start's error is returned (a failed link fails
 // it).
-func realNodeWith(t *testing.T, home, name string, tune func(*Config)) (*Node, error) {
+func realNodeWith(t testing.TB, home, name string, tune func(*Config)) (*Node, error) {
 	t.Helper()
 	cfg := Config{Home: home, Name: name, Logger: testLogger().With("node", name),
 		P2P: p2p.Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HeartbeatInterval: 100 * time.Millisecond, Logger: testLogger()}}
@@ -124,6 +124,11 @@ func TestLinkRevokeDevice(t *testing.T) {
 		groups = append(groups, g)
 	}
 
+	// History from before the phone existed, which the link brings.
+	if _, err := bob.Send(ctx, groups[0].ID, "before the phone existed"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "laptop reads it", func() error { return hasTexts(laptop, groups[0].ID, "before the phone existed") })
 	code, err := laptop.DeviceLink(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +147,9 @@ func TestLinkRevokeDevice(t *testing.T) {
 	if acct, cmp := phone.LinkResult(); acct != "alice" || len(cmp) != 7 {
 		t.Fatalf("link result %q %q", acct, cmp)
 	}
+	if h, err := phone.LinkHistory(); h != 1 || err != nil {
+		t.Fatalf("link history: %d messages, %v", h, err)
+	}
 	// A replay of the same code, from another new device, is refused.
 	if tablet, err := realNodeWith(t, t.TempDir(), "", func(c *Config) { c.Link, c.DeviceName = code.Code, "tablet" }); err == nil || !strings.Contains(err.Error(), "already used") {
 		if tablet != nil {
@@ -155,6 +163,9 @@ func TestLinkRevokeDevice(t *testing.T) {
 				return hasDevices(n, g.ID, "alice (laptop)", "alice (phone)", "bob (device)", "carol (device)")
 			})
 		}
+	}
+	if err := hasTexts(phone, groups[0].ID, "before the phone existed"); err != nil {
+		t.Fatalf("history on the linked phone: %v", err)
 	}
 	bm, _ := bob.Members(ctx, groups[0].ID)
 	var accts []string
@@ -403,4 +414,61 @@ func keyPackageWith(t *testing.T, id memberIdentity, sig *mls.SigningKey) *mls.K
 		t.Fatal(err)
 	}
 	return &kp.KeyPackage
+}
+
+type frames [][]byte
+
+func (f *frames) Recv() ([]byte, error) {
+	if len(*f) == 0 {
+		return nil, errors.New("stream ended")
+	}
+	out := (*f)[0]
+	*f = (*f)[1:]
+	return out, nil
+}
+
+// A forged history bundle (a batch sealed without the link's secret, an
+// altered one, a count that disagrees, a stream cut short) is refused and
+// stores nothing.
+func TestForgedHistoryRefused(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	n := memNode(t, mn, "phone")
+	code, _ := account.NewLinkCode(rand.Reader, []byte("laptop"), nil, time.Now().Add(time.Minute))
+	other, _ := account.NewLinkCode(rand.Reader, []byte("laptop"), nil, time.Now().Add(time.Minute))
+	group := bytes.Repeat([]byte{9}, 32)
+	msgs := []account.Message{{Group: group, ID: [16]byte{1}, Time: time.Now().UTC(), Sender: n.selfID, Text: "forged words", Epoch: 1}}
+	me := []byte(n.PeerID())
+	good, _ := account.SealHistory(code, me, 0, msgs)
+	forged, _ := account.SealHistory(other, me, 0, msgs)
+	altered := bytes.Clone(good)
+	altered[len(altered)-1] ^= 1
+	header := func(total uint64) []byte { w := wbuf{}; w.u8(linkHistoryHeader); w.u64(total); return w.b }
+	batch := func(b []byte) []byte { return append([]byte{linkHistoryBatch}, b...) }
+	end := func(k uint64) []byte { w := wbuf{}; w.u8(linkHistoryEnd); w.u64(k); return w.b }
+	for name, c := range map[string]struct {
+		in   frames
+		want error
+	}{
+		"forged":    {frames{header(1), batch(forged), end(1)}, account.ErrForgedHistory},
+		"altered":   {frames{header(1), batch(altered), end(1)}, account.ErrForgedHistory},
+		"count":     {frames{header(2), batch(good), end(1)}, ErrMalformed},
+		"batches":   {frames{header(1), batch(good), end(2)}, ErrMalformed},
+		"cut short": {frames{header(1), batch(good)}, nil},
+		"unknown":   {frames{header(1), {9}}, ErrMalformed},
+		"no header": {frames{batch(good)}, ErrMalformed},
+	} {
+		in := c.in
+		_, err := n.receiveHistory(&in, code)
+		if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if ms, err := n.db.Messages(group, time.Time{}, 100); err != nil || len(ms) != 0 {
+		t.Fatalf("refused history stored %d messages (%v)", len(ms), err)
+	}
+	// The genuine bundle is taken.
+	in := frames{header(1), batch(good), end(1)}
+	if got, err := n.receiveHistory(&in, code); got != 1 || err != nil {
+		t.Fatalf("genuine history: %d, %v", got, err)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"grove/account"
 	"grove/node/api"
 	"grove/p2p"
+	"grove/store"
 )
 
 // protocolLink carries one link exchange.
@@ -47,6 +48,8 @@ type pendingLink struct {
 type linkResult struct {
 	comparison string
 	account    string
+	history    int   // messages of history received
+	historyErr error // why none was, if so
 }
 
 // Link errors a person reads.
@@ -177,6 +180,9 @@ func (n *Node) serveLink(ctx context.Context, s p2p.Stream) {
 		n.log.Info("link: send grant", "err", err)
 		return
 	}
+	if err := n.sendHistory(s, pl.code, remote); err != nil {
+		n.log.Info("link: history not sent", "err", err)
+	}
 	cmp := account.ComparisonString(pl.code.Secret, pl.code.Peer, []byte(remote))
 	n.log.Info("device linked", "device", req.DeviceName, "peer", remote, "comparison", cmp, "groups", len(g.Invites))
 	n.emit(api.Event{Kind: api.EventDeviceLinked, Time: n.cfg.Clock.Now(), Detail: fmt.Sprintf("%s (comparison %s)", req.DeviceName, cmp)})
@@ -255,10 +261,136 @@ func (n *Node) linkFresh() error {
 	if err := n.db.SetSetting(settingLinkInvites, w.b); err != nil {
 		return fmt.Errorf("node: save link invites: %w", err)
 	}
+	res := &linkResult{comparison: account.ComparisonString(code.Secret, code.Peer, []byte(n.net.ID())), account: g.Certificate.Device.AccountName}
+	// The account is ours now; the history is a bonus that may fail
+	// alone (and then stores nothing).
+	if res.history, err = n.receiveHistory(s, code); err != nil {
+		res.historyErr = err
+		n.log.Warn("link: history not received", "err", err)
+	}
 	n.dev.mu.Lock()
-	n.dev.linked = &linkResult{comparison: account.ComparisonString(code.Secret, code.Peer, []byte(n.net.ID())), account: g.Certificate.Device.AccountName}
+	n.dev.linked = res
 	n.dev.mu.Unlock()
 	return nil
+}
+
+// History frames after the grant: a header with the message count, the
+// sealed batches (account.SealHistory), an end frame with the batch count.
+const (
+	linkHistoryHeader = 2
+	linkHistoryBatch  = 3
+	linkHistoryEnd    = 4
+	historyBatchMsgs  = 512
+)
+
+// sendHistory streams every message of this device's view, group by group,
+// to the linked device.
+func (n *Node) sendHistory(s p2p.Stream, code *account.LinkCode, remote peer.ID) error {
+	var all []account.Message
+	for _, a := range n.actorList() {
+		msgs, err := n.db.Messages(a.id, time.Time{}, 1<<30)
+		if err != nil {
+			return fmt.Errorf("read history: %w", err)
+		}
+		for _, m := range msgs {
+			all = append(all, account.Message{Group: m.Group, ID: m.ID, Time: m.Time, Sender: m.Sender, Text: m.Text, Epoch: m.Epoch})
+		}
+	}
+	var w wbuf
+	w.u8(linkHistoryHeader)
+	w.u64(uint64(len(all)))
+	if err := s.Send(w.b); err != nil {
+		return err
+	}
+	var batches uint64
+	for i := 0; i < len(all); {
+		// A batch stays under the frame limit: messages are up to 64 KiB.
+		j, size := i, 0
+		for j < len(all) && j-i < historyBatchMsgs && size+len(all[j].Text)+256 < account.MaxHistoryBatch {
+			size += len(all[j].Text) + len(all[j].Sender) + 64
+			j++
+		}
+		sealed, err := account.SealHistory(code, []byte(remote), batches, all[i:j])
+		if err != nil {
+			return err
+		}
+		w = wbuf{}
+		w.u8(linkHistoryBatch)
+		w.raw(sealed)
+		if err := s.Send(w.b); err != nil {
+			return err
+		}
+		batches++
+		i = j
+	}
+	w = wbuf{}
+	w.u8(linkHistoryEnd)
+	w.u64(batches)
+	return s.Send(w.b)
+}
+
+// frameReader is what receiveHistory reads from (a p2p.Stream).
+type frameReader interface{ Recv() ([]byte, error) }
+
+// receiveHistory reads the history after a grant and stores it; a batch
+// that does not authenticate, a stream cut short or counts that disagree
+// store nothing. It reports progress through Config.LinkProgress.
+func (n *Node) receiveHistory(r frameReader, code *account.LinkCode) (int, error) {
+	frame, err := r.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("history header: %w", err)
+	}
+	hb := rbuf{b: frame}
+	if hb.u8("kind") != linkHistoryHeader {
+		return 0, fmt.Errorf("%w: no history header", ErrMalformed)
+	}
+	total := hb.u64("count")
+	if err := hb.done("history header"); err != nil {
+		return 0, err
+	}
+	var got []store.Message
+	for idx := uint64(0); ; idx++ {
+		frame, err := r.Recv()
+		if err != nil {
+			return 0, fmt.Errorf("history cut short after %d of %d messages: %w", len(got), total, err)
+		}
+		if len(frame) == 0 {
+			return 0, fmt.Errorf("%w: empty history frame", ErrMalformed)
+		}
+		switch frame[0] {
+		case linkHistoryBatch:
+			msgs, err := account.OpenHistory(code, []byte(n.net.ID()), idx, frame[1:])
+			if err != nil {
+				return 0, err
+			}
+			for _, m := range msgs {
+				got = append(got, store.Message{Group: m.Group, ID: store.MessageID(m.ID), Time: m.Time, Sender: m.Sender, Text: m.Text, Epoch: m.Epoch})
+			}
+			if uint64(len(got)) > total {
+				return 0, fmt.Errorf("%w: more history than announced", ErrMalformed)
+			}
+			if n.cfg.LinkProgress != nil {
+				n.cfg.LinkProgress(len(got), int(total))
+			}
+		case linkHistoryEnd:
+			eb := rbuf{b: frame[1:]}
+			batches := eb.u64("batches")
+			if err := eb.done("history end"); err != nil {
+				return 0, err
+			}
+			if batches != idx || uint64(len(got)) != total {
+				return 0, fmt.Errorf("%w: history of %d messages in %d batches, announced %d in %d", ErrMalformed, len(got), idx, total, batches)
+			}
+			for i := 0; i < len(got); i += 1000 {
+				if _, err := n.db.AddMessages(got[i:min(i+1000, len(got))]); err != nil {
+					return 0, fmt.Errorf("store history: %w", err)
+				}
+			}
+			return len(got), nil
+		default:
+			return 0, fmt.Errorf("%w: history frame kind %d", ErrMalformed, frame[0])
+		}
+	}
 }
 
 // sanitizeRemote bounds a peer's error text for our messages.
@@ -285,6 +417,17 @@ func (n *Node) LinkResult() (accountName, comparison string) {
 		return "", ""
 	}
 	return n.dev.linked.account, n.dev.linked.comparison
+}
+
+// LinkHistory is how many messages of history the link made at this start
+// brought, or why it brought none.
+func (n *Node) LinkHistory() (int, error) {
+	n.dev.mu.Lock()
+	defer n.dev.mu.Unlock()
+	if n.dev.linked == nil {
+		return 0, nil
+	}
+	return n.dev.linked.history, n.dev.linked.historyErr
 }
 
 // joinLinkedGroups redeems the invites a link brought, one group after the

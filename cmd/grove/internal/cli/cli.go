@@ -44,9 +44,10 @@ type DaemonConfig struct {
 	StoreKey []byte
 	// DeviceName, Link and Restore: set by init --device/--link and
 	// backup restore (node.Config has their meaning).
-	DeviceName string
-	Link       string
-	Restore    *account.Backup
+	DeviceName   string
+	Link         string
+	LinkProgress func(done, total int)
+	Restore      *account.Backup
 }
 
 // DaemonFactory creates a Daemon that is not yet started.

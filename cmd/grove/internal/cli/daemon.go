@@ -61,7 +61,7 @@ func (e *env) cmdInit(args []string) error {
 	}
 	// Starting the device once creates its keys and stores its name; it
 	// listens on loopback only, for a moment.
-	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn), StoreKey: key, DeviceName: *device, Link: *link})
+	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn), StoreKey: key, DeviceName: *device, Link: *link, LinkProgress: e.linkProgress()})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}

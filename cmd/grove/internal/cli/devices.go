@@ -256,6 +256,27 @@ func (e *env) printLinked(d Daemon) {
 	if acct, cmp := l.LinkResult(); cmp != "" {
 		fmt.Fprintf(e.stdout, "linked to the account of %s; comparison %s (the other device shows the same)\n", sanitize(acct), cmp)
 	}
+	if h, ok := d.(interface{ LinkHistory() (int, error) }); ok {
+		switch n, err := h.LinkHistory(); {
+		case err != nil:
+			fmt.Fprintf(e.stdout, "history not received: %v\n", err)
+		case n > 0:
+			fmt.Fprintf(e.stdout, "history: %d messages, shown once the groups are joined\n", n)
+		}
+	}
+}
+
+// linkProgress prints a linked device's history transfer ("catching up
+// 12000/40000") on standard error, at most every 500 messages and at the
+// end.
+func (e *env) linkProgress() func(done, total int) {
+	last := 0
+	return func(done, total int) {
+		if done-last >= 500 || done == total {
+			last = done
+			fmt.Fprintf(e.stderr, "catching up %d/%d\n", done, total)
+		}
+	}
 }
 
 // The served daemon passes the device API through when its daemon has it.
