@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"grove/account"
+	"grove/commitorder"
 	"grove/mls"
 	"grove/node/api"
 	"grove/p2p"
@@ -470,5 +471,122 @@ func TestForgedHistoryRefused(t *testing.T) {
 	in := frames{header(1), batch(good), end(1)}
 	if got, err := n.receiveHistory(&in, code); got != 1 || err != nil {
 		t.Fatalf("genuine history: %d, %v", got, err)
+	}
+}
+
+// Admin rights belong to the account: alice's linked phone removes bob in
+// a group its laptop created, while bob, no admin, cannot; then the laptop
+// removes "carol" by her person's name, both of her devices at once.
+func TestAdminRightsBelongToAccount(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 90*time.Second)
+	laptop, err := startNode(t, mn, "alice", func(c *Config) { c.DeviceName = "laptop" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := memNode(t, mn, "bob")
+	carol, _ := startNode(t, mn, "carol", func(c *Config) { c.DeviceName = "desk" })
+	g, _ := laptop.CreateGroup(ctx, "team")
+	for _, n := range []*Node{bob, carol} {
+		inv, _ := laptop.Invite(ctx, g.ID)
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(from *Node, name string) *Node {
+		code, err := from.DeviceLink(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := startNode(t, mn, "", func(c *Config) { c.Link, c.DeviceName = code.Code, name })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	phone, carolPhone := link(laptop, "phone"), link(carol, "phone")
+	for _, n := range []*Node{phone, carolPhone} {
+		eventually(t, 30*time.Second, n.cfg.DeviceName+" joined", func() error { _, err := n.lookup(g.ID); return err })
+	}
+	eventually(t, 30*time.Second, "five devices", func() error {
+		return hasDevices(laptop, g.ID, "alice (laptop)", "alice (phone)", "bob (device)", "carol (desk)", "carol (phone)")
+	})
+	ms, _ := phone.Members(ctx, g.ID)
+	for _, m := range ms {
+		if want := m.Name == "alice"; m.Admin != want {
+			t.Fatalf("%s (%s) admin=%v", m.Name, m.Device, m.Admin)
+		}
+	}
+	if err := bob.Remove(ctx, g.ID, "alice (phone)"); err == nil {
+		t.Fatal("bob, no admin, removed a member")
+	}
+	if err := phone.Remove(ctx, g.ID, "bob"); err != nil {
+		t.Fatalf("the phone as admin: %v", err)
+	}
+	eventually(t, 30*time.Second, "bob removed by the phone", func() error {
+		return hasDevices(laptop, g.ID, "alice (laptop)", "alice (phone)", "carol (desk)", "carol (phone)")
+	})
+	if err := laptop.Remove(ctx, g.ID, "carol"); err != nil {
+		t.Fatalf("remove a person: %v", err)
+	}
+	eventually(t, 30*time.Second, "both of carol's devices removed", func() error {
+		return hasDevices(laptop, g.ID, "alice (laptop)", "alice (phone)")
+	})
+}
+
+// TestCommitAddingForgedDeviceRejected: the admin's own modified client
+// commits the Add of a leaf whose device certificate claims alice's
+// account but is signed by mallory's. Every other member judges the Commit
+// invalid (rejectDevice) and stays on its epoch.
+func TestCommitAddingForgedDeviceRejected(t *testing.T) {
+	checkLeaks(t)
+	_, ns, g := memGroup(t, "alice", "bob", "carol")
+	alice, bob, carol := ns[0], ns[1], ns[2]
+	ctx := ctxT(t, 30*time.Second)
+	before := groupEpoch(t, bob, g)
+	mallory, _ := account.Generate(rand.Reader)
+	suite, _ := DefaultCipherSuite.Suite()
+	sig, _ := suite.GenerateSigningKey(rand.Reader)
+	pid := testPeerID(t)
+	c, _ := mallory.Certify(account.Device{AccountName: "alice", Name: "tablet", SignatureKey: sig.PublicKey(), Peer: []byte(pid), Created: time.Now()})
+	c.Account = alice.dev.key.Public()
+	kp := keyPackageWith(t, memberIdentity{Name: "alice", Peer: pid, Cert: c}, sig)
+	var commit []byte
+	var rule rejectReason
+	headState(t, ctx, alice, g, func(eid commitorder.EpochID, head, cp *mls.Group) {
+		sc, err := cp.Commit(&mls.CommitOptions{SkipCached: true, Proposals: []*mls.Proposal{{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *kp}}},
+			AuthenticatedData: parentAD(eid), Now: time.Now(), Rand: rand.Reader})
+		if err != nil {
+			t.Errorf("craft commit: %v", err)
+			return
+		}
+		commit = sc.Message
+		next, err := sc.Merge()
+		if err != nil {
+			t.Errorf("merge: %v", err)
+			return
+		}
+		rule = commitRule(head, next, mls.MemberSender(cp.OwnLeaf()))
+	})
+	if commit == nil {
+		t.FailNow()
+	}
+	if rule != rejectDevice {
+		t.Fatalf("commitRule = %q, want %q", rule, rejectDevice)
+	}
+	publishAs(t, ctx, alice, g, commit)
+	eventually(t, 10*time.Second, "rejections counted", func() error {
+		for _, n := range []*Node{bob, carol} {
+			if n.metrics.rejected[rejectDevice.index()].Load() == 0 {
+				return fmt.Errorf("%s has not rejected it", n.self.Name)
+			}
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // past finality: an accepted commit would be applied
+	for _, n := range []*Node{bob, carol} {
+		if e := groupEpoch(t, n, g); e != before {
+			t.Fatalf("%s moved from epoch %d to %d on the forged device", n.self.Name, before, e)
+		}
 	}
 }

@@ -152,10 +152,21 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 				name = id.Name
 			}
 		}
-		if m.Name == member || name == member || m.PeerID == member ||
+		if m.Name == member || name == member || m.PeerID == member || (m.Device != "" && member == m.Name+" ("+m.Device+")") ||
 			(len(member) >= 4 && strings.HasPrefix(strings.ReplaceAll(m.Fingerprint, " ", ""), strings.ReplaceAll(member, " ", ""))) {
 			match = append(match, m)
 		}
+	}
+	// A person's name removes all of that person's devices (devices.go):
+	// every match certified by one account, none of them this device.
+	if len(match) > 1 && onePerson(match) {
+		for _, m := range match[:len(match)-1] {
+			lm, _ := g.Member(mls.LeafIndex(m.Leaf))
+			if err := a.queueIntent(&intent{kind: intentRemove, target: lm.Identity}); err != nil {
+				return nil, err
+			}
+		}
+		match = match[len(match)-1:]
 	}
 	switch {
 	case len(match) == 0:
@@ -168,4 +179,15 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
 	it := &intent{kind: intentRemove, target: m.Identity}
 	return it, a.queueIntent(it)
+}
+
+// onePerson reports whether the members are devices of one account, none
+// of them this device.
+func onePerson(ms []api.Member) bool {
+	for _, m := range ms {
+		if m.Account == "" || m.Account != ms[0].Account || m.Self {
+			return false
+		}
+	}
+	return true
 }
