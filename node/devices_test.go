@@ -241,6 +241,21 @@ func TestLinkRevokeDevice(t *testing.T) {
 			t.Fatalf("the revoked phone read a message sent after its revocation in %s", g.Name)
 		}
 	}
+	// Members refuse it history, even the part before its removal.
+	for _, g := range groups {
+		a, _ := bob.lookup(g.ID)
+		s, err := phone.net.OpenStream(ctx, bob.PeerID(), p2p.ProtocolSync)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send((&syncRequest{Kind: syncLog, Group: a.id}).marshal()); err != nil {
+			t.Fatal(err)
+		}
+		if frame, err := s.Recv(); err == nil {
+			t.Fatalf("bob served the revoked phone history of %s (%d bytes)", g.Name, len(frame))
+		}
+		s.Close()
+	}
 	if laptop.metrics.rejected[rejectDevice.index()].Load() != 0 {
 		t.Fatal("a valid device certificate was rejected")
 	}
