@@ -349,3 +349,19 @@ func (n *Node) revokedPeer(p peer.ID) bool {
 	}
 	return false
 }
+
+// deviceName and accountFingerprint describe an identity's certificate,
+// empty without one.
+func (m memberIdentity) deviceName() string {
+	if m.Cert == nil {
+		return ""
+	}
+	return m.Cert.Device.Name
+}
+
+func (m memberIdentity) accountFingerprint() string {
+	if m.Cert == nil {
+		return ""
+	}
+	return m.Cert.Account.Fingerprint()
+}

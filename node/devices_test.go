@@ -192,6 +192,18 @@ func TestLinkRevokeDevice(t *testing.T) {
 			})
 		}
 	}
+	// The log names the person and the device.
+	bl, _ := bob.Log(ctx, groups[0].ID, 100)
+	shown := map[string]bool{}
+	for _, m := range bl {
+		shown[m.Sender+"/"+m.SenderDevice] = true
+	}
+	if !shown["alice/phone"] || !shown["alice/laptop"] {
+		t.Fatalf("bob's log shows senders %v", shown)
+	}
+	if st, _ := phone.Status(ctx); st.Device != "phone" || st.Account != accts[0] {
+		t.Fatalf("phone status: device %q account %q", st.Device, st.Account)
+	}
 	ds, err := laptop.DeviceList(ctx)
 	if err != nil || len(ds) != 2 || ds[1].Name != "phone" || ds[1].Groups != 2 || !ds[1].Online {
 		t.Fatalf("device list %+v %v", ds, err)

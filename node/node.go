@@ -426,6 +426,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		Fingerprint: fingerprint(n.sig.PublicKey(), n.selfID),
 		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
 		StartedAt: n.started, Version: Version,
+		Device: n.self.deviceName(), Account: n.self.accountFingerprint(),
 	}, nil
 }
 
@@ -505,6 +506,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		// Shown as the member list shows it, and with its tag when the
 		// sender, no longer a member, has a name like a member's.
 		out.Sender, out.SenderPeer = a.shown.name(m.Sender, id.Name), id.Peer.String()
+		out.SenderDevice = id.deviceName()
 	}
 	// Our own messages are those sent under our credential identity (name
 	// and peer id together), never merely from our peer id: a member that

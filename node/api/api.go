@@ -106,6 +106,10 @@ type Status struct {
 	// PID is the daemon's process id, when the process serving the API
 	// knows it (grove down waits for it to exit).
 	PID int `json:"pid,omitempty"`
+	// Device is this device's name in its account, Account the account's
+	// fingerprint (empty for a device made before accounts).
+	Device  string `json:"device,omitempty"`
+	Account string `json:"account,omitempty"`
 }
 
 // Group describes one group as this device sees it.
@@ -221,6 +225,9 @@ type Message struct {
 	// Queued marks an own message sent while no other member was
 	// reachable: it waits in the outbox and goes out once one is.
 	Queued bool `json:"queued,omitempty"`
+	// SenderDevice is the sending device's name in its account (Sender
+	// is then the person's name), when its credential carries one.
+	SenderDevice string `json:"sender_device,omitempty"`
 }
 
 // ChangeKind names a change RequestChange asks for.

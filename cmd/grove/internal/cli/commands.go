@@ -35,6 +35,10 @@ func (e *env) cmdStatus(args []string) error {
 		t.row("name", st.Name)
 		t.row("peer id", st.PeerID)
 		t.row("fingerprint", st.Fingerprint)
+		if st.Account != "" {
+			t.row("device", sanitize(st.Device))
+			t.row("account", st.Account)
+		}
 		if len(st.Addrs) == 0 {
 			t.row("addrs", "none")
 		}
