@@ -239,7 +239,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	rev, _ := alice.Revoke(phone, time.Unix(1_800_000_100, 0))
 	b := &Backup{
 		AccountName: "alice", Key: alice, Devices: []*Certificate{laptop, phone}, Revocations: []*Revocation{rev},
-		Groups: []Group{{ID: []byte("g1"), Name: "team", Peers: [][]byte{[]byte("p1"), []byte("p2")}}},
+		Groups: []Group{{ID: []byte("g1"), Name: "team", Peers: []Peer{{ID: []byte("p1")}, {ID: []byte("p2"), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}}}},
 	}
 	for i := range 300 {
 		b.Messages = append(b.Messages, Message{Group: []byte("g1"), ID: [16]byte{byte(i), byte(i >> 8)}, Time: time.Unix(1_800_000_000, int64(i)).UTC(), Sender: []byte("alice-id"), Text: strings.Repeat("x", i), Epoch: uint64(i)})
@@ -256,7 +256,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !got.Key.Public().Equal(alice.Public()) || got.AccountName != "alice" || len(got.Devices) != 2 ||
-		len(got.Revocations) != 1 || len(got.Groups) != 1 || string(got.Groups[0].Peers[1]) != "p2" || len(got.Messages) != 300 {
+		len(got.Revocations) != 1 || len(got.Groups) != 1 || string(got.Groups[0].Peers[1].ID) != "p2" || got.Groups[0].Peers[1].Addrs[0] != "/ip4/127.0.0.1/tcp/1" || len(got.Messages) != 300 {
 		t.Fatalf("restored %+v", got)
 	}
 	for i, m := range got.Messages {

@@ -38,7 +38,13 @@ type Backup struct {
 type Group struct {
 	ID    []byte
 	Name  string
-	Peers [][]byte // members' peer ids, to ask to be added again
+	Peers []Peer // members, to ask to be let in again
+}
+
+// Peer is a member's device: its peer id and the addresses last known.
+type Peer struct {
+	ID    []byte
+	Addrs []string
 }
 
 // Message is one message of the history, as the device's view held it.
@@ -144,7 +150,12 @@ func (b *Backup) marshalHeader() ([]byte, error) {
 		bb.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte(g.Name)) })
 		bb.AddUint16(uint16(len(g.Peers)))
 		for _, p := range g.Peers {
-			bb.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(p) })
+			bb.AddUint8LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes(p.ID) })
+			n := min(len(p.Addrs), maxAddrs)
+			bb.AddUint8(uint8(n))
+			for _, a := range p.Addrs[:n] {
+				bb.AddUint16LengthPrefixed(func(c *cryptobyte.Builder) { c.AddBytes([]byte(a)) })
+			}
 		}
 	}
 	out, err := bb.Bytes()
@@ -227,10 +238,19 @@ func parseHeader(data []byte) (*Backup, error) {
 		g := Group{ID: bytes.Clone(id), Name: string(gname)}
 		for range np {
 			var p cryptobyte.String
-			if !s.ReadUint8LengthPrefixed(&p) || len(p) == 0 {
+			var na uint8
+			if !s.ReadUint8LengthPrefixed(&p) || len(p) == 0 || !s.ReadUint8(&na) || na > maxAddrs {
 				return nil, fmt.Errorf("%w: group peer", ErrDamagedBackup)
 			}
-			g.Peers = append(g.Peers, bytes.Clone(p))
+			peer := Peer{ID: bytes.Clone(p)}
+			for range na {
+				var a cryptobyte.String
+				if !s.ReadUint16LengthPrefixed(&a) || len(a) > maxAddrLen {
+					return nil, fmt.Errorf("%w: group peer address", ErrDamagedBackup)
+				}
+				peer.Addrs = append(peer.Addrs, string(a))
+			}
+			g.Peers = append(g.Peers, peer)
 		}
 		b.Groups = append(b.Groups, g)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"grove/account"
 	"grove/node/api"
@@ -38,7 +39,7 @@ func (n *Node) BackupCreate(ctx context.Context, req api.BackupRequest) (api.Bac
 		g := account.Group{ID: a.id, Name: a.name}
 		for p := range a.memberPeersNow(ctx) {
 			if p != n.net.ID() {
-				g.Peers = append(g.Peers, []byte(p))
+				g.Peers = append(g.Peers, account.Peer{ID: []byte(p), Addrs: n.peerAddrs(p)})
 			}
 		}
 		b.Groups = append(b.Groups, g)
@@ -78,6 +79,22 @@ func (n *Node) BackupCreate(ctx context.Context, req api.BackupRequest) (api.Bac
 	return api.BackupResult{Path: path, Messages: len(b.Messages), Groups: len(b.Groups), Devices: len(b.Devices)}, nil
 }
 
+// peerAddrs lists the addresses this device knows for p (none on an
+// in-memory network).
+func (n *Node) peerAddrs(p peer.ID) []string {
+	addrs, ok := n.net.(interface {
+		PeerAddrs(peer.ID) []ma.Multiaddr
+	})
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs.PeerAddrs(p) {
+		out = append(out, a.String())
+	}
+	return out
+}
+
 // memberPeersNow lists the peers of the head epoch's members, from the
 // actor's goroutine.
 func (a *groupActor) memberPeersNow(ctx context.Context) map[peer.ID]bool {
@@ -97,6 +114,13 @@ func (n *Node) restoreAccount(b *account.Backup) error {
 	}
 	if err := n.saveAccount(b.Key, append([]*account.Certificate{c}, b.Devices...), b.Revocations); err != nil {
 		return err
+	}
+	// The groups to get back into, by external commit as a device of
+	// the admin's account where it is one (accountjoin.go).
+	if len(b.Groups) > 0 {
+		if err := n.db.SetSetting(settingRestoreGroups, marshalRestoreGroups(b.Groups)); err != nil {
+			return fmt.Errorf("node: save restored groups: %w", err)
+		}
 	}
 	const batch = 1000
 	for i := 0; i < len(b.Messages); i += batch {

@@ -617,3 +617,82 @@ func TestCommitAddingForgedDeviceRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreWithoutSibling: alice's only device (the group's admin) is
+// lost after a backup; the home restored from it gets back into the group
+// by itself, as a device of the admin's account (external commit, with a
+// GroupInfo bob and carol agree on), shows the history, sends, and removes
+// the lost laptop. A device of a non-admin account is refused the
+// GroupInfo.
+func TestRestoreWithoutSibling(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 90*time.Second)
+	laptop, _ := startNode(t, mn, "alice", func(c *Config) { c.DeviceName = "laptop" })
+	bob := memNode(t, mn, "bob")
+	carol := memNode(t, mn, "carol")
+	g, _ := laptop.CreateGroup(ctx, "team")
+	for _, n := range []*Node{bob, carol} {
+		inv, _ := laptop.Invite(ctx, g.ID)
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range []*Node{laptop, bob, carol} {
+		if _, err := n.Send(ctx, g.ID, fmt.Sprintf("airship note %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 15*time.Second, "laptop has all", func() error {
+		return hasTexts(laptop, g.ID, "airship note 0", "airship note 1", "airship note 2")
+	})
+	path := filepath.Join(t.TempDir(), "alice.backup")
+	if _, err := laptop.BackupCreate(ctx, api.BackupRequest{Path: path, Passphrase: "pw", WorkFactor: 10}); err != nil {
+		t.Fatal(err)
+	}
+	laptop.Close() // lost, home and all
+	raw, _ := os.ReadFile(path)
+	b, err := account.ReadBackup(bytes.NewReader(raw), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := startNode(t, mn, "", func(c *Config) { c.Restore, c.DeviceName = b, "restored" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "restored device back in the group", func() error {
+		for _, n := range []*Node{restored, bob, carol} {
+			if err := hasDevices(n, g.ID, "alice (laptop)", "alice (restored)", "bob (device)", "carol (device)"); err != nil {
+				return fmt.Errorf("%s: %w", n.self.Name, err)
+			}
+		}
+		return nil
+	})
+	if err := hasTexts(restored, g.ID, "airship note 0", "airship note 1", "airship note 2"); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := restored.Search(ctx, api.SearchRequest{Query: "airship", Limit: 10})
+	if err != nil || len(sr.Hits) != 3 {
+		t.Fatalf("search: %d hits, %v", len(sr.Hits), err)
+	}
+	if _, err := restored.Send(ctx, g.ID, "back from the backup"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{bob, carol} {
+		eventually(t, 15*time.Second, n.self.Name+" reads it", func() error { return hasTexts(n, g.ID, "back from the backup") })
+	}
+	if err := restored.Remove(ctx, g.ID, "alice (laptop)"); err != nil {
+		t.Fatalf("the restored device removes the lost one: %v", err)
+	}
+	eventually(t, 30*time.Second, "lost laptop removed", func() error {
+		return hasDevices(bob, g.ID, "alice (restored)", "bob (device)", "carol (device)")
+	})
+	// Bob's account is no admin's: no GroupInfo for a device of it.
+	a, _ := bob.lookup(g.ID)
+	if _, _, err := carol.accountGroupInfo(ctx, a.id, bob.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
+		t.Fatalf("GroupInfo for a non-admin account: %v", err)
+	}
+	// Nor for a certificate naming another peer than the requester.
+	if _, _, err := carol.accountGroupInfo(ctx, a.id, restored.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
+		t.Fatalf("GroupInfo for a borrowed certificate: %v", err)
+	}
+}

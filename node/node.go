@@ -152,6 +152,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
 	n.net.Serve(protocolLink, n.serveLink)
 	n.net.Serve(protocolRevoke, n.serveRevoke)
+	n.net.Serve(protocolAccountJoin, n.serveAccountJoin)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
 	// redemption), which is its consent to join that group. Serving
@@ -184,6 +185,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.purgeLoop()
 	n.wg.Add(1)
 	go n.joinLinkedGroups()
+	n.wg.Add(1)
+	go n.rejoinRestoredGroups()
 	// Deletions made before a crash or restart (their marks survive in
 	// the store) are purged once now.
 	n.requestPurge()
