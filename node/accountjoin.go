@@ -97,12 +97,12 @@ func (n *Node) serveAccountJoin(ctx context.Context, s p2p.Stream) {
 	}
 	r := rbuf{b: frame}
 	gid := r.vec(maxGroupID, "group")
-	identity := r.vec(maxIdentity, "identity")
+	cert := r.vec(maxIdentity, "certificate")
 	if r.done("account join request") != nil {
 		s.Send(nil)
 		return
 	}
-	gi, eid, err := n.accountGroupInfo(ctx, gid, identity, s.RemotePeer())
+	gi, eid, err := n.accountGroupInfo(ctx, gid, cert, s.RemotePeer())
 	if err != nil {
 		n.log.Info("account join refused", "peer", s.RemotePeer(), "err", err)
 		s.Send(nil)
@@ -117,13 +117,18 @@ func (n *Node) serveAccountJoin(ctx context.Context, s p2p.Stream) {
 // errNotAccountAdmin: the requester is no device of an admin's account.
 var errNotAccountAdmin = errors.New("not a device of an admin's account")
 
-func (n *Node) accountGroupInfo(ctx context.Context, gid, identity []byte, remote peer.ID) ([]byte, [16]byte, error) {
+// accountGroupInfo is the GroupInfo of group gid for the device whose
+// certificate is certBytes, asking from peer remote.
+func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remote peer.ID) ([]byte, [16]byte, error) {
 	var eid [16]byte
-	mi, err := parseIdentity(identity)
-	if err != nil || mi.Cert == nil || mi.Peer != remote || mi.Cert.Verify() != nil {
+	cert, err := account.ParseCertificate(certBytes)
+	if err != nil || string(cert.Device.Peer) != string(remote) || cert.Verify() != nil {
 		return nil, eid, errNotAccountAdmin
 	}
-	if n.revokedPeer(remote) || n.revokedIdentity(identity) {
+	n.dev.mu.Lock()
+	revoked := n.dev.revoked.Revoked(cert) != nil
+	n.dev.mu.Unlock()
+	if revoked {
 		return nil, eid, errors.New("device revoked")
 	}
 	a, err := n.lookup(hex.EncodeToString(gid))
@@ -136,7 +141,7 @@ func (n *Node) accountGroupInfo(ctx context.Context, gid, identity []byte, remot
 		if g == nil || a.phase == phaseRemoved {
 			return errNotMember
 		}
-		if !slices.ContainsFunc(adminAccounts(g, groupPolicy(g).Admins), mi.Cert.Account.Equal) {
+		if !slices.ContainsFunc(adminAccounts(g, groupPolicy(g).Admins), cert.Account.Equal) {
 			return errNotAccountAdmin
 		}
 		eid = e
@@ -255,7 +260,7 @@ func (n *Node) accountJoin(g restoreGroup) error {
 	var answers []answer
 	req := wbuf{}
 	req.vec(g.id)
-	req.vec(n.selfID)
+	req.vec(n.dev.cert.Marshal())
 	for _, p := range g.peers {
 		if p.ID == n.net.ID() {
 			continue

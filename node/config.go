@@ -149,8 +149,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.DeviceName != "" {
-		if err := validName(c.DeviceName); err != nil {
-			return fmt.Errorf("%w: device %v", ErrInvalidConfig, err)
+		if err := validDeviceName(c.DeviceName); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
 	}
 	if c.CommitDelta < 0 || c.FinalityAge < 0 || c.FinalityGrace < 0 || c.TipInterval < 0 ||

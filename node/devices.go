@@ -47,6 +47,9 @@ type devState struct {
 	linked      *linkResult // the link made at this start (link.go)
 	// lastSeen: when each peer was last connected (DeviceList).
 	lastSeen map[peer.ID]time.Time
+	// adoptMu serialises adoptGroup (join.go): a restored device's own
+	// rejoin (accountjoin.go) may race a join of the same group.
+	adoptMu sync.Mutex
 }
 
 // loadAccount returns this device's identity. A home with an account key
@@ -250,14 +253,17 @@ var ErrDeviceCertificate = errors.New("node: device certificate refused")
 // checks it against the leaf's signature key: signed by the account it
 // names and certifying this very key and peer id. A certificate copied from
 // another member's leaf, or signed by another account than it names, is
-// refused.
+// refused. The certificate it returns names the key.
 func verifyDevice(identity, sigKey []byte) (memberIdentity, error) {
 	mi, err := parseIdentity(identity)
 	if err != nil {
 		return mi, err
 	}
 	if mi.Cert != nil {
-		if err := mi.Cert.Binds(sigKey, []byte(mi.Peer)); err != nil {
+		// The identity leaves the key out: the certificate is over the
+		// leaf's own key, so one copied to another leaf does not verify.
+		mi.Cert.Device.SignatureKey = bytes.Clone(sigKey)
+		if err := mi.Cert.Verify(); err != nil {
 			return mi, fmt.Errorf("%w: %w", ErrDeviceCertificate, err)
 		}
 	}
@@ -364,4 +370,13 @@ func (m memberIdentity) accountFingerprint() string {
 		return ""
 	}
 	return m.Cert.Account.Fingerprint()
+}
+
+// validDeviceName checks a device name: a name as names.go wants it, of
+// at most maxDeviceNameLen bytes.
+func validDeviceName(name string) error {
+	if err := checkName(name); err != nil || len(name) > maxDeviceNameLen {
+		return fmt.Errorf("device name %q cannot be used (use 1 to %d bytes of visible letters, digits, punctuation and spaces)", name, maxDeviceNameLen)
+	}
+	return nil
 }

@@ -76,8 +76,8 @@ func (a *groupActor) apiMember(g *mls.Group, m mls.Member, shown map[string]stri
 		}
 		// One person, several devices: only a certificate that holds
 		// for this leaf names the device (devices.go).
-		if id.Cert != nil && id.Cert.Binds(m.SignatureKey, []byte(id.Peer)) == nil {
-			out.Device, out.Account = id.Cert.Device.Name, id.Cert.Account.Fingerprint()
+		if v, err := verifyDevice(m.Identity, m.SignatureKey); err == nil && v.Cert != nil {
+			out.Device, out.Account = v.Cert.Device.Name, v.Cert.Account.Fingerprint()
 		}
 	}
 	out.Self = bytes.Equal(m.Identity, a.n.selfID)

@@ -2,11 +2,13 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -45,7 +47,13 @@ func (m memberIdentity) marshal() []byte {
 	w.vec([]byte(m.Name))
 	w.vec([]byte(m.Peer))
 	if m.Cert != nil {
-		w.vec(m.Cert.Marshal())
+		// The certificate without what the identity or the leaf already
+		// carries (the person's name, the peer id, the signature key), so
+		// that an identity stays within store.MaxSenderLen.
+		w.raw(m.Cert.Account)
+		w.vec([]byte(m.Cert.Device.Name))
+		w.u64(uint64(m.Cert.Device.Created.Unix()))
+		w.raw(m.Cert.Signature)
 	}
 	return w.b
 }
@@ -61,9 +69,16 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 	}
 	name := r.vec(maxNameLen, "name")
 	p := r.vec(128, "peer")
-	var certBytes []byte
+	var cert *account.Certificate
 	if v == identityVersionV2 {
-		certBytes = r.vec(maxIdentity, "device certificate")
+		cert = &account.Certificate{Account: account.PublicKey(bytes.Clone(r.fixed(ed25519.PublicKeySize, "account")))}
+		cert.Device.Name = string(r.vec(maxDeviceNameLen, "device name"))
+		created := r.u64("created")
+		cert.Signature = bytes.Clone(r.fixed(ed25519.SignatureSize, "certificate signature"))
+		if created > 1<<62 {
+			return memberIdentity{}, fmt.Errorf("%w: certificate time", ErrMalformed)
+		}
+		cert.Device.Created = time.Unix(int64(created), 0).UTC()
 	}
 	if err := r.done("identity"); err != nil {
 		return memberIdentity{}, err
@@ -78,27 +93,27 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 		return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	mi := memberIdentity{Name: string(name), Peer: id}
-	if v == identityVersionV2 {
-		// The certificate's form and its agreement with the identity are
-		// checked here; its signature, and that it certifies the leaf's
-		// key, where the leaf is known (verifyDevice).
-		c, err := account.ParseCertificate(certBytes)
-		if err != nil {
-			return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		if c.Device.AccountName != mi.Name || string(c.Device.Peer) != string(id) {
-			return memberIdentity{}, fmt.Errorf("%w: device certificate names another person or peer", ErrMalformed)
-		}
-		if err := checkName(c.Device.Name); err != nil {
+	if cert != nil {
+		// The certificate is for this person and peer by construction; its
+		// signature covers the leaf's signature key, which only the leaf
+		// knows, so it is checked where the leaf is (verifyDevice).
+		// Cert.Device.SignatureKey stays empty here.
+		cert.Device.AccountName, cert.Device.Peer = mi.Name, []byte(id)
+		if err := checkName(cert.Device.Name); err != nil {
 			return memberIdentity{}, fmt.Errorf("%w: device name: %v", ErrMalformed, err)
 		}
-		mi.Cert = c
+		mi.Cert = cert
 	}
 	return mi, nil
 }
 
-// maxNameLen bounds display names.
-const maxNameLen = 64
+// maxNameLen bounds display names, maxDeviceNameLen device names (an
+// identity with both at their longest is 250 bytes, within
+// store.MaxSenderLen).
+const (
+	maxNameLen       = 64
+	maxDeviceNameLen = 32
+)
 
 func validName(name string) error {
 	if err := checkName(name); err != nil {

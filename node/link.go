@@ -141,7 +141,7 @@ func (n *Node) serveLink(ctx context.Context, s p2p.Stream) {
 		refuse("the link request does not match the code")
 		return
 	}
-	if err := validName(req.DeviceName); err != nil {
+	if err := validDeviceName(req.DeviceName); err != nil {
 		refuse(err.Error())
 		return
 	}

@@ -202,8 +202,9 @@ func (a *groupActor) removeRevoked(c *account.Certificate) error {
 		return nil
 	}
 	for _, m := range g.Members() {
-		mi, err := parseIdentity(m.Identity)
-		if err != nil || mi.Cert == nil || !bytes.Equal(mi.Cert.Device.SignatureKey, c.Device.SignatureKey) && string(mi.Peer) != string(c.Device.Peer) {
+		mi, err := verifyDevice(m.Identity, m.SignatureKey)
+		if err != nil || mi.Cert == nil || !mi.Cert.Account.Equal(c.Account) ||
+			!bytes.Equal(m.SignatureKey, c.Device.SignatureKey) && string(mi.Peer) != string(c.Device.Peer) {
 			continue
 		}
 		if a.isAdmin() {
