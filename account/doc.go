@@ -72,9 +72,11 @@
 // # Policies
 //
 //   - Who commits the Add of a sibling device: the sibling that linked it
-//     (it is a member of every group of the account) and, as for any join,
-//     an admin. A member that is neither may not; a device certificate is
-//     not a licence to join. Admin rights belong to the account: a device
+//     (it is a member of every group of the account) where it is an admin,
+//     else, as for any join, an admin. A member that is neither may not; a
+//     device certificate alone is not a licence to join, except for a
+//     device of an admin's account: it may add itself by external commit
+//     (the restored home of a lone admin), since its account could add it. Admin rights belong to the account: a device
 //     certified by the same account as an admin listed in the group policy
 //     is an admin too (node reads this from the group state, so every
 //     member judges commits alike).

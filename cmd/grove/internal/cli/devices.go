@@ -33,8 +33,10 @@ passphrase is asked twice, or read from --passphrase-file FILE.`
 
 const backupRestoreHelp = `
 Run on a fresh home instead of init: the home becomes a new device of the
-account in FILE, with its history. Get it back into the groups with grove
-device link on another device of yours, or an invite from a member.`
+account in FILE, with its history. Once its daemon runs, it gets back into
+the groups your account administers by itself (two members must vouch for
+the group's state); for the others use grove device link on another device
+of yours, or an invite from a member.`
 
 // devices returns the daemon's device API.
 func devices(c *api.Client) api.Devices { return c }
@@ -239,8 +241,8 @@ func (e *env) cmdBackupRestore(args []string) error {
 		return fmt.Errorf("backup restore: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "restored %s in %s: %d messages of %d groups\n", sanitize(st.Name), home, len(b.Messages), len(b.Groups))
-	for _, g := range b.Groups {
-		fmt.Fprintf(e.stdout, "  %s: get back in with grove device link on another of your devices, or an invite\n", sanitize(g.Name))
+	if len(b.Groups) > 0 {
+		fmt.Fprintf(e.stdout, "once the daemon runs, it gets back into the groups your account administers by itself; for the others, use grove device link on another of your devices, or an invite\n")
 	}
 	fmt.Fprintf(e.stdout, "start the daemon with: grove up --home %s\n", home)
 	return nil

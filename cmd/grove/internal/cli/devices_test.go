@@ -96,7 +96,12 @@ func TestDevicesCLI(t *testing.T) {
 		t.Fatalf("backup restore: %q", out)
 	}
 	restored.upInProcess()
-	join(t, laptop, restored, "ops")
+	// Alice's account is the admin of ops: the restored device gets back
+	// in by itself.
+	waitUntil(t, 60*time.Second, "restored device back in ops", func() bool {
+		out, _, err := restored.run("", "members", "ops")
+		return err == nil && strings.Contains(out, "alice (restored) (you)")
+	})
 	var sr api.SearchResult
 	if err := json.Unmarshal([]byte(restored.ok("search", "zeppelin", "--json")), &sr); err != nil {
 		t.Fatal(err)
