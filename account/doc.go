@@ -84,6 +84,11 @@
 //     group (MLS: the revoked leaf receives no later epoch secret, the
 //     deterministic part every member agrees on), and the signed
 //     revocation record, which members keep and consult for what is not
-//     fork choice: refusing to add the device again, to serve it history,
-//     to accept a link or an external rejoin from it.
+//     fork choice: refusing to add the device again, to serve it history
+//     or a GroupInfo (so it cannot rejoin by external commit), to link from
+//     it. Commit validity never reads revocations (members learn them at
+//     different times, and validity must be the same for all), so a
+//     revoked device that still holds the account key, and any device it
+//     certifies anew, is only kept out by members' refusals until the
+//     account key is rotated.
 package account

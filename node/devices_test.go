@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"grove/account"
 	"grove/commitorder"
 	"grove/mls"
@@ -723,4 +726,24 @@ func TestIdentityV2Size(t *testing.T) {
 	if err := validDeviceName(dev + "x"); err == nil {
 		t.Fatal("a device name over the bound was accepted")
 	}
+}
+
+// FuzzIdentityV2: identities with a device certificate parse back to the
+// same bytes, and never panic.
+func FuzzIdentityV2(f *testing.F) {
+	k, _ := account.Generate(rand.Reader)
+	_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+	pid, _ := peer.IDFromPublicKey(pub)
+	c, _ := k.Certify(account.Device{AccountName: "alice", Name: "laptop", SignatureKey: []byte("key"), Peer: []byte(pid), Created: time.Unix(1_800_000_000, 0)})
+	f.Add(memberIdentity{Name: "alice", Peer: pid, Cert: c}.marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, err := parseIdentity(data)
+		if err != nil {
+			return
+		}
+		if got := id.marshal(); !bytes.Equal(got, data) {
+			t.Fatalf("identity re-encoding differs")
+		}
+		verifyDevice(data, []byte("key"))
+	})
 }
