@@ -231,10 +231,12 @@ func TestLinkRevokeDevice(t *testing.T) {
 			t.Fatalf("%s did not keep the revocation", n.self.Name)
 		}
 	}
-	if _, err := bob.Send(ctx, groups[0].ID, "after the revocation"); err != nil {
-		t.Fatal(err)
+	for _, g := range groups {
+		if _, err := bob.Send(ctx, g.ID, "after the revocation"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "carol reads it", func() error { return hasTexts(carol, g.ID, "after the revocation") })
 	}
-	eventually(t, 20*time.Second, "carol reads it", func() error { return hasTexts(carol, groups[0].ID, "after the revocation") })
 
 	// Back online.
 	phone, err = realNodeWith(t, phoneHome, "", nil)
@@ -255,6 +257,38 @@ func TestLinkRevokeDevice(t *testing.T) {
 	for _, g := range groups {
 		if err := hasTexts(phone, g.ID, "after the revocation"); err == nil {
 			t.Fatalf("the revoked phone read a message sent after its revocation in %s", g.Name)
+		}
+	}
+	// Forward secrecy with devices: the phone's last state opens nothing
+	// bob logged in the epochs after it, whatever reaches it.
+	for _, g := range groups {
+		pa, err := phone.lookupServing(g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *mls.Group
+		pa.do(ctx, func() error {
+			_, h := pa.head()
+			b, _ := h.MarshalBinary()
+			last, err = mls.UnmarshalGroup(b)
+			return err
+		})
+		if last == nil {
+			t.Fatalf("no state of %s on the phone", g.Name)
+		}
+		ba, _ := bob.lookup(g.ID)
+		opened, tried := 0, 0
+		for e := last.Epoch() + 1; e <= last.Epoch()+3; e++ {
+			entries, _ := bob.db.LogByEpoch(ba.id, e)
+			for _, le := range entries {
+				tried++
+				if pm, err := last.ProcessMessage(le.Message, mls.ProcessOptions{Now: time.Now(), IgnoreLifetimes: true}); err == nil && pm.Kind == mls.KindApplication {
+					opened++
+				}
+			}
+		}
+		if tried == 0 || opened != 0 {
+			t.Fatalf("%s: the revoked phone's last state opened %d of %d later messages", g.Name, opened, tried)
 		}
 	}
 	// Members refuse it history, even the part before its removal.
