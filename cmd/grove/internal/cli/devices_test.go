@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,15 +13,16 @@ import (
 	"grove/node/api"
 )
 
-// newDeviceWith makes a device whose init takes args (a name or a link).
-func newDeviceWith(t *testing.T, name string, args ...string) (*device, error) {
+// newDeviceWith makes a device whose init takes args (a name or a link),
+// and returns what init printed.
+func newDeviceWith(t *testing.T, name string, args ...string) (*device, string, error) {
 	d := &device{t: t, name: name, home: filepath.Join(shortTempDir(t), name),
 		runner: &Runner{NewDaemon: fastDaemon, Getenv: func(string) string { return "" }, Location: time.UTC, Keyring: &fakeKeyring{unavailable: true}}}
-	_, errOut, err := d.run("", append([]string{"init"}, args...)...)
+	out, errOut, err := d.run("", append([]string{"init"}, args...)...)
 	if err != nil {
-		return d, &cliError{err: err, stderr: errOut}
+		return d, out, &cliError{err: err, stderr: errOut}
 	}
-	return d, nil
+	return d, out, nil
 }
 
 type cliError struct {
@@ -38,7 +41,7 @@ func TestDevicesCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real daemons; skipped with -short")
 	}
-	laptop, err := newDeviceWith(t, "laptop", "--name", "alice", "--device", "laptop")
+	laptop, _, err := newDeviceWith(t, "laptop", "--name", "alice", "--device", "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +52,42 @@ func TestDevicesCLI(t *testing.T) {
 	join(t, laptop, bob, "ops")
 	laptop.ok("send", "ops", "the zeppelin lands at noon")
 
-	var lc api.LinkCode
-	if err := json.Unmarshal([]byte(laptop.ok("device", "link", "--no-wait", "--json")), &lc); err != nil {
-		t.Fatal(err)
-	}
-	phone, err := newDeviceWith(t, "phone", "--link", lc.Code, "--device", "phone")
+	// device link prints the code, waits for the new device and prints
+	// the comparison string, which init --link prints too.
+	linkOut := &syncBuffer{}
+	linked := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		linked <- laptop.runner.Run(ctx, []string{"--home", laptop.home, "device", "link"}, strings.NewReader(""), linkOut, io.Discard)
+	}()
+	var code string
+	waitUntil(t, 10*time.Second, "a link code", func() bool {
+		line, _, ok := strings.Cut(linkOut.String(), "\n")
+		code = line
+		return ok
+	})
+	phone, phoneInit, err := newDeviceWith(t, "phone", "--link", code, "--device", "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newDeviceWith(t, "tablet", "--link", lc.Code, "--device", "tablet"); err == nil || !strings.Contains(err.Error(), "already used") {
+	if err := <-linked; err != nil {
+		t.Fatalf("device link: %v", err)
+	}
+	_, after, _ := strings.Cut(linkOut.String(), "linked phone (comparison ")
+	cmp, _, _ := strings.Cut(after, ")")
+	if len(cmp) != 7 || !strings.Contains(phoneInit, "comparison "+cmp) {
+		t.Fatalf("comparison strings differ: laptop %q, phone printed %q", linkOut.String(), phoneInit)
+	}
+	if !strings.Contains(phoneInit, "history: 1 messages") {
+		t.Fatalf("init --link did not bring the history: %q", phoneInit)
+	}
+	if _, _, err := newDeviceWith(t, "tablet", "--link", code, "--device", "tablet"); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("replayed link code: %v", err)
+	}
+	var lc api.LinkCode
+	if err := json.Unmarshal([]byte(laptop.ok("device", "link", "--no-wait", "--json")), &lc); err != nil || !strings.HasPrefix(lc.Code, "grove-link1-") {
+		t.Fatalf("device link --json: %+v %v", lc, err)
 	}
 	phone.upInProcess()
 	waitUntil(t, 60*time.Second, "bob sees alice's two devices", func() bool {
