@@ -67,6 +67,9 @@ func (n *Node) loadAccount(name string) (memberIdentity, error) {
 	}
 	seed, err := n.db.Setting(settingAccountKey)
 	switch {
+	case err == nil && (n.cfg.Link != "" || n.cfg.Restore != nil):
+		clear(seed)
+		return self, fmt.Errorf("%w: this home already holds a device of an account: link or restore into a fresh home", ErrInvalidConfig)
 	case err == nil:
 		k, err := account.ParseKey(seed)
 		clear(seed)

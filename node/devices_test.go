@@ -216,6 +216,13 @@ func TestLinkRevokeDevice(t *testing.T) {
 	// The phone goes offline; alice revokes it from the laptop.
 	phone.Close()
 	phoneOpen = false
+	// (A home that is already a device is not linked again.)
+	if again, err := realNodeWith(t, phoneHome, "", func(c *Config) { c.Link = code.Code }); !errors.Is(err, ErrInvalidConfig) {
+		if again != nil {
+			again.Close()
+		}
+		t.Fatalf("link into a home that holds a device: %v", err)
+	}
 	if _, err := laptop.DeviceRevoke(ctx, "phone"); err != nil {
 		t.Fatal(err)
 	}

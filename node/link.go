@@ -82,6 +82,13 @@ func (n *Node) DeviceLink(ctx context.Context) (api.LinkCode, error) {
 	if n.dev.links == nil {
 		n.dev.links, n.dev.used = map[[8]byte]*pendingLink{}, map[[8]byte]bool{}
 	}
+	// Expired codes go (a used one stays known as used, so a replay is
+	// told so).
+	for id, pl := range n.dev.links {
+		if !n.cfg.Clock.Now().Before(pl.code.Expires) {
+			delete(n.dev.links, id)
+		}
+	}
 	n.dev.links[code.ID()] = &pendingLink{code: code}
 	return api.LinkCode{Code: code.String(), Expires: code.Expires}, nil
 }
