@@ -262,7 +262,9 @@ func (e *env) printLinked(d Daemon) {
 		switch n, err := h.LinkHistory(); {
 		case err != nil:
 			fmt.Fprintf(e.stdout, "history not received: %v\n", err)
-		case n > 0:
+		case n == 1:
+			fmt.Fprintf(e.stdout, "history: 1 message, shown once the groups are joined\n")
+		case n > 1:
 			fmt.Fprintf(e.stdout, "history: %d messages, shown once the groups are joined\n", n)
 		}
 	}

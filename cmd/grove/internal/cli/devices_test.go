@@ -79,7 +79,7 @@ func TestDevicesCLI(t *testing.T) {
 	if len(cmp) != 7 || !strings.Contains(phoneInit, "comparison "+cmp) {
 		t.Fatalf("comparison strings differ: laptop %q, phone printed %q", linkOut.String(), phoneInit)
 	}
-	if !strings.Contains(phoneInit, "history: 1 messages") {
+	if !strings.Contains(phoneInit, "history: 1 message,") {
 		t.Fatalf("init --link did not bring the history: %q", phoneInit)
 	}
 	if _, _, err := newDeviceWith(t, "tablet", "--link", code, "--device", "tablet"); err == nil || !strings.Contains(err.Error(), "already used") {
