@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"grove/account"
 	"grove/mls"
 	"grove/p2p"
 )
@@ -46,6 +47,21 @@ type Config struct {
 	// is required on first start and then remembered; a different non-empty
 	// Name later is an error (credentials already carry the old one).
 	Name string
+
+	// DeviceName names this device within its account ("laptop"); it goes
+	// into the device's certificate at the first start. Default "device".
+	DeviceName string
+	// Link, on the first start of a fresh home, is a link code from
+	// another device of the account (account.LinkCode): the device joins
+	// that account and its groups instead of making an account of its
+	// own. Name may then be empty.
+	Link string
+	// LinkProgress, if set, is told how much of the account's history
+	// a link (Link) has received: done of total messages.
+	LinkProgress func(done, total int)
+	// Restore, on the first start of a fresh home, makes it a new device
+	// of the backup's account and restores its history.
+	Restore *account.Backup
 
 	// StoreKey encrypts the database at rest (store.Options.Key); nil
 	// keeps it in the clear.
@@ -129,6 +145,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Name != "" {
 		if err := validName(c.Name); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	if c.DeviceName != "" {
+		if err := validDeviceName(c.DeviceName); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
 	}

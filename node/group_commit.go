@@ -89,8 +89,10 @@ func (a *groupActor) onIntent(p *appPayload, sender []byte) {
 	case intentRemove:
 		// Only an admin may have another member removed; a request from
 		// anyone else would let every member remove every other.
+		// A device may also ask for its revoked sibling's removal
+		// (revoke.go): both are certified by one account.
 		_, g := a.head()
-		if !slices.ContainsFunc(groupPolicy(g).Admins, func(b []byte) bool { return bytes.Equal(b, sender) }) {
+		if !slices.ContainsFunc(groupAdmins(g), func(b []byte) bool { return bytes.Equal(b, sender) }) && !sameAccount(g, sender, p.Target) {
 			return
 		}
 	}
@@ -247,6 +249,10 @@ func (a *groupActor) commit(parentEid commitorder.EpochID, ids []commitorder.Int
 				a.dropAdd(it, why)
 				continue
 			}
+			if a.n.revokedIdentity(it.kp.LeafNode.Credential.Identity) {
+				a.dropAdd(it, "that device was revoked by its account")
+				continue
+			}
 			if c == addReplaces && !removed[leaf] {
 				removed[leaf], stale[leaf] = true, true
 				props = append(props, &mls.Proposal{Type: mls.ProposalTypeRemove, Remove: &mls.Remove{Removed: leaf}})
@@ -390,6 +396,10 @@ func addConflict(g *mls.Group, kp *mls.KeyPackage, batch []*mls.KeyPackage) stri
 			return why
 		}
 	}
+	// Its device certificate must hold for its leaf (devices.go).
+	if _, err := verifyDevice(id, kp.LeafNode.SignatureKey); err != nil {
+		return "its device certificate does not hold: " + err.Error()
+	}
 	return ""
 }
 
@@ -438,6 +448,11 @@ func commitRule(parent, next *mls.Group, sender mls.Sender) rejectReason {
 	for i, m := range ms {
 		if k, ok := old[m.Leaf]; ok && bytes.Equal(k, m.SignatureKey) {
 			continue // not new in this epoch
+		}
+		// A new leaf's device certificate must hold for it: signed by the
+		// account it names, for this very key and peer (devices.go).
+		if _, err := verifyDevice(m.Identity, m.SignatureKey); errors.Is(err, ErrDeviceCertificate) {
+			return rejectDevice
 		}
 		for j, o := range ms {
 			if j != i && (bytes.Equal(o.Identity, m.Identity) || (peers[i] != "" && peers[i] == peers[j])) {

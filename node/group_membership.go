@@ -9,7 +9,7 @@ package node
 
 import (
 	"bytes"
-	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -62,8 +62,7 @@ func (a *groupActor) isAdmin() bool {
 	if g == nil {
 		return false
 	}
-	admins := groupPolicy(g).Admins
-	return len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, a.n.selfID) })
+	return isGroupAdmin(g, a.n.selfID)
 }
 
 // apiMember describes member m of g; shown is displayNames of g's members,
@@ -75,10 +74,14 @@ func (a *groupActor) apiMember(g *mls.Group, m mls.Member, shown map[string]stri
 		if s, ok := shown[string(m.Identity)]; ok {
 			out.Name = s
 		}
+		// One person, several devices: only a certificate that holds
+		// for this leaf names the device (devices.go).
+		if v, err := verifyDevice(m.Identity, m.SignatureKey); err == nil && v.Cert != nil {
+			out.Device, out.Account = v.Cert.Device.Name, v.Cert.Account.Fingerprint()
+		}
 	}
 	out.Self = bytes.Equal(m.Identity, a.n.selfID)
-	admins := groupPolicy(g).Admins
-	out.Admin = len(admins) == 0 || slices.ContainsFunc(admins, func(b []byte) bool { return bytes.Equal(b, m.Identity) })
+	out.Admin = isGroupAdmin(g, m.Identity)
 	return out
 }
 
@@ -139,13 +142,52 @@ func (a *groupActor) removeIntent(member string) (*intent, error) {
 		return nil, api.Errorf(api.CodeForbidden, "only admins may remove members")
 	}
 	_, g := a.head()
-	m, shown, err := a.memberNamed(g, member)
-	if err != nil {
-		return nil, err
+	var match []api.Member
+	for _, m := range a.members() {
+		// By the name shown ("alice #1a2b3c4d" when two look alike) or
+		// the name itself (then ambiguous if two members share it).
+		name := m.Name
+		if lm, err := g.Member(mls.LeafIndex(m.Leaf)); err == nil {
+			if id, err := parseIdentity(lm.Identity); err == nil {
+				name = id.Name
+			}
+		}
+		if m.Name == member || name == member || m.PeerID == member || (m.Device != "" && member == m.Name+" ("+m.Device+")") ||
+			(len(member) >= 4 && strings.HasPrefix(strings.ReplaceAll(m.Fingerprint, " ", ""), strings.ReplaceAll(member, " ", ""))) {
+			match = append(match, m)
+		}
 	}
-	if shown.Self {
+	// A person's name removes all of that person's devices (devices.go):
+	// every match certified by one account, none of them this device.
+	if len(match) > 1 && onePerson(match) {
+		for _, m := range match[:len(match)-1] {
+			lm, _ := g.Member(mls.LeafIndex(m.Leaf))
+			if err := a.queueIntent(&intent{kind: intentRemove, target: lm.Identity}); err != nil {
+				return nil, err
+			}
+		}
+		match = match[len(match)-1:]
+	}
+	switch {
+	case len(match) == 0:
+		return nil, api.Errorf(api.CodeNotFound, "no member %q", member)
+	case len(match) > 1:
+		return nil, api.Errorf(api.CodeInvalidArgument, "member %q is ambiguous: use the peer id", member)
+	case match[0].Self:
 		return nil, api.Errorf(api.CodeInvalidArgument, "use leave to leave the group")
 	}
+	m, _ := g.Member(mls.LeafIndex(match[0].Leaf))
 	it := &intent{kind: intentRemove, target: m.Identity}
 	return it, a.queueIntent(it)
+}
+
+// onePerson reports whether the members are devices of one account, none
+// of them this device.
+func onePerson(ms []api.Member) bool {
+	for _, m := range ms {
+		if m.Account == "" || m.Account != ms[0].Account || m.Self {
+			return false
+		}
+	}
+	return true
 }

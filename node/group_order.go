@@ -63,7 +63,8 @@ func memberIDs(g *mls.Group) []commitorder.MemberID {
 
 func adminIDs(g *mls.Group) []commitorder.MemberID {
 	var out []commitorder.MemberID
-	for _, a := range groupPolicy(g).Admins {
+	// A device of an admin's account is an admin too (devices.go).
+	for _, a := range groupAdmins(g) {
 		out = append(out, commitorder.MemberID(a))
 	}
 	return out

@@ -447,13 +447,18 @@ func (a *groupActor) onCommit(parentEid commitorder.EpochID, parent *mls.Group, 
 		// under another key) is dropped: it must not reach the admin check
 		// under a borrowed identity.
 		id, selfOnly := externalCommitter(parent, data, sc)
-		if id == nil || !selfOnly {
+		if id != nil && selfOnly {
+			committer = id
+			class = commitorder.ClassUpdate
+		} else if committer = accountJoinCommitter(parent, data, sc); committer != nil {
+			// A new device of an admin's account adding itself: the
+			// account's admin acts (accountjoin.go).
+			class = commitorder.ClassAdd
+		} else {
 			sc.Discard()
 			a.reject(rejectExternal)
 			return false
 		}
-		committer = id
-		class = commitorder.ClassUpdate
 	default:
 		sc.Discard()
 		return false

@@ -2,19 +2,26 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"grove/account"
 	"grove/mls"
 )
 
-// identityVersion versions the credential identity encoding.
-const identityVersion = 1
+// identityVersion versions the credential identity encoding; version 2
+// appends the account's device certificate (devices.go).
+const (
+	identityVersion   = 1
+	identityVersionV2 = 2
+)
 
 // memberIdentity is what a member's BasicCredential identity binds: the
 // display name and the libp2p peer ID of the device (ARCHITECTURE.md,
@@ -23,15 +30,31 @@ const identityVersion = 1
 type memberIdentity struct {
 	Name string
 	Peer peer.ID
+	// Cert, when set, is the account's certificate of this device
+	// (version 2): Name is then the account's (the person's) name.
+	Cert *account.Certificate
 }
 
 var identityMagic = []byte("grove-id")
 
 func (m memberIdentity) marshal() []byte {
 	w := wbuf{b: slices.Clone(identityMagic)}
-	w.u8(identityVersion)
+	if m.Cert == nil {
+		w.u8(identityVersion)
+	} else {
+		w.u8(identityVersionV2)
+	}
 	w.vec([]byte(m.Name))
 	w.vec([]byte(m.Peer))
+	if m.Cert != nil {
+		// The certificate without what the identity or the leaf already
+		// carries (the person's name, the peer id, the signature key), so
+		// that an identity stays within store.MaxSenderLen.
+		w.raw(m.Cert.Account)
+		w.vec([]byte(m.Cert.Device.Name))
+		w.u64(uint64(m.Cert.Device.Created.Unix()))
+		w.raw(m.Cert.Signature)
+	}
 	return w.b
 }
 
@@ -40,11 +63,23 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 		return memberIdentity{}, fmt.Errorf("%w: not a grove identity", ErrMalformed)
 	}
 	r := rbuf{b: b[len(identityMagic):]}
-	if v := r.u8("identity version"); r.err == nil && v != identityVersion {
+	v := r.u8("identity version")
+	if r.err == nil && v != identityVersion && v != identityVersionV2 {
 		return memberIdentity{}, fmt.Errorf("%w: identity version %d", ErrMalformed, v)
 	}
 	name := r.vec(maxNameLen, "name")
 	p := r.vec(128, "peer")
+	var cert *account.Certificate
+	if v == identityVersionV2 {
+		cert = &account.Certificate{Account: account.PublicKey(bytes.Clone(r.fixed(ed25519.PublicKeySize, "account")))}
+		cert.Device.Name = string(r.vec(maxDeviceNameLen, "device name"))
+		created := r.u64("created")
+		cert.Signature = bytes.Clone(r.fixed(ed25519.SignatureSize, "certificate signature"))
+		if created > 1<<62 {
+			return memberIdentity{}, fmt.Errorf("%w: certificate time", ErrMalformed)
+		}
+		cert.Device.Created = time.Unix(int64(created), 0).UTC()
+	}
 	if err := r.done("identity"); err != nil {
 		return memberIdentity{}, err
 	}
@@ -57,11 +92,28 @@ func parseIdentity(b []byte) (memberIdentity, error) {
 	if err := checkName(string(name)); err != nil {
 		return memberIdentity{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return memberIdentity{Name: string(name), Peer: id}, nil
+	mi := memberIdentity{Name: string(name), Peer: id}
+	if cert != nil {
+		// The certificate is for this person and peer by construction; its
+		// signature covers the leaf's signature key, which only the leaf
+		// knows, so it is checked where the leaf is (verifyDevice).
+		// Cert.Device.SignatureKey stays empty here.
+		cert.Device.AccountName, cert.Device.Peer = mi.Name, []byte(id)
+		if err := checkName(cert.Device.Name); err != nil {
+			return memberIdentity{}, fmt.Errorf("%w: device name: %v", ErrMalformed, err)
+		}
+		mi.Cert = cert
+	}
+	return mi, nil
 }
 
-// maxNameLen bounds display names.
-const maxNameLen = 64
+// maxNameLen bounds display names, maxDeviceNameLen device names (an
+// identity with both at their longest is 250 bytes, within
+// store.MaxSenderLen).
+const (
+	maxNameLen       = 64
+	maxDeviceNameLen = 32
+)
 
 func validName(name string) error {
 	if err := checkName(name); err != nil {

@@ -238,6 +238,16 @@ func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) 
 // adoptGroup persists a new group state (created or joined) and starts its
 // actor.
 func (n *Node) adoptGroup(g *mls.Group, name string, gen commitorder.Genesis) (*groupActor, error) {
+	// Two ways into one group may finish at once (a join and a restored
+	// device's own rejoin, accountjoin.go): one actor per group.
+	n.dev.adoptMu.Lock()
+	defer n.dev.adoptMu.Unlock()
+	n.mu.Lock()
+	_, exists := n.groups[hex.EncodeToString(g.GroupID())]
+	n.mu.Unlock()
+	if exists {
+		return nil, api.Errorf(api.CodeConflict, "already a member of this group")
+	}
 	eid, err := epochID(g)
 	if err != nil {
 		return nil, api.Errorf(api.CodeInternal, "%v", err)

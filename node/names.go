@@ -122,6 +122,19 @@ func nameTag(identity []byte) string {
 	return hex.EncodeToString(h[:4])
 }
 
+// personKey names the person behind identity (parsed as mi): its account
+// when it carries a device certificate, so that all devices of one person
+// share a name tag, else the identity itself. The certificate is not
+// verified here (the identity alone lacks the key it covers): every leaf's
+// certificate was verified when the leaf entered the group (commitRule,
+// addConflict), and senders are members.
+func personKey(identity []byte, mi memberIdentity) []byte {
+	if mi.Cert != nil {
+		return append([]byte("account:"), mi.Cert.Account...)
+	}
+	return identity
+}
+
 // displayNames returns, for each identity (by its string form), the name to
 // show: the name itself, or "name #tag" when another identity in the set has
 // a name with the same skeleton. Identities that do not parse are left out.
@@ -131,31 +144,41 @@ func displayNames(identities [][]byte) map[string]string {
 		name string
 	}
 	bySkel := map[string][]entry{}
+	// The devices of one account are one person: one entry, keyed and
+	// tagged by the account key (devices.go), so siblings never count as
+	// look-alikes of each other.
+	person := map[string][]byte{}
 	for _, id := range identities {
 		mi, err := parseIdentity(id)
 		if err != nil {
 			continue
 		}
+		key := personKey(id, mi)
+		person[string(id)] = key
 		k := nameSkeleton(mi.Name)
 		dup := false
 		for _, e := range bySkel[k] {
-			if string(e.id) == string(id) {
+			if string(e.id) == string(key) {
 				dup = true
 			}
 		}
 		if !dup {
-			bySkel[k] = append(bySkel[k], entry{id, mi.Name})
+			bySkel[k] = append(bySkel[k], entry{key, mi.Name})
 		}
 	}
-	out := map[string]string{}
+	byKey := map[string]string{}
 	for _, es := range bySkel {
 		for _, e := range es {
 			if len(es) > 1 {
-				out[string(e.id)] = e.name + " #" + nameTag(e.id)
+				byKey[string(e.id)] = e.name + " #" + nameTag(e.id)
 			} else {
-				out[string(e.id)] = e.name
+				byKey[string(e.id)] = e.name
 			}
 		}
+	}
+	out := map[string]string{}
+	for id, key := range person {
+		out[id] = byKey[string(key)]
 	}
 	return out
 }
@@ -196,7 +219,11 @@ func (s *shownNames) name(identity []byte, name string) string {
 		return shown
 	}
 	if s.skeletons[nameSkeleton(name)] {
-		return name + " #" + nameTag(identity)
+		mi, err := parseIdentity(identity)
+		if err != nil {
+			return name + " #" + nameTag(identity)
+		}
+		return name + " #" + nameTag(personKey(identity, mi))
 	}
 	return name
 }

@@ -78,6 +78,7 @@ type Node struct {
 	closed    bool
 	metrics   metrics
 	reach     reachTotals // see reach.go
+	dev       devState    // account and devices (devices.go)
 
 	// edits counts messages rewritten by edits since the search index
 	// was last optimised (content.go, optimizeAfterEdits).
@@ -155,6 +156,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
 	n.net.Serve(ProtocolFile, n.serveFile) // files.go
+	n.net.Serve(protocolLink, n.serveLink)
+	n.net.Serve(protocolRevoke, n.serveRevoke)
+	n.net.Serve(protocolAccountJoin, n.serveAccountJoin)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
 	// redemption), which is its consent to join that group. Serving
@@ -185,6 +189,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.peerLoop()
 	n.wg.Add(1)
 	go n.purgeLoop()
+	n.wg.Add(1)
+	go n.joinLinkedGroups()
+	n.wg.Add(1)
+	go n.rejoinRestoredGroups()
 	// Deletions made before a crash or restart (their marks survive in
 	// the store) are purged once now.
 	n.requestPurge()
@@ -193,13 +201,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 func (n *Node) loadIdentity() error {
 	name, err := n.db.Setting(settingName)
+	nameErr := err
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if n.cfg.Name == "" {
+		// A linked or restored device takes its account's name, saved
+		// once the account is (loadAccount).
+		if n.cfg.Name == "" && n.cfg.Link == "" && n.cfg.Restore == nil {
 			return fmt.Errorf("node: no display name: run init with a name first")
-		}
-		if err := n.db.SetSetting(settingName, []byte(n.cfg.Name)); err != nil {
-			return fmt.Errorf("node: save name: %w", err)
 		}
 		name = []byte(n.cfg.Name)
 	case err != nil:
@@ -240,7 +248,14 @@ func (n *Node) loadIdentity() error {
 		}
 		clear(raw)
 	}
-	n.self = memberIdentity{Name: string(name), Peer: n.net.ID()}
+	if n.self, err = n.loadAccount(string(name)); err != nil {
+		return err
+	}
+	if n.self.Name != string(name) || errors.Is(nameErr, store.ErrNotFound) {
+		if err := n.db.SetSetting(settingName, []byte(n.self.Name)); err != nil {
+			return fmt.Errorf("node: save name: %w", err)
+		}
+	}
 	n.selfID = n.self.marshal()
 	return nil
 }
@@ -309,6 +324,7 @@ func (n *Node) peerLoop() {
 				return
 			}
 			n.emit(api.Event{Kind: api.EventPeers, Time: n.cfg.Clock.Now(), Detail: ev.Kind.String()})
+			n.peerSeen(ev.Peer, ev.Kind == p2p.PeerConnected)
 			switch ev.Kind {
 			case p2p.PeerConnected:
 				// A (re)connected member may hold what we missed (or,
@@ -419,6 +435,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		Fingerprint: fingerprint(n.sig.PublicKey(), n.selfID),
 		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
 		StartedAt: n.started, Version: Version,
+		Device: n.self.deviceName(), Account: n.self.accountFingerprint(),
 	}, nil
 }
 
@@ -498,6 +515,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 		// Shown as the member list shows it, and with its tag when the
 		// sender, no longer a member, has a name like a member's.
 		out.Sender, out.SenderPeer = a.shown.name(m.Sender, id.Name), id.Peer.String()
+		out.SenderDevice = id.deviceName()
 	}
 	// Our own messages are those sent under our credential identity (name
 	// and peer id together), never merely from our peer id: a member that

@@ -44,11 +44,14 @@ const (
 	// rejectUnsealed: gossip in the group's envelope but not sealed
 	// under an epoch's key, other than a rejoin's external Commit.
 	rejectUnsealed rejectReason = "unsealed"
+	// rejectDevice: a Commit adding a leaf whose device certificate does
+	// not hold for it (devices.go).
+	rejectDevice rejectReason = "device_certificate"
 )
 
 // rejectReasons lists every reason, in the order metrics are kept.
 var rejectReasons = [...]rejectReason{rejectSize, rejectMalformed, rejectOtherGroup, rejectProposal,
-	rejectExternal, rejectIdentity, rejectDuplicate, rejectPolicy, rejectEnvelope, rejectCommitAD, rejectUnsealed}
+	rejectExternal, rejectIdentity, rejectDuplicate, rejectPolicy, rejectEnvelope, rejectCommitAD, rejectUnsealed, rejectDevice}
 
 func (r rejectReason) index() int { return slices.Index(rejectReasons[:], r) }
 

@@ -69,6 +69,12 @@ func (n *Node) serveSync(ctx context.Context, s p2p.Stream) {
 		s.Reset()
 		return
 	}
+	if n.revokedPeer(s.RemotePeer()) {
+		// Its account revoked it: no history, not even up to its removal.
+		n.log.Info("sync refused", "peer", s.RemotePeer(), "err", "device revoked")
+		s.Reset()
+		return
+	}
 	a, err := n.lookupServing(hexOf(req.Group))
 	if err != nil || !bytesEqual(a.id, req.Group) {
 		s.Reset()

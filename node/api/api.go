@@ -121,6 +121,10 @@ type Status struct {
 	// PID is the daemon's process id, when the process serving the API
 	// knows it (grove down waits for it to exit).
 	PID int `json:"pid,omitempty"`
+	// Device is this device's name in its account, Account the account's
+	// fingerprint (empty for a device made before accounts).
+	Device  string `json:"device,omitempty"`
+	Account string `json:"account,omitempty"`
 }
 
 // Group describes one group as this device sees it.
@@ -268,6 +272,9 @@ type Message struct {
 	File      *File       `json:"file,omitempty"`
 	Mentions  []string    `json:"mentions,omitempty"`
 	SeenBy    []string    `json:"seen_by,omitempty"`
+	// SenderDevice is the sending device's name in its account (Sender
+	// is then the person's name), when its credential carries one.
+	SenderDevice string `json:"sender_device,omitempty"`
 }
 
 // ChangeKind names a change RequestChange asks for.
@@ -340,6 +347,11 @@ type Member struct {
 	Leaf        uint32 `json:"leaf"`
 	Admin       bool   `json:"admin"`
 	Self        bool   `json:"self"`
+	// Device is the device's name when the member's account certifies
+	// it (Name is then the person's), and Account the account's
+	// fingerprint: members with the same Account are one person.
+	Device  string `json:"device,omitempty"`
+	Account string `json:"account,omitempty"`
 }
 
 // Peer is a connected libp2p peer.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"grove/account"
 	"grove/node/api"
 	"grove/store"
 )
@@ -41,6 +42,12 @@ type DaemonConfig struct {
 	// StoreKey encrypts the device's database at rest (store.Options.Key);
 	// nil keeps it in the clear.
 	StoreKey []byte
+	// DeviceName, Link and Restore: set by init --device/--link and
+	// backup restore (node.Config has their meaning).
+	DeviceName   string
+	Link         string
+	LinkProgress func(done, total int)
+	Restore      *account.Backup
 }
 
 // DaemonFactory creates a Daemon that is not yet started.
@@ -233,7 +240,12 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"init", "--name NAME [--passphrase | --passphrase-file FILE | --key-file]", "create this device's identity in the home directory", (*env).cmdInit, `
+		{"init", "--name NAME | --link CODE [--device NAME] [--passphrase | --passphrase-file FILE | --key-file]", "create this device's identity in the home directory", (*env).cmdInit, `
+--device NAME names this device within your account (default "device").
+--link CODE makes this device another device of the account that printed
+CODE (grove device link there): both screens show the same comparison
+string; the device then joins the account's groups when the daemon runs.
+
 The database is encrypted at rest with a random key, kept:
   --passphrase            sealed by a passphrase (asked twice; asked again at
                           every start of the daemon)
@@ -382,6 +394,11 @@ daemon's lifetime.`},
 		{"export", "GROUP [--since TIME]", "write the history of GROUP as JSON lines", (*env).cmdExport, `
 TIME is an RFC 3339 time, a date (YYYY-MM-DD, local midnight) or a duration
 back from now (24h). One JSON object per message, oldest first.`},
+		{"device link", "[--no-wait] [--json]", "print a one-time code that links a new device to your account", (*env).cmdDeviceLink, deviceLinkHelp},
+		{"device list", "[--json]", "list the devices of your account", (*env).cmdDeviceList, ""},
+		{"device revoke", "DEVICE [--json]", "revoke a lost device of your account everywhere", (*env).cmdDeviceRevoke, deviceRevokeHelp},
+		{"backup create", "FILE [--passphrase-file FILE]", "write an encrypted backup of your account and history", (*env).cmdBackupCreate, backupCreateHelp},
+		{"backup restore", "FILE [--passphrase-file FILE] [--device NAME] [--key-file]", "make this fresh home a device of a backed-up account", (*env).cmdBackupRestore, backupRestoreHelp},
 		{"testnet", "run|demo [FLAGS]", "run many local nodes through a scenario (see grove testnet help)", (*env).cmdTestnet, ""},
 		{"version", "[--json]", "show the version of this grove binary", (*env).cmdVersion, ""},
 		{"help", "[COMMAND]", "show help", (*env).cmdHelp, ""},

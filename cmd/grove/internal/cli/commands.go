@@ -35,6 +35,10 @@ func (e *env) cmdStatus(args []string) error {
 		t.row("name", st.Name)
 		t.row("peer id", st.PeerID)
 		t.row("fingerprint", st.Fingerprint)
+		if st.Account != "" {
+			t.row("device", sanitize(st.Device))
+			t.row("account", st.Account)
+		}
 		if len(st.Addrs) == 0 {
 			t.row("addrs", "none")
 		}
@@ -544,8 +548,16 @@ func (e *env) cmdMembers(args []string) error {
 		}
 		t := &table{}
 		t.row("NAME", "ROLE", "FINGERPRINT", "PEER")
+		// A person with several devices here shows each: "alice (laptop)".
+		perAccount := map[string]int{}
+		for _, m := range ms {
+			perAccount[m.Account]++
+		}
 		for _, m := range ms {
 			name := sanitize(m.Name)
+			if m.Device != "" && perAccount[m.Account] > 1 {
+				name += " (" + sanitize(m.Device) + ")"
+			}
 			if m.Self {
 				name += " (you)"
 			}

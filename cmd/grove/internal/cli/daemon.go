@@ -29,11 +29,13 @@ var errNoDaemonSupport = errors.New("this build of grove cannot run a daemon")
 func (e *env) cmdInit(args []string) error {
 	f := e.flags("init")
 	name := f.String("name", "", "")
+	device := f.String("device", "", "")
+	link := f.String("link", "", "")
 	kc := e.keyFlags(f, true)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if strings.TrimSpace(*name) == "" {
+	if strings.TrimSpace(*name) == "" && *link == "" {
 		return usagef("init: --name is required")
 	}
 	if kc.keyFile && (kc.passphrase || kc.passphraseFile != "") {
@@ -61,7 +63,7 @@ func (e *env) cmdInit(args []string) error {
 	}
 	// Starting the device once creates its keys and stores its name; it
 	// listens on loopback only, for a moment.
-	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn), StoreKey: key})
+	d, err := e.r.NewDaemon(DaemonConfig{Home: home, Name: *name, Logger: e.logger(slog.LevelWarn), StoreKey: key, DeviceName: *device, Link: *link, LinkProgress: e.linkProgress()})
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
@@ -77,6 +79,7 @@ func (e *env) cmdInit(args []string) error {
 		return fmt.Errorf("init: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "initialised %s in %s\n", sanitize(st.Name), home)
+	e.printLinked(d)
 	t := &table{}
 	t.row("peer id", st.PeerID)
 	t.row("fingerprint", st.Fingerprint)

@@ -21,10 +21,14 @@ func newNodeDaemon(cfg DaemonConfig, tune func(*node.Config)) (Daemon, error) {
 		listen = initListen
 	}
 	nc := node.Config{
-		Home:     cfg.Home,
-		Name:     cfg.Name,
-		Logger:   cfg.Logger,
-		StoreKey: cfg.StoreKey,
+		Home:         cfg.Home,
+		Name:         cfg.Name,
+		Logger:       cfg.Logger,
+		StoreKey:     cfg.StoreKey,
+		DeviceName:   cfg.DeviceName,
+		Link:         cfg.Link,
+		LinkProgress: cfg.LinkProgress,
+		Restore:      cfg.Restore,
 		P2P: p2p.Config{
 			Listen:         listen,
 			BootstrapPeers: cfg.Bootstrap,
