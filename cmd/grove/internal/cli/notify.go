@@ -19,8 +19,8 @@ import (
 
 // Desktop notifications. The daemon (not a client: it runs whether or not
 // a chat is open) watches its own event stream and shows a notification
-// for a message that asks for this person's attention: today one that
-// mentions them as @name; replies are to be added in notifyReason. A muted
+// for a message that asks for this person's attention: one that mentions
+// them as @name, or a reply to one of their own messages. A muted
 // group (grove group mute) never notifies; its unread count grows as
 // before. up --notify=false, or GROVE_NOTIFY=off, turns notifications off.
 //
@@ -43,16 +43,41 @@ const notifyMaxAge = 10 * time.Minute
 const notifyBodyMax = 200
 
 // notifyReason says why m should notify the person whose display name is
-// self, or "" if it should not. It is the one place to add reasons (a
-// direct reply, once message kinds carry replies).
-func notifyReason(m api.Message, self string) string {
-	if m.Own || self == "" {
+// self, or "" if it should not. ownMessage reports whether the message
+// with the given id in m's group is this device's own; it is asked only
+// for a reply.
+func notifyReason(m api.Message, self string, ownMessage func(group, id string) bool) string {
+	if m.Own || self == "" || m.Deleted {
 		return ""
 	}
 	if mentions(m.Text, self) {
 		return "mention"
 	}
+	if m.ReplyTo != "" && ownMessage(m.Group, m.ReplyTo) {
+		return "reply"
+	}
 	return ""
+}
+
+// notifyReplyWindow is how far back in a group's history a replied-to
+// message is looked for; a reply to an older message does not notify.
+const notifyReplyWindow = 2000
+
+// ownMessageIn returns an ownMessage for notifyReason that looks the
+// target up in d's recent history.
+func ownMessageIn(ctx context.Context, d api.Service) func(group, id string) bool {
+	return func(group, id string) bool {
+		ms, err := d.Log(ctx, group, notifyReplyWindow)
+		if err != nil {
+			return false
+		}
+		for _, t := range ms {
+			if t.ID == id {
+				return t.Own
+			}
+		}
+		return false
+	}
 }
 
 // mentions reports whether text contains @name (case-insensitive) as a
@@ -123,7 +148,7 @@ func notifyLoop(ctx context.Context, d api.Service, n Notifier, log *slog.Logger
 			continue
 		}
 		m := *ev.Message
-		reason := notifyReason(m, st.Name)
+		reason := notifyReason(m, st.Name, ownMessageIn(ctx, d))
 		if reason == "" || now().Sub(m.Time) > notifyMaxAge {
 			continue
 		}

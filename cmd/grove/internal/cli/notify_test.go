@@ -41,7 +41,8 @@ func (r *recorder) next(t *testing.T) string {
 }
 
 // TestMentionNotifies checks desktop notifications on real daemons: a
-// message mentioning you (@name, any case, not a longer name) notifies,
+// message mentioning you (@name, any case, not a longer name) or replying
+// to one of your messages notifies,
 // other messages, your own and those of a muted group do not (whose
 // unread count still grows), and --notify=false turns them off.
 // Assertions ride on order: the daemon notifies in arrival order, so the
@@ -73,6 +74,23 @@ func TestMentionNotifies(t *testing.T) {
 	bob.ok("send", "ops", "thanks, @Alice.")
 	if got, want := ra.next(t), "grove · #ops | bob: thanks, @Alice."; got != want {
 		t.Fatalf("after unmute: notification %q, want %q", got, want)
+	}
+	// A reply to one of alice's messages notifies her; a reply to bob's
+	// own message does not.
+	var mine, his api.Message
+	if err := json.Unmarshal([]byte(alice.ok("send", "ops", "the plan is in the doc", "--json")), &mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(bob.ok("send", "ops", "I will look later", "--json")), &his); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "bob to have alice's message", func() bool {
+		return strings.Contains(bob.ok("log", "ops"), "the plan is in the doc")
+	})
+	bob.ok("send", "ops", "--reply", his.ID, "note to myself")
+	bob.ok("send", "ops", "--reply", mine.ID, "read it, looks good")
+	if got, want := ra.next(t), "grove · #ops | bob: read it, looks good"; got != want {
+		t.Fatalf("reply: notification %q, want %q", got, want)
 	}
 	// Bob's daemon runs with --notify=false.
 	alice.ok("send", "ops", "@bob done")
