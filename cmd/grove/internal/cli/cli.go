@@ -270,8 +270,9 @@ DIR/store.key (with a warning).`},
   --detach               run in the background: logs go to DIR/grove.log; up
                          returns once the daemon serves and prints its pid
   --notify=false         no desktop notifications (also GROVE_NOTIFY=off);
-                         by default a message mentioning you (@NAME) in a
-                         group you have not muted shows one, through the
+                         by default a message mentioning you (@NAME) or
+                         replying to you, in a group you have not muted,
+                         shows one, through the
                          desktop's notification service (D-Bus, notify-send
                          or osascript) when there is one
   --passphrase-file FILE read the store key's passphrase from FILE (also
