@@ -484,7 +484,7 @@ func keyPackageWith(t *testing.T, id memberIdentity, sig *mls.SigningKey) *mls.K
 	t.Helper()
 	kp, err := mls.NewKeyPackage(&mls.KeyPackageParams{Suite: DefaultCipherSuite, Credential: mls.NewBasicCredential(id.marshal()),
 		SigningKey: sig, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}}, Rand: rand.Reader})
+		Capabilities: mls.Capabilities{Extensions: groveExtensions}, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,8 +628,10 @@ func TestCommitAddingForgedDeviceRejected(t *testing.T) {
 	var commit []byte
 	var rule rejectReason
 	headState(t, ctx, alice, g, func(eid commitorder.EpochID, head, cp *mls.Group) {
-		sc, err := cp.Commit(&mls.CommitOptions{SkipCached: true, Proposals: []*mls.Proposal{{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *kp}}},
-			AuthenticatedData: parentAD(eid), Now: time.Now(), Rand: rand.Reader})
+		// Framed as an honest client frames its Commits (private, with
+		// the commit AD), so that only the device rule can refuse it.
+		sc, err := cp.Commit(&mls.CommitOptions{SkipCached: true, Private: true, Proposals: []*mls.Proposal{{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *kp}}},
+			AuthenticatedData: commitAD(eid, commitorder.ClassAdd, commitorder.MemberID(alice.selfID)), Now: time.Now(), Rand: rand.Reader})
 		if err != nil {
 			t.Errorf("craft commit: %v", err)
 			return
