@@ -33,6 +33,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"grove/account"
 	"grove/commitorder"
@@ -89,7 +90,9 @@ func accountJoinCommitter(parent *mls.Group, data []byte, sc *mls.StagedCommit) 
 }
 
 // serveAccountJoin answers a device of an admin account with the group's
-// GroupInfo and epoch id: vec(gi) vec(eid), or an empty frame.
+// GroupInfo, epoch id and that epoch's sealing key (epochseal.go, so that
+// its external Commit goes sealed like a rejoin's): vec(gi) vec(eid)
+// vec(key), or an empty frame.
 func (n *Node) serveAccountJoin(ctx context.Context, s p2p.Stream) {
 	frame, err := s.Recv()
 	if err != nil {
@@ -102,7 +105,7 @@ func (n *Node) serveAccountJoin(ctx context.Context, s p2p.Stream) {
 		s.Send(nil)
 		return
 	}
-	gi, eid, err := n.accountGroupInfo(ctx, gid, cert, s.RemotePeer())
+	gi, eid, key, err := n.accountGroupInfo(ctx, gid, cert, s.RemotePeer())
 	if err != nil {
 		n.log.Info("account join refused", "peer", s.RemotePeer(), "err", err)
 		s.Send(nil)
@@ -111,31 +114,31 @@ func (n *Node) serveAccountJoin(ctx context.Context, s p2p.Stream) {
 	var w wbuf
 	w.vec(gi)
 	w.vec(eid[:])
+	w.vec(key)
 	s.Send(w.b)
 }
 
 // errNotAccountAdmin: the requester is no device of an admin's account.
 var errNotAccountAdmin = errors.New("not a device of an admin's account")
 
-// accountGroupInfo is the GroupInfo of group gid for the device whose
-// certificate is certBytes, asking from peer remote.
-func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remote peer.ID) ([]byte, [16]byte, error) {
-	var eid [16]byte
+// accountGroupInfo is the GroupInfo of group gid, its epoch id and
+// sealing key, for the device whose certificate is certBytes, asking from
+// peer remote.
+func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remote peer.ID) (gi []byte, eid [16]byte, key []byte, err error) {
 	cert, err := account.ParseCertificate(certBytes)
 	if err != nil || string(cert.Device.Peer) != string(remote) || cert.Verify() != nil {
-		return nil, eid, errNotAccountAdmin
+		return nil, eid, nil, errNotAccountAdmin
 	}
 	n.dev.mu.Lock()
 	revoked := n.dev.revoked.Revoked(cert) != nil
 	n.dev.mu.Unlock()
 	if revoked {
-		return nil, eid, errors.New("device revoked")
+		return nil, eid, nil, errors.New("device revoked")
 	}
 	a, err := n.lookup(hex.EncodeToString(gid))
 	if err != nil || !bytes.Equal(a.id, gid) {
-		return nil, eid, errNotMember
+		return nil, eid, nil, errNotMember
 	}
-	var gi []byte
 	err = a.do(ctx, func() error {
 		e, g := a.head()
 		if g == nil || a.phase == phaseRemoved {
@@ -146,10 +149,13 @@ func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remo
 		}
 		eid = e
 		var err error
-		gi, err = g.GroupInfo(true)
+		if gi, err = g.GroupInfo(true); err != nil {
+			return err
+		}
+		key, err = epochKeyBytes(g)
 		return err
 	})
-	return gi, eid, err
+	return gi, eid, key, err
 }
 
 // restoreGroup is a group a restored device wants back.
@@ -254,8 +260,8 @@ func (n *Node) accountJoin(g restoreGroup) error {
 	ctx, cancel := context.WithTimeout(n.ctx, syncTimeout)
 	defer cancel()
 	type answer struct {
-		gi, gc []byte
-		eid    [16]byte
+		gi, gc, key []byte
+		eid         [16]byte
 	}
 	var answers []answer
 	req := wbuf{}
@@ -275,7 +281,8 @@ func (n *Node) accountJoin(g restoreGroup) error {
 		r := rbuf{b: resp}
 		gi := r.vec(maxWelcome, "group info")
 		eid := r.vec(16, "epoch id")
-		if r.done("account join answer") != nil || len(eid) != 16 {
+		key := r.vec(chacha20poly1305.KeySize, "sealing key")
+		if r.done("account join answer") != nil || len(eid) != 16 || len(key) != chacha20poly1305.KeySize {
 			continue
 		}
 		m, err := mls.UnmarshalMLSMessage(gi)
@@ -286,7 +293,7 @@ func (n *Node) accountJoin(g restoreGroup) error {
 		if err != nil {
 			continue
 		}
-		answers = append(answers, answer{gi: gi, gc: gc, eid: [16]byte(eid)})
+		answers = append(answers, answer{gi: gi, gc: gc, key: key, eid: [16]byte(eid)})
 	}
 	// Two members must agree (one liar cannot steer us), or the only one
 	// there is when the group has a single other member.
@@ -294,7 +301,7 @@ func (n *Node) accountJoin(g restoreGroup) error {
 	for i := range answers {
 		agree := 0
 		for j := range answers {
-			if bytes.Equal(answers[i].gc, answers[j].gc) && answers[i].eid == answers[j].eid {
+			if bytes.Equal(answers[i].gc, answers[j].gc) && answers[i].eid == answers[j].eid && bytes.Equal(answers[i].key, answers[j].key) {
 				agree++
 			}
 		}
@@ -310,7 +317,7 @@ func (n *Node) accountJoin(g restoreGroup) error {
 	parent := commitorder.EpochID(pick.eid)
 	grp, commitMsg, err := mls.JoinExternal(&mls.ExternalJoinParams{
 		GroupInfo: pick.gi, Credential: mls.NewBasicCredential(n.selfID),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}},
+		Capabilities: mls.Capabilities{Extensions: groveExtensions},
 		SigningKey:   n.sig, AuthenticatedData: parentAD(parent), Config: groupConfig(), Now: now, Rand: rand.Reader,
 	})
 	if err != nil {
@@ -332,6 +339,14 @@ func (n *Node) accountJoin(g restoreGroup) error {
 		n.db.AppendLog(a.id, grp.Epoch()-1, store.MessageHash(cid), commitMsg)
 		n.metrics.messagesOut.Add(1)
 		n.emit(api.Event{Kind: api.EventGroupJoined, Group: a.hexID, Time: now, Detail: "rejoined as a device of an admin's account"})
+		// Sealed under the parent epoch's key the members vouched for,
+		// as a rejoin's (publish, rejoinSealKey).
+		if aead, err := chacha20poly1305.NewX(pick.key); err == nil {
+			if a.epochKeys == nil {
+				a.epochKeys = map[commitorder.EpochID]epochKeyEntry{}
+			}
+			a.epochKeys[parent] = epochKeyEntry{aead: aead, epoch: grp.Epoch() - 1}
+		}
 		return a.publish(commitMsg)
 	})
 }

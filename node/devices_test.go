@@ -484,7 +484,7 @@ func keyPackageWith(t *testing.T, id memberIdentity, sig *mls.SigningKey) *mls.K
 	t.Helper()
 	kp, err := mls.NewKeyPackage(&mls.KeyPackageParams{Suite: DefaultCipherSuite, Credential: mls.NewBasicCredential(id.marshal()),
 		SigningKey: sig, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}}, Rand: rand.Reader})
+		Capabilities: mls.Capabilities{Extensions: groveExtensions}, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,8 +628,10 @@ func TestCommitAddingForgedDeviceRejected(t *testing.T) {
 	var commit []byte
 	var rule rejectReason
 	headState(t, ctx, alice, g, func(eid commitorder.EpochID, head, cp *mls.Group) {
-		sc, err := cp.Commit(&mls.CommitOptions{SkipCached: true, Proposals: []*mls.Proposal{{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *kp}}},
-			AuthenticatedData: parentAD(eid), Now: time.Now(), Rand: rand.Reader})
+		// Framed as an honest client frames its Commits (private, with
+		// the commit AD), so that only the device rule can refuse it.
+		sc, err := cp.Commit(&mls.CommitOptions{SkipCached: true, Private: true, Proposals: []*mls.Proposal{{Type: mls.ProposalTypeAdd, Add: &mls.Add{KeyPackage: *kp}}},
+			AuthenticatedData: commitAD(eid, commitorder.ClassAdd, commitorder.MemberID(alice.selfID)), Now: time.Now(), Rand: rand.Reader})
 		if err != nil {
 			t.Errorf("craft commit: %v", err)
 			return
@@ -702,7 +704,12 @@ func TestRestoreWithoutSibling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored, err := startNode(t, mn, "", func(c *Config) { c.Restore, c.DeviceName = b, "restored" })
+	var published *publishLog
+	restored, err := startNode(t, mn, "", func(c *Config) {
+		c.Restore, c.DeviceName = b, "restored"
+		published = &publishLog{Network: c.Network}
+		c.Network = published
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -714,6 +721,31 @@ func TestRestoreWithoutSibling(t *testing.T) {
 		}
 		return nil
 	})
+	// Its external Commit went sealed under the parent epoch's key the
+	// members sent with the GroupInfo, as a rejoin's does
+	// (TestRejoinCommitSealed), not readable to all who hold the group
+	// secret.
+	ra, err := restored.lookup(g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published.mu.Lock()
+	sealed := 0
+	for _, env := range published.got {
+		body, err := ra.wire.open(env)
+		switch {
+		case err != nil:
+			t.Errorf("a published payload does not open: %v", err)
+		case isSealed(body):
+			sealed++
+		default:
+			t.Errorf("published unsealed (external commit: %v)", externalCommit(body))
+		}
+	}
+	published.mu.Unlock()
+	if sealed == 0 {
+		t.Fatal("the restored device published nothing sealed")
+	}
 	if err := hasTexts(restored, g.ID, "airship note 0", "airship note 1", "airship note 2"); err != nil {
 		t.Fatal(err)
 	}
@@ -735,11 +767,11 @@ func TestRestoreWithoutSibling(t *testing.T) {
 	})
 	// Bob's account is no admin's: no GroupInfo for a device of it.
 	a, _ := bob.lookup(g.ID)
-	if _, _, err := carol.accountGroupInfo(ctx, a.id, bob.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
+	if _, _, _, err := carol.accountGroupInfo(ctx, a.id, bob.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
 		t.Fatalf("GroupInfo for a non-admin account: %v", err)
 	}
 	// Nor for a certificate naming another peer than the requester.
-	if _, _, err := carol.accountGroupInfo(ctx, a.id, restored.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
+	if _, _, _, err := carol.accountGroupInfo(ctx, a.id, restored.selfID, bob.PeerID()); !errors.Is(err, errNotAccountAdmin) {
 		t.Fatalf("GroupInfo for a borrowed certificate: %v", err)
 	}
 }
