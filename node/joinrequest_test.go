@@ -259,7 +259,7 @@ func TestHostileJoinRequests(t *testing.T) {
 		}
 		return b
 	}
-	broken := mkKP(mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}})
+	broken := mkKP(mls.Capabilities{Extensions: groveExtensions})
 	broken[len(broken)-1] ^= 1 // the KeyPackage signature is last
 	ab, _ := bob.lookup(g)
 	for _, kp := range [][]byte{{0, 1, 0, 5, 1, 2, 3}, broken, mkKP(mls.Capabilities{})} {

@@ -152,7 +152,7 @@ func TestDuplicateJoinRequestCannotFreezeAdds(t *testing.T) {
 	sk, _ := s.GenerateSigningKey(rand.Reader)
 	kp, err := mls.NewKeyPackage(&mls.KeyPackageParams{Suite: DefaultCipherSuite, Credential: mls.NewBasicCredential(bob.selfID),
 		SigningKey: sk, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{ExtensionPolicy}}, Rand: rand.Reader})
+		Capabilities: mls.Capabilities{Extensions: groveExtensions}, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
 	}
