@@ -82,6 +82,49 @@ func TestWebClientTwoDaemons(t *testing.T) {
 		t.Errorf("markup in a message was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
 	}
 
+	// Message kinds, live on the other side. Bob replies to alice (she
+	// sees him typing first), alice reacts and takes the reaction back,
+	// edits her message (markup in the edit stays inert) and deletes it.
+	msgAct(bt, "hello bob", "reply")
+	if ctx := bt.str(`document.getElementById("compose-ctx-text").textContent`); !strings.HasPrefix(ctx, "Replying to alice") || !strings.HasSuffix(ctx, ": hello bob") {
+		t.Errorf("bob's reply bar says %q", ctx)
+	}
+	bt.typeText("#compose", "replying to you")
+	at.wait("bob typing at alice", `/^bob.* is typing…$/.test(document.getElementById("typing").textContent)`, 20*time.Second)
+	bt.typeText("#compose", "\r")
+	const replied = `[...document.querySelectorAll("#messages li.msg")].find(li => li.querySelector(".text")?.textContent === "replying to you")`
+	at.wait("bob's reply with its quote at alice", `(() => { const li = `+replied+`; return li && li.querySelector(".quote .qtext")?.textContent === "hello bob"; })()`, 20*time.Second)
+	at.wait("the typing notice gone with bob's message", `document.getElementById("typing").textContent === ""`, 10*time.Second)
+	msgAct(at, "replying to you", "picker")
+	at.eval(`(`+replied+`).querySelector('.picker button[data-emoji="👍"]').click()`, nil)
+	bt.wait("alice's reaction at bob", `(() => { const li = `+replied+`; const b = li && li.querySelector(".reactions button"); return b && b.textContent === "👍 1" && b.getAttribute("aria-pressed") === "false"; })()`, 20*time.Second)
+	at.wait("alice's own reaction marked", `(`+replied+`)?.querySelector(".reactions button.own")?.textContent === "👍 1"`, 20*time.Second)
+	at.eval(`(`+replied+`).querySelector(".reactions button.own").click()`, nil)
+	bt.wait("the reaction taken back at bob", `(() => { const li = `+replied+`; return li && !li.querySelector(".reactions"); })()`, 20*time.Second)
+
+	edit := `<script>window.pwned=4</script><img src=x onerror="window.pwned=5">hello bob, edited`
+	msgAct(at, "hello bob", "edit")
+	if v := at.str(`document.getElementById("compose").value`); v != "hello bob" {
+		t.Errorf("the composer holds %q to edit", v)
+	}
+	at.setValue("#compose", edit)
+	at.click("#send")
+	editedJS := `[...document.querySelectorAll("#messages li.msg")].find(li => li.querySelector(".text")?.textContent === ` + jsString(edit) + `)`
+	bt.wait("the edit at bob", `(() => { const li = `+editedJS+`; return li && li.querySelector(".flag.edited"); })()`, 20*time.Second)
+	bt.eval(`({pwned: window.pwned ?? null, elements: document.querySelectorAll("#messages script, #messages img, #messages a").length})`, &inert)
+	if inert.Pwned != nil || inert.Elements != 0 {
+		t.Errorf("markup in an edit was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
+	}
+	if q := bt.str(`(`+replied+`).querySelector(".quote .qtext").textContent`); !strings.HasPrefix(q, "<script>") {
+		t.Errorf("bob's quote of the edited message says %q", q)
+	}
+	editedID := at.str(`(` + editedJS + `).dataset.id`)
+	msgAct(at, edit, "delete")
+	msgAct(at, edit, "delete") // the second press confirms
+	bt.wait("the delete at bob", `(() => { const li = document.querySelector('#messages li.msg[data-id="`+editedID+`"]');
+		return li && li.classList.contains("deleted") && li.querySelector(".tombstone") && !li.textContent.includes("edited"); })()`, 20*time.Second)
+	at.wait("the delete at alice", `!!document.querySelector('#messages li.msg.deleted[data-id="`+editedID+`"]')`, 20*time.Second)
+
 	// What is read on screen is read: alice looks at ops, so bob's
 	// messages leave no unread count, on the page or in the daemon.
 	at.wait("no unread badge at alice", `!document.querySelector("#group-list .unread")`, 10*time.Second)
@@ -234,6 +277,18 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	fresh.wait("the sign-in screen", `!document.getElementById("signin").hidden`, 20*time.Second)
 	if why := fresh.str(`document.getElementById("signin-why").textContent`); !strings.Contains(why, "used or has expired") {
 		t.Errorf("reused link: %q", why)
+	}
+}
+
+// msgAct presses the action button act of the newest message whose text
+// is text (the buttons show on hover, so the press is the page's).
+func msgAct(tb *tab, text, act string) {
+	tb.tb.Helper()
+	var ok bool
+	tb.eval(`(() => { const li = [...document.querySelectorAll("#messages li.msg")].reverse().find(li => li.querySelector(".text")?.textContent === `+jsString(text)+`);
+		const b = li && li.querySelector('button[data-act="`+act+`"]'); if (!b) return false; b.click(); return true; })()`, &ok)
+	if !ok {
+		tb.tb.Fatalf("%s: no %s button on the message %q", tb.name, act, text)
 	}
 }
 
