@@ -115,7 +115,7 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	if inert.Pwned != nil || inert.Elements != 0 {
 		t.Errorf("markup in an edit was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
 	}
-	if q := bt.str(`(`+replied+`).querySelector(".quote .qtext").textContent`); !strings.HasPrefix(q, "<script>") {
+	if q := bt.str(`(` + replied + `).querySelector(".quote .qtext").textContent`); !strings.HasPrefix(q, "<script>") {
 		t.Errorf("bob's quote of the edited message says %q", q)
 	}
 	editedID := at.str(`(` + editedJS + `).dataset.id`)
