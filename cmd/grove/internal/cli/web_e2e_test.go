@@ -125,6 +125,26 @@ func TestWebClientTwoDaemons(t *testing.T) {
 		return li && li.classList.contains("deleted") && li.querySelector(".tombstone") && !li.textContent.includes("edited"); })()`, 20*time.Second)
 	at.wait("the delete at alice", `!!document.querySelector('#messages li.msg.deleted[data-id="`+editedID+`"]')`, 20*time.Second)
 
+	// A file with a caption that mentions bob: he sees its name and size
+	// and the mention marked, downloads it through his session, and his
+	// reading it shows at alice as "seen by 1".
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notes, []byte("<b>the notes</b>\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileMsg := alice.sendJSON("send", "ops", "--file", notes, "@bob here are the notes")
+	fileLi := `document.querySelector('#messages li.msg[data-id="` + fileMsg.ID + `"]')`
+	bt.wait("the file at bob", `(() => { const li = `+fileLi+`; return li && li.querySelector(".fname").textContent === "notes.txt" && li.querySelector(".fsize").textContent === "17 B"
+		&& li.querySelector(".text mark.mention")?.textContent === "@bob"; })()`, 20*time.Second)
+	var got string
+	bt.eval(`fetch("/api/groups/`+fileMsg.Group+`/files/`+fileMsg.ID+`", {headers: {"X-Grove-Token": sessionStorage.getItem("grove.token")}}).then(r => r.text())`, &got)
+	if got != "<b>the notes</b>\n" {
+		t.Errorf("bob's download: %q", got)
+	}
+	bt.eval(`(`+fileLi+`).querySelector('button[data-act="download"]').click()`, nil)
+	bt.wait("the download done", `(`+fileLi+`).querySelector(".fstatus").textContent === "saved"`, 20*time.Second)
+	at.wait("seen by bob at alice", `(`+fileLi+`)?.querySelector(".seen")?.textContent === "seen by 1"`, 20*time.Second)
+
 	// What is read on screen is read: alice looks at ops, so bob's
 	// messages leave no unread count, on the page or in the daemon.
 	at.wait("no unread badge at alice", `!document.querySelector("#group-list .unread")`, 10*time.Second)
