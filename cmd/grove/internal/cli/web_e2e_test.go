@@ -334,18 +334,12 @@ func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []struct {
-		d    *device
-		text string
-	}{
-		{bob, "Deploy window is 15:00 UTC today, ok?"},
-		{alice, "Yes. I'll watch the dashboards during the deploy."},
-		{bob, "Great. Release notes are in the usual place;\nping me if the canary looks off."},
-		{alice, "Will do."},
-	} {
-		m.d.ok("send", "ops", m.text)
-	}
-	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
+	bob.ok("send", "ops", "Deploy window is 15:00 UTC today, ok?")
+	yes := alice.sendJSON("send", "ops", "Yes. I'll watch the dashboards during the deploy.")
+	bob.ok("react", "ops", yes.ID, "❤") // a glyph the test machine's fonts have
+	notes := bob.sendJSON("send", "ops", "Great. Release notes are in the usual place;\nping me if the canary looks off.")
+	alice.ok("send", "ops", "--reply", notes.ID, "Will do.")
+	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.") && !!document.querySelector("#messages .reactions")`, 20*time.Second)
 	bt.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
 	// A second group with an unread message for bob's group list.
 	bob.ok("group", "create", "release")
