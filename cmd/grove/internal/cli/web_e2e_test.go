@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"grove/node/api"
 )
@@ -101,6 +102,16 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	at.wait("alice's own reaction marked", `(`+replied+`)?.querySelector(".reactions button.own")?.textContent === "👍 1"`, 20*time.Second)
 	at.eval(`(`+replied+`).querySelector(".reactions button.own").click()`, nil)
 	bt.wait("the reaction taken back at bob", `(() => { const li = `+replied+`; return li && !li.querySelector(".reactions"); })()`, 20*time.Second)
+
+	// From the keyboard: Up in the empty composer edits alice's last
+	// message, Esc lets go of it.
+	at.eval(`document.getElementById("compose").focus()`, nil)
+	at.do("Up in the composer", chromedp.KeyEvent(kb.ArrowUp))
+	if v := at.str(`document.getElementById("compose").value`); v != evil {
+		t.Errorf("Up in the empty composer gave %q to edit", v)
+	}
+	at.do("Esc", chromedp.KeyEvent(kb.Escape))
+	at.wait("the edit let go", `document.getElementById("compose-ctx").hidden && document.getElementById("compose").value === ""`, 5*time.Second)
 
 	edit := `<script>window.pwned=4</script><img src=x onerror="window.pwned=5">hello bob, edited`
 	msgAct(at, "hello bob", "edit")

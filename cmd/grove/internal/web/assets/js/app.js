@@ -1083,7 +1083,8 @@ async function buildSettings(body) {
   body.appendChild(h("section", {}, h("h3", { text: "Open invite codes" }), invites));
   body.appendChild(h("section", {}, h("h3", { text: "Keyboard" }), h("dl", { class: "kv" },
     [["/ or Ctrl+K", "search"], ["Alt+↑ / Alt+↓", "previous / next group"], ["Enter", "send"], ["Shift+Enter", "new line"],
-      ["Esc", "close the panel, go back"], ["?", "this page"]].map(([k, v]) => [h("dt", { class: "mono", text: k }), h("dd", { text: v })]))));
+      ["↑ in an empty message", "edit your last message"], ["↑ / ↓ on the messages", "move between messages (Tab reaches their actions)"],
+      ["Esc", "cancel a reply or edit, close the panel, go back"], ["?", "this page"]].map(([k, v]) => [h("dt", { class: "mono", text: k }), h("dd", { text: v })]))));
   body.appendChild(h("section", {}, h("button", { type: "button", id: "sign-out", text: "Sign out of this browser", onclick: async () => {
     try { await api.post("/api/logout"); } catch (e) { /* signed out either way */ }
     api.forgetToken();
@@ -1163,7 +1164,26 @@ function wire() {
       e.preventDefault();
       enterSent = true;
       send();
+    } else if (e.key === "ArrowUp" && !$("compose").value && !S.editing) {
+      // Up in an empty composer edits your last message.
+      const m = S.msgs.findLast((x) => x.own && !isDeleted(x) && x.kind !== "unsupported");
+      if (m) {
+        e.preventDefault();
+        startCompose({ editing: m });
+      }
     }
+  });
+  // Up and Down move through the messages; Tab then reaches the focused
+  // message's actions.
+  $("scroller").addEventListener("keydown", (e) => {
+    if ((e.key !== "ArrowUp" && e.key !== "ArrowDown") || e.altKey || (e.target !== $("scroller") && !e.target.matches("li.msg"))) return;
+    const items = [...document.querySelectorAll("#messages li.msg")];
+    if (!items.length) return;
+    e.preventDefault();
+    const up = e.key === "ArrowUp";
+    let i = items.indexOf(e.target);
+    if (i < 0) i = up ? items.length : -1;
+    items[Math.max(0, Math.min(items.length - 1, i + (up ? -1 : 1)))].focus();
   });
   $("compose").addEventListener("beforeinput", (e) => {
     if (enterSent && (e.inputType === "insertLineBreak" || e.inputType === "insertParagraph" || e.data === "\n" || e.data === "\r")) e.preventDefault();
