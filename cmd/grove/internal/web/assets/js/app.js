@@ -16,6 +16,7 @@ const S = {
   groups: [],
   current: null, // hex id of the open group
   msgs: [], // the loaded window of the open group, oldest first
+  byId: new Map(), // msgs by id, for the quotes of replies
   older: false, // history goes on before msgs[0]
   newer: false, // msgs does not reach the newest message
   loading: false,
@@ -196,6 +197,7 @@ async function openGroup(id, opts = {}) {
     S.current = id;
     sessionStorage.setItem("grove.group", id);
     S.msgs = [];
+    S.byId = new Map();
     clear($("messages"));
     endCompose();
     clearTyping();
@@ -271,11 +273,8 @@ const senderName = (m) => (m.own ? "you" : m.sender_device ? `${m.sender} (${m.s
 
 const isDeleted = (m) => m.deleted || m.kind === "deleted";
 
-// findMsg finds a loaded message by id (the newest under that id).
-function findMsg(id) {
-  for (let i = S.msgs.length - 1; i >= 0; i--) if (S.msgs[i].id === id) return S.msgs[i];
-  return null;
-}
+// findMsg finds a loaded message by id.
+const findMsg = (id) => S.byId.get(id) || null;
 
 // excerpt is the start of a message's text for a quote or a reply bar.
 function excerpt(m) {
@@ -457,6 +456,7 @@ function updateMessage(m) {
   const i = S.msgs.findIndex((x) => key(x) === k);
   if (i < 0) return;
   S.msgs[i] = m;
+  S.byId.set(m.id, m);
   const li = document.querySelector(`#messages li[data-key="${CSS.escape(k)}"]`);
   if (li) li.replaceWith(messageNode(m));
   for (const r of document.querySelectorAll(`#messages li[data-reply="${CSS.escape(m.id)}"]`)) {
@@ -519,6 +519,7 @@ function clearTyping() {
 const dayOf = (t) => new Date(t).toDateString();
 
 function renderMessages() {
+  S.byId = new Map(S.msgs.map((m) => [m.id, m]));
   const ol = $("messages");
   const frag = document.createDocumentFragment();
   let day = "";
@@ -541,6 +542,7 @@ function renderMessages() {
 function addMessage(m) {
   const k = key(m);
   const i = S.msgs.findIndex((x) => key(x) === k);
+  S.byId.set(m.id, m);
   if (i >= 0) {
     S.msgs[i] = m;
     const li = document.querySelector(`#messages li[data-key="${CSS.escape(k)}"]`);
