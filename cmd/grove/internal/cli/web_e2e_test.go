@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"grove/node/api"
 )
@@ -81,6 +82,79 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	if inert.Pwned != nil || inert.Elements != 0 {
 		t.Errorf("markup in a message was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
 	}
+
+	// Message kinds, live on the other side. Bob replies to alice (she
+	// sees him typing first), alice reacts and takes the reaction back,
+	// edits her message (markup in the edit stays inert) and deletes it.
+	msgAct(bt, "hello bob", "reply")
+	if ctx := bt.str(`document.getElementById("compose-ctx-text").textContent`); !strings.HasPrefix(ctx, "Replying to alice") || !strings.HasSuffix(ctx, ": hello bob") {
+		t.Errorf("bob's reply bar says %q", ctx)
+	}
+	bt.typeText("#compose", "replying to you")
+	at.wait("bob typing at alice", `/^bob.* is typing…$/.test(document.getElementById("typing").textContent)`, 20*time.Second)
+	bt.typeText("#compose", "\r")
+	const replied = `[...document.querySelectorAll("#messages li.msg")].find(li => li.querySelector(".text")?.textContent === "replying to you")`
+	at.wait("bob's reply with its quote at alice", `(() => { const li = `+replied+`; return li && li.querySelector(".quote .qtext")?.textContent === "hello bob"; })()`, 20*time.Second)
+	at.wait("the typing notice gone with bob's message", `document.getElementById("typing").textContent === ""`, 10*time.Second)
+	msgAct(at, "replying to you", "picker")
+	at.eval(`(`+replied+`).querySelector('.picker button[data-emoji="👍"]').click()`, nil)
+	bt.wait("alice's reaction at bob", `(() => { const li = `+replied+`; const b = li && li.querySelector(".reactions button"); return b && b.textContent === "👍 1" && b.getAttribute("aria-pressed") === "false"; })()`, 20*time.Second)
+	at.wait("alice's own reaction marked", `(`+replied+`)?.querySelector(".reactions button.own")?.textContent === "👍 1"`, 20*time.Second)
+	at.eval(`(`+replied+`).querySelector(".reactions button.own").click()`, nil)
+	bt.wait("the reaction taken back at bob", `(() => { const li = `+replied+`; return li && !li.querySelector(".reactions"); })()`, 20*time.Second)
+
+	// From the keyboard: Up in the empty composer edits alice's last
+	// message, Esc lets go of it.
+	at.eval(`document.getElementById("compose").focus()`, nil)
+	at.do("Up in the composer", chromedp.KeyEvent(kb.ArrowUp))
+	if v := at.str(`document.getElementById("compose").value`); v != evil {
+		t.Errorf("Up in the empty composer gave %q to edit", v)
+	}
+	at.do("Esc", chromedp.KeyEvent(kb.Escape))
+	at.wait("the edit let go", `document.getElementById("compose-ctx").hidden && document.getElementById("compose").value === ""`, 5*time.Second)
+
+	edit := `<script>window.pwned=4</script><img src=x onerror="window.pwned=5">hello bob, edited`
+	msgAct(at, "hello bob", "edit")
+	if v := at.str(`document.getElementById("compose").value`); v != "hello bob" {
+		t.Errorf("the composer holds %q to edit", v)
+	}
+	at.setValue("#compose", edit)
+	at.click("#send")
+	editedJS := `[...document.querySelectorAll("#messages li.msg")].find(li => li.querySelector(".text")?.textContent === ` + jsString(edit) + `)`
+	bt.wait("the edit at bob", `(() => { const li = `+editedJS+`; return li && li.querySelector(".flag.edited"); })()`, 20*time.Second)
+	bt.eval(`({pwned: window.pwned ?? null, elements: document.querySelectorAll("#messages script, #messages img, #messages a").length})`, &inert)
+	if inert.Pwned != nil || inert.Elements != 0 {
+		t.Errorf("markup in an edit was not inert: pwned=%v, %d elements", inert.Pwned, inert.Elements)
+	}
+	if q := bt.str(`(` + replied + `).querySelector(".quote .qtext").textContent`); !strings.HasPrefix(q, "<script>") {
+		t.Errorf("bob's quote of the edited message says %q", q)
+	}
+	editedID := at.str(`(` + editedJS + `).dataset.id`)
+	msgAct(at, edit, "delete")
+	msgAct(at, edit, "delete") // the second press confirms
+	bt.wait("the delete at bob", `(() => { const li = document.querySelector('#messages li.msg[data-id="`+editedID+`"]');
+		return li && li.classList.contains("deleted") && li.querySelector(".tombstone") && !li.textContent.includes("edited"); })()`, 20*time.Second)
+	at.wait("the delete at alice", `!!document.querySelector('#messages li.msg.deleted[data-id="`+editedID+`"]')`, 20*time.Second)
+
+	// A file with a caption that mentions bob: he sees its name and size
+	// and the mention marked, downloads it through his session, and his
+	// reading it shows at alice as "seen by 1".
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notes, []byte("<b>the notes</b>\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileMsg := alice.sendJSON("send", "ops", "--file", notes, "@bob here are the notes")
+	fileLi := `document.querySelector('#messages li.msg[data-id="` + fileMsg.ID + `"]')`
+	bt.wait("the file at bob", `(() => { const li = `+fileLi+`; return li && li.querySelector(".fname").textContent === "notes.txt" && li.querySelector(".fsize").textContent === "17 B"
+		&& li.querySelector(".text mark.mention")?.textContent === "@bob"; })()`, 20*time.Second)
+	var got string
+	bt.eval(`fetch("/api/groups/`+fileMsg.Group+`/files/`+fileMsg.ID+`", {headers: {"X-Grove-Token": sessionStorage.getItem("grove.token")}}).then(r => r.text())`, &got)
+	if got != "<b>the notes</b>\n" {
+		t.Errorf("bob's download: %q", got)
+	}
+	bt.eval(`(`+fileLi+`).querySelector('button[data-act="download"]').click()`, nil)
+	bt.wait("the download done", `(`+fileLi+`).querySelector(".fstatus").textContent === "saved"`, 20*time.Second)
+	at.wait("seen by bob at alice", `(`+fileLi+`)?.querySelector(".seen")?.textContent === "seen by 1"`, 20*time.Second)
 
 	// What is read on screen is read: alice looks at ops, so bob's
 	// messages leave no unread count, on the page or in the daemon.
@@ -237,6 +311,18 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	}
 }
 
+// msgAct presses the action button act of the newest message whose text
+// is text (the buttons show on hover, so the press is the page's).
+func msgAct(tb *tab, text, act string) {
+	tb.tb.Helper()
+	var ok bool
+	tb.eval(`(() => { const li = [...document.querySelectorAll("#messages li.msg")].reverse().find(li => li.querySelector(".text")?.textContent === `+jsString(text)+`);
+		const b = li && li.querySelector('button[data-act="`+act+`"]'); if (!b) return false; b.click(); return true; })()`, &ok)
+	if !ok {
+		tb.tb.Fatalf("%s: no %s button on the message %q", tb.name, act, text)
+	}
+}
+
 // otherOrigin serves a blank page on another port of 127.0.0.1 until the
 // test ends.
 func otherOrigin(t *testing.T) string {
@@ -259,18 +345,12 @@ func docShots(t *testing.T, alice, bob *device, at, bt *tab, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []struct {
-		d    *device
-		text string
-	}{
-		{bob, "Deploy window is 15:00 UTC today, ok?"},
-		{alice, "Yes. I'll watch the dashboards during the deploy."},
-		{bob, "Great. Release notes are in the usual place;\nping me if the canary looks off."},
-		{alice, "Will do."},
-	} {
-		m.d.ok("send", "ops", m.text)
-	}
-	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
+	bob.ok("send", "ops", "Deploy window is 15:00 UTC today, ok?")
+	yes := alice.sendJSON("send", "ops", "Yes. I'll watch the dashboards during the deploy.")
+	bob.ok("react", "ops", yes.ID, "❤") // a glyph the test machine's fonts have
+	notes := bob.sendJSON("send", "ops", "Great. Release notes are in the usual place;\nping me if the canary looks off.")
+	alice.ok("send", "ops", "--reply", notes.ID, "Will do.")
+	at.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.") && !!document.querySelector("#messages .reactions")`, 20*time.Second)
 	bt.wait("the last doc message", `[...document.querySelectorAll("#messages .text")].some(e => e.textContent === "Will do.")`, 20*time.Second)
 	// A second group with an unread message for bob's group list.
 	bob.ok("group", "create", "release")

@@ -162,15 +162,8 @@ func (s *Server) apiRoutes() {
 		return s.svc.CreateGroup(r.Context(), p.Name)
 	})
 	s.handle("GET /api/groups/{group}/messages", s.messages)
-	s.handle("POST /api/groups/{group}/messages", func(r *http.Request) (any, error) {
-		var p struct {
-			Text string `json:"text"`
-		}
-		if err := decode(r, &p); err != nil {
-			return nil, err
-		}
-		return s.svc.Send(r.Context(), r.PathValue("group"), p.Text)
-	})
+	s.handle("POST /api/groups/{group}/messages", s.postMessage)
+	s.convRoutes() // conv.go
 	s.handle("POST /api/groups/{group}/read", func(r *http.Request) (any, error) {
 		return nil, s.svc.MarkRead(r.Context(), r.PathValue("group"))
 	})

@@ -51,6 +51,17 @@ export async function call(method, path, body, signal) {
   return data;
 }
 
+// blob fetches a file the API streams (a download) and returns it as a
+// Blob; an error answer is thrown like call's.
+export async function blob(path) {
+  const r = await fetch(path, { headers: headers(), credentials: "same-origin" });
+  if (!r.ok) {
+    const data = await r.json().catch(() => ({}));
+    throw new APIError(r.status, data.code, data.message || r.statusText);
+  }
+  return r.blob();
+}
+
 export const get = (path, signal) => call("GET", path, undefined, signal);
 export const post = (path, body) => call("POST", path, body === undefined ? {} : body);
 export const del = (path) => call("DELETE", path);

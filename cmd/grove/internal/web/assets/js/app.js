@@ -3,16 +3,20 @@
 // screen has a render function that rebuilds its part of the page from it.
 
 import * as api from "./api.js";
-import { $, h, clear, highlight, searchTerms, groupDigits, fmtTime, fmtDay, fmtFull, drawQR } from "./dom.js";
+import { $, h, clear, highlight, searchTerms, groupDigits, fmtTime, fmtDay, fmtFull, fmtSize, drawQR } from "./dom.js";
 
 const PAGE = 100; // messages per scroll-back step
 const FIRST = 50; // messages shown when a group opens
+const EMOJIS = ["👍", "❤️", "😂", "🎉", "👀", "🙏"]; // the reaction picker
+const TYPING_GAP = 3000; // ms between typing notices this page sends
+const TYPING_SHOWN = 6000; // ms a member's typing notice stays on screen
 
 const S = {
   me: null,
   groups: [],
   current: null, // hex id of the open group
   msgs: [], // the loaded window of the open group, oldest first
+  byId: new Map(), // msgs by id, for the quotes of replies
   older: false, // history goes on before msgs[0]
   newer: false, // msgs does not reach the newest message
   loading: false,
@@ -20,6 +24,10 @@ const S = {
   panelGroup: null,
   joinDetail: "",
   stream: null,
+  replyTo: null, // the message the composer replies to
+  editing: null, // the own message the composer edits
+  typers: new Map(), // who is typing in the open group: name -> timer
+  download: null, // the status line of the download in progress
 };
 
 // ---- start and sign-in
@@ -189,7 +197,10 @@ async function openGroup(id, opts = {}) {
     S.current = id;
     sessionStorage.setItem("grove.group", id);
     S.msgs = [];
+    S.byId = new Map();
     clear($("messages"));
+    endCompose();
+    clearTyping();
   }
   $("conv-empty").hidden = true;
   $("conv-body").hidden = false;
@@ -256,23 +267,259 @@ function dayNode(t) {
   return h("li", { class: "day", role: "separator", text: fmtDay(t) });
 }
 
+// senderName is how a message's sender is shown: a person's device in
+// parentheses when the sender's account names it.
+const senderName = (m) => (m.own ? "you" : m.sender_device ? `${m.sender} (${m.sender_device})` : m.sender);
+
+const isDeleted = (m) => m.deleted || m.kind === "deleted";
+
+// findMsg finds a loaded message by id.
+const findMsg = (id) => S.byId.get(id) || null;
+
+// excerpt is the start of a message's text for a quote or a reply bar.
+function excerpt(m) {
+  if (isDeleted(m)) return "deleted message";
+  const t = (m.text || (m.file ? m.file.name : "")).replace(/\s+/g, " ");
+  return t.length > 80 ? t.slice(0, 79) + "…" : t;
+}
+
+// Every button of a message carries data-act; one listener on the list
+// (onMessageClick) acts on them, so that a long history costs no
+// listener per message.
+function actButton(act, label, attrs, ...children) {
+  return h("button", Object.assign({ type: "button", "data-act": act, text: label || null }, attrs), ...children);
+}
+
 function messageNode(m) {
+  const dead = isDeleted(m);
   const flags = [];
-  if (m.pending) flags.push("sending");
-  if (m.queued) flags.push("waiting for a member");
-  if (m.orphaned) flags.push("from a discarded branch");
-  if (m.resent) flags.push("re-sent");
-  return h("li", { class: "msg" + (m.own ? " own" : ""), "data-id": m.id, "data-key": key(m), tabindex: "-1" },
+  if (m.pending) flags.push(["sending", "pending"]);
+  if (m.queued) flags.push(["waiting for a member", "queued"]);
+  if (m.orphaned) flags.push(["from a discarded branch", "orphaned"]);
+  if (m.resent) flags.push(["re-sent", "resent"]);
+  if (m.edited && !dead) flags.push(["edited", "edited"]);
+  const seen = m.own && m.seen_by && m.seen_by.length
+    ? h("span", { class: "seen", title: "Seen by " + m.seen_by.join(", "), text: `seen by ${m.seen_by.length}` })
+    : null;
+  let body;
+  if (dead) body = h("div", { class: "text tombstone", text: "This message was deleted." });
+  else if (m.kind === "unsupported") body = h("div", { class: "text tombstone", text: "This message needs a newer version of Grove." });
+  else if (m.text || !m.file) body = h("div", { class: "text" }, mentionText(m.text || "", m.mentions));
+  const g = currentGroup();
+  const canSend = g && (!g.state || g.state === "active");
+  return h("li", { class: "msg" + (m.own ? " own" : "") + (dead ? " deleted" : ""), "data-id": m.id, "data-key": key(m), "data-reply": m.reply_to || null, tabindex: "-1" },
     h("div", { class: "meta" },
-      h("span", { class: "sender", text: m.own ? "you" : m.sender }),
+      h("span", { class: "sender", text: senderName(m) }),
       h("time", { datetime: m.time, title: fmtFull(m.time), text: fmtTime(m.time) }),
-      flags.map((f) => h("span", { class: "flag", text: f }))),
-    h("div", { class: "text", text: m.text }));
+      flags.map(([f, c]) => h("span", { class: "flag " + c, text: f })),
+      seen),
+    m.reply_to && !dead ? quoteNode(m.reply_to) : null,
+    body,
+    m.file && !dead ? fileNode(m.file) : null,
+    !dead && m.reactions && m.reactions.length ? h("div", { class: "reactions" }, m.reactions.map((r) =>
+      actButton("react", `${r.emoji} ${r.count}`, {
+        class: "reaction" + (r.own ? " own" : ""), "data-emoji": r.emoji, "aria-pressed": r.own ? "true" : "false",
+        title: (r.by || []).join(", "), "aria-label": `${r.emoji} from ${(r.by || []).join(", ")}${r.own ? " (press to remove yours)" : ""}`,
+      }))) : null,
+    !dead && canSend && m.kind !== "unsupported" ? h("div", { class: "actions" },
+      actButton("reply", "Reply", { "aria-label": `Reply to ${senderName(m)}` }),
+      actButton("picker", "React", { "aria-label": "Add a reaction", "aria-expanded": "false" }),
+      m.own ? actButton("edit", "Edit", { "aria-label": "Edit your message" }) : null,
+      m.own || (g && g.admin) ? actButton("delete", "Delete", { class: "danger", "aria-label": "Delete for everyone" }) : null) : null);
+}
+
+// mentionText marks the @names a message mentions.
+function mentionText(text, mentions) {
+  if (!mentions || !mentions.length) return text;
+  return highlight(text, mentions.map((n) => "@" + n.toLowerCase()), "mention");
+}
+
+// quoteNode is the message a reply answers, as far as it is loaded; it
+// jumps there.
+function quoteNode(id) {
+  const t = findMsg(id);
+  return actButton("jump", "", { class: "quote", "data-target": id, "aria-label": t ? `In reply to ${senderName(t)}: ${excerpt(t)}` : "In reply to an earlier message" },
+    h("span", { class: "qsender", text: t ? senderName(t) : "an earlier message" }),
+    t ? h("span", { class: "qtext", text: excerpt(t) }) : null);
+}
+
+function fileNode(f) {
+  return h("div", { class: "file" },
+    h("span", { class: "fname", text: f.name }),
+    h("span", { class: "fsize", text: fmtSize(f.size) }),
+    actButton("download", "Download", { "aria-label": `Download ${f.name}` }),
+    h("span", { class: "fstatus note", role: "status" }));
+}
+
+// onMessageClick carries out a message's action buttons.
+async function onMessageClick(e) {
+  const btn = e.target.closest("button[data-act]");
+  const li = btn && btn.closest("li.msg");
+  if (!li) return;
+  const m = S.msgs.find((x) => key(x) === li.dataset.key);
+  if (!m) return;
+  const gid = S.current;
+  const base = `/api/groups/${gid}/messages/${encodeURIComponent(m.id)}`;
+  try {
+    switch (btn.dataset.act) {
+      case "reply":
+        startCompose({ replyTo: m });
+        break;
+      case "edit":
+        startCompose({ editing: m });
+        break;
+      case "picker": {
+        const open = li.querySelector(".picker");
+        if (open) {
+          open.remove();
+          btn.setAttribute("aria-expanded", "false");
+          break;
+        }
+        btn.setAttribute("aria-expanded", "true");
+        const own = new Set((m.reactions || []).filter((r) => r.own).map((r) => r.emoji));
+        const picker = h("div", { class: "picker", role: "group", "aria-label": "Reactions" },
+          EMOJIS.map((em) => actButton("react", em, { "data-emoji": em, "aria-pressed": own.has(em) ? "true" : "false" })));
+        btn.parentElement.after(picker);
+        picker.querySelector("button").focus();
+        break;
+      }
+      case "react": {
+        const em = btn.dataset.emoji;
+        const mine = (m.reactions || []).some((r) => r.emoji === em && r.own);
+        updateMessage(await api.post(base + "/react", { emoji: em, remove: mine }));
+        break;
+      }
+      case "delete":
+        // A second press within five seconds confirms.
+        if (!btn.dataset.armed) {
+          btn.dataset.armed = "1";
+          btn.textContent = "Really delete?";
+          setTimeout(() => { delete btn.dataset.armed; btn.textContent = "Delete"; }, 5000);
+          break;
+        }
+        btn.disabled = true;
+        updateMessage(await api.del(base));
+        break;
+      case "jump":
+        jumpToMessage(gid, btn.dataset.target);
+        break;
+      case "download":
+        await download(m, btn);
+        break;
+    }
+  } catch (err) {
+    btn.disabled = false;
+    toast(err.message);
+  }
+}
+
+// jumpToMessage shows a message of the open group: in place when loaded,
+// otherwise in a window around it.
+function jumpToMessage(gid, id) {
+  const li = document.querySelector(`#messages li[data-id="${CSS.escape(id)}"]`);
+  if (!li) return openGroup(gid, { around: id });
+  li.classList.add("hit");
+  li.scrollIntoView({ block: "center" });
+  li.focus({ preventScroll: true });
+  setTimeout(() => li.classList.remove("hit"), 4000);
+}
+
+// download fetches a file through the signed-in session and hands it to
+// the browser as a download (a blob: address, which this page made).
+async function download(m, btn) {
+  const st = btn.parentElement.querySelector(".fstatus");
+  btn.disabled = true;
+  st.textContent = "fetching…";
+  S.download = st;
+  try {
+    const b = await api.blob(`/api/groups/${S.current}/files/${encodeURIComponent(m.id)}`);
+    const url = URL.createObjectURL(b);
+    const a = h("a", { href: url, download: m.file.name, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    st.textContent = "saved";
+  } catch (e) {
+    st.textContent = e.message;
+  } finally {
+    btn.disabled = false;
+    if (S.download === st) S.download = null;
+  }
+}
+
+// updateMessage shows a message as it is now (edited, deleted, reacted
+// to, read) where it is loaded, and the quotes of the replies to it.
+function updateMessage(m) {
+  if (!m || (m.group && m.group !== S.current)) return;
+  const k = key(m);
+  const i = S.msgs.findIndex((x) => key(x) === k);
+  if (i < 0) return;
+  S.msgs[i] = m;
+  S.byId.set(m.id, m);
+  const li = document.querySelector(`#messages li[data-key="${CSS.escape(k)}"]`);
+  if (li) li.replaceWith(messageNode(m));
+  for (const r of document.querySelectorAll(`#messages li[data-reply="${CSS.escape(m.id)}"]`)) {
+    const rm = S.msgs.find((x) => key(x) === r.dataset.key);
+    if (rm) r.replaceWith(messageNode(rm));
+  }
+  if (S.editing && key(S.editing) === k && isDeleted(m)) endCompose();
+}
+
+// ---- composing: a reply or an edit in progress
+
+function startCompose({ replyTo = null, editing = null }) {
+  S.replyTo = replyTo;
+  S.editing = editing;
+  const bar = $("compose-ctx");
+  const m = replyTo || editing;
+  $("compose-ctx-text").textContent = editing ? "Editing your message" : `Replying to ${senderName(m)}: ${excerpt(m)}`;
+  bar.hidden = false;
+  const ta = $("compose");
+  if (editing) ta.value = editing.text || "";
+  autosize();
+  ta.focus();
+}
+
+function endCompose() {
+  const wasEditing = !!S.editing;
+  S.replyTo = null;
+  S.editing = null;
+  $("compose-ctx").hidden = true;
+  if (wasEditing) {
+    $("compose").value = "";
+    autosize();
+  }
+}
+
+// ---- typing
+
+let lastTyping = 0;
+function sendTyping() {
+  const id = S.current;
+  if (!id || !$("compose").value || S.editing || Date.now() - lastTyping < TYPING_GAP) return;
+  lastTyping = Date.now();
+  api.post(`/api/groups/${id}/typing`).catch(() => {}); // a hint; losing one costs nothing
+}
+
+function showTyping(name, on) {
+  clearTimeout(S.typers.get(name));
+  if (on) S.typers.set(name, setTimeout(() => showTyping(name, false), TYPING_SHOWN));
+  else S.typers.delete(name);
+  const names = [...S.typers.keys()];
+  $("typing").textContent = !names.length ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+function clearTyping() {
+  for (const t of S.typers.values()) clearTimeout(t);
+  S.typers.clear();
+  $("typing").textContent = "";
 }
 
 const dayOf = (t) => new Date(t).toDateString();
 
 function renderMessages() {
+  S.byId = new Map(S.msgs.map((m) => [m.id, m]));
   const ol = $("messages");
   const frag = document.createDocumentFragment();
   let day = "";
@@ -295,6 +542,7 @@ function renderMessages() {
 function addMessage(m) {
   const k = key(m);
   const i = S.msgs.findIndex((x) => key(x) === k);
+  S.byId.set(m.id, m);
   if (i >= 0) {
     S.msgs[i] = m;
     const li = document.querySelector(`#messages li[data-key="${CSS.escape(k)}"]`);
@@ -371,14 +619,30 @@ function send() {
   const text = ta.value;
   if (!text.trim() || !S.current) return;
   const id = S.current;
+  const { replyTo, editing } = S;
   ta.value = "";
+  endCompose();
   autosize();
-  sendChain = sendChain.then(() => sendOne(id, text));
+  lastTyping = 0;
+  if (editing) {
+    sendChain = sendChain.then(() => editOne(id, editing, text));
+    return;
+  }
+  sendChain = sendChain.then(() => sendOne(id, text, replyTo));
 }
 
-async function sendOne(id, text) {
+async function editOne(id, m, text) {
+  if (text === m.text) return;
   try {
-    const m = await api.post(`/api/groups/${id}/messages`, { text });
+    updateMessage(await api.post(`/api/groups/${id}/messages/${encodeURIComponent(m.id)}/edit`, { text }));
+  } catch (e) {
+    toast(e.message);
+  }
+}
+
+async function sendOne(id, text, replyTo) {
+  try {
+    const m = await api.post(`/api/groups/${id}/messages`, replyTo ? { text, reply_to: replyTo.id } : { text });
     if (S.current === id) {
       if (S.newer) await openGroup(id, { keepFocus: true });
       else addMessage(m);
@@ -422,6 +686,7 @@ function markReadSoon() {
 function onEvent(ev) {
   switch (ev.kind) {
     case "message":
+      if (ev.group === S.current && ev.message) showTyping(ev.message.sender, false);
       if (ev.group === S.current && !S.newer && ev.message) {
         const stick = nearBottom();
         addMessage(ev.message);
@@ -429,6 +694,15 @@ function onEvent(ev) {
         markReadSoon();
       }
       refreshGroupsSoon();
+      break;
+    case "message_updated":
+      if (ev.group === S.current && ev.message) updateMessage(ev.message);
+      break;
+    case "typing":
+      if (ev.group === S.current && ev.member) showTyping(ev.member.name, true);
+      break;
+    case "file_progress":
+      if (ev.group === S.current && S.download && ev.detail) S.download.textContent = ev.detail;
       break;
     case "join_progress":
       S.joinDetail = ev.detail || "";
@@ -546,16 +820,25 @@ async function buildMembers(body) {
   if (S.panel !== "members" || S.current !== gid) return;
   const status = h("p", { class: "note", role: "status" });
   body.appendChild(h("p", { class: "note", text: "Compare each fingerprint with the member in person or on a call: equal fingerprints mean nobody sits in between. Marks are kept in this browser." }));
-  body.appendChild(h("ul", { class: "list", id: "member-list" }, ms.map((m) => {
+  // A person's devices (members with one account) are listed together,
+  // under the person when there are several.
+  const people = new Map();
+  for (const m of ms) {
+    const k = m.account ? "a:" + m.account : "p:" + m.peer_id;
+    if (!people.has(k)) people.set(k, []);
+    people.get(k).push(m);
+  }
+  const item = (m, tag, cls) => {
     const mark = m.self ? null : verifyMark(m);
-    return h("li", { "data-peer": m.peer_id },
-      h("div", {}, h("strong", { text: m.name }), m.self ? h("span", { class: "badge", text: "you" }) : null,
+    const label = m.device ? `${m.name} (${m.device})` : m.name;
+    return h(tag, { class: cls, "data-peer": m.peer_id },
+      h("div", {}, h("strong", { text: label }), m.self ? h("span", { class: "badge", text: "you" }) : null,
         m.admin ? h("span", { class: "badge", text: "admin" }) : null, mark),
       h("div", { class: "fingerprint", "aria-label": `Fingerprint of ${m.name}`, text: groupDigits(m.fingerprint) }),
       h("div", { class: "note mono", text: m.peer_id }),
       m.self ? null : verifyToggle(m, mark),
       g.admin && !m.self && g.state === "active"
-        ? h("div", { class: "row" }, confirmButton(`Remove ${m.name}`, `Really remove ${m.name}?`, async () => {
+        ? h("div", { class: "row" }, confirmButton(`Remove ${label}`, `Really remove ${label}?`, async () => {
           try {
             const ch = await api.post(`/api/groups/${gid}/remove`, { member: m.peer_id });
             await watchChange(ch, status);
@@ -565,7 +848,11 @@ async function buildMembers(body) {
           }
         }))
         : null);
-  })));
+  };
+  body.appendChild(h("ul", { class: "list", id: "member-list" }, [...people.values()].map((devs) => devs.length === 1
+    ? item(devs[0], "li")
+    : h("li", { class: "person" }, h("div", { class: "person-name", text: devs[0].name }),
+      h("ul", { class: "devices" }, devs.map((m) => item(m, "li", "device")))))));
   body.appendChild(status);
 }
 
@@ -798,7 +1085,8 @@ async function buildSettings(body) {
   body.appendChild(h("section", {}, h("h3", { text: "Open invite codes" }), invites));
   body.appendChild(h("section", {}, h("h3", { text: "Keyboard" }), h("dl", { class: "kv" },
     [["/ or Ctrl+K", "search"], ["Alt+↑ / Alt+↓", "previous / next group"], ["Enter", "send"], ["Shift+Enter", "new line"],
-      ["Esc", "close the panel, go back"], ["?", "this page"]].map(([k, v]) => [h("dt", { class: "mono", text: k }), h("dd", { text: v })]))));
+      ["↑ in an empty message", "edit your last message"], ["↑ / ↓ on the messages", "move between messages (Tab reaches their actions)"],
+      ["Esc", "cancel a reply or edit, close the panel, go back"], ["?", "this page"]].map(([k, v]) => [h("dt", { class: "mono", text: k }), h("dd", { text: v })]))));
   body.appendChild(h("section", {}, h("button", { type: "button", id: "sign-out", text: "Sign out of this browser", onclick: async () => {
     try { await api.post("/api/logout"); } catch (e) { /* signed out either way */ }
     api.forgetToken();
@@ -878,7 +1166,26 @@ function wire() {
       e.preventDefault();
       enterSent = true;
       send();
+    } else if (e.key === "ArrowUp" && !$("compose").value && !S.editing) {
+      // Up in an empty composer edits your last message.
+      const m = S.msgs.findLast((x) => x.own && !isDeleted(x) && x.kind !== "unsupported");
+      if (m) {
+        e.preventDefault();
+        startCompose({ editing: m });
+      }
     }
+  });
+  // Up and Down move through the messages; Tab then reaches the focused
+  // message's actions.
+  $("scroller").addEventListener("keydown", (e) => {
+    if ((e.key !== "ArrowUp" && e.key !== "ArrowDown") || e.altKey || (e.target !== $("scroller") && !e.target.matches("li.msg"))) return;
+    const items = [...document.querySelectorAll("#messages li.msg")];
+    if (!items.length) return;
+    e.preventDefault();
+    const up = e.key === "ArrowUp";
+    let i = items.indexOf(e.target);
+    if (i < 0) i = up ? items.length : -1;
+    items[Math.max(0, Math.min(items.length - 1, i + (up ? -1 : 1)))].focus();
   });
   $("compose").addEventListener("beforeinput", (e) => {
     if (enterSent && (e.inputType === "insertLineBreak" || e.inputType === "insertParagraph" || e.data === "\n" || e.data === "\r")) e.preventDefault();
@@ -886,7 +1193,15 @@ function wire() {
   $("compose").addEventListener("keyup", (e) => {
     if (e.key === "Enter") enterSent = false;
   });
-  $("compose").addEventListener("input", autosize);
+  $("compose").addEventListener("input", () => {
+    autosize();
+    sendTyping();
+  });
+  $("compose-ctx-cancel").addEventListener("click", () => {
+    endCompose();
+    $("compose").focus();
+  });
+  $("messages").addEventListener("click", onMessageClick);
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); showPanel("search"); });
   $("open-settings").addEventListener("click", () => showPanel("settings"));
   $("new-group").addEventListener("click", () => showPanel("create"));
@@ -918,6 +1233,7 @@ function wire() {
       moveGroup(e.key === "ArrowUp" ? -1 : 1);
     } else if (e.key === "Escape") {
       if (document.activeElement === $("search-input")) $("search-input").blur();
+      if (S.replyTo || S.editing) return endCompose(); // first of all, a reply or edit in progress
       back();
     } else if (e.key === "?" && !inField) {
       showPanel("settings");

@@ -42,8 +42,8 @@ export function searchTerms(query) {
 
 // highlight returns text as a fragment with each occurrence of a term
 // (case-insensitive, at a word start, as the index matches prefixes) in a
-// <mark>.
-export function highlight(text, terms) {
+// <mark> of class cls, if given.
+export function highlight(text, terms, cls) {
   const frag = document.createDocumentFragment();
   if (!terms.length) {
     frag.appendChild(document.createTextNode(text));
@@ -54,7 +54,7 @@ export function highlight(text, terms) {
   let last = 0;
   for (const m of text.matchAll(re)) {
     if (m.index > last) frag.appendChild(document.createTextNode(text.slice(last, m.index)));
-    frag.appendChild(h("mark", { text: m[0] }));
+    frag.appendChild(h("mark", { class: cls, text: m[0] }));
     last = m.index + m[0].length;
   }
   if (last < text.length) frag.appendChild(document.createTextNode(text.slice(last)));
@@ -88,4 +88,17 @@ export function drawQR(canvas, rows) {
   rows.forEach((row, y) => {
     for (let x = 0; x < row.length; x++) if (row[x] === "1") ctx.fillRect(x + 4, y + 4, 1, 1);
   });
+}
+
+// fmtSize says how big a file is, in the unit that reads best.
+export function fmtSize(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
