@@ -304,6 +304,9 @@ func (n *Node) fetchGroupInfo(ctx context.Context, group []byte, p peer.ID) (gi 
 //
 // It returns how many text messages it stored and how many messages no
 // state could process (a losing sibling Commit, a message of its branch).
+// Doing no commit ordering, it takes the first of sibling Commits to come
+// as the winner: on a log whose fork's loser came first it skips the
+// winner's epochs instead, so a measurement wants a log without forks.
 func ReplayLocally(dbDir, group string, msgs [][]byte, batch int) (stored, skipped int, err error) {
 	gid, err := hex.DecodeString(group)
 	if err != nil {

@@ -195,7 +195,7 @@ func playOffline(r *run) error {
 			return err
 		}
 		sent += n
-		if err := r.rotate(others[e%len(others)]); err != nil {
+		if err := r.rotateInTurn(others[e%len(others)], others); err != nil {
 			return err
 		}
 	}

@@ -540,3 +540,43 @@ func (r *run) rotate(p *Peer) error {
 	}
 	return nil
 }
+
+// rotateInTurn rotates p's keys and waits until every peer in on is past
+// the epoch p was on, all on one epoch: the rotation has been committed
+// and is the group's. Rotate only queues the update, so rotations by
+// different members issued back to back race, and the Commits that lose
+// the race stay in every log next to the winners (commitorder settles
+// such a fork; the concurrent scenario plays it). A scenario that means
+// one Commit per rotation, as offline does, rotates in turn.
+func (r *run) rotateInTurn(p *Peer, on []*Peer) error {
+	g, err := groupOf(r.ctx, p.Device(), r.group)
+	if err != nil {
+		return fmt.Errorf("%s rotate: %w", p.Name, err)
+	}
+	if err := r.rotate(p); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(r.o.SettleTimeout)
+	for {
+		eid, done := "", true
+		for _, q := range on {
+			qg, err := groupOf(r.ctx, q.Device(), r.group)
+			if err != nil || qg.Epoch <= g.Epoch || (eid != "" && qg.EpochID != eid) {
+				done = false
+				break
+			}
+			eid = qg.EpochID
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s's rotation from epoch %d not on every member within %v", p.Name, g.Epoch, r.o.SettleTimeout)
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
