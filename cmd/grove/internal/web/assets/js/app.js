@@ -1121,7 +1121,8 @@ async function refreshDevices() {
   } catch (e) {
     clear(ul);
     ul.appendChild(h("li", { class: "note", text: e.message }));
-    $("link-device").hidden = e.status === 503;
+    const link = $("link-device");
+    if (link) link.hidden = e.status === 503;
     return;
   }
   clear(ul);
