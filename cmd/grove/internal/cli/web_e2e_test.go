@@ -75,6 +75,8 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	}
 	at.click("#receipts")
 	waitUntil(t, 10*time.Second, "read receipts off at alice's daemon", receiptsOff)
+	// The switch is disabled while its request is out.
+	at.wait("the switch off and ready", `(e => !e.checked && !e.disabled)(document.getElementById("receipts"))`, 10*time.Second)
 	at.click("#receipts")
 	waitUntil(t, 10*time.Second, "read receipts on again", func() bool { return !receiptsOff() })
 
