@@ -1108,7 +1108,7 @@ function buildDevices() {
     }
   });
   return h("section", {}, h("h3", { text: "Devices" }),
-    h("p", { class: "note", text: "The devices of your account. Compare a device's fingerprint with what it shows under Settings; revoke one that is lost or not yours." }),
+    h("p", { class: "note", text: "The devices of your account as this device knows them. Revoke one that is lost or not yours: it leaves every group, and members refuse it from then on." }),
     h("ul", { class: "list", id: "device-list" }), h("div", { class: "row" }, link), out);
 }
 
@@ -1128,15 +1128,14 @@ async function refreshDevices() {
   clear(ul);
   for (const d of ds) {
     let seen = "not seen yet";
-    if (d.self) seen = "this device";
-    else if (d.online) seen = "online now";
+    if (d.online) seen = "online now";
     else if (d.last_seen) seen = "last seen " + fmtFull(d.last_seen);
     const groups = d.groups === 1 ? "in 1 group" : `in ${d.groups} groups`;
     ul.appendChild(h("li", { "data-device": d.id },
       h("div", {}, h("strong", { text: d.name }), d.self ? h("span", { class: "badge", text: "this device" }) : null,
         d.revoked ? h("span", { class: "badge changed", text: "revoked" }) : null),
       h("div", { class: "fingerprint", "aria-label": `Fingerprint of ${d.name}`, text: groupDigits(d.fingerprint) }),
-      h("div", { class: "note", text: `${seen} · ${groups}` }),
+      h("div", { class: "note", text: d.self ? groups : `${seen} · ${groups}` }),
       d.self || d.revoked ? null : h("div", { class: "row" }, confirmButton(`Revoke ${d.name}`, `Really revoke ${d.name}? It leaves every group.`, async () => {
         try {
           await api.post(`/api/devices/${encodeURIComponent(d.id)}/revoke`);
