@@ -681,8 +681,14 @@ func TestUnsupportedTypingReceipts(t *testing.T) {
 	}
 
 	// Receipts: bob opts out; alice does not.
+	if st, err := bob.Status(ctx); err != nil || st.ReceiptsOff {
+		t.Fatalf("bob's status before opting out: receipts_off=%v %v", st.ReceiptsOff, err)
+	}
 	if err := bob.SetReceipts(ctx, false); err != nil {
 		t.Fatal(err)
+	}
+	if st, err := bob.Status(ctx); err != nil || !st.ReceiptsOff {
+		t.Fatalf("bob's status after opting out: receipts_off=%v %v", st.ReceiptsOff, err)
 	}
 	am, err := alice.Send(ctx, g, "read me")
 	if err != nil {

@@ -436,6 +436,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
 		StartedAt: n.started, Version: Version,
 		Device: n.self.deviceName(), Account: n.self.accountFingerprint(),
+		ReceiptsOff: !n.receiptsOn(),
 	}, nil
 }
 

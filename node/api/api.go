@@ -125,6 +125,9 @@ type Status struct {
 	// fingerprint (empty for a device made before accounts).
 	Device  string `json:"device,omitempty"`
 	Account string `json:"account,omitempty"`
+	// ReceiptsOff: this device sends no read receipts
+	// (Conversations.SetReceipts).
+	ReceiptsOff bool `json:"receipts_off,omitempty"`
 }
 
 // Group describes one group as this device sees it.

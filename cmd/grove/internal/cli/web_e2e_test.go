@@ -22,7 +22,8 @@ import (
 // against two real daemons: alice creates a group and invites, bob joins in
 // his browser, both chat with the other side updating live, search finds
 // and jumps to a message, markup in a message stays text, and requests
-// without the session or from another origin are refused.
+// without the session or from another origin are refused. In Settings
+// alice links and revokes a device and switches read receipts.
 //
 // GROVE_WEB_SHOTS=DIR also writes the screenshots of docs/ there.
 func TestWebClientTwoDaemons(t *testing.T) {
@@ -38,6 +39,46 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	bt := newTab(t, browser, "bob")
 	aliceLink := at.signIn(alice)
 	bt.signIn(bob)
+
+	// Settings: alice sees her device; she links a phone with the code
+	// the page shows, the page shows the comparison string the phone
+	// printed, and she revokes the phone (a second press confirms). The
+	// read-receipts switch reaches the daemon both ways.
+	at.click("#open-settings")
+	at.wait("alice's device list", `!!document.querySelector("#device-list li .badge")`, 20*time.Second)
+	var devs []api.Device
+	if err := json.Unmarshal([]byte(alice.ok("device", "list", "--json")), &devs); err != nil || len(devs) != 1 {
+		t.Fatalf("alice's devices: %+v %v", devs, err)
+	}
+	noSpace := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	if shown := noSpace(at.str(`document.getElementById("device-list").textContent`)); !strings.Contains(shown, noSpace(devs[0].Name+"this device")) ||
+		!strings.Contains(shown, noSpace(devs[0].Fingerprint)) {
+		t.Errorf("the device list shows %q, not %+v as this device", shown, devs[0])
+	}
+	at.click("#link-device")
+	at.wait("the link code", `(document.getElementById("link-code")||{}).value`, 20*time.Second)
+	_, phoneInit, err := newDeviceWith(t, "phone", "--link", at.str(`document.getElementById("link-code").value`), "--device", "phone")
+	if err != nil {
+		t.Fatalf("init --link with the code the page showed: %v", err)
+	}
+	_, cmp, _ := strings.Cut(phoneInit, "comparison ")
+	cmp = cmp[:min(len(cmp), 7)]
+	at.wait("the comparison string", `document.getElementById("link-status").textContent.includes("phone (comparison `+cmp+`)")`, 20*time.Second)
+	at.wait("the phone listed", `document.querySelectorAll("#device-list li").length === 2 && !!document.querySelector("#device-list button.danger")`, 10*time.Second)
+	at.click("#device-list button.danger")
+	at.click("#device-list button.danger")
+	at.wait("the phone revoked", `!!document.querySelector("#device-list .badge.changed") && !document.querySelector("#device-list button.danger")`, 20*time.Second)
+	receiptsOff := func() bool {
+		var st api.Status
+		json.Unmarshal([]byte(alice.ok("status", "--json")), &st)
+		return st.ReceiptsOff
+	}
+	at.click("#receipts")
+	waitUntil(t, 10*time.Second, "read receipts off at alice's daemon", receiptsOff)
+	// The switch is disabled while its request is out.
+	at.wait("the switch off and ready", `(e => !e.checked && !e.disabled)(document.getElementById("receipts"))`, 10*time.Second)
+	at.click("#receipts")
+	waitUntil(t, 10*time.Second, "read receipts on again", func() bool { return !receiptsOff() })
 
 	// Alice creates the group and an invite, with its QR code.
 	at.click("#new-group")

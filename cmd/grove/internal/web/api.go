@@ -163,7 +163,8 @@ func (s *Server) apiRoutes() {
 	})
 	s.handle("GET /api/groups/{group}/messages", s.messages)
 	s.handle("POST /api/groups/{group}/messages", s.postMessage)
-	s.convRoutes() // conv.go
+	s.convRoutes()   // conv.go
+	s.deviceRoutes() // devices.go
 	s.handle("POST /api/groups/{group}/read", func(r *http.Request) (any, error) {
 		return nil, s.svc.MarkRead(r.Context(), r.PathValue("group"))
 	})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -67,7 +68,10 @@ func (c *convFake) Typing(ctx context.Context, group string) error {
 	return nil
 }
 
-func (c *convFake) SetReceipts(ctx context.Context, on bool) error { return nil }
+func (c *convFake) SetReceipts(ctx context.Context, on bool) error {
+	c.record(fmt.Sprint("receipts ", on))
+	return nil
+}
 
 func (c *convFake) Files(ctx context.Context, group string) ([]api.File, error) {
 	c.record("files " + group)

@@ -1,9 +1,10 @@
 // Package web is Grove's web client: an HTTP server that the daemon (grove
 // up --gui) runs on a loopback address, serving a single-page chat client
 // embedded in the binary and a small JSON API over the device's local API
-// (api.Service, and api.Conversations for replies, reactions, edits,
-// deletes, typing and file downloads: conv.go). docs/API.md documents that
-// JSON API.
+// (api.Service; api.Conversations for replies, reactions, edits, deletes,
+// typing and file downloads: conv.go; api.Devices for the account's
+// devices, and the read-receipts switch: devices.go). docs/API.md
+// documents that JSON API.
 //
 // It lives beside the terminal client (cmd/grove/internal/chat) because it
 // is, like that one, a client of api.Service and nothing more: node never

@@ -726,6 +726,18 @@ function onEvent(ev) {
       if (S.panel === "settings") refreshPeers();
       refreshGroupsSoon();
       break;
+    case "device_linked":
+      // The detail names the new device and the comparison string it
+      // shows too: the person compares the two screens.
+      if (S.panel === "settings") {
+        const st = $("link-status");
+        if (st) st.textContent = `Linked ${ev.detail || "a new device"}. The new device shows the same comparison string; if it does not, revoke it below.`;
+        refreshDevices();
+      }
+      break;
+    case "device_revoked":
+      if (S.panel === "settings") refreshDevices();
+      break;
   }
 }
 
@@ -1063,6 +1075,79 @@ async function refreshPeers() {
   }
 }
 
+// buildDevices is the Settings section of the account's devices: the
+// list (refreshDevices fills it) and linking a new device.
+function buildDevices() {
+  const out = h("div", { id: "link-out" });
+  const link = h("button", { type: "button", id: "link-device", text: "Link a new device" });
+  link.addEventListener("click", async () => {
+    clear(out);
+    link.disabled = true;
+    try {
+      const lc = await api.post("/api/devices/link");
+      const code = h("textarea", { class: "code", id: "link-code", rows: "3", readonly: true, "aria-label": "Link code" });
+      code.value = lc.code;
+      out.appendChild(h("p", { text: `On the new device run grove init --link CODE --device NAME with this code. It works once, until ${fmtFull(lc.expires)}.` }));
+      out.appendChild(code);
+      out.appendChild(h("div", { class: "row" }, h("button", { type: "button", text: "Copy", onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(lc.code);
+          toast("Copied.");
+        } catch (e) {
+          code.select();
+        }
+      } })));
+      out.appendChild(h("p", { class: "note", id: "link-status", role: "status",
+        text: "Waiting for the new device… Once it links, its comparison string shows here and on the new device: they must be the same." }));
+      code.focus();
+      code.select();
+    } catch (e) {
+      out.appendChild(h("p", { class: "error", text: e.message }));
+    } finally {
+      link.disabled = false;
+    }
+  });
+  return h("section", {}, h("h3", { text: "Devices" }),
+    h("p", { class: "note", text: "The devices of your account as this device knows them. Revoke one that is lost or not yours: it leaves every group, and members refuse it from then on." }),
+    h("ul", { class: "list", id: "device-list" }), h("div", { class: "row" }, link), out);
+}
+
+async function refreshDevices() {
+  const ul = $("device-list");
+  if (!ul) return;
+  let ds;
+  try {
+    ds = await api.get("/api/devices");
+  } catch (e) {
+    clear(ul);
+    ul.appendChild(h("li", { class: "note", text: e.message }));
+    const link = $("link-device");
+    if (link) link.hidden = e.status === 503;
+    return;
+  }
+  clear(ul);
+  for (const d of ds) {
+    let seen = "not seen yet";
+    if (d.online) seen = "online now";
+    else if (d.last_seen) seen = "last seen " + fmtFull(d.last_seen);
+    const groups = d.groups === 1 ? "in 1 group" : `in ${d.groups} groups`;
+    ul.appendChild(h("li", { "data-device": d.id },
+      h("div", {}, h("strong", { text: d.name }), d.self ? h("span", { class: "badge", text: "this device" }) : null,
+        d.revoked ? h("span", { class: "badge changed", text: "revoked" }) : null),
+      h("div", { class: "fingerprint", "aria-label": `Fingerprint of ${d.name}`, text: groupDigits(d.fingerprint) }),
+      h("div", { class: "note", text: d.self ? groups : `${seen} · ${groups}` }),
+      d.self || d.revoked ? null : h("div", { class: "row" }, confirmButton(`Revoke ${d.name}`, `Really revoke ${d.name}? It leaves every group.`, async () => {
+        try {
+          await api.post(`/api/devices/${encodeURIComponent(d.id)}/revoke`);
+          toast(`Revoked ${d.name}.`);
+        } catch (e) {
+          toast(e.message);
+        }
+        refreshDevices();
+      }))));
+  }
+}
+
 async function buildSettings(body) {
   const me = S.me;
   body.appendChild(h("section", {}, h("h3", { text: "This device" }),
@@ -1073,6 +1158,24 @@ async function buildSettings(body) {
       h("dt", { text: "Version" }), h("dd", { text: me.version }),
       h("dt", { text: "Running since" }), h("dd", { text: fmtFull(me.started_at) })),
     h("details", {}, h("summary", { text: "Addresses" }), h("ul", { class: "list mono" }, (me.addrs || []).map((a) => h("li", { text: a }))))));
+  body.appendChild(buildDevices());
+  const receipts = h("input", { type: "checkbox", id: "receipts", checked: !me.receipts_off });
+  receipts.addEventListener("change", async () => {
+    const on = receipts.checked;
+    receipts.disabled = true;
+    try {
+      await api.post("/api/receipts", { on });
+      S.me.receipts_off = !on;
+    } catch (e) {
+      receipts.checked = !on;
+      toast(e.message);
+    } finally {
+      receipts.disabled = false;
+    }
+  });
+  body.appendChild(h("section", {}, h("h3", { text: "Privacy" }),
+    h("div", { class: "row" }, receipts, h("label", { for: "receipts", text: "Send read receipts" })),
+    h("p", { class: "note", text: "Members see that this device has read their messages. Off: this device tells nobody; you still see others' receipts." })));
   const theme = h("select", { id: "theme" },
     ["system", "light", "dark"].map((t) => h("option", { value: t, text: t, selected: (localStorage.getItem("grove.theme") || "system") === t })));
   theme.addEventListener("change", () => {
@@ -1094,6 +1197,13 @@ async function buildSettings(body) {
     showSignIn("Signed out.");
   } })));
   refreshPeers();
+  refreshDevices();
+  // The switch may have been flipped elsewhere (grove receipts off).
+  api.get("/api/status").then((st) => {
+    S.me = st;
+    const box = $("receipts");
+    if (box && !box.disabled) box.checked = !st.receipts_off;
+  }, () => {});
   try {
     const names = new Map(S.groups.map((g) => [g.id, g.name]));
     const is = await api.get("/api/invites");
