@@ -39,6 +39,21 @@ type pendingInvite struct {
 	// more holds the others, each with the same retry rule.
 	uses int
 	more []redemption
+	// dropped lists the redeemers whose latest attempt gave up before its
+	// Welcome was handed over, so that the leaf it had was removed as
+	// unused (abandonAdd, withdrawJoin), with our head epoch then. Such a
+	// device never was in the group, and it may redeem the code again even
+	// after its first Welcome was handed over (retryReplacesUnused): the
+	// joiner SIGKILLed mid-join in the chaos runs of issue 17, refused for
+	// good because the leaf was gone. A delivered Welcome clears the mark.
+	dropped []droppedLeaf
+}
+
+// droppedLeaf records that a redeemer's unused leaf was dropped when its
+// join gave up, at head epoch epoch.
+type droppedLeaf struct {
+	key   []byte // MLS signature key
+	epoch uint64
 }
 
 // redemption is one device's redemption of a code usable several times.
@@ -50,10 +65,30 @@ type redemption struct {
 // pendingInviteVersion 2 added redeemer and delivered; version 1 records
 // (used or not) still load. Version 3 (pendingInviteUses) adds uses and
 // the further redemptions; a one-time code is still written as version 2.
+// Version 4 (pendingInviteDropped) is version 3 (for any uses) followed by
+// the dropped leaves, written only while there are any, so that older
+// records and the common case keep their encoding.
 const (
 	pendingInviteVersion = 2
 	pendingInviteUses    = 3
+	pendingInviteDropped = 4
 )
+
+// droppedAt reports whether sigKey's leaf was dropped as unused after its
+// join gave up, and at which head epoch.
+func (p *pendingInvite) droppedAt(sigKey []byte) (uint64, bool) {
+	for _, d := range p.dropped {
+		if bytes.Equal(d.key, sigKey) {
+			return d.epoch, true
+		}
+	}
+	return 0, false
+}
+
+// undrop clears sigKey's dropped mark.
+func (p *pendingInvite) undrop(sigKey []byte) {
+	p.dropped = slices.DeleteFunc(p.dropped, func(d droppedLeaf) bool { return bytes.Equal(d.key, sigKey) })
+}
 
 // maxUses is how many devices may redeem pi.
 func (p *pendingInvite) maxUses() int { return max(p.uses, 1) }
@@ -97,6 +132,7 @@ func (p *pendingInvite) spent() bool {
 func (p *pendingInvite) clone() *pendingInvite {
 	c := *p
 	c.more = slices.Clone(p.more)
+	c.dropped = slices.Clone(p.dropped)
 	return &c
 }
 
@@ -104,10 +140,13 @@ func inviteSetting(secret [16]byte) string { return "invite." + hex.EncodeToStri
 
 func (p *pendingInvite) marshal() []byte {
 	var w wbuf
-	multi := p.uses > 1
-	if multi {
+	multi := p.uses > 1 || len(p.dropped) > 0
+	switch {
+	case len(p.dropped) > 0:
+		w.u8(pendingInviteDropped)
+	case multi:
 		w.u8(pendingInviteUses)
-	} else {
+	default:
 		w.u8(pendingInviteVersion)
 	}
 	w.u8(boolByte(p.used))
@@ -116,11 +155,18 @@ func (p *pendingInvite) marshal() []byte {
 	w.vec(p.redeemer)
 	w.u8(boolByte(p.delivered))
 	if multi {
-		w.u64(uint64(p.uses))
+		w.u64(uint64(p.maxUses()))
 		w.u64(uint64(len(p.more)))
 		for _, r := range p.more {
 			w.vec(r.key)
 			w.u8(boolByte(r.delivered))
+		}
+	}
+	if len(p.dropped) > 0 {
+		w.u64(uint64(len(p.dropped)))
+		for _, d := range p.dropped {
+			w.vec(d.key)
+			w.u64(d.epoch)
 		}
 	}
 	return w.b
@@ -149,7 +195,7 @@ func boolByte(b bool) byte {
 func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 	r := rbuf{b: data}
 	v := r.u8("version")
-	if r.err == nil && v != 1 && v != pendingInviteVersion && v != pendingInviteUses {
+	if r.err == nil && (v < 1 || v > pendingInviteDropped) {
 		return nil, fmt.Errorf("%w: invite record version %d", ErrMalformed, v)
 	}
 	p := &pendingInvite{used: readBool(&r, "used")}
@@ -159,16 +205,38 @@ func unmarshalPendingInvite(data []byte) (*pendingInvite, error) {
 		p.redeemer = r.vec(maxSignatureKey, "redeemer")
 		p.delivered = readBool(&r, "delivered")
 	}
-	if v == pendingInviteUses {
+	if v >= pendingInviteUses {
 		uses, more := r.u64("uses"), r.u64("redemptions")
-		// Canonical: a one-time code is version 2; only redeemed codes
-		// list further redemptions, and never more than the uses.
-		if r.err == nil && (uses < 2 || uses > api.MaxInviteUses || more >= uses || (more > 0 && !p.used)) {
+		// Canonical: a one-time code is version 2 (or 4, with uses 1);
+		// only redeemed codes list further redemptions, and never more
+		// than the uses.
+		least := uint64(2)
+		if v == pendingInviteDropped {
+			least = 1
+		}
+		if r.err == nil && (uses < least || uses > api.MaxInviteUses || more >= uses || (more > 0 && !p.used)) {
 			r.fail("uses")
 		}
 		p.uses = int(uses)
 		for i := uint64(0); i < more && r.err == nil; i++ {
 			p.more = append(p.more, redemption{key: r.vec(maxSignatureKey, "redeemer"), delivered: readBool(&r, "delivered")})
+		}
+	}
+	if v == pendingInviteDropped {
+		// Canonical: at least one, each a redeemer of the code, once.
+		n := r.u64("dropped")
+		if r.err == nil && (n == 0 || n > uint64(p.redemptions())) {
+			r.fail("dropped")
+		}
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			d := droppedLeaf{key: r.vec(maxSignatureKey, "dropped key"), epoch: r.u64("dropped epoch")}
+			if found, _ := p.redeemedBy(d.key); r.err == nil && !found {
+				r.fail("dropped key (not a redeemer)")
+			}
+			if _, dup := p.droppedAt(d.key); r.err == nil && dup {
+				r.fail("dropped key (twice)")
+			}
+			p.dropped = append(p.dropped, d)
 		}
 	}
 	if err := r.done("invite record"); err != nil {
@@ -568,6 +636,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		reject(joinRejected, why)
 		return
 	}
+	dropped := n.inviteDropped(req.Secret, sigKey)
 	a, err := n.lookup(pi.group)
 	if err != nil {
 		n.mu.Lock()
@@ -593,7 +662,7 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 		if err := a.validateKeyPackage(m.KeyPackage); err != nil {
 			return fmt.Errorf("invalid key package: %w", err)
 		}
-		if spent && !retryReplacesUnused(a, m.KeyPackage) {
+		if spent && !retryReplacesUnused(a, m.KeyPackage, dropped) {
 			refused = true
 			return errInviteUsed
 		}
@@ -631,11 +700,25 @@ func (n *Node) serveJoin(ctx context.Context, s p2p.Stream) {
 	}
 	// The joiner gave up before its Welcome: the Add it asked for must
 	// not leave a leaf that nobody will use (abandonAdd, withdrawJoin).
+	// The device never got into the group, so the code stays usable for
+	// its retry even if an earlier Welcome was handed over (inviteDrop).
 	giveUp := func() {
-		if admin {
-			a.post(func() { a.abandonAdd(it) })
-		} else {
+		var epoch uint64
+		err := a.do(ctx, func() error {
+			// Before the drop: abandonAdd may commit it at once.
+			if _, hg := a.head(); hg != nil {
+				epoch = hg.Epoch()
+			}
+			if admin {
+				a.abandonAdd(it)
+			}
+			return nil
+		})
+		if !admin {
 			gaveUp = true
+		}
+		if err == nil {
+			n.inviteDrop(req.Secret, sigKey, epoch)
 		}
 	}
 	tick := time.NewTicker(joinKeepalive)
@@ -735,18 +818,25 @@ func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (pi *pendingInvite, 
 }
 
 // retryReplacesUnused reports whether the redeemer of a code whose Welcome
-// was handed over may use it again with kp: only if the group's head still
+// was handed over may use it again with kp. Either the group's head still
 // holds a leaf of kp's signature key that was never used (still the leaf
 // of an older KeyPackage, not committed from: checkAdd's addReplaces), so
 // that the retry's Add replaces it rather than adding the device a second
-// time. Why this is safe:
+// time; or the head holds no leaf of that key because we dropped it as
+// unused when the device's later attempt gave up (dropped, see
+// inviteDrop), and the device has not been added since. Why this is safe:
 //   - Only the holder of the signature key can sign kp, and the code's
 //     redeemer is that key (redeemInvite), so no other device gets in.
 //   - A device that read its Welcome and committed since has a leaf of
 //     source commit or update: refused, the code is spent for it.
 //   - A device removed since (by an admin, or by its own leave) has no
 //     leaf: refused, so an old code cannot undo a removal. Nor while its
-//     removal is queued here (the retry would race it).
+//     removal is queued here (the retry would race it). A dropped mark
+//     does not change that: a drop happens only on a later attempt of the
+//     device's own, which it makes only while not a member, and once the
+//     device was added again after the drop (membership history, with a
+//     span that starts after the epoch the drop was recorded at plus the
+//     one a still unsettled Add could create) the mark counts for nothing.
 //   - A device that did read its Welcome but never committed still has a
 //     KeyPackage leaf, and its retry replaces that working leaf. Only the
 //     device itself can ask for that (it must hold the key, and its Join
@@ -755,21 +845,68 @@ func (n *Node) redeemInvite(secret [16]byte, sigKey []byte) (pi *pendingInvite, 
 //
 // Without this a lost Welcome stranded the joiner (the code refused,
 // fresh codes needed) and left the unused leaf in the group for good.
-func retryReplacesUnused(a *groupActor, kp *mls.KeyPackage) bool {
+func retryReplacesUnused(a *groupActor, kp *mls.KeyPackage, dropped droppedMark) bool {
 	_, g := a.head()
 	if g == nil {
 		return false
 	}
-	if _, c := checkAdd(g, kp); c != addReplaces {
+	id := kp.LeafNode.Credential.Identity
+	switch _, c := checkAdd(g, kp); c {
+	case addReplaces:
+	case addNew:
+		mi, err := parseIdentity(id)
+		if err != nil || !dropped.ok || a.membership().addedAfter(mi.Peer, dropped.epoch+1) {
+			return false
+		}
+	default:
 		return false
 	}
-	id := kp.LeafNode.Credential.Identity
 	for _, it := range a.intents {
 		if (it.kind == intentLeave || it.kind == intentRemove) && bytes.Equal(it.target, id) {
 			return false
 		}
 	}
 	return true
+}
+
+// droppedMark is a redeemer's dropped leaf as retryReplacesUnused needs
+// it: whether there is one, and the head epoch it was recorded at.
+type droppedMark struct {
+	ok    bool
+	epoch uint64
+}
+
+// inviteDropped returns sigKey's dropped mark on the invite of secret.
+func (n *Node) inviteDropped(secret [16]byte, sigKey []byte) droppedMark {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.loadInvite(secret)
+	if pi == nil {
+		return droppedMark{}
+	}
+	e, ok := pi.droppedAt(sigKey)
+	return droppedMark{ok: ok, epoch: e}
+}
+
+// inviteDrop records that the redeemer sigKey gave up waiting for its
+// Welcome at head epoch epoch, so that the leaf its attempt added (if
+// any) is removed as unused: it may redeem the code again
+// (retryReplacesUnused).
+func (n *Node) inviteDrop(secret [16]byte, sigKey []byte, epoch uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pi := n.invites[secret]
+	if pi == nil {
+		return
+	}
+	if found, _ := pi.redeemedBy(sigKey); !found {
+		return
+	}
+	pi.undrop(sigKey)
+	pi.dropped = append(pi.dropped, droppedLeaf{key: bytes.Clone(sigKey), epoch: epoch})
+	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
+		n.log.Warn("save invite", "err", err)
+	}
 }
 
 // inviteDelivered records that an invite's Welcome was handed over, which
@@ -790,6 +927,8 @@ func (n *Node) inviteDelivered(secret [16]byte, sigKey []byte) {
 			pi.more[i].delivered = true
 		}
 	}
+	// This Welcome's leaf is the device's now, used or not.
+	pi.undrop(sigKey)
 	if err := n.db.SetSetting(inviteSetting(secret), pi.marshal()); err != nil {
 		n.log.Warn("save invite", "err", err)
 	}
@@ -902,3 +1041,9 @@ func unusedLeaf(g *mls.Group, kp *mls.KeyPackage) (mls.LeafIndex, bool) {
 
 // errNotMember is returned to sync requesters outside the group.
 var errNotMember = fmt.Errorf("node: sync refused: not a member")
+
+// addedAfter reports whether p was added to the group in an epoch after
+// epoch, by the membership history this device kept (removalsync.go).
+func (h *membershipHistory) addedAfter(p peer.ID, epoch uint64) bool {
+	return slices.ContainsFunc(h.spans, func(s membershipSpan) bool { return s.Peer == p && s.First > epoch })
+}
