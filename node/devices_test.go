@@ -608,6 +608,82 @@ func TestAdminRightsBelongToAccount(t *testing.T) {
 	})
 }
 
+// TestRelayedWelcomeFromAdminsSibling: a device of the admin's account is
+// an admin too, so the Welcome it relays for a member's join request
+// reaches the waiting inviter, while one from a member of no admin
+// account is still ignored. The Welcome used to be refused because the
+// policy lists only the laptop: when the phone's Commit won the fork
+// over the laptop's, the joiner never got in (TestAdminRightsBelongToAccount
+// failed 1 run in 4, "no admin of the group added you before the
+// deadline").
+func TestRelayedWelcomeFromAdminsSibling(t *testing.T) {
+	mn := p2p.NewMemNetwork()
+	ctx := ctxT(t, 60*time.Second)
+	laptop, err := startNode(t, mn, "alice", func(c *Config) { c.DeviceName = "laptop" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, carol := memNode(t, mn, "bob"), memNode(t, mn, "carol")
+	g, _ := laptop.CreateGroup(ctx, "team")
+	for _, n := range []*Node{bob, carol} {
+		inv, _ := laptop.Invite(ctx, g.ID)
+		if _, err := n.Join(ctx, inv.Code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, err := laptop.DeviceLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, err := startNode(t, mn, "", func(c *Config) { c.Link, c.DeviceName = code.Code, "phone" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{phone, bob, carol} {
+		eventually(t, 30*time.Second, "the phone in the group", func() error {
+			return hasDevices(n, g.ID, "alice (laptop)", "alice (phone)", "bob (device)", "carol (device)")
+		})
+	}
+	ac, _ := carol.lookup(g.ID)
+	// A broken KeyPackage: the admins drop the request, so the only
+	// Welcomes are the ones this test relays.
+	ch, stop, err := carol.requestJoin(ctx, ac, []byte{0, 1, 0, 5, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(false)
+	var id [16]byte
+	carol.mu.Lock()
+	for k := range carol.relays {
+		id = k
+	}
+	carol.mu.Unlock()
+	relay := func(n *Node, welcome string) {
+		t.Helper()
+		a, _ := n.lookup(g.ID)
+		p := &appPayload{Kind: kindWelcome, Time: time.Now(), Ref: id, Welcome: []byte(welcome)}
+		p.ID[0] = welcome[0]
+		if err := a.do(ctx, func() error { return a.encryptAndPublishIntent(p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relay(bob, "forged by bob")
+	select {
+	case res := <-ch:
+		t.Fatalf("a non-admin's welcome was accepted: %q", res.welcome)
+	case <-time.After(time.Second):
+	}
+	relay(phone, "from the phone")
+	select {
+	case res := <-ch:
+		if string(res.welcome) != "from the phone" {
+			t.Fatalf("got %q", res.welcome)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the welcome relayed by the admin's other device did not arrive")
+	}
+}
+
 // TestCommitAddingForgedDeviceRejected: the admin's own modified client
 // commits the Add of a leaf whose device certificate claims alice's
 // account but is signed by mallory's. Every other member judges the Commit

@@ -231,9 +231,15 @@ func (a *groupActor) relayWelcome(id commitorder.IntentID, welcome []byte) {
 // admin; anything else is ignored (a Welcome is useless without the
 // joiner's private keys). Every member sees a join request's id, so
 // without the admin check any member could answer it first with a Welcome
-// to a group of its own making under the same group id.
+// to a group of its own making under the same group id. An admin is any
+// device of an admin's account (groupAdmins), not only one the policy
+// lists: that device queues join requests and commits them like the
+// listed one, and the Welcome of its winning Commit is the only one
+// there will be (a linked phone won the fork against its laptop and
+// the joiner's Welcome was dropped here).
 func (a *groupActor) onRelayedWelcome(p *appPayload, sender []byte) {
-	if !a.isAdminID(sender) {
+	_, g := a.head()
+	if g == nil || !isGroupAdmin(g, sender) {
 		a.log.Debug("relayed welcome from a non-admin ignored")
 		return
 	}
