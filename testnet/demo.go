@@ -163,6 +163,24 @@ func Demo(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
+	// Both rotations land: the loser of the fork is committed again once
+	// the winner is final (up to FinalityAge later), so the group settles
+	// two epochs on. Settling before that saw the group calm at one epoch
+	// and then failed when the re-committed rotation arrived.
+	if err := r.waitFor("both rotations", func() error {
+		for _, p := range r.memberList() {
+			gg, err := groupOf(ctx, p.Device(), g.ID)
+			if err != nil {
+				return err
+			}
+			if gg.Epoch < before.Epoch+2 {
+				return fmt.Errorf("%s on epoch %d, want %d", p.Name, gg.Epoch, before.Epoch+2)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	if err := r.settleOrFail("concurrent commits"); err != nil {
 		return err
 	}
