@@ -266,6 +266,13 @@ func TestFileSaveSurvivesSIGKILL(t *testing.T) {
 		t.Fatal("a partial file was saved")
 	}
 	bob.upChild()
+	// A received message is durable only at the next synced write
+	// (node/durable.go): a SIGKILL can take the post back, and the resync
+	// after the restart fetches it again from alice. Save needs it there.
+	waitUntil(t, 30*time.Second, "bob has the file's post again", func() bool {
+		out, _, err := bob.run("", "files", "ops", "--json")
+		return err == nil && strings.Contains(out, m.ID)
+	})
 	saveAndCheck(t, bob, m.ID, sum)
 	after := chunkFiles(t, bob.home)
 	refetched := 0
