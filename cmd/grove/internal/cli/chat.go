@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 
 	"github.com/charmbracelet/x/term"
 
@@ -30,7 +29,7 @@ func (e *env) cmdChat(args []string) error {
 		if err != nil {
 			return nil, err
 		}
-		return api.Dial(ctx, filepath.Join(home, SocketName))
+		return api.Dial(ctx, e.socketPath(home))
 	}
 	if len(pos) == 1 {
 		opts.Group = pos[0]

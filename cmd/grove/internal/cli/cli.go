@@ -279,8 +279,9 @@ DIR/store.key (with a warning).`},
                          GROVE_PASSPHRASE_FILE); with --detach and neither,
                          up asks on the terminal and hands it to the daemon
 
-The local API listens on DIR/grove.sock (mode 0600). Stop with Ctrl-C,
-SIGTERM or grove down.`},
+The local API listens on a Unix socket (mode 0600): in $XDG_RUNTIME_DIR,
+named after the home, where the session has one; else DIR/grove.sock.
+Stop with Ctrl-C, SIGTERM or grove down.`},
 		{"down", "[--timeout DURATION] [--json]", "stop the daemon and wait until it has exited", (*env).cmdDown, `
 Asks the daemon through its API to stop, then waits (default 30s) until
 its process has exited and its socket is gone. Succeeds, saying so, when
@@ -573,7 +574,7 @@ func (e *env) dial() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := api.Dial(e.ctx, filepath.Join(home, SocketName))
+	c, err := api.Dial(e.ctx, e.socketPath(home))
 	if err != nil {
 		if errors.Is(err, api.ErrDaemonNotRunning) {
 			if _, serr := os.Stat(home); errors.Is(serr, os.ErrNotExist) {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +53,7 @@ func (e *env) cmdInit(args []string) error {
 	if err := restrictHome(home, e.stderr); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
-	if live(filepath.Join(home, SocketName)) {
+	if live(e.socketPath(home)) {
 		return fmt.Errorf("init: a daemon is running in %s; stop it first", home)
 	}
 	key, created, err := e.openStore(home, kc)
@@ -176,7 +175,7 @@ func (e *env) cmdUp(args []string) error {
 	if *detach {
 		return e.detach(home, args, kc)
 	}
-	sock := filepath.Join(home, SocketName)
+	sock := e.socketPath(home)
 	lis, err := api.Listen(sock)
 	if err != nil {
 		if errors.Is(err, api.ErrSocketInUse) {

@@ -38,7 +38,7 @@ var detachFlag = regexp.MustCompile(`^--?detach(=.*)?$`)
 // it) with its output appended to LogName, waits until it serves the API and
 // prints its pid.
 func (e *env) detach(home string, args []string, kc *keyChoice) error {
-	sock := filepath.Join(home, SocketName)
+	sock := e.socketPath(home)
 	if live(sock) {
 		return fmt.Errorf("a daemon is already running in %s", home)
 	}
@@ -216,7 +216,7 @@ func (e *env) cmdDown(args []string) error {
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(home, SocketName)
+	sock := e.socketPath(home)
 	c, err := e.dial()
 	if err != nil {
 		if errors.As(err, new(*errNoDaemon)) {
