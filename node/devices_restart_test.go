@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -12,27 +13,11 @@ import (
 // into both groups and what it sends reaches everyone.
 func TestLinkThenRestart(t *testing.T) {
 	ctx := ctxT(t, 120*time.Second)
-	laptop, err := realNodeWith(t, t.TempDir(), "alice", func(c *Config) { c.DeviceName = "laptop" })
+	laptop, bob, carol, groups := laptopBobCarol(t, ctx)
+	code, err := laptop.DeviceLink(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer laptop.Close()
-	bob := realNode(t, t.TempDir(), "bob")
-	defer bob.Close()
-	carol := realNode(t, t.TempDir(), "carol")
-	defer carol.Close()
-	var groups []api.Group
-	for _, name := range []string{"team", "family"} {
-		g, _ := laptop.CreateGroup(ctx, name)
-		for _, n := range []*Node{bob, carol} {
-			inv, _ := laptop.Invite(ctx, g.ID)
-			if _, err := n.Join(ctx, inv.Code); err != nil {
-				t.Fatal(err)
-			}
-		}
-		groups = append(groups, g)
-	}
-	code, _ := laptop.DeviceLink(ctx)
 	home := t.TempDir()
 	phone, err := realNodeWith(t, home, "", func(c *Config) { c.Link, c.DeviceName = code.Code, "phone" })
 	if err != nil {
@@ -66,4 +51,36 @@ func TestLinkThenRestart(t *testing.T) {
 			})
 		}
 	}
+}
+
+// laptopBobCarol starts alice's laptop (the admin), bob and carol on real
+// sockets and puts all three in two groups, "team" and "family".
+func laptopBobCarol(t *testing.T, ctx context.Context) (laptop, bob, carol *Node, groups []api.Group) {
+	t.Helper()
+	laptop, err := realNodeWith(t, t.TempDir(), "alice", func(c *Config) { c.DeviceName = "laptop" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { laptop.Close() })
+	bob = realNode(t, t.TempDir(), "bob")
+	t.Cleanup(func() { bob.Close() })
+	carol = realNode(t, t.TempDir(), "carol")
+	t.Cleanup(func() { carol.Close() })
+	for _, name := range []string{"team", "family"} {
+		g, err := laptop.CreateGroup(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []*Node{bob, carol} {
+			inv, err := laptop.Invite(ctx, g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.Join(ctx, inv.Code); err != nil {
+				t.Fatal(err)
+			}
+		}
+		groups = append(groups, g)
+	}
+	return laptop, bob, carol, groups
 }

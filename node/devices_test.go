@@ -105,29 +105,7 @@ func realNodeWith(t testing.TB, home, name string, tune func(*Config)) (*Node, e
 // after the revocation; carol sees alice with one device.
 func TestLinkRevokeDevice(t *testing.T) {
 	ctx := ctxT(t, 150*time.Second)
-	laptop, err := realNodeWith(t, t.TempDir(), "alice", func(c *Config) { c.DeviceName = "laptop" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer laptop.Close()
-	bob := realNode(t, t.TempDir(), "bob")
-	defer bob.Close()
-	carol := realNode(t, t.TempDir(), "carol")
-	defer carol.Close()
-	var groups []api.Group
-	for _, name := range []string{"team", "family"} {
-		g, err := laptop.CreateGroup(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range []*Node{bob, carol} {
-			inv, _ := laptop.Invite(ctx, g.ID)
-			if _, err := n.Join(ctx, inv.Code); err != nil {
-				t.Fatal(err)
-			}
-		}
-		groups = append(groups, g)
-	}
+	laptop, bob, carol, groups := laptopBobCarol(t, ctx)
 
 	// History from before the phone existed, which the link brings.
 	if _, err := bob.Send(ctx, groups[0].ID, "before the phone existed"); err != nil {
