@@ -29,6 +29,12 @@ const (
 	contentDelete  contentType = 4 // delete Target for everyone
 	contentReceipt contentType = 5 // the sender read up to Target
 	contentTyping  contentType = 6 // the sender is typing (never stored)
+	// contentPostFile2 is the wire type of a post whose file is described
+	// the second way (fileMeta, Version 2: chunks named by the SHA-256
+	// chaining values of the content, an optional image preview). It
+	// decodes to a contentPost; a device that predates it shows an
+	// "unsupported message" instead of misreading the file.
+	contentPostFile2 contentType = 7
 )
 
 // contentVisible: the payload is a message the user should see; an
@@ -46,6 +52,10 @@ const (
 	fileHashLen  = 32
 	fileKeyLen   = 32
 	maxChunkSize = 4 << 20
+	// maxPreview bounds an image preview carried in a post: a thumbnail
+	// of at most maxPreviewSide pixels a side is a few KiB.
+	maxPreview     = 12 << 10
+	maxPreviewSide = 160
 	// maxFileSize is the largest file a post may carry (issue 21: 100 MiB).
 	maxFileSize = 100 << 20
 )
@@ -78,19 +88,35 @@ type fileMeta struct {
 	Hash      [fileHashLen]byte
 	Key       [fileKeyLen]byte
 	ChunkSize uint32
-	// Chunks are the SHA-256 hashes of the encrypted chunks, in order:
-	// the chunks' names on /grove/file/1 and their integrity check.
-	Chunks [][fileHashLen]byte
+	// Version 1: Chunks are the SHA-256 hashes of the encrypted chunks,
+	// in order: the chunks' names on /grove/file/1 and their integrity
+	// check. Version 2: Chunks are the SHA-256 chaining values of the
+	// plaintext after each chunk (the last is Hash), so that one SHA-256
+	// pass over the content both names every chunk and gives the file's
+	// hash (files.go, chunkName and checkChunk).
+	Chunks  [][fileHashLen]byte
+	Version uint8
+	// Width, Height and Preview (version 2, an image): the picture's size
+	// and a small JPEG or PNG thumbnail of it (Preview empty when the
+	// sender made none).
+	Width, Height uint32
+	Preview       []byte
+	// names caches the chunks' names (chunkName).
+	names [][fileHashLen]byte
 }
 
 func (c *content) marshal() []byte {
 	var body wbuf
+	wireType := c.Type
 	switch c.Type {
 	case contentPost:
 		body.vec([]byte(c.Text))
 		putOptionalID(&body, c.HasTarget, c.Target)
 		putMentions(&body, c.Mentions)
-		if c.File == nil {
+		if c.File != nil && c.File.Version >= 2 {
+			wireType = contentPostFile2
+			c.File.marshal2To(&body)
+		} else if c.File == nil {
 			body.u8(0)
 		} else {
 			body.u8(1)
@@ -111,7 +137,7 @@ func (c *content) marshal() []byte {
 		body.raw(c.Body)
 	}
 	var w wbuf
-	w.u8(byte(c.Type))
+	w.u8(byte(wireType))
 	w.u8(c.Flags)
 	w.vec(body.b)
 	return w.b
@@ -137,6 +163,12 @@ func unmarshalContent(data []byte) (*content, error) {
 		default:
 			b.fail("file flag")
 		}
+	case contentPostFile2:
+		c.Type = contentPost
+		c.Text = string(b.vec(maxText, "text"))
+		c.HasTarget, c.Target = getOptionalID(&b)
+		c.Mentions = getMentions(&b)
+		c.File = unmarshalFileMeta2(&b)
 	case contentReact:
 		copy(c.Target[:], b.fixed(16, "target"))
 		c.Emoji = string(b.vec(maxEmoji, "emoji"))
@@ -176,7 +208,7 @@ func (f *fileMeta) marshalTo(w *wbuf) {
 }
 
 func unmarshalFileMeta(r *rbuf) *fileMeta {
-	f := &fileMeta{}
+	f := &fileMeta{Version: 1}
 	f.Name = string(r.vec(maxFileName, "file name"))
 	f.Size = r.u64("file size")
 	f.Type = string(r.vec(maxFileType, "file type"))
@@ -201,6 +233,37 @@ func unmarshalFileMeta(r *rbuf) *fileMeta {
 		var h [fileHashLen]byte
 		copy(h[:], hs[i:])
 		f.Chunks = append(f.Chunks, h)
+	}
+	return f
+}
+
+// marshal2To writes a version 2 file description: the version 1 fields,
+// then the image's size and preview.
+func (f *fileMeta) marshal2To(w *wbuf) {
+	f.marshalTo(w)
+	w.u64(uint64(f.Width))
+	w.u64(uint64(f.Height))
+	w.vec(f.Preview)
+}
+
+func unmarshalFileMeta2(r *rbuf) *fileMeta {
+	f := unmarshalFileMeta(r)
+	wd, ht := r.u64("image width"), r.u64("image height")
+	pv := r.vec(maxPreview, "preview")
+	if r.err != nil || f == nil {
+		return nil
+	}
+	// Chaining values exist only at block boundaries: a chunk size that
+	// is not a multiple of SHA-256's 64-byte block cannot be checked.
+	if f.ChunkSize%64 != 0 || (len(f.Chunks) > 0 && f.Chunks[len(f.Chunks)-1] != f.Hash) ||
+		wd > 1<<20 || ht > 1<<20 || (len(pv) > 0 && (wd == 0 || ht == 0)) {
+		r.fail("file description")
+		return nil
+	}
+	f.Version, f.Width, f.Height = 2, uint32(wd), uint32(ht)
+	f.nameChunks()
+	if len(pv) > 0 {
+		f.Preview = pv
 	}
 	return f
 }

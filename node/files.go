@@ -1,15 +1,16 @@
 // Files (issue 21): a post carries a file's description (name, size,
 // type, SHA-256 of the content, a fresh per-file AES-256-GCM key, and the
-// SHA-256 of each encrypted chunk) inside the MLS message; the chunks
+// SHA-256 chaining value of the content after each chunk, or for files of
+// version 1 the SHA-256 of each encrypted chunk) inside the MLS message; the chunks
 // themselves travel out of band over /grove/file/1, fetched on request
 // from any member that holds them, the sender first.
 //
 // Chunk i is AES-256-GCM(key, nonce = i as 12 big-endian bytes) of
 // plaintext bytes [i*ChunkSize, (i+1)*ChunkSize); the key is fresh per
-// file, so every (key, nonce) pair is used once. Chunks are named by the
-// hash of their ciphertext: a chunk from any member is checked against
-// the name the sender signed (inside the MLS message) before it is
-// kept, so a member serving garbage is caught at once. A chunk is kept as
+// file, so every (key, nonce) pair is used once. A chunk from any member
+// is checked against the hash the sender signed (inside the MLS message)
+// before it is kept, so a member serving garbage is caught at once; its
+// name on the wire and on disk derives from that hash (chunkNameOf). A chunk is kept as
 // a file of its own under Home/files/GROUP/, written by rename once
 // checked, so a transfer cut by a crash or a disconnect resumes with the
 // chunks still missing. Chunks are ciphertext; the key lives only in the
@@ -25,6 +26,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -121,17 +123,15 @@ func chunkNonce(i int) []byte {
 }
 
 // encryptFile reads r (size bytes) in chunks, encrypts each under a fresh
-// key, hands every encrypted chunk to put, and returns the description.
-func encryptFile(r io.Reader, size int64, put func(id [fileHashLen]byte, ct []byte) error) (*fileMeta, error) {
-	f := &fileMeta{Size: uint64(size), ChunkSize: fileChunkSize}
+// key, hands every encrypted chunk to put (under its name), and returns
+// the description (version 2: one SHA-256 pass over the content gives
+// both the chunks' chaining values and the file's hash).
+func encryptFile(r io.Reader, size int64, put func(name [fileHashLen]byte, ct []byte) error) (*fileMeta, error) {
+	f := &fileMeta{Size: uint64(size), ChunkSize: fileChunkSize, Version: 2}
 	if _, err := rand.Read(f.Key[:]); err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(f.Key[:])
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
+	gcm, err := fileAEAD(f)
 	if err != nil {
 		return nil, err
 	}
@@ -145,23 +145,153 @@ func encryptFile(r io.Reader, size int64, put func(id [fileHashLen]byte, ct []by
 			return nil, fmt.Errorf("node: read file: %w", err)
 		}
 		read += int64(k)
-		whole.Write(buf[:k])
+		// The hash and the encryption of a chunk read the same bytes and
+		// take about as long each: on two cores they run side by side.
+		var (
+			chain    [fileHashLen]byte
+			chainErr error
+			wg       sync.WaitGroup
+		)
+		wg.Go(func() {
+			whole.Write(buf[:k])
+			if read == size {
+				chain = [fileHashLen]byte(whole.Sum(nil))
+			} else {
+				chain, chainErr = sha256Chain(whole)
+			}
+		})
 		ct = gcm.Seal(ct[:0], chunkNonce(i), buf[:k], nil)
-		id := sha256.Sum256(ct)
-		if err := put(id, ct); err != nil {
+		wg.Wait()
+		if chainErr != nil {
+			return nil, chainErr
+		}
+		name := chunkNameOf(f.Key, chain)
+		if err := put(name, ct); err != nil {
 			return nil, err
 		}
-		f.Chunks = append(f.Chunks, id)
+		f.Chunks = append(f.Chunks, chain)
+		f.names = append(f.names, name)
 	}
 	copy(f.Hash[:], whole.Sum(nil))
 	return f, nil
 }
 
-// writeChunk stores a checked chunk (by rename, so a chunk file is whole).
-func writeChunk(dir string, id [fileHashLen]byte, ct []byte) error {
-	if sha256.Sum256(ct) != id {
-		return ErrChunkHash
+func fileAEAD(f *fileMeta) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(f.Key[:])
+	if err != nil {
+		return nil, err
 	}
+	return cipher.NewGCM(block)
+}
+
+// Version 2 files name their chunks by SHA-256 chaining values: the hash
+// state after each chunk of the plaintext (chunk sizes are multiples of
+// the 64-byte block, so the state is the 32-byte chaining value alone),
+// the last chunk's being the file's hash. A receiver checks chunk i by
+// resuming SHA-256 from chunk i-1's value, hashing the decrypted chunk
+// and comparing with chunk i's: a member (who holds the key, so can
+// forge GCM) must find a SHA-256 compression collision to slip another
+// chunk in. One hash pass names the chunks and gives the hash a user
+// compares with sha256sum; version 1 took two (the content, and every
+// encrypted chunk again). The state comes from crypto/sha256's
+// BinaryMarshaler (stable since Go 1.10; TestSHA256Chain fails if its
+// layout changes).
+const sha256StateLen = 4 + 32 + 64 + 8 // magic, chaining value, block buffer, length
+
+// sha256Chain is the chaining value of h, which must have hashed a whole
+// number of blocks.
+func sha256Chain(h hash.Hash) ([fileHashLen]byte, error) {
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil || len(st) != sha256StateLen || string(st[:4]) != "sha\x03" {
+		return [fileHashLen]byte{}, fmt.Errorf("node: unexpected SHA-256 state layout (%d bytes)", len(st))
+	}
+	return [fileHashLen]byte(st[4:36]), nil
+}
+
+// sha256Resume is a SHA-256 that has hashed n bytes (a whole number of
+// blocks) ending in chaining value chain.
+func sha256Resume(chain [fileHashLen]byte, n uint64) (hash.Hash, error) {
+	h := sha256.New()
+	if n == 0 {
+		return h, nil
+	}
+	st := make([]byte, 0, sha256StateLen)
+	st = append(st, "sha\x03"...)
+	st = append(st, chain[:]...)
+	st = append(st, make([]byte, 64)...)
+	st = binary.BigEndian.AppendUint64(st, n)
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st); err != nil {
+		return nil, fmt.Errorf("node: resume SHA-256: %w", err)
+	}
+	return h, nil
+}
+
+// chunkNameOf names a version 2 chunk on the wire and on disk: its
+// chaining value bound to the file's key, so that two files (or the same
+// file sent twice, under two keys) never share a name, and the name
+// tells nothing of the content to who lacks the key.
+func chunkNameOf(key [fileKeyLen]byte, chain [fileHashLen]byte) [fileHashLen]byte {
+	h := sha256.New()
+	h.Write([]byte("grove file chunk v2\x00"))
+	h.Write(key[:])
+	h.Write(chain[:])
+	return [fileHashLen]byte(h.Sum(nil))
+}
+
+// nameChunks fills the names of a version 2 file's chunks.
+func (f *fileMeta) nameChunks() {
+	f.names = make([][fileHashLen]byte, len(f.Chunks))
+	for i, c := range f.Chunks {
+		f.names[i] = chunkNameOf(f.Key, c)
+	}
+}
+
+// chunkNames lists the names of f's chunks, in order: on /grove/file/1
+// and in the chunk store.
+func (f *fileMeta) chunkNames() [][fileHashLen]byte {
+	if f.Version < 2 {
+		return f.Chunks
+	}
+	return f.names
+}
+
+// checkChunk checks a received encrypted chunk i and returns its
+// plaintext (appended to pt[:0]; nil for version 1, whose chunks are
+// checked by the hash of the ciphertext and decrypted later).
+func (f *fileMeta) checkChunk(gcm cipher.AEAD, i int, ct, pt []byte) ([]byte, error) {
+	if f.Version < 2 {
+		if sha256.Sum256(ct) != f.Chunks[i] {
+			return nil, ErrChunkHash
+		}
+		return nil, nil
+	}
+	pt, err := gcm.Open(pt[:0], chunkNonce(i), ct, nil)
+	if err != nil || int64(len(pt)) != chunkLen(f, i) {
+		return nil, fmt.Errorf("%w: chunk %d does not decrypt", ErrChunkHash, i)
+	}
+	var prev [fileHashLen]byte
+	if i > 0 {
+		prev = f.Chunks[i-1]
+	}
+	h, err := sha256Resume(prev, uint64(i)*uint64(f.ChunkSize))
+	if err != nil {
+		return nil, err
+	}
+	h.Write(pt)
+	var got [fileHashLen]byte
+	if i == len(f.Chunks)-1 {
+		got = [fileHashLen]byte(h.Sum(nil))
+	} else if got, err = sha256Chain(h); err != nil {
+		return nil, err
+	}
+	if got != f.Chunks[i] {
+		return nil, fmt.Errorf("%w: chunk %d", ErrChunkHash, i)
+	}
+	return pt, nil
+}
+
+// writeChunk stores a chunk, checked already (checkChunk) or made here.
+func writeChunk(dir string, id [fileHashLen]byte, ct []byte) error {
 	// Written in place, neither synced nor renamed (metadata operations
 	// are what a busy disk makes slow): a chunk torn by a crash fails GCM
 	// when the file is assembled (and the receiver's hash check when it
@@ -251,7 +381,7 @@ func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, 
 	})
 	if err != nil {
 		// Not sent: its chunks would be kept for nothing.
-		for _, id := range f.Chunks {
+		for _, id := range f.chunkNames() {
 			os.Remove(chunkPath(dir, id))
 		}
 	}
@@ -264,7 +394,7 @@ func (n *Node) apiFile(a *groupActor, m store.Message, f *fileMeta) api.File {
 	out := api.File{ID: hex.EncodeToString(m.ID[:]), Group: a.hexID, Name: f.Name, Size: int64(f.Size), Type: f.Type,
 		Hash: hex.EncodeToString(f.Hash[:]), Sender: a.memberName(m.Sender), Time: m.Time}
 	dir := n.chunkDir(a)
-	for i, id := range f.Chunks {
+	for i, id := range f.chunkNames() {
 		if _, err := os.Stat(chunkPath(dir, id)); err == nil {
 			out.Have += chunkLen(f, i)
 		}
@@ -285,7 +415,7 @@ func (a *groupActor) dropFileChunks(m store.Message) {
 		return
 	}
 	dir := a.n.chunkDir(a)
-	for _, id := range c.File.Chunks {
+	for _, id := range c.File.chunkNames() {
 		os.Remove(chunkPath(dir, id))
 	}
 }
@@ -387,7 +517,7 @@ func (a *groupActor) filePeers(sender []byte) []peer.ID {
 // missingChunks lists the chunks of f not in dir, in order.
 func missingChunks(dir string, f *fileMeta) [][fileHashLen]byte {
 	var out [][fileHashLen]byte
-	for _, id := range f.Chunks {
+	for _, id := range f.chunkNames() {
 		if _, err := os.Stat(chunkPath(dir, id)); err != nil && !containsChunk(out, id) {
 			out = append(out, id)
 		}
@@ -476,8 +606,8 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 		}
 	})
 	type keptChunk struct {
-		id [fileHashLen]byte
-		ct []byte
+		id     [fileHashLen]byte
+		ct, pt []byte
 	}
 	kept := make(chan keptChunk, 8)
 	var writeErr error
@@ -486,11 +616,19 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 			if writeErr != nil || as == nil {
 				continue
 			}
-			if writeErr = as.take(k.id, k.ct); writeErr != nil {
+			if writeErr = as.take(k.id, k.ct, k.pt); writeErr != nil {
 				cancel() // stops the reader and this transfer
 			}
 		}
 	})
+	gcm, err := fileAEAD(f)
+	if err != nil {
+		return err
+	}
+	index := make(map[[fileHashLen]byte]int, len(f.Chunks))
+	for i, id := range f.chunkNames() {
+		index[id] = i
+	}
 	err = func() error {
 		defer close(kept)
 		for _, id := range want {
@@ -504,10 +642,20 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 			if len(frame) == 0 || frame[0] != chunkOK {
 				continue // the peer lacks it
 			}
-			if err := writeChunk(dir, id, frame[1:]); err != nil {
+			i, ok := index[id]
+			if !ok {
+				return fmt.Errorf("node: chunk %s is not part of %s", hex.EncodeToString(id[:4]), f.Name)
+			}
+			// Each plaintext gets its own buffer: the writer still holds
+			// the previous one.
+			pt, err := f.checkChunk(gcm, i, frame[1:], nil)
+			if err != nil {
 				return err // ErrChunkHash: this peer is not trusted further
 			}
-			kept <- keptChunk{id, frame[1:]}
+			if err := writeChunk(dir, id, frame[1:]); err != nil {
+				return err
+			}
+			kept <- keptChunk{id, frame[1:], pt}
 			n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
 				Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
 		}
@@ -536,10 +684,12 @@ type assembler struct {
 	dir  string
 	gcm  cipher.AEAD
 	out  *os.File
-	sum  hash.Hash
+	sum  hash.Hash // version 1: the content's hash so far
 	next int
-	size uint64
-	pt   []byte
+	// names are the chunks' names (fileMeta.chunkNames).
+	names [][fileHashLen]byte
+	size  uint64
+	pt    []byte
 	// incoming are the chunks a fetch in progress is writing: catchUp
 	// must not read their files (written in place, perhaps half), they
 	// come through take.
@@ -547,11 +697,7 @@ type assembler struct {
 }
 
 func newAssembler(dir string, f *fileMeta, path string) (*assembler, error) {
-	block, err := aes.NewCipher(f.Key[:])
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
+	gcm, err := fileAEAD(f)
 	if err != nil {
 		return nil, err
 	}
@@ -559,17 +705,30 @@ func newAssembler(dir string, f *fileMeta, path string) (*assembler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &assembler{f: f, dir: dir, gcm: gcm, out: out, sum: sha256.New()}, nil
+	as := &assembler{f: f, dir: dir, gcm: gcm, out: out, names: f.chunkNames()}
+	if f.Version < 2 {
+		// Version 2 chunks were checked against the file's hash chain
+		// as they arrived (and GCM catches a chunk file damaged since).
+		as.sum = sha256.New()
+	}
+	return as, nil
 }
 
-// take writes chunk id, just received, if it is the next one, and then
-// every following chunk already kept here.
-func (as *assembler) take(id [fileHashLen]byte, ct []byte) error {
+// take writes chunk id, just received (pt: its plaintext, when checking
+// it decrypted it already), if it is the next one, and then every
+// following chunk already kept here.
+func (as *assembler) take(id [fileHashLen]byte, ct, pt []byte) error {
 	delete(as.incoming, id)
-	if as.next >= len(as.f.Chunks) || as.f.Chunks[as.next] != id {
+	if as.next >= len(as.names) || as.names[as.next] != id {
 		return nil // written later, from its chunk file
 	}
-	if err := as.write(ct); err != nil {
+	var err error
+	if pt != nil {
+		err = as.writePlain(pt)
+	} else {
+		err = as.write(ct)
+	}
+	if err != nil {
 		return err
 	}
 	return as.catchUp()
@@ -577,11 +736,11 @@ func (as *assembler) take(id [fileHashLen]byte, ct []byte) error {
 
 // catchUp writes the following chunks that are kept here.
 func (as *assembler) catchUp() error {
-	for as.next < len(as.f.Chunks) {
-		if as.incoming[as.f.Chunks[as.next]] {
+	for as.next < len(as.names) {
+		if as.incoming[as.names[as.next]] {
 			return nil
 		}
-		ct, err := os.ReadFile(chunkPath(as.dir, as.f.Chunks[as.next]))
+		ct, err := os.ReadFile(chunkPath(as.dir, as.names[as.next]))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
@@ -600,17 +759,25 @@ func (as *assembler) write(ct []byte) error {
 	var err error
 	as.pt, err = as.gcm.Open(as.pt[:0], chunkNonce(i), ct, nil)
 	if err != nil {
-		os.Remove(chunkPath(as.dir, as.f.Chunks[i]))
+		os.Remove(chunkPath(as.dir, as.names[i]))
 		return fmt.Errorf("%w: chunk %d does not decrypt", ErrChunkHash, i)
 	}
-	if int64(len(as.pt)) != chunkLen(as.f, i) {
-		return fmt.Errorf("node: chunk %d has %d bytes, want %d", i, len(as.pt), chunkLen(as.f, i))
+	return as.writePlain(as.pt)
+}
+
+// writePlain writes the plaintext of the next chunk.
+func (as *assembler) writePlain(pt []byte) error {
+	i := as.next
+	if int64(len(pt)) != chunkLen(as.f, i) {
+		return fmt.Errorf("node: chunk %d has %d bytes, want %d", i, len(pt), chunkLen(as.f, i))
 	}
-	as.sum.Write(as.pt)
-	if _, err := as.out.Write(as.pt); err != nil {
+	if as.sum != nil {
+		as.sum.Write(pt)
+	}
+	if _, err := as.out.Write(pt); err != nil {
 		return err
 	}
-	as.size += uint64(len(as.pt))
+	as.size += uint64(len(pt))
 	as.next++
 	return nil
 }
@@ -622,10 +789,10 @@ func (as *assembler) finish(path string) error {
 	if err := as.catchUp(); err != nil {
 		return err
 	}
-	if as.next < len(as.f.Chunks) {
+	if as.next < len(as.names) {
 		return fmt.Errorf("%w: chunk %d missing", ErrFileIncomplete, as.next)
 	}
-	if as.size != as.f.Size || !bytes.Equal(as.sum.Sum(nil), as.f.Hash[:]) {
+	if as.size != as.f.Size || (as.sum != nil && !bytes.Equal(as.sum.Sum(nil), as.f.Hash[:])) {
 		return errors.New("node: file does not match its hash")
 	}
 	if err := as.out.Close(); err != nil {
@@ -685,15 +852,15 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 		return
 	}
 	dir := n.chunkDir(a)
+	// One buffer for every frame (Send has written it when it returns):
+	// the status byte, then the chunk read in place behind it.
+	buf := make([]byte, 1+fileChunkSize+16)
 	for _, id := range req.Chunks {
 		// Not hashed here: the receiver checks every chunk against its
 		// name before keeping it.
-		ct, err := os.ReadFile(chunkPath(dir, id))
-		var out []byte
+		out, err := readChunkFrame(chunkPath(dir, id), buf)
 		if err != nil {
 			out = []byte{chunkMissing}
-		} else {
-			out = append([]byte{chunkOK}, ct...)
 		}
 		if err := s.Send(out); err != nil {
 			s.Reset()
@@ -704,6 +871,32 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 	// Progress on the sending side: chunks served, per request.
 	n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
 		Detail: fmt.Sprintf("sent %d chunks to %s", len(req.Chunks), s.RemotePeer())})
+}
+
+// readChunkFrame reads a chunk file into a chunkOK frame, in buf when it
+// fits.
+func readChunkFrame(path string, buf []byte) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxChunkSize+16 {
+		return nil, fmt.Errorf("node: chunk file of %d bytes", st.Size())
+	}
+	if int64(len(buf)) < 1+st.Size() {
+		buf = make([]byte, 1+st.Size())
+	}
+	out := buf[:1+st.Size()]
+	out[0] = chunkOK
+	if _, err := io.ReadFull(fh, out[1:]); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // dropGroupFiles deletes the chunks of a group this device left.
