@@ -87,6 +87,9 @@ func (a *groupActor) onContent(p *appPayload, sender []byte, g *mls.Group) bool 
 	switch c.Type {
 	case contentPost:
 		a.receivePost(p, sender, g.Epoch(), 0)
+		if c.File != nil {
+			a.recordFileAccess(p.ID, g) // files_access.go
+		}
 	case contentReact:
 		err = a.applyReact(p, sender)
 	case contentEdit:

@@ -481,7 +481,7 @@ func TestFileTransfer(t *testing.T) {
 	})
 	cm, _ := carol.db.Message(a.id, store.MessageID(mustHex16(t, m.ID)))
 	f := fileOf(cm)
-	err = carol.fetchChunks(ctx, a, carol.chunkDir(a), f, []peer.ID{bob.net.ID()}, nil)
+	err = carol.fetchChunks(ctx, a, carol.chunkDir(a), cm.ID, f, []peer.ID{bob.net.ID()}, nil)
 	if !errors.Is(err, ErrFileIncomplete) || !errors.Is(err, ErrChunkHash) {
 		t.Fatalf("garbage chunks: %v", err)
 	}
@@ -976,5 +976,103 @@ func TestFileVersion1StillSaved(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 		t.Fatal("saved version 1 file differs")
+	}
+}
+
+// TestFileRefusedToLaterMember: a member who joined after a file was sent
+// never held its key; asking the sender for its chunks (naming the file,
+// or the chunks alone as version 1 requests do) is refused with a
+// chunkRefused frame and ErrFileNotAllowed, while a member of the epoch
+// that carried the key is served, and a file sent after the join reaches
+// the new member.
+func TestFileRefusedToLaterMember(t *testing.T) {
+	checkLeaks(t)
+	mn, ns, g := memGroup(t, "alice", "bob")
+	alice, bob := ns[0], ns[1]
+	ctx := ctxT(t, 60*time.Second)
+	path, _ := writeRandomFile(t, fileChunkSize+9)
+	m, err := alice.Post(ctx, api.PostRequest{Group: g, File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "bob sees the file", func() error {
+		_, err := findAPI(bob, g, m.ID)
+		return err
+	})
+	carol := memNode(t, mn, "carol")
+	for _, n := range ns {
+		if err := carol.Connect(ctx, n.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := alice.Invite(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Join(ctx, inv.Code); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol is a member", func() error {
+		if c := memberCount(alice, g); c != 3 {
+			return fmt.Errorf("alice sees %d members", c)
+		}
+		return nil
+	})
+	a, _ := alice.lookup(g)
+	id := store.MessageID(mustHex16(t, m.ID))
+	am, err := alice.db.Message(a.id, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := fileOf(am).chunkNames()
+	var carolErr, bobErr error
+	a.do(ctx, func() error {
+		carolErr = a.checkFileAccess(carol.net.ID(), &fileRequest{Version: fileReqVersion, Group: a.id, File: id, Chunks: names})
+		bobErr = a.checkFileAccess(bob.net.ID(), &fileRequest{Version: fileReqVersion, Group: a.id, File: id, Chunks: names})
+		return nil
+	})
+	if !errors.Is(carolErr, ErrFileNotAllowed) || bobErr != nil {
+		t.Fatalf("access check: carol %v, bob %v", carolErr, bobErr)
+	}
+	for _, req := range []*fileRequest{
+		{Version: fileReqVersion, Group: a.id, File: id, Chunks: names},
+		{Version: fileReqVersion1, Group: a.id, Chunks: names},
+	} {
+		s, err := carol.net.OpenStream(ctx, alice.net.ID(), ProtocolFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Send(req.marshal())
+		s.CloseWrite()
+		frame, err := s.Recv()
+		if err != nil || !bytes.Equal(frame, []byte{chunkRefused}) {
+			t.Fatalf("version %d request from a later member: frame %x, %v", req.Version, frame, err)
+		}
+		if frame, err := s.Recv(); err == nil {
+			t.Fatalf("a later member got a frame of %d bytes after the refusal", len(frame))
+		}
+		s.Close()
+	}
+	ac, _ := carol.lookup(g)
+	if err := carol.fetchChunks(ctx, ac, t.TempDir(), id, fileOf(am), []peer.ID{alice.net.ID(), bob.net.ID()}, nil); !errors.Is(err, ErrFileNotAllowed) {
+		t.Fatalf("fetch by a later member: %v", err)
+	}
+
+	// Sent after carol joined: hers to fetch.
+	path2, data2 := writeRandomFile(t, 3000)
+	m2, err := alice.Post(ctx, api.PostRequest{Group: g, File: path2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "carol sees the second file", func() error {
+		_, err := findAPI(carol, g, m2.ID)
+		return err
+	})
+	out := filepath.Join(t.TempDir(), "second.bin")
+	if _, err := carol.SaveFile(ctx, api.SaveRequest{Group: g, File: m2.ID, Path: out}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data2) {
+		t.Fatal("carol's copy of the second file differs")
 	}
 }

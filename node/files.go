@@ -62,24 +62,42 @@ var (
 	ErrChunkHash = errors.New("node: chunk does not match its hash")
 	// ErrFileIncomplete: no reachable member holds some chunks.
 	ErrFileIncomplete = errors.New("node: file incomplete")
+	// ErrFileNotAllowed: the peer asking for a file's chunks was not a
+	// member of any epoch in which the post carrying its key was sent
+	// (it joined later), or asked for chunks of no such file.
+	ErrFileNotAllowed = errors.New("node: not a member when the file was sent")
 )
 
 const (
-	fileReqVersion = 1
-	chunkOK        = 0
-	chunkMissing   = 1
+	// Version 1 requests name chunks only; version 2 also the file (the
+	// id of the message carrying it), whose access record decides.
+	fileReqVersion1 = 1
+	fileReqVersion  = 2
+	chunkOK         = 0
+	chunkMissing    = 1
+	// chunkRefused, alone in the first frame, answers a member that was
+	// not in the group when the file was sent.
+	chunkRefused = 2
 )
 
 // fileRequest asks for chunks of a group's files.
 type fileRequest struct {
-	Group  []byte
-	Chunks [][fileHashLen]byte
+	Version uint8
+	Group   []byte
+	File    [16]byte // version 2: the message carrying the file
+	Chunks  [][fileHashLen]byte
 }
 
 func (r *fileRequest) marshal() []byte {
 	var w wbuf
-	w.u8(fileReqVersion)
-	w.vec(r.Group)
+	if r.Version == fileReqVersion1 {
+		w.u8(fileReqVersion1)
+		w.vec(r.Group)
+	} else {
+		w.u8(fileReqVersion)
+		w.vec(r.Group)
+		w.raw(r.File[:])
+	}
 	var ids []byte
 	for _, c := range r.Chunks {
 		ids = append(ids, c[:]...)
@@ -90,10 +108,14 @@ func (r *fileRequest) marshal() []byte {
 
 func unmarshalFileRequest(data []byte) (*fileRequest, error) {
 	r := rbuf{b: data}
-	if v := r.u8("file request version"); r.err == nil && v != fileReqVersion {
+	v := r.u8("file request version")
+	if r.err == nil && v != fileReqVersion && v != fileReqVersion1 {
 		return nil, fmt.Errorf("%w: file request version %d", ErrMalformed, v)
 	}
-	req := &fileRequest{Group: r.vec(maxGroupID, "group")}
+	req := &fileRequest{Version: v, Group: r.vec(maxGroupID, "group")}
+	if v == fileReqVersion {
+		copy(req.File[:], r.fixed(16, "file id"))
+	}
 	ids := r.vec(maxChunks*fileHashLen, "chunk ids")
 	if err := r.done("file request"); err != nil {
 		return nil, err
@@ -418,6 +440,7 @@ func (a *groupActor) dropFileChunks(m store.Message) {
 	for _, id := range c.File.chunkNames() {
 		os.Remove(chunkPath(dir, id))
 	}
+	a.forgetFileAccess(m.ID)
 }
 
 // Files implements api.Conversations.
@@ -471,7 +494,7 @@ func (n *Node) SaveFile(ctx context.Context, req api.SaveRequest) (api.File, err
 		if fileOf(m) == nil {
 			return api.Errorf(api.CodeNotFound, "message %s carries no file", req.File)
 		}
-		peers = a.filePeers(m.Sender)
+		peers = a.filePeers(m.Sender, a.fileAccessPeers(m.ID))
 		return nil
 	})
 	if err != nil {
@@ -480,9 +503,12 @@ func (n *Node) SaveFile(ctx context.Context, req api.SaveRequest) (api.File, err
 	f := fileOf(m)
 	dir := n.chunkDir(a)
 	for attempt := 0; ; attempt++ {
-		err := n.saveOnce(ctx, a, dir, f, peers, req.Path)
+		err := n.saveOnce(ctx, a, dir, m.ID, f, peers, req.Path)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, ErrFileNotAllowed) {
+			return api.File{}, api.Errorf(api.CodeForbidden, "%s was sent before you joined the group: members do not give it out", f.Name)
 		}
 		if errors.Is(err, ErrFileIncomplete) {
 			return api.File{}, api.Errorf(api.CodeUnavailable, "%s: no reachable member holds all of it yet (%v); try again later", f.Name, err)
@@ -499,14 +525,19 @@ func (n *Node) SaveFile(ctx context.Context, req api.SaveRequest) (api.File, err
 }
 
 // filePeers lists whom to ask for a file's chunks: its sender first, then
-// the other members of the canonical epoch.
-func (a *groupActor) filePeers(sender []byte) []peer.ID {
+// the other members of the canonical epoch that were members when the
+// file was sent (allowed; nil: this device has no record of that, so
+// every member).
+func (a *groupActor) filePeers(sender []byte, allowed map[peer.ID]bool) []peer.ID {
 	var out []peer.ID
 	self := a.n.net.ID()
 	if id, err := parseIdentity(sender); err == nil && id.Peer != self {
 		out = append(out, id.Peer)
 	}
 	for p := range a.headMemberPeers() {
+		if allowed != nil && !allowed[p] {
+			continue
+		}
 		if p != self && (len(out) == 0 || p != out[0]) {
 			out = append(out, p)
 		}
@@ -537,14 +568,19 @@ func containsChunk(ids [][fileHashLen]byte, id [fileHashLen]byte) bool {
 // fetchChunks gets the chunks of f that dir lacks from peers, in order,
 // each peer asked for everything still missing; a chunk is kept only once
 // its hash matches.
-func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID, as *assembler) error {
+func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, file store.MessageID, f *fileMeta, peers []peer.ID, as *assembler) error {
 	missing := missingChunks(dir, f)
 	var lastErr error
 	for _, p := range peers {
 		if len(missing) == 0 {
 			break
 		}
-		if err := n.fetchFrom(ctx, a, p, dir, f, missing, as); err != nil {
+		if err := n.fetchFrom(ctx, a, p, dir, file, f, missing, as); err != nil {
+			if errors.Is(err, ErrFileNotAllowed) && (lastErr == nil || errors.Is(lastErr, ErrFileNotAllowed)) {
+				// Said by every member asked so far: the error to show.
+				lastErr = err
+				continue
+			}
 			lastErr = err
 			n.log.Debug("fetch chunks", "peer", p, "err", err)
 		}
@@ -554,13 +590,16 @@ func (n *Node) fetchChunks(ctx context.Context, a *groupActor, dir string, f *fi
 		if lastErr == nil {
 			lastErr = errors.New("no member to ask")
 		}
+		if errors.Is(lastErr, ErrFileNotAllowed) {
+			return lastErr
+		}
 		return fmt.Errorf("%w: %d of %d chunks missing: %w", ErrFileIncomplete, len(missing), len(f.Chunks), lastErr)
 	}
 	return nil
 }
 
 // fetchFrom asks one peer for chunks and keeps those it has.
-func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir string, f *fileMeta, want [][fileHashLen]byte, as *assembler) error {
+func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir string, file store.MessageID, f *fileMeta, want [][fileHashLen]byte, as *assembler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s, err := n.net.OpenStream(ctx, p, ProtocolFile)
@@ -570,7 +609,7 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	defer s.Close()
-	if err := s.Send((&fileRequest{Group: a.id, Chunks: want}).marshal()); err != nil {
+	if err := s.Send((&fileRequest{Group: a.id, File: file, Chunks: want}).marshal()); err != nil {
 		s.Reset()
 		return err
 	}
@@ -638,6 +677,9 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 					return ctx.Err()
 				}
 				return fmt.Errorf("node: receive chunk: stream ended after %s", hex.EncodeToString(id[:4]))
+			}
+			if len(frame) == 1 && frame[0] == chunkRefused {
+				return fmt.Errorf("%w: %s refused", ErrFileNotAllowed, p)
 			}
 			if len(frame) == 0 || frame[0] != chunkOK {
 				continue // the peer lacks it
@@ -808,7 +850,7 @@ func (as *assembler) abort() {
 }
 
 // saveOnce fetches what is missing of f and writes it to path.
-func (n *Node) saveOnce(ctx context.Context, a *groupActor, dir string, f *fileMeta, peers []peer.ID, path string) error {
+func (n *Node) saveOnce(ctx context.Context, a *groupActor, dir string, file store.MessageID, f *fileMeta, peers []peer.ID, path string) error {
 	as, err := newAssembler(dir, f, path)
 	if err != nil {
 		return err
@@ -817,7 +859,7 @@ func (n *Node) saveOnce(ctx context.Context, a *groupActor, dir string, f *fileM
 	if err := as.catchUp(); err != nil {
 		return err
 	}
-	if err := n.fetchChunks(ctx, a, dir, f, peers, as); err != nil {
+	if err := n.fetchChunks(ctx, a, dir, file, f, peers, as); err != nil {
 		return err
 	}
 	return as.finish(path)
@@ -843,12 +885,24 @@ func (n *Node) serveFile(ctx context.Context, s p2p.Stream) {
 		return
 	}
 	var member bool
+	var accessErr error
 	if err := a.do(ctx, func() error {
 		member = a.phase != phaseRemoved && a.headMemberPeers()[s.RemotePeer()]
+		if member {
+			accessErr = a.checkFileAccess(s.RemotePeer(), req)
+		}
 		return nil
 	}); err != nil || !member {
 		n.log.Info("file request refused", "peer", s.RemotePeer(), "err", errNotMember)
 		s.Reset()
+		return
+	}
+	if accessErr != nil {
+		// A member now, but not when the file was sent: told so (it can
+		// stop asking), and given nothing.
+		n.log.Info("file request refused", "peer", s.RemotePeer(), "err", accessErr)
+		s.Send([]byte{chunkRefused})
+		s.CloseWrite()
 		return
 	}
 	dir := n.chunkDir(a)

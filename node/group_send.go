@@ -202,6 +202,7 @@ func (a *groupActor) encryptInto(tx *store.Batch, plain []byte, id [16]byte) (co
 		a.dirty[eid] = true
 		return eid, nil, err
 	}
+	a.noteFileSent(plain, id, g) // files_access.go
 	return eid, ct, nil
 }
 

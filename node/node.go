@@ -670,7 +670,7 @@ func (n *Node) deleteGroupData(a *groupActor) error {
 	delete(n.unreadDirty, a.hexID)
 	n.mu.Unlock()
 	err := n.db.DeleteGroup(a.id, leavingSetting(a.hexID), unreadSetting(a.hexID), membershipSetting(a.hexID), rotatedSetting(a.hexID),
-		mutedSetting(a.hexID), joinedSetting(a.hexID), mentionsSetting(a.hexID))
+		mutedSetting(a.hexID), joinedSetting(a.hexID), mentionsSetting(a.hexID), fileAccessSetting(a.hexID))
 	n.unreadIO.Unlock()
 	if err != nil {
 		return api.Errorf(api.CodeInternal, "delete group data: %v", err)
