@@ -86,6 +86,7 @@ func (a *groupActor) onContent(p *appPayload, sender []byte, g *mls.Group) bool 
 	var err error
 	switch c.Type {
 	case contentPost:
+		checkPreview(c.File) // files_preview.go
 		a.receivePost(p, sender, g.Epoch(), 0)
 		if c.File != nil {
 			a.recordFileAccess(p.ID, g) // files_access.go

@@ -368,9 +368,20 @@ func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, 
 	if _, err := fh.Seek(0, io.SeekStart); err != nil {
 		return api.Message{}, api.Errorf(api.CodeInternal, "read %s: %v", req.File, err)
 	}
+	sniffed := http.DetectContentType(head[:k])
 	typ := mime.TypeByExtension(filepath.Ext(req.File))
-	if typ == "" {
-		typ = http.DetectContentType(head[:k])
+	if typ == "" || isPreviewable(sniffed) {
+		typ = sniffed
+	}
+	var (
+		width, height uint32
+		preview       []byte
+	)
+	if isPreviewable(sniffed) {
+		width, height, preview, _ = makePreview(fh)
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			return api.Message{}, api.Errorf(api.CodeInternal, "read %s: %v", req.File, err)
+		}
 	}
 	if len(typ) > maxFileType {
 		typ = "application/octet-stream"
@@ -387,6 +398,7 @@ func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, 
 		return api.Message{}, api.Errorf(api.CodeInternal, "store file: %v", err)
 	}
 	f.Name, f.Type = strings.ToValidUTF8(name, "_"), typ
+	f.Width, f.Height, f.Preview = width, height, preview
 	var out api.Message
 	err = a.do(ctx, func() error {
 		c := &content{Type: contentPost, Flags: contentVisible, Text: req.Text, Mentions: a.resolveMentions(req.Text), File: f}
@@ -414,7 +426,8 @@ func (n *Node) postFile(ctx context.Context, req api.PostRequest) (api.Message, 
 // device holds.
 func (n *Node) apiFile(a *groupActor, m store.Message, f *fileMeta) api.File {
 	out := api.File{ID: hex.EncodeToString(m.ID[:]), Group: a.hexID, Name: f.Name, Size: int64(f.Size), Type: f.Type,
-		Hash: hex.EncodeToString(f.Hash[:]), Sender: a.memberName(m.Sender), Time: m.Time}
+		Hash: hex.EncodeToString(f.Hash[:]), Sender: a.memberName(m.Sender), Time: m.Time,
+		Width: int(f.Width), Height: int(f.Height), Preview: previewURL(f.Preview)}
 	dir := n.chunkDir(a)
 	for i, id := range f.chunkNames() {
 		if _, err := os.Stat(chunkPath(dir, id)); err == nil {

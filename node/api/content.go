@@ -79,6 +79,12 @@ type File struct {
 	Have   int64     `json:"have"` // bytes of it held on this device
 	Saved  string    `json:"saved,omitempty"`
 	Time   time.Time `json:"time,omitzero"`
+	// Width and Height: the size of a picture, as its sender read it;
+	// Preview: a thumbnail of it (at most 160 pixels a side) as a
+	// data: URL, checked to decode.
+	Width   int    `json:"width,omitempty"`
+	Height  int    `json:"height,omitempty"`
+	Preview string `json:"preview,omitempty"`
 }
 
 // PostRequest asks Post to send a message.
