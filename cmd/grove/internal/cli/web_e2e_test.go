@@ -197,6 +197,15 @@ func TestWebClientTwoDaemons(t *testing.T) {
 	bt.wait("the download done", `(`+fileLi+`).querySelector(".fstatus").textContent === "saved"`, 20*time.Second)
 	at.wait("seen by bob at alice", `(`+fileLi+`)?.querySelector(".seen")?.textContent === "seen by 1"`, 20*time.Second)
 
+	// A picture: bob sees its thumbnail (a data: URL the page's CSP lets
+	// load) and its size.
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	writeTestPNG(t, shot, 1024, 768)
+	picMsg := alice.sendJSON("send", "ops", "--file", shot)
+	picLi := `document.querySelector('#messages li.msg[data-id="` + picMsg.ID + `"]')`
+	bt.wait("the picture's preview at bob", `(() => { const li = `+picLi+`; const img = li && li.querySelector("img.fpreview");
+		return !!img && img.complete && img.naturalWidth === 160 && img.naturalHeight === 120 && li.querySelector(".fdims").textContent === "1024×768"; })()`, 20*time.Second)
+
 	// What is read on screen is read: alice looks at ops, so bob's
 	// messages leave no unread count, on the page or in the daemon.
 	at.wait("no unread badge at alice", `!document.querySelector("#group-list .unread")`, 10*time.Second)

@@ -27,7 +27,7 @@ var assetFS embed.FS
 // contentSecurityPolicy allows scripts, styles, images and fetches from
 // this origin only, and nothing inline: an injected <script> or style
 // attribute is inert even if some text ever reached the page as markup.
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Server serves the web client for one device. Create it with New, run it

@@ -268,7 +268,10 @@ func TestHeaders(t *testing.T) {
 		}
 		resp.Body.Close()
 		csp := resp.Header.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		// Pictures: this origin, and the previews a message carries as
+		// data: URLs; nothing else.
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+			!strings.Contains(csp, "img-src 'self' data:;") {
 			t.Errorf("%s: CSP %q", path, csp)
 		}
 		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {

@@ -343,9 +343,20 @@ function quoteNode(id) {
     t ? h("span", { class: "qtext", text: excerpt(t) }) : null);
 }
 
+// previewSrc is a picture's thumbnail as the daemon gave it (a data:
+// URL it checked), or null for anything else.
+function previewSrc(f) {
+  const p = f.preview;
+  return typeof p === "string" && /^data:image\/(jpeg|png);base64,[A-Za-z0-9+/=]+$/.test(p) ? p : null;
+}
+
 function fileNode(f) {
+  const src = previewSrc(f);
+  const dims = f.width && f.height ? `${f.width}×${f.height}` : "";
   return h("div", { class: "file" },
+    src ? h("img", { class: "fpreview", src, alt: `Preview of ${f.name}${dims ? ", " + dims : ""}` }) : null,
     h("span", { class: "fname", text: f.name }),
+    dims ? h("span", { class: "fdims note", text: dims }) : null,
     h("span", { class: "fsize", text: fmtSize(f.size) }),
     actButton("download", "Download", { "aria-label": `Download ${f.name}` }),
     h("span", { class: "fstatus note", role: "status" }));
