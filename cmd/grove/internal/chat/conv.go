@@ -102,6 +102,85 @@ func (m Model) convCommand(name, arg string) (Model, tea.Cmd, bool) {
 	return m, nil, false
 }
 
+// startEdit puts the text of the newest own message in the input line to
+// be edited (Up on an empty line): Enter saves the edit, Esc cancels.
+func (m Model) startEdit() (Model, bool) {
+	if _, ok := m.svc.(api.Conversations); !ok || m.cur == "" {
+		return m, false
+	}
+	own := m.newest(func(x api.Message) bool {
+		return x.Own && x.ID != "" && !x.Deleted && x.Kind != api.KindUnsupported && x.File == nil
+	})
+	if own == nil {
+		return m, false
+	}
+	m.editing, m.replyTo, m.highlight = own.ID, "", own.ID
+	m.input.SetValue(own.Text)
+	m.input.CursorEnd()
+	m.setNotice("editing your message: Enter saves, Esc cancels", false)
+	return m, true
+}
+
+// selectReply picks the message the input line answers (Ctrl-R): the
+// newest first, then at each press the one before it. The chosen message
+// is highlighted and quoted in the notice line; Enter sends the reply,
+// Esc cancels.
+func (m Model) selectReply() Model {
+	if _, ok := m.svc.(api.Conversations); !ok || m.cur == "" {
+		m.setNotice("reply: no group selected, or the daemon cannot", true)
+		return m
+	}
+	ms := m.msgs[m.cur]
+	i := len(ms) - 1
+	if m.replyTo != "" {
+		i = slices.IndexFunc(ms, func(x api.Message) bool { return x.ID == m.replyTo }) - 1
+	}
+	for ; i >= 0; i-- {
+		if x := ms[i]; x.ID != "" && !x.Deleted {
+			break
+		}
+	}
+	if i < 0 {
+		if m.replyTo == "" {
+			m.setNotice("reply: no message to reply to", true)
+		}
+		return m // the oldest loaded stays chosen
+	}
+	t := ms[i]
+	m.replyTo, m.editing, m.highlight = t.ID, "", t.ID
+	m.setNotice(fmt.Sprintf("replying to %s: %s (Enter sends, Esc cancels, Ctrl-R older)", t.Sender, oneLine(chatText(t))), false)
+	return m
+}
+
+// endCompose leaves editing or replying.
+func (m *Model) endCompose() {
+	if m.editing != "" || m.replyTo != "" {
+		m.highlight = ""
+	}
+	m.editing, m.replyTo = "", ""
+}
+
+// sendCompose sends the input line as the edit or reply being composed.
+func (m Model) sendCompose(text string) (tea.Model, tea.Cmd) {
+	conv, ok := m.svc.(api.Conversations)
+	editing, replyTo := m.editing, m.replyTo
+	m.endCompose()
+	if !ok || m.cur == "" {
+		return m, nil
+	}
+	ctx, cur := m.ctx, m.cur
+	return m, func() tea.Msg {
+		var msg api.Message
+		var err error
+		if editing != "" {
+			msg, err = conv.Edit(ctx, cur, editing, text)
+		} else {
+			msg, err = conv.Post(ctx, api.PostRequest{Group: cur, Text: text, ReplyTo: replyTo})
+		}
+		return sentMsg{msg: msg, err: err}
+	}
+}
+
 // newest returns the current group's newest message that ok accepts.
 func (m *Model) newest(ok func(api.Message) bool) *api.Message {
 	ms := m.msgs[m.cur]
@@ -125,6 +204,9 @@ func chatText(msg api.Message) string {
 	text := msg.Text
 	if msg.File != nil {
 		f := fmt.Sprintf("[file %s, %d bytes]", msg.File.Name, msg.File.Size)
+		if msg.File.Width > 0 && msg.File.Height > 0 {
+			f = fmt.Sprintf("[image %d×%d] %s", msg.File.Width, msg.File.Height, f)
+		}
 		text = strings.TrimSpace(f + " " + text)
 	}
 	if msg.ReplyTo != "" {

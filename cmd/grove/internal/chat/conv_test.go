@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"grove/node/api"
 	"grove/node/api/apitest"
 )
@@ -114,6 +116,7 @@ func TestChatTextMarks(t *testing.T) {
 		want string
 	}{
 		{api.Message{Text: "hi", ReplyTo: "ab"}, "↪ hi"},
+		{api.Message{File: &api.File{Name: "s.png", Size: 9, Width: 1024, Height: 768}}, "[image 1024×768] [file s.png, 9 bytes]"},
 		{api.Message{Text: "gone", Kind: api.KindDeleted, Deleted: true}, "(message deleted)"},
 		{api.Message{Kind: api.KindUnsupported}, "(unsupported message: a newer grove sent it)"},
 		{api.Message{Text: "look", File: &api.File{Name: "a.png", Size: 3}, Edited: true,
@@ -123,5 +126,85 @@ func TestChatTextMarks(t *testing.T) {
 		if got := chatText(c.m); got != c.want {
 			t.Errorf("chatText = %q, want %q", got, c.want)
 		}
+	}
+}
+
+// TestReplyAndEditKeys: Ctrl-R chooses the message to answer (the newest,
+// then at each press the one before), highlighted and quoted, and Enter
+// sends the line as a reply to it; Up on an empty line puts your newest
+// message in the input and Enter sends the edit; Esc cancels either, and
+// Up on a line being typed does not touch it.
+func TestReplyAndEditKeys(t *testing.T) {
+	f := fakeWith(t)
+	c := &convFake{Fake: f}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	events, err := f.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessFor(ctx, t, f, c, Options{Location: time.UTC}, events)
+	must(t, f.Receive("general", "bob", "first question"))
+	must(t, f.Receive("general", "carol", "second question"))
+	h.pump()
+	ctrlR := tea.KeyPressMsg{Code: 'r', Mod: tea.ModCtrl}
+	carols := h.m.newest(func(m api.Message) bool { return m.Text == "second question" })
+	bobs := h.m.newest(func(m api.Message) bool { return m.Text == "first question" })
+	h.update(ctrlR)
+	if h.m.replyTo != carols.ID || h.m.highlight != carols.ID {
+		t.Fatalf("first Ctrl-R chose %q, want carol's %q", h.m.replyTo, carols.ID)
+	}
+	h.contains("replying to carol: second question")
+	h.update(ctrlR)
+	if h.m.replyTo != bobs.ID {
+		t.Fatalf("second Ctrl-R chose %q, want bob's %q", h.m.replyTo, bobs.ID)
+	}
+	h.enter("the answer")
+	if last := c.calls[len(c.calls)-1]; last != "post "+bobs.ID+" the answer " {
+		t.Fatalf("reply sent as %q", last)
+	}
+	if h.m.replyTo != "" || h.m.highlight != "" {
+		t.Fatal("still replying after the reply was sent")
+	}
+	h.pump()
+	h.contains("alice: the answer!")
+
+	// Esc cancels a reply: the next line is a plain message.
+	h.update(ctrlR)
+	h.key(tea.KeyEscape)
+	h.enter("plain")
+	if last := c.calls[len(c.calls)-1]; last != "post "+bobs.ID+" the answer " {
+		t.Fatalf("a cancelled reply still replied: %q", last)
+	}
+	h.pump()
+
+	// Up on an empty line edits your newest message.
+	own := h.m.newest(func(m api.Message) bool { return m.Own })
+	if own == nil || own.Text != "plain" {
+		t.Fatalf("own newest %+v", own)
+	}
+	h.key(tea.KeyUp)
+	if h.m.editing != own.ID || h.m.input.Value() != "plain" {
+		t.Fatalf("editing %q with %q", h.m.editing, h.m.input.Value())
+	}
+	h.update(tea.KeyPressMsg{Code: 'y', Text: "y"})
+	h.key(tea.KeyEnter)
+	if last := c.calls[len(c.calls)-1]; last != "edit "+own.ID+" plainy" {
+		t.Fatalf("edit sent as %q", last)
+	}
+	h.contains("alice: plainy (edited)")
+
+	// Esc cancels an edit: nothing is sent.
+	n := len(c.calls)
+	h.key(tea.KeyUp)
+	h.key(tea.KeyEscape)
+	if len(c.calls) != n || h.m.editing != "" || h.m.input.Value() != "" {
+		t.Fatalf("cancelled edit: calls %q, editing %q, input %q", c.calls[n:], h.m.editing, h.m.input.Value())
+	}
+	// Up on a line being typed scrolls instead: the line stays.
+	h.update(tea.KeyPressMsg{Code: 'x', Text: "x"})
+	h.key(tea.KeyUp)
+	if h.m.editing != "" || h.m.input.Value() != "x" {
+		t.Fatalf("Up on a typed line: editing %q, input %q", h.m.editing, h.m.input.Value())
 	}
 }

@@ -108,8 +108,12 @@ type Model struct {
 
 	input         textinput.Model
 	width, height int
-	scroll        int // lines scrolled up from the newest
-	highlight     string
+	// editing is the own message the input line replaces (Up on an
+	// empty line), replyTo the message it answers (Ctrl-R); at most one
+	// is set (conv.go).
+	editing, replyTo string
+	scroll           int // lines scrolled up from the newest
+	highlight        string
 
 	pane      pane
 	query     string
@@ -462,6 +466,12 @@ func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		m.quitting = true
 		return m, tea.Quit
 	case "esc":
+		if m.editing != "" || m.replyTo != "" {
+			m.endCompose()
+			m.input.SetValue("")
+			m.setNotice("", false)
+			return m, nil
+		}
 		if m.pane != paneMessages {
 			m.pane = paneMessages
 		} else {
@@ -481,7 +491,14 @@ func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 			m.hitSel = max(0, m.hitSel-1)
 			return m, nil
 		}
+		if m.pane == paneMessages && m.scroll == 0 && m.input.Value() == "" && m.editing == "" {
+			if started, ok := m.startEdit(); ok {
+				return started, nil
+			}
+		}
 		return m, m.scrollBy(1)
+	case "ctrl+r":
+		return m.selectReply(), nil
 	case "down":
 		if m.pane == paneSearch {
 			m.hitSel = min(len(m.hits)-1, m.hitSel+1)
@@ -496,10 +513,18 @@ func (m Model) key(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 			if m.pane == paneSearch {
 				return m, m.jump()
 			}
+			if m.editing != "" || m.replyTo != "" {
+				m.endCompose()
+				m.setNotice("nothing sent", false)
+			}
 			return m, nil
 		}
 		if strings.HasPrefix(text, "/") {
+			m.endCompose()
 			return m.command(text)
+		}
+		if m.editing != "" || m.replyTo != "" {
+			return m.sendCompose(text)
 		}
 		return m, m.send(text)
 	}
@@ -859,6 +884,7 @@ func plural(n int, one, many string) string {
 // switchTo makes group id current and loads its history if needed.
 func (m *Model) switchTo(id string) tea.Cmd {
 	m.cur, m.scroll, m.highlight, m.pane = id, 0, "", paneMessages
+	m.editing, m.replyTo = "", ""
 	if g := m.group(id); g != nil {
 		g.Unread = 0
 	}
@@ -1144,8 +1170,8 @@ func (m *Model) showHelp() {
 		"",
 		"Tab Shift-Tab  next, previous group",
 		"PgUp PgDn      scroll; older history loads at the top",
-		"Esc            close this pane",
-		"",
+		"Up, Ctrl-R     edit your last; reply (again: older one)",
+		"Esc            close pane; cancel an edit or a reply",
 		"Marks: > yours  ~ orphaned (fork)  * re-sent  ... sending",
 		"A ~ after a group's unread count: muted.",
 	}
