@@ -175,6 +175,9 @@ func conversationMarks(m api.Message, text string) string {
 	}
 	if m.File != nil {
 		f := fmt.Sprintf("[file %s, %s, id %.12s]", sanitize(m.File.Name), byteSize(m.File.Size), m.File.ID)
+		if m.File.Width > 0 && m.File.Height > 0 {
+			f = fmt.Sprintf("[image %d×%d] %s", m.File.Width, m.File.Height, f)
+		}
 		if text == "" {
 			text = f
 		} else {

@@ -6,7 +6,10 @@ import (
 	"image/color"
 	"image/png"
 	"os"
+	"strings"
 	"testing"
+
+	"grove/node/api"
 )
 
 // writeTestPNG writes a w×h PNG with a pattern to path.
@@ -24,5 +27,14 @@ func writeTestPNG(t *testing.T, path string, w, h int) {
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConversationMarksImage: log shows a picture's size before its file
+// mark.
+func TestConversationMarksImage(t *testing.T) {
+	m := api.Message{File: &api.File{ID: "0123456789abcdef", Name: "s.png", Size: 2048, Width: 1024, Height: 768}}
+	if got := conversationMarks(m, "look"); !strings.HasPrefix(got, "[image 1024×768] [file s.png,") || !strings.HasSuffix(got, " look") {
+		t.Fatalf("log line %q", got)
 	}
 }
