@@ -627,11 +627,12 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 		return err
 	}
 	s.CloseWrite()
-	// Three stages on their own goroutines, so that receiving, checking
-	// and keeping a chunk, and decrypting and writing the file overlap:
-	// the reader below, this loop (hash check, chunk file), and the
-	// assembler's writer. Both goroutines end before fetchFrom returns
-	// (the stream reset ends the reader; closing kept ends the writer).
+	// Four stages on their own goroutines, so that receiving a chunk,
+	// checking it (decrypt and hash), keeping it (its chunk file) and
+	// writing the file overlap: the reader below, this loop, the keeper
+	// and the assembler's writer. All end before fetchFrom returns (the
+	// stream reset ends the reader; closing checked ends the keeper,
+	// which closes kept, which ends the writer).
 	if as != nil {
 		as.incoming = map[[fileHashLen]byte]bool{}
 		for _, id := range want {
@@ -661,8 +662,27 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 		id     [fileHashLen]byte
 		ct, pt []byte
 	}
+	// Checked chunks are kept (chunk file) on one goroutine and then
+	// written to the file on another: a chunk reaches the assembler only
+	// once its chunk file is whole, which catchUp relies on.
+	checked := make(chan keptChunk, 8)
 	kept := make(chan keptChunk, 8)
-	var writeErr error
+	var storeErr, writeErr error
+	wg.Go(func() {
+		defer close(kept)
+		for k := range checked {
+			if storeErr != nil {
+				continue
+			}
+			if storeErr = writeChunk(dir, k.id, k.ct); storeErr != nil {
+				cancel()
+				continue
+			}
+			kept <- k
+			n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
+				Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(k.id[:4]))})
+		}
+	})
 	wg.Go(func() {
 		for k := range kept {
 			if writeErr != nil || as == nil {
@@ -682,7 +702,7 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 		index[id] = i
 	}
 	err = func() error {
-		defer close(kept)
+		defer close(checked)
 		for _, id := range want {
 			frame, ok := <-frames
 			if !ok {
@@ -707,12 +727,7 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 			if err != nil {
 				return err // ErrChunkHash: this peer is not trusted further
 			}
-			if err := writeChunk(dir, id, frame[1:]); err != nil {
-				return err
-			}
-			kept <- keptChunk{id, frame[1:], pt}
-			n.emit(api.Event{Kind: api.EventFileProgress, Group: a.hexID, Time: n.cfg.Clock.Now(),
-				Detail: fmt.Sprintf("%s: chunk %s received", f.Name, hex.EncodeToString(id[:4]))})
+			checked <- keptChunk{id, frame[1:], pt}
 		}
 		return nil
 	}()
@@ -721,6 +736,9 @@ func (n *Node) fetchFrom(ctx context.Context, a *groupActor, p peer.ID, dir stri
 	}
 	cancel()
 	wg.Wait()
+	if storeErr != nil {
+		return storeErr
+	}
 	if writeErr != nil {
 		return writeErr
 	}
