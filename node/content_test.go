@@ -83,6 +83,8 @@ func FuzzContent(f *testing.F) {
 	f.Add((&content{Type: contentPost, Text: "x", HasTarget: true, Mentions: [][]byte{{1}}}).marshal())
 	f.Add((&content{Type: contentPost, File: &fileMeta{Name: "n", Size: 1, ChunkSize: 1, Chunks: make([][fileHashLen]byte, 1)}}).marshal())
 	f.Add((&content{Type: contentReact, Emoji: "+"}).marshal())
+	f.Add((&content{Type: contentPost, File: &fileMeta{Name: "p", Size: 64, ChunkSize: 64, Version: 2,
+		Chunks: make([][fileHashLen]byte, 1), Width: 2, Height: 2, Preview: []byte{1}}}).marshal())
 	f.Add((&content{Type: contentEdit, Text: "e"}).marshal())
 	f.Add((&content{Type: 99, Flags: 1, Body: []byte{1, 2}}).marshal())
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -999,6 +1001,26 @@ func TestFileRefusedToLaterMember(t *testing.T) {
 		_, err := findAPI(bob, g, m.ID)
 		return err
 	})
+	// A file without a record (received before records were kept): the
+	// members of the epoch it was stored in, while that is retained.
+	{
+		a, _ := alice.lookup(g)
+		id := store.MessageID(mustHex16(t, m.ID))
+		var bobErr, eveErr error
+		a.do(ctx, func() error {
+			kept := a.fileAccess()
+			a.saveFileAccess(fileAccess{})
+			am, _ := alice.db.Message(a.id, id)
+			req := &fileRequest{Version: fileReqVersion, Group: a.id, File: id, Chunks: fileOf(am).chunkNames()}
+			bobErr = a.checkFileAccess(bob.net.ID(), req)
+			eveErr = a.checkFileAccess("eve", req)
+			a.saveFileAccess(kept)
+			return nil
+		})
+		if bobErr != nil || !errors.Is(eveErr, ErrFileNotAllowed) {
+			t.Fatalf("access check without a record: bob %v, a stranger %v", bobErr, eveErr)
+		}
+	}
 	carol := memNode(t, mn, "carol")
 	for _, n := range ns {
 		if err := carol.Connect(ctx, n.AddrInfo()); err != nil {

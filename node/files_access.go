@@ -140,7 +140,11 @@ func (a *groupActor) checkFileAccess(p peer.ID, req *fileRequest) error {
 			}
 		}
 	} else {
-		if !fa[req.File][p] {
+		set := fa[req.File]
+		if set == nil {
+			set = a.legacyFileAccess(req.File)
+		}
+		if !set[p] {
 			return fmt.Errorf("%w: %s asked for file %x", ErrFileNotAllowed, p, req.File[:4])
 		}
 		files = [][16]byte{req.File}
@@ -163,6 +167,29 @@ func (a *groupActor) checkFileAccess(p peer.ID, req *fileRequest) error {
 		}
 	}
 	return nil
+}
+
+// legacyFileAccess is who may fetch a file this device holds no record
+// for (received before records were kept): the members of the retained
+// epochs numbered as the one the message was stored in; nobody once
+// those are gone.
+func (a *groupActor) legacyFileAccess(id [16]byte) map[peer.ID]bool {
+	m, err := a.n.db.Message(a.id, store.MessageID(id))
+	if err != nil || fileOf(m) == nil {
+		return nil
+	}
+	set := map[peer.ID]bool{}
+	for _, g := range a.epochs {
+		if g.Epoch() != m.Epoch {
+			continue
+		}
+		for _, mb := range g.Members() {
+			if pid, err := parseIdentity(mb.Identity); err == nil {
+				set[pid.Peer] = true
+			}
+		}
+	}
+	return set
 }
 
 // fileAccessPeers lists the peers that may fetch the file of message id,
