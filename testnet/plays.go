@@ -366,6 +366,9 @@ func playCrash(r *run) error {
 		gap = 10 * time.Millisecond
 	}
 	r.say("group of %d formed; %d messages while nodes are killed and restarted", r.o.Nodes, r.o.Messages)
+	// Every rotation below lands as an epoch of its own; settle waits for
+	// all of them (see playConcurrent).
+	base, rotations := r.check().epoch, 0
 	r.trafficStart = time.Now()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -451,7 +454,9 @@ func playCrash(r *run) error {
 		}
 		for _, p := range r.memberList() {
 			if !killed[p.Name] {
-				kerr = r.rotate(p)
+				if kerr = r.rotate(p); kerr == nil {
+					rotations++
+				}
 				break
 			}
 		}
@@ -465,6 +470,7 @@ func playCrash(r *run) error {
 	}
 	r.notes["crash"] = fmt.Sprintf("%d SIGKILLs of %d nodes; %d sends acknowledged, %d cut off by a kill (not counted)",
 		kills, len(killed), acked, unacked)
+	r.minEpoch = base + uint64(rotations)
 	return r.settle("traffic")
 }
 

@@ -512,6 +512,11 @@ func (r *run) settle(what string) error {
 
 func (r *run) report() *Report {
 	pr := r.check()
+	if pr.converged && pr.epoch < r.minEpoch {
+		// One epoch, but not every requested Commit landed on it.
+		pr.converged = false
+		pr.problems = append(pr.problems, fmt.Sprintf("on epoch %d, want at least %d: requested Commits did not land", pr.epoch, r.minEpoch))
+	}
 	rep := &Report{Scenario: r.o.Scenario, Mode: r.c.mode(), Nodes: len(r.c.Peers()), Seed: r.o.Seed,
 		Delivered: pr.delivered, Expected: pr.expected, Lost: pr.missing, DuplicatesShown: pr.duplicates,
 		Epochs: pr.epoch, ForksResolved: r.c.rec.maxForks(), Converged: pr.converged,
