@@ -170,6 +170,9 @@ type run struct {
 	// trafficBusy: time spent chatting (each block from its first send
 	// to its last live delivery), when the floor's blocks come between.
 	trafficBusy time.Duration
+	// minEpoch: settle also waits until the members are on this epoch or
+	// a later one (the Commits a scenario requested have all landed).
+	minEpoch uint64
 }
 
 type sentMsg struct {
@@ -470,7 +473,7 @@ func (r *run) check() progress {
 }
 
 // settle waits until every member holds every expected message and all
-// are on one canonical epoch.
+// are on one canonical epoch, at least minEpoch.
 func (r *run) settle(what string) error {
 	deadline := time.Now().Add(r.o.SettleTimeout)
 	// A commit just requested (Rotate, Remove) may not have reached anyone
@@ -480,7 +483,7 @@ func (r *run) settle(what string) error {
 	var goodSince, firstGood time.Time
 	for {
 		pr := r.check()
-		if pr.missing == 0 && pr.converged {
+		if pr.missing == 0 && pr.converged && pr.epoch >= r.minEpoch {
 			if goodSince.IsZero() {
 				goodSince = time.Now()
 			}
@@ -509,6 +512,11 @@ func (r *run) settle(what string) error {
 
 func (r *run) report() *Report {
 	pr := r.check()
+	if pr.converged && pr.epoch < r.minEpoch {
+		// One epoch, but not every requested Commit landed on it.
+		pr.converged = false
+		pr.problems = append(pr.problems, fmt.Sprintf("on epoch %d, want at least %d: requested Commits did not land", pr.epoch, r.minEpoch))
+	}
 	rep := &Report{Scenario: r.o.Scenario, Mode: r.c.mode(), Nodes: len(r.c.Peers()), Seed: r.o.Seed,
 		Delivered: pr.delivered, Expected: pr.expected, Lost: pr.missing, DuplicatesShown: pr.duplicates,
 		Epochs: pr.epoch, ForksResolved: r.c.rec.maxForks(), Converged: pr.converged,
