@@ -215,9 +215,12 @@ func adminMembers(g *mls.Group, admins [][]byte) int {
 }
 
 func (p *policy) clone() *policy {
-	out := &policy{RateLimit: p.RateLimit, Name: p.Name}
+	out := &policy{RateLimit: p.RateLimit, Name: p.Name, History: p.History}
 	for _, a := range p.Admins {
 		out.Admins = append(out.Admins, bytes.Clone(a))
+	}
+	for _, r := range p.Rotations {
+		out.Rotations = append(out.Rotations, bytes.Clone(r))
 	}
 	return out
 }
@@ -260,6 +263,8 @@ func (a *groupActor) applyToPolicy(parent *mls.Group, pol *policy, it *intent) b
 			return false
 		}
 		pol.Name = it.name
+	case opRotation:
+		return applyRotation(pol, it.rotation)
 	default:
 		return false
 	}
@@ -299,7 +304,13 @@ func policyRule(parent, next *mls.Group) rejectReason {
 	if adminMembers(next, p.Admins) == 0 {
 		return rejectPolicy
 	}
-	return ""
+	prev := &policy{}
+	if hadPolicy {
+		if prev, err = unmarshalPolicy(before.Data); err != nil {
+			prev = &policy{}
+		}
+	}
+	return rotationRule(prev, p)
 }
 
 // notePolicy tells subscribers what a newly applied epoch changed in the
@@ -309,7 +320,8 @@ func (a *groupActor) notePolicy(parent, next *mls.Group) {
 		return
 	}
 	before, after := groupPolicy(parent), groupPolicy(next)
-	shown := displayNames(identities(next))
+	a.n.learnRotations(after)
+	shown := displayNamesOf(next)
 	name := func(id []byte) string {
 		if s, ok := shown[string(id)]; ok {
 			return s

@@ -158,6 +158,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.net.Serve(ProtocolFile, n.serveFile) // files.go
 	n.net.Serve(protocolLink, n.serveLink)
 	n.net.Serve(protocolRevoke, n.serveRevoke)
+	n.net.Serve(protocolAccountRotate, n.serveAccountRotate)
 	n.net.Serve(protocolAccountJoin, n.serveAccountJoin)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
