@@ -523,3 +523,12 @@ func (n *Node) currentAccount(k account.PublicKey) account.PublicKey {
 	defer n.dev.mu.Unlock()
 	return n.dev.rotations.Current(k)
 }
+
+// accountFingerprintNow is the fingerprint of this device's account key
+// as it is now (after rotations), empty without an account.
+func (n *Node) accountFingerprintNow() string {
+	if n.self.Cert == nil {
+		return ""
+	}
+	return n.currentAccount(n.self.Cert.Account).Fingerprint()
+}

@@ -259,3 +259,75 @@ func mustHead(t *testing.T, n *Node, group string) *mls.Group {
 	}
 	return out
 }
+
+// TestAccountRotationByNonAdminSurvivesRestart, on real nodes: bob, a
+// member but no admin, rotates his key; alice, the admin, is handed the
+// rotation and commits it into the group. Restarted, bob has the new key
+// and the same identity in the group (the credential keeps its
+// certificate), and still sends and receives.
+func TestAccountRotationByNonAdminSurvivesRestart(t *testing.T) {
+	ctx := ctxT(t, 120*time.Second)
+	alice, err := realNodeWith(t, t.TempDir(), "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	home := t.TempDir()
+	bob, err := realNodeWith(t, home, "bob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := createAndJoin(t, ctx, alice, bob)
+	bobID := append([]byte(nil), bob.selfID...)
+	oldKey := bob.self.Cert.Account
+
+	res, err := bob.AccountRotate(ctx)
+	if err != nil {
+		bob.Close()
+		t.Fatal(err)
+	}
+	bob.dev.mu.Lock()
+	newPub := bob.dev.key.Public()
+	bob.dev.mu.Unlock()
+	if res.New != newPub.Fingerprint() || res.Devices != 1 {
+		bob.Close()
+		t.Fatalf("rotation %+v", res)
+	}
+	for _, n := range []*Node{alice, bob} {
+		eventually(t, 30*time.Second, "bob's rotation in the group", func() error {
+			if !groupRotationsOf(t, n, g.ID).Current(oldKey).Equal(newPub) {
+				return fmt.Errorf("%s does not see it", n.self.Name)
+			}
+			return nil
+		})
+	}
+	bob.Close()
+	if bob, err = realNodeWith(t, home, "bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if string(bob.selfID) != string(bobID) {
+		t.Fatal("bob's identity changed with the rotation")
+	}
+	bob.dev.mu.Lock()
+	got := bob.dev.key.Public()
+	bob.dev.mu.Unlock()
+	if !got.Equal(newPub) {
+		t.Fatal("bob lost the new key on restart")
+	}
+	ds, err := bob.DeviceList(ctx)
+	if err != nil || len(ds) != 1 || !ds[0].Self {
+		t.Fatalf("device list %+v, %v", ds, err)
+	}
+	if _, err := bob.Send(ctx, g.ID, "bob after the rotation"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, g.ID, "alice after the rotation"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{alice, bob} {
+		eventually(t, 30*time.Second, "messages after the restart", func() error {
+			return hasTexts(n, g.ID, "bob after the rotation", "alice after the rotation")
+		})
+	}
+}

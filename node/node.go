@@ -436,7 +436,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		Fingerprint: fingerprint(n.sig.PublicKey(), n.selfID),
 		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
 		StartedAt: n.started, Version: Version,
-		Device: n.self.deviceName(), Account: n.self.accountFingerprint(),
+		Device: n.self.deviceName(), Account: n.accountFingerprintNow(),
 		ReceiptsOff: !n.receiptsOn(),
 	}, nil
 }
