@@ -31,15 +31,18 @@ const (
 
 // intent is a change this device will commit when commitorder says so.
 type intent struct {
-	id       commitorder.IntentID
-	kind     intentKind
-	target   []byte          // remove/leave: credential identity
-	kp       *mls.KeyPackage // add
-	join     chan joinResult // add: where the Welcome goes once accepted
-	relay    bool            // add from a member's join request: relay the Welcome
-	op       policyOp        // intentPolicy: which change (manage.go)
-	name     string          // intentPolicy rename: the new name
-	rotation []byte          // intentPolicy opRotation: the account rotation (accountrotate.go)
+	id     commitorder.IntentID
+	kind   intentKind
+	target []byte          // remove/leave: credential identity
+	kp     *mls.KeyPackage // add
+	join   chan joinResult // add: where the Welcome goes once accepted
+	relay  bool            // add from a member's join request: relay the Welcome
+	op     policyOp        // intentPolicy: which change (manage.go)
+	name   string          // intentPolicy rename: the new name
+	// intentPolicy opRotation's account rotation (accountrotate.go) and
+	// opHistory's history for new members (history.go).
+	rotation []byte
+	history  historyWindow
 	// abandoned: an add whose joiner gave up after it was committed
 	// (abandonAdd). If that Commit loses to a sibling, commitorder hands
 	// the intent back; it is then dropped, never added again.

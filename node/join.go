@@ -522,6 +522,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		return api.Group{}, err
 	}
 	a.post(func() { a.setJoined(n.cfg.Clock.Now()) })
+	n.fetchMemberHistory(a, pid) // history.go
 	n.emit(api.Event{Kind: api.EventGroupJoined, Group: a.hexID, Time: n.cfg.Clock.Now()})
 	var out api.Group
 	err = a.do(ctx, func() error { out = a.info(); return nil })

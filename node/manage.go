@@ -66,6 +66,7 @@ func (a *groupActor) loadLocalSettings() {
 	}
 	if raw, err := a.n.db.Setting(joinedSetting(a.hexID)); err == nil && len(raw) == 8 {
 		a.joinedAt = time.Unix(0, int64(binary.BigEndian.Uint64(raw))).UTC()
+		a.joinedNs.Store(a.joinedAt.UnixNano())
 	}
 }
 
@@ -93,6 +94,7 @@ func (a *groupActor) setJoined(t time.Time) {
 		return
 	}
 	a.joinedAt = t.UTC()
+	a.joinedNs.Store(t.UnixNano())
 }
 
 // shownName returns the group's local name from any goroutine (the actor
@@ -116,13 +118,19 @@ func (a *groupActor) policyIntent(req api.ChangeRequest) (*intent, error) {
 	pol := groupPolicy(g)
 	if !a.isAdmin() {
 		what := "rename the group"
-		if req.Kind != api.ChangeRename {
+		switch req.Kind {
+		case api.ChangeHistory:
+			what = "change the group's history for new members"
+		case api.ChangeRename:
+		default:
 			what = "promote or demote members"
 		}
 		return nil, api.Errorf(api.CodeForbidden, "only admins may %s", what)
 	}
 	it := &intent{kind: intentPolicy}
 	switch req.Kind {
+	case api.ChangeHistory:
+		return historyIntent(req, pol) // history.go
 	case api.ChangeRename:
 		if err := checkGroupName(req.Name); err != nil {
 			return nil, err
@@ -265,6 +273,11 @@ func (a *groupActor) applyToPolicy(parent *mls.Group, pol *policy, it *intent) b
 		pol.Name = it.name
 	case opRotation:
 		return applyRotation(pol, it.rotation)
+	case opHistory:
+		if pol.History == it.history {
+			return false
+		}
+		pol.History = it.history
 	default:
 		return false
 	}
@@ -403,6 +416,8 @@ func (a *groupActor) policyChangeDone(w *changeWait) bool {
 		return !containsID(pol.Admins, w.target)
 	case api.ChangeRename:
 		return pol.Name == w.c.Name
+	case api.ChangeHistory:
+		return pol.History == w.c.History
 	}
 	return false
 }

@@ -159,6 +159,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.net.Serve(protocolLink, n.serveLink)
 	n.net.Serve(protocolRevoke, n.serveRevoke)
 	n.net.Serve(protocolAccountRotate, n.serveAccountRotate)
+	n.net.Serve(protocolMemberHistory, n.serveMemberHistory)
 	n.net.Serve(protocolAccountJoin, n.serveAccountJoin)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
@@ -523,6 +524,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 	// and peer id together), never merely from our peer id: a member that
 	// forged a credential with our peer id must not pass as us.
 	out.Own = bytes.Equal(m.Sender, n.selfID)
+	out.BeforeJoined = a.beforeJoined(m.Time) // history.go
 	if out.Own {
 		if e, err := n.db.Outbox(a.id, m.ID); err == nil && e.State == store.OutboxPending {
 			out.Pending = true

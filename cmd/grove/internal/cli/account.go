@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"grove/node"
 	"grove/node/api"
 )
 
@@ -44,4 +45,52 @@ func (s *servedDaemon) AccountRotate(ctx context.Context) (api.AccountRotation, 
 		return api.AccountRotation{}, api.Errorf(api.CodeUnavailable, "this daemon cannot rotate an account key")
 	}
 	return a.AccountRotate(ctx)
+}
+
+const groupSettingsHelp = `
+Without flags, shows the group's settings. --history-for-new-members takes a
+number of days (30d), hours (12h) or off: when set, the member that adds
+someone sends them the group's messages of that period, marked as from
+before they joined (admins only; every member reads the setting from the
+group). Off by default: new members read only what is sent after they join.
+Only the messages are sent, never the group's keys.`
+
+func (e *env) cmdGroupSettings(args []string) error {
+	f := e.flags("group settings")
+	history := f.String("history-for-new-members", "", "")
+	timeout := f.Duration("timeout", DefaultChangeTimeout, "")
+	asJSON := f.Bool("json", false, "")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *history == "" {
+		return e.withClient(func(c *api.Client) error {
+			gs, err := c.Groups(e.ctx)
+			if err != nil {
+				return err
+			}
+			for _, g := range gs {
+				if g.Name == pos[0] || g.ID == pos[0] {
+					if *asJSON {
+						return e.json(struct {
+							HistoryForNewMembers string `json:"history_for_new_members"`
+						}{node.FormatHistory(g.HistoryForNewMembers)})
+					}
+					fmt.Fprintf(e.stdout, "history for new members: %s\n", node.FormatHistory(g.HistoryForNewMembers))
+					return nil
+				}
+			}
+			return api.Errorf(api.CodeNotFound, "no group %q", pos[0])
+		})
+	}
+	d, err := node.ParseHistory(*history)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	done := fmt.Sprintf("new members of %s get %s of history", sanitize(pos[0]), node.FormatHistory(d))
+	if d == 0 {
+		done = fmt.Sprintf("new members of %s get no history", sanitize(pos[0]))
+	}
+	return e.change(api.ChangeRequest{Group: pos[0], Kind: api.ChangeHistory, History: d}, *timeout, *asJSON, done)
 }
