@@ -208,7 +208,7 @@ func (n *Node) requestMemberHistory(a *groupActor, p peer.ID, eid commitorder.Ep
 // group, sent before that epoch, within the window (with some clock
 // slack), from a sender identity that parses. Else nothing is stored.
 func (n *Node) takeMemberHistory(a *groupActor, r frameReader, epoch uint64, window time.Duration, code *account.LinkCode) (int, error) {
-	msgs, err := readHistoryFrames(r, code, n.net.ID(), maxMemberHistory)
+	msgs, err := readHistoryFrames(r, code, n.net.ID(), maxMemberHistory, nil)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrHistoryRefused, err)
 	}
@@ -237,9 +237,19 @@ func (n *Node) takeMemberHistory(a *groupActor, r frameReader, epoch uint64, win
 	return len(msgs), nil
 }
 
-// readHistoryFrames reads the link's history frames (link.go) sealed
-// under code for self, at most limit messages.
-func readHistoryFrames(r frameReader, code *account.LinkCode, self peer.ID, limit int) ([]store.Message, error) {
+// History frames, the link's (link.go) and a new member's: a header with
+// the message count, the sealed batches (account.SealHistory), an end
+// frame with the batch count.
+const (
+	linkHistoryHeader = 2
+	linkHistoryBatch  = 3
+	linkHistoryEnd    = 4
+	historyBatchMsgs  = 512
+)
+
+// readHistoryFrames reads history frames sealed under code for self, at
+// most limit messages, reporting progress (if not nil) as batches come.
+func readHistoryFrames(r frameReader, code *account.LinkCode, self peer.ID, limit int, progress func(done, total int)) ([]store.Message, error) {
 	frame, err := r.Recv()
 	if err != nil {
 		return nil, fmt.Errorf("history header: %w", err)
@@ -255,7 +265,7 @@ func readHistoryFrames(r frameReader, code *account.LinkCode, self peer.ID, limi
 	if err := hb.done("history header"); err != nil {
 		return nil, err
 	}
-	if total > uint64(limit) {
+	if limit >= 0 && total > uint64(limit) {
 		return nil, fmt.Errorf("%w: history of %d messages, at most %d", ErrMalformed, total, limit)
 	}
 	var got []store.Message
@@ -278,6 +288,9 @@ func readHistoryFrames(r frameReader, code *account.LinkCode, self peer.ID, limi
 			}
 			if uint64(len(got)) > total {
 				return nil, fmt.Errorf("%w: more history than announced", ErrMalformed)
+			}
+			if progress != nil {
+				progress(len(got), int(total))
 			}
 		case linkHistoryEnd:
 			eb := rbuf{b: frame[1:]}
@@ -382,7 +395,8 @@ func (n *Node) memberHistoryFor(ctx context.Context, gid []byte, eid commitorder
 	return out, code, nil
 }
 
-// sendHistoryFrames sends msgs as the link's history frames (link.go).
+// sendHistoryFrames sends msgs as history frames sealed under code for
+// remote.
 func sendHistoryFrames(s p2p.Stream, code *account.LinkCode, remote peer.ID, all []account.Message) error {
 	var w wbuf
 	w.u8(linkHistoryHeader)
