@@ -189,3 +189,39 @@ func TestForgedMemberHistoryRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The policy's version 3 (rotations, history for new members) is written
+// only when one is set, so the bytes of every older policy stay the same,
+// and a version 3 policy with neither is refused as not canonical.
+func TestPolicyVersion3(t *testing.T) {
+	admins := [][]byte{[]byte("alice")}
+	for _, c := range []struct {
+		p       policy
+		version byte
+	}{
+		{policy{Admins: admins, RateLimit: 8}, policyVersion},
+		{policy{Admins: admins, RateLimit: 8, Name: "ops"}, policyVersionName},
+		{policy{Admins: admins, RateLimit: 8, History: 30 * 24 * time.Hour}, policyVersionV3},
+		{policy{Admins: admins, Name: "ops", Rotations: [][]byte{{1, 2}}, History: time.Hour}, policyVersionV3},
+	} {
+		b := c.p.marshal()
+		if b[0] != c.version {
+			t.Fatalf("%+v written as version %d, want %d", c.p, b[0], c.version)
+		}
+		got, err := unmarshalPolicy(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.History != c.p.History || got.Name != c.p.Name || len(got.Rotations) != len(c.p.Rotations) {
+			t.Fatalf("round trip of %+v gave %+v", c.p, got)
+		}
+	}
+	if _, err := unmarshalPolicy([]byte{3, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("version 3 with neither: %v", err)
+	}
+	tooLong := (&policy{Admins: admins, History: maxHistoryForNewMembers}).marshal()
+	tooLong[len(tooLong)-1]++
+	if _, err := unmarshalPolicy(tooLong); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("history beyond the bound: %v", err)
+	}
+}
