@@ -96,6 +96,8 @@
 // it, a stolen backup whose passphrase may be known), a device of the
 // account runs grove account rotate:
 //
+//  0. The person revokes the lost devices first: a rotation keeps every
+//     device that is not revoked, and hands it the new key.
 //  1. It makes a new key and a Rotation: old key, new key, a sequence
 //     number (1 for the first rotation away from the account's original
 //     key, one more each time), and the devices the account keeps (the

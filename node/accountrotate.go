@@ -399,7 +399,10 @@ func (n *Node) takeKeyLocked(remote peer.ID, r *account.Rotation, seed []byte) e
 	if n.dev.key.Public().Equal(r.New) {
 		return nil // taken already
 	}
-	if !n.dev.key.Public().Equal(r.Old) {
+	// r continues this device's chain: it replaces our key, or a key that
+	// replaced ours by rotations this device took without their keys
+	// (it was offline through several rotations).
+	if !n.dev.key.Public().Equal(r.Old) && !n.dev.rotations.Current(n.dev.key.Public()).Equal(r.New) {
 		return errors.New("the key is for another account")
 	}
 	sibling := false

@@ -210,6 +210,24 @@ func TestAccountKeyRotation(t *testing.T) {
 		})
 	}
 
+	// A device kept by the rotation (its leaf certified by the old key) is
+	// revoked with the new key: members take the revocation and its
+	// leaf goes.
+	if _, err := laptop.DeviceRevoke(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{laptop, bob, carol} {
+		eventually(t, 30*time.Second, "the phone removed", func() error {
+			return hasDevices(n, g.ID, "alice (laptop)", "alice (tablet)", "bob (device)", "carol (device)")
+		})
+	}
+	eventually(t, 20*time.Second, "bob keeps the revocation", func() error {
+		if !bob.revokedIdentity(phone.selfID) {
+			return errors.New("bob does not hold the phone revoked")
+		}
+		return nil
+	})
+
 	// A rotation of alice's key signed by mallory's, and the old key's
 	// thief rotating it to a key of its own, are refused.
 	mallory, _ := account.Generate(rand.Reader)

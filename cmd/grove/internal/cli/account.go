@@ -9,10 +9,11 @@ import (
 )
 
 const accountRotateHelp = `
-Use it when your account key may have leaked: a lost device that was not
-revoked in time, a backup whose passphrase may be known. A new key replaces
-it; your devices that are not revoked keep working and get the new key when
-they are next online; your groups learn it through a commit by an admin,
+Use it when your account key may have leaked: a lost device, a backup whose
+passphrase may be known. Revoke lost devices first (grove device revoke):
+the rotation keeps every device that is not revoked. A new key replaces the
+old one; your kept devices keep working and get the new key when they are
+next online; your groups learn it through a commit by an admin,
 and from then on refuse any device that the old key certifies. Make a new
 backup afterwards: old backups hold the old key.`
 
