@@ -367,7 +367,11 @@ func (n *Node) takeRotation(ctx context.Context, remote peer.ID, frame []byte) e
 		err = n.writeRotations()
 	}
 	if err == nil && len(seed) > 0 {
-		err = n.takeKeyLocked(remote, r, seed)
+		// The statement holds on its own (it stays kept); the key is
+		// taken only from a sibling.
+		if kerr := n.takeKeyLocked(remote, r, seed); kerr != nil {
+			err = fmt.Errorf("the rotation is kept, its key is not taken: %w", kerr)
+		}
 	}
 	n.dev.mu.Unlock()
 	if err != nil {

@@ -237,6 +237,15 @@ func TestAccountKeyRotation(t *testing.T) {
 	if err := bob.takeRotation(ctx, thiefPeer, rotationFrame(forged, nil)); !errors.Is(err, ErrRotationRefused) || !errors.Is(err, account.ErrBadSignature) {
 		t.Fatalf("rotation signed by someone else: %v", err)
 	}
+	// A well-signed rotation of an account nobody here knows is not kept
+	// (a stranger cannot fill members' stores).
+	strangers, _ := mallory.Rotate(thiefNew, 1, nil, time.Now())
+	if err := bob.takeRotation(ctx, thiefPeer, rotationFrame(strangers, nil)); !errors.Is(err, ErrRotationRefused) {
+		t.Fatalf("rotation of an unknown account: %v", err)
+	}
+	if bob.currentAccount(mallory.Public()).Equal(thiefNew.Public()) {
+		t.Fatal("bob kept a stranger's rotation")
+	}
 	competing, _ := oldKey.Rotate(thiefNew, 1, nil, time.Now())
 	if err := carol.takeRotation(ctx, thiefPeer, rotationFrame(competing, nil)); !errors.Is(err, account.ErrCompetingRotation) {
 		t.Fatalf("the old key's competing rotation: %v", err)
