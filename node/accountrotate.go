@@ -539,3 +539,18 @@ func (n *Node) accountFingerprintNow() string {
 	}
 	return n.currentAccount(n.self.Cert.Account).Fingerprint()
 }
+
+// ownRotationsForPolicy is this account's rotation chain for the policy
+// of a group this device creates: its members judge devices of the
+// account under it from the first epoch on (a device the old key's thief
+// certifies cannot join a group made after the rotation either).
+func (n *Node) ownRotationsForPolicy() [][]byte {
+	var out [][]byte
+	for _, r := range n.ownRotations() {
+		if len(out) == maxPolicyRotations {
+			break
+		}
+		out = append(out, r.Marshal())
+	}
+	return out
+}

@@ -342,6 +342,14 @@ func TestAccountRotationByNonAdminSurvivesRestart(t *testing.T) {
 	if !got.Equal(newPub) {
 		t.Fatal("bob lost the new key on restart")
 	}
+	// A group bob makes now carries his chain from its first epoch.
+	g2, err := bob.CreateGroup(ctx, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !groupRotationsOf(t, bob, g2.ID).Current(oldKey).Equal(newPub) {
+		t.Fatal("a group made after the rotation does not carry it")
+	}
 	ds, err := bob.DeviceList(ctx)
 	if err != nil || len(ds) != 1 || !ds[0].Self {
 		t.Fatalf("device list %+v, %v", ds, err)

@@ -286,6 +286,7 @@ func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) 
 	}
 	defer kp.Erase()
 	pol := &policy{Admins: [][]byte{n.selfID}, RateLimit: uint8(n.cfg.CommitRate)}
+	pol.Rotations = n.ownRotationsForPolicy() // accountrotate.go
 	g, err := mls.CreateGroup(&mls.CreateParams{
 		Suite: n.cfg.CipherSuite, Own: kp, Rand: rand.Reader, Now: n.cfg.Clock.Now(),
 		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}, newGroupSecretExtension()},
