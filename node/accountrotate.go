@@ -262,24 +262,36 @@ func (n *Node) learnRotations(pol *policy) {
 		return
 	}
 	n.dev.mu.Lock()
-	defer n.dev.mu.Unlock()
-	added := false
+	var added []*account.Rotation
 	for _, raw := range pol.Rotations {
 		r, err := account.ParseRotation(raw)
 		if err != nil {
 			continue
 		}
 		if ok, err := n.dev.rotations.Add(r); err == nil && ok {
-			added = true
+			added = append(added, r)
 		} else if err != nil && !errors.Is(err, account.ErrCompetingRotation) {
 			n.log.Warn("group rotation not taken", "err", err)
 		}
 	}
-	if added {
+	if len(added) > 0 {
 		if err := n.writeRotations(); err != nil {
 			n.log.Warn("save rotations", "err", err)
 		}
 	}
+	n.dev.mu.Unlock()
+	if len(added) == 0 {
+		return
+	}
+	// Into the other groups where this device is an admin. Not from
+	// here: this runs on one group's actor, which must not wait on others.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, r := range added {
+			n.spreadRotationToGroups(n.ctx, r)
+		}
+	}()
 }
 
 // ---- over the network ----
@@ -377,9 +389,10 @@ func (n *Node) takeRotation(ctx context.Context, remote peer.ID, frame []byte) e
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRotationRefused, err)
 	}
-	if added {
-		n.spreadRotationToGroups(ctx, r)
-	}
+	// Also when known already (learned from another group's Commit): a
+	// group of ours may not have it yet. queueRotation skips the groups
+	// that do.
+	n.spreadRotationToGroups(ctx, r)
 	return nil
 }
 
