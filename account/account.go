@@ -466,5 +466,19 @@ func (rs *Revocations) Revoked(c *Certificate) *Revocation {
 	return nil
 }
 
+// RevokedUnder is Revoked for an account whose key may have been rotated:
+// a revocation signed by any key of c's account chain, as rs knows the
+// chains, covers c.
+func (rs *Revocations) RevokedUnder(c *Certificate, rots *Rotations) *Revocation {
+	acct := rots.Current(c.Account)
+	for _, r := range rs.list {
+		if rots.Current(r.Account).Equal(acct) &&
+			(bytes.Equal(r.SignatureKey, c.Device.SignatureKey) || bytes.Equal(r.Peer, c.Device.Peer)) {
+			return r
+		}
+	}
+	return nil
+}
+
 // List returns the kept revocations, oldest added first.
 func (rs *Revocations) List() []*Revocation { return rs.list }

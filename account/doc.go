@@ -51,10 +51,8 @@
 //     revocation (account-signed, names the device's MLS key and peer id)
 //     goes to every member, and the sibling commits the removal of its
 //     leaves in every group. The thief can race by revoking the siblings;
-//     the person then rotates the account key (a new key, certified by the
-//     old one together with the list of devices it keeps; members that see
-//     both keep the newer chain) — described, not built yet. Until then a
-//     stolen, unlocked device with the key is the account's equal.
+//     the person then rotates the account key (Rotation, below). Until then
+//     a stolen, unlocked device with the key is the account's equal.
 //   - A stolen backup is an age file under an scrypt passphrase: without
 //     the passphrase it reveals its size only. It holds the account key
 //     and history, never MLS epoch secrets, so it cannot decrypt traffic;
@@ -91,4 +89,56 @@
 //     revoked device that still holds the account key, and any device it
 //     certifies anew, is only kept out by members' refusals until the
 //     account key is rotated.
+//
+// # Rotating the account key
+//
+// When the account key itself may have leaked (a stolen device that held
+// it, a stolen backup whose passphrase may be known), a device of the
+// account runs grove account rotate:
+//
+//  0. The person revokes the lost devices first: a rotation keeps every
+//     device that is not revoked, and hands it the new key.
+//  1. It makes a new key and a Rotation: old key, new key, a sequence
+//     number (1 for the first rotation away from the account's original
+//     key, one more each time), and the devices the account keeps (the
+//     non-revoked ones, by MLS signature key and peer id). Both keys sign
+//     it: the old to show the account's holder made it, the new so that
+//     nobody can claim another's key as theirs.
+//  2. The kept devices keep their leaves and credentials: a device's MLS
+//     credential identity is what every member, every stored message and
+//     commitorder name it by, so it does not change. Their certificates
+//     under the old key stay valid because the rotation, signed by the new
+//     key, lists them: that list is the re-certification. The device list
+//     each device keeps is certified again under the new key, and every
+//     certificate made from then on (a linked device, a restored home) is
+//     signed by it.
+//  3. How peers learn it: the rotation goes into the group policy (the
+//     GroupContext extension, node/identity.go) of every group with a
+//     device of the account, committed by an admin (the rotating device
+//     where it is one; else an admin that is handed the rotation commits
+//     it), so every member, and every later joiner through its Welcome,
+//     reads the same chain from the group state. It is also handed to
+//     every peer the device meets over /grove/account-rotate/1, with the
+//     new private key for the account's kept devices only (the channel is
+//     libp2p's Noise, authenticated by the peer id the device list
+//     certifies).
+//  4. From the commit on, members refuse a device certificate signed by
+//     the old key for a device the rotation does not keep (ErrOldKey):
+//     deterministically in commit validity (a Commit adding such a leaf,
+//     or an admin-account external join with it, is invalid for every
+//     member, since all read the rotation from the parent epoch), and
+//     locally where the decision is the member's (serving a GroupInfo,
+//     adding a KeyPackage).
+//
+// What a stolen old key can still do: sign a competing rotation to a key
+// of the thief's. The tie rule is first seen wins: a member, and a
+// group's policy, that holds a rotation away from a key refuses any other
+// rotation away from it (ErrCompetingRotation), and each next rotation
+// must continue the sequence. The person's rotation reaches every group
+// of the account within a commit, so the thief can only win where the
+// person's rotation has not arrived yet (a group the person is not in,
+// or a peer that was offline); the person sees that in the groups it
+// shares with them. A device revoked before the rotation is not kept: it
+// gets neither the new key nor standing for its certificate, so its old
+// key certifies nothing any member accepts.
 package account

@@ -77,10 +77,18 @@ func accountJoinCommitter(parent *mls.Group, data []byte, sc *mls.StagedCommit) 
 	if err != nil || mi.Cert == nil {
 		return nil
 	}
+	// Under the group's account rotations: a device certified by a
+	// replaced key that the rotation does not keep is no device of the
+	// account (accountrotate.go).
+	rots := groupRotations(parent)
+	joiner, err := rots.Accept(mi.Cert)
+	if err != nil {
+		return nil
+	}
 	for _, ad := range groupPolicy(parent).Admins {
 		for _, pm := range parent.Members() {
 			if bytes.Equal(pm.Identity, ad) {
-				if k := memberAccount(pm); k != nil && k.Equal(mi.Cert.Account) {
+				if k := memberAccountIn(rots, pm); k != nil && k.Equal(joiner) {
 					return pm.Identity
 				}
 			}
@@ -130,10 +138,13 @@ func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remo
 		return nil, eid, nil, errNotAccountAdmin
 	}
 	n.dev.mu.Lock()
-	revoked := n.dev.revoked.Revoked(cert) != nil
+	revoked := n.dev.revoked.RevokedUnder(cert, &n.dev.rotations) != nil
 	n.dev.mu.Unlock()
 	if revoked {
 		return nil, eid, nil, errors.New("device revoked")
+	}
+	if err := n.checkCertLocally(cert); err != nil {
+		return nil, eid, nil, err
 	}
 	a, err := n.lookup(hex.EncodeToString(gid))
 	if err != nil || !bytes.Equal(a.id, gid) {
@@ -144,11 +155,14 @@ func (n *Node) accountGroupInfo(ctx context.Context, gid, certBytes []byte, remo
 		if g == nil || a.phase == phaseRemoved {
 			return errNotMember
 		}
-		if !slices.ContainsFunc(adminAccounts(g, groupPolicy(g).Admins), cert.Account.Equal) {
+		joiner, err := groupRotations(g).Accept(cert)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrOldAccountKey, err)
+		}
+		if !slices.ContainsFunc(adminAccounts(g, groupPolicy(g).Admins), joiner.Equal) {
 			return errNotAccountAdmin
 		}
 		eid = e
-		var err error
 		if gi, err = g.GroupInfo(true); err != nil {
 			return err
 		}
@@ -356,7 +370,7 @@ func accountAdminIn(g *mls.Group, acct account.PublicKey) []byte {
 	for _, ad := range groupPolicy(g).Admins {
 		for _, m := range g.Members() {
 			if bytes.Equal(m.Identity, ad) {
-				if k := memberAccount(m); k != nil && k.Equal(acct) {
+				if k := memberAccount(g, m); k != nil && k.Equal(acct) {
 					return m.Identity
 				}
 			}

@@ -148,7 +148,7 @@ func (n *Node) RequestChange(ctx context.Context, req api.ChangeRequest) (api.Ch
 			if it, err = a.removeIntent(req.Member); err != nil {
 				return err
 			}
-		case api.ChangePromote, api.ChangeDemote, api.ChangeRename:
+		case api.ChangePromote, api.ChangeDemote, api.ChangeRename, api.ChangeHistory:
 			var err error
 			if it, err = a.policyIntent(req); err != nil {
 				return err
@@ -175,7 +175,7 @@ func (n *Node) RequestChange(ctx context.Context, req api.ChangeRequest) (api.Ch
 		default:
 			return api.Errorf(api.CodeInvalidArgument, "unknown change %q", req.Kind)
 		}
-		out = a.trackChange(it, api.Change{Group: a.hexID, Kind: req.Kind, Member: req.Member, Name: req.Name}).c
+		out = a.trackChange(it, api.Change{Group: a.hexID, Kind: req.Kind, Member: req.Member, Name: req.Name, History: req.History}).c
 		return nil
 	})
 	return out, err

@@ -39,8 +39,11 @@ type devState struct {
 	cert    *account.Certificate   // ours
 	devices []*account.Certificate // the account's devices known here, ours first
 	revoked account.Revocations
-	links   map[[8]byte]*pendingLink // link codes issued and not yet used (link.go)
-	used    map[[8]byte]bool         // link codes used, so a replay is told so
+	// rotations: the account rotations known here, any account's
+	// (accountrotate.go).
+	rotations account.Rotations
+	links     map[[8]byte]*pendingLink // link codes issued and not yet used (link.go)
+	used      map[[8]byte]bool         // link codes used, so a replay is told so
 	// selfRevoked: our own account revoked this device; it no longer
 	// links devices or signs for the account.
 	selfRevoked bool
@@ -60,6 +63,9 @@ type devState struct {
 func (n *Node) loadAccount(name string) (memberIdentity, error) {
 	self := memberIdentity{Name: name, Peer: n.net.ID()}
 	if err := n.loadRevocations(); err != nil {
+		return self, err
+	}
+	if err := n.loadRotations(); err != nil {
 		return self, err
 	}
 	if _, err := n.db.Setting(settingRevokedSelf); err == nil {
@@ -124,6 +130,15 @@ func (n *Node) loadAccount(name string) (memberIdentity, error) {
 		}
 	}
 	self.Name, self.Cert = n.dev.cert.Device.AccountName, n.dev.cert
+	// After a rotation the credential keeps carrying the certificate of
+	// the key it was made under (accountrotate.go).
+	ic, err := n.identityCert()
+	if err != nil {
+		return self, err
+	}
+	if ic != nil && ic.Binds(n.sig.PublicKey(), []byte(n.net.ID())) == nil {
+		self.Name, self.Cert = ic.Device.AccountName, ic
+	}
 	return self, nil
 }
 
@@ -273,14 +288,24 @@ func verifyDevice(identity, sigKey []byte) (memberIdentity, error) {
 	return mi, nil
 }
 
-// memberAccount is the account key of member m when its identity carries a
-// certificate that holds for its leaf, else nil.
-func memberAccount(m mls.Member) account.PublicKey {
+// memberAccount is the current account key of member m of g when its
+// identity carries a certificate that holds for its leaf and that the
+// account rotations in g's policy accept, else nil.
+func memberAccount(g *mls.Group, m mls.Member) account.PublicKey {
+	return memberAccountIn(groupRotations(g), m)
+}
+
+// memberAccountIn is memberAccount under the rotations rots.
+func memberAccountIn(rots *account.Rotations, m mls.Member) account.PublicKey {
 	mi, err := verifyDevice(m.Identity, m.SignatureKey)
 	if err != nil || mi.Cert == nil {
 		return nil
 	}
-	return mi.Cert.Account
+	k, err := rots.Accept(mi.Cert)
+	if err != nil {
+		return nil
+	}
+	return k
 }
 
 // ---- admin rights belong to the account ----
@@ -289,11 +314,12 @@ func memberAccount(m mls.Member) account.PublicKey {
 // certified by one of them is an admin too. Read from the group state
 // alone, so every member judges commits alike.
 func adminAccounts(g *mls.Group, admins [][]byte) []account.PublicKey {
+	rots := groupRotations(g)
 	var out []account.PublicKey
 	for _, ad := range admins {
 		for _, m := range g.Members() {
 			if bytes.Equal(m.Identity, ad) {
-				if k := memberAccount(m); k != nil {
+				if k := memberAccountIn(rots, m); k != nil {
 					out = append(out, k)
 				}
 			}
@@ -311,16 +337,13 @@ func groupAdmins(g *mls.Group) [][]byte {
 	if len(accts) == 0 {
 		return admins
 	}
+	rots := groupRotations(g)
 	out := slices.Clone(admins)
 	for _, m := range g.Members() {
 		if slices.ContainsFunc(out, func(b []byte) bool { return bytes.Equal(b, m.Identity) }) {
 			continue
 		}
-		mi, err := parseIdentity(m.Identity)
-		if err != nil || mi.Cert == nil || !slices.ContainsFunc(accts, mi.Cert.Account.Equal) {
-			continue
-		}
-		if k := memberAccount(m); k != nil {
+		if k := memberAccountIn(rots, m); k != nil && slices.ContainsFunc(accts, k.Equal) {
 			out = append(out, m.Identity)
 		}
 	}
@@ -336,7 +359,8 @@ func isGroupAdmin(g *mls.Group, identity []byte) bool {
 // ---- revoked devices (enforced locally; see revoke.go) ----
 
 // revokedIdentity reports whether identity carries a certificate that a
-// known revocation covers.
+// known revocation covers, or that a known rotation of its account key
+// does not keep (accountrotate.go).
 func (n *Node) revokedIdentity(identity []byte) bool {
 	mi, err := parseIdentity(identity)
 	if err != nil || mi.Cert == nil {
@@ -344,7 +368,10 @@ func (n *Node) revokedIdentity(identity []byte) bool {
 	}
 	n.dev.mu.Lock()
 	defer n.dev.mu.Unlock()
-	return n.dev.revoked.Revoked(mi.Cert) != nil
+	if _, err := n.dev.rotations.Accept(mi.Cert); err != nil {
+		return true
+	}
+	return n.dev.revoked.RevokedUnder(mi.Cert, &n.dev.rotations) != nil
 }
 
 // revokedPeer reports whether p is a device some known revocation covers.

@@ -184,6 +184,7 @@ type groupActor struct {
 	// muted and joinedAt are device-local settings (manage.go).
 	muted    bool
 	joinedAt time.Time
+	joinedNs atomic.Int64 // joinedAt for other goroutines (history.go)
 	// rejects sums rejected messages for the log (reject.go); shown is
 	// the names members are shown by (names.go). Both are reached from
 	// other goroutines and guard themselves.
@@ -508,5 +509,8 @@ func (a *groupActor) info() api.Group {
 	}
 	g.Sync = api.SyncState{CatchingUp: a.syncs > 0}
 	g.Muted, g.JoinedAt = a.muted, a.joinedAt
+	if hg != nil {
+		g.HistoryForNewMembers = groupPolicy(hg).History // history.go
+	}
 	return g
 }

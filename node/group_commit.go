@@ -39,6 +39,10 @@ type intent struct {
 	relay  bool            // add from a member's join request: relay the Welcome
 	op     policyOp        // intentPolicy: which change (manage.go)
 	name   string          // intentPolicy rename: the new name
+	// intentPolicy opRotation's account rotation (accountrotate.go) and
+	// opHistory's history for new members (history.go).
+	rotation []byte
+	history  historyWindow
 	// abandoned: an add whose joiner gave up after it was committed
 	// (abandonAdd). If that Commit loses to a sibling, commitorder hands
 	// the intent back; it is then dropped, never added again.
@@ -451,7 +455,13 @@ func commitRule(parent, next *mls.Group, sender mls.Sender) rejectReason {
 		}
 		// A new leaf's device certificate must hold for it: signed by the
 		// account it names, for this very key and peer (devices.go).
-		if _, err := verifyDevice(m.Identity, m.SignatureKey); errors.Is(err, ErrDeviceCertificate) {
+		mi, err := verifyDevice(m.Identity, m.SignatureKey)
+		if errors.Is(err, ErrDeviceCertificate) {
+			return rejectDevice
+		}
+		// Nor certified by an account key the group knows was replaced,
+		// for a device its rotation does not keep (accountrotate.go).
+		if err == nil && mi.Cert != nil && acceptedCert(groupRotations(next), mi.Cert) != nil {
 			return rejectDevice
 		}
 		for j, o := range ms {

@@ -41,7 +41,7 @@ func (a *groupActor) memberEvents(parent, next *mls.Group) {
 		before[string(m.Identity)] = true
 	}
 	after := map[string]bool{}
-	nextNames, parentNames := displayNames(identities(next)), displayNames(identities(parent))
+	nextNames, parentNames := displayNamesOf(next), displayNamesOf(parent)
 	for _, m := range next.Members() {
 		after[string(m.Identity)] = true
 		if !before[string(m.Identity)] {
@@ -78,6 +78,11 @@ func (a *groupActor) apiMember(g *mls.Group, m mls.Member, shown map[string]stri
 		// for this leaf names the device (devices.go).
 		if v, err := verifyDevice(m.Identity, m.SignatureKey); err == nil && v.Cert != nil {
 			out.Device, out.Account = v.Cert.Device.Name, v.Cert.Account.Fingerprint()
+			// The account's current key once it was rotated
+			// (accountrotate.go), so that one person shows one account.
+			if k := memberAccount(g, m); k != nil {
+				out.Account = k.Fingerprint()
+			}
 		}
 	}
 	out.Self = bytes.Equal(m.Identity, a.n.selfID)
@@ -91,7 +96,7 @@ func (a *groupActor) members() []api.Member {
 		return nil
 	}
 	var out []api.Member
-	shown := displayNames(identities(g))
+	shown := displayNamesOf(g)
 	for _, m := range g.Members() {
 		out = append(out, a.apiMember(g, m, shown))
 	}

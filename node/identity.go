@@ -156,10 +156,17 @@ const ExtensionPolicy mls.ExtensionType = 0xF0A1
 // Policy versions: 2 adds the group's shared name (a rename, manage.go).
 // A policy without a name is written as version 1, so that the policy of
 // every group made before renames existed keeps its bytes.
+// Version 3 adds the account rotations (accountrotate.go) and the history
+// a new member is sent (history.go), and is written only when either is
+// set.
 const (
 	policyVersion     = 1
 	policyVersionName = 2
+	policyVersionV3   = 3
 )
+
+// maxPolicyRotations bounds the rotations a policy holds.
+const maxPolicyRotations = 32
 
 // policy: who may add and remove (admins, by credential identity) and how
 // many of the last RateWindow canonical commits one member may author.
@@ -169,13 +176,24 @@ type policy struct {
 	Admins    [][]byte
 	RateLimit uint8
 	Name      string
+	// Rotations are the account rotations known to the group, encoded
+	// (account.Rotation), in the order committed: members read each
+	// account's chain from them (accountrotate.go).
+	Rotations [][]byte
+	// History is how far back a new member is sent the group's messages
+	// by the member that adds it; zero sends nothing.
+	History time.Duration
 }
 
 func (p *policy) marshal() []byte {
 	var w wbuf
-	if p.Name != "" {
+	v3 := len(p.Rotations) > 0 || p.History > 0
+	switch {
+	case v3:
+		w.u8(policyVersionV3)
+	case p.Name != "":
 		w.u8(policyVersionName)
-	} else {
+	default:
 		w.u8(policyVersion)
 	}
 	w.u8(p.RateLimit)
@@ -183,8 +201,15 @@ func (p *policy) marshal() []byte {
 	for _, a := range p.Admins {
 		w.vec(a)
 	}
-	if p.Name != "" {
+	if p.Name != "" || v3 {
 		w.vec([]byte(p.Name))
+	}
+	if v3 {
+		w.u8(byte(len(p.Rotations)))
+		for _, r := range p.Rotations {
+			w.vec(r)
+		}
+		w.u64(uint64(p.History / time.Second))
 	}
 	return w.b
 }
@@ -192,7 +217,7 @@ func (p *policy) marshal() []byte {
 func unmarshalPolicy(data []byte) (*policy, error) {
 	r := rbuf{b: data}
 	v := r.u8("policy version")
-	if r.err == nil && v != policyVersion && v != policyVersionName {
+	if r.err == nil && v != policyVersion && v != policyVersionName && v != policyVersionV3 {
 		return nil, fmt.Errorf("%w: policy version %d", ErrMalformed, v)
 	}
 	p := &policy{RateLimit: r.u8("rate limit")}
@@ -205,6 +230,25 @@ func unmarshalPolicy(data []byte) (*policy, error) {
 		if r.err == nil && p.Name == "" {
 			// Canonical: an unnamed policy is version 1.
 			return nil, fmt.Errorf("%w: version 2 policy without a name", ErrMalformed)
+		}
+	}
+	if v == policyVersionV3 {
+		p.Name = string(r.vec(maxNameLen, "group name"))
+		nr := int(r.u8("rotations"))
+		if nr > maxPolicyRotations {
+			return nil, fmt.Errorf("%w: policy with %d rotations", ErrMalformed, nr)
+		}
+		for i := 0; i < nr && r.err == nil; i++ {
+			p.Rotations = append(p.Rotations, r.vec(account.MaxRotationBytes, "rotation"))
+		}
+		secs := r.u64("history")
+		if secs > uint64(maxHistoryForNewMembers/time.Second) {
+			return nil, fmt.Errorf("%w: policy history of %d seconds", ErrMalformed, secs)
+		}
+		p.History = time.Duration(secs) * time.Second
+		if r.err == nil && len(p.Rotations) == 0 && p.History == 0 {
+			// Canonical: a policy without either is version 1 or 2.
+			return nil, fmt.Errorf("%w: version 3 policy without rotations or history", ErrMalformed)
 		}
 	}
 	if err := r.done("policy"); err != nil {

@@ -286,6 +286,7 @@ func (n *Node) CreateGroup(ctx context.Context, name string) (api.Group, error) 
 	}
 	defer kp.Erase()
 	pol := &policy{Admins: [][]byte{n.selfID}, RateLimit: uint8(n.cfg.CommitRate)}
+	pol.Rotations = n.ownRotationsForPolicy() // accountrotate.go
 	g, err := mls.CreateGroup(&mls.CreateParams{
 		Suite: n.cfg.CipherSuite, Own: kp, Rand: rand.Reader, Now: n.cfg.Clock.Now(),
 		Extensions: mls.Extensions{{Type: ExtensionPolicy, Data: pol.marshal()}, newGroupSecretExtension()},
@@ -522,6 +523,7 @@ func (n *Node) Join(ctx context.Context, code string) (api.Group, error) {
 		return api.Group{}, err
 	}
 	a.post(func() { a.setJoined(n.cfg.Clock.Now()) })
+	n.fetchMemberHistory(a, pid) // history.go
 	n.emit(api.Event{Kind: api.EventGroupJoined, Group: a.hexID, Time: n.cfg.Clock.Now()})
 	var out api.Group
 	err = a.do(ctx, func() error { out = a.info(); return nil })

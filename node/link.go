@@ -22,7 +22,6 @@ import (
 	"grove/account"
 	"grove/node/api"
 	"grove/p2p"
-	"grove/store"
 )
 
 // protocolLink carries one link exchange.
@@ -281,15 +280,6 @@ func (n *Node) linkFresh() error {
 	return nil
 }
 
-// History frames after the grant: a header with the message count, the
-// sealed batches (account.SealHistory), an end frame with the batch count.
-const (
-	linkHistoryHeader = 2
-	linkHistoryBatch  = 3
-	linkHistoryEnd    = 4
-	historyBatchMsgs  = 512
-)
-
 // sendHistory streams every message of this device's view, group by group,
 // to the linked device.
 func (n *Node) sendHistory(s p2p.Stream, code *account.LinkCode, remote peer.ID) error {
@@ -303,37 +293,7 @@ func (n *Node) sendHistory(s p2p.Stream, code *account.LinkCode, remote peer.ID)
 			all = append(all, account.Message{Group: m.Group, ID: m.ID, Time: m.Time, Sender: m.Sender, Text: m.Text, Epoch: m.Epoch})
 		}
 	}
-	var w wbuf
-	w.u8(linkHistoryHeader)
-	w.u64(uint64(len(all)))
-	if err := s.Send(w.b); err != nil {
-		return err
-	}
-	var batches uint64
-	for i := 0; i < len(all); {
-		// A batch stays under the frame limit: messages are up to 64 KiB.
-		j, size := i, 0
-		for j < len(all) && j-i < historyBatchMsgs && size+len(all[j].Text)+256 < account.MaxHistoryBatch {
-			size += len(all[j].Text) + len(all[j].Sender) + 64
-			j++
-		}
-		sealed, err := account.SealHistory(code, []byte(remote), batches, all[i:j])
-		if err != nil {
-			return err
-		}
-		w = wbuf{}
-		w.u8(linkHistoryBatch)
-		w.raw(sealed)
-		if err := s.Send(w.b); err != nil {
-			return err
-		}
-		batches++
-		i = j
-	}
-	w = wbuf{}
-	w.u8(linkHistoryEnd)
-	w.u64(batches)
-	return s.Send(w.b)
+	return sendHistoryFrames(s, code, remote, all) // history.go
 }
 
 // frameReader is what receiveHistory reads from (a p2p.Stream).
@@ -343,61 +303,16 @@ type frameReader interface{ Recv() ([]byte, error) }
 // that does not authenticate, a stream cut short or counts that disagree
 // store nothing. It reports progress through Config.LinkProgress.
 func (n *Node) receiveHistory(r frameReader, code *account.LinkCode) (int, error) {
-	frame, err := r.Recv()
+	got, err := readHistoryFrames(r, code, n.net.ID(), -1, n.cfg.LinkProgress) // history.go
 	if err != nil {
-		return 0, fmt.Errorf("history header: %w", err)
-	}
-	hb := rbuf{b: frame}
-	if hb.u8("kind") != linkHistoryHeader {
-		return 0, fmt.Errorf("%w: no history header", ErrMalformed)
-	}
-	total := hb.u64("count")
-	if err := hb.done("history header"); err != nil {
 		return 0, err
 	}
-	var got []store.Message
-	for idx := uint64(0); ; idx++ {
-		frame, err := r.Recv()
-		if err != nil {
-			return 0, fmt.Errorf("history cut short after %d of %d messages: %w", len(got), total, err)
-		}
-		if len(frame) == 0 {
-			return 0, fmt.Errorf("%w: empty history frame", ErrMalformed)
-		}
-		switch frame[0] {
-		case linkHistoryBatch:
-			msgs, err := account.OpenHistory(code, []byte(n.net.ID()), idx, frame[1:])
-			if err != nil {
-				return 0, err
-			}
-			for _, m := range msgs {
-				got = append(got, store.Message{Group: m.Group, ID: store.MessageID(m.ID), Time: m.Time, Sender: m.Sender, Text: m.Text, Epoch: m.Epoch})
-			}
-			if uint64(len(got)) > total {
-				return 0, fmt.Errorf("%w: more history than announced", ErrMalformed)
-			}
-			if n.cfg.LinkProgress != nil {
-				n.cfg.LinkProgress(len(got), int(total))
-			}
-		case linkHistoryEnd:
-			eb := rbuf{b: frame[1:]}
-			batches := eb.u64("batches")
-			if err := eb.done("history end"); err != nil {
-				return 0, err
-			}
-			if batches != idx || uint64(len(got)) != total {
-				return 0, fmt.Errorf("%w: history of %d messages in %d batches, announced %d in %d", ErrMalformed, len(got), idx, total, batches)
-			}
-			for i := 0; i < len(got); i += 1000 {
-				if _, err := n.db.AddMessages(got[i:min(i+1000, len(got))]); err != nil {
-					return 0, fmt.Errorf("store history: %w", err)
-				}
-			}
-			return len(got), nil
-		default:
-			return 0, fmt.Errorf("%w: history frame kind %d", ErrMalformed, frame[0])
+	for i := 0; i < len(got); i += 1000 {
+		if _, err := n.db.AddMessages(got[i:min(i+1000, len(got))]); err != nil {
+			return 0, fmt.Errorf("store history: %w", err)
 		}
 	}
+	return len(got), nil
 }
 
 // sanitizeRemote bounds a peer's error text for our messages.

@@ -66,6 +66,7 @@ func (a *groupActor) loadLocalSettings() {
 	}
 	if raw, err := a.n.db.Setting(joinedSetting(a.hexID)); err == nil && len(raw) == 8 {
 		a.joinedAt = time.Unix(0, int64(binary.BigEndian.Uint64(raw))).UTC()
+		a.joinedNs.Store(a.joinedAt.UnixNano())
 	}
 }
 
@@ -93,6 +94,7 @@ func (a *groupActor) setJoined(t time.Time) {
 		return
 	}
 	a.joinedAt = t.UTC()
+	a.joinedNs.Store(t.UnixNano())
 }
 
 // shownName returns the group's local name from any goroutine (the actor
@@ -116,13 +118,19 @@ func (a *groupActor) policyIntent(req api.ChangeRequest) (*intent, error) {
 	pol := groupPolicy(g)
 	if !a.isAdmin() {
 		what := "rename the group"
-		if req.Kind != api.ChangeRename {
+		switch req.Kind {
+		case api.ChangeHistory:
+			what = "change the group's history for new members"
+		case api.ChangeRename:
+		default:
 			what = "promote or demote members"
 		}
 		return nil, api.Errorf(api.CodeForbidden, "only admins may %s", what)
 	}
 	it := &intent{kind: intentPolicy}
 	switch req.Kind {
+	case api.ChangeHistory:
+		return historyIntent(req, pol) // history.go
 	case api.ChangeRename:
 		if err := checkGroupName(req.Name); err != nil {
 			return nil, err
@@ -215,9 +223,12 @@ func adminMembers(g *mls.Group, admins [][]byte) int {
 }
 
 func (p *policy) clone() *policy {
-	out := &policy{RateLimit: p.RateLimit, Name: p.Name}
+	out := &policy{RateLimit: p.RateLimit, Name: p.Name, History: p.History}
 	for _, a := range p.Admins {
 		out.Admins = append(out.Admins, bytes.Clone(a))
+	}
+	for _, r := range p.Rotations {
+		out.Rotations = append(out.Rotations, bytes.Clone(r))
 	}
 	return out
 }
@@ -260,6 +271,13 @@ func (a *groupActor) applyToPolicy(parent *mls.Group, pol *policy, it *intent) b
 			return false
 		}
 		pol.Name = it.name
+	case opRotation:
+		return applyRotation(pol, it.rotation)
+	case opHistory:
+		if pol.History == it.history {
+			return false
+		}
+		pol.History = it.history
 	default:
 		return false
 	}
@@ -299,7 +317,13 @@ func policyRule(parent, next *mls.Group) rejectReason {
 	if adminMembers(next, p.Admins) == 0 {
 		return rejectPolicy
 	}
-	return ""
+	prev := &policy{}
+	if hadPolicy {
+		if prev, err = unmarshalPolicy(before.Data); err != nil {
+			prev = &policy{}
+		}
+	}
+	return rotationRule(prev, p)
 }
 
 // notePolicy tells subscribers what a newly applied epoch changed in the
@@ -309,7 +333,8 @@ func (a *groupActor) notePolicy(parent, next *mls.Group) {
 		return
 	}
 	before, after := groupPolicy(parent), groupPolicy(next)
-	shown := displayNames(identities(next))
+	a.n.learnRotations(after)
+	shown := displayNamesOf(next)
 	name := func(id []byte) string {
 		if s, ok := shown[string(id)]; ok {
 			return s
@@ -391,6 +416,8 @@ func (a *groupActor) policyChangeDone(w *changeWait) bool {
 		return !containsID(pol.Admins, w.target)
 	case api.ChangeRename:
 		return pol.Name == w.c.Name
+	case api.ChangeHistory:
+		return pol.History == w.c.History
 	}
 	return false
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"grove/account"
 	"grove/mls"
 )
 
@@ -129,16 +130,38 @@ func nameTag(identity []byte) string {
 // certificate was verified when the leaf entered the group (commitRule,
 // addConflict), and senders are members.
 func personKey(identity []byte, mi memberIdentity) []byte {
+	return personKeyIn(identity, mi, nil)
+}
+
+// personKeyIn is personKey with the account followed through the
+// rotations rots (accountrotate.go): one person whose key was rotated
+// stays one person.
+func personKeyIn(identity []byte, mi memberIdentity, rots *account.Rotations) []byte {
 	if mi.Cert != nil {
-		return append([]byte("account:"), mi.Cert.Account...)
+		acct := mi.Cert.Account
+		if rots != nil {
+			acct = rots.Current(acct)
+		}
+		return append([]byte("account:"), acct...)
 	}
 	return identity
+}
+
+// displayNamesOf is displayNames of g's members, under g's account
+// rotations.
+func displayNamesOf(g *mls.Group) map[string]string {
+	return displayNamesIn(identities(g), groupRotations(g))
 }
 
 // displayNames returns, for each identity (by its string form), the name to
 // show: the name itself, or "name #tag" when another identity in the set has
 // a name with the same skeleton. Identities that do not parse are left out.
 func displayNames(identities [][]byte) map[string]string {
+	return displayNamesIn(identities, nil)
+}
+
+// displayNamesIn is displayNames under the account rotations rots.
+func displayNamesIn(identities [][]byte, rots *account.Rotations) map[string]string {
 	type entry struct {
 		id   []byte
 		name string
@@ -153,7 +176,7 @@ func displayNames(identities [][]byte) map[string]string {
 		if err != nil {
 			continue
 		}
-		key := personKey(id, mi)
+		key := personKeyIn(id, mi, rots)
 		person[string(id)] = key
 		k := nameSkeleton(mi.Name)
 		dup := false
@@ -196,7 +219,7 @@ type shownNames struct {
 // update takes the members of g, the new head.
 func (s *shownNames) update(g *mls.Group) {
 	ids := identities(g)
-	names := displayNames(ids)
+	names := displayNamesOf(g)
 	skel := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if mi, err := parseIdentity(id); err == nil {

@@ -158,6 +158,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.net.Serve(ProtocolFile, n.serveFile) // files.go
 	n.net.Serve(protocolLink, n.serveLink)
 	n.net.Serve(protocolRevoke, n.serveRevoke)
+	n.net.Serve(protocolAccountRotate, n.serveAccountRotate)
+	n.net.Serve(protocolMemberHistory, n.serveMemberHistory)
 	n.net.Serve(protocolAccountJoin, n.serveAccountJoin)
 	// /grove/keypackage/1 is deliberately not served: a device's KeyPackage
 	// reaches a group only inside a join request it makes itself (invite
@@ -435,7 +437,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		Fingerprint: fingerprint(n.sig.PublicKey(), n.selfID),
 		Addrs:       addrs, Groups: ng, Peers: len(n.net.Peers()),
 		StartedAt: n.started, Version: Version,
-		Device: n.self.deviceName(), Account: n.self.accountFingerprint(),
+		Device: n.self.deviceName(), Account: n.accountFingerprintNow(),
 		ReceiptsOff: !n.receiptsOn(),
 	}, nil
 }
@@ -522,6 +524,7 @@ func (n *Node) apiMessage(a *groupActor, m store.Message) api.Message {
 	// and peer id together), never merely from our peer id: a member that
 	// forged a credential with our peer id must not pass as us.
 	out.Own = bytes.Equal(m.Sender, n.selfID)
+	out.BeforeJoined = a.beforeJoined(m.Time) // history.go
 	if out.Own {
 		if e, err := n.db.Outbox(a.id, m.ID); err == nil && e.State == store.OutboxPending {
 			out.Pending = true

@@ -70,7 +70,7 @@ func (n *Node) DeviceList(ctx context.Context) ([]api.Device, error) {
 			Self: pid == n.net.ID(), Online: connected[pid],
 		}
 		n.dev.mu.Lock()
-		d.Revoked = n.dev.revoked.Revoked(c) != nil
+		d.Revoked = n.dev.revoked.RevokedUnder(c, &n.dev.rotations) != nil
 		d.LastSeen = n.dev.lastSeen[pid]
 		n.dev.mu.Unlock()
 		if d.Self {
@@ -90,15 +90,17 @@ func (n *Node) peerSeen(p peer.ID, connected bool) {
 	}
 	n.dev.lastSeen[p] = n.cfg.Clock.Now()
 	var own []*account.Revocation
+	var rots []*account.Rotation
 	if n.dev.key != nil && connected {
 		for _, r := range n.dev.revoked.List() {
-			if r.Account.Equal(n.dev.key.Public()) {
+			if n.dev.rotations.Current(r.Account).Equal(n.dev.key.Public()) {
 				own = append(own, r)
 			}
 		}
+		rots = n.dev.rotations.Chain(n.dev.key.Public())
 	}
 	n.dev.mu.Unlock()
-	if len(own) == 0 {
+	if len(own) == 0 && len(rots) == 0 {
 		return
 	}
 	n.wg.Add(1)
@@ -107,6 +109,20 @@ func (n *Node) peerSeen(p peer.ID, connected bool) {
 		// A peer that has just started may not serve the protocol yet
 		// (its host dials out before the node installs its handlers):
 		// a few tries, backing off.
+		// The rotations first: a revocation signed by a new key is
+		// refused by a peer that does not know the key yet.
+		for _, r := range rots {
+			for try, wait := 0, time.Second; try < revokePushTries; try, wait = try+1, wait*2 {
+				if n.pushRotation(p, r) == nil {
+					break
+				}
+				select {
+				case <-n.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
 		for _, r := range own {
 			for try, wait := 0, time.Second; try < revokePushTries; try, wait = try+1, wait*2 {
 				if n.pushRevocation(p, r) == nil {
@@ -201,9 +217,12 @@ func (a *groupActor) removeRevoked(c *account.Certificate) error {
 	if g == nil || a.phase == phaseRemoved {
 		return nil
 	}
+	a.n.dev.mu.Lock()
+	acct := a.n.dev.rotations.Current(c.Account)
+	a.n.dev.mu.Unlock()
 	for _, m := range g.Members() {
 		mi, err := verifyDevice(m.Identity, m.SignatureKey)
-		if err != nil || mi.Cert == nil || !mi.Cert.Account.Equal(c.Account) ||
+		if err != nil || mi.Cert == nil || !a.n.currentAccount(mi.Cert.Account).Equal(acct) ||
 			!bytes.Equal(m.SignatureKey, c.Device.SignatureKey) && string(mi.Peer) != string(c.Device.Peer) {
 			continue
 		}
@@ -228,10 +247,10 @@ func sameAccount(g *mls.Group, a, b []byte) bool {
 	var ka, kb account.PublicKey
 	for _, m := range g.Members() {
 		if bytes.Equal(m.Identity, a) {
-			ka = memberAccount(m)
+			ka = memberAccount(g, m)
 		}
 		if bytes.Equal(m.Identity, b) {
-			kb = memberAccount(m)
+			kb = memberAccount(g, m)
 		}
 	}
 	return ka != nil && ka.Equal(kb)
@@ -270,7 +289,9 @@ func (n *Node) takeRevocation(ctx context.Context, data []byte) error {
 	}
 	n.dev.mu.Lock()
 	defer n.dev.mu.Unlock()
-	added, err := n.dev.revoked.Add(r, cert.Account)
+	// Signed by the account's current key: once an account key is
+	// rotated, the old key (maybe its thief's) revokes nothing.
+	added, err := n.dev.revoked.Add(r, n.dev.rotations.Current(cert.Account))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRevocationRefused, err)
 	}

@@ -122,6 +122,9 @@ func FuzzIdentityAndPolicy(f *testing.F) {
 	f.Add((&policy{Admins: [][]byte{[]byte("a")}, RateLimit: 8}).marshal())
 	f.Add((&policy{Admins: [][]byte{[]byte("a")}, RateLimit: 8, Name: "infra"}).marshal())
 	f.Add([]byte{2, 8, 0, 0}) // version 2 with an empty name: not canonical
+	f.Add((&policy{Admins: [][]byte{[]byte("a")}, RateLimit: 8, History: 30 * 24 * time.Hour}).marshal())
+	f.Add((&policy{Admins: [][]byte{[]byte("a")}, Name: "x", Rotations: [][]byte{{1, 2, 3}}}).marshal())
+	f.Add([]byte{3, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // version 3 with neither: not canonical
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if id, err := parseIdentity(data); err == nil {
 			if got := id.marshal(); !bytes.Equal(got, data) {

@@ -156,6 +156,9 @@ type Group struct {
 	// zero for a group created here. Messages from before it are not
 	// available on this device.
 	JoinedAt time.Time `json:"joined_at,omitzero"`
+	// HistoryForNewMembers is how far back a new member is sent the
+	// group's messages when added (ChangeHistory); zero: nothing.
+	HistoryForNewMembers time.Duration `json:"history_for_new_members,omitempty"`
 }
 
 // Reach is how well a device is connected to the rest of a group.
@@ -259,6 +262,9 @@ type Message struct {
 	// was shown from it; Resent marks one re-sent after a fork.
 	Orphaned bool `json:"orphaned,omitempty"`
 	Resent   bool `json:"resent,omitempty"`
+	// BeforeJoined marks a message from before this device joined the
+	// group, sent to it as history by the member that added it.
+	BeforeJoined bool `json:"before_joined,omitempty"`
 	// Pending marks an own message not yet confirmed published.
 	Pending bool `json:"pending,omitempty"`
 	// Queued marks an own message sent while no other member was
@@ -294,6 +300,10 @@ const (
 	ChangePromote ChangeKind = "promote"
 	ChangeDemote  ChangeKind = "demote"
 	ChangeRename  ChangeKind = "rename"
+	// History sets how far back a new member is sent the group's
+	// messages by the member that adds it (ChangeRequest.History; zero
+	// turns it off). Admins only, in the group's policy like a rename.
+	ChangeHistory ChangeKind = "history"
 	// Mute and Unmute are local to this device (Group.Muted) and done at
 	// once.
 	ChangeMute   ChangeKind = "mute"
@@ -306,6 +316,8 @@ type ChangeRequest struct {
 	Kind   ChangeKind `json:"kind"`
 	Member string     `json:"member,omitempty"` // ChangeRemove, ChangePromote, ChangeDemote: whom
 	Name   string     `json:"name,omitempty"`   // ChangeRename: the new name
+	// ChangeHistory: how far back new members get the history; 0 is off.
+	History time.Duration `json:"history,omitempty"`
 }
 
 // ChangeState is how far a requested change has come.
@@ -338,6 +350,8 @@ type Change struct {
 	Epoch  uint64      `json:"epoch,omitempty"` // committed or done: the epoch that carries it
 	// Waiting says, while not done, what the change waits for.
 	Waiting string `json:"waiting,omitempty"`
+	// History: ChangeHistory's new setting.
+	History time.Duration `json:"history,omitempty"`
 }
 
 // Member is one member of a group.

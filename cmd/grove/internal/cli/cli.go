@@ -399,6 +399,8 @@ back from now (24h). One JSON object per message, oldest first.`},
 		{"device link", "[--no-wait] [--json]", "print a one-time code that links a new device to your account", (*env).cmdDeviceLink, deviceLinkHelp},
 		{"device list", "[--json]", "list the devices of your account", (*env).cmdDeviceList, ""},
 		{"device revoke", "DEVICE [--json]", "revoke a lost device of your account everywhere", (*env).cmdDeviceRevoke, deviceRevokeHelp},
+		{"group settings", "GROUP [--history-for-new-members 30d|off] [--timeout DURATION] [--json]", "show or change GROUP's settings (admins only)", (*env).cmdGroupSettings, groupSettingsHelp},
+		{"account rotate", "[--json]", "replace your account key when it may have leaked", (*env).cmdAccountRotate, accountRotateHelp},
 		{"backup create", "FILE [--passphrase-file FILE]", "write an encrypted backup of your account and history", (*env).cmdBackupCreate, backupCreateHelp},
 		{"backup restore", "FILE [--passphrase-file FILE] [--device NAME] [--key-file]", "make this fresh home a device of a backed-up account", (*env).cmdBackupRestore, backupRestoreHelp},
 		{"testnet", "run|demo [FLAGS]", "run many local nodes through a scenario (see grove testnet help)", (*env).cmdTestnet, ""},
@@ -431,7 +433,7 @@ func (e *env) run(args []string) error {
 	cmd, rest, ok := lookup(args)
 	if !ok {
 		if args[0] == "group" {
-			return usagef("unknown group command %q (want create, list, promote, demote, rename, mute or unmute)", strings.Join(args[1:], " "))
+			return usagef("unknown group command %q (want create, list, promote, demote, rename, settings, mute or unmute)", strings.Join(args[1:], " "))
 		}
 		if args[0] == "passphrase" {
 			return usagef("unknown passphrase command %q (want change)", strings.Join(args[1:], " "))

@@ -371,7 +371,7 @@ func TestCommandErrors(t *testing.T) {
 	h.fails("grove: log: --limit must be positive\n", 2, "log", "ops", "--limit", "0")
 	h.fails("grove: status: flag provided but not defined: -bogus\n", 2, "status", "--bogus")
 	h.fails("grove: unknown command \"frob\" (see grove help)\n", 2, "frob")
-	h.fails("grove: unknown group command \"delete\" (want create, list, promote, demote, rename, mute or unmute)\n", 2, "group", "delete")
+	h.fails("grove: unknown group command \"delete\" (want create, list, promote, demote, rename, settings, mute or unmute)\n", 2, "group", "delete")
 	h.fails("grove: export: bad --since \"yesterday\" (want an RFC 3339 time, YYYY-MM-DD or a duration like 24h)\n", 2, "export", "ops", "--since", "yesterday")
 	h.fails("grove: invalid or used invite code\n", 1, "join", "grove1-bad")
 
