@@ -174,7 +174,9 @@
 //   - witnesses: every member of R has been seen acting (message, commit or
 //     tip) on a canonical epoch below R, and Grace has passed since the last
 //     of them was seen (a message sent on R just before its sender moved on
-//     can still arrive);
+//     can still arrive); that time is taken for every epoch on the
+//     canonical chain, not only the root, and kept while the condition
+//     holds, so epochs witnessed together are final together;
 //   - depth: the head is Depth (W) epochs past R, Grace after C appeared;
 //   - age: C appeared MaxAge (T) ago;
 //   - hard depth: the head is HardDepth past R, regardless.
@@ -197,6 +199,18 @@
 // every member has moved on; it cannot say that everything they sent
 // before has been read. Age finality still bounds the wait, so forged
 // ciphertext framing can at worst slow finality down to age finality.
+//
+// Witness times are per epoch. Everyone seen on the head at t witnesses
+// every epoch below it at t, so a backlog of k such epochs is final at
+// t+Grace. Issue 17: the time used to be taken for the root alone, and
+// again at each new root, so such a backlog took k × Grace (up to Depth ×
+// Grace, 40 s by default), and the Welcome of an Add at its end, hence a
+// rejoin after a heal, waited as long. Safety is unchanged: each epoch
+// must meet, on its own, the condition the root had to meet, and must
+// have met it without a break for Grace. An epoch's time is dropped when
+// its condition stops holding (a better sibling moved the chain, so the
+// acts below it are no longer canonical) and taken afresh when it holds
+// again; finalising its parent never starts it and never relaxes it.
 //
 // Depth and age finalise only with a quorum: at least one other member seen
 // on our chain below R. An isolated member keeps its states (bounded by
