@@ -10,9 +10,11 @@
 // still can); the quorum is that of the branch as it now stands, counted on
 // the members of the newest epoch at or below the one claimed that the
 // claimant was seen on (branchMembers), so a branch that removed members
-// needs only the others it kept; one claim is enough from the only other
-// member of the branch the fork choice picks (soleOtherHolds: it is the
-// whole rest of that branch, which can then never win). And when,
+// needs only the others it kept (and that the claimed epoch had); one
+// claim is enough from the only other member left on the branch the fork
+// choice picks (soleOtherHolds: the others its tip names were seen on the
+// claimed branch and removed there, so the claimant is the whole rest of
+// ours, which can then never win). And when,
 // MaxAge after the chosen child appeared, we are
 // behind, no other member is seen on its branch alone, and a quorum of other
 // members is seen on a valid sibling's subtree that removes us (members seen
@@ -413,7 +415,12 @@ func (g *Group) actedIn(m MemberID, n *node) bool {
 // and a member back from an absence stayed alone on its stale commit for
 // ever while that other member waited for it). Each such epoch is one we
 // hold and m is a member of, so this moves us only as far as the members
-// that branch kept agree.
+// that branch kept agree. Kept: members of base too. A member added after
+// base never held base final (it joined past it) and may never have been
+// welcomed (the Welcome waits for finality on the committer's side):
+// counting it raised the quorum from one to two when the claimant's branch
+// added a member after the epoch it claimed, and the member deferring to
+// it rolled back to its own branch for ever (beyond-window seed 12254).
 func (g *Group) branchMembers(m MemberID, base *node) []MemberID {
 	best := base
 	for eid, ep := range g.acts[m] {

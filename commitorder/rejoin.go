@@ -7,7 +7,9 @@
 // we do not know at numbers we hold final, we are not waiting MaxAge for the
 // losers of a fork we won to rejoin us, and more members hold another chain
 // final than ours; (B) first waits foreignWait for the fork's commits when
-// they can still reach us. Only a claim at a number we hold final proves another
+// they can still reach us. In case (A) the quorum is that of the members of
+// our head seen on our chain past the fork (lostQuorum); in case (B) claims
+// older than our memory count only when they outnumber our support. Only a claim at a number we hold final proves another
 // final chain at once; claims newer than our root or older than our memory
 // count only after MaxAge without progress (time offline does not count). In
 // case (A) a quorum holding our chain final past the fork clears the flag
