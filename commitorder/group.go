@@ -36,6 +36,11 @@ type node struct {
 	// including this one: the rate limit is read from the chain itself.
 	recent []MemberID
 	seenAt int64 // unix nanoseconds at which the commit was first seen
+	// witnessedAt: for a canonical epoch past the root, when every member
+	// of it was first seen on a canonical epoch below it, if that has held
+	// since; zero otherwise (the root's is Group.witnessedAt). Finalising
+	// its parent hands it on, so a backlog finalises at once.
+	witnessedAt int64
 
 	own     bool
 	intents []IntentID
@@ -141,10 +146,8 @@ type Group struct {
 	unknownOK  bool
 	heldMut    uint64
 	heldVal    map[*node]*node
-	// witnessMut: noteWitnesses found the root not fully witnessed at
-	// this stamp.
+	// witnessMut: noteWitnesses last ran at this stamp.
 	witnessMut uint64
-	witnessLag MemberID // last member found not witnessing (a hint)
 	// histSet indexes history by epoch id; rebuilt when histKey changes.
 	histSet map[EpochID]struct{}
 	histKey histEntry

@@ -46,6 +46,11 @@ func (g *Group) checkStructure() error {
 		if n.eid != eid {
 			return fail("node keyed wrongly")
 		}
+		if n.witnessedAt != 0 && (!n.canonical || n == g.root) {
+			// The root's witness time is the group's; one off the chain
+			// was left behind by a switch of branch.
+			return fail("witness time on %v, off the chain past the root", eid)
+		}
 		if n == g.root {
 			continue
 		}

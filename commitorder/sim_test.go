@@ -1581,6 +1581,32 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		{"ActsPastOurRemovalCountOnTheRemover5956", 5956},
 		{"ActsPastOurRemovalCountOnTheRemover8898", 8898},
 		{"ActsPastOurRemovalCountOnTheRemover8919", 8919},
+		// Issue 17. Each side of a split removed its own members down to
+		// one; the member that had not finalised the fork stayed on its
+		// better branch, which only it was on, while the one other member
+		// left held the sibling final (one claim, one short of two): the
+		// tip's other members, seen on the sibling and removed there, no
+		// longer count (soleOtherHolds). 628 was reached once witness
+		// finality was timed per epoch.
+		{"DesertedBranchDefersToSoleHolder628", 628},
+		{"DesertedBranchDefersToSoleHolder19891", 19891},
+		// The claimant's branch added a member after the epoch it claimed,
+		// never welcomed: the quorum went from one to two and the member
+		// deferring rolled back to its own branch for good. The quorum is
+		// now that of the claimed epoch's members the branch kept.
+		{"QuorumIgnoresMembersAddedAfterTheClaim12254", 12254},
+		// The member that lost the fork needed two vouchers, but its head
+		// kept a member removed on the winner's side and one it had added
+		// itself and never welcomed; neither was ever seen on its branch
+		// (lostQuorum counts only members seen there).
+		{"LostQuorumOfMembersSeenOnOurBranch13871", 13871},
+		// Two members on a dead chain (joiners welcomed onto the losing
+		// side; rejoiners whose voucher then rejoined elsewhere) held each
+		// other's chain final, which vetoed the claims of every other
+		// member, older than their memory: such claims now count when
+		// more members make them than hold our chain final.
+		{"OlderClaimsOutnumberSupport15774", 15774},
+		{"OlderClaimsOutnumberSupport701", 701},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
