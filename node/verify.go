@@ -2,16 +2,17 @@
 // is decrypted on its group's actor without consuming its key
 // (mls.Group.PrepareApplication), its Ed25519 signature is checked on the
 // node's verifier pool, and the actor applies it (ApplyPrepared, then the
-// usual path) in the order messages arrived. One actor verifying every
+// usual path) in the order messages arrived. A sealed tip's signature,
+// which needs nothing but the tip, is checked there too (stageTip). One actor verifying every
 // message on its own goroutine held that group to one core, and a group
 // flooded with messages kept its actor from the group's other work.
 //
 // What may be prepared ahead: an actor stages (opens the seal, decrypts)
 // the messages behind the one it waits on only while every message
-// before them is an application message being verified, since applying
-// one of those never changes what a later one decrypts to. Anything else
-// (a Commit, a tip, a message no epoch opens) is staged only when it is
-// first in line, after everything before it was applied. Applying
+// before them is an application message or tip being verified, since
+// applying one of those does not change what a later one decrypts to.
+// Anything else (a Commit, a message no epoch opens) is staged only when
+// it is first in line, after everything before it was applied. Applying
 // re-runs the whole receive path (receiveFrom) with the prepared result
 // standing in for ProcessMessage on the epoch it was prepared with; if
 // that no longer fits (a copy came by sync meanwhile, the epoch was
@@ -22,6 +23,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"runtime"
@@ -103,12 +105,16 @@ type inEntry struct {
 }
 
 // preparedMsg is an application message decrypted on epoch state g (eid)
-// and handed to the verifier pool.
+// and handed to the verifier pool, or a tip whose signature the pool
+// checks (tipOK once good).
 type preparedMsg struct {
 	body []byte // the MLS message inside the seal
 	eid  commitorder.EpochID
 	g    *mls.Group
 	pm   *mls.PreparedMessage
+
+	tip   *tip
+	tipOK bool
 }
 
 // enqueue takes a message from the subscription into the pipeline.
@@ -161,7 +167,11 @@ func (a *groupActor) stage(e *inEntry) {
 	if a.phase == phaseRemoved || !isSealed(e.data) || a.precheck(e.data) != "" {
 		return
 	}
-	_, epoch, kind, body, err := a.openSealed(e.data)
+	eid, epoch, kind, body, err := a.openSealed(e.data)
+	if err == nil && kind == sealedTip {
+		a.stageTip(e, eid, epoch, body)
+		return
+	}
 	if err != nil || kind != sealedMLS || isTip(body) || isSealed(body) || a.precheck(body) != "" {
 		return
 	}
@@ -181,25 +191,56 @@ func (a *groupActor) stage(e *inEntry) {
 			// failed on it decides on its own.
 			continue
 		}
-		p := &preparedMsg{body: body, eid: eid, g: g, pm: pm}
-		done := make(chan struct{})
-		job := func() {
-			if h := a.n.testingOnlyVerifyHook.Load(); h != nil {
-				(*h)(a.id)
-			}
-			pm.Verify()
-			close(done)
-			select {
-			case a.verified <- struct{}{}:
-			default:
-			}
-		}
-		e.prep, e.done = p, done
-		if !a.n.verifier.submit(job) {
-			job()
-		}
+		a.check(e, &preparedMsg{body: body, eid: eid, g: g, pm: pm}, func() { pm.Verify() })
 		return
 	}
+}
+
+// stageTip checks a sealed tip's signature off the actor: the check
+// needs nothing but the tip (takeTip, which finds its signer among the
+// members, then skips it: tipChecked).
+func (a *groupActor) stageTip(e *inEntry, eid commitorder.EpochID, epoch uint64, body []byte) {
+	t, err := unmarshalTip(body)
+	if err != nil || t.Version != tipV3 || t.Eid != eid || t.Epoch != epoch || !bytes.Equal(t.Group, a.id) {
+		return // onSealed and takeTip reject it
+	}
+	p := &preparedMsg{tip: t}
+	a.check(e, p, func() {
+		p.tipOK = a.n.suite.VerifyWithLabel(t.SigKey, "grove tip", t.tbs(), t.Signature) == nil
+	})
+}
+
+// check hands e's signature check (verify, which fills p) to an idle
+// worker or makes it now.
+func (a *groupActor) check(e *inEntry, p *preparedMsg, verify func()) {
+	done := make(chan struct{})
+	job := func() {
+		if h := a.n.testingOnlyVerifyHook.Load(); h != nil {
+			(*h)(a.id)
+		}
+		verify()
+		close(done)
+		select {
+		case a.verified <- struct{}{}:
+		default:
+		}
+	}
+	e.prep, e.done = p, done
+	if !a.n.verifier.submit(job) {
+		job()
+	}
+}
+
+// tipChecked reports whether t's signature was checked and found good
+// by the pipeline (stageTip): the same signer, signature and signed
+// bytes as a tip that verified.
+func (a *groupActor) tipChecked(t *tip) bool {
+	p := a.prepared
+	if p == nil || p.tip == nil || !p.tipOK {
+		return false
+	}
+	a.prepared = nil // once
+	return bytes.Equal(p.tip.SigKey, t.SigKey) && bytes.Equal(p.tip.Signature, t.Signature) && bytes.Equal(p.tip.tbs(), t.tbs())
 }
 
 // applyEntry runs the receive path on a message whose turn came, with its
@@ -213,7 +254,7 @@ func (a *groupActor) applyEntry(e *inEntry) {
 // processWith processes data on epoch state g (eid): with the prepared
 // result if it is data's on g and still applies, else as ProcessMessage.
 func (a *groupActor) processWith(eid commitorder.EpochID, g *mls.Group, data []byte, opts mls.ProcessOptions) (*mls.ProcessedMessage, error) {
-	if p := a.prepared; p != nil && p.eid == eid && p.g == g && string(p.body) == string(data) {
+	if p := a.prepared; p != nil && p.pm != nil && p.eid == eid && p.g == g && string(p.body) == string(data) {
 		a.prepared = nil // once
 		if pm, err := g.ApplyPrepared(p.pm); err == nil {
 			return pm, nil

@@ -144,3 +144,31 @@ func TestVerifyPoolIsolationAndOrder(t *testing.T) {
 		t.Fatalf("%d of %d busy messages went through the pipeline's check", c, n)
 	}
 }
+
+// A tip the pool found good vouches only for a tip with the same signer,
+// signature and signed bytes; any other takes takeTip's own check.
+func TestTipCheckedOnlyForTheSameTip(t *testing.T) {
+	good := &tip{Version: tipV3, Group: []byte("g"), Time: 7, Epoch: 3, SigKey: []byte("key"), Signature: []byte("sig")}
+	for _, c := range []struct {
+		name string
+		ok   bool
+		edit func(*tip)
+	}{
+		{"same", true, func(*tip) {}},
+		{"other epoch", false, func(x *tip) { x.Epoch++ }},
+		{"other time", false, func(x *tip) { x.Time++ }},
+		{"other key", false, func(x *tip) { x.SigKey = []byte("kez") }},
+		{"other signature", false, func(x *tip) { x.Signature = []byte("siG") }},
+	} {
+		x := *good
+		c.edit(&x)
+		a := &groupActor{prepared: &preparedMsg{tip: good, tipOK: true}}
+		if got := a.tipChecked(&x); got != c.ok {
+			t.Errorf("%s: tipChecked %v, want %v", c.name, got, c.ok)
+		}
+		a.prepared = &preparedMsg{tip: good, tipOK: false}
+		if a.tipChecked(good) {
+			t.Errorf("%s: a tip whose check failed counted as checked", c.name)
+		}
+	}
+}
