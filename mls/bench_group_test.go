@@ -386,5 +386,50 @@ func BenchmarkApplication(b *testing.B) {
 				batch = batch[1:]
 			}
 		})
+		// The same in the three steps a node takes to check signatures
+		// off the group's goroutine (prepared.go), in thread CPU time:
+		// actor-cpu-ns/op is what is left on that goroutine
+		// (PrepareApplication and ApplyPrepared), verify-cpu-ns/op what
+		// moves off it.
+		b.Run(fmt.Sprintf("unprotect-split/n=%d", n), func(b *testing.B) {
+			sender := benchGroupMember(b, bg.ft, 0)
+			receiver := benchGroupMember(b, bg.ft, LeafIndex(n-1))
+			clock := newThreadClock()
+			var batch [][]byte
+			var actor, verify time.Duration
+			ops := 0
+			for b.Loop() {
+				if len(batch) == 0 {
+					b.StopTimer()
+					for range 256 {
+						m, err := sender.ProtectApplication(data, nil, rand)
+						if err != nil {
+							b.Fatal(err)
+						}
+						batch = append(batch, m)
+					}
+					b.StartTimer()
+				}
+				t0 := clock.now()
+				p, err := receiver.PrepareApplication(batch[0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := clock.now()
+				if err := p.Verify(); err != nil {
+					b.Fatal(err)
+				}
+				t2 := clock.now()
+				if _, err := receiver.ApplyPrepared(p); err != nil {
+					b.Fatal(err)
+				}
+				actor += t1 - t0 + clock.now() - t2
+				verify += t2 - t1
+				ops++
+				batch = batch[1:]
+			}
+			b.ReportMetric(float64(verify.Nanoseconds())/float64(max(ops, 1)), "verify-cpu-ns/op")
+			b.ReportMetric(float64(actor.Nanoseconds())/float64(max(ops, 1)), "actor-cpu-ns/op")
+		})
 	}
 }

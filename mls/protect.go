@@ -319,45 +319,67 @@ func (p *MessageProtector) UnprotectPrivate(pm *PrivateMessage, keyFor SenderKey
 // (its error is returned as is). The group layer validates a handshake
 // message there, so that one it rejects can still be opened later.
 func (p *MessageProtector) unprotectPrivate(pm *PrivateMessage, keyFor SenderKeyFunc, accept func(*AuthenticatedContent) error) (*AuthenticatedContent, error) {
+	ac, _, _, err := p.decryptPrivate(pm, keyFor, p.tree.Open, func(ac *AuthenticatedContent, vk *VerifyingKey) error {
+		if err := ac.verifySignature(vk, p.groupContextEnc); err != nil {
+			return err
+		}
+		if accept != nil {
+			return accept(ac)
+		}
+		return nil
+	})
+	return ac, err
+}
+
+// decryptPrivate opens a PrivateMessage's sender data and content (RFC
+// 9420, Sections 6.3.1 and 6.3.2) with the content key open gives (the
+// tree's Open, which consumes it if check returns nil, or peek, which
+// never does) and returns the content with its sender's signature key
+// and generation. check, if not nil, runs while the key is held; the
+// signature is verified only there.
+func (p *MessageProtector) decryptPrivate(pm *PrivateMessage, keyFor SenderKeyFunc,
+	open func(LeafIndex, RatchetType, uint32, func(key, nonce []byte) error) error,
+	check func(*AuthenticatedContent, *VerifyingKey) error) (*AuthenticatedContent, *VerifyingKey, uint32, error) {
 	if err := p.checkEpoch(pm.GroupID, pm.Epoch); err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	if !pm.ContentType.valid() {
-		return nil, fmt.Errorf("mls: content type %d: %w", pm.ContentType, ErrInvalidMessage)
+		return nil, nil, 0, fmt.Errorf("mls: content type %d: %w", pm.ContentType, ErrInvalidMessage)
 	}
 	s := p.suite
 
 	sdKey, sdNonce, err := s.SenderDataKeyNonce(p.senderDataSecret, pm.Ciphertext)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	defer clear(sdKey)
 	sdAEAD, err := s.NewAEAD(sdKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	sdAAD, err := senderDataAAD(pm.GroupID, pm.Epoch, pm.ContentType)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	sdPlain, err := sdAEAD.Open(nil, sdNonce, pm.EncryptedSenderData, sdAAD)
 	if err != nil {
-		return nil, fmt.Errorf("mls: sender data: %w", ErrDecrypt)
+		return nil, nil, 0, fmt.Errorf("mls: sender data: %w", ErrDecrypt)
 	}
 	var sd SenderData
 	if err := unmarshalAll("SenderData", sdPlain, sd.unmarshal); err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	if err := p.checkMemberLeaf(sd.LeafIndex); err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	aad, err := privateContentAAD(pm.GroupID, pm.Epoch, pm.ContentType, pm.AuthenticatedData)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 
 	var ac *AuthenticatedContent
-	err = p.tree.Open(sd.LeafIndex, ratchetFor(pm.ContentType), sd.Generation, func(key, nonce []byte) error {
+	var vk *VerifyingKey
+	err = open(sd.LeafIndex, ratchetFor(pm.ContentType), sd.Generation, func(key, nonce []byte) error {
 		aead, err := s.NewAEAD(key)
 		if err != nil {
 			return err
@@ -381,25 +403,22 @@ func (p *MessageProtector) unprotectPrivate(pm *PrivateMessage, keyFor SenderKey
 		if err := cand.unmarshalPrivateContent(plaintext); err != nil {
 			return err
 		}
-		vk, err := keyFor(cand)
+		k, err := keyFor(cand)
 		if err != nil {
 			return fmt.Errorf("mls: PrivateMessage sender: %w", err)
 		}
-		if err := cand.verifySignature(vk, p.groupContextEnc); err != nil {
-			return err
-		}
-		if accept != nil {
-			if err := accept(cand); err != nil {
+		if check != nil {
+			if err := check(cand, k); err != nil {
 				return err
 			}
 		}
-		ac = cand
+		ac, vk = cand, k
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	return ac, nil
+	return ac, vk, sd.Generation, nil
 }
 
 // unmarshalPrivateContent decodes PrivateMessageContent (RFC 9420, Section

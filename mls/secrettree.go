@@ -425,6 +425,22 @@ func (t *SecretTree) Open(leaf LeafIndex, typ RatchetType, gen uint32, use func(
 	return nil
 }
 
+// peek is Open that never consumes: use gets the key of generation gen
+// and the ratchet is left as it was whatever use returns
+// (PrepareApplication).
+func (t *SecretTree) peek(leaf LeafIndex, typ RatchetType, gen uint32, use func(key, nonce []byte) error) error {
+	r, err := t.ratchet(leaf, typ)
+	if err != nil {
+		return err
+	}
+	p, err := t.prepare(r, leaf, typ, gen)
+	if err != nil {
+		return err
+	}
+	defer p.discard()
+	return use(p.key.Key, p.key.Nonce)
+}
+
 // SenderDataKeyNonce derives the key and nonce that protect a
 // PrivateMessage's SenderData (RFC 9420, Section 6.3.2):
 //

@@ -83,9 +83,16 @@ type groupActor struct {
 
 	cmds    chan func()
 	inbound chan inMsg
-	quit    chan struct{}
-	done    chan struct{}
-	sub     p2p.Subscription
+	// pipe: gossip messages taken from inbound, in arrival order, not
+	// yet applied; verified wakes the actor when the pool checked a
+	// signature; prepared is the result applyEntry hands to processWith
+	// (verify.go).
+	pipe     []*inEntry
+	verified chan struct{}
+	prepared *preparedMsg
+	quit     chan struct{}
+	done     chan struct{}
+	sub      p2p.Subscription
 	// wire holds the group's topic and envelope keys (envelope.go); set
 	// by startActor before the subscription, read-only after.
 	wire *wireKeys
@@ -196,7 +203,7 @@ func newActor(n *Node, id []byte, name string, created time.Time) *groupActor {
 	hexID := hex.EncodeToString(id)
 	a := &groupActor{
 		n: n, log: n.log.With("group", hexID[:8]), id: id, hexID: hexID, name: name, created: created,
-		cmds: make(chan func()), inbound: make(chan inMsg, 256),
+		cmds: make(chan func()), inbound: make(chan inMsg, 256), verified: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		epochs:     make(map[commitorder.EpochID]*mls.Group),
 		own:        make(map[commitorder.CommitID]*ownCommit),
@@ -425,13 +432,19 @@ func (a *groupActor) run() {
 			}
 		}
 		timer.Reset(d)
+		inbound := a.inbound
+		if len(a.pipe) >= maxStaged {
+			inbound = nil // until the pool catches up (verify.go)
+		}
 		select {
 		case <-a.quit:
 			return
 		case f := <-a.cmds:
 			f()
-		case m := <-a.inbound:
-			a.receiveFrom(m.data, m.from)
+		case m := <-inbound:
+			a.enqueue(m)
+		case <-a.verified:
+			a.pump()
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:

@@ -163,13 +163,8 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 		a.markSeen(h)
 		return
 	}
-	var cands []commitorder.EpochID
-	headEid, headG := a.head()
-	for eid, g := range a.epochs {
-		if g.Epoch() == epoch {
-			cands = append(cands, eid)
-		}
-	}
+	cands := a.candidates(epoch)
+	_, headG := a.head()
 	if len(cands) == 0 {
 		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {
@@ -179,18 +174,11 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 		}
 		return
 	}
-	// Try the canonical head first, then siblings, in a fixed order.
-	sort.Slice(cands, func(i, j int) bool {
-		if (cands[i] == headEid) != (cands[j] == headEid) {
-			return cands[i] == headEid
-		}
-		return bytes.Compare(cands[i][:], cands[j][:]) < 0
-	})
 	now := a.n.cfg.Clock.Now()
 	var lastErr error
 	for _, eid := range cands {
 		g := a.epochs[eid]
-		pm, err := g.ProcessMessage(data, mls.ProcessOptions{Now: now})
+		pm, err := a.processWith(eid, g, data, mls.ProcessOptions{Now: now})
 		if errors.Is(err, mls.ErrOwnCommit) || errors.Is(err, mls.ErrOwnMessage) {
 			a.markSeen(h)
 			return
@@ -232,6 +220,26 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 	// until that Commit arrives (see heldBuffer).
 	a.held.add(h, epoch, data)
 	a.ciphertextPending(data, epoch)
+}
+
+// candidates returns the retained epochs numbered epoch in the order
+// receiveFrom tries them: the canonical head first, then siblings in a
+// fixed order.
+func (a *groupActor) candidates(epoch uint64) []commitorder.EpochID {
+	var cands []commitorder.EpochID
+	headEid, _ := a.head()
+	for eid, g := range a.epochs {
+		if g.Epoch() == epoch {
+			cands = append(cands, eid)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if (cands[i] == headEid) != (cands[j] == headEid) {
+			return cands[i] == headEid
+		}
+		return bytes.Compare(cands[i][:], cands[j][:]) < 0
+	})
+	return cands
 }
 
 // messageAD is the authenticated_data of Grove's application messages: a

@@ -77,8 +77,14 @@ type Node struct {
 	purgeKick chan struct{}
 	closed    bool
 	metrics   metrics
-	reach     reachTotals // see reach.go
-	dev       devState    // account and devices (devices.go)
+	// verifier checks received messages' signatures for every group
+	// (verify.go); started by Start.
+	verifier *verifyPool
+	// testingOnlyVerifyHook, if set, runs before each signature check
+	// the pipeline makes (verify.go), with the group id.
+	testingOnlyVerifyHook atomic.Pointer[func(group []byte)]
+	reach                 reachTotals // see reach.go
+	dev                   devState    // account and devices (devices.go)
 
 	// edits counts messages rewritten by edits since the search index
 	// was last optimised (content.go, optimizeAfterEdits).
@@ -153,6 +159,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.started = n.cfg.Clock.Now()
+	n.verifier = newVerifyPool(n.ctx, &n.wg, 0)
 	n.net.Serve(p2p.ProtocolJoin, n.serveJoin)
 	n.net.Serve(p2p.ProtocolSync, n.serveSync)
 	n.net.Serve(ProtocolFile, n.serveFile) // files.go

@@ -14,18 +14,20 @@ import (
 // (-benchtime=1x, -count for repetitions); the metrics are the run's
 // latency percentiles, the floor's, their p99 ratio and throughput, and
 // the process's CPU time per delivery (chat and floor deliveries; the
-// whole run, setup included, since all nodes share this process).
+// whole run, setup included, since all nodes share this process), and
+// the CPU time per delivery of the chat's block and of the floor's
+// block apart, and their ratio (cpu/floor).
 //
 // The gap is between messages of the whole group (open loop): 5 ms offers
 // 200 messages/s, at 30 nodes 5,800 deliveries/s, more than one process
-// of 30 nodes on two cores keeps up with; nodes=30/gap=20ms offers a
+// of 30 nodes on two cores keeps up with; nodes=30,gap=20ms offers a
 // quarter of that.
 func BenchmarkChat(b *testing.B) {
 	for _, c := range []struct {
 		nodes int
 		gap   time.Duration
 		name  string
-	}{{10, 5 * time.Millisecond, "nodes=10"}, {30, 5 * time.Millisecond, "nodes=30"}, {30, 20 * time.Millisecond, "nodes=30/gap=20ms"}} {
+	}{{10, 5 * time.Millisecond, "nodes=10"}, {30, 5 * time.Millisecond, "nodes=30"}, {30, 20 * time.Millisecond, "nodes=30,gap=20ms"}} {
 		n := c.nodes
 		b.Run(c.name, func(b *testing.B) {
 			for i := range b.N {
@@ -41,6 +43,9 @@ func BenchmarkChat(b *testing.B) {
 				b.ReportMetric(f.P50, "floor-p50-ms")
 				b.ReportMetric(f.P99, "floor-p99-ms")
 				b.ReportMetric(rep.LatencyMS.P99/max(f.P99, 0.001), "p99/floor")
+				b.ReportMetric(rep.CPUPerDeliveryUS, "chat-cpu-us/delivery")
+				b.ReportMetric(rep.FloorCPUPerDeliveryUS, "floor-cpu-us/delivery")
+				b.ReportMetric(rep.CPUPerDeliveryUS/max(rep.FloorCPUPerDeliveryUS, 0.001), "cpu/floor")
 				b.ReportMetric(rep.ThroughputPerS, "deliveries/s")
 				b.ReportMetric(rep.PeakRSSMB/float64(n), "peakMB/node")
 			}

@@ -59,9 +59,11 @@ func playChat(r *run) error {
 				time.Sleep(r.c.cfg.Timing.PersistEvery)
 			}
 			runtime.GC()
+			c0 := cpuTime()
 			if err := fl.block(r.ctx, mb, gap); err != nil {
 				return err
 			}
+			r.floorCPU += cpuTime() - c0
 			if b == blocks-1 {
 				// Its topic's heartbeats are not the chat's to pay for.
 				r.floor = ptr(percentiles(fl.latencies()))
@@ -70,7 +72,7 @@ func playChat(r *run) error {
 		}
 		// Nor the chat block for the garbage of what ran before it.
 		runtime.GC()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		if err := r.chatLoad(mb, senders, gap); err != nil {
 			return err
 		}
@@ -80,6 +82,7 @@ func playChat(r *run) error {
 		// subscribers) does not pay. Wait on the event streams first.
 		r.awaitLive(r.o.SettleTimeout)
 		r.trafficBusy += time.Since(t0)
+		r.chatCPU += cpuTime() - c0
 	}
 	return r.settle("traffic")
 }

@@ -39,6 +39,13 @@ type Report struct {
 	// raw payloads over the same hosts' GossipSub, no MLS and no store,
 	// measured in the same run: the floor LatencyMS is compared with.
 	FloorLatencyMS *Percentiles `json:"floor_latency_ms,omitempty"`
+	// CPUPerDeliveryUS and FloorCPUPerDeliveryUS (chat with --floor, in
+	// one process) are the process's CPU time (user and system, every
+	// node) over the chat's blocks per chat delivery and over the
+	// floor's per floor delivery: what one delivery costs the machine,
+	// background work of the nodes during the block included.
+	CPUPerDeliveryUS      float64 `json:"cpu_us_per_delivery,omitempty"`
+	FloorCPUPerDeliveryUS float64 `json:"floor_cpu_us_per_delivery,omitempty"`
 	// Epochs is the canonical epoch number at the end; ForksResolved the
 	// fork resolutions observed (the most any one node saw).
 	Epochs        uint64  `json:"epochs"`
@@ -99,6 +106,10 @@ func (r *Report) WriteSummary(w io.Writer) {
 	if f := r.FloorLatencyMS; f != nil {
 		fmt.Fprintf(w, "  floor      p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (bare GossipSub, same hosts; p99 ratio %.2fx)\n",
 			f.P50, f.P90, f.P99, f.Max, r.LatencyMS.P99/max(f.P99, 0.001))
+	}
+	if r.CPUPerDeliveryUS > 0 && r.FloorCPUPerDeliveryUS > 0 {
+		fmt.Fprintf(w, "  cpu        %.0f µs per delivery, floor %.0f µs (%.2fx)\n",
+			r.CPUPerDeliveryUS, r.FloorCPUPerDeliveryUS, r.CPUPerDeliveryUS/r.FloorCPUPerDeliveryUS)
 	}
 	fmt.Fprintf(w, "  group      epoch %d, forks resolved %d, converged %v\n", r.Epochs, r.ForksResolved, r.Converged)
 	fmt.Fprintf(w, "  run        %.1f s, peak RSS %.0f MB", r.DurationS, r.PeakRSSMB)

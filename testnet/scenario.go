@@ -173,6 +173,9 @@ type run struct {
 	// minEpoch: settle also waits until the members are on this epoch or
 	// a later one (the Commits a scenario requested have all landed).
 	minEpoch uint64
+	// chatCPU and floorCPU: this process's CPU time over the chat blocks
+	// (as trafficBusy) and over the floor's blocks.
+	chatCPU, floorCPU time.Duration
 }
 
 type sentMsg struct {
@@ -530,6 +533,12 @@ func (r *run) report() *Report {
 	r.mu.Unlock()
 	rep.LatencyMS = percentiles(r.c.rec.latencies(pairs))
 	rep.FloorLatencyMS = r.floor
+	if r.c.cfg.Processes == nil && r.floor != nil && r.floor.Samples > 0 && pr.delivered > 0 {
+		// In one process only: with --processes the work is in the
+		// node processes.
+		rep.CPUPerDeliveryUS = float64(r.chatCPU.Microseconds()) / float64(pr.delivered)
+		rep.FloorCPUPerDeliveryUS = float64(r.floorCPU.Microseconds()) / float64(r.floor.Samples)
+	}
 	rep.Resync = r.resync
 	if d := r.trafficBusy.Seconds(); d > 0 {
 		rep.ThroughputPerS = float64(pr.delivered) / d
