@@ -173,6 +173,16 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	// records: they must reach commitorder.
 	a.setFloor(g.Epoch() - 1)
 	a.cut = nil // what we sent on the lost branch is re-sent below
+	// The lost branch's epochs are not our chain any more: a member still
+	// on them (another member of our half, not yet rejoined) is not heard
+	// on our chain until it rejoins too, and then reappears (cutoff.go),
+	// so that what we say from here on is re-sent to it. Their members
+	// stay: they are who could read what we sent there.
+	for e, seen := range a.epochsSeen {
+		if e > rs.forkEpoch && e < g.Epoch() {
+			seen.eid = commitorder.EpochID{}
+		}
+	}
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
 		a.log.Warn("persist epoch", "err", err)
