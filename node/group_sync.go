@@ -213,6 +213,18 @@ func (a *groupActor) makeTip() *tip {
 		return nil
 	}
 	root, rootEpoch := a.co.Root()
+	if b := a.rejoinedOn; root == b.genesis && root != (commitorder.EpochID{}) {
+		// Our root is our rejoin's own epoch, final only here: other
+		// members of our half may have rejoined by sibling Commits at the
+		// same time, and only one can win. Claimed final, each such epoch
+		// was one more member holding a chain the winners do not know,
+		// and enough of them had the winners rejoin in turn: after a
+		// 12-node partition past the finality age, five losers rejoining
+		// at once made the six winners rejoin as well, and the group did
+		// not converge within a minute (issue 17). What we hold final
+		// that the others agree on is the epoch we rejoined from.
+		root, rootEpoch = b.parent, b.parentEpoch
+	}
 	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey(), Addrs: a.n.tipAddrs()}
 	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
 	if err != nil {

@@ -33,6 +33,13 @@ type rejoinState struct {
 	inFlight bool
 }
 
+// rejoinBase is the epoch a rejoin's external Commit was made on (final
+// at the vouchers) and the epoch that Commit made (our genesis).
+type rejoinBase struct {
+	genesis, parent commitorder.EpochID
+	parentEpoch     uint64
+}
+
 // startRejoin runs on the actor when commitorder emits Rejoin.
 func (a *groupActor) startRejoin(e commitorder.Rejoin) {
 	a.phase = phaseRejoining
@@ -168,6 +175,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	}
 	a.held.reset()
 	a.co, a.phase, a.rejoin = co, phaseActive, nil
+	a.rejoinedOn = rejoinBase{genesis: eid, parent: parent, parentEpoch: g.Epoch() - 1}
 	// Siblings of our rejoin commit (another member of the losing half
 	// rejoining at once) are judged at its parent, which the genesis
 	// records: they must reach commitorder.
