@@ -222,9 +222,14 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	for id := range a.resent {
 		ids[id] = true
 	}
+	// The fork point itself too: what we said there during the split,
+	// before our half's commit, the winners never got, and they finalised
+	// that epoch without it (issue 17, testnet partition seed 12: the
+	// losers' first messages, lost for the whole winning half). What we
+	// said there before the split they have: a duplicate, shown once.
 	if msgs, err := n.db.Messages(a.id, time.Time{}, 1<<30); err == nil {
 		for _, m := range msgs {
-			if m.Epoch > rs.forkEpoch && bytes.Equal(m.Sender, n.selfID) {
+			if m.Epoch >= rs.forkEpoch && bytes.Equal(m.Sender, n.selfID) {
 				ids[m.ID] = true
 			}
 		}

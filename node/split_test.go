@@ -15,8 +15,10 @@ import (
 // removing their old leaves, and re-send what they wrote during the split.
 // What the winning half said during the split, in epochs the losing half
 // never held (it finalised the fork point: forward secrecy), the winning
-// half re-sends once each loser is back on its chain (cutoff.go): the
-// loser was a member of those epochs, so nothing leaks. Before, the
+// half re-sends once each loser is back on its chain (cutoff.go), and
+// what the losers said in the fork point itself before their commit they
+// re-send after their rejoin with the rest (rejoin.go). Every member was
+// a member of those epochs, so nothing leaks. Before, the
 // winners' split messages were lost for the losing half (issue 17: a
 // 12-node partition held past the finality age lost 200-400 deliveries);
 // they heard the losers' tips from the old branch through sync and so
@@ -39,6 +41,13 @@ func TestSplitBrainBeyondWindow(t *testing.T) {
 			x.net.(*p2p.MemNode).Disconnect(y.PeerID())
 		}
 	}
+	// Said in the fork point, before either half's commit: the other
+	// half finalises that epoch without it.
+	for _, n := range ns {
+		if _, err := n.Send(ctx, g, "fork point from "+n.self.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := ns[0].Rotate(ctx, g); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +67,8 @@ func TestSplitBrainBeyondWindow(t *testing.T) {
 			}
 		}
 	}
-	all := []string{"split from alice", "split from bob", "split from carol", "split from dave"}
+	all := []string{"split from alice", "split from bob", "split from carol", "split from dave",
+		"fork point from alice", "fork point from bob", "fork point from carol", "fork point from dave"}
 	eventually(t, 20*time.Second, "one group again", func() error {
 		if err := sameEpoch(ns, g); err != nil {
 			return err
