@@ -13,9 +13,10 @@ import (
 // from some members (no tips from them), they finalised epochs in which it
 // was still sending.
 type cutOff struct {
-	since time.Time           // when we last heard those members
-	below uint64              // they hold final every epoch below this
-	root  commitorder.EpochID // their final epoch at number below
+	since   time.Time           // when we last heard those members
+	below   uint64              // they hold final every epoch below this
+	root    commitorder.EpochID // their final epoch at number below
+	members map[string]bool     // who they are
 }
 
 // maxEpochMembers bounds epochMembers; a message from an epoch no longer
@@ -35,8 +36,19 @@ type epochSeen struct {
 func (a *groupActor) noteHeadMembers(eid commitorder.EpochID, g *mls.Group) {
 	a.shown.update(g)
 	members := map[string]bool{}
+	now := a.n.cfg.Clock.Now()
+	if a.heardAt == nil {
+		a.heardAt = map[string]time.Time{}
+	}
 	for _, m := range g.Members() {
 		members[string(m.Identity)] = true
+		// A member on our chain counts as heard from when we learn it
+		// is: one cut off before its first tip reached us (a split right
+		// after it joined, or after our restart) must still reappear
+		// when it is back (reappeared).
+		if _, ok := a.heardAt[string(m.Identity)]; !ok && !bytes.Equal(m.Identity, a.n.selfID) {
+			a.heardAt[string(m.Identity)] = now
+		}
 	}
 	if a.epochsSeen == nil {
 		a.epochsSeen = map[uint64]*epochSeen{}
@@ -70,8 +82,9 @@ func (a *groupActor) noteHeadMembers(eid commitorder.EpochID, g *mls.Group) {
 // the finality age where only the other side committed). So, once we are
 // on the group's chain past those epochs, we re-send it (resendAfterCut);
 // receivers deduplicate by message id.
-func (a *groupActor) noteCutOff(since time.Time, root commitorder.EpochID, rootEpoch uint64) {
+func (a *groupActor) noteCutOff(member []byte, since time.Time, root commitorder.EpochID, rootEpoch uint64) {
 	if a.cut != nil {
+		a.cut.members[string(member)] = true
 		if since.Before(a.cut.since) {
 			a.cut.since = since
 		}
@@ -80,7 +93,7 @@ func (a *groupActor) noteCutOff(since time.Time, root commitorder.EpochID, rootE
 		}
 		return
 	}
-	a.cut = &cutOff{since: since, below: rootEpoch, root: root}
+	a.cut = &cutOff{since: since, below: rootEpoch, root: root, members: map[string]bool{string(member): true}}
 }
 
 // resendAfterCut re-sends, in the canonical head, our messages sent since
@@ -101,7 +114,18 @@ func (a *groupActor) resendAfterCut() {
 	a.cut = nil
 	if seen := a.epochsSeen[c.below]; seen == nil || seen.eid != c.root {
 		// The member holds another chain final: a fork, which the
-		// orphaned-epoch rule or a rejoin settles, not this one.
+		// orphaned-epoch rule or a rejoin settles, not this one. If it is
+		// a sibling of our epoch there (a rejoin commit that lost to
+		// another member's, briefly our head), the member rejoins again
+		// and must then reappear: it has not been heard on our chain
+		// since the cut began.
+		if seen != nil {
+			for m := range c.members {
+				if at, ok := a.heardAt[m]; ok && at.After(c.since) {
+					a.heardAt[m] = c.since
+				}
+			}
+		}
 		return
 	}
 	msgs, err := a.n.db.Messages(a.id, c.since, 1<<30)

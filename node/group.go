@@ -123,6 +123,7 @@ type groupActor struct {
 	missSince       time.Time
 	missHead        commitorder.EpochID
 	rejoin          *rejoinState // set exactly while phase is phaseRejoining
+	rejoinedOn      rejoinBase   // see makeTip
 	// resent: ids re-sent by the last rejoin, kept until that rejoin's
 	// epoch is final (in memory: a duplicate re-send is harmless).
 	resent      map[[16]byte]bool

@@ -91,9 +91,9 @@ func (a *groupActor) takeTip(t *tip) {
 		a.learnTipAddrs(tipper, t.Addrs)
 	}
 	_, rootEpoch := a.co.Root()
-	back, since := a.reappeared(member)
+	back, since := a.reappeared(member, a.onOurChain(t.Eid, t.Epoch, headG.Epoch()))
 	if back && t.RootEpoch > 0 {
-		a.noteCutOff(since, t.Root, t.RootEpoch)
+		a.noteCutOff(member, since, t.Root, t.RootEpoch)
 	}
 	switch {
 	case t.Epoch <= headG.Epoch() && !a.co.Known(t.Eid) && !a.co.Known(t.Root) && !a.finalHere(t.Eid):
@@ -150,14 +150,43 @@ func (a *groupActor) freshTip(member []byte, sent uint64) bool {
 
 // reappeared notes a tip from member and reports whether the member had
 // been silent for more than silentTips tip intervals, and since when.
-func (a *groupActor) reappeared(member []byte) (back bool, since time.Time) {
+//
+// A tip from another branch (onChain false) is no news of the member on
+// ours: it says the member could not read what we sent there. Counted as
+// heard, a member of the losing half of a partition longer than the
+// finality age, whose tips come by sync after the heal, was heard all
+// along, so when it rejoined (by external Commit on our final epoch) it
+// never reappeared and nobody re-sent what our half had said during the
+// split, in epochs it can never read (issue 17, 12-node partition).
+func (a *groupActor) reappeared(member []byte, onChain bool) (back bool, since time.Time) {
 	now := a.n.cfg.Clock.Now()
 	if a.heardAt == nil || len(a.heardAt) > 1<<14 {
 		a.heardAt = map[string]time.Time{}
 	}
+	if !onChain {
+		return false, time.Time{}
+	}
 	last, ok := a.heardAt[string(member)]
 	a.heardAt[string(member)] = now
 	return ok && now.Sub(last) > silentTips*a.n.cfg.TipInterval, last
+}
+
+// onOurChain reports whether a tip's epoch (eid, number epoch) is on our
+// chain: the epoch we were on at that number. Without that record (after
+// a restart, or from before we joined) an epoch we retain or hold final
+// counts. An epoch past our head does not: it may be a rejoin commit that
+// lost to another, whose author rejoins again later and must then
+// reappear (TestSplitBrainBeyondWindow); a member merely ahead of us is
+// heard again once we catch up, at worst costing a re-send of what we
+// sent meanwhile, which receivers deduplicate.
+func (a *groupActor) onOurChain(eid commitorder.EpochID, epoch, head uint64) bool {
+	if epoch > head {
+		return false
+	}
+	if seen := a.epochsSeen[epoch]; seen != nil {
+		return seen.eid == eid
+	}
+	return a.co.Known(eid) || a.finalHere(eid)
 }
 
 // silentTips is how many tip intervals without a member's tip count as
@@ -186,6 +215,18 @@ func (a *groupActor) makeTip() *tip {
 		return nil
 	}
 	root, rootEpoch := a.co.Root()
+	if b := a.rejoinedOn; root == b.genesis && root != (commitorder.EpochID{}) {
+		// Our root is our rejoin's own epoch, final only here: other
+		// members of our half may have rejoined by sibling Commits at the
+		// same time, and only one can win. Claimed final, each such epoch
+		// was one more member holding a chain the winners do not know,
+		// and enough of them had the winners rejoin in turn: after a
+		// 12-node partition past the finality age, five losers rejoining
+		// at once made the six winners rejoin as well, and the group did
+		// not converge within a minute (issue 17). What we hold final
+		// that the others agree on is the epoch we rejoined from.
+		root, rootEpoch = b.parent, b.parentEpoch
+	}
 	t := &tip{Group: a.id, Time: uint64(a.n.cfg.Clock.Now().UnixNano()), Epoch: g.Epoch(), Eid: eid, Root: root, RootEpoch: rootEpoch, SigKey: a.n.sig.PublicKey(), Addrs: a.n.tipAddrs()}
 	sig, err := a.n.sig.SignWithLabel("grove tip", t.tbs())
 	if err != nil {

@@ -33,6 +33,13 @@ type rejoinState struct {
 	inFlight bool
 }
 
+// rejoinBase is the epoch a rejoin's external Commit was made on (final
+// at the vouchers) and the epoch that Commit made (our genesis).
+type rejoinBase struct {
+	genesis, parent commitorder.EpochID
+	parentEpoch     uint64
+}
+
 // startRejoin runs on the actor when commitorder emits Rejoin.
 func (a *groupActor) startRejoin(e commitorder.Rejoin) {
 	a.phase = phaseRejoining
@@ -168,11 +175,22 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	}
 	a.held.reset()
 	a.co, a.phase, a.rejoin = co, phaseActive, nil
+	a.rejoinedOn = rejoinBase{genesis: eid, parent: parent, parentEpoch: g.Epoch() - 1}
 	// Siblings of our rejoin commit (another member of the losing half
 	// rejoining at once) are judged at its parent, which the genesis
 	// records: they must reach commitorder.
 	a.setFloor(g.Epoch() - 1)
 	a.cut = nil // what we sent on the lost branch is re-sent below
+	// The lost branch's epochs are not our chain any more: a member still
+	// on them (another member of our half, not yet rejoined) is not heard
+	// on our chain until it rejoins too, and then reappears (cutoff.go),
+	// so that what we say from here on is re-sent to it. Their members
+	// stay: they are who could read what we sent there.
+	for e, seen := range a.epochsSeen {
+		if e > rs.forkEpoch && e < g.Epoch() {
+			seen.eid = commitorder.EpochID{}
+		}
+	}
 	a.epochs[eid] = g
 	if err := a.persist(eid); err != nil {
 		a.log.Warn("persist epoch", "err", err)
@@ -204,9 +222,14 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 	for id := range a.resent {
 		ids[id] = true
 	}
+	// The fork point itself too: what we said there during the split,
+	// before our half's commit, the winners never got, and they finalised
+	// that epoch without it (issue 17, testnet partition seed 12: the
+	// losers' first messages, lost for the whole winning half). What we
+	// said there before the split they have: a duplicate, shown once.
 	if msgs, err := n.db.Messages(a.id, time.Time{}, 1<<30); err == nil {
 		for _, m := range msgs {
-			if m.Epoch > rs.forkEpoch && bytes.Equal(m.Sender, n.selfID) {
+			if m.Epoch >= rs.forkEpoch && bytes.Equal(m.Sender, n.selfID) {
 				ids[m.ID] = true
 			}
 		}
