@@ -250,6 +250,7 @@ func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 	a.syncWanted, a.syncPrefer = false, nil
 	a.lastSync = now
 	_, from := a.co.Root()
+	from = a.holdSyncFrom(from) // restarthold.go
 	if a.deepSync {
 		// A fork below our root: ask from before it (bounded).
 		a.deepSync = false
@@ -285,6 +286,7 @@ func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 			peers = append(peers, p)
 		}
 	}
+	a.syncStarted(len(peers)) // restarthold.go
 	for _, p := range peers {
 		a.syncs++
 		a.n.wg.Add(1)
