@@ -169,6 +169,7 @@ type groupActor struct {
 	tipMaxAge  time.Duration
 	cut        *cutOff               // see noteCutOff
 	epochsSeen map[uint64]*epochSeen // see noteHeadMembers
+	restart    *restartHold          // see restarthold.go
 	// floor: Commits on parents older than this can never concern this
 	// device: the first epoch it held (its join), or after a rejoin that
 	// epoch's parent (the rejoin's genesis records the commit there, so
@@ -275,6 +276,7 @@ func (n *Node) loadGroup(id []byte) (*groupActor, error) {
 	}
 	if a.phase == phaseActive {
 		a.dropUnknownStates()
+		a.startRestartHold()
 	}
 	if head, _ := a.co.Head(); a.epochs[head] == nil && a.phase == phaseActive && !a.resumeRemoval() {
 		return nil, fmt.Errorf("node: head epoch state missing: %w", store.ErrCorrupt)
@@ -410,6 +412,7 @@ func (a *groupActor) run() {
 			a.sub.Close()
 		}
 		<-readerDone
+		a.endRestartHold()
 		a.flush()
 	}()
 	tips := time.NewTicker(a.n.cfg.TipInterval)
@@ -449,6 +452,7 @@ func (a *groupActor) run() {
 		case <-timer.C:
 			a.step(commitorder.Tick{Now: a.n.cfg.Clock.Now()})
 		case <-tips.C:
+			a.checkRestartHold()
 			if a.rejoin != nil {
 				a.tryRejoin()
 			}

@@ -179,7 +179,9 @@ func (a *groupActor) effect(e commitorder.Effect) {
 		if g := a.epochs[e.Eid]; g != nil && a.resent != nil && g.Epoch() >= a.resentEpoch {
 			a.resent = nil
 		}
-		a.dropEpoch(e.Eid, true)
+		if !a.holdFinal(e.Eid) { // restarthold.go
+			a.dropEpoch(e.Eid, true)
+		}
 		_, rootEpoch := a.co.Root()
 		a.held.prune(rootEpoch)
 	case commitorder.DropBranch:
@@ -241,6 +243,7 @@ func (a *groupActor) effect(e commitorder.Effect) {
 	case commitorder.Removed:
 		a.phase = phaseRemoved
 		a.noteReach() // a removed device stops redialing the group's members
+		a.endRestartHold()
 		for eid, g := range a.epochs {
 			g.Erase()
 			delete(a.epochs, eid)

@@ -165,6 +165,9 @@ func (a *groupActor) receiveFrom(data []byte, from peer.ID) {
 	}
 	cands := a.candidates(epoch)
 	_, headG := a.head()
+	if len(cands) == 0 && a.receiveKept(data, h, epoch) {
+		return // an epoch finalised while held after a restart (restarthold.go)
+	}
 	if len(cands) == 0 {
 		a.parentMissing(data, epoch)
 		if headG != nil && epoch > headG.Epoch() {

@@ -293,6 +293,7 @@ func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 	a.syncWanted, a.syncPrefer = false, nil
 	a.lastSync = now
 	_, from := a.co.Root()
+	from = a.holdSyncFrom(from) // restarthold.go
 	if a.deepSync {
 		// A fork below our root: ask from before it (bounded).
 		a.deepSync = false
@@ -328,6 +329,7 @@ func (a *groupActor) requestSyncFrom(prefer []peer.ID, force bool) {
 			peers = append(peers, p)
 		}
 	}
+	a.syncStarted(len(peers)) // restarthold.go
 	for _, p := range peers {
 		a.syncs++
 		a.n.wg.Add(1)

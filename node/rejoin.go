@@ -168,6 +168,7 @@ func (a *groupActor) finishRejoin(gi []byte, parent commitorder.EpochID) {
 		a.log.Warn("rejoin: commit order", "err", err)
 		return
 	}
+	a.endRestartHold() // restarthold.go
 	for old, og := range a.epochs {
 		og.Erase()
 		delete(a.epochs, old)

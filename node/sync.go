@@ -198,6 +198,7 @@ func (n *Node) syncFrom(a *groupActor, p peer.ID, from uint64) {
 	defer n.wg.Done()
 	defer a.post(func() {
 		a.syncs--
+		a.syncEnded() // restarthold.go
 		if a.syncs == 0 && a.syncWanted {
 			a.requestSyncFrom(a.syncPrefer, false)
 		}
