@@ -337,7 +337,9 @@
 // HardDepth; outbox entries
 // reference retained epochs; decoded state satisfies the same structure.
 // Across members (simulator): members that finalised the same epoch number
-// finalised the same epoch; after healing all active members share a head
+// finalised the same epoch, and their final chains (the epochs finalised,
+// the root unless it removes the member, and all their ancestors) never
+// diverge at any number both reach; after healing all active members share a head
 // and, when all members are present, retain only it; every message is shown
 // to every member that held its epoch when it was sent, unless delivery
 // delay plus its sender's lag plus the receiver's tick interval (its clock
