@@ -651,6 +651,9 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	}
 	// A witness time was counted for the canonical child it had when
 	// encoded (noteWitnesses had run), and the chain is rebuilt the same.
+	// The first step checks every time against the decoded evidence
+	// again, so stored bytes cannot keep one whose condition fails.
+	g.witnessMut = g.mut - 1
 	for _, n := range g.nodes {
 		if !n.canonical || (n.witnessedAt == 0 && (n != g.root || g.witnessedAt == 0)) {
 			continue
