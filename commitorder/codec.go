@@ -649,6 +649,21 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	if n := g.canonicalTip(); n != g.head {
 		return nil, fmt.Errorf("stored head is not the fork-choice tip")
 	}
+	// A witness time was counted for the canonical child it had when
+	// encoded (noteWitnesses had run), and the chain is rebuilt the same.
+	// The first step checks every time against the decoded evidence
+	// again, so stored bytes cannot keep one whose condition fails.
+	g.witnessMut = g.mut - 1
+	for _, n := range g.nodes {
+		if !n.canonical || (n.witnessedAt == 0 && (n != g.root || g.witnessedAt == 0)) {
+			continue
+		}
+		for _, c := range n.children {
+			if c.canonical {
+				n.witnessVia = c
+			}
+		}
+	}
 	if err := g.checkStructure(); err != nil {
 		return nil, err
 	}

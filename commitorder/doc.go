@@ -192,7 +192,8 @@
 //     of them was seen (a message sent on R just before its sender moved on
 //     can still arrive); that time is taken for every epoch on the
 //     canonical chain, not only the root, and kept while the condition
-//     holds, so epochs witnessed together are final together;
+//     holds for the same canonical child, so epochs witnessed together
+//     are final together;
 //   - depth: the head is Depth (W) epochs past R, Grace after C appeared;
 //   - age: C appeared MaxAge (T) ago;
 //   - hard depth: the head is HardDepth past R, regardless.
@@ -223,10 +224,18 @@
 // Grace, 40 s by default), and the Welcome of an Add at its end, hence a
 // rejoin after a heal, waited as long. Safety is unchanged: each epoch
 // must meet, on its own, the condition the root had to meet, and must
-// have met it without a break for Grace. An epoch's time is dropped when
-// its condition stops holding (a better sibling moved the chain, so the
-// acts below it are no longer canonical) and taken afresh when it holds
-// again; finalising its parent never starts it and never relaxes it.
+// have met it without a break for Grace. An epoch's time, the root's
+// included, is dropped when its condition stops holding (a better sibling
+// moved the chain, so the acts below it are no longer canonical) or its
+// canonical child changes, and taken afresh when it holds again;
+// finalising its parent never starts it and never relaxes it. The root's
+// time used to be kept once set: a member back from beyond the window
+// deferred to a sibling on a quorum's claims, saw everyone there, went
+// back to its own better branch when one claim named an epoch it did not
+// hold yet, and finalised that branch, which nobody else was on, on the
+// evidence gathered for the sibling, while the others held the sibling
+// final (testdata/stale_witness_time_after_switch_back.txt; beyond-window
+// seed 12254 before the fixes that closed its stall).
 //
 // Depth and age finalise only with a quorum: at least one other member seen
 // on our chain below R. An isolated member keeps its states (bounded by
@@ -323,10 +332,14 @@
 //
 // The root is an ancestor of every retained state; the head is the fork-
 // choice tip from the root; nothing retained is final by the rules at the
-// current time; the retained chain is shorter than HardDepth; outbox entries
+// current time; a witness time is kept only while its condition holds for
+// the epoch's canonical child; the retained chain is shorter than
+// HardDepth; outbox entries
 // reference retained epochs; decoded state satisfies the same structure.
 // Across members (simulator): members that finalised the same epoch number
-// finalised the same epoch; after healing all active members share a head
+// finalised the same epoch, and their final chains (the epochs finalised,
+// the root unless it removes the member, and all their ancestors) never
+// diverge at any number both reach; after healing all active members share a head
 // and, when all members are present, retain only it; every message is shown
 // to every member that held its epoch when it was sent, unless delivery
 // delay plus its sender's lag plus the receiver's tick interval (its clock

@@ -5,8 +5,9 @@
 // subtree of R) at once when the head is HardDepth epochs past R, and
 // otherwise, once Grace has passed since C appeared, at the first of:
 // witnesses (every member of R seen acting on a canonical epoch below R, and
-// Grace passed since the last of them: timed for every epoch on the chain,
-// so a backlog witnessed at t is final at t+Grace, not one per Grace); depth (the head Depth epochs past R,
+// Grace passed since that has held, for the same canonical child: timed for
+// every epoch on the chain, so a backlog witnessed at t is final at
+// t+Grace, not one per Grace); depth (the head Depth epochs past R,
 // and no member seen acting on, nor a ciphertext pending for, an epoch we do
 // not hold numbered past R); age (C appeared MaxAge ago). Witness and depth
 // also wait while a ciphertext we could not read yet (CiphertextPending, no
@@ -107,11 +108,20 @@ func (g *Group) otherOnChain(r *node) bool {
 }
 
 // noteWitnesses records when each epoch on the canonical chain with a
-// canonical child became fully witnessed: the root's in g.witnessedAt
-// (kept once set, as before), every later one's in its node, cleared
-// whenever its condition stops holding (its chain or the evidence
-// changed), so a time carried over to a new root has held since it was
-// taken. It runs only when the evidence, the tree or the head changed.
+// canonical child became fully witnessed: the root's in g.witnessedAt,
+// every later one's in its node. A time holds only while its condition
+// does, for the child it was counted for: it is cleared whenever the
+// condition stops holding (its chain or the evidence changed) or the
+// epoch's canonical child changes, and taken afresh when it holds again,
+// so a time carried over to a new root has held since it was taken, and
+// finality needs the condition to hold without a break for Grace. (The
+// root's time used to be kept once set: a member that deferred to a
+// sibling, saw everyone there, and went back to its own branch when the
+// deferral lapsed finalised its own branch, which nobody else was on, on
+// that stale evidence while the others held the sibling final;
+// testdata/stale_witness_time_after_switch_back.txt.) It runs only when
+// the evidence, the tree or the head changed, and every change of the
+// canonical chain is one of those.
 func (g *Group) noteWitnesses() {
 	if g.witnessMut == g.mut {
 		return
@@ -121,10 +131,17 @@ func (g *Group) noteWitnesses() {
 		if !n.canonical || n == g.root {
 			n.witnessedAt = 0
 		}
+		if !n.canonical {
+			n.witnessVia = nil
+		}
 	}
 	now := max(g.now, 1)
 	w := g.newWitnessScan()
 	for n := g.root; ; {
+		at := &n.witnessedAt
+		if n == g.root {
+			at = &g.witnessedAt
+		}
 		var c *node
 		for _, ch := range n.children {
 			if ch.canonical {
@@ -132,19 +149,19 @@ func (g *Group) noteWitnesses() {
 			}
 		}
 		if c == nil {
-			n.witnessedAt = 0
+			*at, n.witnessVia = 0, nil
 			return
 		}
 		ok := w.all(n)
-		switch {
-		case n == g.root:
-			if ok && g.witnessedAt == 0 {
-				g.witnessedAt = now
-			}
-		case !ok:
-			n.witnessedAt = 0
-		case n.witnessedAt == 0:
-			n.witnessedAt = now
+		if !ok || n.witnessVia != c {
+			*at = 0
+		}
+		if ok && *at == 0 {
+			*at = now
+		}
+		n.witnessVia = nil
+		if *at != 0 {
+			n.witnessVia = c
 		}
 		n = c
 	}

@@ -41,6 +41,11 @@ type node struct {
 	// since; zero otherwise (the root's is Group.witnessedAt). Finalising
 	// its parent hands it on, so a backlog finalises at once.
 	witnessedAt int64
+	// witnessVia: the canonical child this epoch's witness time (the
+	// root's included) was counted for; a different child restarts it.
+	// Derived: set to the canonical child when decoded (the decoder
+	// rebuilds the same chain), nil while there is no time.
+	witnessVia *node
 
 	own     bool
 	intents []IntentID
@@ -101,8 +106,9 @@ type Group struct {
 	prop    *proposal
 
 	// witnessedAt is when every member of the root was first seen on a
-	// descendant; witness finality waits Grace after it so messages sent
-	// just before those acts can still arrive.
+	// canonical descendant, if that has held since for the same canonical
+	// child (root.witnessVia); witness finality waits Grace after it so
+	// messages sent just before those acts can still arrive.
 	witnessedAt int64
 	headSince   int64 // when the head last changed
 	// behindSince: when we last started catching up (a member acted on an
