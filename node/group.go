@@ -170,6 +170,9 @@ type groupActor struct {
 	cut        *cutOff               // see noteCutOff
 	epochsSeen map[uint64]*epochSeen // see noteHeadMembers
 	restart    *restartHold          // see restarthold.go
+	// forkPoint: the epoch a branch switch in the current step rolled
+	// back to (forkpoint.go), nil when none.
+	forkPoint *commitorder.EpochID
 	// floor: Commits on parents older than this can never concern this
 	// device: the first epoch it held (its join), or after a rejoin that
 	// epoch's parent (the rejoin's genesis records the commit there, so

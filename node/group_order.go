@@ -96,6 +96,10 @@ func (a *groupActor) step(ev commitorder.Event) {
 	for _, e := range effects {
 		a.effect(e)
 	}
+	if fp := a.forkPoint; fp != nil {
+		a.forkPoint = nil
+		a.resendForkPoint(*fp) // forkpoint.go
+	}
 	// Evidence (tips, application messages, ticks) is re-learnt after a
 	// crash, so it is saved with the next flush; anything that changed the
 	// chain, the queue or produced effects is saved at once. Hints
@@ -138,6 +142,8 @@ func (a *groupActor) effect(e commitorder.Effect) {
 	switch e := e.(type) {
 	case commitorder.RollbackTo:
 		a.log.Info("rolling back to fork point", "eid", e.Eid)
+		fp := e.Eid
+		a.forkPoint = &fp
 	case commitorder.Apply:
 		g := a.epochs[e.Eid]
 		n.metrics.epochs.Add(1)
