@@ -159,6 +159,11 @@ func playPartition(r *run) error {
 	r.mu.Lock()
 	sent0 := len(r.msgs)
 	r.mu.Unlock()
+	// Both halves' rotations must land: the losing one is committed again
+	// on the winning branch after the heal, so settling at the first calm
+	// could catch its Commit on some members only (seed 10 at 12 nodes:
+	// node00 on epoch 4, the rest on 5, 0 lost).
+	base := r.check().epoch
 	r.c.Partition(a, b)
 	t0 := time.Now()
 	r.say("partitioned into %d and %d nodes for %v", len(a), len(b), hold)
@@ -201,6 +206,7 @@ func playPartition(r *run) error {
 	r.notes["partition"] = fmt.Sprintf("split %d/%d held %.2f s (finality age %v); %d of %d sends done during the split; rotations returned at %.2f s and %.2f s",
 		len(a), len(b), held.Seconds(), r.c.cfg.Timing.FinalityAge, during, total, rotated[0].Seconds(), rotated[1].Seconds())
 	r.say("healed")
+	r.minEpoch = base + 2
 	return r.settle("heal")
 }
 
