@@ -239,7 +239,9 @@ func TestWebClientTwoDaemons(t *testing.T) {
 		t.Errorf("highlighted %q", got)
 	}
 	at.click("#hits button")
-	at.wait("the jump", `(() => { const li = document.querySelector("#messages li.hit"); if (!li) return false;
+	// The highlight (class hit) lasts 4 s, which a loaded machine's polls
+	// can miss (failed once in a clean-clone CI run); data-jumped stays.
+	at.wait("the jump", `(() => { const li = document.querySelector("#messages li[data-jumped]"); if (!li) return false;
 		const r = li.getBoundingClientRect(), s = document.getElementById("scroller").getBoundingClientRect();
 		return li.querySelector(".text").textContent === "the pineapple plan is on" && r.top >= s.top && r.bottom <= s.bottom; })()`, 20*time.Second)
 

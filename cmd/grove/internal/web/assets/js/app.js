@@ -225,12 +225,7 @@ async function openGroup(id, opts = {}) {
   S.loading = false;
   if (opts.around) {
     const li = document.querySelector(`#messages li[data-id="${CSS.escape(opts.around)}"]`);
-    if (li) {
-      li.classList.add("hit");
-      li.scrollIntoView({ block: "center" });
-      li.focus({ preventScroll: true });
-      setTimeout(() => li.classList.remove("hit"), 4000);
-    }
+    if (li) showHit(li);
   } else {
     scrollToBottom();
     if (!opts.keepFocus) $("compose").focus({ preventScroll: true });
@@ -429,6 +424,16 @@ async function onMessageClick(e) {
 function jumpToMessage(gid, id) {
   const li = document.querySelector(`#messages li[data-id="${CSS.escape(id)}"]`);
   if (!li) return openGroup(gid, { around: id });
+  showHit(li);
+}
+
+// showHit scrolls to the message a search or a quote jumped to and
+// highlights it for a few seconds; data-jumped stays on it until the list
+// is drawn again, so what was jumped to can be told after the highlight
+// is gone.
+function showHit(li) {
+  for (const old of document.querySelectorAll("#messages li[data-jumped]")) delete old.dataset.jumped;
+  li.dataset.jumped = "1";
   li.classList.add("hit");
   li.scrollIntoView({ block: "center" });
   li.focus({ preventScroll: true });
