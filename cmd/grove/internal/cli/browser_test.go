@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,9 +146,27 @@ func (t *tab) wait(what, cond string, timeout time.Duration) {
 	}
 }
 
+// click clicks the element like a person.
+//
+// The page may draw a list again between finding the element and clicking
+// it (the group list is redrawn on every daemon event), and the click
+// then fails on a node that no longer exists (failed once in four runs on
+// a loaded machine): it finds the element again, for up to 10 s.
 func (t *tab) click(sel string) {
 	t.tb.Helper()
-	t.do("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.ctx, 60*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		cancel()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "Could not find node") || time.Now().After(deadline) {
+			t.tb.Fatalf("%s: click %s: %v", t.name, sel, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // typeText types into the element like a person (key events).
