@@ -7,11 +7,7 @@ import (
 	"slices"
 )
 
-// Serialised state, version 4. A node's flag 8 (version 4) says its
-// witness time follows its flags: only on a canonical epoch past the root
-// (the root's is the group's witnessed-at time); older versions decode as
-// "not witnessed yet", so a backlog finalises Grace after the restart at
-// the latest. Version 3 lacks it; version 2 also lacks the trailing foreign-since
+// Serialised state, version 3. Version 2 lacks the trailing foreign-since
 // time (rejoin.go's case B wait), decoded as "not waiting"; version 1 also
 // lacks the behind-since time before it and the "fresh" group flag (8),
 // decoded as "not catching up" and "not fresh". Every collection is written in a canonical
@@ -25,8 +21,7 @@ import (
 // demotion never set it: a limited commit could not win then).
 const (
 	codecMagic     = "GCO"
-	codecVersion   = 4
-	codecVersionV3 = 3
+	codecVersion   = 3
 	codecVersionV2 = 2
 	codecVersionV1 = 1
 	histLimited    = 0x80
@@ -71,14 +66,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 		if n.welcome {
 			flags |= 4
 		}
-		witnessed := n.witnessedAt != 0 && n.canonical && n != g.root
-		if witnessed {
-			flags |= 8 // version 4
-		}
 		w = append(w, flags)
-		if witnessed {
-			w = binary.BigEndian.AppendUint64(w, uint64(n.witnessedAt))
-		}
 		w = binary.AppendUvarint(w, uint64(len(n.intents)))
 		for _, id := range n.intents {
 			w = append(w, id[:]...)
@@ -410,7 +398,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		return nil, fmt.Errorf("bad magic")
 	}
 	version := r.byte1("version")
-	if version < codecVersionV1 || version > codecVersion {
+	if version != codecVersion && version != codecVersionV2 && version != codecVersionV1 {
 		return nil, fmt.Errorf("unsupported version %d", version)
 	}
 	self := MemberID(r.str("self"))
@@ -436,12 +424,6 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		n.recent = r.members(false, "recent")
 		n.seenAt = int64(r.u64("seen"))
 		flags := r.byte1("flags")
-		if flags&8 != 0 && version >= 4 {
-			n.witnessedAt = int64(r.u64("witnessed at"))
-			if r.err == nil && n.witnessedAt == 0 {
-				r.fail("witnessed at")
-			}
-		}
 		ni := r.count(16, "intents")
 		for range ni {
 			var id IntentID
@@ -451,11 +433,7 @@ func decode(cfg Config, data []byte) (*Group, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		known := byte(7)
-		if version >= 4 {
-			known = 15
-		}
-		if flags&^known != 0 || !n.class.valid() || (flags&2 == 0 && (flags&4 != 0 || ni != 0)) {
+		if flags&^7 != 0 || !n.class.valid() || (flags&2 == 0 && (flags&4 != 0 || ni != 0)) {
 			return nil, fmt.Errorf("bad node flags")
 		}
 		if i > 0 && cmpEpochEid(prevEpoch, prevEid, n.epoch, n.eid) >= 0 {
@@ -648,21 +626,6 @@ func decode(cfg Config, data []byte) (*Group, error) {
 	// tip, and the structure must hold every invariant.
 	if n := g.canonicalTip(); n != g.head {
 		return nil, fmt.Errorf("stored head is not the fork-choice tip")
-	}
-	// A witness time was counted for the canonical child it had when
-	// encoded (noteWitnesses had run), and the chain is rebuilt the same.
-	// The first step checks every time against the decoded evidence
-	// again, so stored bytes cannot keep one whose condition fails.
-	g.witnessMut = g.mut - 1
-	for _, n := range g.nodes {
-		if !n.canonical || (n.witnessedAt == 0 && (n != g.root || g.witnessedAt == 0)) {
-			continue
-		}
-		for _, c := range n.children {
-			if c.canonical {
-				n.witnessVia = c
-			}
-		}
 	}
 	if err := g.checkStructure(); err != nil {
 		return nil, err

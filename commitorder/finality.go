@@ -5,9 +5,7 @@
 // subtree of R) at once when the head is HardDepth epochs past R, and
 // otherwise, once Grace has passed since C appeared, at the first of:
 // witnesses (every member of R seen acting on a canonical epoch below R, and
-// Grace passed since that has held, for the same canonical child: timed for
-// every epoch on the chain, so a backlog witnessed at t is final at
-// t+Grace, not one per Grace); depth (the head Depth epochs past R,
+// Grace passed since the last of them); depth (the head Depth epochs past R,
 // and no member seen acting on, nor a ciphertext pending for, an epoch we do
 // not hold numbered past R); age (C appeared MaxAge ago). Witness and depth
 // also wait while a ciphertext we could not read yet (CiphertextPending, no
@@ -47,9 +45,7 @@ func (g *Group) advanceFinality() {
 			break
 		}
 		g.finalise(r, c)
-		// c's witness time, kept while r was the root, carries over: a
-		// backlog of epochs witnessed together finalises together.
-		g.witnessedAt, c.witnessedAt = c.witnessedAt, 0
+		g.witnessedAt = 0
 		g.noteWitnesses()
 		if g.done {
 			return
@@ -107,118 +103,57 @@ func (g *Group) otherOnChain(r *node) bool {
 	return false
 }
 
-// noteWitnesses records when each epoch on the canonical chain with a
-// canonical child became fully witnessed: the root's in g.witnessedAt,
-// every later one's in its node. A time holds only while its condition
-// does, for the child it was counted for: it is cleared whenever the
-// condition stops holding (its chain or the evidence changed) or the
-// epoch's canonical child changes, and taken afresh when it holds again,
-// so a time carried over to a new root has held since it was taken, and
-// finality needs the condition to hold without a break for Grace. (The
-// root's time used to be kept once set: a member that deferred to a
-// sibling, saw everyone there, and went back to its own branch when the
-// deferral lapsed finalised its own branch, which nobody else was on, on
-// that stale evidence while the others held the sibling final;
-// testdata/stale_witness_time_after_switch_back.txt.) It runs only when
-// the evidence, the tree or the head changed, and every change of the
-// canonical chain is one of those.
+// noteWitnesses records when the root became fully witnessed.
 func (g *Group) noteWitnesses() {
-	if g.witnessMut == g.mut {
+	if g.witnessedAt != 0 || g.witnessMut == g.mut {
 		return
 	}
 	g.witnessMut = g.mut
-	for _, n := range g.nodes {
-		if !n.canonical || n == g.root {
-			n.witnessedAt = 0
-		}
-		if !n.canonical {
-			n.witnessVia = nil
+	var c *node
+	for _, ch := range g.root.children {
+		if ch.canonical {
+			c = ch
 		}
 	}
-	now := max(g.now, 1)
-	w := g.newWitnessScan()
-	for n := g.root; ; {
-		at := &n.witnessedAt
-		if n == g.root {
-			at = &g.witnessedAt
-		}
-		var c *node
-		for _, ch := range n.children {
-			if ch.canonical {
-				c = ch
-			}
-		}
-		if c == nil {
-			*at, n.witnessVia = 0, nil
-			return
-		}
-		ok := w.all(n)
-		if !ok || n.witnessVia != c {
-			*at = 0
-		}
-		if ok && *at == 0 {
-			*at = now
-		}
-		n.witnessVia = nil
-		if *at != 0 {
-			n.witnessVia = c
-		}
-		n = c
+	if c != nil && g.allWitnessed(g.root) {
+		g.witnessedAt = max(g.now, 1)
 	}
 }
 
-// witnessScan answers, for epochs on the canonical chain, whether every
-// member has been seen acting on a canonical epoch below it (we ourselves
-// count when our head is below it). newest[m] is the newest canonical
-// epoch m was seen on, found on first use; lag is the last member found
-// not witnessing, checked first: it usually fails again further down the
-// chain, which keeps this cheap in large groups.
-type witnessScan struct {
-	g      *Group
-	newest map[MemberID]uint64
-	lag    MemberID
-}
-
-func (g *Group) newWitnessScan() *witnessScan {
-	return &witnessScan{g: g, newest: map[MemberID]uint64{}}
-}
-
-func (w *witnessScan) all(n *node) bool {
-	if w.lag != "" && contains(n.members, w.lag) && !w.witnessed(n, w.lag) {
+// allWitnessed reports whether every member of r has been seen acting on a
+// canonical epoch below r (we ourselves count when our head is below r).
+// The member that failed last time is checked first: it usually still
+// fails, which keeps this cheap in large groups.
+func (g *Group) allWitnessed(r *node) bool {
+	if g.witnessLag != "" && contains(r.members, g.witnessLag) && !g.witnessed(r, g.witnessLag) {
 		return false
 	}
-	for _, m := range n.members {
-		if !w.witnessed(n, m) {
-			w.lag = m
+	for _, m := range r.members {
+		if !g.witnessed(r, m) {
+			g.witnessLag = m
 			return false
 		}
 	}
 	return true
 }
 
-// witnessed: m was seen on a canonical epoch numbered past n, which on the
-// canonical chain is one below n.
-func (w *witnessScan) witnessed(n *node, m MemberID) bool {
-	g := w.g
+func (g *Group) witnessed(r *node, m MemberID) bool {
 	if m == g.self {
-		// We witness n once our head is past it. For an epoch whose only
-		// member is us this alone makes n final (after Grace): nobody else
+		// We witness r once our head is past it. For an epoch whose only
+		// member is us this alone makes r final (after Grace): nobody else
 		// can commit on it, so there is no sibling to wait for — without
 		// it a group's founder waited MaxAge before welcoming anyone.
-		return g.head.epoch > n.epoch
+		return g.head.epoch > r.epoch
 	}
-	e, ok := w.newest[m]
-	if !ok {
-		for eid := range g.acts[m] {
-			// The node's own number, not the one the act reported: a tip
-			// naming an epoch before we held it could give any number.
-			if a := g.nodes[eid]; a != nil && a.canonical {
-				e = max(e, a.epoch)
-			}
+	for eid, ep := range g.acts[m] {
+		if ep <= r.epoch {
+			continue
 		}
-		w.newest[m] = e
+		if n := g.nodes[eid]; n != nil && n.canonical {
+			return true
+		}
 	}
-	return e > n.epoch
+	return false
 }
 
 // finalise deletes r (final) and every branch that forked at r other than c.

@@ -10,11 +10,9 @@
 // still can); the quorum is that of the branch as it now stands, counted on
 // the members of the newest epoch at or below the one claimed that the
 // claimant was seen on (branchMembers), so a branch that removed members
-// needs only the others it kept (and that the claimed epoch had); one
-// claim is enough from the only other member left on the branch the fork
-// choice picks (soleOtherHolds: the others its tip names were seen on the
-// claimed branch and removed there, so the claimant is the whole rest of
-// ours, which can then never win). And when,
+// needs only the others it kept; one claim is enough from the only other
+// member of the branch the fork choice picks (soleOtherHolds: it is the
+// whole rest of that branch, which can then never win). And when,
 // MaxAge after the chosen child appeared, we are
 // behind, no other member is seen on its branch alone, and a quorum of other
 // members is seen on a valid sibling's subtree that removes us (members seen
@@ -289,30 +287,21 @@ func (g *Group) scanHeldElsewhere() map[*node]*node {
 	return out
 }
 
-// soleOtherHolds reports whether the one other member left on the branch
-// the fork choice picks at p holds n (a sibling of that branch) or a
+// soleOtherHolds reports whether the one other member of the branch the
+// fork choice picks at p holds n (a sibling of that branch) or a
 // descendant of it final. The branch is counted as it now stands: the
 // members of the tip reached by the fork choice alone from p's best child
-// (not by deferring, so switching our head never changes the answer). Of
-// them, besides us and the holder, every one must have left that branch
-// for n's: never seen acting in our branch's subtree, seen acting in n's,
-// and removed on n's branch as the holder's acts show it (each removal a
-// commit we hold). The holder is then the whole rest of our branch: the
-// members p had and our branch removed are gone from it, the others went
-// to n's branch and were removed there (once they follow it they are
-// Removed; until then they can only come back to ours by rolling back, and
-// with us and the holder both final on n's branch they defer to it), so
-// nobody else can act on our branch from now on, and with the holder final
-// elsewhere it can never win (a member that finalised moves only by
-// Rejoin, which needs vouchers holding our branch final, and the one who
-// could join us there will not). One claim is then the quorum, as in a
-// two-member group: a member that lies about it could as well stall our
-// branch by never acting on it, and moves only us, who have nobody else
-// on that branch; it cannot fake the acts of the others on its own.
-// (Explorer, testdata/explore_partition_removed_witness_converges.txt: the
-// tip holds just the two of us. Beyond-window seeds 628, 19891: each side
-// of a split removed its own members down to one, and our tip still names
-// a member the holder's side removed after it acted there.)
+// (not by deferring, so switching our head never changes the answer),
+// which must be us and exactly one other. That member is then the whole
+// rest of our branch: the members p had and our branch removed are gone
+// from it, and nobody else can act there from now on, so with it final
+// elsewhere our branch can never win (a member that finalised moves only
+// by Rejoin, which needs vouchers holding our branch final, and the one
+// who could join us there will not). One claim is then the quorum, as in
+// a two-member group: a member that lies about it could as well stall our
+// branch by never acting on it, and moves only us, who share that branch
+// with nobody else (explorer, testdata/
+// explore_partition_removed_witness_converges.txt).
 func (g *Group) soleOtherHolds(p, n *node) bool {
 	r := g.bestChild(p)
 	if r == nil || r == n {
@@ -322,87 +311,25 @@ func (g *Group) soleOtherHolds(p, n *node) bool {
 	for c := g.bestChild(t); c != nil; c = g.bestChild(t) {
 		t = c
 	}
-	if !contains(t.members, g.self) {
+	if len(t.members) != 2 || !contains(t.members, g.self) {
 		return false
 	}
-	var holder MemberID
-	var held *node
-	for _, m := range t.members {
-		if m == g.self {
-			continue
-		}
-		if x := g.claimedIn(m, n); x != nil {
-			holder, held = m, x
-			break
-		}
+	other := t.members[0]
+	if other == g.self {
+		other = t.members[1]
 	}
-	if held == nil {
-		return false
-	}
-	var kept []MemberID
-	for _, m := range t.members {
-		if m == g.self || m == holder {
-			continue
-		}
-		if kept == nil {
-			kept = g.branchMembers(holder, held)
-		}
-		if contains(kept, m) || g.actedIn(m, r) || !g.actedIn(m, n) {
-			return false
-		}
-	}
-	return true
-}
-
-// claimedIn returns the epoch m claims final if it is n or a descendant of
-// n, held by us and naming m as a member; nil otherwise.
-func (g *Group) claimedIn(m MemberID, n *node) *node {
-	cl, ok := g.claims[m]
+	cl, ok := g.claims[other]
 	if !ok {
-		return nil
+		return false
 	}
 	x := g.nodes[cl.eid]
-	if x == nil || x == g.root || !contains(x.members, m) {
-		return nil
-	}
-	y := x
-	for y.up != nil && y.epoch > n.epoch {
-		y = y.up
-	}
-	if y != n {
-		return nil
-	}
-	return x
-}
-
-// actedIn reports whether m was seen acting on, or committed, an epoch in
-// n's subtree.
-func (g *Group) actedIn(m MemberID, n *node) bool {
-	for eid, ep := range g.acts[m] {
-		if ep < n.epoch {
-			continue
-		}
-		x := g.nodes[eid]
-		for x != nil && x.epoch > n.epoch {
-			x = x.up
-		}
-		if x == n {
-			return true
-		}
-	}
-	var walk func(x *node) bool
-	walk = func(x *node) bool {
-		if x.committer == m {
-			return true
-		}
-		for _, k := range x.children {
-			if walk(k) {
-				return true
-			}
-		}
+	if x == nil || x == g.root || !contains(x.members, other) {
 		return false
 	}
-	return walk(n)
+	for x.up != nil && x.epoch > n.epoch {
+		x = x.up
+	}
+	return x == n
 }
 
 // branchMembers is the membership that decides how many claims a branch
@@ -415,12 +342,7 @@ func (g *Group) actedIn(m MemberID, n *node) bool {
 // and a member back from an absence stayed alone on its stale commit for
 // ever while that other member waited for it). Each such epoch is one we
 // hold and m is a member of, so this moves us only as far as the members
-// that branch kept agree. Kept: members of base too. A member added after
-// base never held base final (it joined past it) and may never have been
-// welcomed (the Welcome waits for finality on the committer's side):
-// counting it raised the quorum from one to two when the claimant's branch
-// added a member after the epoch it claimed, and the member deferring to
-// it rolled back to its own branch for ever (beyond-window seed 12254).
+// that branch kept agree.
 func (g *Group) branchMembers(m MemberID, base *node) []MemberID {
 	best := base
 	for eid, ep := range g.acts[m] {
@@ -439,16 +361,7 @@ func (g *Group) branchMembers(m MemberID, base *node) []MemberID {
 			best = x
 		}
 	}
-	if best == base {
-		return base.members
-	}
-	var kept []MemberID
-	for _, k := range best.members {
-		if contains(base.members, k) {
-			kept = append(kept, k)
-		}
-	}
-	return kept
+	return best.members
 }
 
 func (g *Group) switchTo(tip *node) {

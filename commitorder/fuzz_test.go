@@ -37,19 +37,6 @@ func seedStates(tb testing.TB) [][]byte {
 	add(g)
 	step(tb, g, Tick{Now: at(time.Hour)})
 	add(g)
-	// Witness times past the root (codec version 4): b and c seen on c2
-	// witness g0 and c1.
-	g = newGroup(tb, Config{}, "a", ms)
-	c1 := mkCommit(g0, 2, "b", ClassUpdate, ms, 1)
-	c2 := mkCommit(c1.Eid, 3, "c", ClassUpdate, ms, 1)
-	step(tb, g, c1)
-	step(tb, g, c2)
-	step(tb, g, TipSeen{Member: "b", Eid: c2.Eid, Epoch: 3})
-	step(tb, g, TipSeen{Member: "c", Eid: c2.Eid, Epoch: 3})
-	if g.nodes[c1.Eid].witnessedAt == 0 {
-		tb.Fatal("c1 should be witnessed")
-	}
-	add(g)
 	return out
 }
 
@@ -58,7 +45,6 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(s)
 		f.Add(toV1(s))
 		f.Add(toV2(s))
-		f.Add(toV3(s))
 	}
 	f.Add([]byte("GCO\x01"))
 	f.Add([]byte{})
@@ -115,7 +101,6 @@ func toV1(s []byte) []byte {
 		panic(err)
 	}
 	g.behindSince, g.fresh, g.foreignAt = 0, false, 0
-	clearWitnessTimes(g)
 	b, _ := g.MarshalBinary()
 	v1 := b[:len(b)-16]
 	v1[3] = codecVersionV1
@@ -130,53 +115,23 @@ func toV2(s []byte) []byte {
 		panic(err)
 	}
 	g.foreignAt = 0
-	clearWitnessTimes(g)
 	b, _ := g.MarshalBinary()
 	v2 := b[:len(b)-8]
 	v2[3] = codecVersionV2
 	return v2
 }
 
-// toV3 rewrites a current state as version 3 would have stored it (no
-// witness times past the root).
-func toV3(s []byte) []byte {
-	b := withoutWitnessTimes(s)
-	b[3] = codecVersionV3
-	return b
-}
-
-// withoutWitnessTimes is s with the witness times past the root cleared.
-func withoutWitnessTimes(s []byte) []byte {
-	g, err := Unmarshal(Config{}, s)
-	if err != nil {
-		panic(err)
-	}
-	clearWitnessTimes(g)
-	b, _ := g.MarshalBinary()
-	return b
-}
-
-func clearWitnessTimes(g *Group) {
-	for _, n := range g.nodes {
-		n.witnessedAt = 0
-	}
-}
-
-// upgraded is what a decoded state re-encodes to: versions 1 to 3 gain
-// the later fields, zero (version 3 lacks only the witness times, which
-// are absent when zero).
+// upgraded is what a decoded state re-encodes to: versions 1 and 2 gain
+// the later fields, zero.
 func upgraded(data []byte) []byte {
-	if len(data) < 4 || data[3] < codecVersionV1 || data[3] > codecVersionV3 {
+	if len(data) < 4 || (data[3] != codecVersionV1 && data[3] != codecVersionV2) {
 		return data
 	}
 	out := slices.Clone(data)
-	out[3] = codecVersion
-	if data[3] == codecVersionV3 {
-		return out
-	}
 	if data[3] == codecVersionV1 {
 		out = binary.BigEndian.AppendUint64(out, 0)
 	}
+	out[3] = codecVersion
 	return binary.BigEndian.AppendUint64(out, 0)
 }
 
@@ -189,14 +144,6 @@ func TestUnmarshalVersion1(t *testing.T) {
 		if s[3] != codecVersion {
 			t.Fatalf("%d: seed state is not the current version", i)
 		}
-		g3, err := Unmarshal(Config{}, toV3(s))
-		if err != nil {
-			t.Fatalf("%d: version 3 rejected: %v", i, err)
-		}
-		if out, _ := g3.MarshalBinary(); !bytes.Equal(out, upgraded(toV3(s))) {
-			t.Fatalf("%d: version 3 does not re-encode as the current state", i)
-		}
-		s := withoutWitnessTimes(s)
 		g2, err := Unmarshal(Config{}, s)
 		if err != nil {
 			t.Fatal(err)
@@ -247,9 +194,9 @@ func TestUnmarshalVersion1(t *testing.T) {
 		t.Fatal("accepted a truncated version 3 state")
 	}
 	bad := slices.Clone(s)
-	bad[3] = codecVersion + 1
+	bad[3] = 4
 	if _, err := Unmarshal(Config{}, bad); err == nil {
-		t.Fatal("accepted version 5")
+		t.Fatal("accepted version 4")
 	}
 }
 

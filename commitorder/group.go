@@ -36,16 +36,6 @@ type node struct {
 	// including this one: the rate limit is read from the chain itself.
 	recent []MemberID
 	seenAt int64 // unix nanoseconds at which the commit was first seen
-	// witnessedAt: for a canonical epoch past the root, when every member
-	// of it was first seen on a canonical epoch below it, if that has held
-	// since; zero otherwise (the root's is Group.witnessedAt). Finalising
-	// its parent hands it on, so a backlog finalises at once.
-	witnessedAt int64
-	// witnessVia: the canonical child this epoch's witness time (the
-	// root's included) was counted for; a different child restarts it.
-	// Derived: set to the canonical child when decoded (the decoder
-	// rebuilds the same chain), nil while there is no time.
-	witnessVia *node
 
 	own     bool
 	intents []IntentID
@@ -106,9 +96,8 @@ type Group struct {
 	prop    *proposal
 
 	// witnessedAt is when every member of the root was first seen on a
-	// canonical descendant, if that has held since for the same canonical
-	// child (root.witnessVia); witness finality waits Grace after it so
-	// messages sent just before those acts can still arrive.
+	// descendant; witness finality waits Grace after it so messages sent
+	// just before those acts can still arrive.
 	witnessedAt int64
 	headSince   int64 // when the head last changed
 	// behindSince: when we last started catching up (a member acted on an
@@ -152,8 +141,10 @@ type Group struct {
 	unknownOK  bool
 	heldMut    uint64
 	heldVal    map[*node]*node
-	// witnessMut: noteWitnesses last ran at this stamp.
+	// witnessMut: noteWitnesses found the root not fully witnessed at
+	// this stamp.
 	witnessMut uint64
+	witnessLag MemberID // last member found not witnessing (a hint)
 	// histSet indexes history by epoch id; rebuilt when histKey changes.
 	histSet map[EpochID]struct{}
 	histKey histEntry

@@ -21,25 +21,6 @@ func (g *Group) checkInvariants() error {
 	if g.done {
 		return nil
 	}
-	// A witness time (the root's included) is kept only while its
-	// condition holds, for the canonical child it was counted for.
-	w := g.newWitnessScan()
-	for n := g.root; n != nil; {
-		at := n.witnessedAt
-		if n == g.root {
-			at = g.witnessedAt
-		}
-		var c *node
-		for _, ch := range n.children {
-			if ch.canonical {
-				c = ch
-			}
-		}
-		if at != 0 && (c == nil || n.witnessVia != c || !w.all(n)) {
-			return fail("witness time on %v, whose condition does not hold for its canonical child", n.eid)
-		}
-		n = c
-	}
 	// Nothing is retained longer than the finality rules allow.
 	for _, c := range g.root.children {
 		if c.canonical && g.rootFinal(g.root, c) {
@@ -64,11 +45,6 @@ func (g *Group) checkStructure() error {
 	for eid, n := range g.nodes {
 		if n.eid != eid {
 			return fail("node keyed wrongly")
-		}
-		if n.witnessedAt != 0 && (!n.canonical || n == g.root) {
-			// The root's witness time is the group's; one off the chain
-			// was left behind by a switch of branch.
-			return fail("witness time on %v, off the chain past the root", eid)
 		}
 		if n == g.root {
 			continue

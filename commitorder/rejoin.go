@@ -7,9 +7,7 @@
 // we do not know at numbers we hold final, we are not waiting MaxAge for the
 // losers of a fork we won to rejoin us, and more members hold another chain
 // final than ours; (B) first waits foreignWait for the fork's commits when
-// they can still reach us. In case (A) the quorum is that of the members of
-// our head seen on our chain past the fork (lostQuorum); in case (B) claims
-// older than our memory count only when they outnumber our support. Only a claim at a number we hold final proves another
+// they can still reach us. Only a claim at a number we hold final proves another
 // final chain at once; claims newer than our root or older than our memory
 // count only after MaxAge without progress (time offline does not count). In
 // case (A) a quorum holding our chain final past the fork clears the flag
@@ -112,18 +110,12 @@ func (g *Group) checkLost() {
 	// Claims at numbers we remember: the commits of that fork can still
 	// reach us and be judged (case A), so case (B) waits for them.
 	judgeable := len(vouchers) > 0 || g.diverged
-	if len(older) > support && !g.lost {
+	if support == 0 && !g.lost {
 		// Claims older than our memory count only when we have made no
-		// progress for MaxAge and more members make them than hold our
-		// chain final: then they are no laggards on our own ancestry
-		// (beyond seed 455; seed 34431 shows why support must outweigh
-		// them: in a 41-member group eight members still held an ancestor
-		// of a joiner's genesis final while the rest held ours). Support
-		// used to veto them outright, so two joiners welcomed onto a
-		// losing side, or two members that rejoined through a voucher
-		// that then rejoined elsewhere, held each other's chain final and
-		// stayed on it for ever while every other member held the group's
-		// (beyond-window seeds 15774, 701).
+		// progress for MaxAge and nobody holds our chain final: then they
+		// are no laggards on our own ancestry (beyond seed 455; seed 34431
+		// shows why support must veto: in a 41-member group eight members
+		// still held an ancestor of a joiner's genesis final).
 		for _, m := range older {
 			cl := g.claims[m]
 			vouchers = append(vouchers, m)
@@ -133,11 +125,7 @@ func (g *Group) checkLost() {
 		}
 	}
 	q := claimQuorum(len(g.head.members))
-	vq := q
-	if g.lost && !g.fresh {
-		vq = g.lostQuorum(vouchers)
-	}
-	if len(vouchers) < vq {
+	if len(vouchers) < q {
 		// A quorum holding our chain final past the fork shows that the
 		// better sibling we saw lost there too (it arrived after everyone
 		// had finalised): we did not lose. Clearing the flag keeps it from
@@ -275,60 +263,8 @@ func (g *Group) countForeign(oldest uint64, timed, stalled bool) int {
 			old++
 		}
 	}
-	if old > support || !timed {
+	if support == 0 || !timed {
 		n += old
 	}
 	return n
-}
-
-// lostQuorum is how many vouchers case (A) needs: the quorum of the members
-// of our head that could hold our branch final past the fork, that is us,
-// the vouchers, and every member seen on our chain past the fork (an act
-// on a canonical epoch we hold there, or a claim of one we hold or
-// remember). A member of our head never seen there since the fork is not
-// counted: it was not on our branch (one that finalised it with us was
-// seen there, or we could not have finalised: depth and age need another
-// member on our chain, witness needs all of them), so its silence vouches
-// for nothing; it went the other way and was removed there, or was added
-// by a commit whose Welcome never went out. Beyond-window seed 13871: each
-// side of a split removed its own members, the loser's head kept one
-// member the winner's side had removed and one it had added but never
-// welcomed, and the one voucher left was one short of a quorum of two for
-// ever while the winner waited for it to rejoin. A member seen on our
-// branch since our root was final still counts, so one liar cannot move a
-// member that finalised with others (testdata/long_partition_rejoins.txt).
-// A fresh joiner (nothing finalised since its Welcome) saw nobody on its
-// branch and finalised nothing itself: the full quorum of its head
-// (testdata/welcome_from_losing_commit.txt).
-func (g *Group) lostQuorum(vouchers []MemberID) int {
-	n := 1 // us
-	for _, m := range g.head.members {
-		if m == g.self {
-			continue
-		}
-		if slices.Contains(vouchers, m) || g.seenPastFork(m) {
-			n++
-		}
-	}
-	for _, m := range vouchers {
-		if !contains(g.head.members, m) {
-			n++
-		}
-	}
-	return claimQuorum(n)
-}
-
-// seenPastFork reports whether m was seen on our chain past the fork we
-// lost at: acting on a canonical epoch we hold numbered past it, or
-// claiming final one we hold or remember.
-func (g *Group) seenPastFork(m MemberID) bool {
-	for eid, ep := range g.acts[m] {
-		if n := g.nodes[eid]; n != nil && n.canonical && ep > g.lostEpoch {
-			return true
-		}
-	}
-	if cl, ok := g.claims[m]; ok && cl.epoch > g.lostEpoch && (g.nodes[cl.eid] != nil || g.inHistory(cl.eid)) {
-		return true
-	}
-	return false
 }

@@ -138,12 +138,6 @@ type simNode struct {
 	rejoined  map[int]bool // incarnations that ended in Rejoin
 	removed   map[int]bool // incarnations that ended in Removed
 	incFinals []map[uint64]EpochID
-	// fixed records, per incarnation, the final chain as far as it is
-	// fixed: every epoch finalised, the root (the newest final epoch: its
-	// siblings are dropped, the member can no longer switch) and every
-	// ancestor of those, epoch -> eid.
-	fixed    map[uint64]EpochID
-	incFixed []map[uint64]EpochID
 }
 
 type sim struct {
@@ -256,8 +250,6 @@ func (s *sim) start(n *simNode, gen Genesis) {
 	n.pending = map[EpochID][]*simMsg{}
 	n.finals = map[uint64]EpochID{}
 	n.incFinals = append(n.incFinals, n.finals)
-	n.fixed = map[uint64]EpochID{}
-	n.incFixed = append(n.incFixed, n.fixed)
 	n.rejoin = false
 	s.sync(n)
 }
@@ -667,16 +659,6 @@ func (s *sim) effect(n *simNode, e Effect) (durable bool) {
 		}
 		n.finals[ep] = e.Eid
 		s.logf("%s finalises %v@%d", n.id, e.Eid, ep)
-		s.fix(n, e.Eid, ep)
-		if r := n.g.root; contains(r.members, n.id) {
-			// A root that removes us ends this incarnation (Removed), and
-			// may be a sibling of the removal the group finalised: with
-			// its head removing it a member needs no quorum to finalise
-			// (normal seed 3346: m04, removed by both of two racing
-			// removals with the same result, finalised the losing one by
-			// age). Which commit removed it changes nothing.
-			s.fix(n, r.eid, r.epoch)
-		}
 		return true
 	case DropBranch:
 		for _, x := range e.Eids {
@@ -771,26 +753,6 @@ func (s *sim) effect(n *simNode, e Effect) (durable bool) {
 		s.fail("unexpected effect %T", e)
 	}
 	return false
-}
-
-// fix records eid (numbered ep) and its ancestors in n's fixed chain. Down
-// to the first epoch already recorded they must agree with what was: one
-// incarnation's final chain never forks.
-func (s *sim) fix(n *simNode, eid EpochID, ep uint64) {
-	for {
-		if o, ok := n.fixed[ep]; ok {
-			if o != eid {
-				s.fail("%s holds %v and %v final at epoch %d", n.id, o, eid, ep)
-			}
-			return
-		}
-		n.fixed[ep] = eid
-		c := s.byEid[eid]
-		if c == nil || ep <= 1 {
-			return
-		}
-		eid, ep = c.Parent, ep-1
-	}
 }
 
 func (s *sim) register(c *simCommit) {
@@ -1241,13 +1203,7 @@ func (s *sim) check() {
 	// 1. Safety: incarnations that did not end in a rejoin agree on every
 	// epoch both finalised. After an outage beyond the window, a member
 	// removed on the losing side never learns it lost; it is excluded too.
-	// Their fixed chains (final epochs, the root, and their ancestors) agree
-	// too, wherever both reach: a member whose root is a sibling of the
-	// epoch another finalised disagrees with it, though the number was
-	// finalised by only one of them (a stale witness time once finalised
-	// the wrong sibling that way).
 	final := map[uint64]EpochID{}
-	fixed := map[uint64]EpochID{}
 	for _, n := range s.nodes {
 		for i, f := range n.incFinals {
 			if n.rejoined[i+1] || (s.longOutage && n.removed[i+1]) {
@@ -1258,12 +1214,6 @@ func (s *sim) check() {
 					s.fail("epoch %d finalised as %v and %v (%s)", ep, o, e, n.id)
 				}
 				final[ep] = e
-			}
-			for ep, e := range n.incFixed[i] {
-				if o, ok := fixed[ep]; ok && o != e {
-					s.fail("final chains diverge at epoch %d: %v and %v (%s)", ep, o, e, n.id)
-				}
-				fixed[ep] = e
 			}
 		}
 	}
@@ -1631,32 +1581,6 @@ func TestSimulationBeyondRegressions(t *testing.T) {
 		{"ActsPastOurRemovalCountOnTheRemover5956", 5956},
 		{"ActsPastOurRemovalCountOnTheRemover8898", 8898},
 		{"ActsPastOurRemovalCountOnTheRemover8919", 8919},
-		// Issue 17. Each side of a split removed its own members down to
-		// one; the member that had not finalised the fork stayed on its
-		// better branch, which only it was on, while the one other member
-		// left held the sibling final (one claim, one short of two): the
-		// tip's other members, seen on the sibling and removed there, no
-		// longer count (soleOtherHolds). 628 was reached once witness
-		// finality was timed per epoch.
-		{"DesertedBranchDefersToSoleHolder628", 628},
-		{"DesertedBranchDefersToSoleHolder19891", 19891},
-		// The claimant's branch added a member after the epoch it claimed,
-		// never welcomed: the quorum went from one to two and the member
-		// deferring rolled back to its own branch for good. The quorum is
-		// now that of the claimed epoch's members the branch kept.
-		{"QuorumIgnoresMembersAddedAfterTheClaim12254", 12254},
-		// The member that lost the fork needed two vouchers, but its head
-		// kept a member removed on the winner's side and one it had added
-		// itself and never welcomed; neither was ever seen on its branch
-		// (lostQuorum counts only members seen there).
-		{"LostQuorumOfMembersSeenOnOurBranch13871", 13871},
-		// Two members on a dead chain (joiners welcomed onto the losing
-		// side; rejoiners whose voucher then rejoined elsewhere) held each
-		// other's chain final, which vetoed the claims of every other
-		// member, older than their memory: such claims now count when
-		// more members make them than hold our chain final.
-		{"OlderClaimsOutnumberSupport15774", 15774},
-		{"OlderClaimsOutnumberSupport701", 701},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
