@@ -47,33 +47,6 @@ func (g *peerSyncGate) block(ps ...peer.ID) {
 	}
 }
 
-// gatedMemNode is memNode with its network wrapped in a peerSyncGate and a
-// finality age long enough that only witness finality (every member seen
-// on a later epoch, then the grace) closes an epoch during the test.
-func gatedMemNode(t *testing.T, mn *p2p.MemNetwork, name string) (*Node, *p2p.MemNode, *peerSyncGate) {
-	t.Helper()
-	mnode, err := mn.NewNode(p2p.Config{Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &peerSyncGate{Network: mnode, blocked: map[peer.ID]bool{}, opened: make(chan struct{})}
-	cfg := Config{Home: t.TempDir(), Name: name, Network: gate, Logger: testLogger().With("node", name)}
-	testTiming(&cfg)
-	cfg.FinalityAge = 20 * time.Second
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		n.Close()
-		mnode.Close()
-	})
-	return n, mnode, gate
-}
-
 // TestForkPointMessagesReachWinners: a 2/2 partition that heals within
 // the window. Carol, on the losing half, speaks in the fork point before
 // her half's commit; only dave hears it. After the heal, alice and bob
@@ -85,41 +58,22 @@ func gatedMemNode(t *testing.T, mn *p2p.MemNetwork, name string) (*Node, *p2p.Me
 // half (issue 17, testnet partition at 12 nodes, seeds 6, 7, 9, 15).
 func TestForkPointMessagesReachWinners(t *testing.T) {
 	checkLeaks(t)
-	mn := p2p.NewMemNetwork()
-	names := []string{"alice", "bob", "carol", "dave"}
-	ns := make([]*Node, len(names))
-	raw := make([]*p2p.MemNode, len(names))
-	gates := make([]*peerSyncGate, len(names))
-	for i, name := range names {
-		ns[i], raw[i], gates[i] = gatedMemNode(t, mn, name)
-	}
+	// A finality age long enough that only witness finality (every member
+	// seen on a later epoch, then the grace) closes an epoch here.
+	raw := map[string]*p2p.MemNode{}
+	gates := map[string]*peerSyncGate{}
+	_, ns, g := wrappedMemGroup(t, func(name string, net p2p.Network, cfg *Config) p2p.Network {
+		cfg.FinalityAge = 20 * time.Second
+		raw[name] = net.(*p2p.MemNode)
+		gates[name] = &peerSyncGate{Network: net, blocked: map[peer.ID]bool{}, opened: make(chan struct{})}
+		return gates[name]
+	}, "alice", "bob", "carol", "dave")
 	alice, carol, dave := ns[0], ns[2], ns[3]
 	ctx := ctxT(t, 60*time.Second)
-	for i := range ns {
-		for j := i + 1; j < len(ns); j++ {
-			if err := ns[i].Connect(ctx, ns[j].AddrInfo()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	gi, err := alice.CreateGroup(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := gi.ID
-	for _, n := range ns[1:] {
-		inv, err := alice.Invite(ctx, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Join(ctx, inv.Code); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if _, err := carol.Send(ctx, g, "before the split from carol"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "group formed", func() error {
+	eventually(t, 15*time.Second, "everyone has carol's first message", func() error {
 		if err := sameEpoch(ns, g); err != nil {
 			return err
 		}
@@ -132,9 +86,9 @@ func TestForkPointMessagesReachWinners(t *testing.T) {
 	})
 	forkEpoch := epochOf(t, ctx, alice, g)
 
-	for _, x := range raw[:2] {
+	for _, x := range []string{"alice", "bob"} {
 		for _, y := range ns[2:] {
-			x.Disconnect(y.PeerID())
+			raw[x].Disconnect(y.PeerID())
 		}
 	}
 	if _, err := carol.Send(ctx, g, "fork point from carol"); err != nil {
@@ -155,8 +109,8 @@ func TestForkPointMessagesReachWinners(t *testing.T) {
 		}
 		return nil
 	})
-	for _, w := range gates[:2] {
-		w.block(carol.PeerID(), dave.PeerID())
+	for _, w := range []string{"alice", "bob"} {
+		gates[w].block(carol.PeerID(), dave.PeerID())
 	}
 	for _, x := range ns[:2] {
 		for _, y := range ns[2:] {
@@ -175,8 +129,8 @@ func TestForkPointMessagesReachWinners(t *testing.T) {
 		}
 		return nil
 	})
-	for _, w := range gates[:2] {
-		close(w.opened)
+	for _, w := range []string{"alice", "bob"} {
+		close(gates[w].opened)
 	}
 	eventually(t, 15*time.Second, "everyone has everything", func() error {
 		if err := sameEpoch(ns, g); err != nil {
